@@ -1,0 +1,106 @@
+#!/usr/bin/env node
+/**
+ * `kindler`: the local CLI. With a daemon running it sends the verb over the control socket;
+ * without one it runs the engine in-process under the same single-writer lock.
+ */
+import { readFile } from 'node:fs/promises';
+import { userInfo } from 'node:os';
+import { resolve } from 'node:path';
+import { runCommand, VERB_SPECS } from './commands/index.js';
+import { tryConnect, runRemote } from './control/client.js';
+import { socketPath } from './control/server.js';
+import { runDaemon } from './daemon.js';
+import { Engine } from './engine/engine.js';
+import { loadConfig, ConfigError } from './store/config.js';
+import { LockHeldError } from './store/lock.js';
+import { StateFileError } from './store/state.js';
+
+function localUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return `uid-${process.getuid?.() ?? 'unknown'}`;
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const cfg = loadConfig();
+  if (argv[0] === 'daemon') {
+    if (argv.length > 1) {
+      process.stderr.write('error: daemon: takes no arguments (configure it with KINDLER_CONFIG)\n');
+      return 2;
+    }
+    return runDaemon(cfg);
+  }
+  const sock = await tryConnect(socketPath(cfg.dataDir));
+  if (sock) {
+    // Files named on the command line are read here, as this user sees them.
+    const files: Record<string, string> = {};
+    const spec = VERB_SPECS.find((v) => v.name === argv[0]);
+    if (spec?.fileArg) {
+      const idx = spec.args.findIndex((a) => a.name === spec.fileArg);
+      const positional = argv.slice(1).filter((a) => !a.startsWith('-'));
+      const p = positional[idx];
+      if (p !== undefined) {
+        try {
+          files[p] = await readFile(resolve(p), 'utf8');
+        } catch { /* the verb reports the unreadable file */ }
+      }
+    }
+    process.on('SIGINT', () => sock.destroy());
+    return runRemote(sock, { type: 'run', argv, user: localUser(), isTTY: Boolean(process.stdout.isTTY), columns: process.stdout.columns ?? 80, files }, {
+      out: (s) => process.stdout.write(s),
+      err: (s) => process.stderr.write(s),
+    });
+  }
+  const engine = await Engine.start(cfg, {
+    role: 'cli',
+    log: (level, msg) => {
+      if (level === 'error') process.stderr.write(`kindler: ${msg}\n`);
+    },
+  });
+  const abort = new AbortController();
+  let interrupted = false;
+  process.on('SIGINT', () => {
+    if (interrupted) return;
+    interrupted = true;
+    abort.abort();
+    process.stderr.write('\ninterrupted: stopping running tasks (their cleanup runs)…\n');
+    void engine.shutdown();
+  });
+  process.on('SIGTERM', () => {
+    abort.abort();
+    void engine.shutdown();
+  });
+  const code = await runCommand(argv, {
+    engine,
+    actor: { user: localUser(), source: 'local-cli' },
+    io: {
+      out: (s) => process.stdout.write(s),
+      err: (s) => process.stderr.write(s),
+      isTTY: Boolean(process.stdout.isTTY),
+      columns: process.stdout.columns ?? 80,
+      signal: abort.signal,
+      readFile: (p) => readFile(resolve(p), 'utf8'),
+    },
+  });
+  // Without a daemon this process is the engine: it stays until its tasks have finished.
+  if (engine.busy && !interrupted) process.stderr.write('no kindler daemon is running: waiting here until the task finishes (Ctrl-C stops it)\n');
+  await engine.idle();
+  await engine.shutdown();
+  return interrupted ? 130 : code;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: Error) => {
+    if (e instanceof ConfigError || e instanceof StateFileError || e instanceof LockHeldError) {
+      process.stderr.write(`error: ${e.message}\n`);
+    } else {
+      process.stderr.write(`error: internal: ${e.stack ?? e.message}\n`);
+    }
+    process.exitCode = 1;
+  },
+);

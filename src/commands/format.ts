@@ -1,0 +1,68 @@
+/**
+ * Text rendering for the verbs: aligned tables, a progress bar, human times. Every cell is sanitized.
+ */
+import { formatDuration } from '../core/duration.js';
+import { sanitizeLine } from '../core/text.js';
+import type { Cluster, Task } from '../core/types.js';
+
+export function table(header: string[], rows: (string | number | undefined)[][]): string {
+  const cells = [header, ...rows.map((r) => r.map((c) => sanitizeLine(c === undefined || c === '' ? '-' : String(c))))];
+  const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  return `${cells.map((r) => r.map((c, i) => (i === r.length - 1 ? c : (c ?? '').padEnd(widths[i]!))).join('  ')).join('\n')}\n`;
+}
+
+export function expiresIn(c: Cluster, nowMs = Date.now()): string {
+  if (!c.expiresAt) return '-';
+  const left = Date.parse(c.expiresAt) - nowMs;
+  return left <= 0 ? 'expired' : formatDuration(left);
+}
+
+export function clusterTable(clusters: Cluster[]): string {
+  if (clusters.length === 0) return 'no clusters\n';
+  return table(
+    ['NAME', 'PROVIDER', 'DESIRED', 'ACTUAL', 'NODES', 'HTTP', 'HTTPS', 'API', 'OWNER', 'EXPIRES', 'LAST TASK'],
+    clusters.map((c) => [c.name, c.provider, c.desired, c.actual, `${c.servers}+${c.agents}`, c.httpPort, c.httpsPort, c.apiPort, c.owner, expiresIn(c), c.lastTaskId]),
+  );
+}
+
+export function taskTable(tasks: Task[]): string {
+  if (tasks.length === 0) return 'no tasks\n';
+  return table(
+    ['ID', 'KIND', 'CLUSTER', 'STATE', 'PROGRESS', 'STEP', 'USER', 'CREATED', 'ERROR'],
+    tasks.map((t) => [t.id, t.kind, t.cluster, t.state, `${t.progress}%`, t.step, t.user, t.createdAt, t.error?.reason]),
+  );
+}
+
+export function clusterDetails(c: Cluster, tasks: Task[]): string {
+  const kv: [string, string | number | undefined][] = [
+    ['name', c.name],
+    ['provider', c.provider],
+    ['desired', c.desired],
+    ['actual', c.actual],
+    ['nodes', `${c.servers} server(s), ${c.agents} agent(s)`],
+    ['image', c.image ?? 'provider default'],
+    ['http port', c.httpPort],
+    ['https port', c.httpsPort],
+    ['api port', c.apiPort],
+    ['subnet', c.subnet],
+    ['node address', c.nodeAddress],
+    ['kube context', c.kubeContext],
+    ['kubeconfig', c.kubeconfig],
+    ['owner', c.owner],
+    ['created', c.createdAt],
+    ['expires', c.expiresAt ? `${c.expiresAt} (in ${expiresIn(c)})` : undefined],
+    ['last error', c.lastError],
+  ];
+  let out = kv.map(([k, v]) => `${k.padEnd(14)} ${sanitizeLine(v === undefined || v === '' ? '-' : String(v))}`).join('\n');
+  if (c.steps?.length) {
+    out += `\n\nsteps (task ${c.steps[0]!.taskId}):\n`;
+    out += c.steps.map((s) => `  ${s.state.padEnd(10)} ${sanitizeLine(s.title)}${s.error ? ` — ${sanitizeLine(s.error)}` : ''}`).join('\n');
+  }
+  if (tasks.length) out += `\n\nrecent tasks:\n${taskTable(tasks).replace(/^/gm, '  ').trimEnd()}`;
+  return `${out}\n`;
+}
+
+export function bar(pct: number, width = 30): string {
+  const n = Math.round((Math.max(0, Math.min(100, pct)) / 100) * width);
+  return `[${'#'.repeat(n)}${'.'.repeat(width - n)}] ${String(pct).padStart(3)}%`;
+}

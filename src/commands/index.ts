@@ -1,0 +1,413 @@
+/**
+ * The verb table: parse, call the engine, print text or --json. Every face (local CLI, control
+ * socket, SSH exec) runs verbs through `runCommand`, so parsing, output and exit codes cannot drift.
+ */
+import { EXIT, KindlerError, usageError } from '../core/errors.js';
+import { parseDuration } from '../core/duration.js';
+import { parsePort } from '../core/ports.js';
+import { checkImage, parseCount, parseProvider, type CreateRequest } from '../core/spec.js';
+import { sanitizeLine, shown } from '../core/text.js';
+import { isTerminal, type Task } from '../core/types.js';
+import { Engine, type Actor } from '../engine/engine.js';
+import { doctor } from '../provision/doctor.js';
+import { bar, clusterDetails, clusterTable, table, taskTable } from './format.js';
+import { helpText, parseArgs, type Parsed, type VerbSpec } from './parse.js';
+
+export const VERSION = '0.1.0';
+
+/** Where a verb writes, and what it knows about the client. */
+export interface IO {
+  out(s: string): void;
+  err(s: string): void;
+  isTTY: boolean;
+  columns: number;
+  /** Aborted when the client goes away (Ctrl-C, dropped connection). */
+  signal: AbortSignal;
+  /** Reads a file named on the command line, as the client sees it. */
+  readFile(path: string): Promise<string>;
+}
+
+export interface Context {
+  engine: Engine;
+  actor: Actor;
+  io: IO;
+}
+
+interface Verb extends VerbSpec {
+  run(p: Parsed, ctx: Context, json: boolean): Promise<number>;
+}
+
+const WAIT = { wait: { type: 'bool' as const, help: 'follow progress and log until the task ends; exit with its result' } };
+
+function print(ctx: Context, json: boolean, value: unknown, text: () => string): void {
+  ctx.io.out(json ? `${JSON.stringify(value)}\n` : text());
+}
+
+function taskLine(t: Task): string {
+  return `task ${t.id}: ${t.kind} ${t.cluster} ${t.state}${t.error ? ` — ${sanitizeLine(t.error.reason)}` : ''}\n`;
+}
+
+/** Exit code for a finished task. */
+function taskExit(t: Task): number {
+  return t.state === 'succeeded' ? EXIT.ok : EXIT.failed;
+}
+
+/** After a mutating verb: print the task at once, or follow it with --wait. */
+async function report(ctx: Context, p: Parsed, json: boolean, task: Task): Promise<number> {
+  if (!p.flags.wait) {
+    print(ctx, json, { task }, () => `${taskLine(task).trimEnd()}\nfollow it with: kindler logs ${task.id} --follow\n`);
+    return EXIT.ok;
+  }
+  if (!json) ctx.io.out(taskLine(task));
+  const final = await follow(ctx, task.id, { showLog: !json, showProgress: !json });
+  if (!final) return EXIT.failed;
+  print(ctx, json, { task: final }, () => taskLine(final));
+  if (!json && final.error?.stderrTail.length) ctx.io.err(`last stderr lines:\n${final.error.stderrTail.map((l) => `  ${l}`).join('\n')}\n`);
+  return taskExit(final);
+}
+
+/**
+ * Prints a task's log from the start, then live lines and progress until it ends. Lines are never
+ * lost or doubled: the live feed is joined first and everything up to the disk copy's length skipped.
+ */
+async function follow(ctx: Context, id: string, o: { showLog: boolean; showProgress: boolean }): Promise<Task | null> {
+  const { engine, io } = ctx;
+  const buffered: { lines: string[]; from: number }[] = [];
+  let printedUpTo = -1;
+  let lastStep = '';
+  let barShown = false;
+  let resolveDone!: (t: Task | null) => void;
+  const done = new Promise<Task | null>((r) => (resolveDone = r));
+  const clearBar = () => {
+    if (barShown) io.out('\r\x1b[2K');
+    barShown = false;
+  };
+  const emitLines = (lines: string[], from: number) => {
+    if (!o.showLog) return;
+    const skip = Math.max(0, printedUpTo - from);
+    if (skip >= lines.length) return;
+    clearBar();
+    io.out(`${lines.slice(skip).map((l) => sanitizeLine(l)).join('\n')}\n`);
+    printedUpTo = from + lines.length;
+  };
+  const showProgress = (t: Task) => {
+    if (!o.showProgress) return;
+    if (io.isTTY) {
+      clearBar();
+      const label = sanitizeLine(t.step ?? t.state).slice(0, Math.max(10, io.columns - 45));
+      io.out(`${bar(t.progress)} ${label}`);
+      barShown = true;
+    } else if (t.step && t.step !== lastStep) {
+      lastStep = t.step;
+      io.out(`[${String(t.progress).padStart(3)}%] ${sanitizeLine(t.step)}\n`);
+    }
+  };
+  let ready = false;
+  const off = engine.feed.subscribe((e) => {
+    if (e.type === 'log' && e.taskId === id) {
+      if (ready) emitLines(e.lines, e.from);
+      else buffered.push({ lines: e.lines, from: e.from });
+    } else if (e.type === 'task' && e.task.id === id) {
+      if (ready) showProgress(e.task);
+      if (isTerminal(e.task.state)) {
+        // The last log lines are flushed before the final task event; give them one tick.
+        setImmediate(() => resolveDone(e.task));
+      }
+    }
+  });
+  const onAbort = () => resolveDone(null);
+  io.signal.addEventListener('abort', onAbort);
+  try {
+    const disk = await engine.readLog(id);
+    if (o.showLog && disk.length) io.out(`${disk.map((l) => sanitizeLine(l)).join('\n')}\n`);
+    printedUpTo = disk.length;
+    ready = true;
+    for (const b of buffered.splice(0)) emitLines(b.lines, b.from);
+    const now = engine.getTask(id);
+    if (now && isTerminal(now.state)) resolveDone(now);
+    else if (now) showProgress(now);
+    const t = await done;
+    clearBar();
+    return t;
+  } finally {
+    off();
+    io.signal.removeEventListener('abort', onAbort);
+  }
+}
+
+function resolveTask(ctx: Context, ref: string): Task {
+  if (/^t-/.test(ref)) {
+    Engine.checkTaskId(ref);
+    const t = ctx.engine.getTask(ref);
+    if (!t) throw new KindlerError('notFound', `task: no task "${ref}"`);
+    return t;
+  }
+  const t = ctx.engine.latestTaskFor(ref);
+  if (!t) throw new KindlerError('notFound', `task: no task id or cluster with tasks named ${shown(ref, 40)}`);
+  return t;
+}
+
+const VERBS: Verb[] = [
+  {
+    name: 'list',
+    summary: 'List clusters with their desired and actual state.',
+    args: [],
+    flags: {},
+    async run(_p, ctx, json) {
+      const clusters = ctx.engine.listClusters();
+      print(ctx, json, { clusters }, () => clusterTable(clusters));
+      return EXIT.ok;
+    },
+  },
+  {
+    name: 'show',
+    summary: "Show one cluster: its record, its steps' results and its recent tasks.",
+    args: [{ name: 'name', required: true, help: 'cluster name' }],
+    flags: {},
+    async run(p, ctx, json) {
+      const name = p.args.name!;
+      const c = ctx.engine.getCluster(name);
+      if (!c) throw new KindlerError('notFound', `cluster: no cluster named ${shown(name, 40)}`);
+      const tasks = ctx.engine.listTasks({ cluster: name, limit: 5 });
+      print(ctx, json, { cluster: c, tasks }, () => clusterDetails(c, tasks));
+      return EXIT.ok;
+    },
+  },
+  {
+    name: 'create',
+    summary: 'Create a cluster. Prints the task at once; --wait follows it to the end.',
+    args: [{ name: 'name', required: true, help: 'cluster name: lowercase DNS label, starts with a letter' }],
+    flags: {
+      provider: { type: 'string', value: 'k3d|kind', help: 'provider (default from config)' },
+      servers: { type: 'string', value: 'N', help: 'server / control-plane nodes, 1-7 (default 1)' },
+      agents: { type: 'string', value: 'N', help: 'agent / worker nodes, 0-20 (default from config)' },
+      image: { type: 'string', value: 'IMAGE', help: 'node image (default: the provider default)' },
+      'http-port': { type: 'string', value: 'P', help: 'host port for ingress HTTP (default: allocated)' },
+      'https-port': { type: 'string', value: 'P', help: 'host port for ingress HTTPS (default: allocated)' },
+      'api-port': { type: 'string', value: 'P', help: 'host port for the API server (default: allocated)' },
+      subnet: { type: 'string', value: 'CIDR', help: 'k3d only: a dedicated docker network subnet' },
+      ttl: { type: 'string', value: 'DURATION', help: 'expire after this long, e.g. 2h or 1d' },
+      'remove-on-failure': { type: 'bool', help: 'drop the record if the create fails (default: keep it as failed)' },
+      ...WAIT,
+    },
+    async run(p, ctx, json) {
+      const cfg = ctx.engine.cfg;
+      const f = p.flags as Record<string, string | undefined>;
+      const ttl = f.ttl ?? cfg.defaults.ttl;
+      const req: CreateRequest = {
+        name: p.args.name!,
+        provider: parseProvider(f.provider ?? cfg.defaults.provider),
+        servers: f.servers !== undefined ? parseCount('servers', f.servers) : cfg.defaults.servers,
+        agents: f.agents !== undefined ? parseCount('agents', f.agents) : cfg.defaults.agents,
+        ...(f.image !== undefined ? (checkImage(f.image), { image: f.image }) : {}),
+        ...(f['http-port'] !== undefined ? { httpPort: parsePort('http-port', f['http-port']) } : {}),
+        ...(f['https-port'] !== undefined ? { httpsPort: parsePort('https-port', f['https-port']) } : {}),
+        ...(f['api-port'] !== undefined ? { apiPort: parsePort('api-port', f['api-port']) } : {}),
+        ...(f.subnet !== undefined ? { subnet: f.subnet } : {}),
+        ...(ttl ? { ttlMs: parseDuration('ttl', ttl) } : {}),
+        ...(p.flags['remove-on-failure'] ? { removeOnFailure: true } : {}),
+      };
+      const task = await ctx.engine.create(req, ctx.actor);
+      return report(ctx, p, json, task);
+    },
+  },
+  {
+    name: 'delete',
+    summary: 'Delete a cluster (idempotent: an already-gone cluster is removed with a note).',
+    args: [{ name: 'name', required: true, help: 'cluster name' }],
+    flags: { ...WAIT },
+    async run(p, ctx, json) {
+      return report(ctx, p, json, await ctx.engine.delete(p.args.name!, ctx.actor));
+    },
+  },
+  {
+    name: 'start',
+    summary: 'Start a stopped cluster.',
+    args: [{ name: 'name', required: true, help: 'cluster name' }],
+    flags: { ...WAIT },
+    async run(p, ctx, json) {
+      return report(ctx, p, json, await ctx.engine.startCluster(p.args.name!, ctx.actor));
+    },
+  },
+  {
+    name: 'stop',
+    summary: 'Stop a running cluster (its containers stay).',
+    args: [{ name: 'name', required: true, help: 'cluster name' }],
+    flags: { ...WAIT },
+    async run(p, ctx, json) {
+      return report(ctx, p, json, await ctx.engine.stopCluster(p.args.name!, ctx.actor));
+    },
+  },
+  {
+    name: 'import-image',
+    summary: 'Import a local docker image into a running cluster.',
+    args: [
+      { name: 'name', required: true, help: 'cluster name' },
+      { name: 'image', required: true, help: 'image reference present in the local docker store' },
+    ],
+    flags: { ...WAIT },
+    async run(p, ctx, json) {
+      checkImage(p.args.image!);
+      return report(ctx, p, json, await ctx.engine.importImage(p.args.name!, p.args.image!, ctx.actor));
+    },
+  },
+  {
+    name: 'tasks',
+    summary: 'List tasks, newest first.',
+    args: [],
+    flags: {
+      cluster: { type: 'string', value: 'NAME', help: 'only this cluster' },
+      active: { type: 'bool', help: 'only queued and running tasks' },
+      limit: { type: 'string', value: 'N', help: 'at most N tasks (default 50)' },
+    },
+    async run(p, ctx, json) {
+      const limitRaw = p.flags.limit as string | undefined;
+      if (limitRaw !== undefined && !/^[1-9][0-9]{0,5}$/.test(limitRaw)) throw usageError(`limit: must be a whole number 1-999999 (got ${shown(limitRaw, 20)})`, 'limit');
+      const tasks = ctx.engine.listTasks({
+        ...(p.flags.cluster ? { cluster: p.flags.cluster as string } : {}),
+        active: Boolean(p.flags.active),
+        limit: limitRaw ? Number(limitRaw) : 50,
+      });
+      print(ctx, json, { tasks }, () => taskTable(tasks));
+      return EXIT.ok;
+    },
+  },
+  {
+    name: 'task',
+    summary: 'Show one task: state, progress, steps, error and the last stderr lines.',
+    args: [{ name: 'id', required: true, help: 'task id (t-N)' }],
+    flags: {},
+    async run(p, ctx, json) {
+      Engine.checkTaskId(p.args.id!);
+      const t = resolveTask(ctx, p.args.id!);
+      print(ctx, json, { task: t }, () => {
+        let s = taskTable([t]);
+        for (const st of t.steps) s += `  [${st.n}/${st.of}] ${st.state.padEnd(9)} ${sanitizeLine(st.title)}\n`;
+        if (t.notes.length) s += t.notes.map((n) => `  note: ${sanitizeLine(n)}\n`).join('');
+        if (t.error?.stderrTail.length) s += `last stderr lines:\n${t.error.stderrTail.map((l) => `  ${sanitizeLine(l)}`).join('\n')}\n`;
+        return s;
+      });
+      return EXIT.ok;
+    },
+  },
+  {
+    name: 'logs',
+    summary: "Print a task's full log (by task id, or a cluster's latest task); --follow streams it live.",
+    args: [{ name: 'ref', required: true, help: 'task id (t-N) or cluster name' }],
+    flags: { follow: { type: 'bool', help: 'keep printing new lines until the task ends' } },
+    async run(p, ctx, json) {
+      const t = resolveTask(ctx, p.args.ref!);
+      if (p.flags.follow && !json) {
+        const final = await follow(ctx, t.id, { showLog: true, showProgress: false });
+        if (final) ctx.io.err(taskLine(final));
+        return EXIT.ok;
+      }
+      if (p.flags.follow) await follow(ctx, t.id, { showLog: false, showProgress: false });
+      const lines = await ctx.engine.readLog(t.id);
+      const task = ctx.engine.getTask(t.id)!;
+      print(ctx, json, { task, lines }, () => (lines.length ? `${lines.map((l) => sanitizeLine(l)).join('\n')}\n` : ''));
+      return EXIT.ok;
+    },
+  },
+  {
+    name: 'cancel',
+    summary: 'Cancel a queued or running task; a running script is stopped and its cleanup runs.',
+    args: [{ name: 'id', required: true, help: 'task id (t-N)' }],
+    flags: { ...WAIT },
+    async run(p, ctx, json) {
+      Engine.checkTaskId(p.args.id!);
+      const t = await ctx.engine.cancel(p.args.id!, ctx.actor);
+      return report(ctx, p, json, t);
+    },
+  },
+  {
+    name: 'doctor',
+    summary: 'Check the host tools kindler needs (docker daemon, k3d, kind, kubectl, git, haproxy).',
+    args: [],
+    flags: {},
+    async run(_p, ctx, json) {
+      const tools = await doctor();
+      const by = (n: string) => tools.find((t) => t.name === n)!;
+      const ok = by('docker').usable && by('kubectl').usable && (by('k3d').usable || by('kind').usable);
+      print(ctx, json, { ok, tools }, () =>
+        table(['TOOL', 'FOUND', 'VERSION', 'USABLE', 'NEEDED FOR', 'DETAIL'], tools.map((t) => [t.name, t.found ? 'yes' : 'no', t.version, t.usable ? 'yes' : 'no', t.required, t.detail])) +
+        (ok ? 'kindler can create clusters on this host\n' : 'kindler cannot create clusters here: docker, kubectl and k3d or kind must be usable\n'),
+      );
+      return ok ? EXIT.ok : EXIT.failed;
+    },
+  },
+  {
+    name: 'import-csv',
+    summary: "Import the older tool's config/environments.csv once: each row is imported or refused with the reason.",
+    args: [{ name: 'file', required: true, help: 'path to environments.csv' }],
+    fileArg: 'file',
+    flags: {},
+    async run(p, ctx, json) {
+      let text: string;
+      try {
+        text = await ctx.io.readFile(p.args.file!);
+      } catch (e) {
+        throw usageError(`file: cannot read ${shown(p.args.file!, 80)} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, 'file');
+      }
+      const rows = await ctx.engine.importCsv(text, ctx.actor);
+      print(ctx, json, { rows }, () => (rows.length ? table(['LINE', 'NAME', 'RESULT', 'REASON'], rows.map((r) => [r.line, r.name, r.result, r.reason])) : 'no rows\n'));
+      return rows.some((r) => r.result === 'refused') ? EXIT.failed : EXIT.ok;
+    },
+  },
+  {
+    name: 'version',
+    summary: "Print kindler's version.",
+    args: [],
+    flags: {},
+    async run(_p, ctx, json) {
+      print(ctx, json, { version: VERSION }, () => `kindler ${VERSION}\n`);
+      return EXIT.ok;
+    },
+  },
+];
+
+export const VERB_SPECS: readonly VerbSpec[] = VERBS;
+
+function generalHelp(): string {
+  const w = Math.max(...VERBS.map((v) => v.name.length));
+  return [
+    'kindler: local Kubernetes dev clusters (k3d and kind) on a shared host.',
+    '',
+    'usage: kindler VERB [ARGS] [--json]',
+    '',
+    'verbs:',
+    ...VERBS.map((v) => `  ${v.name.padEnd(w)}  ${v.summary}`),
+    `  ${'daemon'.padEnd(w)}  Run the daemon in the foreground (local CLI only).`,
+    '',
+    'exit codes: 0 ok, 1 the operation failed, 2 usage or validation error, 3 not found, 4 conflict, 5 not allowed',
+    'kindler VERB --help shows the verb\'s arguments and flags.',
+    '',
+  ].join('\n');
+}
+
+/** Runs one verb for one client. Never throws: errors become one line and an exit code. */
+export async function runCommand(argv: readonly string[], ctx: Context): Promise<number> {
+  const json = argv.includes('--json');
+  try {
+    const [verbName, ...rest] = argv;
+    if (verbName === undefined || verbName === 'help' || verbName === '--help' || verbName === '-h') {
+      const spec = verbName === 'help' && rest[0] ? VERBS.find((v) => v.name === rest[0]) : undefined;
+      ctx.io.out(spec ? helpText(spec) : generalHelp());
+      return EXIT.ok;
+    }
+    const verb = VERBS.find((v) => v.name === verbName);
+    if (!verb) throw usageError(`verb: unknown verb ${shown(verbName, 40)} (kindler help lists them)`, 'verb');
+    const parsed = parseArgs(verb, rest);
+    if (parsed.flags.help) {
+      ctx.io.out(helpText(verb));
+      return EXIT.ok;
+    }
+    return await verb.run(parsed, ctx, json);
+  } catch (e) {
+    const err = e instanceof KindlerError ? e : new KindlerError('failed', `internal error: ${(e as Error).message}`);
+    const message = sanitizeLine(err.message);
+    if (json) ctx.io.out(`${JSON.stringify({ error: { kind: err.kind, message, exitCode: err.exitCode, ...(err.field ? { field: err.field } : {}) } })}\n`);
+    ctx.io.err(`error: ${message}\n`);
+    return err.exitCode;
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * The strict argv parser shared by every face: known flags only, values checked, one clear line on error.
+ */
+import { usageError } from '../core/errors.js';
+import { shown } from '../core/text.js';
+
+export interface FlagSpec {
+  type: 'string' | 'bool';
+  /** Shown in help. */
+  help: string;
+  value?: string;
+}
+
+export interface VerbSpec {
+  name: string;
+  summary: string;
+  args: { name: string; required: boolean; help: string }[];
+  flags: Record<string, FlagSpec>;
+  /** The argument that names a file the client reads (import-csv). */
+  fileArg?: string;
+}
+
+export interface Parsed {
+  args: Record<string, string | undefined>;
+  flags: Record<string, string | boolean | undefined>;
+}
+
+export const COMMON_FLAGS: Record<string, FlagSpec> = {
+  json: { type: 'bool', help: 'print JSON instead of text' },
+  help: { type: 'bool', help: 'show this help' },
+};
+
+/** Parses argv (after the verb) against the spec. Throws a usage error naming the flag or argument. */
+export function parseArgs(spec: VerbSpec, argv: readonly string[]): Parsed {
+  const flags: Parsed['flags'] = {};
+  const positional: string[] = [];
+  const all = { ...spec.flags, ...COMMON_FLAGS };
+  let onlyArgs = false;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!onlyArgs && a === '--') {
+      onlyArgs = true;
+      continue;
+    }
+    if (!onlyArgs && (a === '-h')) {
+      flags.help = true;
+      continue;
+    }
+    if (!onlyArgs && a.startsWith('--')) {
+      const eq = a.indexOf('=');
+      const name = eq < 0 ? a.slice(2) : a.slice(2, eq);
+      const f = all[name];
+      if (!f) throw usageError(`--${sanitizeFlag(name)}: unknown flag for "${spec.name}" (see kindler ${spec.name} --help)`, name);
+      if (f.type === 'bool') {
+        if (eq >= 0) {
+          const v = a.slice(eq + 1);
+          if (v !== 'true' && v !== 'false') throw usageError(`--${name}: takes no value, or =true/=false`, name);
+          flags[name] = v === 'true';
+        } else flags[name] = true;
+        continue;
+      }
+      let v: string | undefined;
+      if (eq >= 0) v = a.slice(eq + 1);
+      else {
+        v = argv[i + 1];
+        i++;
+      }
+      if (v === undefined || (eq < 0 && v.startsWith('--'))) throw usageError(`--${name}: needs a value (${f.value ?? 'VALUE'})`, name);
+      if (flags[name] !== undefined) throw usageError(`--${name}: given more than once`, name);
+      flags[name] = v;
+      continue;
+    }
+    if (!onlyArgs && a.startsWith('-') && a.length > 1) throw usageError(`${sanitizeFlag(a)}: unknown flag for "${spec.name}" (see kindler ${spec.name} --help)`, a);
+    positional.push(a);
+  }
+  const args: Parsed['args'] = {};
+  if (flags.help) return { args, flags };
+  if (positional.length > spec.args.length) {
+    throw usageError(`${spec.name}: unexpected argument ${shown(positional[spec.args.length]!, 40)} (usage: ${usageLine(spec)})`);
+  }
+  spec.args.forEach((s, i) => {
+    const v = positional[i];
+    if (v === undefined && s.required) throw usageError(`${s.name}: required (usage: ${usageLine(spec)})`, s.name);
+    args[s.name] = v;
+  });
+  return { args, flags };
+}
+
+function sanitizeFlag(s: string): string {
+  return shown(s, 40).slice(1, -1);
+}
+
+export function usageLine(spec: VerbSpec): string {
+  const args = spec.args.map((a) => (a.required ? a.name.toUpperCase() : `[${a.name.toUpperCase()}]`)).join(' ');
+  const flags = Object.entries(spec.flags)
+    .map(([k, f]) => (f.type === 'bool' ? `[--${k}]` : `[--${k} ${f.value ?? 'VALUE'}]`))
+    .join(' ');
+  return ['kindler', spec.name, args, flags, '[--json]'].filter(Boolean).join(' ');
+}
+
+export function helpText(spec: VerbSpec): string {
+  const lines = [`${spec.summary}`, '', `usage: ${usageLine(spec)}`];
+  if (spec.args.length) {
+    lines.push('', 'arguments:');
+    for (const a of spec.args) lines.push(`  ${a.name.toUpperCase().padEnd(18)} ${a.help}`);
+  }
+  lines.push('', 'flags:');
+  for (const [k, f] of Object.entries({ ...spec.flags, ...COMMON_FLAGS })) {
+    lines.push(`  ${`--${k}${f.type === 'string' ? ` ${f.value ?? 'VALUE'}` : ''}`.padEnd(18)} ${f.help}`);
+  }
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,32 @@
+/**
+ * The local control socket's protocol: newline-delimited JSON.
+ *   client -> daemon: { type: 'run', argv, user, isTTY, columns, files }   then nothing (closing aborts)
+ *   daemon -> client: { type: 'out' | 'err', data } ... then { type: 'exit', code }
+ */
+export interface RunRequest {
+  type: 'run';
+  argv: string[];
+  user: string;
+  isTTY: boolean;
+  columns: number;
+  /** Contents of files named on the command line, read by the client (path -> text). */
+  files: Record<string, string>;
+}
+
+export type ServerMessage = { type: 'out'; data: string } | { type: 'err'; data: string } | { type: 'exit'; code: number };
+
+/** Splits a stream of NDJSON into parsed messages; a bad line or an oversized message is an error. */
+export class NdjsonReader {
+  private buf = '';
+  constructor(private readonly onMessage: (m: unknown) => void, private readonly maxBytes = 64 << 20) {}
+  push(chunk: string): void {
+    this.buf += chunk;
+    if (this.buf.length > this.maxBytes) throw new Error('message too large');
+    let i: number;
+    while ((i = this.buf.indexOf('\n')) >= 0) {
+      const line = this.buf.slice(0, i);
+      this.buf = this.buf.slice(i + 1);
+      if (line.trim()) this.onMessage(JSON.parse(line));
+    }
+  }
+}

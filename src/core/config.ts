@@ -1,0 +1,64 @@
+/**
+ * The daemon's configuration: shape, defaults and validation (pure). Loading lives in store/config.ts.
+ */
+import type { PortRange } from './ports.js';
+import { validRange } from './ports.js';
+import type { Provider, TaskKind } from './types.js';
+
+export interface Config {
+  /** Where state.json, logs/, kubeconfig/ and the control socket live. */
+  dataDir: string;
+  /** Where create_env.sh, delete_env.sh and cluster.sh live. */
+  scriptsDir: string;
+  /** How many tasks may run at once; the rest queue. */
+  concurrency: number;
+  /** Per task kind, in seconds, after which the task is stopped and cleaned up. */
+  timeouts: Record<TaskKind | 'status', number>;
+  /** Seconds between SIGTERM and SIGKILL when a task is cancelled or times out. */
+  cancelGraceSeconds: number;
+  /** Seconds the scripts wait for nodes to become Ready. */
+  waitTimeoutSeconds: number;
+  ports: { http: PortRange; https: PortRange; api: PortRange };
+  /** Refuse ports something on the host already listens on. */
+  checkHostPorts: boolean;
+  defaults: { provider: Provider; servers: number; agents: number; ttl?: string };
+  /** Log lines kept in memory per task (the full log is on disk). */
+  logRingLines: number;
+  /** Terminal tasks kept in memory listings per cluster page. */
+  taskListLimit: number;
+}
+
+export const DEFAULT_CONFIG: Omit<Config, 'dataDir' | 'scriptsDir'> = {
+  concurrency: 2,
+  timeouts: { create: 900, delete: 300, start: 300, stop: 300, 'import-image': 600, status: 60 },
+  cancelGraceSeconds: 10,
+  waitTimeoutSeconds: 180,
+  ports: { http: { from: 18080, to: 18279 }, https: { from: 18443, to: 18642 }, api: { from: 16443, to: 16642 } },
+  checkHostPorts: true,
+  defaults: { provider: 'k3d', servers: 1, agents: 0 },
+  logRingLines: 2000,
+  taskListLimit: 50,
+};
+
+/** Returns a list of problems, each naming the key and the rule. Empty when valid. */
+export function configProblems(c: Config): string[] {
+  const out: string[] = [];
+  const posInt = (k: string, v: unknown, min = 1) => {
+    if (!Number.isInteger(v) || (v as number) < min) out.push(`${k}: must be a whole number >= ${min}`);
+  };
+  if (typeof c.dataDir !== 'string' || !c.dataDir) out.push('dataDir: must be a non-empty path');
+  if (typeof c.scriptsDir !== 'string' || !c.scriptsDir) out.push('scriptsDir: must be a non-empty path');
+  posInt('concurrency', c.concurrency);
+  for (const [k, v] of Object.entries(c.timeouts ?? {})) posInt(`timeouts.${k}`, v);
+  posInt('cancelGraceSeconds', c.cancelGraceSeconds, 0);
+  posInt('waitTimeoutSeconds', c.waitTimeoutSeconds);
+  posInt('logRingLines', c.logRingLines, 10);
+  posInt('taskListLimit', c.taskListLimit);
+  for (const k of ['http', 'https', 'api'] as const) {
+    const r = c.ports?.[k];
+    if (!r || !validRange(r)) out.push(`ports.${k}: must be {"from": P, "to": Q} with 1 <= P <= Q <= 65535`);
+  }
+  if (!['k3d', 'kind'].includes(c.defaults?.provider)) out.push('defaults.provider: must be k3d or kind');
+  if (typeof c.checkHostPorts !== 'boolean') out.push('checkHostPorts: must be true or false');
+  return out;
+}

@@ -1,0 +1,60 @@
+/**
+ * The older tool's environment file (`config/environments.csv`), parsed into create requests.
+ * Columns: env,provider,node_port,pf_port,register_portainer,haproxy_route,http_port,https_port,cluster_subnet
+ */
+import { KindlerError } from './errors.js';
+import { checkCreateRequest, parseProvider, type CreateRequest } from './spec.js';
+import { parsePort } from './ports.js';
+
+export const CSV_COLUMNS = ['env', 'provider', 'node_port', 'pf_port', 'register_portainer', 'haproxy_route', 'http_port', 'https_port', 'cluster_subnet'] as const;
+
+export interface CsvRow {
+  line: number;
+  name: string;
+  request?: CreateRequest;
+  error?: string;
+}
+
+const TRUE = ['true', '1', 'yes', 'on'];
+const FALSE = ['false', '0', 'no', 'off'];
+
+function parseBool(field: string, raw: string): boolean {
+  const v = raw.trim().toLowerCase();
+  if (TRUE.includes(v)) return true;
+  if (FALSE.includes(v)) return false;
+  throw new KindlerError('usage', `${field}: must be true/false/1/0/yes/no/on/off (got "${raw.slice(0, 20)}")`, field);
+}
+
+/** Parses the file's text. Blank and `#` lines are skipped; each data row becomes a request or an error. */
+export function parseEnvironmentsCsv(text: string): CsvRow[] {
+  const rows: CsvRow[] = [];
+  text.split(/\r?\n/).forEach((raw, i) => {
+    const line = raw.trim();
+    if (!line || line.startsWith('#')) return;
+    const cells = line.split(',').map((c) => c.trim());
+    const name = cells[0] ?? '';
+    if (cells.length !== CSV_COLUMNS.length) {
+      rows.push({ line: i + 1, name, error: `row has ${cells.length} columns, expected ${CSV_COLUMNS.length} (${CSV_COLUMNS.join(',')})` });
+      return;
+    }
+    try {
+      const [env, provider, nodePort, , portainer, route, http, https, subnet] = cells as unknown as string[];
+      const req: CreateRequest = {
+        name: env!,
+        provider: parseProvider(provider!),
+        servers: 1,
+        agents: 0,
+        ingressNodePort: nodePort ? parsePort('node_port', nodePort) : undefined,
+        httpPort: http ? parsePort('http_port', http) : undefined,
+        httpsPort: https ? parsePort('https_port', https) : undefined,
+        subnet: subnet || undefined,
+        options: { registerPortainer: parseBool('register_portainer', portainer!), route: parseBool('haproxy_route', route!) },
+      };
+      checkCreateRequest(req);
+      rows.push({ line: i + 1, name, request: req });
+    } catch (e) {
+      rows.push({ line: i + 1, name, error: e instanceof Error ? e.message : String(e) });
+    }
+  });
+  return rows;
+}

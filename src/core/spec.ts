@@ -1,0 +1,94 @@
+/**
+ * Validation of a create request: every input is honoured or refused with the field and the rule.
+ */
+import { PROVIDERS, type Provider } from './types.js';
+import { usageError } from './errors.js';
+import { assertName } from './names.js';
+
+export interface CreateRequest {
+  name: string;
+  provider: Provider;
+  servers: number;
+  agents: number;
+  image?: string;
+  httpPort?: number;
+  httpsPort?: number;
+  apiPort?: number;
+  subnet?: string;
+  ttlMs?: number;
+  /** Drop the record instead of keeping it `failed` when the create fails. */
+  removeOnFailure?: boolean;
+  ingressNodePort?: number;
+  options?: { route?: boolean; registerPortainer?: boolean };
+}
+
+export const LIMITS = { servers: { min: 1, max: 7 }, agents: { min: 0, max: 20 } } as const;
+
+export function parseProvider(raw: string): Provider {
+  if ((PROVIDERS as readonly string[]).includes(raw)) return raw as Provider;
+  throw usageError(`provider: must be one of ${PROVIDERS.join(', ')} (got "${raw.slice(0, 40)}")`, 'provider');
+}
+
+export function parseCount(field: 'servers' | 'agents', raw: string): number {
+  const { min, max } = LIMITS[field];
+  if (!/^[0-9]{1,3}$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+    throw usageError(`${field}: must be a whole number ${min}-${max} (got "${raw.slice(0, 40)}")`, field);
+  }
+  return Number(raw);
+}
+
+/** A docker image reference, conservatively: registry/path:tag or @sha256:digest. */
+export function checkImage(image: string): void {
+  if (image.length > 255 || !/^[a-z0-9][a-z0-9._\-/:@]*$/.test(image)) {
+    throw usageError('image: must be a docker image reference (lowercase letters, digits, . _ - / : @; at most 255 characters)', 'image');
+  }
+}
+
+export interface Cidr { base: number; prefix: number }
+
+/** Parses an IPv4 CIDR whose address is the network address, prefix 8-28. */
+export function parseSubnet(raw: string): Cidr {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(raw);
+  const bad = (rule: string) => usageError(`subnet: ${rule} (got "${raw.slice(0, 40)}")`, 'subnet');
+  if (!m) throw bad('must be an IPv4 CIDR like 10.101.0.0/16');
+  const octets = m.slice(1, 5).map(Number);
+  if (octets.some((o) => o > 255)) throw bad('each address octet must be 0-255');
+  const prefix = Number(m[5]);
+  if (prefix < 8 || prefix > 28) throw bad('prefix length must be 8-28');
+  const base = ((octets[0]! << 24) >>> 0) + (octets[1]! << 16) + (octets[2]! << 8) + octets[3]!;
+  const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+  if ((base & mask) >>> 0 !== base) throw bad('address must be the network address of the prefix');
+  return { base, prefix };
+}
+
+export function subnetsOverlap(a: Cidr, b: Cidr): boolean {
+  const p = Math.min(a.prefix, b.prefix);
+  const mask = (0xffffffff << (32 - p)) >>> 0;
+  return ((a.base & mask) >>> 0) === ((b.base & mask) >>> 0);
+}
+
+/** Checks the whole request; throws on the first broken rule. */
+export function checkCreateRequest(req: CreateRequest): void {
+  assertName(req.name, req.provider);
+  parseCount('servers', String(req.servers));
+  parseCount('agents', String(req.agents));
+  if (req.image !== undefined) checkImage(req.image);
+  if (req.subnet !== undefined) {
+    if (req.provider !== 'k3d') throw usageError('subnet: only k3d clusters can have their own subnet (kind shares one network)', 'subnet');
+    parseSubnet(req.subnet);
+  }
+  const given = (['httpPort', 'httpsPort', 'apiPort'] as const).filter((k) => req[k] !== undefined);
+  const seen = new Map<number, string>();
+  for (const k of given) {
+    const v = req[k]!;
+    if (!Number.isInteger(v) || v < 1 || v > 65535) throw usageError(`${flagOf(k)}: must be a port number 1-65535`, flagOf(k));
+    const other = seen.get(v);
+    if (other) throw usageError(`${flagOf(k)}: must differ from ${other} (both ${v})`, flagOf(k));
+    seen.set(v, flagOf(k));
+  }
+}
+
+/** The CLI flag name of a port field, for messages. */
+export function flagOf(k: 'httpPort' | 'httpsPort' | 'apiPort'): string {
+  return k === 'httpPort' ? 'http-port' : k === 'httpsPort' ? 'https-port' : 'api-port';
+}

@@ -1,0 +1,111 @@
+/**
+ * The cluster and task model shared by every layer. Pure data: no I/O here.
+ */
+
+/** Providers kindler can drive. */
+export const PROVIDERS = ['k3d', 'kind'] as const;
+export type Provider = (typeof PROVIDERS)[number];
+
+/** What the user asked for. */
+export const DESIRED_STATES = ['present', 'stopped', 'absent'] as const;
+export type DesiredState = (typeof DESIRED_STATES)[number];
+
+/** What kindler last knew to be true. `unknown` until checked with the provider. */
+export const ACTUAL_STATES = ['creating', 'running', 'stopped', 'deleting', 'absent', 'failed', 'unknown'] as const;
+export type ActualState = (typeof ACTUAL_STATES)[number];
+
+/** Per-cluster record of one provisioning step's last outcome (cluster, kubeconfig, route, …). */
+export interface StepRecord {
+  key: string;
+  title: string;
+  state: 'running' | 'succeeded' | 'failed' | 'skipped';
+  at: string;
+  taskId: string;
+  error?: string;
+}
+
+export interface Cluster {
+  name: string;
+  provider: Provider;
+  servers: number;
+  agents: number;
+  image?: string;
+  httpPort: number;
+  httpsPort: number;
+  apiPort: number;
+  subnet?: string;
+  owner: string;
+  createdAt: string;
+  desired: DesiredState;
+  actual: ActualState;
+  lastError?: string;
+  expiresAt?: string;
+  kubeContext: string;
+  kubeconfig: string;
+  nodeAddress?: string;
+  /** Ingress NodePort inside the cluster (route backend port), when known (imports). */
+  ingressNodePort?: number;
+  /** Free-form flags carried over from imports (register hooks, routing on/off). */
+  options?: { route?: boolean; registerPortainer?: boolean };
+  /** Last task that acted on this cluster. */
+  lastTaskId?: string;
+  steps?: StepRecord[];
+  updatedAt: string;
+}
+
+export const TASK_KINDS = ['create', 'delete', 'start', 'stop', 'import-image'] as const;
+export type TaskKind = (typeof TASK_KINDS)[number];
+
+export const TASK_STATES = ['queued', 'running', 'succeeded', 'failed', 'cancelled', 'interrupted'] as const;
+export type TaskState = (typeof TASK_STATES)[number];
+
+export const TERMINAL_TASK_STATES: readonly TaskState[] = ['succeeded', 'failed', 'cancelled', 'interrupted'];
+
+export function isTerminal(state: TaskState): boolean {
+  return TERMINAL_TASK_STATES.includes(state);
+}
+
+export interface TaskStep {
+  n: number;
+  of: number;
+  key: string;
+  title: string;
+  state: 'running' | 'succeeded' | 'failed';
+  startedAt: string;
+  finishedAt?: string;
+}
+
+export interface Task {
+  id: string;
+  kind: TaskKind;
+  cluster: string;
+  user: string;
+  state: TaskState;
+  progress: number;
+  step?: string;
+  steps: TaskStep[];
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  exitCode?: number | null;
+  signal?: string;
+  /** The reason a task did not succeed, plus the last stderr lines. */
+  error?: { reason: string; stderrTail: string[] };
+  notes: string[];
+  /** Did the undo work after a failed create run, and how did it end. */
+  cleanup?: 'done' | 'failed' | 'not-needed';
+  params?: Record<string, string | number | boolean>;
+  logLines: number;
+}
+
+/** An audit event: who did what to which target, and how it ended. */
+export interface AuditEvent {
+  at: string;
+  user: string;
+  source: string;
+  action: string;
+  target: string;
+  result: 'ok' | 'refused' | 'failed';
+  taskId?: string;
+  detail?: string;
+}

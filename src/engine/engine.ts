@@ -1,0 +1,910 @@
+/**
+ * The task engine: the only code that changes state. It admits requests (validation, ports, the
+ * per-cluster lock), queues tasks under a global concurrency limit, runs the scripts, records every
+ * outcome truthfully, and publishes a snapshot-and-events feed for every face.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Config } from '../core/config.js';
+import { conflict, failed, notFound, usageError } from '../core/errors.js';
+import { parseMarker, progressAt } from '../core/markers.js';
+import { kubeContextFor } from '../core/names.js';
+import { allocatePort, type PortKind } from '../core/ports.js';
+import { checkCreateRequest, flagOf, parseSubnet, subnetsOverlap, type CreateRequest } from '../core/spec.js';
+import { cleanLine, sanitizeLine } from '../core/text.js';
+import { isTerminal, type AuditEvent, type Cluster, type Task, type TaskKind, type TaskState } from '../core/types.js';
+import { parseEnvironmentsCsv } from '../core/csv.js';
+import { hostPortBusy } from '../provision/hostports.js';
+import { parseStatus, scriptFor, statusCall, type StatusResult } from '../provision/scripts.js';
+import { acquireLock, processStart, type Lock } from '../store/lock.js';
+import { Store } from '../store/state.js';
+import { Feed, type Listener, type Snapshot } from './feed.js';
+import { readLogFile, TaskLog } from './logs.js';
+import { runScript, signalGroup, type Run, type RunResult } from './runner.js';
+
+/** Who acts, and through which face. */
+export interface Actor {
+  user: string;
+  source: string;
+}
+
+export type LogFn = (level: 'info' | 'warn' | 'error', msg: string) => void;
+
+export interface EngineOptions {
+  /** Shown to a second process that finds the lock taken. */
+  role: string;
+  log?: LogFn;
+  /** Extra environment for scripts (tests point PATH at fakes through the daemon's own env). */
+  scriptEnv?: Record<string, string>;
+}
+
+interface Running {
+  task: Task;
+  run: Run;
+  log: TaskLog;
+  stderrTail: string[];
+  errorText?: string;
+  result?: Record<string, unknown>;
+  cleanup?: 'begin' | 'done' | 'failed';
+  reachedCreate: boolean;
+}
+
+export interface ImportRow { line: number; name: string; result: 'imported' | 'refused'; reason?: string }
+
+const STDERR_TAIL = 10;
+const KEEP_FINISHED_LOGS = 64;
+
+const now = () => new Date().toISOString();
+const clone = <T>(v: T): T => structuredClone(v);
+
+export class Engine {
+  readonly feed = new Feed();
+  readonly logDir: string;
+  readonly kubeDir: string;
+  private readonly queue: string[] = [];
+  private readonly running = new Map<string, Running>();
+  /** Cluster name -> its queued or running task id. */
+  private readonly active = new Map<string, string>();
+  private readonly logs = new Map<string, TaskLog>();
+  private admitting: Promise<unknown> = Promise.resolve();
+  private stopping = false;
+  private rechecks = new Set<Promise<void>>();
+  private readonly log: LogFn;
+
+  private constructor(readonly cfg: Config, readonly store: Store, private readonly lock: Lock, private readonly opts: EngineOptions) {
+    this.logDir = join(cfg.dataDir, 'logs');
+    this.kubeDir = join(cfg.dataDir, 'kubeconfig');
+    mkdirSync(this.logDir, { recursive: true, mode: 0o750 });
+    mkdirSync(this.kubeDir, { recursive: true, mode: 0o700 });
+    this.log = opts.log ?? (() => undefined);
+  }
+
+  /** Takes the single-writer lock, loads and validates state, and recovers from a previous crash. */
+  static async start(cfg: Config, opts: EngineOptions): Promise<Engine> {
+    mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
+    const lock = acquireLock(cfg.dataDir, opts.role);
+    let store: Store;
+    try {
+      store = await Store.open(cfg.dataDir);
+    } catch (e) {
+      lock.release();
+      throw e;
+    }
+    const engine = new Engine(cfg, store, lock, opts);
+    await engine.recover();
+    return engine;
+  }
+
+  // ---- reading -------------------------------------------------------------------------------
+
+  snapshot(): Snapshot {
+    return { seq: this.feed.lastSeq, clusters: this.listClusters(), tasks: this.listTasks({ limit: this.cfg.taskListLimit }) };
+  }
+
+  /** Snapshot, then every later event, in order. Returns the unsubscribe function. */
+  subscribe(listener: Listener): { snapshot: Snapshot; unsubscribe: () => void } {
+    const snapshot = this.snapshot();
+    const unsubscribe = this.feed.subscribe(listener);
+    return { snapshot, unsubscribe };
+  }
+
+  listClusters(): Cluster[] {
+    return this.store.data.clusters.map(clone).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  getCluster(name: string): Cluster | undefined {
+    const c = this.store.data.clusters.find((x) => x.name === name);
+    return c && clone(c);
+  }
+
+  getTask(id: string): Task | undefined {
+    const t = this.store.data.tasks.find((x) => x.id === id);
+    return t && clone(t);
+  }
+
+  /** Newest first. */
+  listTasks(f: { cluster?: string; active?: boolean; limit?: number } = {}): Task[] {
+    const out: Task[] = [];
+    const all = this.store.data.tasks;
+    for (let i = all.length - 1; i >= 0 && (f.limit === undefined || out.length < f.limit); i--) {
+      const t = all[i]!;
+      if (f.cluster && t.cluster !== f.cluster) continue;
+      if (f.active && isTerminal(t.state)) continue;
+      out.push(clone(t));
+    }
+    return out;
+  }
+
+  /** The last task that acted on a cluster (kept even after the cluster is deleted). */
+  latestTaskFor(name: string): Task | undefined {
+    return this.listTasks({ cluster: name, limit: 1 })[0];
+  }
+
+  /** Lines in memory for a live task (and how many earlier ones are only on disk). */
+  liveLog(id: string): { lines: string[]; dropped: number } | undefined {
+    return this.logs.get(id)?.tail();
+  }
+
+  /** The complete log of a task, from disk. */
+  async readLog(id: string): Promise<string[]> {
+    if (!this.store.data.tasks.some((t) => t.id === id)) throw notFound(`task: no task "${id}"`);
+    await this.logs.get(id)?.drain();
+    return readLogFile(this.logDir, id);
+  }
+
+  /** Resolves with the task once it is terminal. */
+  waitForTask(id: string): Promise<Task> {
+    return new Promise((resolve, reject) => {
+      const t = this.getTask(id);
+      if (!t) return reject(notFound(`task: no task "${id}"`));
+      if (isTerminal(t.state)) return resolve(t);
+      const off = this.feed.subscribe((e) => {
+        if (e.type === 'task' && e.task.id === id && isTerminal(e.task.state)) {
+          off();
+          resolve(e.task);
+        }
+      });
+    });
+  }
+
+  /** True when nothing is queued, running or being re-checked. */
+  get busy(): boolean {
+    return this.queue.length > 0 || this.running.size > 0 || this.rechecks.size > 0;
+  }
+
+  /** Resolves when the engine is no longer busy. */
+  async idle(): Promise<void> {
+    while (this.busy) {
+      await Promise.all([...this.running.values()].map((r) => r.run.done.catch(() => undefined)));
+      await Promise.all([...this.rechecks]);
+      await new Promise((r) => setImmediate(r));
+    }
+    await this.store.flush();
+  }
+
+  // ---- admitting work ------------------------------------------------------------------------
+
+  /** Serialises admission so port allocation and the per-cluster lock hold under concurrency. */
+  private admit<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.admitting.then(fn, fn);
+    this.admitting = p.catch(() => undefined);
+    return p;
+  }
+
+  private refuseWhenStopping(): void {
+    if (this.stopping) throw failed('kindler is shutting down and accepts no new tasks');
+  }
+
+  private assertIdle(name: string): void {
+    const id = this.active.get(name);
+    if (!id) return;
+    const t = this.store.data.tasks.find((x) => x.id === id);
+    throw conflict(`cluster "${name}" already has ${t?.kind ?? 'a'} task ${id} ${t?.state ?? 'active'}; wait for it or cancel it (kindler cancel ${id})`, 'name');
+  }
+
+  private record(name: string): Cluster {
+    const c = this.store.data.clusters.find((x) => x.name === name);
+    if (!c) throw notFound(`cluster: no cluster named "${sanitizeLine(name).slice(0, 80)}"`);
+    return c;
+  }
+
+  /** Creates the cluster record (`creating`) and queues its create task; resolves once both are on disk. */
+  create(req: CreateRequest, actor: Actor): Promise<Task> {
+    checkCreateRequest(req);
+    return this.admit(async () => {
+      this.refuseWhenStopping();
+      this.assertIdle(req.name);
+      const existing = this.store.data.clusters.find((c) => c.name === req.name);
+      if (existing) {
+        if (existing.actual !== 'failed' && existing.actual !== 'absent') {
+          throw conflict(`name: cluster "${req.name}" already exists (${existing.actual})`, 'name');
+        }
+        if (existing.provider !== req.provider) {
+          throw conflict(`provider: cluster "${req.name}" is recorded as ${existing.provider}; delete it first to change provider`, 'provider');
+        }
+      }
+      const others = this.store.data.clusters.filter((c) => c.name !== req.name);
+      const ports = await this.pickPorts(req, existing, others);
+      if (req.subnet) {
+        const mine = parseSubnet(req.subnet);
+        const clash = others.find((c) => c.subnet && subnetsOverlap(mine, parseSubnet(c.subnet)));
+        if (clash) throw conflict(`subnet: ${req.subnet} overlaps cluster "${clash.name}" (${clash.subnet})`, 'subnet');
+      }
+      const at = now();
+      const cluster: Cluster = {
+        name: req.name,
+        provider: req.provider,
+        servers: req.servers,
+        agents: req.agents,
+        ...(req.image ? { image: req.image } : {}),
+        ...ports,
+        ...(req.subnet ? { subnet: req.subnet } : {}),
+        owner: existing?.owner ?? actor.user,
+        createdAt: existing?.createdAt ?? at,
+        desired: 'present',
+        actual: 'creating',
+        ...(req.ttlMs ? { expiresAt: new Date(Date.now() + req.ttlMs).toISOString() } : {}),
+        kubeContext: kubeContextFor(req.provider, req.name),
+        kubeconfig: join(this.kubeDir, `${req.name}.yaml`),
+        ...(req.ingressNodePort ? { ingressNodePort: req.ingressNodePort } : existing?.ingressNodePort ? { ingressNodePort: existing.ingressNodePort } : {}),
+        ...(req.options ? { options: req.options } : existing?.options ? { options: existing.options } : {}),
+        updatedAt: at,
+      };
+      const params: Record<string, string | number | boolean> = { newRecord: !existing };
+      if (req.removeOnFailure) params.removeOnFailure = true;
+      return this.enqueue('create', cluster, actor, params, (d) => {
+        const i = d.clusters.findIndex((c) => c.name === cluster.name);
+        if (i >= 0) d.clusters[i] = cluster;
+        else d.clusters.push(cluster);
+      });
+    });
+  }
+
+  /** Honours given ports or refuses them; allocates omitted ones from the configured ranges. */
+  private async pickPorts(req: CreateRequest, existing: Cluster | undefined, others: Cluster[]): Promise<Record<PortKind, number>> {
+    const taken = new Map<number, string>();
+    for (const c of others) for (const k of ['httpPort', 'httpsPort', 'apiPort'] as const) taken.set(c[k], c.name);
+    const out = {} as Record<PortKind, number>;
+    const ranges: Record<PortKind, keyof Config['ports']> = { httpPort: 'http', httpsPort: 'https', apiPort: 'api' };
+    // Given ports first, so allocation never hands out one the user asked for.
+    for (const k of ['httpPort', 'httpsPort', 'apiPort'] as const) {
+      const want = req[k] ?? existing?.[k];
+      if (want === undefined) continue;
+      const owner = taken.get(want);
+      if (owner) throw conflict(`${flagOf(k)}: ${want} is already used by cluster "${owner}"`, flagOf(k));
+      if (req[k] !== undefined) {
+        const busy = await this.hostBusy(want);
+        if (busy) throw conflict(`${flagOf(k)}: ${want} is not available: ${busy}`, flagOf(k));
+      }
+      out[k] = want;
+      taken.set(want, req.name);
+    }
+    for (const k of ['httpPort', 'httpsPort', 'apiPort'] as const) {
+      if (out[k] !== undefined) continue;
+      const range = this.cfg.ports[ranges[k]];
+      const skip = new Set(taken.keys());
+      for (;;) {
+        const p = allocatePort(range, skip);
+        if (p === null) throw conflict(`${flagOf(k)}: no free port left in the configured range ${range.from}-${range.to}`, flagOf(k));
+        if (!(await this.hostBusy(p))) {
+          out[k] = p;
+          taken.set(p, req.name);
+          break;
+        }
+        skip.add(p);
+      }
+    }
+    return out;
+  }
+
+  private hostBusy(port: number): Promise<string | null> {
+    return this.cfg.checkHostPorts ? hostPortBusy(port) : Promise.resolve(null);
+  }
+
+  delete(name: string, actor: Actor): Promise<Task> {
+    return this.admit(async () => {
+      this.refuseWhenStopping();
+      const c = this.record(name);
+      this.assertIdle(name);
+      const params = { prevDesired: c.desired, prevActual: c.actual };
+      return this.enqueue('delete', c, actor, params, (d) => {
+        const r = d.clusters.find((x) => x.name === name)!;
+        r.desired = 'absent';
+        r.updatedAt = now();
+      });
+    });
+  }
+
+  startCluster(name: string, actor: Actor): Promise<Task> {
+    return this.lifecycle('start', name, actor);
+  }
+
+  stopCluster(name: string, actor: Actor): Promise<Task> {
+    return this.lifecycle('stop', name, actor);
+  }
+
+  private lifecycle(kind: 'start' | 'stop', name: string, actor: Actor): Promise<Task> {
+    return this.admit(async () => {
+      this.refuseWhenStopping();
+      const c = this.record(name);
+      this.assertIdle(name);
+      if (c.actual === 'absent' || c.actual === 'creating' || c.actual === 'deleting' || c.desired === 'absent') {
+        throw conflict(`cluster "${name}" is ${c.actual === 'absent' ? 'absent' : c.actual}; it cannot be ${kind === 'start' ? 'started' : 'stopped'}`);
+      }
+      return this.enqueue(kind, c, actor, { prevDesired: c.desired }, (d) => {
+        const r = d.clusters.find((x) => x.name === name)!;
+        r.desired = kind === 'start' ? 'present' : 'stopped';
+        r.updatedAt = now();
+      });
+    });
+  }
+
+  importImage(name: string, image: string, actor: Actor): Promise<Task> {
+    return this.admit(async () => {
+      this.refuseWhenStopping();
+      const c = this.record(name);
+      this.assertIdle(name);
+      if (c.actual !== 'running') throw conflict(`cluster "${name}" is ${c.actual}; images can only be imported into a running cluster`);
+      return this.enqueue('import-image', c, actor, { image }, () => undefined);
+    });
+  }
+
+  /** Imports the older tool's CSV once, on request: each row becomes a record, or is refused with the reason. */
+  importCsv(text: string, actor: Actor): Promise<ImportRow[]> {
+    return this.admit(async () => {
+      this.refuseWhenStopping();
+      const rows = parseEnvironmentsCsv(text);
+      const out: ImportRow[] = [];
+      const added: Cluster[] = [];
+      for (const row of rows) {
+        if (!row.request) {
+          out.push({ line: row.line, name: sanitizeLine(row.name), result: 'refused', reason: row.error });
+          continue;
+        }
+        const req = row.request;
+        try {
+          if (this.store.data.clusters.some((c) => c.name === req.name) || added.some((c) => c.name === req.name)) {
+            throw conflict(`name: cluster "${req.name}" already exists`, 'name');
+          }
+          const others = [...this.store.data.clusters, ...added];
+          const ports = await this.pickPorts({ ...req, httpPort: undefined, httpsPort: undefined }, undefined, others).then((p) => p);
+          // Imported ports are the old tool's real mappings: honoured exactly, or refused on conflict.
+          for (const k of ['httpPort', 'httpsPort'] as const) {
+            const v = req[k];
+            if (v === undefined) continue;
+            const owner = others.find((c) => c.httpPort === v || c.httpsPort === v || c.apiPort === v);
+            if (owner) throw conflict(`${k === 'httpPort' ? 'http_port' : 'https_port'}: ${v} is already used by cluster "${owner.name}"`);
+            ports[k] = v;
+          }
+          if (req.subnet) {
+            const mine = parseSubnet(req.subnet);
+            const clash = others.find((c) => c.subnet && subnetsOverlap(mine, parseSubnet(c.subnet)));
+            if (clash) throw conflict(`cluster_subnet: ${req.subnet} overlaps cluster "${clash.name}"`);
+          }
+          const at = now();
+          added.push({
+            name: req.name, provider: req.provider, servers: 1, agents: 0, ...ports,
+            ...(req.subnet ? { subnet: req.subnet } : {}),
+            owner: actor.user, createdAt: at, desired: 'present', actual: 'unknown',
+            kubeContext: kubeContextFor(req.provider, req.name), kubeconfig: join(this.kubeDir, `${req.name}.yaml`),
+            ...(req.ingressNodePort ? { ingressNodePort: req.ingressNodePort } : {}),
+            ...(req.options ? { options: req.options } : {}),
+            updatedAt: at,
+          });
+          out.push({ line: row.line, name: req.name, result: 'imported' });
+        } catch (e) {
+          out.push({ line: row.line, name: req.name, result: 'refused', reason: (e as Error).message });
+        }
+      }
+      if (added.length) {
+        await this.store.update((d) => {
+          d.clusters.push(...added);
+          this.audit(d, actor, 'import-csv', added.map((c) => c.name).join(','), 'ok');
+        });
+        for (const c of added) {
+          this.feed.emit({ type: 'cluster', cluster: clone(c) });
+          this.recheck(c.name, null);
+        }
+      }
+      return out;
+    });
+  }
+
+  /** Cancels a queued task at once, or stops a running one (its cleanup runs). */
+  async cancel(id: string, actor: Actor): Promise<Task> {
+    const t = this.store.data.tasks.find((x) => x.id === id);
+    if (!t) throw notFound(`task: no task "${sanitizeLine(id).slice(0, 40)}"`);
+    if (isTerminal(t.state)) throw conflict(`task ${id} already ended (${t.state})`);
+    const running = this.running.get(id);
+    if (running) {
+      running.task.notes.push(`cancel requested by ${actor.user}`);
+      running.run.stop('cancel');
+      await this.store.update((d) => this.audit(d, actor, 'cancel', id, 'ok', id));
+      return clone(running.task);
+    }
+    const qi = this.queue.indexOf(id);
+    if (qi >= 0) this.queue.splice(qi, 1);
+    await this.store.update((d) => {
+      this.endQueued(d, t, 'cancelled', `cancelled by ${actor.user} before it started`);
+      this.audit(d, actor, 'cancel', id, 'ok', id);
+    });
+    this.emitTask(t);
+    this.emitCluster(t.cluster);
+    return clone(t);
+  }
+
+  /** Ends a task that never started, and puts its cluster back the way it was. */
+  private endQueued(d: Store['data'], t: Task, state: TaskState, reason: string): void {
+    t.state = state;
+    t.finishedAt = now();
+    t.error = { reason, stderrTail: [] };
+    this.active.delete(t.cluster);
+    const c = d.clusters.find((x) => x.name === t.cluster);
+    if (!c) return;
+    if (t.kind === 'create') {
+      if (t.params?.newRecord) d.clusters.splice(d.clusters.indexOf(c), 1);
+      else {
+        c.actual = 'failed';
+        c.lastError = reason;
+      }
+    } else if (t.params?.prevDesired) {
+      c.desired = t.params.prevDesired as Cluster['desired'];
+    }
+    if (c) c.updatedAt = now();
+  }
+
+  private enqueue(kind: TaskKind, c: Cluster, actor: Actor, params: Record<string, string | number | boolean>, mutate: (d: Store['data']) => void): Promise<Task> {
+    const d = this.store.data;
+    const task: Task = {
+      id: `t-${d.nextTaskSeq}`,
+      kind,
+      cluster: c.name,
+      user: actor.user,
+      state: 'queued',
+      progress: 0,
+      steps: [],
+      createdAt: now(),
+      notes: [],
+      params,
+      logLines: 0,
+    };
+    this.active.set(c.name, task.id);
+    this.queue.push(task.id);
+    const done = this.store.update((data) => {
+      data.nextTaskSeq++;
+      mutate(data);
+      const r = data.clusters.find((x) => x.name === c.name);
+      if (r) r.lastTaskId = task.id;
+      data.tasks.push(task);
+      this.audit(data, actor, kind, c.name, 'ok', task.id);
+    });
+    return done.then(() => {
+      this.log('info', `task ${task.id} queued: ${kind} ${c.name} by ${actor.user} (${actor.source})`);
+      this.emitCluster(c.name);
+      this.emitTask(task);
+      setImmediate(() => this.pump());
+      return clone(task);
+    });
+  }
+
+  private audit(d: Store['data'], actor: Actor, action: string, target: string, result: AuditEvent['result'], taskId?: string): void {
+    d.audit.push({ at: now(), user: actor.user, source: actor.source, action, target, result, ...(taskId ? { taskId } : {}) });
+  }
+
+  // ---- running work --------------------------------------------------------------------------
+
+  private pump(): void {
+    while (!this.stopping && this.running.size < this.cfg.concurrency && this.queue.length > 0) {
+      const id = this.queue.shift()!;
+      const t = this.store.data.tasks.find((x) => x.id === id);
+      if (!t || t.state !== 'queued') continue;
+      this.execute(t);
+    }
+  }
+
+  private emitTask(t: Task): void {
+    this.feed.emit({ type: 'task', task: clone(t) });
+  }
+
+  private emitCluster(name: string): void {
+    const c = this.store.data.clusters.find((x) => x.name === name);
+    if (c) this.feed.emit({ type: 'cluster', cluster: clone(c) });
+    else this.feed.emit({ type: 'cluster-removed', name });
+  }
+
+  private persist(t: Task): void {
+    this.store.flushSoon().catch((e: Error) => this.log('error', `state write failed: ${e.message}`));
+    this.emitTask(t);
+  }
+
+  private openLog(t: Task): TaskLog {
+    const log = new TaskLog(this.logDir, t.id, this.cfg.logRingLines, (lines, from) => {
+      t.logLines = from + lines.length;
+      this.feed.emit({ type: 'log', taskId: t.id, from, lines });
+    });
+    this.logs.set(t.id, log);
+    if (this.logs.size > KEEP_FINISHED_LOGS + this.cfg.concurrency) {
+      for (const [id, l] of this.logs) {
+        if (this.logs.size <= KEEP_FINISHED_LOGS) break;
+        if (!this.running.has(id) && id !== t.id) {
+          void l.close();
+          this.logs.delete(id);
+        }
+      }
+    }
+    return log;
+  }
+
+  private execute(t: Task): void {
+    const c = this.store.data.clusters.find((x) => x.name === t.cluster);
+    if (!c) {
+      void this.finishWithoutRun(t, `cluster "${t.cluster}" no longer exists`);
+      return;
+    }
+    const log = this.openLog(t);
+    t.state = 'running';
+    t.startedAt = now();
+    c.actual = t.kind === 'create' ? 'creating' : t.kind === 'delete' ? 'deleting' : c.actual;
+    c.updatedAt = now();
+    const call = scriptFor(this.cfg, t.kind, c, t.params);
+    log.add(`[kindler] ${t.kind} ${c.name} (${c.provider}) started by ${t.user} as task ${t.id}`);
+    const state: Running = { task: t, log, stderrTail: [], reachedCreate: false, run: undefined as unknown as Run };
+    state.run = runScript({
+      script: call.script,
+      args: call.args,
+      cwd: this.cfg.scriptsDir,
+      env: this.opts.scriptEnv,
+      timeoutMs: this.cfg.timeouts[t.kind] * 1000,
+      graceMs: this.cfg.cancelGraceSeconds * 1000,
+      onLine: (line, stream) => this.onLine(state, line, stream),
+      onStart: (pid) => {
+        t.params = { ...t.params, pid, pidStart: processStart(pid) ?? '' };
+      },
+    });
+    this.running.set(t.id, state);
+    this.log('info', `task ${t.id} running: ${t.kind} ${c.name}`);
+    this.emitCluster(c.name);
+    this.persist(t);
+    state.run.done.then((r) => this.finish(state, r)).catch((e: Error) => {
+      this.log('error', `task ${t.id}: internal error: ${e.stack ?? e.message}`);
+      return this.finish(state, { exitCode: null, signal: null, stopped: null, killed: false, spawnError: `internal error: ${e.message}` });
+    });
+  }
+
+  private async finishWithoutRun(t: Task, reason: string): Promise<void> {
+    await this.store.update((d) => this.endQueued(d, t, 'failed', reason));
+    this.emitTask(t);
+    this.pump();
+  }
+
+  private onLine(s: Running, raw: string, stream: 'stdout' | 'stderr'): void {
+    const t = s.task;
+    const line = cleanLine(raw);
+    const m = stream === 'stdout' ? parseMarker(line) : null;
+    if (!m) {
+      s.log.add(stream === 'stderr' ? line : line);
+      if (stream === 'stderr' && line.trim()) {
+        s.stderrTail.push(line);
+        if (s.stderrTail.length > STDERR_TAIL) s.stderrTail.shift();
+      }
+      return;
+    }
+    switch (m.type) {
+      case 'step': {
+        const at = now();
+        const prev = t.steps[t.steps.length - 1];
+        if (prev && prev.state === 'running') {
+          prev.state = 'succeeded';
+          prev.finishedAt = at;
+        }
+        t.steps.push({ n: m.n, of: m.of, key: m.key, title: m.title, state: 'running', startedAt: at });
+        t.step = m.title;
+        t.progress = progressAt(m.n, m.of);
+        if (m.key === 'create-cluster') s.reachedCreate = true;
+        s.log.add(`==> [${m.n}/${m.of}] ${m.title}`);
+        this.persist(t);
+        break;
+      }
+      case 'note':
+        t.notes.push(m.text);
+        s.log.add(`note: ${m.text}`);
+        this.persist(t);
+        break;
+      case 'error':
+        s.errorText = m.text;
+        s.log.add(`error: ${m.text}`);
+        break;
+      case 'cleanup':
+        s.cleanup = m.phase;
+        s.log.add(`cleanup ${m.phase}${m.text ? `: ${m.text}` : ''}`);
+        break;
+      case 'result':
+        s.result = m.value;
+        break;
+      case 'invalid':
+        s.log.add(line);
+        break;
+    }
+  }
+
+  private async finish(s: Running, r: RunResult): Promise<void> {
+    const t = s.task;
+    const at = now();
+    let state: TaskState;
+    let reason: string | undefined;
+    if (r.spawnError) {
+      state = 'failed';
+      reason = `the script could not run: ${r.spawnError}`;
+    } else if (r.stopped === 'cancel') {
+      state = 'cancelled';
+      reason = t.notes.find((n) => n.startsWith('cancel requested by'))?.replace('cancel requested by', 'cancelled by') ?? 'cancelled';
+    } else if (r.stopped === 'timeout') {
+      state = 'failed';
+      reason = `timed out after ${this.cfg.timeouts[t.kind]}s${s.errorText ? ` (${s.errorText})` : ''}`;
+    } else if (r.stopped === 'shutdown') {
+      state = 'interrupted';
+      reason = 'kindler stopped while the task was running';
+    } else if (r.exitCode === 0 && (t.kind !== 'create' || s.result)) {
+      state = 'succeeded';
+    } else if (r.exitCode === 0) {
+      state = 'failed';
+      reason = 'the script exited 0 but printed no result line';
+    } else {
+      state = 'failed';
+      reason = s.errorText ?? (r.signal ? `the script was killed by ${r.signal}` : `the script exited with code ${r.exitCode}`);
+    }
+
+    // A create that did not finish must not leave a half-made cluster: if the script could not clean
+    // up after itself (killed, or its cleanup failed), do it here with the idempotent delete script.
+    if (t.kind === 'create' && state !== 'succeeded') {
+      if (s.cleanup === 'done') t.cleanup = 'done';
+      else if (!s.reachedCreate) t.cleanup = 'not-needed';
+      else if (state === 'interrupted') t.cleanup = s.cleanup === 'failed' ? 'failed' : undefined;
+      else t.cleanup = await this.fallbackCleanup(s);
+    }
+
+    const last = t.steps[t.steps.length - 1];
+    if (last && last.state === 'running') {
+      last.state = state === 'succeeded' ? 'succeeded' : 'failed';
+      last.finishedAt = at;
+    }
+    t.state = state;
+    t.finishedAt = at;
+    t.exitCode = r.exitCode;
+    if (r.signal) t.signal = r.signal;
+    if (state === 'succeeded') t.progress = 100;
+    else t.error = { reason: reason!, stderrTail: [...s.stderrTail] };
+    s.log.add(state === 'succeeded' ? `[kindler] task ${t.id} succeeded` : `[kindler] task ${t.id} ${state}: ${reason}`);
+    await s.log.close();
+
+    let recheck = false;
+    await this.store.update((d) => {
+      const c = d.clusters.find((x) => x.name === t.cluster);
+      this.active.delete(t.cluster);
+      if (!c) return;
+      c.updatedAt = at;
+      if (state === 'succeeded') delete c.lastError;
+      else c.lastError = reason;
+      c.steps = t.steps.map((st) => ({ key: st.key, title: st.title, state: st.state, at: st.finishedAt ?? st.startedAt, taskId: t.id, ...(st.state === 'failed' && reason ? { error: reason } : {}) }));
+      switch (t.kind) {
+        case 'create':
+          if (state === 'succeeded') {
+            c.actual = 'running';
+            const v = s.result!;
+            if (typeof v.nodeAddress === 'string') c.nodeAddress = v.nodeAddress;
+            if (typeof v.kubeContext === 'string') c.kubeContext = v.kubeContext;
+          } else if (state === 'interrupted') {
+            c.actual = 'unknown';
+            recheck = true;
+          } else if (t.params?.removeOnFailure && t.cleanup !== 'failed') {
+            d.clusters.splice(d.clusters.indexOf(c), 1);
+          } else {
+            c.actual = 'failed';
+            if (t.cleanup === 'failed') c.lastError = `${reason}; cleanup failed, leftovers may remain (kindler delete ${c.name})`;
+          }
+          break;
+        case 'delete':
+          if (state === 'succeeded') d.clusters.splice(d.clusters.indexOf(c), 1);
+          else {
+            c.actual = 'unknown';
+            recheck = true;
+          }
+          break;
+        case 'start':
+        case 'stop':
+          if (state === 'succeeded') c.actual = t.kind === 'start' ? 'running' : 'stopped';
+          else {
+            c.actual = 'unknown';
+            recheck = true;
+          }
+          break;
+        case 'import-image':
+          break;
+      }
+    });
+    this.running.delete(t.id);
+    this.log(state === 'succeeded' ? 'info' : 'warn', `task ${t.id} ${state}: ${t.kind} ${t.cluster}${reason ? ` (${reason})` : ''}`);
+    this.emitCluster(t.cluster);
+    this.emitTask(t);
+    if (recheck && !this.stopping) this.recheck(t.cluster, t.kind === 'create' ? t : null);
+    this.pump();
+  }
+
+  /** Runs the idempotent delete script after a create that could not clean up by itself. */
+  private async fallbackCleanup(s: Running): Promise<'done' | 'failed'> {
+    const t = s.task;
+    const c = this.store.data.clusters.find((x) => x.name === t.cluster);
+    if (!c) return 'failed';
+    s.log.add('[kindler] cleanup: removing what the failed create left behind');
+    const call = scriptFor(this.cfg, 'delete', c);
+    const run = runScript({
+      script: call.script,
+      args: call.args,
+      cwd: this.cfg.scriptsDir,
+      env: this.opts.scriptEnv,
+      timeoutMs: this.cfg.timeouts.delete * 1000,
+      graceMs: this.cfg.cancelGraceSeconds * 1000,
+      onLine: (line, stream) => {
+        const l = cleanLine(line);
+        const m = stream === 'stdout' ? parseMarker(l) : null;
+        if (!m) s.log.add(`cleanup: ${l}`);
+        else if (m.type === 'step') s.log.add(`cleanup: ==> ${m.title}`);
+        else if (m.type === 'error' || m.type === 'note') s.log.add(`cleanup: ${m.type}: ${m.text}`);
+      },
+    });
+    const r = await run.done;
+    const ok = r.exitCode === 0 && !r.stopped;
+    s.log.add(ok ? '[kindler] cleanup done' : `[kindler] cleanup failed (exit ${r.exitCode ?? r.signal ?? r.spawnError})`);
+    return ok ? 'done' : 'failed';
+  }
+
+  // ---- checking with the provider --------------------------------------------------------------
+
+  /** Asks the provider (through cluster.sh status) what it has for one cluster. */
+  async probe(name: string, provider: string): Promise<StatusResult> {
+    const call = statusCall(this.cfg, name, provider);
+    let result: Record<string, unknown> | undefined;
+    let error: string | undefined;
+    const stderr: string[] = [];
+    const run = runScript({
+      script: call.script,
+      args: call.args,
+      cwd: this.cfg.scriptsDir,
+      env: this.opts.scriptEnv,
+      timeoutMs: this.cfg.timeouts.status * 1000,
+      graceMs: 2000,
+      onLine: (line, stream) => {
+        const m = stream === 'stdout' ? parseMarker(line) : null;
+        if (m?.type === 'result') result = m.value;
+        else if (m?.type === 'error') error = m.text;
+        else if (stream === 'stderr' && line.trim()) stderr.push(cleanLine(line));
+      },
+    });
+    const r = await run.done;
+    const status = result && r.exitCode === 0 ? parseStatus(result) : null;
+    if (!status) throw failed(`status check of "${name}" failed: ${error ?? stderr.slice(-1)[0] ?? r.spawnError ?? `exit ${r.exitCode}`}`);
+    return status;
+  }
+
+  /** Re-checks a cluster's actual state in the background; `interruptedCreate` marks a half-done create. */
+  private recheck(name: string, interruptedCreate: Task | null): void {
+    const c = this.store.data.clusters.find((x) => x.name === name);
+    if (!c) return;
+    const p = (async () => {
+      let status: StatusResult | null = null;
+      let problem: string | undefined;
+      try {
+        status = await this.probe(c.name, c.provider);
+      } catch (e) {
+        problem = (e as Error).message;
+      }
+      await this.store.update((d) => {
+        const r = d.clusters.find((x) => x.name === name);
+        if (!r || this.active.has(name)) return;
+        r.updatedAt = now();
+        if (!status) {
+          r.actual = 'unknown';
+          r.lastError = problem;
+          return;
+        }
+        if (status.state === 'absent' && r.desired === 'absent') {
+          d.clusters.splice(d.clusters.indexOf(r), 1);
+          return;
+        }
+        if (interruptedCreate) {
+          r.actual = status.state === 'absent' ? 'absent' : 'failed';
+          r.lastError = `create task ${interruptedCreate.id} was interrupted; the provider reports the cluster ${status.state}${status.state === 'absent' ? '' : ` (kindler delete ${name} removes it)`}`;
+          return;
+        }
+        r.actual = status.state === 'degraded' ? 'unknown' : status.state;
+        if (status.state === 'degraded') r.lastError = `degraded: ${status.running} of ${status.nodes} nodes running`;
+      });
+      this.emitCluster(name);
+    })();
+    this.rechecks.add(p);
+    void p.finally(() => this.rechecks.delete(p));
+  }
+
+  /** After a crash: stop orphaned scripts, mark unfinished tasks interrupted, re-check their clusters. */
+  private async recover(): Promise<void> {
+    const d = this.store.data;
+    const unfinished = d.tasks.filter((t) => !isTerminal(t.state));
+    if (unfinished.length === 0) {
+      for (const c of d.clusters) if (c.actual === 'creating' || c.actual === 'deleting' || c.actual === 'unknown') this.recheck(c.name, null);
+      return;
+    }
+    for (const t of unfinished) {
+      const pid = Number(t.params?.pid ?? 0);
+      if (t.state === 'running' && pid > 0 && processStart(pid) === t.params?.pidStart) {
+        this.log('warn', `task ${t.id}: stopping its orphaned script (process group ${pid})`);
+        signalGroup(pid, 'SIGTERM');
+        const deadline = Date.now() + this.cfg.cancelGraceSeconds * 1000;
+        while (processStart(pid) === t.params?.pidStart && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+        signalGroup(pid, 'SIGKILL');
+      }
+    }
+    const at = now();
+    await this.store.update((data) => {
+      for (const t of unfinished) {
+        const wasRunning = t.state === 'running';
+        t.state = 'interrupted';
+        t.finishedAt = at;
+        t.error = { reason: wasRunning ? 'kindler stopped while the task was running' : 'kindler stopped before the task started', stderrTail: [] };
+        const last = t.steps[t.steps.length - 1];
+        if (last && last.state === 'running') {
+          last.state = 'failed';
+          last.finishedAt = at;
+        }
+        const c = data.clusters.find((x) => x.name === t.cluster);
+        if (!c) continue;
+        if (!wasRunning && t.kind === 'create' && t.params?.newRecord) {
+          data.clusters.splice(data.clusters.indexOf(c), 1);
+          continue;
+        }
+        if (!wasRunning && t.params?.prevDesired) c.desired = t.params.prevDesired as Cluster['desired'];
+        c.actual = 'unknown';
+        c.lastError = `task ${t.id} (${t.kind}) was interrupted: ${t.error.reason}`;
+        c.updatedAt = at;
+      }
+    });
+    for (const t of unfinished) {
+      this.log('warn', `task ${t.id} interrupted: ${t.kind} ${t.cluster}`);
+      this.emitTask(t);
+    }
+    const again = new Set(unfinished.map((t) => t.cluster));
+    for (const c of d.clusters) if (c.actual === 'creating' || c.actual === 'deleting' || c.actual === 'unknown') again.add(c.name);
+    for (const name of again) {
+      const t = unfinished.filter((x) => x.cluster === name).pop();
+      this.recheck(name, t && t.kind === 'create' && t.steps.length > 0 ? t : null);
+    }
+  }
+
+  // ---- stopping --------------------------------------------------------------------------------
+
+  /** Refuses new work, ends queued tasks, stops running scripts (their cleanup runs), saves, unlocks. */
+  async shutdown(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    const queued = this.queue.splice(0);
+    if (queued.length) {
+      await this.store.update((d) => {
+        for (const id of queued) {
+          const t = d.tasks.find((x) => x.id === id);
+          if (t && t.state === 'queued') this.endQueued(d, t, 'interrupted', 'kindler stopped before the task started');
+        }
+      });
+    }
+    for (const s of this.running.values()) s.run.stop('shutdown');
+    await Promise.all([...this.running.values()].map((s) => s.run.done.catch(() => undefined)));
+    while (this.running.size > 0) await new Promise((r) => setImmediate(r));
+    await Promise.all([...this.rechecks]);
+    for (const l of this.logs.values()) await l.close();
+    await this.store.flush();
+    this.lock.release();
+  }
+
+  /** A usage error for a task id that does not look like one. */
+  static checkTaskId(id: string): void {
+    if (!/^t-[0-9]{1,9}$/.test(id)) throw usageError(`task: must be a task id like t-12 (got "${sanitizeLine(id).slice(0, 40)}")`, 'task');
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * The engine's snapshot-and-events feed: a subscriber gets the current snapshot, then every change
+ * in order (each event carries a sequence number one higher than the last).
+ */
+import type { Cluster, Task } from '../core/types.js';
+
+export type EngineEvent =
+  | { seq: number; type: 'cluster'; cluster: Cluster }
+  | { seq: number; type: 'cluster-removed'; name: string }
+  | { seq: number; type: 'task'; task: Task }
+  | { seq: number; type: 'log'; taskId: string; from: number; lines: string[] };
+
+type Payload<E> = E extends unknown ? Omit<E, 'seq'> : never;
+export type EngineEventInput = Payload<EngineEvent>;
+
+export interface Snapshot {
+  seq: number;
+  clusters: Cluster[];
+  tasks: Task[];
+}
+
+export type Listener = (e: EngineEvent) => void;
+
+export class Feed {
+  private seq = 0;
+  private readonly listeners = new Set<Listener>();
+
+  get lastSeq(): number {
+    return this.seq;
+  }
+
+  emit(e: EngineEventInput): void {
+    const ev = { ...e, seq: ++this.seq } as EngineEvent;
+    for (const l of this.listeners) {
+      try {
+        l(ev);
+      } catch {
+        // A broken subscriber must not stop the engine or the other subscribers.
+      }
+    }
+  }
+
+  subscribe(l: Listener): () => void {
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
+  }
+
+  get size(): number {
+    return this.listeners.size;
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * `kindler doctor`: which host tools are there, which versions, and what is not usable.
+ */
+import { execa } from 'execa';
+import { cleanLine } from '../core/text.js';
+
+export interface ToolReport {
+  name: string;
+  found: boolean;
+  version?: string;
+  usable: boolean;
+  detail: string;
+  /** Needed for every cluster, or only for some features. */
+  required: 'always' | 'k3d' | 'kind' | 'routes' | 'gitops';
+}
+
+interface Probe { name: string; cmd: string; args: string[]; required: ToolReport['required']; version: (out: string) => string | undefined }
+
+const first = (re: RegExp) => (out: string) => re.exec(out)?.[1];
+
+const PROBES: Probe[] = [
+  { name: 'docker', cmd: 'docker', args: ['info', '--format', '{{.ServerVersion}}'], required: 'always', version: (o) => o.trim().split('\n')[0] || undefined },
+  { name: 'k3d', cmd: 'k3d', args: ['version'], required: 'k3d', version: first(/k3d version (v\S+)/) },
+  { name: 'kind', cmd: 'kind', args: ['version'], required: 'kind', version: first(/kind (v\S+)/) },
+  { name: 'kubectl', cmd: 'kubectl', args: ['version', '--client'], required: 'always', version: first(/Client Version: (v\S+)/) },
+  { name: 'git', cmd: 'git', args: ['--version'], required: 'gitops', version: first(/git version (\S+)/) },
+  { name: 'haproxy', cmd: 'haproxy', args: ['-v'], required: 'routes', version: first(/HA-?Proxy version (\S+)/) },
+];
+
+async function probe(p: Probe, env?: Record<string, string>): Promise<ToolReport> {
+  const r = await execa(p.cmd, p.args, { reject: false, timeout: 15_000, stdin: 'ignore', env, all: true });
+  const text = cleanLine(String(r.all ?? ''), 4000);
+  if ((r as { code?: string }).code === 'ENOENT' || (r.exitCode === undefined && /ENOENT/.test(r.shortMessage ?? ''))) {
+    return { name: p.name, found: false, usable: false, detail: `${p.cmd} is not on PATH`, required: p.required };
+  }
+  const all = String(r.all ?? '');
+  const version = p.version(all);
+  if (r.exitCode !== 0) {
+    const why = p.name === 'docker' ? `the docker daemon is not reachable: ${cleanLine(all.trim().split('\n').pop() ?? '', 300)}` : `"${p.cmd} ${p.args.join(' ')}" exited ${r.exitCode ?? r.signal}: ${text.slice(0, 300)}`;
+    return { name: p.name, found: true, ...(version ? { version } : {}), usable: false, detail: why, required: p.required };
+  }
+  return { name: p.name, found: true, ...(version ? { version } : {}), usable: true, detail: 'ok', required: p.required };
+}
+
+/** Checks every tool in parallel. */
+export async function doctor(env?: Record<string, string>): Promise<ToolReport[]> {
+  return Promise.all(PROBES.map((p) => probe(p, env)));
+}

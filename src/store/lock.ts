@@ -1,0 +1,68 @@
+/**
+ * The single-writer lock: `<dataDir>/kindler.lock` holds the owner's pid and process start time.
+ * A lock whose owner is gone (or whose pid now belongs to another process) is stale and taken over.
+ */
+import { closeSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+
+export class LockHeldError extends Error {
+  constructor(readonly file: string, readonly pid: number, readonly role: string) {
+    super(`state ${file} is locked by a running kindler ${role} (pid ${pid}); stop it or use it instead`);
+  }
+}
+
+interface LockInfo { pid: number; start: string; role: string }
+
+/** The kernel's start time of a process (field 22 of /proc/PID/stat), or null when it does not exist. */
+export function processStart(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const afterComm = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return afterComm[19] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+function alive(info: LockInfo): boolean {
+  const start = processStart(info.pid);
+  if (start === null) {
+    try { process.kill(info.pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+  }
+  return start === info.start;
+}
+
+export interface Lock { file: string; release(): void }
+
+/** Takes the lock for this process or throws LockHeldError. `role` is shown to whoever is refused. */
+export function acquireLock(dataDir: string, role: string): Lock {
+  const file = join(dataDir, 'kindler.lock');
+  const me: LockInfo = { pid: process.pid, start: processStart(process.pid) ?? '', role };
+  for (let attempt = 0; attempt < 5; attempt++) {
+    try {
+      const fd = openSync(file, 'wx', 0o600);
+      writeSync(fd, JSON.stringify(me));
+      closeSync(fd);
+      let released = false;
+      return {
+        file,
+        release() {
+          if (released) return;
+          released = true;
+          try {
+            const cur = JSON.parse(readFileSync(file, 'utf8')) as LockInfo;
+            if (cur.pid === me.pid) unlinkSync(file);
+          } catch { /* already gone */ }
+        },
+      };
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    let info: LockInfo | null = null;
+    try { info = JSON.parse(readFileSync(file, 'utf8')) as LockInfo; } catch { info = null; }
+    if (info && typeof info.pid === 'number' && alive(info)) throw new LockHeldError(file, info.pid, info.role ?? 'process');
+    // Stale (or unreadable half-written) lock: move it aside atomically so only one taker wins.
+    try { renameSync(file, `${file}.stale-${process.pid}`); unlinkSync(`${file}.stale-${process.pid}`); } catch { /* another taker won */ }
+  }
+  throw new Error(`state lock ${file}: could not be taken after 5 attempts`);
+}
