@@ -13,7 +13,7 @@ source "$kd_here/lib/common.sh"
 
 kd_usage() {
   cat <<'EOF'
-usage: cluster.sh start  --name NAME --provider k3d|kind [--kubeconfig FILE [--wait-timeout SECONDS (180)]]
+usage: cluster.sh start  --name NAME --provider k3d|kind [--kubeconfig FILE] [--wait-timeout SECONDS (180)]
        cluster.sh stop   --name NAME --provider k3d|kind
        cluster.sh status --name NAME --provider k3d|kind
        cluster.sh list   [--provider k3d|kind|all (all)]
@@ -53,7 +53,6 @@ case $SUB in
       KUBECONFIG_FILE=${KD_FLAG[kubeconfig]}
     fi
     if kd_has wait-timeout; then
-      [[ -n $KUBECONFIG_FILE ]] || kd_usage_error --wait-timeout "only valid together with --kubeconfig (readiness is checked through it)"
       kd_check_int wait-timeout "${KD_FLAG[wait-timeout]}" 1 86400
       WAIT=$((10#${KD_FLAG[wait-timeout]}))
     fi
@@ -97,8 +96,11 @@ do_start() {
   kd_context_for "$PROVIDER" "$NAME"
   local context=$REPLY
   preflight "$n" "$total"
-  if [[ -n $KUBECONFIG_FILE && ! -f $KUBECONFIG_FILE ]]; then
-    kd_die "kubeconfig $KUBECONFIG_FILE does not exist"
+  if [[ -n $KUBECONFIG_FILE ]]; then
+    kd_need_tool kubectl
+    if [[ ! -f $KUBECONFIG_FILE ]]; then
+      kd_die "kubeconfig $KUBECONFIG_FILE does not exist"
+    fi
   fi
   n=$((n + 1))
   kd_step "$n" "$total" start-cluster "Start the $PROVIDER cluster $NAME"
@@ -106,7 +108,8 @@ do_start() {
     kd_note "cluster $NAME was already running"
   fi
   if [[ $PROVIDER == k3d ]]; then
-    if kd_run -- k3d cluster start "$NAME"; then :; else
+    # k3d waits for the nodes by default, with no time limit unless --timeout is given.
+    if kd_run -- k3d cluster start "$NAME" --timeout "${WAIT}s"; then :; else
       kd_die "k3d cluster start failed (exit $KD_RC): $KD_LAST_ERROR" "$KD_RC"
     fi
   else

@@ -65,6 +65,13 @@ CREATE_STARTED=0   # step 2 began: the cluster may exist (partly) from now on
 CREATE_FOREIGN=0   # the provider said the name is taken: the cluster is not ours, never delete it
 CREATE_DONE=0      # the result was printed
 WORK=""            # temp dir next to the kubeconfig (same filesystem, for an atomic mv)
+# k3d makes a network k3d-NAME and a volume k3d-NAME-images. If it is killed half-way they can be
+# left without any container, where `k3d cluster delete` no longer finds them. The cleanup removes
+# them only when preflight saw that they did not exist before (1 = existed, 0 = did not).
+K3D_NET="k3d-$NAME"
+K3D_VOL="k3d-$NAME-images"
+K3D_NET_BEFORE=1
+K3D_VOL_BEFORE=1
 
 kd_init
 TOTAL=5
@@ -101,6 +108,10 @@ kd_cleanup_hook() {
         problems+="$what failed (exit $KD_RC): $KD_LAST_ERROR; "
       fi
     fi
+    if [[ $PROVIDER == k3d ]]; then
+      kd_remove_leftover network "$K3D_NET" "$K3D_NET_BEFORE"
+      kd_remove_leftover volume "$K3D_VOL" "$K3D_VOL_BEFORE"
+    fi
     # Trust docker, not the tool's exit status (k3d delete exits 0 even when docker is down).
     if kd_docker_ps "$PROVIDER" "$KD_TMP/ps.cleanup" "$NAME"; then
       kd_tally "$PROVIDER" "$KD_TMP/ps.cleanup" "$NAME"
@@ -125,6 +136,44 @@ kd_cleanup_hook() {
     kd_oneline "${problems%; }"
     kd_marker "cleanup failed $REPLY"
   fi
+}
+
+# kd_docker_has network|volume NAME: 0 when docker lists it, 1 when not, 2 when docker failed.
+kd_docker_has() {
+  local out="$KD_TMP/$1.ls" n
+  local -a names=()
+  if kd_run -o "$out" -- docker "$1" ls --format '{{.Name}}'; then :; else
+    return 2
+  fi
+  if mapfile -t names <"$out"; then :; else
+    KD_LAST_ERROR="cannot read $out"
+    return 2
+  fi
+  for n in "${names[@]}"; do
+    if [[ $n == "$2" ]]; then
+      return 0
+    fi
+  done
+  return 1
+}
+
+# shellcheck disable=SC2317 # called from the cleanup hook
+# kd_remove_leftover network|volume NAME EXISTED_BEFORE: adds to $problems on failure.
+kd_remove_leftover() {
+  local kind=$1 name=$2 before=$3 rc
+  if ((before)); then
+    return 0
+  fi
+  if kd_docker_has "$kind" "$name"; then rc=0; else rc=$?; fi
+  case $rc in
+    0)
+      if kd_run -o /dev/null -- docker "$kind" rm "$name"; then :; else
+        problems+="docker $kind rm $name failed (exit $KD_RC): $KD_LAST_ERROR; "
+      fi
+      ;;
+    1) ;;
+    *) problems+="cannot list docker ${kind}s (exit $KD_RC): $KD_LAST_ERROR; " ;;
+  esac
 }
 
 # shellcheck disable=SC2317 # called from the cleanup hook
@@ -157,6 +206,28 @@ fi
 kd_cluster_state "$PROVIDER" "$NAME"
 if [[ $KD_STATE != absent ]]; then
   kd_die "a $PROVIDER cluster named $NAME already exists ($KD_STATE, $KD_RUNNING/$KD_NODES nodes running); it is left untouched"
+fi
+if [[ $PROVIDER == k3d ]]; then
+  for obj in network volume; do
+    if [[ $obj == network ]]; then
+      objname=$K3D_NET
+    else
+      objname=$K3D_VOL
+    fi
+    if kd_docker_has "$obj" "$objname"; then
+      kd_note "docker $obj $objname already exists: k3d will re-use it, and it is kept if the create fails"
+    else
+      rc=$?
+      if ((rc != 1)); then
+        kd_die "cannot list docker ${obj}s (exit $KD_RC): $KD_LAST_ERROR" "$KD_RC"
+      fi
+      if [[ $obj == network ]]; then
+        K3D_NET_BEFORE=0
+      else
+        K3D_VOL_BEFORE=0
+      fi
+    fi
+  done
 fi
 if [[ -e $KUBECONFIG_FILE ]]; then
   kd_note "kubeconfig $KUBECONFIG_FILE exists from an earlier cluster named $NAME and will be replaced"

@@ -74,7 +74,7 @@ async function main(argv: string[]): Promise<number> {
   });
   const code = await runCommand(argv, {
     engine,
-    actor: { user: localUser(), source: 'local-cli' },
+    actor: { user: localUser(), source: 'local-cli', role: 'admin' },
     io: {
       out: (s) => process.stdout.write(s),
       err: (s) => process.stderr.write(s),

@@ -100,7 +100,7 @@ kd_json_obj() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Markers (stdout) and logging (stderr)
+# Markers (stdout)
 
 kd_marker() { printf '%s%s\n' "$KD_MARK" "$1"; }
 
@@ -123,8 +123,6 @@ kd_error() {
 }
 
 kd_result() { kd_marker "result $1"; }
-
-kd_log() { printf 'kindler: %s\n' "$*" >&2; }
 
 # kd_die MESSAGE [RC]: print the error marker and exit with RC (default 1; never 0).
 kd_die() {
@@ -305,6 +303,12 @@ kd_on_signal() {
     if wait "$KD_CHILD"; then :; fi
     KD_CHILD=""
   fi
+  if [[ -n $KD_TEE ]]; then
+    # The tee ends at EOF once the tool is gone (or was signalled with the group). Reap it, so
+    # that no process of ours outlives the script.
+    if wait "$KD_TEE"; then :; fi
+    KD_TEE=""
+  fi
   if ((KD_ERR_PRINTED == 0)); then
     if [[ -n $KD_STEP_DESC ]]; then
       kd_error "interrupted by SIG$1 during $KD_STEP_DESC"
@@ -379,7 +383,8 @@ kd_run() {
 }
 
 # kd_pick_error_line FILE: sets REPLY to the most telling line of a tool's stderr: the last
-# non-empty one, skipping generic k3d roll-back lines, with logrus/kind/kubectl prefixes removed.
+# non-empty one, skipping generic k3d roll-back lines and "Run '… --help'" hints, with
+# logrus/kind/kubectl prefixes removed.
 kd_pick_error_line() {
   local -a lines=()
   REPLY=""
@@ -391,6 +396,7 @@ kd_pick_error_line() {
     [[ -n $line ]] || continue
     case $line in
       *'>>> Rolling Back'* | *'Cluster creation FAILED'* | *'At least one error occured'* | *'At least one error occurred'*) continue ;;
+      "Run '"*"--help' for more information"* | "See '"*"--help' for usage"*) continue ;;
     esac
     if [[ $line =~ ^(FATA|ERRO|WARN|INFO)(\[[0-9]+\])?\ +(.*)$ ]]; then
       line=${BASH_REMATCH[3]}

@@ -2,7 +2,8 @@
  * The verb table: parse, call the engine, print text or --json. Every face (local CLI, control
  * socket, SSH exec) runs verbs through `runCommand`, so parsing, output and exit codes cannot drift.
  */
-import { EXIT, KindlerError, usageError } from '../core/errors.js';
+import { authorize, type Action, type Role } from '../access/authorize.js';
+import { EXIT, KindlerError, refused, usageError } from '../core/errors.js';
 import { parseDuration } from '../core/duration.js';
 import { parsePort } from '../core/ports.js';
 import { checkImage, parseCount, parseProvider, type CreateRequest } from '../core/spec.js';
@@ -27,10 +28,32 @@ export interface IO {
   readFile(path: string): Promise<string>;
 }
 
+/** Who runs the verb: the engine's actor plus the role the face authenticated. */
+export interface Principal extends Actor {
+  role: Role;
+}
+
 export interface Context {
   engine: Engine;
-  actor: Actor;
+  actor: Principal;
   io: IO;
+}
+
+/** Refuses (exit 5) unless the actor may do `action`; for cluster actions, the cluster must exist first. */
+function allow(ctx: Context, action: Action, clusterName?: string, taskUser?: string): void {
+  let owner: string | undefined;
+  if (clusterName !== undefined) {
+    const c = ctx.engine.getCluster(clusterName);
+    if (!c) throw new KindlerError('notFound', `cluster: no cluster named ${shown(clusterName, 40)}`);
+    owner = c.owner;
+  }
+  const d = authorize(ctx.actor, action, { owner, taskUser });
+  if (!d.ok) throw refused(d.reason);
+}
+
+/** Whether the actor may do `action` on a cluster owned by `owner` (faces hide what is refused). */
+export function may(actor: Principal, action: Action, owner?: string, taskUser?: string): boolean {
+  return authorize(actor, action, { owner, taskUser }).ok;
 }
 
 interface Verb extends VerbSpec {
@@ -207,6 +230,7 @@ const VERBS: Verb[] = [
         ...(ttl ? { ttlMs: parseDuration('ttl', ttl) } : {}),
         ...(p.flags['remove-on-failure'] ? { removeOnFailure: true } : {}),
       };
+      allow(ctx, 'create');
       const task = await ctx.engine.create(req, ctx.actor);
       return report(ctx, p, json, task);
     },
@@ -217,6 +241,7 @@ const VERBS: Verb[] = [
     args: [{ name: 'name', required: true, help: 'cluster name' }],
     flags: { ...WAIT },
     async run(p, ctx, json) {
+      allow(ctx, 'delete', p.args.name!);
       return report(ctx, p, json, await ctx.engine.delete(p.args.name!, ctx.actor));
     },
   },
@@ -226,6 +251,7 @@ const VERBS: Verb[] = [
     args: [{ name: 'name', required: true, help: 'cluster name' }],
     flags: { ...WAIT },
     async run(p, ctx, json) {
+      allow(ctx, 'start', p.args.name!);
       return report(ctx, p, json, await ctx.engine.startCluster(p.args.name!, ctx.actor));
     },
   },
@@ -235,6 +261,7 @@ const VERBS: Verb[] = [
     args: [{ name: 'name', required: true, help: 'cluster name' }],
     flags: { ...WAIT },
     async run(p, ctx, json) {
+      allow(ctx, 'stop', p.args.name!);
       return report(ctx, p, json, await ctx.engine.stopCluster(p.args.name!, ctx.actor));
     },
   },
@@ -248,6 +275,7 @@ const VERBS: Verb[] = [
     flags: { ...WAIT },
     async run(p, ctx, json) {
       checkImage(p.args.image!);
+      allow(ctx, 'import-image', p.args.name!);
       return report(ctx, p, json, await ctx.engine.importImage(p.args.name!, p.args.image!, ctx.actor));
     },
   },
@@ -316,6 +344,10 @@ const VERBS: Verb[] = [
     flags: { ...WAIT },
     async run(p, ctx, json) {
       Engine.checkTaskId(p.args.id!);
+      const target = resolveTask(ctx, p.args.id!);
+      const owner = ctx.engine.getCluster(target.cluster)?.owner;
+      const d = authorize(ctx.actor, 'cancel', { owner, taskUser: target.user });
+      if (!d.ok) throw refused(d.reason);
       const t = await ctx.engine.cancel(p.args.id!, ctx.actor);
       return report(ctx, p, json, t);
     },
@@ -343,6 +375,7 @@ const VERBS: Verb[] = [
     fileArg: 'file',
     flags: {},
     async run(p, ctx, json) {
+      allow(ctx, 'import-csv');
       let text: string;
       try {
         text = await ctx.io.readFile(p.args.file!);

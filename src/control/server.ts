@@ -48,7 +48,7 @@ export async function startControlServer(engine: Engine, log: LogFn): Promise<Co
       const files = req.files && typeof req.files === 'object' ? req.files : {};
       void runCommand(req.argv, {
         engine,
-        actor: { user, source: 'local-cli' },
+        actor: { user, source: 'local-cli', role: 'admin' },
         io: {
           out: (data) => send({ type: 'out', data }),
           err: (data) => send({ type: 'err', data }),

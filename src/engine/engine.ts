@@ -18,7 +18,7 @@ import { hostPortBusy } from '../provision/hostports.js';
 import { parseStatus, scriptFor, statusCall, type StatusResult } from '../provision/scripts.js';
 import { acquireLock, processStart, type Lock } from '../store/lock.js';
 import { Store } from '../store/state.js';
-import { Feed, type Listener, type Snapshot } from './feed.js';
+import { Feed, type Listener, type SessionInfo, type Snapshot } from './feed.js';
 import { readLogFile, TaskLog } from './logs.js';
 import { runScript, signalGroup, type Run, type RunResult } from './runner.js';
 
@@ -98,7 +98,26 @@ export class Engine {
   // ---- reading -------------------------------------------------------------------------------
 
   snapshot(): Snapshot {
-    return { seq: this.feed.lastSeq, clusters: this.listClusters(), tasks: this.listTasks({ limit: this.cfg.taskListLimit }) };
+    return {
+      seq: this.feed.lastSeq,
+      clusters: this.listClusters(),
+      tasks: this.listTasks({ limit: this.cfg.taskListLimit }),
+      sessions: [...this.sessions.values()].map(clone),
+    };
+  }
+
+  private readonly sessions = new Map<string, SessionInfo>();
+  private sessionSeq = 0;
+
+  /** Registers an interactive session for presence; returns the function that ends it. */
+  joinSession(info: Omit<SessionInfo, 'id' | 'since'>): () => void {
+    const id = `s-${++this.sessionSeq}`;
+    this.sessions.set(id, { ...info, id, since: now() });
+    const emit = () => this.feed.emit({ type: 'presence', sessions: [...this.sessions.values()].map(clone) });
+    emit();
+    return () => {
+      if (this.sessions.delete(id)) emit();
+    };
   }
 
   /** Snapshot, then every later event, in order. Returns the unsubscribe function. */
@@ -732,10 +751,14 @@ export class Engine {
 
   /** Runs the idempotent delete script after a create that could not clean up by itself. */
   private async fallbackCleanup(s: Running): Promise<'done' | 'failed'> {
-    const t = s.task;
+    return this.cleanupCreate(s.task, s.log);
+  }
+
+  /** Removes what an unfinished create made, with the idempotent delete script; logs into the task's log. */
+  private async cleanupCreate(t: Task, log: TaskLog): Promise<'done' | 'failed'> {
     const c = this.store.data.clusters.find((x) => x.name === t.cluster);
     if (!c) return 'failed';
-    s.log.add('[kindler] cleanup: removing what the failed create left behind');
+    log.add('[kindler] cleanup: removing what the unfinished create left behind');
     const call = scriptFor(this.cfg, 'delete', c);
     const run = runScript({
       script: call.script,
@@ -747,14 +770,14 @@ export class Engine {
       onLine: (line, stream) => {
         const l = cleanLine(line);
         const m = stream === 'stdout' ? parseMarker(l) : null;
-        if (!m) s.log.add(`cleanup: ${l}`);
-        else if (m.type === 'step') s.log.add(`cleanup: ==> ${m.title}`);
-        else if (m.type === 'error' || m.type === 'note') s.log.add(`cleanup: ${m.type}: ${m.text}`);
+        if (!m) log.add(`cleanup: ${l}`);
+        else if (m.type === 'step') log.add(`cleanup: ==> ${m.title}`);
+        else if (m.type === 'error' || m.type === 'note') log.add(`cleanup: ${m.type}: ${m.text}`);
       },
     });
     const r = await run.done;
     const ok = r.exitCode === 0 && !r.stopped;
-    s.log.add(ok ? '[kindler] cleanup done' : `[kindler] cleanup failed (exit ${r.exitCode ?? r.signal ?? r.spawnError})`);
+    log.add(ok ? '[kindler] cleanup done' : `[kindler] cleanup failed (exit ${r.exitCode ?? r.signal ?? r.spawnError})`);
     return ok ? 'done' : 'failed';
   }
 
@@ -793,6 +816,18 @@ export class Engine {
     const p = (async () => {
       let status: StatusResult | null = null;
       let problem: string | undefined;
+      if (interruptedCreate && interruptedCreate.steps.some((st) => st.key === 'create-cluster') && interruptedCreate.cleanup !== 'done') {
+        // The create got as far as making the cluster and then lost its script: undo it here.
+        const log = this.openLog(interruptedCreate);
+        log.total = interruptedCreate.logLines;
+        const result = await this.cleanupCreate(interruptedCreate, log);
+        await log.close();
+        await this.store.update((d) => {
+          const t = d.tasks.find((x) => x.id === interruptedCreate.id);
+          if (t) t.cleanup = result;
+        });
+        this.emitTask(interruptedCreate);
+      }
       try {
         status = await this.probe(c.name, c.provider);
       } catch (e) {
@@ -813,7 +848,11 @@ export class Engine {
         }
         if (interruptedCreate) {
           r.actual = status.state === 'absent' ? 'absent' : 'failed';
-          r.lastError = `create task ${interruptedCreate.id} was interrupted; the provider reports the cluster ${status.state}${status.state === 'absent' ? '' : ` (kindler delete ${name} removes it)`}`;
+          if (status.state === 'absent') {
+            r.lastError = `create task ${interruptedCreate.id} was interrupted${interruptedCreate.cleanup === 'done' ? '; what it had made was removed' : ''}; run create again to retry`;
+            return;
+          }
+          r.lastError = `create task ${interruptedCreate.id} was interrupted; the provider reports the cluster ${status.state} (kindler delete ${name} removes it)`;
           return;
         }
         r.actual = status.state === 'degraded' ? 'unknown' : status.state;

@@ -8,7 +8,17 @@ export type EngineEvent =
   | { seq: number; type: 'cluster'; cluster: Cluster }
   | { seq: number; type: 'cluster-removed'; name: string }
   | { seq: number; type: 'task'; task: Task }
-  | { seq: number; type: 'log'; taskId: string; from: number; lines: string[] };
+  | { seq: number; type: 'log'; taskId: string; from: number; lines: string[] }
+  | { seq: number; type: 'presence'; sessions: SessionInfo[] };
+
+/** One connected interactive session (for "who else is online"). */
+export interface SessionInfo {
+  id: string;
+  user: string;
+  role: string;
+  source: string;
+  since: string;
+}
 
 type Payload<E> = E extends unknown ? Omit<E, 'seq'> : never;
 export type EngineEventInput = Payload<EngineEvent>;
@@ -17,6 +27,7 @@ export interface Snapshot {
   seq: number;
   clusters: Cluster[];
   tasks: Task[];
+  sessions: SessionInfo[];
 }
 
 export type Listener = (e: EngineEvent) => void;

@@ -1,0 +1,168 @@
+/**
+ * The real `kindler` CLI and daemon as processes: control socket, embedded mode, crash recovery.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { cli, makeWorld, poll, startDaemon, type World } from './helpers.js';
+
+function world(t: import('node:test').TestContext, overrides: Record<string, unknown> = {}): World {
+  const w = makeWorld(overrides);
+  t.after(() => w.cleanup());
+  return w;
+}
+
+const stripVolatile = (s: string) => s;
+
+test('the CLI through the daemon and embedded give the same --json output', async (t) => {
+  const w = world(t);
+  const d = await startDaemon(w);
+  t.after(() => d.stop());
+  const created = await cli(w, ['create', 'same', '--provider', 'kind', '--wait', '--json']);
+  assert.equal(created.code, 0, created.stderr);
+  assert.equal(JSON.parse(created.stdout).task.state, 'succeeded');
+  const bad = await cli(w, ['create', 'Same', '--json']);
+  const viaDaemon = await Promise.all([['list', '--json'], ['show', 'same', '--json'], ['tasks', '--json'], ['task', 't-1', '--json'], ['logs', 't-1', '--json'], ['version', '--json'], ['show', 'nope', '--json']].map((a) => cli(w, a)));
+  const stopped = await d.stop();
+  assert.equal(stopped.code, 0);
+  assert.ok(!existsSync(join(w.dataDir, 'kindler.sock')), 'socket removed on stop');
+  const badEmbedded = await cli(w, ['create', 'Same', '--json']);
+  const embedded = await Promise.all([['list', '--json'], ['show', 'same', '--json'], ['tasks', '--json'], ['task', 't-1', '--json'], ['logs', 't-1', '--json'], ['version', '--json'], ['show', 'nope', '--json']].map((a) => cli(w, a)));
+  // Embedded runs are serialised by the lock; run them again one by one for the comparison.
+  for (const [i, args] of [['list', '--json'], ['show', 'same', '--json'], ['tasks', '--json'], ['task', 't-1', '--json'], ['logs', 't-1', '--json'], ['version', '--json'], ['show', 'nope', '--json']].entries()) {
+    const e = embedded[i]!.code === 1 && /locked/.test(embedded[i]!.stderr) ? await cli(w, args) : embedded[i]!;
+    assert.equal(e.code, viaDaemon[i]!.code, `${args.join(' ')}: ${e.stderr}`);
+    assert.equal(stripVolatile(e.stdout), stripVolatile(viaDaemon[i]!.stdout), args.join(' '));
+    assert.equal(e.stderr, viaDaemon[i]!.stderr, args.join(' '));
+  }
+  assert.equal(bad.code, 2);
+  assert.equal(badEmbedded.code, 2);
+  assert.equal(bad.stdout, badEmbedded.stdout);
+  assert.equal(bad.stderr, badEmbedded.stderr);
+});
+
+test('create --wait prints progress and the live log, and exits with the task result', async (t) => {
+  const w = world(t);
+  const d = await startDaemon(w);
+  t.after(() => d.stop());
+  const ok = await cli(w, ['create', 'waity', '--wait']);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stdout, /\[  0%\] Check docker/);
+  assert.match(ok.stdout, /==> \[5\/5\]/);
+  assert.match(ok.stdout, /task t-1: create waity succeeded/);
+  w.rule('kubectl.wait', 'fail 1 never ready');
+  const bad = await cli(w, ['create', 'sad', '--wait']);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stdout, /task t-2: create sad failed — /);
+  assert.match(d.output(), /task t-2 failed: create sad/);
+});
+
+test('logs --follow streams a running task through the daemon', async (t) => {
+  const w = world(t);
+  w.rule('k3d.cluster-create', 'delay 1');
+  const d = await startDaemon(w);
+  t.after(() => d.stop());
+  const c = await cli(w, ['create', 'follow', '--json']);
+  assert.equal(c.code, 0, c.stderr);
+  const id = JSON.parse(c.stdout).task.id;
+  const f = await cli(w, ['logs', id, '--follow']);
+  assert.equal(f.code, 0);
+  assert.match(f.stdout, /==> \[1\/5\]/);
+  assert.match(f.stdout, /\[kindler\] task t-1 succeeded/);
+  const full = readFileSync(join(w.dataDir, 'logs', `${id}.log`), 'utf8');
+  assert.equal(f.stdout, full, 'follow printed every line exactly once');
+});
+
+test('a second daemon on the same data dir exits with a clear error; the socket is owner/group only', async (t) => {
+  const w = world(t);
+  const d = await startDaemon(w);
+  t.after(() => d.stop());
+  const second = await cli(w, ['daemon']);
+  assert.equal(second.code, 1);
+  assert.match(second.stderr, /^error: state .*kindler\.lock is locked by a running kindler daemon \(pid \d+\)/);
+  assert.equal(statSync(join(w.dataDir, 'kindler.sock')).mode & 0o777, 0o660);
+  // And the CLI uses the daemon instead of fighting for the lock.
+  assert.equal((await cli(w, ['list'])).code, 0);
+});
+
+test('a corrupt state file: the daemon refuses to start, names the file, leaves it untouched', async (t) => {
+  const w = world(t);
+  const file = join(w.dataDir, 'state.json');
+  writeFileSync(file, '{"schemaVersion":1,"clusters":[');
+  const r = await cli(w, ['daemon']);
+  assert.equal(r.code, 1);
+  assert.equal(r.stderr.trim().split('\n').length, 1);
+  assert.match(r.stderr, new RegExp(`^error: state file ${file.replace(/[.]/g, '\\.')}: is not valid JSON`));
+  assert.equal(readFileSync(file, 'utf8'), '{"schemaVersion":1,"clusters":[');
+  const l = await cli(w, ['list']);
+  assert.equal(l.code, 1);
+  assert.match(l.stderr, /is not valid JSON/);
+});
+
+test('kill -9 of the daemon mid-task: after restart the task is interrupted, state valid, cluster re-checked', async (t) => {
+  const w = world(t);
+  w.rule('k3d.cluster-create', 'hang');
+  const d = await startDaemon(w);
+  const c = await cli(w, ['create', 'crashy', '--json']);
+  const id = JSON.parse(c.stdout).task.id;
+  await d.waitFor(new RegExp(`task ${id} running`));
+  // Wait until the script is inside the provider call (the hang).
+  const pidOf = () => JSON.parse(readFileSync(join(w.dataDir, 'state.json'), 'utf8')).tasks[0].params?.pid as number | undefined;
+  await poll(() => Boolean(pidOf()) && w.calls().includes('"create"'), 20000, 'the script to reach k3d cluster create');
+  d.proc.kill('SIGKILL');
+  await d.exited;
+  JSON.parse(readFileSync(join(w.dataDir, 'state.json'), 'utf8'));
+  const d2 = await startDaemon(w);
+  t.after(() => d2.stop());
+  await d2.waitFor(new RegExp(`task ${id} interrupted`));
+  const task = JSON.parse((await cli(w, ['task', id, '--json'])).stdout).task;
+  assert.equal(task.state, 'interrupted');
+  assert.match(task.error.reason, /kindler stopped while the task was running/);
+  // Re-checked with the provider: the orphaned script was stopped and cleaned up, nothing exists.
+  let cluster;
+  for (let i = 0; i < 100; i++) {
+    cluster = JSON.parse((await cli(w, ['show', 'crashy', '--json'])).stdout).cluster;
+    if (cluster.actual !== 'unknown') break;
+  }
+  assert.equal(cluster.actual, 'absent', JSON.stringify(cluster));
+  assert.match(cluster.lastError, /interrupted/);
+  const pid = Number(task.params.pid);
+  assert.throws(() => process.kill(-pid, 0), 'no orphaned script is left');
+  assert.deepEqual(w.containers('crashy'), []);
+});
+
+test('SIGTERM stops the daemon cleanly: running tasks are recorded interrupted', async (t) => {
+  const w = world(t);
+  w.rule('kubectl.wait', 'hang');
+  const d = await startDaemon(w);
+  const c = await cli(w, ['create', 'termy', '--json']);
+  const id = JSON.parse(c.stdout).task.id;
+  await d.waitFor(new RegExp(`task ${id} running`));
+  await poll(() => w.calls().includes('"wait"'), 20000, 'the script to reach kubectl wait');
+  const r = await d.stop();
+  assert.equal(r.code, 0);
+  assert.match(d.output(), /kindler daemon stopped/);
+  const state = JSON.parse(readFileSync(join(w.dataDir, 'state.json'), 'utf8'));
+  assert.equal(state.tasks[0].state, 'interrupted');
+  assert.ok(!existsSync(join(w.dataDir, 'kindler.lock')));
+  assert.deepEqual(w.containers('termy'), [], "the script's own cleanup ran");
+});
+
+test('embedded CLI without a daemon runs the task to the end before exiting', async (t) => {
+  const w = world(t);
+  const r = await cli(w, ['create', 'solo', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout).task.state, 'queued');
+  assert.match(r.stderr, /waiting here until the task finishes/);
+  const show = await cli(w, ['show', 'solo', '--json']);
+  assert.equal(JSON.parse(show.stdout).cluster.actual, 'running');
+  const doc = await cli(w, ['doctor', '--json']);
+  const rep = JSON.parse(doc.stdout);
+  assert.equal(rep.tools.find((x: { name: string }) => x.name === 'k3d').usable, true);
+  assert.equal(rep.tools.find((x: { name: string }) => x.name === 'docker').usable, true);
+  w.rule('docker-down', '');
+  const down = await cli(w, ['doctor']);
+  assert.equal(down.code, 1);
+  assert.match(down.stdout, /docker daemon is not reachable/);
+});

@@ -1,0 +1,213 @@
+/**
+ * Test harness: a temp world (data dir, fake provider state, HOME, config), the real CLI and daemon
+ * as processes, and an in-process engine, all running the real scripts against the fakes.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Config } from '../src/core/config.js';
+import { Engine } from '../src/engine/engine.js';
+import { loadConfig } from '../src/store/config.js';
+import { runCommand, type Principal } from '../src/commands/index.js';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export const FAKE_BIN = join(ROOT, 'test', 'fixtures', 'bin');
+export const CLI = join(ROOT, 'dist', 'cli.js');
+
+let portBase = 20000 + (process.pid % 200) * 100;
+
+export interface World {
+  dir: string;
+  dataDir: string;
+  fakeDir: string;
+  home: string;
+  configFile: string;
+  env: NodeJS.ProcessEnv;
+  cfg: Config;
+  /** Writes a fake-control rule, e.g. rule('k3d.cluster-create', 'delay 1'). */
+  rule(name: string, content: string): void;
+  clearRule(name: string): void;
+  /** The fake tools' invocation log (one JSON line per call), '' before the first call. */
+  calls(): string;
+  /** The fake docker's containers whose names include `name`. */
+  containers(name: string): string[];
+  cleanup(): void;
+}
+
+export function makeWorld(overrides: Record<string, unknown> = {}): World {
+  const dir = mkdtempSync(join(tmpdir(), 'kindler-test-'));
+  const dataDir = join(dir, 'data');
+  const fakeDir = join(dir, 'fake');
+  const home = join(dir, 'home');
+  for (const d of [dataDir, fakeDir, join(fakeDir, 'control'), home]) mkdirSync(d, { recursive: true });
+  const base = portBase;
+  portBase += 100;
+  if (portBase > 39000) portBase = 20000;
+  const config = {
+    dataDir: './data',
+    scriptsDir: join(ROOT, 'scripts'),
+    concurrency: 2,
+    timeouts: { create: 60, delete: 60, start: 60, stop: 60, 'import-image': 60, status: 20 },
+    cancelGraceSeconds: 5,
+    waitTimeoutSeconds: 30,
+    ports: { http: { from: base, to: base + 29 }, https: { from: base + 30, to: base + 59 }, api: { from: base + 60, to: base + 89 } },
+    checkHostPorts: true,
+    defaults: { provider: 'k3d', servers: 1, agents: 0 },
+    logRingLines: 500,
+    taskListLimit: 50,
+    ...overrides,
+  };
+  const configFile = join(dir, 'kindler.json');
+  writeFileSync(configFile, JSON.stringify(config, null, 2));
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PATH: `${FAKE_BIN}:${process.env.PATH}`,
+    KINDLER_FAKE_DIR: fakeDir,
+    KINDLER_CONFIG: configFile,
+    HOME: home,
+    XDG_CONFIG_HOME: join(home, '.config'),
+  };
+  delete env.KUBECONFIG;
+  delete env.KINDLER_DATA_DIR;
+  const cfg = loadConfig(env);
+  return {
+    dir, dataDir, fakeDir, home, configFile, env, cfg,
+    rule: (name, content) => writeFileSync(join(fakeDir, 'control', name), `${content}\n`),
+    calls: () => (existsSync(join(fakeDir, 'calls.log')) ? readFileSync(join(fakeDir, 'calls.log'), 'utf8') : ''),
+    clearRule: (name) => rmSync(join(fakeDir, 'control', name), { force: true }),
+    containers: (name) => {
+      const out = execFileSync(join(FAKE_BIN, 'docker'), ['ps', '-a', '--format', '{{.Names}}'], { env, encoding: 'utf8' });
+      return out.split('\n').filter((n) => n && n.includes(name));
+    },
+    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/** The environment the engine gives scripts (fakes first on PATH, a private HOME). */
+export function scriptEnv(w: World): Record<string, string> {
+  return { PATH: w.env.PATH!, KINDLER_FAKE_DIR: w.fakeDir, HOME: w.home, XDG_CONFIG_HOME: join(w.home, '.config') };
+}
+
+export async function startEngine(w: World): Promise<Engine> {
+  return Engine.start(w.cfg, { role: 'test', scriptEnv: scriptEnv(w) });
+}
+
+export const ALICE: Principal = { user: 'alice', source: 'test', role: 'admin' };
+
+/** Runs a verb in-process; returns exit code and output. */
+export async function verb(engine: Engine, argv: string[], actor: Principal = ALICE): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await runCommand(argv, {
+    engine,
+    actor,
+    io: { out: (s) => (out += s), err: (s) => (err += s), isTTY: false, columns: 100, signal: new AbortController().signal, readFile: async (p) => readFileSync(p, 'utf8') },
+  });
+  return { code, out, err };
+}
+
+export interface Proc {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the built CLI as a process. */
+export function cli(w: World, args: string[], opts: { timeoutMs?: number } = {}): Promise<Proc> {
+  return new Promise((resolvePromise, reject) => {
+    const p = spawn(process.execPath, [CLI, ...args], { env: w.env, cwd: w.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => {
+      p.kill('SIGKILL');
+      reject(new Error(`kindler ${args.join(' ')} did not finish within ${opts.timeoutMs ?? 60000} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, opts.timeoutMs ?? 60000);
+    p.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolvePromise({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+export interface Daemon {
+  proc: ChildProcess;
+  output: () => string;
+  /** Resolves when the daemon's output matches. */
+  waitFor(re: RegExp, ms?: number): Promise<void>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Starts `kindler daemon` and waits until it listens. */
+export async function startDaemon(w: World): Promise<Daemon> {
+  const proc = spawn(process.execPath, [CLI, 'daemon'], { env: w.env, cwd: w.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const waiters: (() => void)[] = [];
+  const onData = (d: Buffer) => {
+    out += d.toString();
+    for (const f of waiters.splice(0)) f();
+  };
+  proc.stdout!.on('data', onData);
+  proc.stderr!.on('data', onData);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => proc.on('exit', (code, signal) => {
+    for (const f of waiters.splice(0)) f();
+    r({ code, signal });
+  }));
+  const waitFor = (re: RegExp, ms = 30000) =>
+    new Promise<void>((resolveWait, reject) => {
+      const timer = setTimeout(() => reject(new Error(`daemon output did not match ${re} within ${ms} ms:\n${out}`)), ms);
+      const check = () => {
+        if (re.test(out)) {
+          clearTimeout(timer);
+          resolveWait();
+        } else if (proc.exitCode !== null || proc.signalCode !== null) {
+          clearTimeout(timer);
+          reject(new Error(`daemon exited (${proc.exitCode ?? proc.signalCode}) before matching ${re}:\n${out}`));
+        } else waiters.push(check);
+      };
+      check();
+    });
+  await waitFor(/kindler daemon started/);
+  return {
+    proc,
+    output: () => out,
+    waitFor,
+    exited,
+    stop: async () => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
+
+/** Polls a condition on engine events (not on time): resolves when `pred` holds after an event. */
+export function until(engine: Engine, pred: () => boolean, ms = 30000, what = 'condition'): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    if (pred()) return resolvePromise();
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error(`timed out after ${ms} ms waiting for ${what}`));
+    }, ms);
+    const off = engine.feed.subscribe(() => {
+      if (pred()) {
+        clearTimeout(timer);
+        off();
+        resolvePromise();
+      }
+    });
+  });
+}
+
+/** Re-checks a condition on outside state (files, processes) every 20 ms until a deadline. */
+export async function poll(pred: () => boolean, ms = 20000, what = 'condition'): Promise<void> {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
