@@ -44,6 +44,17 @@ export function signalGroup(pid: number, signal: NodeJS.Signals): boolean {
   }
 }
 
+/** Resolves once no process is left in the group (or after `ms`), re-killing stragglers. */
+export async function groupGone(pid: number, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (signalGroup(pid, 0 as unknown as NodeJS.Signals)) {
+    if (Date.now() > end) return false;
+    signalGroup(pid, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return true;
+}
+
 /** Splits a byte stream into lines, handling \n, \r\n and bare \r; caps a pending line at 1 MiB. */
 export class LineSplitter {
   private buf = '';
@@ -120,6 +131,9 @@ export function runScript(o: RunOptions): Run {
 
   const done = (async (): Promise<RunResult> => {
     const r = await child;
+    // Whatever the script left in its group was killed on exit; wait until the kernel has reaped it,
+    // so a finished task never has a process left behind.
+    if (pid !== undefined) await groupGone(pid, 3000);
     clearTimeout(timer);
     if (killTimer) clearTimeout(killTimer);
     out.end();
