@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { resolve } from 'node:path';
+import { UsersStore } from './access/users.js';
 import { runCommand, VERB_SPECS } from './commands/index.js';
 import { tryConnect, runRemote } from './control/client.js';
 import { socketPath } from './control/server.js';
@@ -21,6 +22,13 @@ function localUser(): string {
   } catch {
     return `uid-${process.getuid?.() ?? 'unknown'}`;
   }
+}
+
+/** The users file, for `kindler users` without a daemon. Problems in it are shown, not fatal. */
+function localUsers(file: string): UsersStore {
+  const users = new UsersStore({ file });
+  for (const p of users.load()) process.stderr.write(`warning: ${p}\n`);
+  return users;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -75,6 +83,7 @@ async function main(argv: string[]): Promise<number> {
   const code = await runCommand(argv, {
     engine,
     actor: { user: localUser(), source: 'local-cli', role: 'admin' },
+    ...(argv[0] === 'users' ? { users: localUsers(cfg.ssh.usersFile) } : {}),
     io: {
       out: (s) => process.stdout.write(s),
       err: (s) => process.stderr.write(s),

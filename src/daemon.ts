@@ -1,10 +1,15 @@
 /**
- * `kindler daemon`: the engine plus the local control socket, in the foreground, one log line per event.
+ * `kindler daemon`: the engine, the local control socket and the SSH service, in the foreground,
+ * one log line per event.
  */
+import { hostname } from 'node:os';
+import { UsersStore } from './access/users.js';
 import { startControlServer } from './control/server.js';
 import { Engine, type LogFn } from './engine/engine.js';
 import type { Config } from './core/config.js';
 import { sanitizeLine } from './core/text.js';
+import { loadOrCreateHostKey } from './ssh/hostkey.js';
+import { startSshServer, type SshServer } from './ssh/server.js';
 
 export const daemonLog: LogFn = (level, msg) => {
   const line = `${new Date().toISOString()} ${level} ${sanitizeLine(msg)}\n`;
@@ -12,11 +17,58 @@ export const daemonLog: LogFn = (level, msg) => {
   else process.stdout.write(line);
 };
 
+/** Loads the users file, applies the first-run admin keys, and follows changes. */
+function openUsers(cfg: Config): UsersStore {
+  const users = new UsersStore({ file: cfg.ssh.usersFile, log: daemonLog });
+  for (const p of users.load()) daemonLog('warn', `users: ${p} (line skipped)`);
+  const boot = users.bootstrap(process.env.KINDLER_INITIAL_ADMIN_KEYS);
+  for (const a of boot.added) daemonLog('info', `users: KINDLER_INITIAL_ADMIN_KEYS made ${a.user} an admin (key ${a.fingerprint})`);
+  for (const p of boot.problems) daemonLog('warn', `users: KINDLER_INITIAL_ADMIN_KEYS: ${p}`);
+  if (boot.skipped && process.env.KINDLER_INITIAL_ADMIN_KEYS) daemonLog('info', `users: KINDLER_INITIAL_ADMIN_KEYS ignored: ${boot.skipped}`);
+  users.watch();
+  return users;
+}
+
 /** Runs until SIGTERM or SIGINT; resolves with the process exit code. */
 export async function runDaemon(cfg: Config): Promise<number> {
   delete process.env.TMUX;
   const engine = await Engine.start(cfg, { role: 'daemon', log: daemonLog });
-  const control = await startControlServer(engine, daemonLog);
+  const users = openUsers(cfg);
+  const control = await startControlServer(engine, daemonLog, users);
+  let ssh: SshServer | null = null;
+  try {
+    if (cfg.ssh.enabled) {
+      const hostKey = loadOrCreateHostKey(cfg.ssh.hostKeyFile);
+      daemonLog('info', `ssh host key ${hostKey.path}${hostKey.created ? ' (created)' : ''}: ${hostKey.fingerprint}`);
+      const s = cfg.ssh;
+      ssh = await startSshServer({
+        engine,
+        users,
+        hostKey,
+        host: s.host,
+        port: s.port,
+        log: daemonLog,
+        hostName: hostname(),
+        limits: {
+          maxUnauthenticated: s.maxUnauthenticated,
+          loginGraceMs: s.loginGraceSeconds * 1000,
+          maxAuthTries: s.maxAuthTries,
+          rateLimit: { failures: s.rateLimit.failures, windowMs: s.rateLimit.windowSeconds * 1000, blockMs: s.rateLimit.blockSeconds * 1000 },
+          maxSessionsPerUser: s.maxSessionsPerUser,
+          maxChannelsPerConnection: s.maxChannelsPerConnection,
+          idleWarnMs: s.idleWarnSeconds * 1000,
+          idleCloseMs: s.idleCloseSeconds * 1000,
+        },
+      });
+      daemonLog('info', `ssh listening on ${s.host}:${ssh.port} (users file ${users.file}, ${users.list().length} users)`);
+    }
+  } catch (e) {
+    daemonLog('error', `ssh: ${(e as Error).message}`);
+    await control.close();
+    users.close();
+    await engine.shutdown();
+    return 1;
+  }
   daemonLog('info', `kindler daemon started: pid ${process.pid}, state ${engine.store.file}, socket ${control.path}, concurrency ${cfg.concurrency}`);
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -25,7 +77,9 @@ export async function runDaemon(cfg: Config): Promise<number> {
       stopping = true;
       daemonLog('info', `${sig} received: stopping (running tasks are stopped and recorded interrupted)`);
       void (async () => {
+        await ssh?.stop();
         await control.close();
+        users.close();
         await engine.shutdown();
         daemonLog('info', 'kindler daemon stopped');
         resolve(0);
@@ -36,5 +90,9 @@ export async function runDaemon(cfg: Config): Promise<number> {
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', () => {
+      daemonLog('info', 'SIGHUP received: re-reading the users file');
+      for (const p of users.reload('SIGHUP')) daemonLog('warn', `users: ${p} (line skipped)`);
+    });
   });
 }

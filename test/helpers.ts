@@ -57,6 +57,7 @@ export function makeWorld(overrides: Record<string, unknown> = {}): World {
     defaults: { provider: 'k3d', servers: 1, agents: 0 },
     logRingLines: 500,
     taskListLimit: 50,
+    ssh: { enabled: false, port: 0, hostKeyFile: './keys/host_key', usersFile: './users.conf' },
     ...overrides,
   };
   const configFile = join(dir, 'kindler.json');

@@ -11,6 +11,7 @@ import { sanitizeLine, shown } from '../core/text.js';
 import { isTerminal, type Task } from '../core/types.js';
 import { Engine, type Actor } from '../engine/engine.js';
 import { doctor } from '../provision/doctor.js';
+import type { UsersStore } from '../access/users.js';
 import { bar, clusterDetails, clusterTable, table, taskTable } from './format.js';
 import { helpText, parseArgs, type Parsed, type VerbSpec } from './parse.js';
 
@@ -31,12 +32,16 @@ export interface IO {
 /** Who runs the verb: the engine's actor plus the role the face authenticated. */
 export interface Principal extends Actor {
   role: Role;
+  /** The SSH key that authenticated this session, when there was one. */
+  fingerprint?: string;
 }
 
 export interface Context {
   engine: Engine;
   actor: Principal;
   io: IO;
+  /** The users file, where this face can manage it (the daemon's SSH service and the local CLI). */
+  users?: UsersStore;
 }
 
 /** Refuses (exit 5) unless the actor may do `action`; for cluster actions, the cluster must exist first. */
@@ -388,6 +393,85 @@ const VERBS: Verb[] = [
     },
   },
   {
+    name: 'whoami',
+    summary: 'Show who you are to kindler: user, role, how you connected.',
+    args: [],
+    flags: {},
+    async run(_p, ctx, json) {
+      const a = ctx.actor;
+      const me = { user: a.user, role: a.role, source: a.source, ...(a.fingerprint ? { fingerprint: a.fingerprint } : {}) };
+      print(ctx, json, me, () => `${me.user} (${me.role}) via ${me.source}${me.fingerprint ? `, key ${me.fingerprint}` : ''}\n`);
+      return EXIT.ok;
+    },
+  },
+  {
+    name: 'users',
+    summary: 'Manage users (admin): list | add NAME --role R --key KEY | remove NAME | set-role NAME ROLE | add-key NAME --key KEY | remove-key NAME FINGERPRINT',
+    args: [
+      { name: 'action', required: true, help: 'list, add, remove, set-role, add-key or remove-key' },
+      { name: 'name', required: false, help: 'user name' },
+      { name: 'value', required: false, help: 'the role (set-role) or key fingerprint (remove-key)' },
+    ],
+    flags: {
+      role: { type: 'string', value: 'viewer|operator|admin', help: 'role of a new user (add)' },
+      key: { type: 'string', value: '"ssh-ed25519 AAAA… comment"', help: 'a public key line (add, add-key)' },
+    },
+    async run(p, ctx, json) {
+      const action = p.args.action!;
+      const known = ['list', 'add', 'remove', 'set-role', 'add-key', 'remove-key'];
+      if (!known.includes(action)) throw usageError(`action: must be one of ${known.join(', ')} (got ${shown(action, 20)})`, 'action');
+      allow(ctx, 'users');
+      const users = ctx.users;
+      if (!users) throw new KindlerError('failed', 'users: this kindler has no users file configured');
+      const need = (field: 'name' | 'value', what: string): string => {
+        const v = p.args[field];
+        if (v === undefined) throw usageError(`${field === 'name' ? 'name' : what}: required for users ${action}`, field);
+        return v;
+      };
+      const flag = (f: 'role' | 'key'): string => {
+        const v = p.flags[f];
+        if (typeof v !== 'string') throw usageError(`--${f}: required for users ${action}`, f);
+        return v;
+      };
+      const extra = (field: 'value') => {
+        if (p.args[field] !== undefined) throw usageError(`users ${action}: unexpected argument ${shown(p.args[field]!, 30)}`);
+      };
+      let result: unknown;
+      switch (action) {
+        case 'list': {
+          if (p.args.name !== undefined) throw usageError('users list: takes no arguments');
+          const list = users.list();
+          print(ctx, json, { users: list }, () =>
+            list.length ? table(['USER', 'ROLE', 'KEYS'], list.map((u) => [u.name, u.role, u.keys.map((k) => `${k.fingerprint}${k.comment ? ` (${k.comment})` : ''}`).join(', ')])) : 'no users\n',
+          );
+          return EXIT.ok;
+        }
+        case 'add':
+          extra('value');
+          result = users.add(need('name', 'name'), flag('role'), flag('key'));
+          break;
+        case 'remove':
+          extra('value');
+          if (need('name', 'name') === ctx.actor.user) throw new KindlerError('conflict', 'name: you cannot remove yourself');
+          result = users.remove(p.args.name!);
+          break;
+        case 'set-role':
+          result = users.setRole(need('name', 'name'), need('value', 'role'));
+          break;
+        case 'add-key':
+          extra('value');
+          result = { user: need('name', 'name'), key: users.addKey(p.args.name!, flag('key')) };
+          break;
+        case 'remove-key':
+          result = { user: need('name', 'name'), key: users.removeKey(p.args.name!, need('value', 'fingerprint')) };
+          break;
+      }
+      ctx.engine.recordAudit(ctx.actor, `users-${action}`, p.args.name ?? '', 'ok');
+      print(ctx, json, { result }, () => `users ${action} ${p.args.name ?? ''}: done\n`);
+      return EXIT.ok;
+    },
+  },
+  {
     name: 'version',
     summary: "Print kindler's version.",
     args: [],
@@ -439,6 +523,7 @@ export async function runCommand(argv: readonly string[], ctx: Context): Promise
   } catch (e) {
     const err = e instanceof KindlerError ? e : new KindlerError('failed', `internal error: ${(e as Error).message}`);
     const message = sanitizeLine(err.message);
+    if (err.kind === 'refused') ctx.engine.recordAudit(ctx.actor, argv[0] ?? '', argv[1] ?? '', 'refused', message);
     if (json) ctx.io.out(`${JSON.stringify({ error: { kind: err.kind, message, exitCode: err.exitCode, ...(err.field ? { field: err.field } : {}) } })}\n`);
     ctx.io.err(`error: ${message}\n`);
     return err.exitCode;

@@ -3,6 +3,7 @@
  * ordered events) and a way to act (run a verb, exactly as the CLI would). Nothing else.
  */
 import type { Action } from '../access/authorize.js';
+import type { UsersStore } from '../access/users.js';
 import type { Engine } from '../engine/engine.js';
 import type { EngineEvent, Snapshot } from '../engine/feed.js';
 import { may, runCommand, type Principal } from './index.js';
@@ -34,7 +35,7 @@ export class LocalSession implements SessionBackend {
   private readonly offs = new Set<() => void>();
   private readonly abort = new AbortController();
 
-  constructor(private readonly engine: Engine, readonly principal: Principal, readonly host: string) {
+  constructor(private readonly engine: Engine, readonly principal: Principal, readonly host: string, private readonly users?: UsersStore) {
     this.leave = engine.joinSession({ user: principal.user, role: principal.role, source: principal.source });
   }
 
@@ -56,6 +57,7 @@ export class LocalSession implements SessionBackend {
     const code = await runCommand(argv, {
       engine: this.engine,
       actor: this.principal,
+      ...(this.users ? { users: this.users } : {}),
       io: {
         out: (s) => (out += s),
         err: (s) => (err += s),

@@ -2,6 +2,10 @@
  * The CLI side of the control socket: send one verb, relay output, return the exit code.
  */
 import { connect } from 'node:net';
+import { authorize, type Action } from '../access/authorize.js';
+import type { Principal } from '../commands/index.js';
+import type { SessionBackend, VerbResult } from '../commands/session.js';
+import type { EngineEvent, Snapshot } from '../engine/feed.js';
 import { NdjsonReader, type RunRequest, type ServerMessage } from './protocol.js';
 
 /** Connects, or resolves null when no daemon listens (no socket file, or nobody behind it). */
@@ -40,4 +44,57 @@ export function runRemote(sock: import('node:net').Socket, req: RunRequest, io: 
     });
     sock.write(`${JSON.stringify(req)}\n`);
   });
+}
+
+/** A TUI session backed by a running daemon: watches over one connection, runs each verb over its own. */
+export class RemoteSession implements SessionBackend {
+  readonly principal: Principal;
+  private readonly socks = new Set<import('node:net').Socket>();
+
+  constructor(private readonly path: string, user: string, readonly host: string) {
+    this.principal = { user, source: 'local', role: 'admin' };
+  }
+
+  async subscribe(listener: (e: EngineEvent) => void): Promise<{ snapshot: Snapshot; unsubscribe: () => void }> {
+    const sock = await tryConnect(this.path);
+    if (!sock) throw new Error('the kindler daemon is not running');
+    this.socks.add(sock);
+    sock.setEncoding('utf8');
+    return new Promise((resolve, reject) => {
+      let snapshot: Snapshot | null = null;
+      const reader = new NdjsonReader((m) => {
+        const msg = m as ServerMessage;
+        if (msg.type === 'snapshot') {
+          snapshot = msg.snapshot;
+          resolve({ snapshot, unsubscribe: () => { sock.destroy(); this.socks.delete(sock); } });
+        } else if (msg.type === 'event') listener(msg.event);
+      });
+      sock.on('data', (c: string) => reader.push(c));
+      sock.on('error', () => undefined);
+      sock.on('close', () => {
+        if (!snapshot) reject(new Error('the kindler daemon closed the connection'));
+      });
+      sock.write(`${JSON.stringify({ type: 'subscribe', user: this.principal.user })}\n`);
+    });
+  }
+
+  async run(argv: string[]): Promise<VerbResult> {
+    const sock = await tryConnect(this.path);
+    if (!sock) return { code: 1, out: '', err: 'error: the kindler daemon is not running\n' };
+    this.socks.add(sock);
+    let out = '';
+    let err = '';
+    const code = await runRemote(sock, { type: 'run', argv, user: this.principal.user, isTTY: false, columns: 120, files: {} }, { out: (s) => (out += s), err: (s) => (err += s) });
+    this.socks.delete(sock);
+    return { code, out, err };
+  }
+
+  may(action: Action, owner?: string, taskUser?: string): boolean {
+    return authorize(this.principal, action, { owner, taskUser }).ok;
+  }
+
+  close(): void {
+    for (const s of this.socks) s.destroy();
+    this.socks.clear();
+  }
 }

@@ -1,8 +1,12 @@
 /**
- * The local control socket's protocol: newline-delimited JSON.
- *   client -> daemon: { type: 'run', argv, user, isTTY, columns, files }   then nothing (closing aborts)
- *   daemon -> client: { type: 'out' | 'err', data } ... then { type: 'exit', code }
+ * The local control socket's protocol: newline-delimited JSON, one request per connection.
+ *   run:       client -> { type: 'run', argv, user, isTTY, columns, files }   (closing aborts the verb)
+ *              daemon -> { type: 'out' | 'err', data } ... then { type: 'exit', code }
+ *   subscribe: client -> { type: 'subscribe', user }
+ *              daemon -> { type: 'snapshot', snapshot } then { type: 'event', event } ... until closed
  */
+import type { EngineEvent, Snapshot } from '../engine/feed.js';
+
 export interface RunRequest {
   type: 'run';
   argv: string[];
@@ -13,7 +17,18 @@ export interface RunRequest {
   files: Record<string, string>;
 }
 
-export type ServerMessage = { type: 'out'; data: string } | { type: 'err'; data: string } | { type: 'exit'; code: number };
+/** Watch the engine: the daemon answers with a snapshot, then every event, until the client closes. */
+export interface SubscribeRequest {
+  type: 'subscribe';
+  user: string;
+}
+
+export type ServerMessage =
+  | { type: 'out'; data: string }
+  | { type: 'err'; data: string }
+  | { type: 'exit'; code: number }
+  | { type: 'snapshot'; snapshot: Snapshot }
+  | { type: 'event'; event: EngineEvent };
 
 /** Splits a stream of NDJSON into parsed messages; a bad line or an oversized message is an error. */
 export class NdjsonReader {

@@ -5,10 +5,11 @@
 import { chmodSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
+import type { UsersStore } from '../access/users.js';
 import { runCommand } from '../commands/index.js';
 import { sanitizeLine } from '../core/text.js';
 import type { Engine, LogFn } from '../engine/engine.js';
-import { NdjsonReader, type RunRequest, type ServerMessage } from './protocol.js';
+import { NdjsonReader, type RunRequest, type ServerMessage, type SubscribeRequest } from './protocol.js';
 
 export function socketPath(dataDir: string): string {
   return join(dataDir, 'kindler.sock');
@@ -20,7 +21,7 @@ export interface ControlServer {
 }
 
 /** Listens on the control socket. Call only while holding the state lock (the stale socket is removed). */
-export async function startControlServer(engine: Engine, log: LogFn): Promise<ControlServer> {
+export async function startControlServer(engine: Engine, log: LogFn, users?: UsersStore): Promise<ControlServer> {
   const path = socketPath(engine.cfg.dataDir);
   try {
     unlinkSync(path);
@@ -37,6 +38,18 @@ export async function startControlServer(engine: Engine, log: LogFn): Promise<Co
     const reader = new NdjsonReader((m) => {
       if (started) return;
       started = true;
+      const sub = m as SubscribeRequest;
+      if (sub?.type === 'subscribe') {
+        const user = typeof sub.user === 'string' && /^[a-z_][a-z0-9_.-]{0,31}$/i.test(sub.user) ? sub.user : 'unknown';
+        const leave = engine.joinSession({ user, role: 'admin', source: 'local' });
+        const { snapshot, unsubscribe } = engine.subscribe((event) => send({ type: 'event', event }));
+        send({ type: 'snapshot', snapshot });
+        sock.once('close', () => {
+          unsubscribe();
+          leave();
+        });
+        return;
+      }
       const req = m as RunRequest;
       if (req?.type !== 'run' || !Array.isArray(req.argv) || !req.argv.every((a) => typeof a === 'string')) {
         send({ type: 'err', data: 'error: malformed request\n' });
@@ -49,6 +62,7 @@ export async function startControlServer(engine: Engine, log: LogFn): Promise<Co
       void runCommand(req.argv, {
         engine,
         actor: { user, source: 'local-cli', role: 'admin' },
+        ...(users ? { users } : {}),
         io: {
           out: (data) => send({ type: 'out', data }),
           err: (data) => send({ type: 'err', data }),

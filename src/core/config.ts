@@ -26,6 +26,26 @@ export interface Config {
   logRingLines: number;
   /** Terminal tasks kept in memory listings per cluster page. */
   taskListLimit: number;
+  ssh: SshConfig;
+}
+
+export interface SshConfig {
+  enabled: boolean;
+  host: string;
+  port: number;
+  /** ed25519 host key; created (mode 0600) on first start when missing, never replaced. */
+  hostKeyFile: string;
+  /** Users, roles and public keys (see README, Users). */
+  usersFile: string;
+  maxUnauthenticated: number;
+  loginGraceSeconds: number;
+  maxAuthTries: number;
+  rateLimit: { failures: number; windowSeconds: number; blockSeconds: number };
+  maxSessionsPerUser: number;
+  maxChannelsPerConnection: number;
+  /** No keyboard input for this long warns the session; idleCloseSeconds closes it. */
+  idleWarnSeconds: number;
+  idleCloseSeconds: number;
 }
 
 export const DEFAULT_CONFIG: Omit<Config, 'dataDir' | 'scriptsDir'> = {
@@ -38,6 +58,21 @@ export const DEFAULT_CONFIG: Omit<Config, 'dataDir' | 'scriptsDir'> = {
   defaults: { provider: 'k3d', servers: 1, agents: 0 },
   logRingLines: 2000,
   taskListLimit: 50,
+  ssh: {
+    enabled: true,
+    host: '127.0.0.1',
+    port: 2222,
+    hostKeyFile: 'keys/ssh_host_ed25519_key',
+    usersFile: 'config/users.conf',
+    maxUnauthenticated: 32,
+    loginGraceSeconds: 20,
+    maxAuthTries: 6,
+    rateLimit: { failures: 10, windowSeconds: 60, blockSeconds: 300 },
+    maxSessionsPerUser: 8,
+    maxChannelsPerConnection: 4,
+    idleWarnSeconds: 1740,
+    idleCloseSeconds: 1800,
+  },
 };
 
 /** Returns a list of problems, each naming the key and the rule. Empty when valid. */
@@ -60,5 +95,13 @@ export function configProblems(c: Config): string[] {
   }
   if (!['k3d', 'kind'].includes(c.defaults?.provider)) out.push('defaults.provider: must be k3d or kind');
   if (typeof c.checkHostPorts !== 'boolean') out.push('checkHostPorts: must be true or false');
+  const ssh = c.ssh;
+  if (typeof ssh?.enabled !== 'boolean') out.push('ssh.enabled: must be true or false');
+  if (typeof ssh?.host !== 'string' || !ssh.host) out.push('ssh.host: must be an address to listen on');
+  posInt('ssh.port', ssh?.port, 0);
+  if (ssh?.port > 65535) out.push('ssh.port: must be 0-65535');
+  for (const k of ['maxUnauthenticated', 'loginGraceSeconds', 'maxAuthTries', 'maxSessionsPerUser', 'maxChannelsPerConnection', 'idleWarnSeconds', 'idleCloseSeconds'] as const) posInt(`ssh.${k}`, ssh?.[k]);
+  for (const k of ['failures', 'windowSeconds', 'blockSeconds'] as const) posInt(`ssh.rateLimit.${k}`, ssh?.rateLimit?.[k]);
+  if (ssh && ssh.idleWarnSeconds >= ssh.idleCloseSeconds) out.push('ssh.idleWarnSeconds: must be less than ssh.idleCloseSeconds');
   return out;
 }

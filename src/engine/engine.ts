@@ -81,7 +81,7 @@ export class Engine {
 
   /** Takes the single-writer lock, loads and validates state, and recovers from a previous crash. */
   static async start(cfg: Config, opts: EngineOptions): Promise<Engine> {
-    mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
+    mkdirSync(cfg.dataDir, { recursive: true, mode: 0o750 });
     const lock = acquireLock(cfg.dataDir, opts.role);
     let store: Store;
     try {
@@ -504,6 +504,13 @@ export class Engine {
       setImmediate(() => this.pump());
       return clone(task);
     });
+  }
+
+  /** Appends an audit event for an action that is not a task (users, imports, refusals). */
+  recordAudit(actor: Actor, action: string, target: string, result: AuditEvent['result'], detail?: string): void {
+    void this.store
+      .update((d) => d.audit.push({ at: now(), user: actor.user, source: actor.source, action, target, result, ...(detail ? { detail } : {}) }))
+      .catch((e: Error) => this.log('error', `state write failed: ${e.message}`));
   }
 
   private audit(d: Store['data'], actor: Actor, action: string, target: string, result: AuditEvent['result'], taskId?: string): void {

@@ -37,9 +37,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     timeouts: { ...DEFAULT_CONFIG.timeouts, ...((raw.timeouts as object) ?? {}) },
     ports: { ...DEFAULT_CONFIG.ports, ...((raw.ports as object) ?? {}) },
     defaults: { ...DEFAULT_CONFIG.defaults, ...((raw.defaults as object) ?? {}) },
+    ssh: {
+      ...DEFAULT_CONFIG.ssh,
+      ...((raw.ssh as object) ?? {}),
+      rateLimit: { ...DEFAULT_CONFIG.ssh.rateLimit, ...(((raw.ssh as Record<string, unknown>)?.rateLimit as object) ?? {}) },
+    },
     dataDir: rel(raw.dataDir, resolve(PACKAGE_ROOT, 'data')),
     scriptsDir: rel(raw.scriptsDir, resolve(PACKAGE_ROOT, 'scripts')),
   };
+  const rawSsh = (raw.ssh ?? {}) as Record<string, unknown>;
+  cfg.ssh.hostKeyFile = rel(rawSsh.hostKeyFile, resolve(PACKAGE_ROOT, DEFAULT_CONFIG.ssh.hostKeyFile));
+  cfg.ssh.usersFile = rel(rawSsh.usersFile, resolve(PACKAGE_ROOT, DEFAULT_CONFIG.ssh.usersFile));
   if (env.KINDLER_DATA_DIR) cfg.dataDir = resolve(env.KINDLER_DATA_DIR);
   const problems = configProblems(cfg);
   if (problems.length) throw new ConfigError(`config ${file}: ${problems[0]}`);

@@ -160,7 +160,7 @@ export class Store {
 
   /** Opens (and validates) the state file in dataDir; a missing file starts empty. */
   static async open(dataDir: string): Promise<Store> {
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    mkdirSync(dataDir, { recursive: true, mode: 0o750 });
     const file = join(dataDir, 'state.json');
     const db = new Low<StateData>(new AtomicJsonFile(file), emptyState());
     await db.read();

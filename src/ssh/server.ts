@@ -1,0 +1,809 @@
+/**
+ * kindler's SSH face. `ssh kindler@host` opens the TUI; `ssh kindler@host VERB ... [--json]` runs one
+ * verb through the same `runCommand` as every other face.
+ *
+ * Security model:
+ * - Public keys only. The key decides who you are (the SSH login name is ignored); a user is bound
+ *   only after a signature verifies against that very key, listed in the users file.
+ * - Our own TCP listener feeds ssh2 through `injectSocket`, so we can cap unauthenticated
+ *   connections, close logins that take longer than the grace time, and drop addresses that
+ *   failed too often (per address, for a while), before ssh2 sees a byte.
+ * - Only 'session' channels with a pty + shell (the TUI) or an exec (a verb) are served; every
+ *   other request (forwarding, agent, X11, env, subsystems, signals) is refused explicitly and logged.
+ * - Each session runs in its own guard scope: an exception in one session closes that session
+ *   with a message and a log line, never the daemon or other sessions.
+ */
+import { createServer, type Server as NetServer, type Socket } from 'node:net';
+import { EventEmitter } from 'node:events';
+import ssh2 from 'ssh2';
+import type { AuthContext, ClientInfo, Connection, ParsedKey, ServerChannel, Session } from 'ssh2';
+import type { Role } from '../access/authorize.js';
+import { fingerprint, type UsersStore } from '../access/users.js';
+import { runCommand, type IO, type Principal } from '../commands/index.js';
+import { LocalSession, type SessionBackend } from '../commands/session.js';
+import { EXIT, KindlerError } from '../core/errors.js';
+import { sanitizeLine, shown } from '../core/text.js';
+import type { Engine } from '../engine/engine.js';
+import { splitCommand } from './argv.js';
+import { inSession, installSessionGuard, type SessionScope } from './guard.js';
+import type { HostKey } from './hostkey.js';
+import { FailureLimiter } from './ratelimit.js';
+
+const { Server } = ssh2;
+
+export type SshLogFn = (level: 'info' | 'warn' | 'error', msg: string) => void;
+
+export interface SshLimits {
+  /** Connections that have not logged in yet, all addresses together. */
+  maxUnauthenticated: number;
+  /** A connection must have logged in this long after it was accepted, or it is closed. */
+  loginGraceMs: number;
+  /** Failed authentication attempts on one connection before it is closed. */
+  maxAuthTries: number;
+  /** Failed logins per source address (see ratelimit.ts). */
+  rateLimit: { failures: number; windowMs: number; blockMs: number };
+  /** Live sessions (TUI or verb) per user, all connections together. */
+  maxSessionsPerUser: number;
+  /** Session channels open at once on one connection (multiplexing). */
+  maxChannelsPerConnection: number;
+  /** Passed to the TUI: warn after this long without input, then close. */
+  idleWarnMs: number;
+  idleCloseMs: number;
+}
+
+export const DEFAULT_SSH_LIMITS: SshLimits = {
+  maxUnauthenticated: 20,
+  loginGraceMs: 30_000,
+  maxAuthTries: 6,
+  rateLimit: { failures: 10, windowMs: 60_000, blockMs: 300_000 },
+  maxSessionsPerUser: 8,
+  maxChannelsPerConnection: 4,
+  idleWarnMs: 25 * 60_000,
+  idleCloseMs: 30 * 60_000,
+};
+
+/** What the TUI module (src/tui/index.ts) exports as `openTui`. */
+export interface TuiOptions {
+  input: NodeJS.ReadableStream & { isTTY?: boolean };
+  output: NodeJS.WritableStream & { isTTY?: boolean; columns: number; rows: number };
+  columns: number;
+  rows: number;
+  backend: SessionBackend;
+  idle?: { warnMs: number; closeMs: number };
+  /** Called once when the TUI ends (the user quit, idle timeout, close()). */
+  onExit: (code: number, reason?: string) => void;
+}
+export interface TuiHandle {
+  resize(cols: number, rows: number): void;
+  close(message?: string): void;
+}
+export type OpenTui = (o: TuiOptions) => TuiHandle;
+
+export interface SshServerOptions {
+  engine: Engine;
+  users: UsersStore;
+  /** From loadOrCreateHostKey(), or a private key (parsed or OpenSSH text). */
+  hostKey: HostKey | ParsedKey | Buffer | string;
+  host: string;
+  /** 0 picks a free port (tests). */
+  port: number;
+  log: SshLogFn;
+  limits: SshLimits;
+  /** The host name shown in the TUI header. */
+  hostName: string;
+  /** The TUI entry point; default: `openTui` from src/tui/index.js, loaded on the first shell. */
+  openTui?: OpenTui;
+  /** Keepalive probes after login (ssh2 defaults: every 15 s, 3 missed → closed). */
+  keepalive?: { intervalMs: number; countMax: number };
+}
+
+export interface SshServer {
+  port: number;
+  /** Ends every connection and closes the listener. */
+  stop(): Promise<void>;
+  /** Live sessions (TUI or verb). */
+  sessions(): number;
+}
+
+const TUI_MODULE = '../tui/index.js';
+let tuiLoad: Promise<OpenTui> | undefined;
+function loadTui(): Promise<OpenTui> {
+  tuiLoad ??= (import(TUI_MODULE) as Promise<{ openTui?: OpenTui }>).then((m) => {
+    if (typeof m.openTui !== 'function') throw new Error(`${TUI_MODULE} does not export openTui`);
+    return m.openTui;
+  });
+  tuiLoad.catch(() => (tuiLoad = undefined));
+  return tuiLoad;
+}
+
+/** blessed reads keys from `input` and needs a TTY-looking stream; the channel's data is fed in by us. */
+class TtyInput extends EventEmitter {
+  readonly isTTY = true;
+  isRaw = true;
+  readable = true;
+  destroyed = false;
+  constructor(public columns: number, public rows: number) {
+    super();
+  }
+  setRawMode(mode: boolean): this {
+    this.isRaw = mode;
+    return this;
+  }
+  resume(): this {
+    return this;
+  }
+  pause(): this {
+    return this;
+  }
+  isPaused(): boolean {
+    return false;
+  }
+  setEncoding(): this {
+    return this;
+  }
+  ref(): this {
+    return this;
+  }
+  unref(): this {
+    return this;
+  }
+}
+
+interface Conn {
+  id: number;
+  ip: string;
+  sock: Socket;
+  client?: Connection;
+  authed: boolean;
+  released: boolean;
+  grace?: NodeJS.Timeout;
+  failures: number;
+  loginName?: string;
+  user?: string;
+  role?: Role;
+  fp?: string;
+  sessions: Set<Sess>;
+  channels: number;
+  ending: boolean;
+}
+
+interface Sess extends SessionScope {
+  id: number;
+  conn: Conn;
+  kind?: 'shell' | 'exec';
+  started: boolean;
+  counted: boolean;
+  pty?: { cols: number; rows: number };
+  channel?: ServerChannel;
+  chClosed: boolean;
+  input?: TtyInput;
+  tui?: TuiHandle;
+  tuiDone: boolean;
+  backend?: LocalSession;
+  abort: AbortController;
+  finished: boolean;
+  released: boolean;
+  failed: boolean;
+  /** Set when we end the session (crash, shutdown, key removed): wins over the TUI's exit code. */
+  exitCode?: number;
+  endReason?: string;
+}
+
+const clampSize = (n: number, dflt: number) => (Number.isInteger(n) && n > 0 ? Math.min(n, 1000) : dflt);
+const normIp = (ip: string | undefined) => (ip ?? 'unknown').replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, '');
+const errText = (e: unknown) => sanitizeLine(e instanceof Error ? e.message : String(e)).slice(0, 300);
+
+/** ssh2 takes a parsed key only wrapped as `{ key }`. */
+function hostKeyOf(k: SshServerOptions['hostKey']): { key: ParsedKey | Buffer | string } {
+  if (typeof k === 'object' && k !== null && !Buffer.isBuffer(k) && 'fingerprint' in k && 'key' in k) return { key: (k as HostKey).key };
+  return { key: k as ParsedKey | Buffer | string };
+}
+
+export async function startSshServer(opts: SshServerOptions): Promise<SshServer> {
+  const { engine, users, log, limits } = opts;
+  const limiter = new FailureLimiter(limits.rateLimit);
+  const conns = new Set<Conn>();
+  const byPeer = new Map<string, Conn>();
+  const userSessions = new Map<string, number>();
+  let live = 0;
+  let unauth = 0;
+  let connSeq = 0;
+  let sessSeq = 0;
+  let stopping = false;
+  const lastLog = new Map<string, number>();
+  /** Logs at most once per 10 s per key (floods of refused connections). */
+  const logThrottled = (key: string, level: 'info' | 'warn', msg: string) => {
+    const now = Date.now();
+    if ((lastLog.get(key) ?? 0) > now - 10_000) return;
+    lastLog.set(key, now);
+    if (lastLog.size > 1000) lastLog.clear();
+    log(level, msg);
+  };
+  const who = (c: Conn) => (c.user ? `${c.user} from ${c.ip}` : c.ip);
+
+  const sshd = new Server({
+    hostKeys: [hostKeyOf(opts.hostKey)],
+    ident: 'kindler',
+    ...(opts.keepalive ? { keepaliveInterval: opts.keepalive.intervalMs, keepaliveCountMax: opts.keepalive.countMax } : {}),
+  });
+  const uninstallGuard = installSessionGuard();
+
+  // ---- connections -----------------------------------------------------------------------------
+
+  const release = (c: Conn) => {
+    if (c.released) return;
+    c.released = true;
+    unauth--;
+    clearTimeout(c.grace);
+  };
+
+  const failAuth = (c: Conn, why: string) => {
+    c.failures++;
+    log('warn', `ssh: ${c.ip}: login refused: ${why}`);
+    if (limiter.fail(c.ip, c.id)) {
+      log('warn', `ssh: ${c.ip}: ${limits.rateLimit.failures} failed logins within ${limits.rateLimit.windowMs} ms; new connections from it are dropped for ${limits.rateLimit.blockMs} ms`);
+      for (const o of conns) if (o.ip === c.ip && !o.authed) endConn(o);
+    } else if (c.failures >= limits.maxAuthTries) {
+      log('warn', `ssh: ${c.ip}: ${c.failures} failed authentication attempts; closing the connection`);
+      endConn(c);
+    }
+  };
+
+  const endConn = (c: Conn) => {
+    if (c.ending) return;
+    c.ending = true;
+    // Let pending replies (the last auth failure) go out first.
+    setImmediate(() => {
+      if (c.client) c.client.end();
+      else c.sock.destroy();
+      setTimeout(() => c.sock.destroy(), 2000).unref();
+    });
+  };
+
+  const onAuth = (c: Conn, ctx: AuthContext) => {
+    c.loginName ??= ctx.username;
+    if (stopping || c.ending) return ctx.reject(['publickey']);
+    if (ctx.method === 'none') return ctx.reject(['publickey']);
+    if (ctx.method !== 'publickey') {
+      failAuth(c, `${ctx.method} authentication is not offered`);
+      return ctx.reject(['publickey']);
+    }
+    const fp = fingerprint(ctx.key.data);
+    const match = users.findByKey(ctx.key.algo, ctx.key.data);
+    if (!match) {
+      failAuth(c, `unknown key ${fp} (${shown(ctx.key.algo, 30)})`);
+      return ctx.reject(['publickey']);
+    }
+    if (!ctx.signature || !ctx.blob) {
+      // "Would you accept this key?" Proves nothing; the client must now sign with it.
+      return ctx.accept();
+    }
+    let ok = false;
+    try {
+      ok = match.key.verify(ctx.blob, ctx.signature, ctx.hashAlgo) === true;
+    } catch {
+      ok = false;
+    }
+    if (!ok) {
+      failAuth(c, `bad signature for key ${fp}`);
+      return ctx.reject(['publickey']);
+    }
+    c.user = match.user;
+    c.role = match.role;
+    c.fp = match.fingerprint;
+    ctx.accept();
+  };
+
+  const onConnection = (client: Connection, info: ClientInfo) => {
+    const c = byPeer.get(`${info.ip}:${info.port}`);
+    if (!c || stopping) {
+      client.end();
+      return;
+    }
+    byPeer.delete(`${info.ip}:${info.port}`);
+    c.client = client;
+    client.on('error', (e: Error & { level?: string }) => {
+      if (e.level === 'client-timeout') {
+        log('warn', `ssh: ${who(c)}: keepalive timeout; closing`);
+        c.sock.destroy();
+      } else log('info', `ssh: ${who(c)}: connection error: ${errText(e)}`);
+    });
+    client.on('authentication', (ctx) => {
+      try {
+        onAuth(c, ctx);
+      } catch (e) {
+        log('error', `ssh: ${c.ip}: authentication handler failed: ${errText(e)}`);
+        try {
+          ctx.reject(['publickey']);
+        } catch { /* already answered */ }
+      }
+    });
+    client.on('ready', () => {
+      c.authed = true;
+      release(c);
+      limiter.forgive(c.ip, c.id);
+      log('info', `ssh: ${c.user} (${c.role}) logged in from ${c.ip} with key ${c.fp} (login name ${shown(c.loginName ?? '', 32)})`);
+    });
+    client.on('session', (accept, reject) => {
+      if (!c.authed || stopping) return reject();
+      if (c.channels >= limits.maxChannelsPerConnection) {
+        log('warn', `ssh: ${who(c)}: session channel refused: ${c.channels} already open on this connection (max ${limits.maxChannelsPerConnection})`);
+        return reject();
+      }
+      let session: Session;
+      try {
+        session = accept();
+      } catch (e) {
+        log('error', `ssh: ${who(c)}: cannot open a session channel: ${errText(e)}`);
+        return;
+      }
+      if (!session) return;
+      c.channels++;
+      onSession(c, session);
+    });
+    client.on('tcpip', (_accept, reject, i) => {
+      log('warn', `ssh: ${who(c)}: port forwarding to ${shown(String(i.destIP), 64)}:${Number(i.destPort)} refused`);
+      reject();
+    });
+    client.on('openssh.streamlocal', (_accept, reject, i) => {
+      log('warn', `ssh: ${who(c)}: unix socket forwarding to ${shown(String(i.socketPath), 64)} refused`);
+      reject();
+    });
+    client.on('request', (_accept, reject, name) => {
+      log('warn', `ssh: ${who(c)}: global request ${shown(String(name), 40)} (remote forwarding) refused`);
+      reject?.();
+    });
+    client.on('close', () => {
+      for (const s of [...c.sessions]) onChannelGone(s);
+    });
+  };
+  sshd.on('connection', onConnection);
+  sshd.on('error', (e: Error) => log('error', `ssh: server error: ${errText(e)}`));
+
+  const tcp: NetServer = createServer((sock) => {
+    sock.on('error', () => undefined);
+    const ip = normIp(sock.remoteAddress);
+    if (stopping) return sock.destroy();
+    const blocked = limiter.blockedFor(ip);
+    if (blocked > 0) {
+      logThrottled(`blocked ${ip}`, 'warn', `ssh: ${ip}: connection dropped: blocked after failed logins (${Math.ceil(blocked / 1000)} s left)`);
+      return sock.destroy();
+    }
+    if (unauth >= limits.maxUnauthenticated) {
+      logThrottled('unauth cap', 'warn', `ssh: ${ip}: connection dropped: ${unauth} connections have not logged in yet (max ${limits.maxUnauthenticated})`);
+      return sock.destroy();
+    }
+    unauth++;
+    const c: Conn = { id: ++connSeq, ip, sock, authed: false, released: false, failures: 0, sessions: new Set(), channels: 0, ending: false };
+    const peer = `${sock.remoteAddress}:${sock.remotePort}`;
+    conns.add(c);
+    byPeer.set(peer, c);
+    sock.setNoDelay(true);
+    c.grace = setTimeout(() => {
+      if (c.authed) return;
+      log('warn', `ssh: ${ip}: not logged in within ${limits.loginGraceMs} ms; closing`);
+      if (limiter.fail(ip, c.id)) log('warn', `ssh: ${ip}: too many failed logins; new connections from it are dropped for ${limits.rateLimit.blockMs} ms`);
+      sock.destroy();
+    }, limits.loginGraceMs);
+    sock.once('close', () => {
+      release(c);
+      conns.delete(c);
+      if (byPeer.get(peer) === c) byPeer.delete(peer);
+      for (const s of [...c.sessions]) onChannelGone(s);
+      if (c.authed) log('info', `ssh: ${c.user} from ${ip} disconnected`);
+      else if (c.failures) log('info', `ssh: ${ip}: disconnected without logging in (${c.failures} failed attempts)`);
+    });
+    try {
+      sshd.injectSocket(sock);
+    } catch (e) {
+      log('error', `ssh: ${ip}: cannot start the SSH handshake: ${errText(e)}`);
+      sock.destroy();
+    }
+  });
+
+  // ---- sessions --------------------------------------------------------------------------------
+
+  /** Writes to the channel (CR LF when a pty was accepted); never throws, never after close. */
+  const write = (s: Sess, text: string, stderr = false) => {
+    const ch = s.channel;
+    if (!ch || s.chClosed || s.finished) return;
+    const data = s.pty ? text.replace(/\r?\n/g, '\r\n') : text;
+    try {
+      const stream = stderr ? ch.stderr : ch;
+      if (stream.writable) stream.write(data);
+    } catch { /* the client went away */ }
+  };
+
+  /** Releases what a session holds. Idempotent. */
+  const releaseSess = (s: Sess) => {
+    if (s.released) return;
+    s.released = true;
+    s.abort.abort();
+    try {
+      s.backend?.close();
+    } catch (e) {
+      log('error', `ssh: ${who(s.conn)}: closing the session backend failed: ${errText(e)}`);
+    }
+    if (s.counted) {
+      live--;
+      const u = s.conn.user!;
+      const n = (userSessions.get(u) ?? 1) - 1;
+      if (n > 0) userSessions.set(u, n);
+      else userSessions.delete(u);
+    }
+    s.conn.sessions.delete(s);
+  };
+
+  /** Ends a session with an exit status. Idempotent. */
+  const finish = (s: Sess, exitCode: number, reason?: string) => {
+    if (s.finished) return;
+    s.finished = true;
+    const code = s.exitCode ?? exitCode;
+    reason = s.endReason ?? reason;
+    s.tuiDone = true;
+    if (s.kind === 'shell') log('info', `ssh: ${who(s.conn)}: TUI session ended (${reason ? sanitizeLine(reason).slice(0, 200) : `exit ${code}`})`);
+    releaseSess(s);
+    const ch = s.channel;
+    if (ch && !s.chClosed) {
+      try {
+        ch.resume(); // blessed's teardown pauses its input; a paused channel never closes
+        ch.exit(code);
+        ch.end();
+      } catch { /* the client went away */ }
+    }
+  };
+
+  /** The channel or the whole connection is gone (client quit or vanished). */
+  const onChannelGone = (s: Sess) => {
+    s.chClosed = true;
+    if (s.finished) return releaseSess(s);
+    s.endReason ??= 'the client went away';
+    if (s.tui && !s.tuiDone) {
+      s.tuiDone = true;
+      try {
+        inSession(s, () => s.tui!.close()); // calls onExit → finish
+      } catch (e) {
+        log('error', `ssh: ${who(s.conn)}: closing the TUI failed: ${errText(e)}`);
+      }
+    }
+    finish(s, 0);
+  };
+
+  /** An exception inside one session: close it with a message; nothing else is affected. */
+  const failSession = (s: Sess, err: unknown) => {
+    if (s.failed) return;
+    s.failed = true;
+    const stack = err instanceof Error && err.stack ? ` @ ${sanitizeLine(err.stack.split('\n')[1]?.trim() ?? '')}` : '';
+    log('error', `ssh: ${who(s.conn)}: ${s.kind ?? 'session'} session failed and was closed: ${errText(err)}${stack}`);
+    const message = 'kindler: this session hit an internal error and was closed (details are in the daemon log)';
+    s.exitCode = EXIT.failed;
+    s.endReason = 'internal error';
+    if (s.kind === 'shell' && s.tui && !s.tuiDone) {
+      s.tuiDone = true;
+      let closed = false;
+      try {
+        s.tui.close(message);
+        closed = true;
+      } catch { /* the TUI is broken: write the message ourselves */ }
+      if (!closed) write(s, `\r\n${message}\r\n`, true);
+    } else write(s, `${s.kind === 'exec' ? 'error: ' : ''}${message}\n`, true);
+    finish(s, EXIT.failed, 'internal error');
+  };
+
+  /** Runs a handler for a session: synchronous throws and anything it schedules are caught. */
+  const guarded = (s: Sess, fn: () => void) => {
+    try {
+      inSession(s, fn);
+    } catch (e) {
+      failSession(s, e);
+    }
+  };
+
+  /** Counts a session against its user's cap; refuses it with one line when over. */
+  const admit = (s: Sess): boolean => {
+    const u = s.conn.user!;
+    const n = userSessions.get(u) ?? 0;
+    if (n >= limits.maxSessionsPerUser) {
+      log('warn', `ssh: ${who(s.conn)}: ${s.kind} session refused: ${n} sessions already open for ${u} (max ${limits.maxSessionsPerUser})`);
+      write(s, `kindler: too many sessions for ${u} (${n} open, max ${limits.maxSessionsPerUser}); close one and retry\n`, true);
+      finish(s, EXIT.failed, 'session limit');
+      return false;
+    }
+    userSessions.set(u, n + 1);
+    live++;
+    s.counted = true;
+    return true;
+  };
+
+  /** The current role for the connection's key (the users file may have changed since login). */
+  const principalOf = (s: Sess): Principal | undefined => {
+    const cur = users.byFingerprint(s.conn.fp!);
+    if (!cur || cur.user !== s.conn.user) return undefined;
+    return { user: cur.user, role: cur.role, source: `ssh ${s.conn.ip}`, fingerprint: s.conn.fp! };
+  };
+
+  const refuseGone = (s: Sess) => {
+    log('warn', `ssh: ${who(s.conn)}: key ${s.conn.fp} is no longer in the users file; session refused`);
+    write(s, 'kindler: your key is no longer authorized\n', true);
+    finish(s, EXIT.refused, 'key removed');
+    endConn(s.conn);
+  };
+
+  const onSession = (c: Conn, session: Session) => {
+    const s: Sess = {
+      id: ++sessSeq,
+      conn: c,
+      started: false,
+      counted: false,
+      chClosed: false,
+      tuiDone: false,
+      abort: new AbortController(),
+      finished: false,
+      released: false,
+      failed: false,
+      fail: (err) => failSession(s, err),
+    };
+    c.sessions.add(s);
+    let closed = false;
+    session.on('close', () => {
+      if (closed) return;
+      closed = true;
+      c.channels--;
+      onChannelGone(s);
+    });
+    const refuse = (what: string, level: 'info' | 'warn' = 'warn') => {
+      log(level, `ssh: ${who(c)}: ${what} refused`);
+    };
+    session.on('pty', (accept, reject, info) => {
+      if (s.started) return reject?.();
+      s.pty = { cols: clampSize(info.cols, 80), rows: clampSize(info.rows, 24) };
+      accept?.();
+    });
+    session.on('window-change', (accept, _reject, info) => {
+      accept?.();
+      if (!s.pty) return;
+      s.pty = { cols: clampSize(info.cols, s.pty.cols), rows: clampSize(info.rows, s.pty.rows) };
+      if (s.kind !== 'shell' || !s.channel || !s.tui || s.tuiDone) return;
+      const { cols, rows } = s.pty;
+      guarded(s, () => {
+        Object.assign(s.channel!, { columns: cols, rows });
+        if (s.input) Object.assign(s.input, { columns: cols, rows });
+        // The TUI's resize() sets output.columns/rows and emits 'resize' for blessed (one reflow).
+        s.tui!.resize(cols, rows);
+      });
+    });
+    session.on('env', (_a, reject, info) => {
+      refuse(`environment variable ${shown(String(info.key), 40)}`, 'info');
+      reject?.();
+    });
+    session.on('x11', (_a, reject) => {
+      refuse('X11 forwarding');
+      reject?.();
+    });
+    session.on('auth-agent', (_a, reject) => {
+      refuse('agent forwarding');
+      reject?.();
+    });
+    session.on('signal', (_a, reject, info) => {
+      refuse(`signal ${shown(String(info.name), 20)}`);
+      reject?.();
+    });
+    session.on('sftp', (_a, reject) => {
+      refuse('subsystem "sftp"');
+      reject?.();
+    });
+    session.on('subsystem', (_a, reject, info) => {
+      refuse(`subsystem ${shown(String(info.name), 40)}`);
+      reject?.();
+    });
+    session.on('shell', (accept, reject) => {
+      if (s.started || stopping) return reject?.();
+      if (!s.pty) {
+        refuse('shell without a terminal (use ssh -t, or run a verb: ssh HOST list)');
+        return reject?.();
+      }
+      s.started = true;
+      s.kind = 'shell';
+      let ch: ServerChannel;
+      try {
+        ch = accept();
+      } catch (e) {
+        log('error', `ssh: ${who(c)}: cannot open the shell channel: ${errText(e)}`);
+        return;
+      }
+      if (!ch) return; // the client closed the session meanwhile
+      attachChannel(s, ch);
+      if (!admit(s)) return;
+      guarded(s, () => void startShell(s, ch));
+    });
+    session.on('exec', (accept, reject, info) => {
+      if (s.started || stopping) return reject?.();
+      s.started = true;
+      s.kind = 'exec';
+      let ch: ServerChannel;
+      try {
+        ch = accept();
+      } catch (e) {
+        log('error', `ssh: ${who(c)}: cannot open the exec channel: ${errText(e)}`);
+        return;
+      }
+      if (!ch) return; // the client closed the session meanwhile
+      attachChannel(s, ch);
+      if (!admit(s)) return;
+      guarded(s, () => void runExec(s, String(info.command)));
+    });
+  };
+
+  const attachChannel = (s: Sess, ch: ServerChannel) => {
+    s.channel = ch;
+    ch.on('error', (e: Error) => log('info', `ssh: ${who(s.conn)}: channel error: ${errText(e)}`));
+    ch.stderr.on('error', () => undefined);
+    ch.on('close', () => onChannelGone(s));
+  };
+
+  const runExec = async (s: Sess, command: string) => {
+    const ch = s.channel!;
+    const principal = principalOf(s);
+    if (!principal) return refuseGone(s);
+    ch.on('data', (d: Buffer) => {
+      // With a pty, Ctrl-C arrives as a byte: stop the verb (e.g. logs --follow).
+      if (s.pty && d.includes(3) && !s.finished) {
+        s.abort.abort();
+        write(s, '^C\n', true);
+        finish(s, 130);
+      }
+    });
+    let argv: string[];
+    try {
+      argv = splitCommand(command);
+    } catch (e) {
+      const err = e instanceof KindlerError ? e : new KindlerError('usage', String(e));
+      log('info', `ssh: ${who(s.conn)}: exec refused: ${err.message}`);
+      write(s, `error: ${sanitizeLine(err.message)}\n`, true);
+      return finish(s, err.exitCode);
+    }
+    log('info', `ssh: ${who(s.conn)} (${principal.role}): exec ${shown(argv[0] ?? '(help)', 40)}${argv.length > 1 ? ` +${argv.length - 1} args` : ''}`);
+    // `users` rides along for the users/whoami verbs (Context may declare `users?: UsersStore`).
+    const ctx = {
+      engine,
+      users,
+      actor: principal,
+      io: {
+        out: (t: string) => write(s, t),
+        err: (t: string) => write(s, t, true),
+        isTTY: Boolean(s.pty),
+        columns: s.pty?.cols ?? 80,
+        signal: s.abort.signal,
+        readFile: async (): Promise<string> => {
+          throw Object.assign(new Error('files cannot be read over SSH; run the verb on the host'), { code: 'EACCES' });
+        },
+      } satisfies IO,
+    };
+    const code = await runCommand(argv, ctx);
+    finish(s, code);
+  };
+
+  const startShell = async (s: Sess, ch: ServerChannel) => {
+    let openTui: OpenTui;
+    try {
+      openTui = opts.openTui ?? (await loadTui());
+    } catch (e) {
+      log('error', `ssh: ${who(s.conn)}: the terminal UI cannot be loaded: ${errText(e)}`);
+      write(s, 'kindler: the terminal UI is not available on this host; run verbs instead: ssh HOST help\n', true);
+      return finish(s, EXIT.failed, 'no TUI');
+    }
+    if (s.finished) return;
+    const principal = principalOf(s);
+    if (!principal) return refuseGone(s);
+    const { cols, rows } = s.pty!;
+    Object.assign(ch, { isTTY: true, columns: cols, rows, isRaw: true, setRawMode: () => ch });
+    const input = new TtyInput(cols, rows);
+    s.input = input;
+    ch.on('data', (d: Buffer) => {
+      if (s.tuiDone) return;
+      guarded(s, () => input.emit('data', d));
+    });
+    guarded(s, () => {
+      const local = new LocalSession(engine, principal, opts.hostName, users);
+      s.backend = local;
+      // Engine events reach the TUI inside the session's guard: a throwing listener closes this
+      // session (the engine's feed would otherwise swallow the error silently).
+      const backend: SessionBackend = {
+        principal: local.principal,
+        host: local.host,
+        subscribe: (listener) =>
+          local.subscribe((e) => {
+            if (!s.finished) guarded(s, () => listener(e));
+          }),
+        run: (argv) => local.run(argv),
+        may: (action, owner, taskUser) => local.may(action, owner, taskUser),
+        close: () => local.close(),
+      };
+      log('info', `ssh: ${who(s.conn)} (${principal.role}): TUI session started (${cols}x${rows})`);
+      const tui = openTui({
+        input: input as unknown as TuiOptions['input'],
+        output: ch as unknown as TuiOptions['output'],
+        columns: cols,
+        rows,
+        backend,
+        idle: { warnMs: limits.idleWarnMs, closeMs: limits.idleCloseMs },
+        onExit: (code, reason) => finish(s, Number.isInteger(code) ? code : EXIT.failed, reason),
+      });
+      s.tui = tui;
+      if (s.chClosed && !s.tuiDone) onChannelGone(s);
+    });
+  };
+
+  const closeSessionWith = (s: Sess, message: string, code: number) => {
+    if (s.finished) return;
+    s.exitCode = code;
+    s.endReason = message.replace(/^kindler: /, '');
+    if (s.kind === 'shell' && s.tui && !s.tuiDone) {
+      s.tuiDone = true;
+      try {
+        inSession(s, () => s.tui!.close(message));
+      } catch (e) {
+        log('error', `ssh: ${who(s.conn)}: closing the TUI failed: ${errText(e)}`);
+        write(s, `\r\n${message}\r\n`, true);
+      }
+    } else write(s, `${message}\n`, true);
+    finish(s, code, message.replace(/^kindler: /, ''));
+  };
+
+  // ---- users file changes ----------------------------------------------------------------------
+
+  const onUsersChange = () => {
+    for (const c of conns) {
+      if (!c.authed || c.ending) continue;
+      const cur = users.byFingerprint(c.fp!);
+      if (!cur || cur.user !== c.user) {
+        log('warn', `ssh: ${who(c)}: key ${c.fp} was removed from the users file; closing the connection`);
+        for (const s of [...c.sessions]) closeSessionWith(s, 'kindler: your key was removed; this connection is closed', EXIT.refused);
+        endConn(c);
+      } else if (cur.role !== c.role) {
+        log('info', `ssh: ${who(c)}: role changed from ${c.role} to ${cur.role}; open TUI sessions are closed (verbs use the new role)`);
+        c.role = cur.role;
+        for (const s of [...c.sessions]) if (s.kind === 'shell') closeSessionWith(s, `kindler: your role changed to ${cur.role}; reconnect`, EXIT.ok);
+      }
+    }
+  };
+  users.on('change', onUsersChange);
+
+  // ---- listen / stop ---------------------------------------------------------------------------
+
+  await new Promise<void>((resolve, reject) => {
+    tcp.once('error', reject);
+    tcp.listen(opts.port, opts.host, () => {
+      tcp.off('error', reject);
+      resolve();
+    });
+  });
+  tcp.on('error', (e) => log('error', `ssh: listener error: ${errText(e)}`));
+  const addr = tcp.address();
+  const port = typeof addr === 'object' && addr ? addr.port : opts.port;
+
+  let stopped: Promise<void> | undefined;
+  return {
+    port,
+    sessions: () => live,
+    stop: () =>
+      (stopped ??= new Promise<void>((resolve) => {
+        stopping = true;
+        users.off('change', onUsersChange);
+        tcp.close(() => {
+          clearTimeout(kill);
+          uninstallGuard();
+          resolve();
+        });
+        for (const c of conns) {
+          for (const s of [...c.sessions]) closeSessionWith(s, 'kindler is shutting down', EXIT.failed);
+          if (c.client) c.client.end();
+          else c.sock.destroy();
+        }
+        const kill = setTimeout(() => {
+          for (const c of conns) c.sock.destroy();
+        }, 2000);
+        kill.unref();
+      })),
+  };
+}

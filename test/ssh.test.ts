@@ -1,0 +1,880 @@
+/**
+ * The SSH face, end to end: the real server in-process (port 0) with an in-process engine, driven
+ * by the real OpenSSH client (and ssh2's Client where OpenSSH cannot misbehave on purpose).
+ * Every wait is on an event or output line with a deadline; nothing sleeps.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { connect as netConnect, createServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import ssh2 from 'ssh2';
+import type { ClientChannel, ConnectConfig, HostBasedAuthMethod, KeyboardInteractiveAuthMethod, NoAuthMethod, ParsedKey, PasswordAuthMethod } from 'ssh2';
+import { UsersStore } from '../src/access/users.js';
+import { loadOrCreateHostKey, HostKeyError, type HostKey } from '../src/ssh/hostkey.js';
+import { startSshServer, DEFAULT_SSH_LIMITS, type OpenTui, type SshLimits, type SshServer } from '../src/ssh/server.js';
+import { splitCommand } from '../src/ssh/argv.js';
+import { FailureLimiter } from '../src/ssh/ratelimit.js';
+import { KindlerError } from '../src/core/errors.js';
+import type { Engine } from '../src/engine/engine.js';
+import { makeWorld, startEngine, until, type World } from './helpers.js';
+
+const { Client, utils, BaseAgent } = ssh2;
+
+// ---- keys ----------------------------------------------------------------------------------------
+
+const KEYS = mkdtempSync(join(tmpdir(), 'kindler-ssh-keys-'));
+interface Key {
+  name: string;
+  path: string;
+  pub: string;
+  fp: string;
+  priv: ParsedKey;
+}
+function makeKey(name: string, type: 'ed25519' | 'ecdsa' | 'rsa' = 'ed25519', bits?: number): Key {
+  const path = join(KEYS, name);
+  const b = bits ?? (type === 'rsa' ? 3072 : undefined);
+  execFileSync('ssh-keygen', ['-q', '-t', type, ...(b ? ['-b', String(b)] : []), '-N', '', '-C', name, '-f', path]);
+  const pub = readFileSync(`${path}.pub`, 'utf8').trim();
+  const fp = execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', `${path}.pub`], { encoding: 'utf8' }).split(' ')[1]!;
+  const priv = utils.parseKey(readFileSync(path)) as ParsedKey;
+  return { name, path, pub, fp, priv };
+}
+const alice = makeKey('alice');
+const bob = makeKey('bob');
+const vic = makeKey('vic');
+const carl = makeKey('carl');
+const stranger = makeKey('stranger');
+const strangers = [makeKey('s1'), makeKey('s2'), makeKey('s3')];
+const HOST: HostKey = loadOrCreateHostKey(join(KEYS, 'host', 'ssh_host_ed25519_key'));
+process.on('exit', () => rmSync(KEYS, { recursive: true, force: true }));
+
+const USERS = [`# test users`, `alice admin ${alice.pub}`, `bob operator ${bob.pub}`, `vic viewer ${vic.pub}`, ''].join('\n');
+
+// ---- a stub TUI (the real one lives in src/tui) -------------------------------------------------
+
+/** Writes one line, then: q quits, x throws, t throws from a timer, p rejects a promise, f arms a throwing feed listener, r runs `list`. */
+const stubTui: OpenTui = (o) => {
+  let done = false;
+  const exit = (code: number, reason: string) => {
+    if (done) return;
+    done = true;
+    o.onExit(code, reason);
+  };
+  const p = o.backend.principal;
+  o.output.write(`stub tui: ${p.user} ${p.role} ${p.source} ${o.columns}x${o.rows} on ${o.backend.host} idle ${o.idle?.warnMs}/${o.idle?.closeMs}\r\n`);
+  o.input.on('data', (d: Buffer) => {
+    const s = d.toString();
+    if (s.includes('q')) {
+      o.output.write('bye\r\n');
+      exit(0, 'quit');
+    } else if (s.includes('x')) throw new Error('stub: synchronous crash');
+    else if (s.includes('t')) setTimeout(() => { throw new Error('stub: crash in a timer'); }, 1);
+    else if (s.includes('p')) void Promise.reject(new Error('stub: rejected promise'));
+    else if (s.includes('r')) void o.backend.run(['list', '--json']).then((r) => o.output.write(`run: ${r.code} ${r.out.trim()}\r\n`));
+    else if (s.includes('f')) armed = true;
+  });
+  // f: the next engine event makes the feed listener throw.
+  let armed = false;
+  void o.backend.subscribe((e) => {
+    if (armed) throw new Error(`stub: feed listener crash on ${e.type}`);
+  });
+  return {
+    resize: (c, r) => o.output.write(`resized ${c}x${r}\r\n`),
+    close: (message) => {
+      if (message) o.output.write(`${message}\r\n`);
+      exit(0, 'closed');
+    },
+  };
+};
+
+// ---- harness -------------------------------------------------------------------------------------
+
+const TEST_LIMITS: SshLimits = {
+  ...DEFAULT_SSH_LIMITS,
+  maxUnauthenticated: 50,
+  loginGraceMs: 20_000,
+  rateLimit: { failures: 1000, windowMs: 60_000, blockMs: 60_000 },
+  maxSessionsPerUser: 20,
+  maxChannelsPerConnection: 10,
+};
+
+interface Proc {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+interface H {
+  w: World;
+  engine: Engine;
+  users: UsersStore;
+  usersFile: string;
+  srv: SshServer;
+  logs: string[];
+  /** Resolves with the first log line (from `from` on) matching. */
+  waitLog(re: RegExp, ms?: number, from?: number): Promise<string>;
+  ssh(key: Key | Key[], args: string[], o?: SshOpts): Promise<Proc>;
+  spawnSsh(key: Key, args: string[], o?: SshOpts): Live;
+  client(key: Key | null, extra?: Partial<ConnectConfig>): Promise<InstanceType<typeof Client>>;
+  shell(key: Key, size?: { cols: number; rows: number }): Promise<Shell>;
+  track(p: ChildProcess): ChildProcess;
+}
+
+interface SshOpts {
+  opts?: string[];
+  env?: NodeJS.ProcessEnv;
+  input?: string;
+  timeoutMs?: number;
+}
+
+interface Live {
+  proc: ChildProcess;
+  out(): string;
+  err(): string;
+  waitOut(re: RegExp, ms?: number): Promise<void>;
+  waitErr(re: RegExp, ms?: number): Promise<void>;
+  done: Promise<Proc>;
+}
+
+interface Shell {
+  stream: ClientChannel;
+  out(): string;
+  waitFor(re: RegExp, ms?: number): Promise<void>;
+  send(s: string): void;
+  /** The exit status (undefined when the server closed without one). */
+  exit: Promise<number | undefined>;
+}
+
+/** Waits on a growing text: re-checks whenever `onChange` fires, rejects after `ms` with the text. */
+function waiter(text: () => string, subscribe: (wake: () => void) => () => void) {
+  return (re: RegExp, ms = 10_000) =>
+    new Promise<void>((resolve, reject) => {
+      let off = () => undefined as void;
+      const timer = setTimeout(() => {
+        off();
+        reject(new Error(`timed out after ${ms} ms waiting for ${re}; got:\n${text()}`));
+      }, ms);
+      const check = () => {
+        if (re.test(text())) {
+          clearTimeout(timer);
+          off();
+          resolve();
+          return true;
+        }
+        return false;
+      };
+      if (!check()) off = subscribe(() => void check());
+    });
+}
+
+function emitterOf() {
+  const ws = new Set<() => void>();
+  return {
+    wake: () => {
+      for (const f of [...ws]) f();
+    },
+    subscribe: (f: () => void) => {
+      ws.add(f);
+      return () => void ws.delete(f);
+    },
+  };
+}
+
+const SSH_BASE = ['-F', '/dev/null', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-o', 'LogLevel=ERROR', '-o', 'ConnectTimeout=10'];
+
+async function setup(t: import('node:test').TestContext, o: { limits?: Partial<SshLimits>; users?: string; keepalive?: { intervalMs: number; countMax: number }; realTui?: boolean } = {}): Promise<H> {
+  const w = makeWorld();
+  const engine = await startEngine(w);
+  const usersFile = join(w.dir, 'config', 'users.conf');
+  mkdirSync(join(w.dir, 'config'), { recursive: true });
+  writeFileSync(usersFile, o.users ?? USERS, { mode: 0o640 });
+  const logs: string[] = [];
+  const ev = emitterOf();
+  const log = (level: string, msg: string) => {
+    logs.push(`${level} ${msg}`);
+    if (process.env.KINDLER_TEST_VERBOSE) process.stderr.write(`    [log] ${level} ${msg}\n`);
+    ev.wake();
+  };
+  const users = new UsersStore({ file: usersFile, log, debounceMs: 50 });
+  for (const p of users.load()) log('warn', `users file: ${p}`);
+  users.watch();
+  const srv = await startSshServer({
+    engine,
+    users,
+    hostKey: HOST,
+    host: '127.0.0.1',
+    port: 0,
+    log,
+    limits: { ...TEST_LIMITS, ...o.limits },
+    hostName: 'testhost',
+    ...(o.realTui ? {} : { openTui: stubTui }),
+    ...(o.keepalive ? { keepalive: o.keepalive } : {}),
+  });
+  const procs = new Set<ChildProcess>();
+  const clients = new Set<InstanceType<typeof Client>>();
+  t.after(async () => {
+    for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    for (const c of clients) c.destroy();
+    await srv.stop();
+    users.close();
+    await engine.shutdown();
+    w.cleanup();
+  });
+  const track = (p: ChildProcess) => {
+    procs.add(p);
+    p.on('exit', () => procs.delete(p));
+    return p;
+  };
+
+  const spawnSsh = (key: Key | Key[], args: string[], so: SshOpts = {}): Live => {
+    const keys = Array.isArray(key) ? key : [key];
+    const argv = [...SSH_BASE, '-p', String(srv.port), ...keys.flatMap((k) => ['-i', k.path]), ...(so.opts ?? []), 'kindler@127.0.0.1', ...args];
+    const env = { ...process.env, ...so.env };
+    if (!so.env?.SSH_AUTH_SOCK) delete env.SSH_AUTH_SOCK;
+    const started = Date.now();
+    const proc = track(spawn('ssh', argv, { env, stdio: ['pipe', 'pipe', 'pipe'] }));
+    let stdout = '';
+    let stderr = '';
+    const e = emitterOf();
+    proc.stdout!.on('data', (d) => {
+      stdout += d;
+      e.wake();
+    });
+    proc.stderr!.on('data', (d) => {
+      stderr += d;
+      e.wake();
+    });
+    if (so.input !== undefined) proc.stdin!.end(so.input);
+    const done = new Promise<Proc>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        proc.kill('SIGKILL');
+        reject(new Error(`ssh ${args.join(' ')} did not finish within ${so.timeoutMs ?? 20000} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
+      }, so.timeoutMs ?? 20_000);
+      proc.on('close', (code) => {
+        clearTimeout(timer);
+        e.wake();
+        resolve({ code, stdout, stderr, ms: Date.now() - started });
+      });
+    });
+    done.catch(() => undefined);
+    return { proc, out: () => stdout, err: () => stderr, waitOut: waiter(() => stdout, e.subscribe), waitErr: waiter(() => stderr, e.subscribe), done };
+  };
+
+  const client = (key: Key | null, extra: Partial<ConnectConfig> = {}) =>
+    new Promise<InstanceType<typeof Client>>((resolve, reject) => {
+      const c = new Client();
+      clients.add(c);
+      c.on('ready', () => resolve(c));
+      c.on('error', (err) => reject(err));
+      c.on('close', () => reject(new Error('connection closed before it was ready')));
+      c.connect({ host: '127.0.0.1', port: srv.port, username: 'kindler', readyTimeout: 10_000, ...(key ? { privateKey: readFileSync(key.path) } : {}), ...extra });
+    });
+
+  const shell = async (key: Key, size = { cols: 100, rows: 30 }): Promise<Shell> => {
+    const c = await client(key);
+    const stream = await new Promise<ClientChannel>((resolve, reject) =>
+      c.shell({ term: 'xterm-256color', cols: size.cols, rows: size.rows, height: 0, width: 0 }, (err, s) => (err ? reject(err) : resolve(s))),
+    );
+    let out = '';
+    const e = emitterOf();
+    stream.on('data', (d: Buffer) => {
+      out += d.toString();
+      e.wake();
+    });
+    stream.stderr.on('data', (d: Buffer) => {
+      out += d.toString();
+      e.wake();
+    });
+    const exit = new Promise<number | undefined>((resolve) => {
+      let code: number | undefined;
+      stream.on('exit', (c2: number) => (code = c2));
+      stream.on('close', () => resolve(code));
+    });
+    return { stream, out: () => out, waitFor: waiter(() => out, e.subscribe), send: (s) => stream.write(s), exit };
+  };
+
+  const waitLogFrom = (re: RegExp, ms = 10_000, from = 0) =>
+    new Promise<string>((resolve, reject) => {
+      let off = () => undefined as void;
+      const timer = setTimeout(() => {
+        off();
+        reject(new Error(`timed out after ${ms} ms waiting for a server log line matching ${re}; log:\n${logs.slice(from).join('\n')}`));
+      }, ms);
+      const check = () => {
+        const hit = logs.slice(from).find((l) => re.test(l));
+        if (hit !== undefined) {
+          clearTimeout(timer);
+          off();
+          resolve(hit);
+          return true;
+        }
+        return false;
+      };
+      if (!check()) off = ev.subscribe(() => void check());
+    });
+
+  return {
+    w, engine, users, usersFile, srv, logs,
+    waitLog: waitLogFrom,
+    ssh: (key, args, so) => spawnSsh(key, args, so).done,
+    spawnSsh,
+    client,
+    shell,
+    track,
+  };
+}
+
+/** A free TCP port on 127.0.0.1 (for the client's -L/-D listeners). */
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+/** A raw TCP connection: what it received, and when it was closed. */
+function raw(port: number, host = '127.0.0.1') {
+  const started = Date.now();
+  const sock: Socket = netConnect({ port, host });
+  let data = '';
+  const e = emitterOf();
+  sock.on('data', (d) => {
+    data += d.toString('latin1');
+    e.wake();
+  });
+  sock.on('error', () => undefined);
+  const closed = new Promise<number>((resolve) => sock.on('close', () => resolve(Date.now() - started)));
+  return { sock, data: () => data, waitData: waiter(() => data, e.subscribe), closed };
+}
+
+function expectKindlerError(fn: () => unknown, re: RegExp): void {
+  assert.throws(fn, (e: unknown) => e instanceof KindlerError && re.test(e.message));
+}
+
+// ---- units ---------------------------------------------------------------------------------------
+
+test('exec command lines split into argv without a shell', () => {
+  assert.deepEqual(splitCommand('list --json'), ['list', '--json']);
+  assert.deepEqual(splitCommand('  users   add bob --key "ssh-ed25519 AAAA bob@x"  '), ['users', 'add', 'bob', '--key', 'ssh-ed25519 AAAA bob@x']);
+  assert.deepEqual(splitCommand(`show 'a "b"' "c \\"d\\" \\\\" e\\ f`), ['show', 'a "b"', 'c "d" \\', 'e f']);
+  assert.deepEqual(splitCommand('list --json; rm -rf / $(id) `id` | cat'), ['list', '--json;', 'rm', '-rf', '/', '$(id)', '`id`', '|', 'cat']);
+  assert.deepEqual(splitCommand(''), []);
+  assert.deepEqual(splitCommand('show ""'), ['show', '']);
+  expectKindlerError(() => splitCommand('show "abc'), /unterminated double quote/);
+  expectKindlerError(() => splitCommand("show 'abc"), /unterminated single quote/);
+  expectKindlerError(() => splitCommand('a\nb'), /one line/);
+  expectKindlerError(() => splitCommand('x'.repeat(20_000)), /longer than/);
+});
+
+test('the failure limiter blocks one address after N failures in the window, forgives logins, forgets old failures', () => {
+  let now = 1_000_000;
+  const l = new FailureLimiter({ failures: 3, windowMs: 1000, blockMs: 5000 }, () => now);
+  assert.equal(l.fail('a', 1), false);
+  assert.equal(l.fail('a', 1), false);
+  l.forgive('a', 1);
+  assert.equal(l.fail('a', 2), false);
+  now += 1001;
+  assert.equal(l.fail('a', 3), false, 'the failure before the window no longer counts');
+  assert.equal(l.fail('a', 3), false);
+  assert.equal(l.fail('a', 4), true);
+  assert.equal(l.blockedFor('a'), 5000);
+  assert.equal(l.blockedFor('b'), 0);
+  now += 5000;
+  assert.equal(l.blockedFor('a'), 0);
+  const small = new FailureLimiter({ failures: 3, windowMs: 1000, blockMs: 5000 }, () => now, 10);
+  for (let i = 0; i < 50; i++) small.fail(`ip${i}`, i);
+  assert.ok(small.size() <= 10, 'the table stays bounded under a flood of addresses');
+});
+
+test('the host key is created once with mode 0600, reused, and never silently replaced', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kindler-hostkey-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'keys', 'ssh_host_ed25519_key');
+  const first = loadOrCreateHostKey(path);
+  assert.equal(first.created, true);
+  assert.equal(statSync(path).mode & 0o777, 0o600);
+  assert.equal(first.key.type, 'ssh-ed25519');
+  const fp = execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', path], { encoding: 'utf8' }).split(' ')[1];
+  assert.equal(first.fingerprint, fp);
+  const again = loadOrCreateHostKey(path);
+  assert.equal(again.created, false);
+  assert.equal(again.fingerprint, first.fingerprint);
+
+  chmodSync(path, 0o644);
+  assert.throws(() => loadOrCreateHostKey(path), (e: Error) => e instanceof HostKeyError && e.message.includes(path) && /chmod 600/.test(e.message));
+  chmodSync(path, 0o600);
+  const good = readFileSync(path);
+  writeFileSync(path, 'not a key\n');
+  assert.throws(() => loadOrCreateHostKey(path), (e: Error) => e instanceof HostKeyError && e.message.startsWith(`host key ${path}: not a usable private key`));
+  assert.equal(readFileSync(path, 'utf8'), 'not a key\n', 'the broken key is left for a human');
+  writeFileSync(path, `${first.publicLine}\n`);
+  assert.throws(() => loadOrCreateHostKey(path), /holds a public key/);
+  writeFileSync(path, good);
+  assert.equal(loadOrCreateHostKey(path).fingerprint, first.fingerprint);
+});
+
+// ---- verbs ---------------------------------------------------------------------------------------
+
+test('verbs over ssh: identity from the key, JSON output, exit codes, one-line errors, argv never a shell', async (t) => {
+  const h = await setup(t);
+
+  // Pin the host key: the client must see exactly the key we loaded.
+  const known = join(h.w.dir, 'known_hosts');
+  writeFileSync(known, `[127.0.0.1]:${h.srv.port} ${HOST.publicLine}\n`);
+  const list = await h.ssh(alice, ['list', '--json'], { opts: ['-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${known}`] });
+  assert.equal(list.code, 0, list.stderr);
+  assert.deepEqual(JSON.parse(list.stdout), { clusters: [] });
+  await h.waitLog(new RegExp(`^info ssh: alice \\(admin\\) logged in from 127\\.0\\.0\\.1 with key ${alice.fp.replace(/[+/]/g, '\\$&')} \\(login name "kindler"\\)$`));
+
+  const version = await h.ssh(alice, ['version']);
+  assert.deepEqual([version.code, version.stdout, version.stderr], [0, 'kindler 0.1.0\n', '']);
+
+  const bad = await h.ssh(alice, ['create', 'Bad_Name']);
+  assert.equal(bad.code, 2);
+  assert.equal(bad.stdout, '');
+  assert.match(bad.stderr, /^error: name: must start with a lowercase letter[^\n]*\n$/);
+  const badJson = await h.ssh(alice, ['create', 'Bad_Name', '--json']);
+  assert.equal(badJson.code, 2);
+  assert.equal(JSON.parse(badJson.stdout).error.field, 'name');
+
+  // The command line is split into argv by us; nothing reaches a shell.
+  const injected = await h.ssh(alice, ['list --json; touch /tmp/kindler-pwned-$$']);
+  assert.equal(injected.code, 2);
+  assert.match(injected.stderr, /^error: --json;: unknown flag for "list"/);
+  const quoted = await h.ssh(alice, [`show "two words"`]);
+  assert.deepEqual([quoted.code, quoted.stderr], [3, 'error: cluster: no cluster named "two words"\n']);
+  const unterminated = await h.ssh(alice, [`show "abc`]);
+  assert.deepEqual([unterminated.code, unterminated.stderr], [2, 'error: command: unterminated double quote\n']);
+
+  // Files are never read over SSH.
+  const csv = await h.ssh(alice, ['import-csv', '/etc/hostname']);
+  assert.equal(csv.code, 2);
+  assert.match(csv.stderr, /^error: file: cannot read "\/etc\/hostname"/);
+
+  // Roles come from the users file: a viewer cannot create.
+  const refused = await h.ssh(vic, ['create', 'ok']);
+  assert.equal(refused.code, 5);
+  assert.match(refused.stderr, /^error: vic is a viewer/);
+
+  // The operator's cluster is owned by the key's user, whatever the login name.
+  const created = await h.ssh(bob, ['create', 'alpha', '--json']);
+  assert.equal(created.code, 0, created.stderr);
+  const task = JSON.parse(created.stdout).task;
+  assert.equal(h.engine.getCluster('alpha')!.owner, 'bob');
+  assert.equal(task.user, 'bob');
+  const audit = h.engine.store.db.data.audit.find((a) => a.action === 'create' && a.target === 'alpha')!;
+  assert.deepEqual([audit.user, audit.source], ['bob', 'ssh 127.0.0.1']);
+  await until(h.engine, () => ['succeeded', 'failed'].includes(h.engine.getTask(task.id)!.state), 60_000, 'the create task');
+
+  // With a pty (ssh -t), lines end in CR LF.
+  const tty = await h.ssh(alice, ['version'], { opts: ['-tt'] });
+  assert.equal(tty.code, 0);
+  assert.equal(tty.stdout, 'kindler 0.1.0\r\n');
+  assert.equal(h.srv.sessions(), 0);
+});
+
+// ---- authentication ------------------------------------------------------------------------------
+
+test('ecdsa (P-256, P-521) and rsa keys log in too', async (t) => {
+  const ec = makeKey('ec-user', 'ecdsa');
+  const ec521 = makeKey('ec521-user', 'ecdsa', 521);
+  const rsa = makeKey('rsa-user', 'rsa');
+  const h = await setup(t, { users: `${USERS}ecuser viewer ${ec.pub}\necuser viewer ${ec521.pub}\nrsauser operator ${rsa.pub}\n` });
+  for (const k of [ec, ec521]) {
+    const from = h.logs.length;
+    const e = await h.ssh(k, ['version']);
+    assert.equal(e.code, 0, e.stderr);
+    await h.waitLog(new RegExp(`ecuser \\(viewer\\) logged in .* with key ${k.fp.replace(/[+/]/g, '\\$&')}`), 10_000, from);
+  }
+  // ssh2 1.17's server-sig-algs lacks a comma ("...nistp521rsa-sha2-512"), so OpenSSH signs
+  // with rsa-sha2-256 (still SHA-2; ssh-rsa/SHA-1 is not offered by OpenSSH 9 by default).
+  const r = await h.ssh(rsa, ['version']);
+  assert.equal(r.code, 0, r.stderr);
+  await h.waitLog(new RegExp(`rsauser \\(operator\\) logged in .* with key ${rsa.fp.replace(/[+/]/g, '\\$&')}`));
+});
+
+test('unknown keys, passwords, keyboard-interactive, hostbased and none are refused', async (t) => {
+  const h = await setup(t);
+  const unknown = await h.ssh(stranger, ['version']);
+  assert.equal(unknown.code, 255);
+  assert.match(unknown.stderr, /Permission denied \(publickey\)/);
+  await h.waitLog(new RegExp(`login refused: unknown key ${stranger.fp.replace(/[+/]/g, '\\$&')}`));
+
+  // OpenSSH is told "publickey" only and gives up without sending a password.
+  const pw = await h.ssh([], ['version'], { opts: ['-o', 'PubkeyAuthentication=no', '-o', 'PreferredAuthentications=password,keyboard-interactive'] });
+  assert.equal(pw.code, 255);
+  assert.match(pw.stderr, /Permission denied \(publickey\)/);
+
+  // A client that sends them anyway is refused too, even with a known key for hostbased.
+  const from = h.logs.length;
+  await assert.rejects(
+    h.client(null, {
+      authHandler: [
+        { type: 'none', username: 'kindler' } as NoAuthMethod,
+        { type: 'password', username: 'kindler', password: 'secret' } as PasswordAuthMethod,
+        { type: 'keyboard-interactive', username: 'kindler', prompt: (_n, _i, _l, _p, finish) => finish(['secret']) } as KeyboardInteractiveAuthMethod,
+        { type: 'hostbased', username: 'kindler', localHostname: 'h', localUsername: 'alice', key: readFileSync(alice.path) } as HostBasedAuthMethod,
+      ],
+    }),
+    /All configured authentication methods failed/,
+  );
+  await h.waitLog(/login refused: password authentication is not offered/, 10_000, from);
+  await h.waitLog(/login refused: keyboard-interactive authentication is not offered/, 10_000, from);
+  await h.waitLog(/login refused: hostbased authentication is not offered/, 10_000, from);
+  assert.ok(!h.logs.slice(from).some((l) => /secret/.test(l)), 'no secrets in logs');
+});
+
+class TwoFacedAgent extends BaseAgent {
+  constructor(private readonly shows: ParsedKey, private readonly signsWith: ParsedKey) {
+    super();
+  }
+  override getIdentities(cb: (err: Error | undefined, keys?: ParsedKey[]) => void): void {
+    cb(undefined, [this.shows]);
+  }
+  override sign(_pub: unknown, data: Buffer, options: unknown, cb?: (err: Error | undefined, sig?: Buffer) => void): void {
+    const done = (typeof options === 'function' ? options : cb) as (err: Error | undefined, sig?: Buffer) => void;
+    done(undefined, this.signsWith.sign(data));
+  }
+}
+
+test('a key offered without a signature proves nothing: offering key A and signing with key B fails', async (t) => {
+  const h = await setup(t);
+  const alicePub = utils.parseKey(alice.pub) as ParsedKey;
+  // Sanity: the same agent signing with the offered key logs in.
+  const okClient = await h.client(null, { agent: new TwoFacedAgent(alicePub, alice.priv) });
+  okClient.end();
+  // Offer alice's key (the server answers PK_OK), then sign with bob's key (also a known key) or a stranger's.
+  for (const signer of [bob, stranger]) {
+    const from = h.logs.length;
+    await assert.rejects(h.client(null, { agent: new TwoFacedAgent(alicePub, signer.priv) }), /All configured authentication methods failed/);
+    await h.waitLog(new RegExp(`login refused: bad signature for key ${alice.fp.replace(/[+/]/g, '\\$&')}`), 10_000, from);
+    assert.ok(!h.logs.slice(from).some((l) => /logged in/.test(l)));
+  }
+});
+
+// ---- channels and requests -----------------------------------------------------------------------
+
+test('port forwarding is refused: -L, -D, -R and -W', async (t) => {
+  const h = await setup(t);
+  const lport = await freePort();
+  const dport = await freePort();
+  const fwd = h.spawnSsh(alice, [], { opts: ['-v', '-N', '-L', `${lport}:127.0.0.1:${h.srv.port}`, '-D', `127.0.0.1:${dport}`], timeoutMs: 30_000 });
+  await fwd.waitErr(new RegExp(`Local forwarding listening on 127\\.0\\.0\\.1 port ${dport}`));
+
+  let from = h.logs.length;
+  const l = raw(lport);
+  await h.waitLog(new RegExp(`alice from 127\\.0\\.0\\.1: port forwarding to "127\\.0\\.0\\.1":${h.srv.port} refused`), 10_000, from);
+  assert.equal(l.data().includes('SSH-2.0-kindler'), false, 'nothing was connected through the tunnel');
+  await l.closed;
+
+  from = h.logs.length;
+  const socks = raw(dport);
+  socks.sock.write(Buffer.from([5, 1, 0]));
+  await socks.waitData(/^\x05\x00/);
+  socks.sock.write(Buffer.from([5, 1, 0, 1, 127, 0, 0, 1, h.srv.port >> 8, h.srv.port & 255]));
+  await h.waitLog(new RegExp(`port forwarding to "127\\.0\\.0\\.1":${h.srv.port} refused`), 10_000, from);
+  await socks.closed;
+  fwd.proc.kill('SIGTERM');
+  await fwd.done;
+
+  const remote = await h.ssh(alice, [], { opts: ['-N', '-R', `0:127.0.0.1:${h.srv.port}`, '-o', 'ExitOnForwardFailure=yes'] });
+  assert.equal(remote.code, 255);
+  assert.match(remote.stderr, /remote port forwarding failed/);
+  await h.waitLog(/global request "tcpip-forward" \(remote forwarding\) refused/);
+
+  const stdio = await h.ssh(alice, [], { opts: ['-W', `127.0.0.1:${h.srv.port}`] });
+  assert.equal(stdio.code, 255);
+  assert.match(stdio.stderr, /stdio forwarding failed/);
+});
+
+test('agent forwarding, X11 and environment variables are refused and logged; the verb still runs', async (t) => {
+  const h = await setup(t);
+  const sock = join(h.w.dir, 'agent.sock');
+  const agent = h.track(spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' }));
+  const deadline = Date.now() + 10_000;
+  while (!existsSync(sock)) {
+    if (Date.now() > deadline || agent.exitCode !== null) throw new Error('ssh-agent did not start');
+    await new Promise((r) => setImmediate(r));
+  }
+  const r = await h.ssh(alice, ['version'], {
+    opts: ['-A', '-X', '-o', 'SetEnv=KINDLER_TEST=secret-value', '-o', 'SendEnv=LANG'],
+    env: { SSH_AUTH_SOCK: sock, DISPLAY: ':99', LANG: 'C.UTF-8' },
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'kindler 0.1.0\n');
+  assert.match(r.stderr, /X11 forwarding request failed/);
+  await h.waitLog(/alice from 127\.0\.0\.1: agent forwarding refused/);
+  await h.waitLog(/alice from 127\.0\.0\.1: X11 forwarding refused/);
+  await h.waitLog(/environment variable "KINDLER_TEST" refused/);
+  await h.waitLog(/environment variable "LANG" refused/);
+  assert.ok(!h.logs.some((l) => l.includes('secret-value')), 'env values are not logged');
+});
+
+test('the sftp subsystem and a shell without a pty are refused', async (t) => {
+  const h = await setup(t);
+  const sftp = await h.ssh(alice, ['sftp'], { opts: ['-s'], input: '' });
+  assert.equal(sftp.code, 255);
+  assert.match(sftp.stderr, /subsystem request failed on channel 0/);
+  await h.waitLog(/subsystem "sftp" refused/);
+
+  const other = await h.ssh(alice, ['foo'], { opts: ['-s'], input: '' });
+  assert.equal(other.code, 255);
+  await h.waitLog(/subsystem "foo" refused/);
+
+  const noPty = await h.ssh(alice, [], { opts: ['-T'], input: '' });
+  assert.equal(noPty.code, 255);
+  assert.match(noPty.stderr, /shell request failed on channel 0/);
+  await h.waitLog(/shell without a terminal .* refused/);
+  assert.equal(h.srv.sessions(), 0);
+});
+
+// ---- the TUI ---------------------------------------------------------------------------------------
+
+test('ssh -t opens the TUI for the key\'s user; q quits with exit 0; resize reaches the TUI', async (t) => {
+  const h = await setup(t);
+  const live = h.spawnSsh(bob, [], { opts: ['-tt'] });
+  await live.waitOut(/stub tui: bob operator ssh 127\.0\.0\.1 80x24 on testhost idle/);
+  assert.equal(h.srv.sessions(), 1);
+  assert.equal(h.engine.snapshot().sessions.length, 1, 'presence: the session joined the engine');
+  live.proc.stdin!.write('q');
+  const done = await live.done;
+  assert.equal(done.code, 0);
+  assert.match(done.stdout, /bye/);
+  await h.waitLog(/bob from 127\.0\.0\.1: TUI session ended \(quit\)/);
+  assert.equal(h.srv.sessions(), 0);
+  assert.equal(h.engine.snapshot().sessions.length, 0);
+
+  const s = await h.shell(alice, { cols: 120, rows: 40 });
+  await s.waitFor(/stub tui: alice admin ssh 127\.0\.0\.1 120x40/);
+  s.stream.setWindow(30, 90, 0, 0);
+  await s.waitFor(/resized 90x30/);
+  s.send('r');
+  await s.waitFor(/run: 0 \{"clusters":\[\]\}/);
+  s.send('q');
+  assert.equal(await s.exit, 0);
+});
+
+test('the real TUI (src/tui, loaded on the first shell) renders over SSH, survives a resize and quits with q', { skip: !existsSync(join(import.meta.dirname, '..', 'src', 'tui', 'index.ts')) && 'src/tui is not there yet' }, async (t) => {
+  const h = await setup(t, { realTui: true });
+  const s = await h.shell(alice, { cols: 120, rows: 40 });
+  await s.waitFor(/Clusters|clusters/, 20_000);
+  s.stream.setWindow(24, 80, 0, 0);
+  await h.waitLog(/alice from 127\.0\.0\.1 \(admin\): TUI session started \(120x40\)/);
+  s.send('q');
+  assert.equal(await s.exit, 0);
+  await h.waitLog(/alice from 127\.0\.0\.1: TUI session ended \(quit\)/);
+  assert.equal(h.srv.sessions(), 0);
+  assert.equal(h.engine.snapshot().sessions.length, 0);
+});
+
+test('a crash inside one session closes only that session, with a message and a log line', async (t) => {
+  const h = await setup(t);
+  const other = await h.shell(bob);
+  await other.waitFor(/stub tui: bob/);
+  for (const [key, what] of [['x', 'synchronous crash'], ['t', 'crash in a timer'], ['p', 'rejected promise'], ['f', 'feed listener crash on presence']] as const) {
+    const s = await h.shell(alice);
+    await s.waitFor(/stub tui: alice/);
+    s.send(key);
+    // A presence event (someone joining) reaches every subscriber.
+    if (key === 'f') void h.ssh(vic, [], { opts: ['-tt'], input: 'q' });
+    await s.waitFor(/this session hit an internal error and was closed/);
+    assert.equal(await s.exit, 1);
+    await h.waitLog(new RegExp(`^error ssh: alice from 127\\.0\\.0\\.1: shell session failed and was closed: stub: ${what}`));
+  }
+  // The daemon and the other session live on.
+  other.send('r');
+  await other.waitFor(/run: 0 /);
+  const v = await h.ssh(alice, ['version']);
+  assert.equal(v.code, 0);
+  other.send('q');
+  assert.equal(await other.exit, 0);
+  assert.equal(h.srv.sessions(), 0);
+});
+
+// ---- the users file --------------------------------------------------------------------------------
+
+test('a malformed users-file line is reported and skipped; the valid user next to it still logs in', async (t) => {
+  const h = await setup(t, { users: [`alice admin ssh-ed25519 AAAAbroken`, `bob operator ${bob.pub}`, `vic king ${vic.pub}`, ''].join('\n') });
+  await h.waitLog(/users file: .*users\.conf:1: key: cannot parse the ssh-ed25519 key/);
+  await h.waitLog(/users file: .*users\.conf:3: role "king" is not one of viewer, operator, admin/);
+  const ok = await h.ssh(bob, ['version']);
+  assert.equal(ok.code, 0, ok.stderr);
+  const no = await h.ssh(vic, ['version']);
+  assert.equal(no.code, 255);
+});
+
+test('users-file changes apply without a restart: a new key works, a removed key is cut off, a role change closes the TUI', async (t) => {
+  const h = await setup(t);
+  const before = await h.ssh(carl, ['version']);
+  assert.equal(before.code, 255);
+
+  let from = h.logs.length;
+  appendFileSync(h.usersFile, `carl viewer ${carl.pub}\n`);
+  await h.waitLog(/users file reloaded \(file changed\): 4 users/, 10_000, from);
+  const after = await h.ssh(carl, ['version']);
+  assert.equal(after.code, 0, after.stderr);
+
+  // A role change closes carl's TUI (it was built for the old role); verbs use the new role.
+  const tui = await h.shell(carl);
+  await tui.waitFor(/stub tui: carl viewer/);
+  from = h.logs.length;
+  writeFileSync(h.usersFile, readFileSync(h.usersFile, 'utf8').replace(`carl viewer`, 'carl operator'));
+  await tui.waitFor(/your role changed to operator; reconnect/);
+  await tui.exit;
+  await h.waitLog(/carl from 127\.0\.0\.1: role changed from viewer to operator/, 10_000, from);
+
+  // Removing the key closes carl's live session and refuses new logins.
+  const tui2 = await h.shell(carl);
+  await tui2.waitFor(/stub tui: carl operator/);
+  from = h.logs.length;
+  writeFileSync(h.usersFile, USERS);
+  await tui2.waitFor(/your key was removed/);
+  await tui2.exit;
+  await h.waitLog(/key SHA256:\S+ was removed from the users file; closing the connection/, 10_000, from);
+  const gone = await h.ssh(carl, ['version']);
+  assert.equal(gone.code, 255);
+});
+
+// ---- limits ----------------------------------------------------------------------------------------
+
+test('repeated failures from one address block it; another address still connects promptly', async (t) => {
+  const h = await setup(t, { limits: { rateLimit: { failures: 3, windowMs: 60_000, blockMs: 60_000 } } });
+  for (let i = 0; i < 3; i++) {
+    const r = await h.ssh(stranger, ['version']);
+    assert.equal(r.code, 255);
+  }
+  await h.waitLog(/ssh: 127\.0\.0\.1: 3 failed logins within 60000 ms; new connections from it are dropped for 60000 ms/);
+  // Now even a valid key from that address is dropped at once, before any handshake.
+  const blocked = await h.ssh(alice, ['version']);
+  assert.equal(blocked.code, 255);
+  assert.doesNotMatch(blocked.stdout, /kindler/);
+  await h.waitLog(/127\.0\.0\.1: connection dropped: blocked after failed logins/);
+  // Another source address is unaffected.
+  const other = await h.ssh(alice, ['version'], { opts: ['-b', '127.0.0.2'] });
+  assert.equal(other.code, 0, other.stderr);
+  assert.ok(other.ms < 5000, `took ${other.ms} ms`);
+  await h.waitLog(/alice \(admin\) logged in from 127\.0\.0\.2/);
+});
+
+test('too many failed attempts on one connection close it', async (t) => {
+  const h = await setup(t, { limits: { maxAuthTries: 2 } });
+  const r = await h.ssh(strangers, ['version']);
+  assert.equal(r.code, 255);
+  await h.waitLog(/127\.0\.0\.1: 2 failed authentication attempts; closing the connection/);
+  assert.equal(h.logs.filter((l) => /login refused: unknown key/.test(l)).length, 2, 'the third key was never tried');
+});
+
+test('a connection that does not log in within the grace time is closed', async (t) => {
+  const h = await setup(t, { limits: { loginGraceMs: 300 } });
+  const silent = raw(h.srv.port);
+  await silent.waitData(/^SSH-2\.0-kindler/);
+  const ms = await silent.closed;
+  assert.ok(ms >= 250 && ms < 5000, `closed after ${ms} ms`);
+  await h.waitLog(/127\.0\.0\.1: not logged in within 300 ms; closing/);
+  // A normal login is far below the grace time.
+  const ok = await h.ssh(alice, ['version']);
+  assert.equal(ok.code, 0, ok.stderr);
+});
+
+test('unauthenticated connections are capped', async (t) => {
+  const h = await setup(t, { limits: { maxUnauthenticated: 2 } });
+  const a = raw(h.srv.port);
+  const b = raw(h.srv.port);
+  await a.waitData(/^SSH-2\.0-kindler/);
+  await b.waitData(/^SSH-2\.0-kindler/);
+  const c = raw(h.srv.port);
+  await c.closed;
+  assert.equal(c.data(), '', 'the third connection is dropped before the banner');
+  await h.waitLog(/connection dropped: 2 connections have not logged in yet \(max 2\)/);
+  const refused = await h.ssh(alice, ['version']);
+  assert.equal(refused.code, 255);
+  // Authenticated connections do not count: free the slots, then log in and stay connected.
+  a.sock.destroy();
+  b.sock.destroy();
+  await a.closed;
+  await b.closed;
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const probe = raw(h.srv.port);
+    const ok = await Promise.race([probe.waitData(/^SSH-2\.0-kindler/, 2000).then(() => true), probe.closed.then(() => false)]).catch(() => false);
+    probe.sock.destroy();
+    await probe.closed;
+    if (ok) break;
+    if (Date.now() > deadline) throw new Error('the freed slots were never reused');
+  }
+  const s1 = await h.shell(alice);
+  const s2 = await h.shell(bob);
+  await s1.waitFor(/stub tui/);
+  await s2.waitFor(/stub tui/);
+  const third = await h.ssh(vic, ['version']);
+  assert.equal(third.code, 0, third.stderr);
+  s1.send('q');
+  s2.send('q');
+  await s1.exit;
+  await s2.exit;
+});
+
+test('sessions per user and channels per connection are capped; a refused session gets one line', async (t) => {
+  const h = await setup(t, { limits: { maxSessionsPerUser: 2, maxChannelsPerConnection: 2 } });
+  const c = await h.client(alice);
+  const open = () =>
+    new Promise<ClientChannel>((resolve, reject) => c.shell({ term: 'xterm', cols: 80, rows: 24, height: 0, width: 0 }, (err, s) => (err ? reject(err) : resolve(s))));
+  const s1 = (await open()).resume();
+  const s2 = (await open()).resume();
+  await assert.rejects(open(), /open failure|Channel open failure/i);
+  await h.waitLog(/alice from 127\.0\.0\.1: session channel refused: 2 already open on this connection \(max 2\)/);
+  assert.equal(h.srv.sessions(), 2);
+
+  const over = await h.ssh(alice, ['version']);
+  assert.equal(over.code, 1);
+  assert.equal(over.stdout, '');
+  assert.equal(over.stderr, 'kindler: too many sessions for alice (2 open, max 2); close one and retry\n');
+  await h.waitLog(/alice from 127\.0\.0\.1: exec session refused: 2 sessions already open for alice \(max 2\)/);
+  const otherUser = await h.ssh(bob, ['version']);
+  assert.equal(otherUser.code, 0, 'other users are not affected');
+
+  const closed = new Promise<void>((r) => s1.on('close', () => r()));
+  s1.write('q');
+  await closed;
+  const again = await h.ssh(alice, ['version']);
+  assert.equal(again.code, 0, again.stderr);
+  s2.write('q');
+});
+
+test('a frozen client is dropped by keepalive and its session cleaned up', async (t) => {
+  const h = await setup(t, { keepalive: { intervalMs: 200, countMax: 2 } });
+  const live = h.spawnSsh(alice, [], { opts: ['-tt'], timeoutMs: 30_000 });
+  await live.waitOut(/stub tui: alice/);
+  assert.equal(h.srv.sessions(), 1);
+  live.proc.kill('SIGSTOP');
+  t.after(() => live.proc.kill('SIGKILL'));
+  await h.waitLog(/alice from 127\.0\.0\.1: keepalive timeout; closing/, 10_000);
+  await h.waitLog(/alice from 127\.0\.0\.1: TUI session ended \(the client went away\)/, 10_000);
+  await h.waitLog(/alice from 127\.0\.0\.1 disconnected/, 10_000);
+  assert.equal(h.srv.sessions(), 0);
+  assert.equal(h.engine.snapshot().sessions.length, 0);
+  live.proc.kill('SIGKILL');
+});
+
+test('stop() ends every connection, authenticated or not, and closes the listener', async (t) => {
+  const h = await setup(t);
+  const s = await h.shell(alice);
+  await s.waitFor(/stub tui: alice/);
+  const pending = raw(h.srv.port);
+  await pending.waitData(/^SSH-2\.0-kindler/);
+  const started = Date.now();
+  await h.srv.stop();
+  assert.ok(Date.now() - started < 3000, `stop took ${Date.now() - started} ms`);
+  await s.waitFor(/kindler is shutting down/);
+  await s.exit;
+  await pending.closed;
+  assert.equal(h.srv.sessions(), 0);
+  const after = raw(h.srv.port);
+  await after.closed;
+  assert.equal(after.data(), '');
+});
