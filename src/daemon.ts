@@ -20,7 +20,7 @@ export const daemonLog: LogFn = (level, msg) => {
 /** Loads the users file, applies the first-run admin keys, and follows changes. */
 function openUsers(cfg: Config): UsersStore {
   const users = new UsersStore({ file: cfg.ssh.usersFile, log: daemonLog });
-  for (const p of users.load()) daemonLog('warn', `users: ${p} (line skipped)`);
+  for (const p of users.load()) daemonLog('warn', `users: ${p}`);
   const boot = users.bootstrap(process.env.KINDLER_INITIAL_ADMIN_KEYS);
   for (const a of boot.added) daemonLog('info', `users: KINDLER_INITIAL_ADMIN_KEYS made ${a.user} an admin (key ${a.fingerprint})`);
   for (const p of boot.problems) daemonLog('warn', `users: KINDLER_INITIAL_ADMIN_KEYS: ${p}`);
@@ -92,7 +92,7 @@ export async function runDaemon(cfg: Config): Promise<number> {
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', () => {
       daemonLog('info', 'SIGHUP received: re-reading the users file');
-      for (const p of users.reload('SIGHUP')) daemonLog('warn', `users: ${p} (line skipped)`);
+      for (const p of users.reload('SIGHUP')) daemonLog('warn', `users: ${p}`);
     });
   });
 }
