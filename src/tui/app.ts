@@ -1,0 +1,593 @@
+/**
+ * The TUI application object: builds the screen synchronously, follows the feed, keeps the
+ * selection and the log target, and draws every panel on a coalesced render. Keys live in
+ * controls.ts and verb actions in actions.ts.
+ */
+import blessed from 'blessed';
+import type { Widgets } from 'blessed';
+import { formatDuration } from '../core/duration.js';
+import { isTerminal, type Cluster, type Task } from '../core/types.js';
+import type { SessionBackend, VerbResult } from '../commands/session.js';
+import type { EngineEvent, Snapshot } from '../engine/feed.js';
+import { cancelTarget, openDetails, toggleFor, type Dialog } from './actions.js';
+import { onKey } from './controls.js';
+import { verbError, type LineInput } from './forms.js';
+import { fitHints, helpLines, mainHints, type Focus, type KeyEvent } from './keys.js';
+import { computeLayout, tooSmallText, type Layout } from './layout.js';
+import { LogBuffer } from './logbuffer.js';
+import { LogPane } from './logpane.js';
+import { hasTimedCells, presence, SORT_KEYS, TuiModel } from './model.js';
+import { Overlay } from './overlay.js';
+import { IdleWatch, RenderScheduler, Ticker } from './scheduler.js';
+import { ClusterTable } from './table.js';
+import { TasksPanel } from './tasks.js';
+import { clean, escapeTags, plain, truncate } from './text.js';
+import type { TuiInput, TuiOptions } from './index.js';
+import { line, place, setText } from './widgets.js';
+
+type Listeners = [string | symbol, (...a: unknown[]) => void][];
+
+function listenersOf(e: NodeJS.EventEmitter): Listeners {
+  return e.eventNames().flatMap((n) => e.listeners(n).map((l) => [n, l as (...a: unknown[]) => void] as Listeners[number]));
+}
+
+/** The listeners on `e` that are not in `before` (what blessed's screen constructor attached). */
+function addedSince(e: NodeJS.EventEmitter, before: Listeners): Listeners {
+  return listenersOf(e).filter(([n, l]) => !before.some(([bn, bl]) => bn === n && bl === l));
+}
+
+/** Removes exactly these listeners, if still attached (never anyone else's). */
+function removeListeners(e: NodeJS.EventEmitter, added: Listeners): void {
+  for (const [n, l] of added) e.removeListener(n, l);
+}
+
+/** Finished tasks' logs kept in memory for quick reselection. */
+const LOG_CACHE = 4;
+
+/** One open TUI: its screen, widgets, state and timers. Internal: callers use openTui's handle. */
+export class TuiApp {
+  readonly backend: SessionBackend;
+  readonly screen: Widgets.Screen;
+  readonly model = new TuiModel();
+  readonly header: Widgets.BoxElement;
+  readonly status: Widgets.BoxElement;
+  readonly footer: Widgets.BoxElement;
+  readonly small: Widgets.BoxElement;
+  readonly table: ClusterTable;
+  readonly tasks: TasksPanel;
+  readonly log: LogPane;
+  readonly overlay: Overlay;
+  readonly scheduler: RenderScheduler;
+  readonly ticker: Ticker;
+  readonly idle: IdleWatch | null;
+  /** Listeners blessed attached to the streams (its keypress decoder's stays on the input after destroy). */
+  readonly blessedOnInput: Listeners;
+  readonly blessedOnOutput: Listeners;
+  readonly hadDecoder: boolean;
+
+  closed = false;
+  resizing = false;
+  unsubscribe: (() => void) | null = null;
+  early: EngineEvent[] = [];
+  layoutKey = '';
+  layout: Layout;
+
+  focus: Focus = 'table';
+  fullLog = false;
+  sortIdx = 0;
+  filter = '';
+  selName: string | undefined;
+  selIdx = 0;
+  taskIdx = 0;
+  /** The task whose log is shown when the user picked one in the tasks panel. */
+  pinnedTask: string | undefined;
+  dialog: Dialog | null = null;
+  input: { kind: 'filter' | 'search'; editor: LineInput; before: string } | null = null;
+  message: { text: string; error: boolean } | null = null;
+  idleText: string | null = null;
+  fetching: string | null = null;
+  readonly logCache = new Map<string, LogBuffer>();
+
+  constructor(private readonly o: TuiOptions) {
+    this.backend = o.backend;
+    const input = o.input as TuiInput & { _keypressDecoder?: unknown };
+    const inputBefore = listenersOf(input);
+    const outputBefore = listenersOf(o.output);
+    this.hadDecoder = input._keypressDecoder !== undefined;
+    const cols = o.columns > 0 ? Math.floor(o.columns) : 80;
+    const rows = o.rows > 0 ? Math.floor(o.rows) : 24;
+    Object.assign(o.output, { columns: cols, rows });
+    this.layout = computeLayout(cols, rows, { fullLog: false, activeTasks: 0 });
+
+    // Timers exist from here on only while something asks for them.
+    this.scheduler = new RenderScheduler(this.guard(() => this.flush()));
+    this.ticker = new Ticker(this.guard(() => this.flush()));
+
+    // Everything from here to the first render is synchronous: no other session's screen can
+    // become blessed's "current" one while these widgets attach.
+    this.screen = blessed.screen({
+      input: o.input,
+      output: o.output,
+      terminal: 'xterm-256color',
+      forceUnicode: true,
+      fullUnicode: true,
+      smartCSR: true,
+      warnings: false,
+      autoPadding: true,
+      sendFocus: false,
+    } as unknown as Widgets.IScreenOptions);
+    this.blessedOnInput = addedSince(input, inputBefore);
+    this.blessedOnOutput = addedSince(o.output, outputBefore);
+    try {
+      this.header = line(this.screen, { bg: 'blue', fg: 'white' });
+      this.table = new ClusterTable(this.screen, this.guard((i: number) => this.pickCluster(i, true)), this.guard(() => openDetails(this)));
+      this.tasks = new TasksPanel(this.screen, this.guard((i: number) => this.pickTask(i, true)));
+      this.log = new LogPane(this.screen);
+      this.status = line(this.screen);
+      this.footer = line(this.screen, { fg: 'white', bg: 'black' });
+      this.small = blessed.box({ parent: this.screen, hidden: true, left: 0, top: 0, width: '100%', height: '100%', tags: false, align: 'center', valign: 'middle' });
+      this.overlay = new Overlay(this.screen);
+      this.screen.on('keypress', this.guard((ch: string | undefined, key: KeyEvent | undefined) => onKey(this, ch, key)));
+      this.screen.on('mouse', this.guard(() => this.activity()));
+      this.screen.on('resize', this.guard(() => this.scheduler.now()));
+    } catch (e) {
+      // Never leave a half-built screen behind (it would hold the terminal and blessed's process hooks).
+      this.closed = true;
+      this.teardownScreen();
+      throw e;
+    }
+    this.scheduler.now();
+    const idle = o.idle;
+    this.idle =
+      idle && idle.warnMs > 0 && idle.closeMs > 0 && !this.closed
+        ? new IdleWatch(
+            idle.warnMs,
+            idle.closeMs,
+            this.guard((left: number) => {
+              this.idleText = `no input for a while: this session closes in ${formatDuration(left)} unless you press a key`;
+              this.scheduler.request();
+            }),
+            this.guard(() => this.finish(0, 'idle', `kindler: session closed after ${formatDuration(idle.closeMs)} without input`)),
+          )
+        : null;
+    if (this.closed) return;
+
+    let joined: ReturnType<SessionBackend['subscribe']>;
+    try {
+      joined = this.backend.subscribe(this.guard((e: EngineEvent) => this.onEvent(e)));
+    } catch (e) {
+      joined = Promise.reject(e);
+    }
+    joined.then(
+      ({ snapshot, unsubscribe }) => {
+        if (this.closed) return unsubscribe();
+        this.unsubscribe = unsubscribe;
+        this.guard(() => this.loaded(snapshot))();
+      },
+      this.guard((e: unknown) => this.say(`cannot watch the daemon: ${(e as Error)?.message ?? e}`, true)),
+    );
+  }
+
+  /** The snapshot arrived: load it, then the events that came before it. */
+  loaded(snapshot: Snapshot): void {
+    this.model.load(snapshot);
+    for (const e of this.early.splice(0)) this.apply(e);
+    this.syncLog();
+    this.scheduler.request();
+  }
+
+  /** Wraps a callback so one bad event or key can never become an uncaught exception (blessed would kill every session). */
+  guard<A extends unknown[], R>(fn: (...a: A) => R): (...a: A) => R | undefined {
+    return (...a: A) => {
+      if (this.closed) return undefined;
+      try {
+        return fn(...a);
+      } catch (e) {
+        this.fail(e);
+        return undefined;
+      }
+    };
+  }
+
+  /** Ends this session after an internal error (code 1), leaving the others alone. */
+  fail(e: unknown): void {
+    const msg = `internal error: ${plain((e as Error)?.message ?? e, 200)}`;
+    this.finish(1, 'error', `kindler: ${msg}`);
+  }
+
+  // ---- lifecycle ------------------------------------------------------------------------
+
+  /** Applies a new terminal size (sets output.columns/rows and lets blessed reflow once). */
+  resize(cols: number, rows: number): void {
+    if (this.closed || this.resizing || !(cols > 0 && rows > 0)) return;
+    const out = this.o.output;
+    const c = Math.floor(cols);
+    const r = Math.floor(rows);
+    // Already this size (e.g. a local tty's own 'resize' reached blessed first): nothing to do.
+    if (out.columns === c && out.rows === r && this.screen.width === c && this.screen.height === r) return;
+    out.columns = c;
+    out.rows = r;
+    this.resizing = true;
+    try {
+      out.emit('resize'); // blessed's program listens here, reallocates and re-emits to the screen
+    } catch (e) {
+      this.fail(e);
+    } finally {
+      this.resizing = false;
+    }
+  }
+
+  /** Tears down with onExit(0, 'closed'), then prints `message` on the normal screen. */
+  close(message?: string): void {
+    this.finish(0, 'closed', message);
+  }
+
+  /** The one way out: stops timers, leaves the feed, destroys the screen, calls onExit once. */
+  finish(code: number, reason: string, message?: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.scheduler.stop();
+    this.ticker.stop();
+    this.idle?.stop();
+    try {
+      this.unsubscribe?.();
+    } catch {
+      /* the backend's problem; we are leaving */
+    }
+    this.unsubscribe = null;
+    this.early = [];
+    this.logCache.clear();
+    this.teardownScreen();
+    if (message && this.o.output.writable !== false) {
+      try {
+        this.o.output.write(`${plain(message, 500)}\r\n`);
+      } catch {
+        /* the client is gone */
+      }
+    }
+    try {
+      this.o.onExit(code, reason);
+    } catch {
+      /* the caller's problem */
+    }
+  }
+
+  /** Destroys the screen and removes what blessed leaves on the streams (its keypress decoder's listener). */
+  teardownScreen(): void {
+    try {
+      this.screen.destroy();
+    } catch {
+      /* already gone */
+    }
+    const input = this.o.input as TuiInput & { _blessedInput?: number; _keypressDecoder?: unknown };
+    if (!input._blessedInput) {
+      removeListeners(input, this.blessedOnInput);
+      if (!this.hadDecoder) delete input._keypressDecoder;
+    }
+    if (!(this.o.output as { _blessedOutput?: number })._blessedOutput) removeListeners(this.o.output, this.blessedOnOutput);
+  }
+
+  // ---- feed --------------------------------------------------------------------------------
+
+  /** A feed event: held until the snapshot is in, then applied. */
+  onEvent(e: EngineEvent): void {
+    if (!this.model.loaded) {
+      this.early.push(e);
+      return;
+    }
+    this.apply(e);
+  }
+
+  /** Applies an event to the model (and the shown log), then asks for a frame. */
+  apply(e: EngineEvent): void {
+    const change = this.model.apply(e);
+    if (!change) return;
+    if (change === 'log') {
+      if (e.type !== 'log') return;
+      const buf = this.log.buffer;
+      if (!buf || buf.taskId !== e.taskId || !Array.isArray(e.lines) || typeof e.from !== 'number') return;
+      const r = buf.live(e.from, e.lines);
+      if (!r.ok) {
+        // A gap in the live feed: start over from the verb's full copy.
+        const fresh = new LogBuffer(buf.taskId);
+        fresh.live(e.from, e.lines);
+        this.log.show(fresh, this.log.title);
+        this.fetchLog();
+      }
+      this.log.changed();
+    } else {
+      this.syncLog();
+    }
+    this.scheduler.request();
+  }
+
+  // ---- selection and log target --------------------------------------------------------
+
+  /** The visible clusters (sorted, filtered) and the selected row, keeping the selection by name. */
+  rows(): { rows: Cluster[]; idx: number } {
+    const rows = this.model.view(SORT_KEYS[this.sortIdx]!, this.filter);
+    let idx = this.selName === undefined ? -1 : rows.findIndex((c) => c.name === this.selName);
+    if (idx < 0) {
+      idx = Math.max(0, Math.min(this.selIdx, rows.length - 1));
+      this.selName = rows[idx]?.name;
+    }
+    this.selIdx = idx;
+    return { rows, idx };
+  }
+
+  /** The selected cluster. */
+  selected(): Cluster | undefined {
+    const { rows, idx } = this.rows();
+    return rows[idx];
+  }
+
+  /** Queued and running tasks, in panel order. */
+  activeTasks(): Task[] {
+    return this.model.activeTasks();
+  }
+
+  /** The selected task in the tasks panel (the picked one when it is still active). */
+  selectedTask(): Task | undefined {
+    const list = this.activeTasks();
+    if (!list.length) return undefined;
+    const pinned = this.pinnedTask ? list.findIndex((t) => t.id === this.pinnedTask) : -1;
+    if (pinned >= 0) this.taskIdx = pinned;
+    this.taskIdx = Math.max(0, Math.min(this.taskIdx, list.length - 1));
+    return list[this.taskIdx];
+  }
+
+  /** Selects a table row (keys or mouse). */
+  pickCluster(i: number, byMouse = false): void {
+    const { rows } = this.rows();
+    if (!rows.length) return;
+    this.selIdx = Math.max(0, Math.min(i, rows.length - 1));
+    this.selName = rows[this.selIdx]!.name;
+    this.pinnedTask = undefined;
+    if (byMouse) {
+      this.focus = 'table';
+      this.activity();
+    }
+    this.syncLog();
+    this.scheduler.now();
+  }
+
+  /** Selects a task in the tasks panel (keys or mouse); its log is shown. */
+  pickTask(i: number, byMouse = false): void {
+    const list = this.activeTasks();
+    if (!list.length) return;
+    this.taskIdx = Math.max(0, Math.min(i, list.length - 1));
+    this.pinnedTask = list[this.taskIdx]!.id;
+    if (byMouse) {
+      this.focus = 'tasks';
+      this.activity();
+    }
+    this.syncLog();
+    this.scheduler.now();
+  }
+
+  /** Which task's log to show: the picked task, else the selected cluster's latest task. */
+  logTarget(): string | undefined {
+    if (this.pinnedTask) return this.pinnedTask;
+    const c = this.selected();
+    return c ? this.model.latestTaskIdFor(c.name) : undefined;
+  }
+
+  /** Points the log pane at the current target, fetching its history the first time. */
+  syncLog(): void {
+    const id = this.logTarget();
+    const cur = this.log.buffer;
+    if ((cur?.taskId ?? undefined) === id) return;
+    if (cur && cur.loaded && !cur.error && isTerminal(this.model.tasks.get(cur.taskId)?.state ?? 'running')) {
+      this.logCache.delete(cur.taskId);
+      this.logCache.set(cur.taskId, cur);
+      while (this.logCache.size > LOG_CACHE) this.logCache.delete(this.logCache.keys().next().value!);
+    }
+    if (!id) {
+      this.log.show(null, '');
+      return;
+    }
+    const buf = this.logCache.get(id) ?? new LogBuffer(id);
+    this.log.show(buf, '');
+    if (!buf.loaded) this.fetchLog();
+  }
+
+  /** Fetches the shown buffer's history with `logs ID --json` (one request in flight). */
+  fetchLog(): void {
+    const buf = this.log.buffer;
+    if (this.fetching || !buf || buf.loaded) return;
+    const id = buf.taskId;
+    this.fetching = id;
+    const done = this.guard((r: VerbResult | null, err?: unknown) => {
+      this.fetching = null;
+      if (this.log.buffer === buf && !buf.loaded) {
+        let lines: string[] | null = null;
+        let why: string | undefined;
+        if (r && r.code === 0) {
+          try {
+            const j = JSON.parse(r.out) as { lines?: unknown };
+            if (Array.isArray(j.lines)) lines = j.lines.map((l) => String(l));
+            else why = 'log unavailable: unexpected reply';
+          } catch {
+            why = 'log unavailable: unreadable reply';
+          }
+        } else why = `log unavailable: ${r ? verbError(r.out, r.err).message : plain((err as Error)?.message ?? err, 200)}`;
+        const res = buf.history(lines, why);
+        if (!res.ok) {
+          const fresh = new LogBuffer(id);
+          this.log.show(fresh, this.log.title);
+        }
+        this.log.changed();
+        this.scheduler.request();
+      }
+      this.fetchLog();
+    });
+    this.backend.run(['logs', id, '--json']).then(
+      (r) => done(r),
+      (e) => done(null, e),
+    );
+  }
+
+
+  /** Shows a one-line message on the status line (until the next key). */
+  say(text: string, error = false): void {
+    this.message = { text: plain(text, 400), error };
+    this.scheduler.request();
+  }
+
+
+
+
+
+
+
+  // ---- input -----------------------------------------------------------------------------------
+
+  /** User input: resets the idle watch and clears its warning. */
+  activity(): void {
+    if (this.idle?.activity() || this.idleText) {
+      this.idleText = null;
+      this.scheduler.request();
+    }
+  }
+
+  /** q / Ctrl-C. */
+  quit(): void {
+    this.finish(0, 'quit');
+  }
+
+
+
+
+  /** What the help screen may mention for this user. */
+  helpFlags(): { canCreate: boolean; canAct: boolean; canCancel: boolean } {
+    const me = this.backend.principal.user;
+    return { canCreate: this.backend.may('create'), canAct: this.backend.may('delete', me), canCancel: this.backend.may('cancel', me, me) };
+  }
+
+
+
+  // ---- drawing -------------------------------------------------------------------------------
+
+  /** Draws one frame: each panel is updated only if its text changed; renders only on change. */
+  flush(): void {
+    if (this.closed) return;
+    const cols = this.screen.width as number;
+    const rows = this.screen.height as number;
+    const active = this.activeTasks();
+    const layout = computeLayout(cols, rows, { fullLog: this.fullLog, activeTasks: active.length });
+    const key = JSON.stringify(layout);
+    let changed = false;
+    if (key !== this.layoutKey) {
+      this.layoutKey = key;
+      this.layout = layout;
+      changed = true;
+      const main = !layout.tooSmall;
+      place(this.header, layout.header, cols, main);
+      place(this.table.frame, layout.table, cols, main);
+      place(this.tasks.frame, layout.tasks, cols, main);
+      place(this.log.frame, layout.log, cols, main);
+      place(this.status, layout.status, cols, main);
+      place(this.footer, layout.footer, cols, main);
+      if (layout.tooSmall) {
+        this.overlay.hide();
+        this.small.show();
+        this.small.setFront();
+      } else this.small.hide();
+    }
+    if (layout.tooSmall) {
+      changed = setText(this.small, tooSmallText(cols, rows)) || changed;
+      this.ticker.set(false);
+      if (changed) this.screen.render();
+      return;
+    }
+    const now = Date.now();
+    const { rows: clusters, idx } = this.rows();
+    const me = this.backend.principal;
+    const hdr = [
+      '{bold}kindler{/bold}',
+      escapeTags(clean(this.backend.host, 60)),
+      `${escapeTags(clean(me.user, 40))} (${escapeTags(clean(me.role, 20))})`,
+      this.model.loaded ? escapeTags(presence(this.model.sessions, me.user)) : 'connecting…',
+    ].join(' │ ');
+    changed = setText(this.header, ` ${hdr}`) || changed;
+
+    const sortKey = SORT_KEYS[this.sortIdx]!;
+    const total = this.model.clusters.size;
+    const label = ` clusters ${this.filter ? `${clusters.length}/${total}` : `(${total})`} · sort: ${sortKey}${this.filter ? ` · filter: ${truncate(plain(this.filter), 20)}` : ''} `;
+    const emptyText = !this.model.loaded ? 'loading…' : total === 0 ? `no clusters${this.backend.may('create') ? ' (press c to create one)' : ''}` : 'no cluster matches the filter (esc clears it)';
+    if (layout.table.height > 0) {
+      changed = this.table.update({ clusters, selected: idx, label, emptyText, focused: this.focus === 'table', width: cols, nowMs: now }) || changed;
+      this.selectedTask();
+      changed = this.tasks.update({ tasks: active, selected: this.taskIdx, focused: this.focus === 'tasks', width: cols, nowMs: now }) || changed;
+    }
+
+    const shown = this.log.buffer ? this.model.tasks.get(this.log.buffer.taskId) : undefined;
+    if (!this.log.buffer) {
+      this.log.placeholder = !this.model.loaded ? 'connecting…' : this.selected() ? 'no tasks for this cluster yet' : 'no cluster selected';
+    } else if (!this.log.buffer.loaded) this.log.placeholder = `loading the log of ${clean(this.log.buffer.taskId, 20)}…`;
+    this.log.title = this.log.buffer
+      ? shown
+        ? `${clean(shown.id, 20)} ${shown.kind} ${clean(shown.cluster, 40)} · ${shown.state}${shown.state === 'running' ? ` ${Math.round(Number(shown.progress) || 0)}%` : ''}`
+        : clean(this.log.buffer.taskId, 20)
+      : '';
+    changed = this.log.update({ focused: this.focus === 'log' || this.fullLog, width: cols }) || changed;
+
+    changed = setText(this.status, this.statusText(cols)) || changed;
+    changed = setText(this.footer, ` ${this.footerText(cols - 2)}`) || changed;
+
+    const d = this.dialog;
+    if (d) {
+      const view =
+        d.kind === 'help'
+          ? { title: 'keys', lines: helpLines(this.helpFlags()), size: 'dialog' as const }
+          : d.kind === 'details'
+            ? { title: `cluster ${clean(d.name, 60)}`, lines: d.lines, size: 'large' as const }
+            : d.kind === 'create'
+              ? { title: 'create a cluster', lines: d.form.lines(), size: 'dialog' as const }
+              : { title: 'delete a cluster', lines: d.prompt.lines(), size: 'dialog' as const };
+      changed = this.overlay.update({ ...view, cols, rows }) || changed;
+    } else changed = this.overlay.hide() || changed;
+
+    if (changed) this.screen.render();
+    const timed = !this.fullLog && (active.some((t) => t.state === 'running') || hasTimedCells(clusters));
+    this.ticker.set(timed);
+  }
+
+  /** The status line: idle warning, input line, or the last message. */
+  statusText(cols: number): string {
+    let s: string;
+    if (this.idleText) s = `{yellow-fg}{bold}${escapeTags(truncate(this.idleText, cols - 2))}{/bold}{/yellow-fg}`;
+    else if (this.input) {
+      const p = this.input.kind === 'filter' ? 'filter clusters: ' : 'search the log: ';
+      s = `{bold}${p}{/bold}${this.input.editor.show(true)}`;
+    } else if (this.message) {
+      const t = escapeTags(truncate(this.message.text, cols - 2));
+      s = this.message.error ? `{red-fg}${t}{/red-fg}` : t;
+    } else s = '';
+    return ` ${s}`;
+  }
+
+  /** The key hints valid right now, for this user. */
+  footerText(width: number): string {
+    const d = this.dialog;
+    if (d?.kind === 'create' || d?.kind === 'delete') return '{bold}enter{/bold} confirm  {bold}esc{/bold} cancel  {bold}Ctrl-C{/bold} quit';
+    if (d) return '{bold}↑↓{/bold} scroll  {bold}esc{/bold} close  {bold}q{/bold} quit';
+    if (this.input) return '{bold}enter{/bold} apply  {bold}esc{/bold} cancel';
+    const c = this.selected();
+    const canCancel = !this.fullLog && this.focus !== 'log' && Boolean(cancelTarget(this));
+    return fitHints(
+      mainHints({
+        focus: this.focus,
+        fullLog: this.fullLog,
+        hasCluster: Boolean(c) || (this.focus === 'tasks' && Boolean(this.selectedTask())),
+        canCreate: this.backend.may('create'),
+        canDelete: Boolean(c && this.backend.may('delete', c.owner)),
+        ...(toggleFor(this, c) ? { toggle: toggleFor(this, c)! } : {}),
+        canCancel,
+        following: this.log.follow,
+        searching: Boolean(this.log.query),
+      }),
+      width,
+    );
+  }
+}

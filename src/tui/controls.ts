@@ -1,0 +1,213 @@
+/**
+ * Keyboard handling: Ctrl-C always quits; an open dialog or input line gets keys first; then the
+ * focused panel's keys. Keys for actions this user may not do are ignored (and never shown).
+ */
+import type { TuiApp } from './app.js';
+import { act, cancelTarget, openDetails, submitCreate, submitDelete, toggleFor } from './actions.js';
+import { CreateForm, DeletePrompt, LineInput } from './forms.js';
+import { helpLines, keyId, type Focus, type KeyEvent } from './keys.js';
+import { SORT_KEYS } from './model.js';
+import { clean } from './text.js';
+
+/** Handles one keypress: Ctrl-C always quits; then the dialog, the input line or the main view gets it. */
+export function onKey(app: TuiApp, ch: string | undefined, key: KeyEvent | undefined): void {
+  const id = keyId(ch, key);
+  if (id === null) return;
+  app.activity();
+  if (id === 'C-c') return app.quit();
+  if (app.layout.tooSmall) {
+    if (id === 'q') app.quit();
+    return;
+  }
+  if (app.dialog) dialogKey(app, id, ch, key);
+  else if (app.input) inputKey(app, id, ch, key);
+  else {
+    if (app.message && !app.message.text.endsWith('…')) app.message = null;
+    mainKey(app, id);
+  }
+  if (!app.closed) app.scheduler.now();
+}
+
+function dialogKey(app: TuiApp, id: string, ch: string | undefined, key: KeyEvent | undefined): void {
+  const d = app.dialog!;
+  if (d.kind === 'create') {
+    const r = d.form.key(id, ch, key);
+    if (r === 'cancel') app.dialog = null;
+    else if (r === 'submit') submitCreate(app, d.form);
+    return;
+  }
+  if (d.kind === 'delete') {
+    const r = d.prompt.key(id, ch, key);
+    if (r === 'cancel') app.dialog = null;
+    else if (r === 'submit') submitDelete(app, d.prompt);
+    return;
+  }
+  const total = d.kind === 'details' ? d.lines.length : helpLines(app.helpFlags()).length;
+  switch (id) {
+    case 'q':
+      return app.quit();
+    case 'escape':
+    case 'enter':
+    case '?':
+      app.dialog = null;
+      return;
+    case 'up':
+    case 'k':
+      return app.overlay.scroll(-1, total);
+    case 'down':
+    case 'j':
+      return app.overlay.scroll(1, total);
+    case 'pageup':
+      return app.overlay.scroll(-app.overlay.pageSize, total);
+    case 'pagedown':
+    case 'space':
+      return app.overlay.scroll(app.overlay.pageSize, total);
+    case 'home':
+    case 'g':
+      return app.overlay.scroll(-total, total);
+    case 'end':
+    case 'G':
+      return app.overlay.scroll(total, total);
+  }
+}
+
+function inputKey(app: TuiApp, id: string, ch: string | undefined, key: KeyEvent | undefined): void {
+  const inp = app.input!;
+  if (id === 'escape') {
+    if (inp.kind === 'filter') app.filter = inp.before;
+    else app.log.search(inp.before);
+    app.input = null;
+    return;
+  }
+  if (id === 'enter') {
+    app.input = null;
+    if (inp.kind === 'search') {
+      const n = app.log.search(inp.editor.value);
+      if (inp.editor.value) app.say(n ? `${n} matching lines` : `no line matches "${inp.editor.value}"`, n === 0);
+    }
+    return;
+  }
+  if (inp.editor.edit(id, ch, key) && inp.kind === 'filter') {
+    app.filter = inp.editor.value;
+    app.pinnedTask = undefined;
+    app.syncLog();
+  }
+}
+
+function moveSelection(app: TuiApp, delta: number): void {
+  if (app.focus === 'tasks') return app.pickTask(app.taskIdx + delta);
+  const { rows, idx } = app.rows();
+  if (rows.length) app.pickCluster(Math.max(0, Math.min(rows.length - 1, idx + delta)));
+}
+
+function mainKey(app: TuiApp, id: string): void {
+  const logKeys = app.fullLog || app.focus === 'log';
+  if (logKeys) {
+    switch (id) {
+      case 'up':
+      case 'k':
+        return app.log.scroll(-1);
+      case 'down':
+      case 'j':
+        return app.log.scroll(1);
+      case 'pageup':
+        return app.log.page(-1);
+      case 'pagedown':
+      case 'space':
+        return app.log.page(1);
+      case 'home':
+      case 'g':
+        return app.log.home();
+      case 'end':
+      case 'G':
+        return app.log.end();
+      case 'n':
+        return app.log.next(1);
+      case 'N':
+        return app.log.next(-1);
+      case '/':
+        app.input = { kind: 'search', editor: new LineInput(80), before: app.log.query };
+        return;
+    }
+  } else {
+    const page = app.focus === 'table' ? app.table.pageSize : 3;
+    switch (id) {
+      case 'up':
+      case 'k':
+        return moveSelection(app, -1);
+      case 'down':
+      case 'j':
+        return moveSelection(app, 1);
+      case 'pageup':
+        return moveSelection(app, -page);
+      case 'pagedown':
+        return moveSelection(app, page);
+      case 'home':
+      case 'g':
+        return moveSelection(app, -1e9);
+      case 'end':
+      case 'G':
+        return moveSelection(app, 1e9);
+      case 'enter':
+        return openDetails(app);
+      case '/':
+        if (app.focus === 'table') {
+          const editor = new LineInput(64);
+          editor.value = app.filter;
+          app.input = { kind: 'filter', editor, before: app.filter };
+        }
+        return;
+      case 'S':
+        if (app.focus === 'table') app.sortIdx = (app.sortIdx + 1) % SORT_KEYS.length;
+        return;
+    }
+  }
+  const c = app.selected();
+  switch (id) {
+    case 'q':
+      return app.quit();
+    case '?':
+      app.dialog = { kind: 'help' };
+      app.overlay.reset();
+      return;
+    case 'f':
+      return app.log.toggleFollow();
+    case 'l':
+      app.fullLog = !app.fullLog;
+      if (!app.fullLog && app.focus === 'log') app.focus = 'table';
+      return;
+    case 'escape':
+      if (app.fullLog) app.fullLog = false;
+      else if (app.focus === 'log' && app.log.query) app.log.search('');
+      else if (app.filter) app.filter = '';
+      return;
+    case 'tab':
+    case 'S-tab': {
+      if (app.fullLog) return;
+      const order: Focus[] = ['table', 'tasks', 'log'];
+      app.focus = order[(order.indexOf(app.focus) + (id === 'tab' ? 1 : 2)) % 3]!;
+      if (app.focus === 'tasks') {
+        const t = app.selectedTask();
+        if (t) app.pinnedTask = t.id;
+      } else if (app.focus === 'table') app.pinnedTask = undefined;
+      app.syncLog();
+      return;
+    }
+    case 'c':
+      if (app.focus === 'table' && !app.fullLog && app.backend.may('create')) app.dialog = { kind: 'create', form: new CreateForm() };
+      return;
+    case 'd':
+      if (app.focus === 'table' && !app.fullLog && c && app.backend.may('delete', c.owner)) app.dialog = { kind: 'delete', prompt: new DeletePrompt(c.name) };
+      return;
+    case 's': {
+      const a = app.focus === 'table' && !app.fullLog ? toggleFor(app, c) : undefined;
+      if (a && c) act(app, `${a} ${clean(c.name, 60)}`, [a, c.name, '--json']);
+      return;
+    }
+    case 'x': {
+      const t = app.fullLog || app.focus === 'log' ? undefined : cancelTarget(app);
+      if (t) act(app, `cancel ${clean(t.id, 20)} (${t.kind} ${clean(t.cluster, 60)})`, ['cancel', t.id, '--json']);
+      return;
+    }
+  }
+}

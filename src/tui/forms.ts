@@ -1,0 +1,200 @@
+/**
+ * The TUI's small input state machines (pure, no blessed): a one-line text input, the create form
+ * and the type-the-name delete prompt. Each renders itself as tagged lines for an overlay box.
+ */
+import { typedChar, type KeyEvent } from './keys.js';
+import { escapeTags, plain } from './text.js';
+
+/** A one-line text input. */
+export class LineInput {
+  value = '';
+  constructor(readonly max = 128) {}
+
+  /** Applies an editing key; returns whether it was consumed. */
+  edit(id: string | null, ch: string | undefined, key: KeyEvent | undefined): boolean {
+    if (id === 'backspace') {
+      this.value = [...this.value].slice(0, -1).join('');
+      return true;
+    }
+    if (id === 'C-u') {
+      this.value = '';
+      return true;
+    }
+    if (id === 'C-w') {
+      this.value = this.value.replace(/\S*\s*$/, '');
+      return true;
+    }
+    const c = typedChar(ch, key);
+    if (c === null) return false;
+    if ([...this.value].length < this.max) this.value += c;
+    return true;
+  }
+
+  /** The value with a block cursor when focused, tag-escaped. */
+  show(focused: boolean): string {
+    const v = escapeTags(plain(this.value));
+    return focused ? `${v}{inverse} {/inverse}` : v;
+  }
+}
+
+/** What a key did to a dialog. */
+export type DialogResult = 'submit' | 'cancel' | null;
+
+interface FieldSpec {
+  key: string;
+  label: string;
+  hint: string;
+  choices?: readonly string[];
+}
+
+/** The create form's fields, in order; keys are the `create` flags (name is the argument). */
+export const CREATE_FIELDS: readonly FieldSpec[] = [
+  { key: 'name', label: 'name', hint: 'lowercase DNS label, starts with a letter' },
+  { key: 'provider', label: 'provider', hint: '←/→ to choose', choices: ['default', 'k3d', 'kind'] },
+  { key: 'agents', label: 'agents', hint: 'blank = default' },
+  { key: 'http-port', label: 'http port', hint: 'blank = auto' },
+  { key: 'https-port', label: 'https port', hint: 'blank = auto' },
+  { key: 'api-port', label: 'api port', hint: 'blank = auto' },
+  { key: 'ttl', label: 'TTL', hint: 'e.g. 2h or 1d; blank = default' },
+];
+
+/** Pulls the one-line reason out of a failed verb's output (`--json` error object, else stderr). */
+export function verbError(out: string, err: string): { message: string; field?: string } {
+  for (const line of out.split('\n')) {
+    try {
+      const j = JSON.parse(line) as { error?: { message?: unknown; field?: unknown } };
+      if (j && j.error && typeof j.error.message === 'string') {
+        return { message: plain(j.error.message, 300), ...(typeof j.error.field === 'string' ? { field: j.error.field } : {}) };
+      }
+    } catch {
+      /* not JSON */
+    }
+  }
+  const first = err.split('\n').find((l) => l.trim() !== '') ?? 'failed';
+  return { message: plain(first.replace(/^error:\s*/, ''), 300) };
+}
+
+/** The create form. */
+export class CreateForm {
+  readonly inputs: LineInput[] = CREATE_FIELDS.map(() => new LineInput(64));
+  choice = 0;
+  focus = 0;
+  error: string | undefined;
+  errorField: string | undefined;
+  busy = false;
+
+  /** Handles a key; 'submit' means run `argv()`. */
+  key(id: string | null, ch: string | undefined, key: KeyEvent | undefined): DialogResult {
+    if (this.busy) return id === 'escape' ? 'cancel' : null;
+    const f = CREATE_FIELDS[this.focus]!;
+    switch (id) {
+      case 'escape':
+        return 'cancel';
+      case 'enter':
+        return 'submit';
+      case 'tab':
+      case 'down':
+        this.focus = (this.focus + 1) % CREATE_FIELDS.length;
+        return null;
+      case 'S-tab':
+      case 'up':
+        this.focus = (this.focus + CREATE_FIELDS.length - 1) % CREATE_FIELDS.length;
+        return null;
+    }
+    if (f.choices) {
+      const n = f.choices.length;
+      if (id === 'left') this.choice = (this.choice + n - 1) % n;
+      else if (id === 'right' || id === 'space') this.choice = (this.choice + 1) % n;
+      return null;
+    }
+    this.inputs[this.focus]!.edit(id, ch, key);
+    return null;
+  }
+
+  /** The `create` argv for the current values (blank fields are left to the daemon's defaults). */
+  argv(): string[] {
+    const flags: string[] = [];
+    let name = '';
+    CREATE_FIELDS.forEach((f, i) => {
+      if (f.choices) {
+        const v = f.choices[this.choice]!;
+        if (v !== 'default') flags.push(`--${f.key}=${v}`);
+        return;
+      }
+      const v = this.inputs[i]!.value.trim();
+      if (f.key === 'name') name = v;
+      else if (v !== '') flags.push(`--${f.key}=${v}`);
+    });
+    return ['create', ...flags, '--json', '--', ...(name ? [name] : [])];
+  }
+
+  /** Shows a failed submit's reason inline (and marks its field). */
+  fail(message: string, field?: string): void {
+    this.busy = false;
+    this.error = message;
+    this.errorField = field;
+    const i = CREATE_FIELDS.findIndex((f) => f.key === field);
+    if (i >= 0) this.focus = i;
+  }
+
+  /** The form's lines (tagged). */
+  lines(): string[] {
+    const out = CREATE_FIELDS.map((f, i) => {
+      const focused = i === this.focus;
+      const mark = focused ? '{cyan-fg}›{/cyan-fg}' : ' ';
+      const label = `${f.label}:`.padEnd(12);
+      const value = f.choices
+        ? f.choices.map((c, j) => (j === this.choice ? `{inverse}${c}{/inverse}` : c)).join(' ')
+        : this.inputs[i]!.show(focused && !this.busy);
+      const bad = this.errorField === f.key ? ' {red-fg}✗{/red-fg}' : '';
+      return `${mark} ${focused ? `{bold}${label}{/bold}` : label} ${value}${bad}  {gray-fg}${escapeTags(f.hint)}{/gray-fg}`;
+    });
+    out.push('');
+    if (this.busy) out.push('{yellow-fg}creating…{/yellow-fg}');
+    else if (this.error) out.push(`{red-fg}error: ${escapeTags(this.error)}{/red-fg}`);
+    else out.push('');
+    out.push('{bold}enter{/bold} create  {bold}tab/↑↓{/bold} field  {bold}esc{/bold} cancel');
+    return out;
+  }
+}
+
+/** The delete confirmation: the user must type the cluster's exact name. */
+export class DeletePrompt {
+  readonly input = new LineInput(128);
+  error: string | undefined;
+  busy = false;
+  constructor(readonly name: string) {}
+
+  /** Handles a key; 'submit' only once the typed name matches exactly. */
+  key(id: string | null, ch: string | undefined, key: KeyEvent | undefined): DialogResult {
+    if (id === 'escape') return 'cancel';
+    if (this.busy) return null;
+    if (id === 'enter') {
+      if (this.input.value === this.name) return 'submit';
+      this.error = 'the typed name does not match; nothing was deleted';
+      return null;
+    }
+    if (this.input.edit(id, ch, key)) this.error = undefined;
+    return null;
+  }
+
+  /** Shows a failed delete's reason inline. */
+  fail(message: string): void {
+    this.busy = false;
+    this.error = message;
+  }
+
+  /** The prompt's lines (tagged). */
+  lines(): string[] {
+    const n = escapeTags(plain(this.name));
+    return [
+      `Delete cluster {bold}${n}{/bold}? Its containers and kubeconfig entries are removed.`,
+      `Type the cluster's name to confirm:`,
+      '',
+      `{cyan-fg}›{/cyan-fg} ${this.input.show(!this.busy)}`,
+      '',
+      this.busy ? '{yellow-fg}deleting…{/yellow-fg}' : this.error ? `{red-fg}error: ${escapeTags(this.error)}{/red-fg}` : '',
+      '{bold}enter{/bold} delete  {bold}esc{/bold} cancel',
+    ];
+  }
+}

@@ -1,0 +1,39 @@
+/**
+ * kindler's full-screen terminal UI (k9s-like), served over SSH or opened locally by kindler-tui.
+ * It watches and acts only through a SessionBackend: `subscribe` for the snapshot and events,
+ * `run` for verbs (exactly as the CLI), `may` to hide what the user's role may not do.
+ */
+import type { SessionBackend } from '../commands/session.js';
+import { TuiApp } from './app.js';
+
+/** The input side of the terminal (an SSH channel or process.stdin), made to look like a TTY. */
+export type TuiInput = NodeJS.ReadableStream & { isTTY?: boolean; isRaw?: boolean; setRawMode?(raw: boolean): unknown };
+/** The output side of the terminal; `columns`/`rows` are set from the options and from `resize`. */
+export type TuiOutput = NodeJS.WritableStream & { isTTY?: boolean; columns?: number; rows?: number; writable?: boolean };
+
+/** What openTui needs. */
+export interface TuiOptions {
+  input: TuiInput;
+  output: TuiOutput;
+  columns: number;
+  rows: number;
+  backend: SessionBackend;
+  /** Warn after `warnMs` without keyboard input, close (onExit(0, 'idle')) after `closeMs`; both from the last key. */
+  idle?: { warnMs: number; closeMs: number };
+  /** Called exactly once: reason 'quit' (q / Ctrl-C), 'idle', 'closed' (close()) or 'error' (code 1). */
+  onExit: (code: number, reason?: string) => void;
+}
+
+/** Control of an open TUI. */
+export interface TuiHandle {
+  /** The terminal's new size (SSH window-change). */
+  resize(cols: number, rows: number): void;
+  /** Tears the TUI down, then prints `message` (if any) on the normal screen; calls onExit(0, 'closed'). */
+  close(message?: string): void;
+}
+
+/** Opens the TUI on a terminal stream pair. The screen is built synchronously; the feed is joined after. */
+export function openTui(o: TuiOptions): TuiHandle {
+  const t = new TuiApp(o);
+  return { resize: (c, r) => t.resize(c, r), close: (m) => t.close(m) };
+}

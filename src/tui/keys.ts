@@ -1,0 +1,121 @@
+/**
+ * Key names and the key hints (footer and help). A hint is listed only when its key is accepted
+ * here, for this user: actions the role may not do are neither shown nor handled.
+ */
+
+/** The parts of a blessed key event the TUI reads. */
+export interface KeyEvent {
+  name?: string;
+  ctrl?: boolean;
+  meta?: boolean;
+  shift?: boolean;
+  full?: string;
+  sequence?: string;
+}
+
+const NAMED = new Set(['up', 'down', 'left', 'right', 'enter', 'escape', 'tab', 'backspace', 'delete', 'pageup', 'pagedown', 'home', 'end', 'space']);
+
+/**
+ * A stable id for a keypress: `C-c`, `S-tab`, `up`, `enter`, or the printable character itself
+ * (`S`, `/`, `?`). Returns null for events to ignore (blessed's duplicate `return` before `enter`).
+ */
+export function keyId(ch: string | undefined, key: KeyEvent | undefined): string | null {
+  const name = key?.name;
+  if (name === 'return' || name === 'linefeed') return null;
+  if (key?.ctrl && name) return `C-${name}`;
+  if (name && NAMED.has(name)) return name === 'tab' && key?.shift ? 'S-tab' : name;
+  if (key?.meta) return null;
+  if (ch && ch.length === 1 && ch >= ' ' && ch !== '\x7f') return ch;
+  return null;
+}
+
+/** A printable character typed into a text field (null for anything else). */
+export function typedChar(ch: string | undefined, key: KeyEvent | undefined): string | null {
+  if (key?.ctrl || key?.meta) return null;
+  if (!ch || [...ch].length !== 1) return null;
+  const cp = ch.codePointAt(0)!;
+  if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)) return null;
+  return ch;
+}
+
+/** One key hint. */
+export interface Hint {
+  key: string;
+  label: string;
+}
+
+/** Which panel has the keyboard. */
+export type Focus = 'table' | 'tasks' | 'log';
+
+/** What the hints depend on: the focus, and what this user may do to the current selection. */
+export interface HintContext {
+  focus: Focus;
+  fullLog: boolean;
+  hasCluster: boolean;
+  canCreate: boolean;
+  canDelete: boolean;
+  /** The start/stop toggle for the selected cluster, when allowed. */
+  toggle?: 'start' | 'stop';
+  canCancel: boolean;
+  following: boolean;
+  searching: boolean;
+}
+
+/** The hints valid in the main view right now, most important first (the footer cuts from the end). */
+export function mainHints(c: HintContext): Hint[] {
+  const h: Hint[] = [];
+  if (c.focus === 'log' || c.fullLog) {
+    h.push({ key: '/', label: 'search' });
+    if (c.searching) h.push({ key: 'n/N', label: 'next/prev' });
+    h.push({ key: 'f', label: c.following ? 'unfollow' : 'follow' }, { key: 'l', label: c.fullLog ? 'panels' : 'full log' });
+    if (c.fullLog) h.push({ key: 'esc', label: 'back' });
+    else h.push({ key: 'tab', label: 'focus' });
+    h.push({ key: '↑↓', label: 'scroll' });
+  } else {
+    if (c.focus === 'table' && c.canCreate) h.push({ key: 'c', label: 'create' });
+    if (c.focus === 'table' && c.canDelete) h.push({ key: 'd', label: 'delete' });
+    if (c.focus === 'table' && c.toggle) h.push({ key: 's', label: c.toggle });
+    if (c.canCancel) h.push({ key: 'x', label: 'cancel' });
+    if (c.hasCluster) h.push({ key: 'enter', label: 'details' });
+    if (c.focus === 'table') h.push({ key: '/', label: 'filter' }, { key: 'S', label: 'sort' });
+    h.push({ key: 'l', label: 'full log' }, { key: 'f', label: c.following ? 'unfollow' : 'follow' }, { key: 'tab', label: 'focus' }, { key: '↑↓', label: 'select' });
+  }
+  return h;
+}
+
+/** Renders hints into one line of at most `width` columns; `?` help and `q` quit are always kept. */
+export function fitHints(hints: Hint[], width: number): string {
+  const tail: Hint[] = [{ key: '?', label: 'help' }, { key: 'q', label: 'quit' }];
+  const item = (x: Hint) => `{bold}${x.key}{/bold} ${x.label}`;
+  const len = (x: Hint) => [...x.key].length + 1 + x.label.length;
+  let used = tail.reduce((n, x) => n + len(x) + 2, 0);
+  const shown: Hint[] = [];
+  for (const x of hints) {
+    if (used + len(x) + 2 > width) break;
+    shown.push(x);
+    used += len(x) + 2;
+  }
+  return [...shown, ...tail].map(item).join('  ');
+}
+
+/** The help screen's lines: every key, limited to what this user may do. */
+export function helpLines(o: { canCreate: boolean; canAct: boolean; canCancel: boolean }): string[] {
+  const rows: [string, string][] = [
+    ['↑/↓ j/k', 'move the selection / scroll the log'],
+    ['PgUp/PgDn g/G', 'page / top / bottom'],
+    ['enter', "details of the selected cluster (its record, steps and recent tasks)"],
+    ...(o.canCreate ? ([['c', 'create a cluster (a form)']] as [string, string][]) : []),
+    ...(o.canAct ? ([['d', "delete the selected cluster (type its name to confirm)"], ['s', 'start or stop the selected cluster']] as [string, string][]) : []),
+    ...(o.canCancel ? ([['x', "cancel the selected cluster's (or task's) active task"]] as [string, string][]) : []),
+    ['/', 'filter clusters (table) or search the log (log pane); esc clears'],
+    ['n / N', 'next / previous search match'],
+    ['S', 'cycle the sort column'],
+    ['f', 'follow the log on/off'],
+    ['l', 'full-screen log on/off'],
+    ['tab / shift-tab', 'move focus: clusters → tasks → log'],
+    ['?', 'this help'],
+    ['esc', 'back / close a dialog'],
+    ['q, Ctrl-C', 'quit'],
+  ];
+  return rows.map(([k, d]) => `{bold}${k.padEnd(16)}{/bold} ${d}`);
+}

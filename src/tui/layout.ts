@@ -1,0 +1,60 @@
+/**
+ * Where each panel goes for a terminal size (pure). Below 80x24 the layout is replaced by a
+ * "terminal too small" view.
+ */
+
+/** Smallest terminal the layout is drawn in. */
+export const MIN_COLS = 80;
+/** Smallest terminal the layout is drawn in. */
+export const MIN_ROWS = 24;
+
+/** A full-width band of rows. Height 0 means hidden. */
+export interface Band {
+  top: number;
+  height: number;
+}
+
+/** The bands of the main view. */
+export interface Layout {
+  tooSmall: boolean;
+  cols: number;
+  rows: number;
+  header: Band;
+  table: Band;
+  tasks: Band;
+  log: Band;
+  status: Band;
+  footer: Band;
+}
+
+/** Computes the bands: header, cluster table, tasks (sized to the active tasks), log, status line, keys. */
+export function computeLayout(cols: number, rows: number, o: { fullLog: boolean; activeTasks: number }): Layout {
+  const tooSmall = cols < MIN_COLS || rows < MIN_ROWS;
+  const header = { top: 0, height: 1 };
+  const status = { top: rows - 2, height: 1 };
+  const footer = { top: rows - 1, height: 1 };
+  const body = Math.max(0, rows - 3);
+  if (o.fullLog || tooSmall) {
+    return { tooSmall, cols, rows, header, table: { top: 1, height: 0 }, tasks: { top: 1, height: 0 }, log: { top: 1, height: body }, status, footer };
+  }
+  const maxTaskLines = Math.max(1, Math.floor(body / 5));
+  const tasksH = 2 + Math.min(maxTaskLines, Math.max(1, o.activeTasks));
+  const tableH = Math.max(6, Math.ceil((body - tasksH) * 0.55));
+  const logH = Math.max(3, body - tasksH - tableH);
+  return {
+    tooSmall,
+    cols,
+    rows,
+    header,
+    table: { top: 1, height: tableH },
+    tasks: { top: 1 + tableH, height: tasksH },
+    log: { top: 1 + tableH + tasksH, height: logH },
+    status,
+    footer,
+  };
+}
+
+/** The message shown instead of the layout when the terminal is too small. */
+export function tooSmallText(cols: number, rows: number): string {
+  return `terminal too small (need ${MIN_COLS}x${MIN_ROWS}, have ${cols}x${rows})`;
+}

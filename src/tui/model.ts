@@ -1,0 +1,219 @@
+/**
+ * The TUI's view model: clusters, tasks and sessions kept from the snapshot plus the ordered events,
+ * and the pure functions that turn them into table rows, task lines and the presence summary.
+ * No blessed here: every widget renders what this computes.
+ */
+import type { Cluster, Task } from '../core/types.js';
+import { isTerminal } from '../core/types.js';
+import type { EngineEvent, SessionInfo, Snapshot } from '../engine/feed.js';
+import { clean, fit, since, textBar, truncate, until } from './text.js';
+
+/** Columns the cluster table can be sorted by, in the order `S` cycles through them. */
+export const SORT_KEYS = ['name', 'state', 'owner', 'expires', 'provider', 'created'] as const;
+export type SortKey = (typeof SORT_KEYS)[number];
+
+/** What an applied event changed (so only the affected panels are redrawn). */
+export type Change = 'clusters' | 'tasks' | 'sessions' | 'log';
+
+/** Most finished tasks kept in memory (active tasks are always kept). */
+export const MAX_FINISHED_TASKS = 300;
+
+/** The numeric part of a task id (`t-12` → 12), for newest-first ordering. */
+export function taskNumber(id: string): number {
+  const n = Number(/^t-(\d+)$/.exec(id)?.[1]);
+  return Number.isFinite(n) ? n : 0;
+}
+
+function byTaskId(a: Task, b: Task): number {
+  return taskNumber(a.id) - taskNumber(b.id) || a.id.localeCompare(b.id);
+}
+
+/** Clusters, tasks and sessions as the engine last reported them. */
+export class TuiModel {
+  readonly clusters = new Map<string, Cluster>();
+  readonly tasks = new Map<string, Task>();
+  sessions: SessionInfo[] = [];
+  /** Sequence number of the last applied snapshot or event; -1 until the snapshot arrives. */
+  seq = -1;
+
+  /** Whether the snapshot has been loaded. */
+  get loaded(): boolean {
+    return this.seq >= 0;
+  }
+
+  /** Replaces everything with a snapshot. */
+  load(s: Snapshot): void {
+    this.clusters.clear();
+    this.tasks.clear();
+    for (const c of s.clusters) this.clusters.set(c.name, c);
+    for (const t of s.tasks) this.tasks.set(t.id, t);
+    this.sessions = [...s.sessions];
+    this.seq = s.seq;
+  }
+
+  /** Applies one event; returns what changed, or null for a stale or unknown event. */
+  apply(e: EngineEvent): Change | null {
+    if (typeof e.seq === 'number' && e.seq <= this.seq) return null;
+    this.seq = e.seq;
+    switch (e.type) {
+      case 'cluster':
+        this.clusters.set(e.cluster.name, e.cluster);
+        return 'clusters';
+      case 'cluster-removed':
+        this.clusters.delete(e.name);
+        return 'clusters';
+      case 'task':
+        this.tasks.set(e.task.id, e.task);
+        this.prune();
+        return 'tasks';
+      case 'log':
+        return 'log';
+      case 'presence':
+        this.sessions = [...e.sessions];
+        return 'sessions';
+      default:
+        return null;
+    }
+  }
+
+  private prune(): void {
+    if (this.tasks.size <= MAX_FINISHED_TASKS + 50) return;
+    const finished = [...this.tasks.values()].filter((t) => isTerminal(t.state)).sort(byTaskId);
+    for (const t of finished.slice(0, Math.max(0, finished.length - MAX_FINISHED_TASKS))) this.tasks.delete(t.id);
+  }
+
+  /** Queued and running tasks: running first, then queued, oldest first within each. */
+  activeTasks(): Task[] {
+    const out = [...this.tasks.values()].filter((t) => !isTerminal(t.state));
+    return out.sort((a, b) => (a.state === b.state ? byTaskId(a, b) : a.state === 'running' ? -1 : 1));
+  }
+
+  /** The newest queued or running task of a cluster. */
+  activeTaskFor(name: string): Task | undefined {
+    let best: Task | undefined;
+    for (const t of this.tasks.values()) if (t.cluster === name && !isTerminal(t.state) && (!best || byTaskId(t, best) > 0)) best = t;
+    return best;
+  }
+
+  /** The id of the newest task that acted on a cluster (known tasks, else the cluster's lastTaskId). */
+  latestTaskIdFor(name: string): string | undefined {
+    let best: Task | undefined;
+    for (const t of this.tasks.values()) if (t.cluster === name && (!best || byTaskId(t, best) > 0)) best = t;
+    const last = this.clusters.get(name)?.lastTaskId;
+    if (best && (!last || taskNumber(best.id) >= taskNumber(last))) return best.id;
+    return last ?? best?.id;
+  }
+
+  /** The clusters to show: filtered (case-insensitive substring) and sorted. */
+  view(sort: SortKey, filter: string): Cluster[] {
+    const f = filter.trim().toLowerCase();
+    const list = [...this.clusters.values()].filter(
+      (c) => !f || [c.name, c.owner, c.provider, c.desired, c.actual].some((v) => String(v).toLowerCase().includes(f)),
+    );
+    return list.sort((a, b) => compareClusters(a, b, sort) || a.name.localeCompare(b.name));
+  }
+}
+
+function compareClusters(a: Cluster, b: Cluster, k: SortKey): number {
+  switch (k) {
+    case 'name':
+      return a.name.localeCompare(b.name);
+    case 'state':
+      return `${a.actual}/${a.desired}`.localeCompare(`${b.actual}/${b.desired}`);
+    case 'owner':
+      return a.owner.localeCompare(b.owner);
+    case 'provider':
+      return a.provider.localeCompare(b.provider);
+    case 'created':
+      return String(b.createdAt).localeCompare(String(a.createdAt));
+    case 'expires': {
+      const ea = a.expiresAt ? Date.parse(a.expiresAt) : Infinity;
+      const eb = b.expiresAt ? Date.parse(b.expiresAt) : Infinity;
+      return ea === eb ? 0 : ea < eb ? -1 : 1;
+    }
+  }
+}
+
+/** One column of the cluster table. */
+export interface Column {
+  title: string;
+  width: number;
+  right?: boolean;
+  cell(c: Cluster, nowMs: number): string;
+}
+
+interface ColumnSpec extends Column {
+  /** Dropped (in order) when the name column would get narrower than this. */
+  dropBelow?: number;
+  flex?: boolean;
+}
+
+const SPECS: ColumnSpec[] = [
+  { title: 'NAME', width: 12, flex: true, cell: (c) => clean(c.name) },
+  { title: 'PROV', width: 4, cell: (c) => clean(c.provider) },
+  { title: 'DESIRED', width: 7, cell: (c) => clean(c.desired) },
+  { title: 'ACTUAL', width: 8, cell: (c) => clean(c.actual) },
+  { title: 'NODES', width: 5, cell: (c) => `${Number(c.servers) || 0}+${Number(c.agents) || 0}` },
+  { title: 'HTTP', width: 5, right: true, cell: (c) => clean(c.httpPort) },
+  { title: 'HTTPS', width: 5, right: true, cell: (c) => clean(c.httpsPort) },
+  { title: 'API', width: 5, right: true, cell: (c) => clean(c.apiPort) },
+  { title: 'DOMAIN', width: 6, dropBelow: 16, cell: () => '-' },
+  { title: 'OWNER', width: 10, cell: (c) => clean(c.owner) },
+  { title: 'EXPIRES', width: 7, cell: (c, now) => until(c.expiresAt, now) },
+];
+
+/** The columns that fit `width` terminal columns (the name column takes the slack, up to 40). */
+export function clusterColumns(width: number): Column[] {
+  let cols = [...SPECS];
+  const fixed = (cs: ColumnSpec[]) => cs.reduce((n, c) => n + (c.flex ? 0 : c.width), 0) + cs.length - 1;
+  for (const drop of SPECS.filter((c) => c.dropBelow !== undefined)) {
+    if (width - fixed(cols) < drop.dropBelow!) cols = cols.filter((c) => c !== drop);
+  }
+  const nameW = Math.max(4, Math.min(40, width - fixed(cols)));
+  return cols.map((c) => ({ title: c.title, width: c.flex ? nameW : c.width, ...(c.right ? { right: true } : {}), cell: c.cell }));
+}
+
+/** The header line of the cluster table. */
+export function headerRow(cols: Column[]): string {
+  return cols.map((c) => fit(c.title, c.width, c.right)).join(' ').trimEnd();
+}
+
+/** One cluster as a table row. */
+export function clusterRow(c: Cluster, cols: Column[], nowMs: number): string {
+  return cols.map((col) => fit(col.cell(c, nowMs), col.width, col.right)).join(' ').trimEnd();
+}
+
+/** Whether any of these clusters shows a time that changes by itself (an expiry). */
+export function hasTimedCells(clusters: Cluster[]): boolean {
+  return clusters.some((c) => Boolean(c.expiresAt));
+}
+
+const KIND_SHORT: Record<string, string> = { 'import-image': 'import' };
+
+/** One active task as a line: id, kind, cluster, bar, percent, elapsed, who, step. */
+export function taskRow(t: Task, width: number, nowMs: number): string {
+  const pct = Math.max(0, Math.min(100, Math.round(Number(t.progress) || 0)));
+  const time = t.state === 'queued' ? 'queued' : since(t.startedAt ?? t.createdAt, nowMs);
+  const head = [
+    fit(clean(t.id), 7),
+    fit(clean(KIND_SHORT[t.kind] ?? t.kind), 6),
+    fit(clean(t.cluster), 12),
+    textBar(pct, 10),
+    fit(`${pct}%`, 4, true),
+    fit(time, 7, true),
+    fit(clean(t.user), 8),
+  ].join(' ');
+  const step = t.step ? clean(t.step) : t.state === 'queued' ? '' : t.state;
+  return truncate(`${head} ${step}`, width);
+}
+
+/** Who else is online: distinct other users, with a count of this user's other sessions. */
+export function presence(sessions: SessionInfo[], me: string): string {
+  const counts = new Map<string, number>();
+  for (const s of sessions) counts.set(s.user, (counts.get(s.user) ?? 0) + 1);
+  const mine = (counts.get(me) ?? 0) - 1;
+  counts.delete(me);
+  const others = [...counts.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([u, n]) => (n > 1 ? `${clean(u, 40)}×${n}` : clean(u, 40)));
+  if (mine > 0) others.push(`you×${mine + 1}`);
+  return others.length ? `online: ${others.join(', ')}` : 'no one else online';
+}

@@ -1,0 +1,86 @@
+/**
+ * The cluster table panel: a header row and a selectable list (mouse clicks select, a click on the
+ * selected row opens details). It draws rows computed by the model; it keeps no cluster state.
+ */
+import blessed from 'blessed';
+import type { Widgets } from 'blessed';
+import type { Cluster } from '../core/types.js';
+import { clusterColumns, clusterRow, headerRow } from './model.js';
+import { escapeTags } from './text.js';
+import { panel, selectList, setFocusStyle, setLabel, setText } from './widgets.js';
+
+/** What the table shows in one frame. */
+export interface TableView {
+  clusters: Cluster[];
+  selected: number;
+  label: string;
+  emptyText: string;
+  focused: boolean;
+  width: number;
+  nowMs: number;
+}
+
+/** The cluster table widget. */
+export class ClusterTable {
+  readonly frame: Widgets.BoxElement;
+  private readonly head: Widgets.BoxElement;
+  private readonly list: Widgets.ListElement;
+  private items: string[] = [];
+  private selected = -1;
+  private syncing = false;
+  private empty = true;
+
+  constructor(parent: Widgets.Node, onPick: (index: number) => void, onAction: () => void) {
+    this.frame = panel(parent, ' clusters ');
+    this.head = blessed.box({ parent: this.frame, left: 0, right: 0, top: 0, height: 1, tags: true, wrap: false, style: { bold: true } });
+    this.list = selectList(this.frame, 1);
+    this.list.on('select item', (_el: unknown, i: number) => {
+      if (!this.syncing && !this.empty) onPick(i);
+    });
+    this.list.on('action', () => {
+      if (!this.empty) onAction();
+    });
+  }
+
+  /** Draws the rows; returns whether anything on screen changed. */
+  update(v: TableView): boolean {
+    const cols = clusterColumns(Math.max(10, v.width - 2));
+    let changed = setText(this.head, `{bold}${escapeTags(headerRow(cols))}{/bold}`);
+    changed = setLabel(this.frame, v.label) || changed;
+    changed = setFocusStyle(this.frame, v.focused) || changed;
+    const empty = v.clusters.length === 0;
+    const items = empty ? [v.emptyText] : v.clusters.map((c) => clusterRow(c, cols, v.nowMs));
+    if (empty !== this.empty) {
+      this.empty = empty;
+      (this.list as unknown as { interactive: boolean }).interactive = !empty;
+      changed = true;
+    }
+    if (items.length !== this.items.length || items.some((s, i) => s !== this.items[i])) {
+      this.items = items;
+      this.syncing = true;
+      try {
+        this.list.setItems(items as unknown as Widgets.BlessedElement[]);
+      } finally {
+        this.syncing = false;
+      }
+      changed = true;
+    }
+    const sel = empty ? 0 : Math.max(0, Math.min(v.selected, items.length - 1));
+    if (sel !== this.selected || changed) {
+      this.selected = sel;
+      this.syncing = true;
+      try {
+        this.list.select(sel);
+      } finally {
+        this.syncing = false;
+      }
+      changed = true;
+    }
+    return changed;
+  }
+
+  /** Rows that fit on screen at once (for page up/down). */
+  get pageSize(): number {
+    return Math.max(1, (this.frame.height as number) - 3);
+  }
+}

@@ -1,0 +1,271 @@
+/**
+ * The TUI's pure parts, without blessed: view model, log buffer, layout, key hints, forms, timers.
+ */
+import assert from 'node:assert/strict';
+import { mock, test } from 'node:test';
+import type { Cluster, Task } from '../src/core/types.js';
+import type { EngineEvent } from '../src/engine/feed.js';
+import { CreateForm, DeletePrompt, LineInput, verbError } from '../src/tui/forms.js';
+import { fitHints, keyId, mainHints, type HintContext } from '../src/tui/keys.js';
+import { computeLayout, tooSmallText } from '../src/tui/layout.js';
+import { LogBuffer } from '../src/tui/logbuffer.js';
+import { clusterColumns, clusterRow, headerRow, presence, taskRow, TuiModel } from '../src/tui/model.js';
+import { IdleWatch, RenderScheduler, Ticker } from '../src/tui/scheduler.js';
+import { clean, displayWidth, fit, textBar, truncate } from '../src/tui/text.js';
+
+function cluster(name: string, over: Partial<Cluster> = {}): Cluster {
+  return {
+    name, provider: 'k3d', servers: 1, agents: 2, httpPort: 8080, httpsPort: 8443, apiPort: 6443, owner: 'alice',
+    createdAt: '2026-01-01T00:00:00Z', desired: 'present', actual: 'running', kubeContext: 'k', kubeconfig: 'f', updatedAt: '2026-01-01T00:00:00Z', ...over,
+  };
+}
+function task(id: string, c: string, over: Partial<Task> = {}): Task {
+  return { id, kind: 'create', cluster: c, user: 'alice', state: 'running', progress: 0, steps: [], createdAt: '2026-01-01T00:00:00Z', notes: [], logLines: 0, ...over };
+}
+const ev = (seq: number, e: object) => ({ seq, ...e }) as EngineEvent;
+
+test('model: snapshot, then events newer than it; stale events are ignored', () => {
+  const m = new TuiModel();
+  assert.equal(m.loaded, false);
+  m.load({ seq: 5, clusters: [cluster('b'), cluster('a')], tasks: [task('t-1', 'a', { state: 'succeeded' })], sessions: [] });
+  assert.equal(m.apply(ev(5, { type: 'cluster', cluster: cluster('zzz') })), null);
+  assert.equal(m.apply(ev(6, { type: 'cluster', cluster: cluster('c', { owner: 'bob' }) })), 'clusters');
+  assert.equal(m.apply(ev(7, { type: 'task', task: task('t-2', 'a') })), 'tasks');
+  assert.equal(m.apply(ev(8, { type: 'cluster-removed', name: 'b' })), 'clusters');
+  assert.deepEqual(m.view('name', '').map((c) => c.name), ['a', 'c']);
+  assert.deepEqual(m.view('owner', '').map((c) => c.name), ['a', 'c']);
+  assert.deepEqual(m.view('name', 'BOB').map((c) => c.name), ['c']);
+  assert.equal(m.activeTaskFor('a')?.id, 't-2');
+  assert.equal(m.latestTaskIdFor('a'), 't-2');
+  assert.equal(m.latestTaskIdFor('c'), undefined);
+  m.apply(ev(9, { type: 'cluster', cluster: cluster('c', { lastTaskId: 't-40' }) }));
+  assert.equal(m.latestTaskIdFor('c'), 't-40', "the cluster's own lastTaskId when its task is not in the list");
+});
+
+test('model: active tasks are running first, then queued; finished tasks are pruned', () => {
+  const m = new TuiModel();
+  m.load({ seq: 0, clusters: [], tasks: [], sessions: [] });
+  let seq = 0;
+  m.apply(ev(++seq, { type: 'task', task: task('t-3', 'x', { state: 'queued' }) }));
+  m.apply(ev(++seq, { type: 'task', task: task('t-10', 'y') }));
+  m.apply(ev(++seq, { type: 'task', task: task('t-2', 'z') }));
+  assert.deepEqual(m.activeTasks().map((t) => t.id), ['t-2', 't-10', 't-3']);
+  for (let i = 100; i < 1000; i++) m.apply(ev(++seq, { type: 'task', task: task(`t-${i}`, 'q', { state: 'succeeded' }) }));
+  assert.ok(m.tasks.size <= 360, `kept ${m.tasks.size}`);
+  assert.ok(m.tasks.has('t-999') && m.tasks.has('t-3'));
+});
+
+test('table columns fit the width; the domain column is dropped when narrow', () => {
+  const wide = clusterColumns(118);
+  assert.ok(wide.some((c) => c.title === 'DOMAIN'));
+  const narrow = clusterColumns(78);
+  assert.ok(!narrow.some((c) => c.title === 'DOMAIN'));
+  for (const [w, cols] of [[118, wide], [78, narrow]] as const) {
+    const row = clusterRow(cluster('a-very-long-cluster-name-that-will-not-fit-anywhere', { expiresAt: '2026-01-01T02:00:00Z' }), cols, Date.parse('2026-01-01T00:00:00Z'));
+    assert.ok(displayWidth(row) <= w, `${row.length} > ${w}`);
+    assert.ok(displayWidth(headerRow(cols)) <= w);
+    assert.match(row, /…/);
+    assert.match(row, /2h\s*$/);
+  }
+});
+
+test('cells and task lines are sanitized', () => {
+  const bad = 'a\x1b]0;pwned\x07b\x1b[2Jc\x9b1m';
+  const row = clusterRow(cluster(bad, { owner: bad }), clusterColumns(118), 0);
+  assert.ok(!/[\x1b\x9b\x07]/.test(row));
+  const line = taskRow(task('t-1', bad, { step: bad, progress: 42, user: bad, startedAt: '2026-01-01T00:00:00Z' }), 120, Date.parse('2026-01-01T00:01:05Z'));
+  assert.ok(!/[\x1b\x9b\x07]/.test(line));
+  assert.match(line, /42%\s+1m5s/);
+  assert.equal(clean(''), '-');
+});
+
+test('text helpers: width, truncate, fit, bar', () => {
+  assert.equal(displayWidth('a界b'), 4);
+  assert.equal(truncate('abcdef', 4), 'abc…');
+  assert.equal(truncate('abc', 4), 'abc');
+  assert.equal(fit('ab', 4, true), '  ab');
+  assert.equal(textBar(50, 10), '█████░░░░░');
+  assert.equal(textBar(150, 4), '████');
+});
+
+test('presence lists the other users', () => {
+  const s = (user: string, id: string) => ({ id, user, role: 'viewer', source: 'ssh', since: '' });
+  assert.equal(presence([s('alice', '1')], 'alice'), 'no one else online');
+  assert.equal(presence([s('alice', '1'), s('bob', '2'), s('bob', '3'), s('alice', '4')], 'alice'), 'online: bob×2, you×2');
+});
+
+test('log buffer: history then live batches, joined by from without doubles or gaps', () => {
+  const b = new LogBuffer('t-1', 10);
+  b.live(3, ['d', 'e']); // before the history: held
+  assert.equal(b.lines.length, 0);
+  assert.deepEqual(b.history(['a', 'b', 'c', 'd']), { ok: true, trimmed: 0 });
+  assert.deepEqual([...b.lines], ['a', 'b', 'c', 'd', 'e']);
+  b.live(4, ['e', 'f']);
+  b.live(0, ['a']);
+  assert.deepEqual([...b.lines], ['a', 'b', 'c', 'd', 'e', 'f']);
+  assert.deepEqual(b.live(9, ['x']), { ok: false, gap: 3 });
+  assert.equal(b.end, 6);
+  assert.deepEqual(b.search('E'), [4]);
+});
+
+test('log buffer: bounded, counting the lines not in memory; lines are sanitized', () => {
+  const b = new LogBuffer('t-1', 100);
+  b.history(Array.from({ length: 250 }, (_, i) => `l${i}`));
+  assert.equal(b.lines.length, 100);
+  assert.equal(b.dropped, 150);
+  for (let i = 250; i < 1000; i++) b.live(i, [`l${i}\x1b[2J`]);
+  assert.ok(b.lines.length <= 110);
+  assert.equal(b.dropped + b.lines.length, 1000);
+  assert.equal(b.lines.at(-1), 'l999');
+  const failed = new LogBuffer('t-2');
+  failed.history(null, 'log unavailable: gone');
+  assert.equal(failed.error, 'log unavailable: gone');
+  assert.deepEqual(failed.live(7, ['late']), { ok: true, trimmed: 0 });
+  assert.equal(failed.dropped, 7);
+});
+
+test('layout: bands fill the terminal; too small below 80x24', () => {
+  for (const [c, r, n] of [[80, 24, 0], [80, 24, 9], [200, 60, 3]] as const) {
+    const l = computeLayout(c, r, { fullLog: false, activeTasks: n });
+    assert.equal(l.tooSmall, false);
+    assert.equal(l.header.height + l.table.height + l.tasks.height + l.log.height + 2, r);
+    assert.ok(l.table.height >= 6 && l.log.height >= 3);
+  }
+  assert.equal(computeLayout(79, 24, { fullLog: false, activeTasks: 0 }).tooSmall, true);
+  assert.equal(computeLayout(80, 23, { fullLog: false, activeTasks: 0 }).tooSmall, true);
+  assert.equal(computeLayout(80, 24, { fullLog: true, activeTasks: 0 }).log.height, 21);
+  assert.equal(tooSmallText(70, 20), 'terminal too small (need 80x24, have 70x20)');
+});
+
+test('keys: ids, and hints only for what the user may do', () => {
+  assert.equal(keyId('\r', { name: 'return' }), null);
+  assert.equal(keyId('\r', { name: 'enter' }), 'enter');
+  assert.equal(keyId('\x03', { name: 'c', ctrl: true }), 'C-c');
+  assert.equal(keyId('S', { name: 's', shift: true }), 'S');
+  assert.equal(keyId(undefined, { name: 'tab', shift: true }), 'S-tab');
+  assert.equal(keyId('/', undefined), '/');
+  const base: HintContext = { focus: 'table', fullLog: false, hasCluster: true, canCreate: false, canDelete: false, canCancel: false, following: true, searching: false };
+  const none = fitHints(mainHints(base), 200);
+  assert.ok(!/create|delete|stop|start|cancel/.test(none), none);
+  const all = fitHints(mainHints({ ...base, canCreate: true, canDelete: true, toggle: 'start', canCancel: true }), 200);
+  for (const k of ['c{/bold} create', 'd{/bold} delete', 's{/bold} start', 'x{/bold} cancel']) assert.ok(all.includes(k), all);
+  const tight = fitHints(mainHints({ ...base, canCreate: true }), 30);
+  assert.match(tight, /\? ?\{\/bold\} help.*q\{\/bold\} quit/);
+});
+
+test('create form: argv from the fields (blank = daemon default) and inline errors', () => {
+  const f = new CreateForm();
+  const type = (s: string) => [...s].forEach((ch) => f.key(keyId(ch, undefined), ch, undefined));
+  type('demo');
+  f.key('tab', undefined, undefined);
+  f.key('right', undefined, undefined);
+  f.key('right', undefined, undefined); // default → k3d → kind
+  f.key('tab', undefined, undefined);
+  f.key('tab', undefined, undefined);
+  type('30080');
+  assert.deepEqual(f.argv(), ['create', '--provider=kind', '--http-port=30080', '--json', '--', 'demo']);
+  assert.equal(f.key('enter', '\r', { name: 'enter' }), 'submit');
+  f.fail('ttl: must be a duration', 'ttl');
+  assert.equal(f.focus, 6);
+  assert.ok(f.lines().some((l) => l.includes('error: ttl: must be a duration')));
+  assert.equal(f.key('escape', undefined, undefined), 'cancel');
+  assert.deepEqual(new CreateForm().argv(), ['create', '--json', '--']);
+});
+
+test('delete prompt: only the exact name submits', () => {
+  const p = new DeletePrompt('alpha');
+  for (const ch of 'Alpha') p.key(keyId(ch, undefined), ch, undefined);
+  assert.equal(p.key('enter', undefined, undefined), null);
+  assert.match(p.error ?? '', /does not match/);
+  p.key('C-u', undefined, undefined);
+  for (const ch of 'alpha') p.key(keyId(ch, undefined), ch, undefined);
+  assert.equal(p.key('enter', undefined, undefined), 'submit');
+});
+
+test('line input ignores control characters; verbError prefers the JSON error', () => {
+  const i = new LineInput(5);
+  i.edit(null, '\x1b', undefined);
+  i.edit('a', 'a', undefined);
+  i.edit('{', '{', undefined);
+  assert.equal(i.value, 'a{');
+  assert.equal(i.show(false), 'a{open}');
+  assert.deepEqual(verbError('{"error":{"message":"x: bad","field":"x"}}\n', 'error: other\n'), { message: 'x: bad', field: 'x' });
+  assert.deepEqual(verbError('', 'error: name: required\n'), { message: 'name: required' });
+});
+
+test('render scheduler: many requests in one window make one frame; now() renders at once', () => {
+  mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'] });
+  try {
+    let frames = 0;
+    const r = new RenderScheduler(() => frames++, 50);
+    for (let i = 0; i < 100; i++) r.request();
+    mock.timers.tick(0);
+    assert.equal(frames, 1);
+    for (let i = 0; i < 100; i++) r.request();
+    mock.timers.tick(49);
+    assert.equal(frames, 1);
+    mock.timers.tick(1);
+    assert.equal(frames, 2);
+    r.request();
+    r.now();
+    assert.equal(frames, 3);
+    mock.timers.tick(100);
+    assert.equal(frames, 3);
+    r.stop();
+    r.request();
+    mock.timers.tick(100);
+    assert.equal(frames, 3);
+
+    let ticks = 0;
+    const t = new Ticker(() => ticks++);
+    t.set(true);
+    t.set(true);
+    mock.timers.tick(3000);
+    t.set(false);
+    mock.timers.tick(3000);
+    assert.equal(ticks, 3);
+  } finally {
+    mock.timers.reset();
+  }
+});
+
+test('idle watch: warns, a key resets, then closes', () => {
+  mock.timers.enable({ apis: ['setTimeout', 'Date'] });
+  try {
+    const log: string[] = [];
+    const w = new IdleWatch(1000, 3000, (left) => log.push(`warn ${left}`), () => log.push('close'));
+    mock.timers.tick(999);
+    assert.deepEqual(log, []);
+    mock.timers.tick(1);
+    assert.deepEqual(log, ['warn 2000']);
+    assert.equal(w.activity(), true);
+    assert.equal(w.activity(), false);
+    mock.timers.tick(999);
+    assert.deepEqual(log, ['warn 2000']);
+    mock.timers.tick(1);
+    assert.deepEqual(log, ['warn 2000', 'warn 2000']);
+    mock.timers.tick(1999);
+    assert.equal(log.length, 2);
+    mock.timers.tick(1);
+    assert.deepEqual(log, ['warn 2000', 'warn 2000', 'close']);
+    mock.timers.tick(10_000);
+    assert.equal(log.length, 3);
+  } finally {
+    mock.timers.reset();
+  }
+});
+
+test('log buffer: live lines held while the history loads are bounded too', () => {
+  const b = new LogBuffer('t-1', 100);
+  for (let i = 50; i < 1050; i += 10) b.live(i, Array.from({ length: 10 }, (_, j) => `l${i + j}`));
+  assert.deepEqual(b.history(Array.from({ length: 50 }, (_, i) => `l${i}`)), { ok: true, trimmed: 0 });
+  assert.equal(b.lines.at(-1), 'l1049');
+  assert.equal(b.dropped + b.lines.length, 1050);
+  assert.ok(b.lines.length >= 100 && b.lines.length <= 110);
+  // A single huge batch before the history.
+  const c = new LogBuffer('t-2', 100);
+  c.live(0, Array.from({ length: 1000 }, (_, i) => `m${i}`));
+  c.history(['m0']);
+  assert.equal(c.lines.at(-1), 'm999');
+  assert.equal(c.dropped + c.lines.length, 1000);
+});
