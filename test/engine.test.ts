@@ -349,3 +349,43 @@ test('the log ring is bounded and says how many lines are only on disk', async (
   assert.equal(tail.dropped, all.length - 10);
   assert.deepEqual(all.slice(-10), tail.lines);
 });
+
+test('hooks run after create and delete with the cluster facts; a failing hook fails its step but keeps the cluster', async (t) => {
+  const { writeFileSync, mkdirSync, chmodSync, mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const base = mkdtempSync(join(tmpdir(), 'kindler-hooks-'));
+  t.after(() => rmSync(base, { recursive: true, force: true }));
+  const hooksDir = join(base, 'hooks');
+  for (const ph of ['post-create.d', 'post-delete.d']) mkdirSync(join(hooksDir, ph), { recursive: true });
+  const out = join(base, 'hook.out');
+  const hook = (file: string, body: string) => {
+    writeFileSync(file, `#!/usr/bin/env bash\nset -euo pipefail\n${body}\n`);
+    chmodSync(file, 0o755);
+  };
+  hook(join(hooksDir, 'post-create.d', '10-record'), `echo "create $KINDLER_CLUSTER_NAME $KINDLER_CLUSTER_PROVIDER $KINDLER_CLUSTER_KUBE_CONTEXT $KINDLER_TASK_ID" >> ${out}; echo hello from the hook`);
+  hook(join(hooksDir, 'post-delete.d', '10-record'), `echo "delete $KINDLER_CLUSTER_NAME" >> ${out}`);
+  writeFileSync(join(hooksDir, 'post-create.d', '20-disabled'), '#!/bin/sh\nexit 1\n'); // not executable: off
+  const { engine } = await withEngine(t, { hooksDir });
+  const r = await verb(engine, ['create', 'hooked', '--wait', '--json']);
+  assert.equal(r.code, 0, r.out + r.err);
+  const task = JSON.parse(r.out).task;
+  assert.deepEqual(task.steps.map((s: { key: string }) => s.key).slice(-1), ['hooks']);
+  assert.equal(task.steps.at(-1).of, 6);
+  const log = (await engine.readLog(task.id)).join('\n');
+  assert.match(log, /hook 10-record: hello from the hook/);
+  assert.match(readFileSync(out, 'utf8'), new RegExp(`create hooked k3d k3d-hooked ${task.id}`));
+  // A failing hook: the task fails at its hooks step, the cluster stays running.
+  hook(join(hooksDir, 'post-create.d', '30-fail'), 'echo "registry said no" >&2; exit 3');
+  const bad = await verb(engine, ['create', 'hooked2', '--wait', '--json']);
+  assert.equal(bad.code, 1);
+  const bt = JSON.parse(bad.out).task;
+  assert.match(bt.error.reason, /^hooks step failed: hook 30-fail exited 3/);
+  assert.equal(bt.steps.at(-1).state, 'failed');
+  const c = engine.getCluster('hooked2')!;
+  assert.equal(c.actual, 'running');
+  assert.match(c.lastError!, /hooks step failed/);
+  assert.equal(c.steps!.at(-1)!.state, 'failed');
+  const d = await verb(engine, ['delete', 'hooked', '--wait']);
+  assert.equal(d.code, 0, d.err);
+  assert.match(readFileSync(out, 'utf8'), /delete hooked/);
+});

@@ -27,6 +27,35 @@ export interface Config {
   /** Terminal tasks kept in memory listings per cluster page. */
   taskListLimit: number;
   ssh: SshConfig;
+  /** Where post-create.d/ and post-delete.d/ hooks live. */
+  hooksDir: string;
+  hookTimeoutSeconds: number;
+  routes: RoutesSettings;
+  gitops: GitopsSettings;
+}
+
+export interface RoutesSettings {
+  enabled: boolean;
+  /** Clusters are served as NAME.BASE_DOMAIN and *.NAME.BASE_DOMAIN. */
+  baseDomain: string;
+  listen: { http: { address: string; port: number }; https?: { address: string; port: number } };
+  /** The generated HAProxy configuration file (rendered whole from state). */
+  configFile: string;
+  /** argv; `{file}` is the file to check. */
+  validateCommand: string[];
+  /** argv run after a changed file is in place. */
+  reloadCommand: string[];
+  /** Route to 127.0.0.1:<httpPort> (host-port) or to <nodeAddress>:<ingress port> (node-address). */
+  backend: 'host-port' | 'node-address';
+}
+
+export interface GitopsSettings {
+  enabled: boolean;
+  /** A local path or a remote URL (credentials come from git itself, never from here). */
+  repository: string;
+  baseBranch: string;
+  templateDir?: string;
+  author: { name: string; email: string };
 }
 
 export interface SshConfig {
@@ -48,7 +77,7 @@ export interface SshConfig {
   idleCloseSeconds: number;
 }
 
-export const DEFAULT_CONFIG: Omit<Config, 'dataDir' | 'scriptsDir'> = {
+export const DEFAULT_CONFIG: Omit<Config, 'dataDir' | 'scriptsDir' | 'hooksDir'> = {
   concurrency: 2,
   timeouts: { create: 900, delete: 300, start: 300, stop: 300, 'import-image': 600, status: 60 },
   cancelGraceSeconds: 10,
@@ -73,6 +102,22 @@ export const DEFAULT_CONFIG: Omit<Config, 'dataDir' | 'scriptsDir'> = {
     idleWarnSeconds: 1740,
     idleCloseSeconds: 1800,
   },
+  hookTimeoutSeconds: 120,
+  routes: {
+    enabled: false,
+    baseDomain: '127.0.0.1.sslip.io',
+    listen: { http: { address: '0.0.0.0', port: 80 } },
+    configFile: '/etc/haproxy/kindler.cfg',
+    validateCommand: ['haproxy', '-c', '-f', '{file}'],
+    reloadCommand: ['systemctl', 'reload', 'haproxy'],
+    backend: 'host-port',
+  },
+  gitops: {
+    enabled: false,
+    repository: '',
+    baseBranch: 'main',
+    author: { name: 'kindler', email: 'kindler@localhost' },
+  },
 };
 
 /** Returns a list of problems, each naming the key and the rule. Empty when valid. */
@@ -83,6 +128,24 @@ export function configProblems(c: Config): string[] {
   };
   if (typeof c.dataDir !== 'string' || !c.dataDir) out.push('dataDir: must be a non-empty path');
   if (typeof c.scriptsDir !== 'string' || !c.scriptsDir) out.push('scriptsDir: must be a non-empty path');
+  if (typeof c.hooksDir !== 'string' || !c.hooksDir) out.push('hooksDir: must be a non-empty path');
+  posInt('hookTimeoutSeconds', c.hookTimeoutSeconds);
+  const r = c.routes;
+  if (typeof r?.enabled !== 'boolean') out.push('routes.enabled: must be true or false');
+  else if (r.enabled) {
+    if (!/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/.test(r.baseDomain ?? '')) out.push('routes.baseDomain: must be a DNS name like 192.168.1.10.sslip.io');
+    if (!r.listen?.http || !Number.isInteger(r.listen.http.port)) out.push('routes.listen.http: must be {"address": A, "port": P}');
+    if (typeof r.configFile !== 'string' || !r.configFile) out.push('routes.configFile: must be a path');
+    for (const k of ['validateCommand', 'reloadCommand'] as const) if (!Array.isArray(r[k]) || !r[k].length || !r[k].every((x) => typeof x === 'string')) out.push(`routes.${k}: must be a non-empty list of strings (argv)`);
+    if (r.backend !== 'host-port' && r.backend !== 'node-address') out.push('routes.backend: must be host-port or node-address');
+  }
+  const g = c.gitops;
+  if (typeof g?.enabled !== 'boolean') out.push('gitops.enabled: must be true or false');
+  else if (g.enabled) {
+    if (typeof g.repository !== 'string' || !g.repository) out.push('gitops.repository: must be a path or URL');
+    if (!/^[A-Za-z0-9._/-]+$/.test(g.baseBranch ?? '')) out.push('gitops.baseBranch: must be a branch name');
+    if (!g.author?.name || !g.author?.email) out.push('gitops.author: must have name and email');
+  }
   posInt('concurrency', c.concurrency);
   for (const [k, v] of Object.entries(c.timeouts ?? {})) posInt(`timeouts.${k}`, v);
   posInt('cancelGraceSeconds', c.cancelGraceSeconds, 0);

@@ -73,6 +73,8 @@ export interface TaskStep {
   state: 'running' | 'succeeded' | 'failed';
   startedAt: string;
   finishedAt?: string;
+  /** Why this step failed (post steps: route, git branch, hooks). */
+  error?: string;
 }
 
 export interface Task {

@@ -21,6 +21,8 @@ import { Store } from '../store/state.js';
 import { Feed, type Listener, type SessionInfo, type Snapshot } from './feed.js';
 import { readLogFile, TaskLog } from './logs.js';
 import { runScript, signalGroup, type Run, type RunResult } from './runner.js';
+import type { PostStep } from './poststeps.js';
+import { defaultPostSteps } from './steps.js';
 
 /** Who acts, and through which face. */
 export interface Actor {
@@ -36,6 +38,8 @@ export interface EngineOptions {
   log?: LogFn;
   /** Extra environment for scripts (tests point PATH at fakes through the daemon's own env). */
   scriptEnv?: Record<string, string>;
+  /** Routes, GitOps branch and hooks, run after a task's script succeeded. */
+  postSteps?: PostStep[];
 }
 
 interface Running {
@@ -47,6 +51,8 @@ interface Running {
   result?: Record<string, unknown>;
   cleanup?: 'begin' | 'done' | 'failed';
   reachedCreate: boolean;
+  /** The post steps that apply to this task. */
+  post: PostStep[];
 }
 
 export interface ImportRow { line: number; name: string; result: 'imported' | 'refused'; reason?: string }
@@ -90,7 +96,7 @@ export class Engine {
       lock.release();
       throw e;
     }
-    const engine = new Engine(cfg, store, lock, opts);
+    const engine = new Engine(cfg, store, lock, { ...opts, postSteps: opts.postSteps ?? defaultPostSteps(cfg, opts.scriptEnv) });
     await engine.recover();
     return engine;
   }
@@ -574,7 +580,8 @@ export class Engine {
     c.updatedAt = now();
     const call = scriptFor(this.cfg, t.kind, c, t.params);
     log.add(`[kindler] ${t.kind} ${c.name} (${c.provider}) started by ${t.user} as task ${t.id}`);
-    const state: Running = { task: t, log, stderrTail: [], reachedCreate: false, run: undefined as unknown as Run };
+    const post = (this.opts.postSteps ?? []).filter((p) => p.applies(t.kind, c));
+    const state: Running = { task: t, log, stderrTail: [], reachedCreate: false, post, run: undefined as unknown as Run };
     state.run = runScript({
       script: call.script,
       args: call.args,
@@ -623,9 +630,10 @@ export class Engine {
           prev.state = 'succeeded';
           prev.finishedAt = at;
         }
-        t.steps.push({ n: m.n, of: m.of, key: m.key, title: m.title, state: 'running', startedAt: at });
+        const of = m.of + s.post.length;
+        t.steps.push({ n: m.n, of, key: m.key, title: m.title, state: 'running', startedAt: at });
         t.step = m.title;
-        t.progress = progressAt(m.n, m.of);
+        t.progress = progressAt(m.n, of);
         if (m.key === 'create-cluster') s.reachedCreate = true;
         s.log.add(`==> [${m.n}/${m.of}] ${m.title}`);
         this.persist(t);
@@ -694,8 +702,22 @@ export class Engine {
       last.state = state === 'succeeded' ? 'succeeded' : 'failed';
       last.finishedAt = at;
     }
+    let postFailed = false;
+    if (state === 'succeeded' && s.post.length) {
+      await this.store.update((d) => {
+        const c = d.clusters.find((x) => x.name === t.cluster);
+        if (c) this.applyScriptOutcome(c, t.kind, s.result);
+      });
+      this.emitCluster(t.cluster);
+      const failures = await this.runPostSteps(s);
+      if (failures.length) {
+        postFailed = true;
+        state = 'failed';
+        reason = failures.join('; ');
+      }
+    }
     t.state = state;
-    t.finishedAt = at;
+    t.finishedAt = now();
     t.exitCode = r.exitCode;
     if (r.signal) t.signal = r.signal;
     if (state === 'succeeded') t.progress = 100;
@@ -711,14 +733,16 @@ export class Engine {
       c.updatedAt = at;
       if (state === 'succeeded') delete c.lastError;
       else c.lastError = reason;
-      c.steps = t.steps.map((st) => ({ key: st.key, title: st.title, state: st.state, at: st.finishedAt ?? st.startedAt, taskId: t.id, ...(st.state === 'failed' && reason ? { error: reason } : {}) }));
+      c.steps = t.steps.map((st) => ({ key: st.key, title: st.title, state: st.state, at: st.finishedAt ?? st.startedAt, taskId: t.id, ...(st.state === 'failed' ? { error: st.error ?? reason } : {}) }));
+      if (postFailed) {
+        // The provider work is done and stays; only a later step failed (a retry can finish it).
+        this.applyScriptOutcome(c, t.kind, s.result);
+        return;
+      }
       switch (t.kind) {
         case 'create':
           if (state === 'succeeded') {
-            c.actual = 'running';
-            const v = s.result!;
-            if (typeof v.nodeAddress === 'string') c.nodeAddress = v.nodeAddress;
-            if (typeof v.kubeContext === 'string') c.kubeContext = v.kubeContext;
+            this.applyScriptOutcome(c, t.kind, s.result);
           } else if (state === 'interrupted') {
             c.actual = 'unknown';
             recheck = true;
@@ -754,6 +778,50 @@ export class Engine {
     this.emitTask(t);
     if (recheck && !this.stopping) this.recheck(t.cluster, t.kind === 'create' ? t : null);
     this.pump();
+  }
+
+  /** Records what a succeeded script did to the cluster (before post steps, which read it). */
+  private applyScriptOutcome(c: Cluster, kind: TaskKind, result: Record<string, unknown> | undefined): void {
+    c.updatedAt = now();
+    if (kind === 'create' || kind === 'start') {
+      c.actual = 'running';
+      if (typeof result?.nodeAddress === 'string' && result.nodeAddress) c.nodeAddress = result.nodeAddress;
+      if (kind === 'create' && typeof result?.kubeContext === 'string') c.kubeContext = result.kubeContext;
+    } else if (kind === 'stop') c.actual = 'stopped';
+    else if (kind === 'delete') c.actual = 'absent';
+  }
+
+  /** Runs the post steps in order; each failure becomes "<title> failed: <reason>". */
+  private async runPostSteps(s: Running): Promise<string[]> {
+    const t = s.task;
+    const failures: string[] = [];
+    const base = t.steps.length ? t.steps[t.steps.length - 1]!.n : 0;
+    const of = base + s.post.length;
+    for (const [i, step] of s.post.entries()) {
+      const c = this.store.data.clusters.find((x) => x.name === t.cluster);
+      if (!c) break;
+      const n = base + i + 1;
+      const title = step.title(c, t.kind);
+      const rec = { n, of, key: step.key, title, state: 'running' as 'running' | 'succeeded' | 'failed', startedAt: now() } as Task['steps'][number];
+      t.steps.push(rec);
+      t.step = title;
+      t.progress = progressAt(n, of);
+      s.log.add(`==> [${n}/${of}] ${title}`);
+      this.persist(t);
+      try {
+        await step.run({ kind: t.kind, taskId: t.id, cluster: clone(c), clusters: () => this.store.data.clusters.map(clone), log: (l) => s.log.add(cleanLine(l)) });
+        rec.state = 'succeeded';
+      } catch (e) {
+        const msg = sanitizeLine((e as Error).message).slice(0, 2000);
+        rec.state = 'failed';
+        rec.error = msg;
+        s.log.add(`error: ${title} failed: ${msg}`);
+        failures.push(`${step.key} step failed: ${msg}`);
+      }
+      rec.finishedAt = now();
+      this.persist(t);
+    }
+    return failures;
   }
 
   /** Runs the idempotent delete script after a create that could not clean up by itself. */

@@ -15,6 +15,8 @@ export interface RunOptions {
   graceMs: number;
   onLine: (line: string, stream: 'stdout' | 'stderr') => void;
   onStart?: (pid: number) => void;
+  /** Execute `script` itself (any executable) instead of `bash script`. */
+  direct?: boolean;
 }
 
 export interface RunResult {
@@ -94,7 +96,8 @@ export function runScript(o: RunOptions): Run {
   let stopped: StopReason | null = null;
   let killed = false;
   let killTimer: NodeJS.Timeout | undefined;
-  const child = execa('bash', [o.script, ...o.args], {
+  const [file, argv] = o.direct ? [o.script, o.args] : ['bash', [o.script, ...o.args]];
+  const child = execa(file, argv, {
     cwd: o.cwd,
     env: { LOG_COLORS: 'false', ...o.env },
     detached: true,

@@ -3,7 +3,7 @@
  * so the daemon behaves the same whatever its working directory is.
  */
 import { readFileSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEFAULT_CONFIG, configProblems, type Config } from '../core/config.js';
 
@@ -27,7 +27,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`config ${file}: ${(e as Error).message}`);
   }
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`config ${file}: must be a JSON object`);
-  const known = new Set([...Object.keys(DEFAULT_CONFIG), 'dataDir', 'scriptsDir', '$comment']);
+  const known = new Set([...Object.keys(DEFAULT_CONFIG), 'dataDir', 'scriptsDir', 'hooksDir', '$comment']);
   for (const k of Object.keys(raw)) if (!known.has(k)) throw new ConfigError(`config ${file}: unknown key "${k}"`);
   const base = dirname(file);
   const rel = (p: unknown, fallback: string) => (typeof p === 'string' ? (isAbsolute(p) ? p : resolve(base, p)) : fallback);
@@ -44,7 +44,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     dataDir: rel(raw.dataDir, resolve(PACKAGE_ROOT, 'data')),
     scriptsDir: rel(raw.scriptsDir, resolve(PACKAGE_ROOT, 'scripts')),
+    hooksDir: '',
+    routes: { ...DEFAULT_CONFIG.routes, ...((raw.routes as object) ?? {}) },
+    gitops: {
+      ...DEFAULT_CONFIG.gitops,
+      ...((raw.gitops as object) ?? {}),
+      author: { ...DEFAULT_CONFIG.gitops.author, ...(((raw.gitops as Record<string, unknown>)?.author as object) ?? {}) },
+    },
   };
+  cfg.hooksDir = rel(raw.hooksDir, join(cfg.scriptsDir, 'hooks.d'));
+  cfg.routes.configFile = rel((raw.routes as Record<string, unknown> | undefined)?.configFile, cfg.routes.configFile);
+  const rawGit = (raw.gitops ?? {}) as Record<string, unknown>;
+  if (typeof rawGit.repository === 'string' && rawGit.repository && !/^[a-z][a-z0-9+.-]*:\/\/|^[^/]+@[^:]+:/i.test(rawGit.repository)) cfg.gitops.repository = rel(rawGit.repository, '');
+  if (typeof rawGit.templateDir === 'string') cfg.gitops.templateDir = rel(rawGit.templateDir, '');
   const rawSsh = (raw.ssh ?? {}) as Record<string, unknown>;
   cfg.ssh.hostKeyFile = rel(rawSsh.hostKeyFile, resolve(PACKAGE_ROOT, DEFAULT_CONFIG.ssh.hostKeyFile));
   cfg.ssh.usersFile = rel(rawSsh.usersFile, resolve(PACKAGE_ROOT, DEFAULT_CONFIG.ssh.usersFile));
