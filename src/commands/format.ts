@@ -46,6 +46,7 @@ export function clusterDetails(c: Cluster, tasks: Task[]): string {
     ['api port', c.apiPort],
     ['subnet', c.subnet],
     ['node address', c.nodeAddress],
+    ['domain', c.domain],
     ['kube context', c.kubeContext],
     ['kubeconfig', c.kubeconfig],
     ['owner', c.owner],

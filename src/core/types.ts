@@ -43,6 +43,8 @@ export interface Cluster {
   kubeContext: string;
   kubeconfig: string;
   nodeAddress?: string;
+  /** NAME.BASE_DOMAIN when routes are on. */
+  domain?: string;
   /** Ingress NodePort inside the cluster (route backend port), when known (imports). */
   ingressNodePort?: number;
   /** Free-form flags carried over from imports (register hooks, routing on/off). */

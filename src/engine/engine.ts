@@ -271,6 +271,7 @@ export class Engine {
         ...(req.ttlMs ? { expiresAt: new Date(Date.now() + req.ttlMs).toISOString() } : {}),
         kubeContext: kubeContextFor(req.provider, req.name),
         kubeconfig: join(this.kubeDir, `${req.name}.yaml`),
+        ...(this.cfg.routes.enabled ? { domain: `${req.name}.${this.cfg.routes.baseDomain}` } : {}),
         ...(req.ingressNodePort ? { ingressNodePort: req.ingressNodePort } : existing?.ingressNodePort ? { ingressNodePort: existing.ingressNodePort } : {}),
         ...(req.options ? { options: req.options } : existing?.options ? { options: existing.options } : {}),
         updatedAt: at,

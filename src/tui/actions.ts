@@ -72,7 +72,6 @@ export function openDetails(app: TuiApp): void {
         try {
           const j = JSON.parse(r.out) as { cluster: Cluster; tasks?: Task[] };
           d.lines = clusterDetails(j.cluster, j.tasks ?? []).trimEnd().split('\n').map((l) => escapeTags(plain(l)));
-          d.lines.splice(9, 0, `${'domain'.padEnd(14)} -`);
         } catch {
           d.lines = ['{red-fg}unreadable reply from show{/red-fg}'];
         }

@@ -157,7 +157,7 @@ const SPECS: ColumnSpec[] = [
   { title: 'HTTP', width: 5, right: true, cell: (c) => clean(c.httpPort) },
   { title: 'HTTPS', width: 5, right: true, cell: (c) => clean(c.httpsPort) },
   { title: 'API', width: 5, right: true, cell: (c) => clean(c.apiPort) },
-  { title: 'DOMAIN', width: 6, dropBelow: 16, cell: () => '-' },
+  { title: 'DOMAIN', width: 20, dropBelow: 10, cell: (c) => (c.domain ? clean(c.domain) : '-') },
   { title: 'OWNER', width: 10, cell: (c) => clean(c.owner) },
   { title: 'EXPIRES', width: 7, cell: (c, now) => until(c.expiresAt, now) },
 ];
