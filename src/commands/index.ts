@@ -10,7 +10,6 @@ import { checkImage, parseCount, parseProvider, type CreateRequest } from '../co
 import { sanitizeLine, shown } from '../core/text.js';
 import { isTerminal, type Task } from '../core/types.js';
 import { Engine, type Actor } from '../engine/engine.js';
-import { doctor } from '../provision/doctor.js';
 import type { UsersStore } from '../access/users.js';
 import { bar, clusterDetails, clusterTable, table, taskTable } from './format.js';
 import { helpText, parseArgs, type Parsed, type VerbSpec } from './parse.js';
@@ -363,7 +362,7 @@ const VERBS: Verb[] = [
     args: [],
     flags: {},
     async run(_p, ctx, json) {
-      const tools = await doctor();
+      const tools = await ctx.engine.doctor();
       const by = (n: string) => tools.find((t) => t.name === n)!;
       const ok = by('docker').usable && by('kubectl').usable && (by('k3d').usable || by('kind').usable);
       print(ctx, json, { ok, tools }, () =>
@@ -390,6 +389,26 @@ const VERBS: Verb[] = [
       const rows = await ctx.engine.importCsv(text, ctx.actor);
       print(ctx, json, { rows }, () => (rows.length ? table(['LINE', 'NAME', 'RESULT', 'REASON'], rows.map((r) => [r.line, r.name, r.result, r.reason])) : 'no rows\n'));
       return rows.some((r) => r.result === 'refused') ? EXIT.failed : EXIT.ok;
+    },
+  },
+  {
+    name: 'routes',
+    summary: 'List host -> backend routes, and whether the live HAProxy file matches what state says.',
+    args: [],
+    flags: {},
+    async run(_p, ctx, json) {
+      const cfg = ctx.engine.cfg.routes;
+      if (!cfg.enabled) {
+        print(ctx, json, { enabled: false, routes: [], skipped: [], liveMatches: true }, () => 'routes are off (routes.enabled is false)\n');
+        return EXIT.ok;
+      }
+      const st = await ctx.engine.routesStatus();
+      print(ctx, json, { enabled: true, ...st }, () =>
+        (st.routes.length ? table(['HOST', 'ALSO', 'BACKEND', 'CLUSTER'], st.routes.map((r) => [r.host, r.wildcard, r.backend, r.cluster])) : 'no routes\n') +
+        st.skipped.map((x) => `not routed: ${x.name}: ${x.reason}\n`).join('') +
+        (st.liveMatches ? `live file ${st.liveFile} matches state\n` : `live file ${st.liveFile} does NOT match state (a route step failed, or the file was edited)\n`),
+      );
+      return st.liveMatches ? EXIT.ok : EXIT.failed;
     },
   },
   {

@@ -15,6 +15,8 @@ import { cleanLine, sanitizeLine } from '../core/text.js';
 import { isTerminal, type AuditEvent, type Cluster, type Task, type TaskKind, type TaskState } from '../core/types.js';
 import { parseEnvironmentsCsv } from '../core/csv.js';
 import { hostPortBusy } from '../provision/hostports.js';
+import { doctor, type ToolReport } from '../provision/doctor.js';
+import { routesStatus } from '../provision/routes.js';
 import { parseStatus, scriptFor, statusCall, type StatusResult } from '../provision/scripts.js';
 import { acquireLock, processStart, type Lock } from '../store/lock.js';
 import { Store } from '../store/state.js';
@@ -158,6 +160,16 @@ export class Engine {
       out.push(clone(t));
     }
     return out;
+  }
+
+  /** Routes as state renders them, and whether the live HAProxy file matches. */
+  routesStatus(): ReturnType<typeof routesStatus> {
+    return routesStatus(this.listClusters(), this.cfg.routes);
+  }
+
+  /** The host tools' report (docker, k3d, kind, kubectl, git, haproxy), with the scripts' environment. */
+  doctor(): Promise<ToolReport[]> {
+    return doctor(this.opts.scriptEnv ? { ...process.env, ...this.opts.scriptEnv } as Record<string, string> : undefined);
   }
 
   /** The last task that acted on a cluster (kept even after the cluster is deleted). */

@@ -4,6 +4,7 @@
 import type { Config } from '../core/config.js';
 import type { Cluster } from '../core/types.js';
 import { hookEnv, listHooks, type HookPhase } from '../provision/hooks.js';
+import { applyRoutes, renderRoutes } from '../provision/routes.js';
 import { runHooks } from './hooks.js';
 import type { PostStep } from './poststeps.js';
 
@@ -38,7 +39,30 @@ export function hooksStep(cfg: Config, scriptEnv?: Record<string, string>): Post
   };
 }
 
+/**
+ * The route step: renders the whole HAProxy file from state, validates it, and only then puts it in
+ * place and reloads. After create/start the cluster is routed; after stop/delete its route is gone.
+ */
+export function routeStep(cfg: Config): PostStep {
+  return {
+    key: 'route',
+    title: (c, kind) => (kind === 'create' || kind === 'start' ? `Route ${c.name}.${cfg.routes.baseDomain}` : `Remove the route of ${c.name}`),
+    applies: (kind, c) => cfg.routes.enabled && kind !== 'import-image' && c.options?.route !== false,
+    run: async (ctx) => {
+      const rendered = renderRoutes(ctx.clusters(), cfg.routes);
+      const mine = rendered.routes.find((r) => r.cluster === ctx.cluster.name);
+      const wanted = ctx.kind === 'create' || ctx.kind === 'start';
+      if (wanted && !mine) {
+        const why = rendered.skipped.find((s) => s.name === ctx.cluster.name)?.reason ?? 'not routable';
+        throw new Error(`no route for ${ctx.cluster.name}: ${why}`);
+      }
+      const { changed } = await applyRoutes(rendered.text, cfg.routes, ctx.log);
+      ctx.log(mine ? `route ${mine.host} -> ${mine.backend}${changed ? '' : ' (already live)'}` : `no route for ${ctx.cluster.name}${changed ? ' (removed)' : ''}`);
+    },
+  };
+}
+
 /** Every post step the configuration turns on, in the order they run. */
 export function defaultPostSteps(cfg: Config, scriptEnv?: Record<string, string>): PostStep[] {
-  return [hooksStep(cfg, scriptEnv)];
+  return [routeStep(cfg), hooksStep(cfg, scriptEnv)];
 }
