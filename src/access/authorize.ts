@@ -16,6 +16,7 @@ export type Action =
   | 'import-image'
   | 'cancel'
   | 'extend'
+  | 'sync'
   | 'import-csv'
   | 'users'
   | 'audit'
@@ -35,7 +36,7 @@ export interface Target {
 
 export type Decision = { ok: true } | { ok: false; reason: string };
 
-const OWNED: readonly Action[] = ['delete', 'start', 'stop', 'import-image', 'cancel', 'extend'];
+const OWNED: readonly Action[] = ['delete', 'start', 'stop', 'import-image', 'cancel', 'extend', 'sync'];
 const ADMIN_ONLY: readonly Action[] = ['import-csv', 'users', 'audit', 'reconcile'];
 
 /** Decides whether `who` may do `action` on `target`. The reason is one line for the refusal. */

@@ -270,6 +270,16 @@ const VERBS: Verb[] = [
     },
   },
   {
+    name: 'sync',
+    summary: "Re-run a running cluster's route and GitOps branch steps (finishes what a failed step left).",
+    args: [{ name: 'name', required: true, help: 'cluster name' }],
+    flags: { ...WAIT },
+    async run(p, ctx, json) {
+      allow(ctx, 'sync', p.args.name!);
+      return report(ctx, p, json, await ctx.engine.sync(p.args.name!, ctx.actor));
+    },
+  },
+  {
     name: 'import-image',
     summary: 'Import a local docker image into a running cluster.',
     args: [

@@ -79,7 +79,7 @@ export interface SshConfig {
 
 export const DEFAULT_CONFIG: Omit<Config, 'dataDir' | 'scriptsDir' | 'hooksDir'> = {
   concurrency: 2,
-  timeouts: { create: 900, delete: 300, start: 300, stop: 300, 'import-image': 600, status: 60 },
+  timeouts: { create: 900, delete: 300, start: 300, stop: 300, 'import-image': 600, sync: 300, status: 60 },
   cancelGraceSeconds: 10,
   waitTimeoutSeconds: 180,
   ports: { http: { from: 18080, to: 18279 }, https: { from: 18443, to: 18642 }, api: { from: 16443, to: 16642 } },

@@ -55,7 +55,7 @@ export interface Cluster {
   updatedAt: string;
 }
 
-export const TASK_KINDS = ['create', 'delete', 'start', 'stop', 'import-image'] as const;
+export const TASK_KINDS = ['create', 'delete', 'start', 'stop', 'import-image', 'sync'] as const;
 export type TaskKind = (typeof TASK_KINDS)[number];
 
 export const TASK_STATES = ['queued', 'running', 'succeeded', 'failed', 'cancelled', 'interrupted'] as const;

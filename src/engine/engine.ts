@@ -377,6 +377,17 @@ export class Engine {
     });
   }
 
+  /** Re-runs the route and GitOps steps for a running cluster (finishes what a failed step left). */
+  sync(name: string, actor: Actor): Promise<Task> {
+    return this.admit(async () => {
+      this.refuseWhenStopping();
+      const c = this.record(name);
+      this.assertIdle(name);
+      if (c.desired !== 'present') throw conflict(`cluster "${name}" is meant to be ${c.desired}; only a cluster meant to run can be synced`);
+      return this.enqueue('sync', c, actor, {}, () => undefined);
+    });
+  }
+
   importImage(name: string, image: string, actor: Actor): Promise<Task> {
     return this.admit(async () => {
       this.refuseWhenStopping();
@@ -691,6 +702,9 @@ export class Engine {
     } else if (r.stopped === 'shutdown') {
       state = 'interrupted';
       reason = 'kindler stopped while the task was running';
+    } else if (r.exitCode === 0 && t.kind === 'sync' && s.result?.state !== 'running') {
+      state = 'failed';
+      reason = `the provider reports the cluster ${String(s.result?.state ?? 'unknown')}; start it first`;
     } else if (r.exitCode === 0 && (t.kind !== 'create' || s.result)) {
       state = 'succeeded';
     } else if (r.exitCode === 0) {
@@ -781,6 +795,9 @@ export class Engine {
             recheck = true;
           }
           break;
+        case 'sync':
+          if (state === 'succeeded') c.actual = 'running';
+          break;
         case 'import-image':
           break;
       }
@@ -796,7 +813,7 @@ export class Engine {
   /** Records what a succeeded script did to the cluster (before post steps, which read it). */
   private applyScriptOutcome(c: Cluster, kind: TaskKind, result: Record<string, unknown> | undefined): void {
     c.updatedAt = now();
-    if (kind === 'create' || kind === 'start') {
+    if (kind === 'create' || kind === 'start' || kind === 'sync') {
       c.actual = 'running';
       if (typeof result?.nodeAddress === 'string' && result.nodeAddress) c.nodeAddress = result.nodeAddress;
       if (kind === 'create' && typeof result?.kubeContext === 'string') c.kubeContext = result.kubeContext;

@@ -5,6 +5,8 @@ import type { Config } from '../core/config.js';
 import type { Cluster } from '../core/types.js';
 import { hookEnv, listHooks, type HookPhase } from '../provision/hooks.js';
 import { applyRoutes, renderRoutes } from '../provision/routes.js';
+import { Gitops, gitopsConfigProblem } from '../provision/gitops.js';
+import { join } from 'node:path';
 import { runHooks } from './hooks.js';
 import type { PostStep } from './poststeps.js';
 
@@ -46,12 +48,12 @@ export function hooksStep(cfg: Config, scriptEnv?: Record<string, string>): Post
 export function routeStep(cfg: Config): PostStep {
   return {
     key: 'route',
-    title: (c, kind) => (kind === 'create' || kind === 'start' ? `Route ${c.name}.${cfg.routes.baseDomain}` : `Remove the route of ${c.name}`),
+    title: (c, kind) => (kind === 'create' || kind === 'start' || kind === 'sync' ? `Route ${c.name}.${cfg.routes.baseDomain}` : `Remove the route of ${c.name}`),
     applies: (kind, c) => cfg.routes.enabled && kind !== 'import-image' && c.options?.route !== false,
     run: async (ctx) => {
       const rendered = renderRoutes(ctx.clusters(), cfg.routes);
       const mine = rendered.routes.find((r) => r.cluster === ctx.cluster.name);
-      const wanted = ctx.kind === 'create' || ctx.kind === 'start';
+      const wanted = ctx.kind === 'create' || ctx.kind === 'start' || ctx.kind === 'sync';
       if (wanted && !mine) {
         const why = rendered.skipped.find((s) => s.name === ctx.cluster.name)?.reason ?? 'not routable';
         throw new Error(`no route for ${ctx.cluster.name}: ${why}`);
@@ -62,7 +64,59 @@ export function routeStep(cfg: Config): PostStep {
   };
 }
 
+/**
+ * The GitOps step: after a create, branch NAME with clusters/NAME/cluster.json and the template,
+ * pushed and verified; after a delete, an archive tag at the branch head, then the branch removed.
+ */
+export function gitopsStep(cfg: Config): PostStep {
+  let git: Gitops | null = null;
+  const client = (log: (l: string) => void) => {
+    git ??= new Gitops(
+      {
+        enabled: true,
+        repository: cfg.gitops.repository,
+        baseBranch: cfg.gitops.baseBranch,
+        ...(cfg.gitops.templateDir ? { templateDir: cfg.gitops.templateDir } : {}),
+        workDir: join(cfg.dataDir, 'gitops'),
+        author: cfg.gitops.author,
+      },
+      (l) => currentLog(l),
+    );
+    currentLog = log;
+    return git;
+  };
+  let currentLog: (l: string) => void = () => undefined;
+  // One git operation at a time, so each task's git lines land in that task's log.
+  let chain: Promise<unknown> = Promise.resolve();
+  const serial = <T>(log: (l: string) => void, op: (g: Gitops) => Promise<T>): Promise<T> => {
+    const p = chain.then(() => {
+      currentLog = log;
+      return op(client(log));
+    });
+    chain = p.catch(() => undefined);
+    return p;
+  };
+  return {
+    key: 'git-branch',
+    title: (c, kind) => (kind === 'delete' ? `Archive and remove GitOps branch ${c.name}` : `Push GitOps branch ${c.name}`),
+    applies: (kind) => cfg.gitops.enabled && (kind === 'create' || kind === 'delete' || kind === 'sync'),
+    run: async (ctx) => {
+      if (ctx.kind !== 'delete') {
+        const r = await serial(ctx.log, (g) => g.createBranch(ctx.cluster, domainOf(cfg, ctx.cluster) ?? `${ctx.cluster.name}.${cfg.routes.baseDomain}`));
+        ctx.log(`git: branch ${r.branch} at ${r.commit}`);
+      } else {
+        const r = await serial(ctx.log, (g) => g.archiveAndDelete(ctx.cluster.name));
+        ctx.log('absent' in r ? `git: no branch ${ctx.cluster.name} (already removed)` : `git: archived as ${r.tag} at ${r.commit}; branch removed`);
+      }
+    },
+  };
+}
+
 /** Every post step the configuration turns on, in the order they run. */
 export function defaultPostSteps(cfg: Config, scriptEnv?: Record<string, string>): PostStep[] {
-  return [routeStep(cfg), hooksStep(cfg, scriptEnv)];
+  if (cfg.gitops.enabled) {
+    const problem = gitopsConfigProblem({ ...cfg.gitops, workDir: join(cfg.dataDir, 'gitops') });
+    if (problem) throw new Error(`config: gitops: ${problem}`);
+  }
+  return [routeStep(cfg), gitopsStep(cfg), hooksStep(cfg, scriptEnv)];
 }

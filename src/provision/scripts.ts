@@ -35,6 +35,9 @@ export function scriptFor(cfg: Config, kind: TaskKind, c: Cluster, params: Recor
       return { script: s('cluster.sh'), args: ['stop', ...base] };
     case 'import-image':
       return { script: s('cluster.sh'), args: ['import-image', ...base, '--image', String(params.image)] };
+    case 'sync':
+      // Confirms with the provider that the cluster runs; the route and branch steps follow.
+      return { script: s('cluster.sh'), args: ['status', ...base] };
   }
 }
 
