@@ -57,7 +57,7 @@ export function clusterDetails(c: Cluster, tasks: Task[]): string {
   let out = kv.map(([k, v]) => `${k.padEnd(14)} ${sanitizeLine(v === undefined || v === '' ? '-' : String(v))}`).join('\n');
   if (c.steps?.length) {
     out += `\n\nsteps (task ${c.steps[0]!.taskId}):\n`;
-    out += c.steps.map((s) => `  ${s.state.padEnd(10)} ${sanitizeLine(s.title)}${s.error ? ` — ${sanitizeLine(s.error)}` : ''}`).join('\n');
+    out += c.steps.map((s) => `  ${s.state.padEnd(10)} ${s.at.slice(11, 19)}  ${sanitizeLine(s.title)}${s.error ? ` — ${sanitizeLine(s.error)}` : ''}`).join('\n');
   }
   if (tasks.length) out += `\n\nrecent tasks:\n${taskTable(tasks).replace(/^/gm, '  ').trimEnd()}`;
   return `${out}\n`;
