@@ -17,7 +17,9 @@ import type { Cluster } from '../src/core/types.js';
 import { KindlerError } from '../src/core/errors.js';
 import { applyRoutes, renderRoutes, routable, routesStatus, type RoutesConfig } from '../src/provision/routes.js';
 
-const HAPROXY = '/usr/sbin/haproxy';
+const HAPROXY = ['/usr/sbin/haproxy', '/usr/bin/haproxy', '/usr/local/sbin/haproxy'].find((p) => existsSync(p)) ?? 'haproxy';
+/** Tests that need the real binary say why they are skipped where it is missing (.ci/run installs it). */
+const NEEDS_HAPROXY = HAPROXY === 'haproxy' ? 'haproxy is not installed here (.ci/run installs it, so CI always runs this)' : false;
 const NODE = process.execPath;
 
 function cluster(name: string, over: Partial<Cluster> = {}): Cluster {
@@ -61,7 +63,7 @@ const sectionNames = (text: string) => [...text.matchAll(/^(?:frontend|backend) 
 
 const LONG = `l${'a1-'.repeat(20)}xy`; // 63 characters
 
-describe('renderRoutes', () => {
+describe('renderRoutes', { skip: NEEDS_HAPROXY }, () => {
   test('deterministic, sorted, and valid for haproxy with odd-but-valid names', (t) => {
     const dir = tempDir(t);
     assert.equal(LONG.length, 63);
@@ -186,7 +188,7 @@ describe('renderRoutes', () => {
   });
 });
 
-describe('applyRoutes', () => {
+describe('applyRoutes', { skip: NEEDS_HAPROXY }, () => {
   const leftovers = (dir: string) => readdirSync(dir).filter((f) => f.includes('.kindler-'));
 
   test('valid → written and reloaded once; identical → no reload; status tracks the live file', async (t) => {
@@ -374,7 +376,7 @@ function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, new Promise<T>((_, rej) => (timer = setTimeout(() => rej(new Error(`timed out: ${what}`)), ms)))]).finally(() => clearTimeout(timer));
 }
 
-describe('real routing through haproxy', () => {
+describe('real routing through haproxy', { skip: NEEDS_HAPROXY }, () => {
   test('Host header and SNI reach the right cluster; a removed cluster falls back to 404 after apply', async (t) => {
     const dir = tempDir(t);
     const servers: Array<HttpServer | NetServer> = [];
