@@ -389,3 +389,27 @@ test('hooks run after create and delete with the cluster facts; a failing hook f
   assert.equal(d.code, 0, d.err);
   assert.match(readFileSync(out, 'utf8'), /delete hooked/);
 });
+
+test('quota, extend and audit', async (t) => {
+  const { engine } = await withEngine(t, { maxClustersPerUser: 1 });
+  assert.equal((await verb(engine, ['create', 'mine', '--ttl', '1h', '--json'])).code, 0);
+  const over = await verb(engine, ['create', 'second']);
+  assert.equal(over.code, 4);
+  assert.match(over.err, /^error: quota: alice already has 1 cluster \(limit 1\); delete one first/);
+  await engine.idle();
+  const before = Date.parse(engine.getCluster('mine')!.expiresAt!);
+  const e = await verb(engine, ['extend', 'mine', '2h', '--json']);
+  assert.equal(e.code, 0, e.err);
+  assert.ok(Date.parse(JSON.parse(e.out).cluster.expiresAt) - before >= 2 * 3600_000 - 1000);
+  assert.equal((await verb(engine, ['extend', 'mine', 'soon'])).code, 2);
+  const viewer = { user: 'vic', source: 'test', role: 'viewer' as const };
+  assert.equal((await verb(engine, ['extend', 'mine', '1h'], viewer)).code, 5);
+  assert.equal((await verb(engine, ['audit'], viewer)).code, 5);
+  const a = JSON.parse((await verb(engine, ['audit', '--json'])).out).events;
+  const actions = a.map((x: { action: string; result: string; user: string }) => `${x.user}:${x.action}:${x.result}`);
+  assert.ok(actions.includes('alice:create:ok'), actions.join(' '));
+  assert.ok(actions.includes('alice:extend:ok'));
+  assert.ok(actions.includes('vic:extend:refused'));
+  const onlyVic = JSON.parse((await verb(engine, ['audit', '--user', 'vic', '--since', '1h', '--json'])).out).events;
+  assert.ok(onlyVic.length >= 1 && onlyVic.every((x: { user: string }) => x.user === 'vic'));
+});

@@ -402,6 +402,48 @@ const VERBS: Verb[] = [
     },
   },
   {
+    name: 'extend',
+    summary: "Push a cluster's expiry back, e.g. kindler extend dev 2h (owner or admin).",
+    args: [
+      { name: 'name', required: true, help: 'cluster name' },
+      { name: 'duration', required: true, help: 'how much longer, e.g. 2h, 1d' },
+    ],
+    flags: {},
+    async run(p, ctx, json) {
+      const ms = parseDuration('duration', p.args.duration!);
+      allow(ctx, 'extend', p.args.name!);
+      const c = await ctx.engine.extend(p.args.name!, ms, ctx.actor);
+      print(ctx, json, { cluster: c }, () => `${c.name} now expires at ${c.expiresAt}\n`);
+      return EXIT.ok;
+    },
+  },
+  {
+    name: 'audit',
+    summary: 'Who did what, from which face, with what result (admin).',
+    args: [],
+    flags: {
+      user: { type: 'string', value: 'USER', help: 'only this user' },
+      since: { type: 'string', value: 'DURATION|TIME', help: 'only events newer than this (e.g. 2h, or an ISO time)' },
+      limit: { type: 'string', value: 'N', help: 'at most the last N events (default 200)' },
+    },
+    async run(p, ctx, json) {
+      allow(ctx, 'audit');
+      const since = p.flags.since as string | undefined;
+      let sinceMs: number | undefined;
+      if (since !== undefined) {
+        if (/^\d{4}-\d{2}-\d{2}/.test(since) && !Number.isNaN(Date.parse(since))) sinceMs = Date.parse(since);
+        else sinceMs = Date.now() - parseDuration('since', since);
+      }
+      const limitRaw = p.flags.limit as string | undefined;
+      if (limitRaw !== undefined && !/^[1-9][0-9]{0,5}$/.test(limitRaw)) throw usageError(`limit: must be a whole number 1-999999 (got ${shown(limitRaw, 20)})`, 'limit');
+      const events = ctx.engine.listAudit({ ...(p.flags.user ? { user: p.flags.user as string } : {}), ...(sinceMs !== undefined ? { sinceMs } : {}), limit: limitRaw ? Number(limitRaw) : 200 });
+      print(ctx, json, { events }, () =>
+        events.length ? table(['TIME', 'USER', 'SOURCE', 'ACTION', 'TARGET', 'RESULT', 'TASK', 'DETAIL'], events.map((e) => [e.at, e.user, `${e.source}${e.fingerprint ? ` ${e.fingerprint.slice(0, 19)}` : ''}`, e.action, e.target, e.result, e.taskId, e.detail])) : 'no audit events\n',
+      );
+      return EXIT.ok;
+    },
+  },
+  {
     name: 'routes',
     summary: 'List host -> backend routes, and whether the live HAProxy file matches what state says.',
     args: [],

@@ -30,6 +30,8 @@ export interface Config {
   /** Where post-create.d/ and post-delete.d/ hooks live. */
   hooksDir: string;
   hookTimeoutSeconds: number;
+  /** Most clusters one user may own (0 = no limit). */
+  maxClustersPerUser: number;
   routes: RoutesSettings;
   gitops: GitopsSettings;
 }
@@ -103,6 +105,7 @@ export const DEFAULT_CONFIG: Omit<Config, 'dataDir' | 'scriptsDir' | 'hooksDir'>
     idleCloseSeconds: 1800,
   },
   hookTimeoutSeconds: 120,
+  maxClustersPerUser: 0,
   routes: {
     enabled: false,
     baseDomain: '127.0.0.1.sslip.io',
@@ -130,6 +133,7 @@ export function configProblems(c: Config): string[] {
   if (typeof c.scriptsDir !== 'string' || !c.scriptsDir) out.push('scriptsDir: must be a non-empty path');
   if (typeof c.hooksDir !== 'string' || !c.hooksDir) out.push('hooksDir: must be a non-empty path');
   posInt('hookTimeoutSeconds', c.hookTimeoutSeconds);
+  posInt('maxClustersPerUser', c.maxClustersPerUser, 0);
   const r = c.routes;
   if (typeof r?.enabled !== 'boolean') out.push('routes.enabled: must be true or false');
   else if (r.enabled) {

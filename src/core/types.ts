@@ -106,6 +106,7 @@ export interface Task {
 export interface AuditEvent {
   at: string;
   user: string;
+  fingerprint?: string;
   source: string;
   action: string;
   target: string;

@@ -30,6 +30,8 @@ import { defaultPostSteps } from './steps.js';
 export interface Actor {
   user: string;
   source: string;
+  /** The SSH key that authenticated the user, when there was one. */
+  fingerprint?: string;
 }
 
 export type LogFn = (level: 'info' | 'warn' | 'error', msg: string) => void;
@@ -261,6 +263,11 @@ export class Engine {
         }
       }
       const others = this.store.data.clusters.filter((c) => c.name !== req.name);
+      const max = this.cfg.maxClustersPerUser;
+      if (max > 0 && !existing) {
+        const owned = others.filter((c) => c.owner === actor.user).length;
+        if (owned >= max) throw conflict(`quota: ${actor.user} already has ${owned} cluster${owned === 1 ? '' : 's'} (limit ${max}); delete one first`);
+      }
       const ports = await this.pickPorts(req, existing, others);
       if (req.subnet) {
         const mine = parseSubnet(req.subnet);
@@ -375,6 +382,27 @@ export class Engine {
         r.updatedAt = now();
       });
     });
+  }
+
+  /** Pushes a cluster's expiry back by `ms` from now (or from its current expiry, if later). */
+  async extend(name: string, ms: number, actor: Actor): Promise<Cluster> {
+    const c = this.record(name);
+    if (c.desired === 'absent') throw conflict(`cluster "${name}" is being deleted`);
+    const from = Math.max(Date.now(), c.expiresAt ? Date.parse(c.expiresAt) : 0);
+    await this.store.update((d) => {
+      const r = d.clusters.find((x) => x.name === name)!;
+      r.expiresAt = new Date(from + ms).toISOString();
+      r.updatedAt = now();
+      this.audit(d, actor, 'extend', name, 'ok');
+    });
+    this.emitCluster(name);
+    return this.getCluster(name)!;
+  }
+
+  /** Audit events, oldest first, filtered. */
+  listAudit(f: { user?: string; sinceMs?: number; limit?: number } = {}): AuditEvent[] {
+    const out = this.store.data.audit.filter((a) => (!f.user || a.user === f.user) && (f.sinceMs === undefined || Date.parse(a.at) >= f.sinceMs));
+    return (f.limit ? out.slice(-f.limit) : out).map(clone);
   }
 
   /** Re-runs the route and GitOps steps for a running cluster (finishes what a failed step left). */
@@ -539,12 +567,12 @@ export class Engine {
   /** Appends an audit event for an action that is not a task (users, imports, refusals). */
   recordAudit(actor: Actor, action: string, target: string, result: AuditEvent['result'], detail?: string): void {
     void this.store
-      .update((d) => d.audit.push({ at: now(), user: actor.user, source: actor.source, action, target, result, ...(detail ? { detail } : {}) }))
+      .update((d) => d.audit.push({ at: now(), user: actor.user, ...(actor.fingerprint ? { fingerprint: actor.fingerprint } : {}), source: actor.source, action, target, result, ...(detail ? { detail } : {}) }))
       .catch((e: Error) => this.log('error', `state write failed: ${e.message}`));
   }
 
   private audit(d: Store['data'], actor: Actor, action: string, target: string, result: AuditEvent['result'], taskId?: string): void {
-    d.audit.push({ at: now(), user: actor.user, source: actor.source, action, target, result, ...(taskId ? { taskId } : {}) });
+    d.audit.push({ at: now(), user: actor.user, ...(actor.fingerprint ? { fingerprint: actor.fingerprint } : {}), source: actor.source, action, target, result, ...(taskId ? { taskId } : {}) });
   }
 
   // ---- running work --------------------------------------------------------------------------
