@@ -166,7 +166,12 @@ export function analyseDrift(clusters: readonly Cluster[], provider: readonly Pr
       continue;
     }
     if (c.desired === 'present' && p.state !== 'running') {
-      drift.push({ kind: 'stopped', cluster: c.name, detail: `desired present but the provider reports it ${nodesText(p)}`, heal: 'start' });
+      // What a failed create left behind is never started automatically: it is the user's to delete or retry.
+      drift.push(
+        c.actual === 'failed'
+          ? { kind: 'stopped', cluster: c.name, detail: `its create failed and the provider still has it ${nodesText(p)}; not started automatically (kindler delete ${c.name} removes what is left)`, heal: 'report' }
+          : { kind: 'stopped', cluster: c.name, detail: `desired present but the provider reports it ${nodesText(p)}`, heal: 'start' },
+      );
       continue;
     }
     if (c.desired === 'stopped' && p.state !== 'stopped') {
