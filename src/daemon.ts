@@ -10,6 +10,9 @@ import type { Config } from './core/config.js';
 import { sanitizeLine } from './core/text.js';
 import { loadOrCreateHostKey } from './ssh/hostkey.js';
 import { startSshServer, type SshServer } from './ssh/server.js';
+import cron from 'node-cron';
+import { runReconcile, runRetention, runTtl } from './cron/jobs.js';
+import { startJobs, type Jobs } from './cron/scheduler.js';
 
 export const daemonLog: LogFn = (level, msg) => {
   const line = `${new Date().toISOString()} ${level} ${sanitizeLine(msg)}\n`;
@@ -33,6 +36,26 @@ function openUsers(cfg: Config): UsersStore {
 export async function runDaemon(cfg: Config): Promise<number> {
   delete process.env.TMUX;
   const engine = await Engine.start(cfg, { role: 'daemon', log: daemonLog });
+  let jobs: Jobs;
+  try {
+    jobs = startJobs(
+      [
+        { name: 'reconcile', expr: cfg.schedules.reconcile, run: () => runReconcile(engine, { dryRun: false, log: daemonLog }).then((r) => daemonLog(r.drift.length || r.errors.length ? 'warn' : 'info', `reconcile: ${r.drift.length} drift, ${r.healed.length} healed, ${r.errors.length} errors`)) },
+        { name: 'ttl', expr: cfg.schedules.ttl, run: () => runTtl(engine, daemonLog) },
+        { name: 'retention', expr: cfg.schedules.retention, run: () => runRetention(engine, daemonLog) },
+      ],
+      {
+        schedule: (expr, fn, opts) => cron.schedule(expr, fn, { name: opts.name, timezone: opts.timezone ?? 'UTC' }),
+        validate: (expr) => cron.validate(expr),
+        log: daemonLog,
+        timezone: 'UTC',
+      },
+    );
+  } catch (e) {
+    daemonLog('error', (e as Error).message);
+    await engine.shutdown();
+    return 1;
+  }
   const users = openUsers(cfg);
   const control = await startControlServer(engine, daemonLog, users);
   let ssh: SshServer | null = null;
@@ -64,6 +87,7 @@ export async function runDaemon(cfg: Config): Promise<number> {
     }
   } catch (e) {
     daemonLog('error', `ssh: ${(e as Error).message}`);
+    jobs.stop();
     await control.close();
     users.close();
     await engine.shutdown();
@@ -77,6 +101,7 @@ export async function runDaemon(cfg: Config): Promise<number> {
       stopping = true;
       daemonLog('info', `${sig} received: stopping (running tasks are stopped and recorded interrupted)`);
       void (async () => {
+        jobs.stop();
         await ssh?.stop();
         await control.close();
         users.close();

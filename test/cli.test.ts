@@ -166,3 +166,38 @@ test('embedded CLI without a daemon runs the task to the end before exiting', as
   assert.equal(down.code, 1);
   assert.match(down.stdout, /docker daemon is not reachable/);
 });
+
+test('a bad schedule stops the daemon at start with a message naming the job', async (t) => {
+  const w = world(t, { schedules: { reconcile: 'every five minutes', ttl: '* * * * *', retention: '17 * * * *' } });
+  const r = await cli(w, ['daemon']);
+  assert.equal(r.code, 1);
+  assert.match(r.stdout + r.stderr, /cron: job "reconcile": "every five minutes" is not a valid cron expression/);
+});
+
+test('reconcile: --dry-run reports drift (exit 10), a pass heals it, --last shows it; adopt records an unmanaged cluster', async (t) => {
+  const w = world(t);
+  const d = await startDaemon(w);
+  t.after(() => d.stop());
+  assert.equal((await cli(w, ['create', 'drifty', '--wait'])).code, 0);
+  assert.equal((await cli(w, ['reconcile', '--dry-run'])).code, 0);
+  const { execFileSync } = await import('node:child_process');
+  execFileSync('k3d', ['cluster', 'stop', 'drifty'], { env: w.env });
+  execFileSync('k3d', ['cluster', 'create', 'stray', '--kubeconfig-update-default=false'], { env: w.env });
+  const dry = await cli(w, ['reconcile', '--dry-run', '--json']);
+  assert.equal(dry.code, 10, dry.stderr);
+  const kinds = JSON.parse(dry.stdout).drift.map((x: { kind: string; cluster: string }) => `${x.kind}:${x.cluster}`).sort();
+  assert.deepEqual(kinds, ['stopped:drifty', 'unmanaged:stray']);
+  const heal = await cli(w, ['reconcile', '--json']);
+  assert.equal(heal.code, 0, heal.stderr);
+  const healed = JSON.parse(heal.stdout).healed;
+  assert.equal(healed.length, 1);
+  assert.equal((await cli(w, ['logs', healed[0].taskId, '--follow'])).code, 0);
+  const after = await cli(w, ['reconcile', '--dry-run', '--json']);
+  assert.deepEqual(JSON.parse(after.stdout).drift.map((x: { kind: string }) => x.kind), ['unmanaged'], 'stray is only reported, never deleted');
+  const last = JSON.parse((await cli(w, ['reconcile', '--last', '--json'])).stdout).last;
+  assert.equal(last.dryRun, true);
+  const adopt = await cli(w, ['adopt', 'stray', '--provider', 'k3d', '--json']);
+  assert.equal(adopt.code, 0, adopt.stderr);
+  assert.equal(JSON.parse(adopt.stdout).cluster.actual, 'running');
+  assert.equal((await cli(w, ['reconcile', '--dry-run'])).code, 0);
+});

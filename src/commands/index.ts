@@ -11,6 +11,8 @@ import { sanitizeLine, shown } from '../core/text.js';
 import { isTerminal, type Task } from '../core/types.js';
 import { Engine, type Actor } from '../engine/engine.js';
 import type { UsersStore } from '../access/users.js';
+import { lastReconcile, runReconcile } from '../cron/jobs.js';
+import { looksLikeName } from '../core/names.js';
 import { bar, clusterDetails, clusterTable, table, taskTable } from './format.js';
 import { helpText, parseArgs, type Parsed, type VerbSpec } from './parse.js';
 
@@ -440,6 +442,47 @@ const VERBS: Verb[] = [
       print(ctx, json, { events }, () =>
         events.length ? table(['TIME', 'USER', 'SOURCE', 'ACTION', 'TARGET', 'RESULT', 'TASK', 'DETAIL'], events.map((e) => [e.at, e.user, `${e.source}${e.fingerprint ? ` ${e.fingerprint.slice(0, 19)}` : ''}`, e.action, e.target, e.result, e.taskId, e.detail])) : 'no audit events\n',
       );
+      return EXIT.ok;
+    },
+  },
+  {
+    name: 'reconcile',
+    summary: 'Compare state with what the providers have; heal per configured drift kind (admin). --dry-run only reports (exit 10 on drift); --last shows the last pass.',
+    args: [],
+    flags: {
+      'dry-run': { type: 'bool', help: 'report drift, change nothing (exit 0 none, 10 drift)' },
+      last: { type: 'bool', help: 'show the last pass from reconcile.jsonl' },
+    },
+    async run(p, ctx, json) {
+      if (p.flags.last) {
+        const last = await lastReconcile(ctx.engine);
+        print(ctx, json, { last }, () => (last ? `${JSON.stringify(last, null, 2)}\n` : 'no reconcile pass has run yet\n'));
+        return EXIT.ok;
+      }
+      const dryRun = Boolean(p.flags['dry-run']);
+      allow(ctx, dryRun ? 'read' : 'reconcile');
+      const r = await runReconcile(ctx.engine, { dryRun });
+      print(ctx, json, r, () => {
+        const lines = r.drift.map((d) => `${d.kind.padEnd(9)} ${d.cluster}: ${d.detail}${d.heal !== 'report' && !dryRun ? ` (healing: ${d.heal})` : ''}`);
+        for (const h of r.healed) lines.push(`healed    ${h.cluster}: ${h.kind} → task ${h.taskId}`);
+        for (const e of r.errors) lines.push(`error     ${e.cluster}: ${e.error}`);
+        return `${lines.length ? lines.map((l) => sanitizeLine(l)).join('\n') : 'no drift'}\n`;
+      });
+      if (dryRun) return r.drift.length ? 10 : EXIT.ok;
+      return r.errors.length ? EXIT.failed : EXIT.ok;
+    },
+  },
+  {
+    name: 'adopt',
+    summary: 'Record a cluster the provider has but kindler does not (admin). Nothing is created or changed.',
+    args: [{ name: 'name', required: true, help: 'the unmanaged cluster' }],
+    flags: { provider: { type: 'string', value: 'k3d|kind', help: 'its provider (default from config)' } },
+    async run(p, ctx, json) {
+      allow(ctx, 'reconcile');
+      const provider = parseProvider((p.flags.provider as string | undefined) ?? ctx.engine.cfg.defaults.provider);
+      if (!looksLikeName(p.args.name!)) throw usageError('name: must be a lowercase DNS label', 'name');
+      const c = await ctx.engine.adopt(p.args.name!, provider, ctx.actor);
+      print(ctx, json, { cluster: c }, () => `adopted ${c.name} (${c.provider}, ${c.actual})\n`);
       return EXIT.ok;
     },
   },

@@ -32,6 +32,12 @@ export interface Config {
   hookTimeoutSeconds: number;
   /** Most clusters one user may own (0 = no limit). */
   maxClustersPerUser: number;
+  /** node-cron expressions (UTC); a bad one stops the daemon at start. */
+  schedules: { reconcile: string; ttl: string; retention: string };
+  /** Finished tasks (and their logs) older than this are pruned; each cluster's latest task stays. 0 = keep all. */
+  retentionDays: number;
+  /** What a reconcile pass heals by itself; the rest it only reports. */
+  reconcile: { heal: { missing: boolean; stopped: boolean; running: boolean; route: boolean; branch: boolean } };
   routes: RoutesSettings;
   gitops: GitopsSettings;
 }
@@ -106,6 +112,9 @@ export const DEFAULT_CONFIG: Omit<Config, 'dataDir' | 'scriptsDir' | 'hooksDir'>
   },
   hookTimeoutSeconds: 120,
   maxClustersPerUser: 0,
+  schedules: { reconcile: '*/5 * * * *', ttl: '* * * * *', retention: '17 * * * *' },
+  retentionDays: 30,
+  reconcile: { heal: { missing: false, stopped: true, running: true, route: true, branch: true } },
   routes: {
     enabled: false,
     baseDomain: '127.0.0.1.sslip.io',
@@ -134,6 +143,9 @@ export function configProblems(c: Config): string[] {
   if (typeof c.hooksDir !== 'string' || !c.hooksDir) out.push('hooksDir: must be a non-empty path');
   posInt('hookTimeoutSeconds', c.hookTimeoutSeconds);
   posInt('maxClustersPerUser', c.maxClustersPerUser, 0);
+  posInt('retentionDays', c.retentionDays, 0);
+  for (const k of ['reconcile', 'ttl', 'retention'] as const) if (typeof c.schedules?.[k] !== 'string') out.push(`schedules.${k}: must be a cron expression`);
+  for (const k of ['missing', 'stopped', 'running', 'route', 'branch'] as const) if (typeof c.reconcile?.heal?.[k] !== 'boolean') out.push(`reconcile.heal.${k}: must be true or false`);
   const r = c.routes;
   if (typeof r?.enabled !== 'boolean') out.push('routes.enabled: must be true or false');
   else if (r.enabled) {

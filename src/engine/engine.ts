@@ -4,6 +4,7 @@
  * outcome truthfully, and publishes a snapshot-and-events feed for every face.
  */
 import { mkdirSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../core/config.js';
 import { conflict, failed, notFound, usageError } from '../core/errors.js';
@@ -397,6 +398,80 @@ export class Engine {
     });
     this.emitCluster(name);
     return this.getCluster(name)!;
+  }
+
+  /** The environment scripts run with (for jobs that run scripts of their own). */
+  get scriptEnv(): Record<string, string> | undefined {
+    return this.opts.scriptEnv;
+  }
+
+  /** Remote GitOps branch heads, when GitOps is on (through the git step's own clone and queue). */
+  branchStatus(names: string[]): Promise<Map<string, string | null>> | null {
+    const step = this.opts.postSteps?.find((p) => p.branchStatus);
+    return step?.branchStatus ? step.branchStatus(names) : null;
+  }
+
+  /** Names of clusters with a queued or running task. */
+  activeClusters(): Set<string> {
+    return new Set(this.active.keys());
+  }
+
+  /** Re-checks one cluster's actual state with the provider now; resolves when recorded. */
+  async refresh(name: string): Promise<Cluster | undefined> {
+    if (this.active.has(name)) return this.getCluster(name);
+    this.recheck(name, null);
+    await Promise.all([...this.rechecks]);
+    return this.getCluster(name);
+  }
+
+  /**
+   * Records a cluster the provider has but kindler does not (an "unmanaged" one): desired present,
+   * owner `actor`, ports read from nothing (allocated), actual re-checked. Nothing is created or changed.
+   */
+  adopt(name: string, provider: Cluster['provider'], actor: Actor): Promise<Cluster> {
+    return this.admit(async () => {
+      this.refuseWhenStopping();
+      if (this.store.data.clusters.some((c) => c.name === name)) throw conflict(`name: cluster "${name}" is already recorded`, 'name');
+      const status = await this.probe(name, provider);
+      if (status.state === 'absent') throw notFound(`cluster: ${provider} has no cluster named "${name}"`);
+      const others = this.store.data.clusters;
+      const ports = await this.pickPorts({ name, provider, servers: 1, agents: 0 }, undefined, others);
+      const at = now();
+      const c: Cluster = {
+        name, provider, servers: 1, agents: Math.max(0, status.nodes - 1), ...ports, owner: actor.user, createdAt: at,
+        desired: status.state === 'stopped' ? 'stopped' : 'present', actual: status.state === 'degraded' ? 'unknown' : status.state,
+        kubeContext: kubeContextFor(provider, name), kubeconfig: join(this.kubeDir, `${name}.yaml`),
+        lastError: 'adopted: ports and node counts were not set by kindler (the provider mapped its own); its kubeconfig is not written by kindler',
+        updatedAt: at,
+      };
+      await this.store.update((d) => {
+        d.clusters.push(c);
+        this.audit(d, actor, 'adopt', name, 'ok');
+      });
+      this.emitCluster(name);
+      return clone(c);
+    });
+  }
+
+  /** Removes finished tasks (never an active one) and their log files. */
+  async pruneTasks(ids: string[]): Promise<number> {
+    const drop = new Set(ids.filter((id) => {
+      const t = this.store.data.tasks.find((x) => x.id === id);
+      return t && isTerminal(t.state);
+    }));
+    if (drop.size === 0) return 0;
+    await this.store.update((d) => {
+      d.tasks = d.tasks.filter((t) => !drop.has(t.id));
+    });
+    for (const id of drop) {
+      const l = this.logs.get(id);
+      if (l) {
+        await l.close();
+        this.logs.delete(id);
+      }
+      await rm(join(this.logDir, `${id}.log`), { force: true });
+    }
+    return drop.size;
   }
 
   /** Audit events, oldest first, filtered. */

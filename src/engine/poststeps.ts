@@ -22,4 +22,6 @@ export interface PostStep {
   applies: (kind: TaskKind, c: Cluster) => boolean;
   /** Does the work; throws with a one-line reason (the step's error) on failure. */
   run: (ctx: PostStepContext) => Promise<void>;
+  /** GitOps only: the remote head of each branch (null when absent), through the step's own clone and queue. */
+  branchStatus?: (names: string[]) => Promise<Map<string, string | null>>;
 }

@@ -100,6 +100,7 @@ export function gitopsStep(cfg: Config): PostStep {
     key: 'git-branch',
     title: (c, kind) => (kind === 'delete' ? `Archive and remove GitOps branch ${c.name}` : `Push GitOps branch ${c.name}`),
     applies: (kind) => cfg.gitops.enabled && (kind === 'create' || kind === 'delete' || kind === 'sync'),
+    branchStatus: (names) => serial(() => undefined, (g) => g.status(names)),
     run: async (ctx) => {
       if (ctx.kind !== 'delete') {
         const r = await serial(ctx.log, (g) => g.createBranch(ctx.cluster, domainOf(cfg, ctx.cluster) ?? `${ctx.cluster.name}.${cfg.routes.baseDomain}`));

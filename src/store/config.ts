@@ -45,6 +45,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: rel(raw.dataDir, resolve(PACKAGE_ROOT, 'data')),
     scriptsDir: rel(raw.scriptsDir, resolve(PACKAGE_ROOT, 'scripts')),
     hooksDir: '',
+    schedules: { ...DEFAULT_CONFIG.schedules, ...((raw.schedules as object) ?? {}) },
+    reconcile: { heal: { ...DEFAULT_CONFIG.reconcile.heal, ...((((raw.reconcile as Record<string, unknown>) ?? {}).heal as object) ?? {}) } },
     routes: { ...DEFAULT_CONFIG.routes, ...((raw.routes as object) ?? {}) },
     gitops: {
       ...DEFAULT_CONFIG.gitops,

@@ -1,0 +1,74 @@
+/**
+ * kindler's scheduled jobs, wired to one engine: reconcile, TTL expiry, task retention. The same
+ * functions serve the schedule and on-demand runs (`kindler reconcile`), one run of each at a time.
+ */
+import { appendFile, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Engine } from '../engine/engine.js';
+import { isTerminal } from '../core/types.js';
+import { listProviderClusters, reconcilePass, type DriftKind, type ReconcileResult } from './reconcile.js';
+import { retentionPlan, ttlPass } from './lifecycle.js';
+
+type Log = (level: 'info' | 'warn' | 'error', msg: string) => void;
+
+const running = new WeakMap<Engine, Map<string, Promise<unknown>>>();
+
+/** Runs `fn` unless a run of the same job on this engine is pending, in which case it waits for that one. */
+function once<T>(engine: Engine, job: string, fn: () => Promise<T>): Promise<T> {
+  let m = running.get(engine);
+  if (!m) running.set(engine, (m = new Map()));
+  const cur = m.get(job) as Promise<T> | undefined;
+  if (cur) return cur;
+  const p = fn().finally(() => m!.delete(job));
+  m.set(job, p);
+  return p;
+}
+
+/** One reconcile pass; appends its summary to <dataDir>/reconcile.jsonl. */
+export function runReconcile(engine: Engine, o: { dryRun: boolean; heal?: Partial<Record<DriftKind, boolean>>; log?: Log }): Promise<ReconcileResult> {
+  return once(engine, o.dryRun ? 'reconcile-dry' : 'reconcile', () => {
+    const cfg = engine.cfg;
+    return reconcilePass(
+      {
+        engine,
+        listProvider: () => listProviderClusters(cfg, engine.scriptEnv),
+        ...(cfg.routes.enabled ? { routesStatus: () => engine.routesStatus() } : {}),
+        ...(cfg.gitops.enabled ? { branchStatus: (names: string[]) => engine.branchStatus(names) ?? Promise.resolve(new Map()) } : {}),
+        appendSummary: (line) => appendFile(join(cfg.dataDir, 'reconcile.jsonl'), `${line.trimEnd()}\n`, { mode: 0o640 }),
+        ...(o.log ? { log: o.log } : {}),
+      },
+      { dryRun: o.dryRun, heal: { ...cfg.reconcile.heal, ...o.heal } },
+    );
+  });
+}
+
+/** The last reconcile summary line, parsed, or null when none ran yet. */
+export async function lastReconcile(engine: Engine): Promise<Record<string, unknown> | null> {
+  let text: string;
+  try {
+    text = await readFile(join(engine.cfg.dataDir, 'reconcile.jsonl'), 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+  const lines = text.trimEnd().split('\n').filter(Boolean);
+  return lines.length ? (JSON.parse(lines[lines.length - 1]!) as Record<string, unknown>) : null;
+}
+
+/** Deletes clusters whose TTL passed, as user kindler-ttl. */
+export function runTtl(engine: Engine, log?: Log) {
+  return once(engine, 'ttl', () => ttlPass({ engine, ...(log ? { log } : {}) }));
+}
+
+/** Prunes finished tasks older than the retention age (keeping each cluster's latest) and their logs. */
+export function runRetention(engine: Engine, log?: Log): Promise<number> {
+  return once(engine, 'retention', async () => {
+    const days = engine.cfg.retentionDays;
+    if (days <= 0) return 0;
+    const tasks = engine.listTasks().filter((t) => isTerminal(t.state));
+    const ids = retentionPlan(tasks, engine.listClusters(), Date.now(), days * 86_400_000);
+    const n = await engine.pruneTasks(ids);
+    if (n) log?.('info', `retention: pruned ${n} finished task(s) older than ${days}d and their logs`);
+    return n;
+  });
+}
