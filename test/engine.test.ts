@@ -413,3 +413,35 @@ test('quota, extend and audit', async (t) => {
   const onlyVic = JSON.parse((await verb(engine, ['audit', '--user', 'vic', '--since', '1h', '--json'])).out).events;
   assert.ok(onlyVic.length >= 1 && onlyVic.every((x: { user: string }) => x.user === 'vic'));
 });
+
+test('TTL: an expired cluster is deleted as kindler-ttl; retention prunes old finished tasks but keeps each cluster\'s latest', async (t) => {
+  const { runTtl, runRetention } = await import('../src/cron/jobs.js');
+  const { w, engine } = await withEngine(t, { retentionDays: 1 });
+  void w;
+  assert.equal((await verb(engine, ['create', 'brief', '--ttl', '1h', '--wait'])).code, 0);
+  assert.equal((await verb(engine, ['create', 'stays', '--wait'])).code, 0);
+  await verb(engine, ['stop', 'stays', '--wait']);
+  // Make brief's TTL pass (as time would), then run the job the schedule runs.
+  await engine.store.update((d) => {
+    d.clusters.find((c) => c.name === 'brief')!.expiresAt = new Date(Date.now() - 1000).toISOString();
+  });
+  const r = await runTtl(engine);
+  assert.equal(r.deleted.length, 1);
+  const del = engine.listTasks({ cluster: 'brief', limit: 1 })[0]!;
+  assert.equal(del.kind, 'delete');
+  assert.equal(del.user, 'kindler-ttl');
+  await engine.waitForTask(del.id);
+  assert.equal(engine.getCluster('brief'), undefined);
+  // Age every finished task past the retention window.
+  await engine.store.update((d) => {
+    for (const t2 of d.tasks) t2.finishedAt = new Date(Date.now() - 3 * 86_400_000).toISOString();
+  });
+  const before = engine.listTasks().map((x) => x.id);
+  const pruned = await runRetention(engine);
+  const after = engine.listTasks().map((x) => x.id);
+  assert.equal(pruned, before.length - after.length);
+  const latestStays = engine.getCluster('stays')!.lastTaskId!;
+  assert.ok(after.includes(latestStays), "the existing cluster's latest task is kept");
+  assert.ok(!after.includes('t-1'), 'an old task of a deleted cluster is pruned');
+  assert.ok(!existsSync(join(engine.logDir, 't-1.log')), 'with its log file');
+});
