@@ -201,3 +201,19 @@ test('reconcile: --dry-run reports drift (exit 10), a pass heals it, --last show
   assert.equal(JSON.parse(adopt.stdout).cluster.actual, 'running');
   assert.equal((await cli(w, ['reconcile', '--dry-run'])).code, 0);
 });
+
+test('reconcile records a missing cluster as absent in the table, and never deletes or recreates it', async (t) => {
+  const w = world(t);
+  const d = await startDaemon(w);
+  t.after(() => d.stop());
+  assert.equal((await cli(w, ['create', 'gone', '--provider', 'kind', '--wait'])).code, 0);
+  const { execFileSync } = await import('node:child_process');
+  execFileSync('kind', ['delete', 'cluster', '--name', 'gone'], { env: w.env });
+  const r = await cli(w, ['reconcile', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout).drift.map((x: { kind: string; heal: string }) => `${x.kind}:${x.heal}`), ['missing:report']);
+  const c = JSON.parse((await cli(w, ['show', 'gone', '--json'])).stdout).cluster;
+  assert.equal(c.actual, 'absent');
+  assert.equal(c.desired, 'present');
+  assert.deepEqual(w.containers('gone'), []);
+});

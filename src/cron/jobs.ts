@@ -26,9 +26,9 @@ function once<T>(engine: Engine, job: string, fn: () => Promise<T>): Promise<T> 
 
 /** One reconcile pass; appends its summary to <dataDir>/reconcile.jsonl. */
 export function runReconcile(engine: Engine, o: { dryRun: boolean; heal?: Partial<Record<DriftKind, boolean>>; log?: Log }): Promise<ReconcileResult> {
-  return once(engine, o.dryRun ? 'reconcile-dry' : 'reconcile', () => {
+  return once(engine, o.dryRun ? 'reconcile-dry' : 'reconcile', async () => {
     const cfg = engine.cfg;
-    return reconcilePass(
+    const result = await reconcilePass(
       {
         engine,
         listProvider: () => listProviderClusters(cfg, engine.scriptEnv),
@@ -39,6 +39,13 @@ export function runReconcile(engine: Engine, o: { dryRun: boolean; heal?: Partia
       },
       { dryRun: o.dryRun, heal: { ...cfg.reconcile.heal, ...o.heal } },
     );
+    if (!o.dryRun) {
+      // Drift that was only reported still shows in every table: record what the provider has now.
+      const healed = new Set(result.healed.map((h) => h.cluster));
+      const stale = new Set(result.drift.filter((d) => d.kind !== 'unmanaged' && d.kind !== 'route' && d.kind !== 'branch' && !healed.has(d.cluster)).map((d) => d.cluster));
+      for (const name of stale) await engine.refresh(name);
+    }
+    return result;
   });
 }
 
