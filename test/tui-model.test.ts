@@ -9,7 +9,8 @@ import { CreateForm, DeletePrompt, LineInput, verbError } from '../src/tui/forms
 import { fitHints, keyId, mainHints, type HintContext } from '../src/tui/keys.js';
 import { computeLayout, tooSmallText } from '../src/tui/layout.js';
 import { LogBuffer } from '../src/tui/logbuffer.js';
-import { clusterColumns, clusterRow, headerRow, presence, taskRow, TuiModel } from '../src/tui/model.js';
+import { clusterColumns, clusterRow, hasTimedCells, headerRow, presence, taskRow, TuiModel } from '../src/tui/model.js';
+import { auditLines, bannerLines, expiringSoon, reconcileLines } from '../src/tui/ops.js';
 import { IdleWatch, RenderScheduler, Ticker } from '../src/tui/scheduler.js';
 import { clean, displayWidth, fit, textBar, truncate } from '../src/tui/text.js';
 
@@ -268,4 +269,49 @@ test('log buffer: live lines held while the history loads are bounded too', () =
   c.history(['m0']);
   assert.equal(c.lines.at(-1), 'm999');
   assert.equal(c.dropped + c.lines.length, 1000);
+});
+
+test('layout: TTL warning lines sit above the status line and take rows from the body', () => {
+  const l = computeLayout(80, 24, { fullLog: false, activeTasks: 2, banner: 2 });
+  assert.deepEqual(l.banner, { top: 20, height: 2 });
+  assert.equal(l.header.height + l.table.height + l.tasks.height + l.log.height + l.banner.height + 2, 24);
+  assert.equal(l.log.top + l.log.height, l.banner.top);
+  assert.equal(computeLayout(80, 24, { fullLog: false, activeTasks: 0, banner: 9 }).banner.height, 3);
+  assert.equal(computeLayout(80, 24, { fullLog: true, activeTasks: 0, banner: 1 }).log.height, 20);
+  assert.equal(computeLayout(80, 24, { fullLog: false, activeTasks: 0 }).banner.height, 0);
+});
+
+test('expiry: warnings only within 10 minutes, at most 3 lines; only future expiries tick', () => {
+  const now = Date.parse('2026-01-01T10:00:00Z');
+  const at = (ms: number) => new Date(now + ms).toISOString();
+  const cs = [
+    cluster('a', { expiresAt: at(9 * 60_000) }),
+    cluster('b', { expiresAt: at(60_000) }),
+    cluster('c', { expiresAt: at(11 * 60_000) }),
+    cluster('d', { expiresAt: at(-1000) }),
+    cluster('e', { expiresAt: at(30_000), desired: 'absent' }),
+  ];
+  assert.deepEqual(expiringSoon(cs, now).map((c) => c.name), ['b', 'a']);
+  const lines = bannerLines(expiringSoon(cs, now), now, 200, (c) => c.name === 'a');
+  assert.equal(lines.length, 2);
+  assert.match(lines[0]!, /⚠ b expires in 1m — kindler extend b 2h\{/);
+  assert.match(lines[1]!, /⚠ a expires in 9m — kindler extend a 2h \(or select it and press e for \+1h\)/);
+  const many = ['p', 'q', 'r', 's'].map((n, i) => cluster(n, { expiresAt: at((i + 1) * 60_000) }));
+  const four = bannerLines(many, now, 200, () => false);
+  assert.equal(four.length, 3);
+  assert.match(four[2]!, /2 more clusters expire within 10m: r, s/);
+  assert.match(bannerLines([cluster('x{red-fg}\x1b[2J', { expiresAt: at(60_000) })], now, 200, () => false)[0]!, /x\{open\}red-fg\{close\}/);
+  assert.equal(hasTimedCells([cs[3]!], now), false, 'expired stays put');
+  assert.equal(hasTimedCells([cs[2]!], now), true);
+});
+
+test('reconcile and audit replies as dialog lines', () => {
+  const none = reconcileLines({ code: 0, out: JSON.stringify({ at: 'x', dryRun: false, drift: [], healed: [], skipped: [], errors: [] }), err: '' });
+  assert.ok(none.some((l) => l.includes('no drift')));
+  const bad = reconcileLines({ code: 5, out: '', err: 'error: reconcile needs the admin role\n' });
+  assert.deepEqual(bad, ['{red-fg}reconcile needs the admin role{/red-fg}']);
+  const ev = (at: string, user: string) => ({ at, user, source: 'ssh', action: 'create', target: 'c', result: 'ok' });
+  const lines = auditLines([ev('2026-01-01T00:02:00Z', 'late'), ev('2026-01-01T00:01:00Z', 'early')]);
+  assert.ok(lines[0]!.includes('early') && lines[1]!.includes('late'));
+  assert.deepEqual(auditLines([]), ['{gray-fg}no audit events{/gray-fg}']);
 });

@@ -647,6 +647,176 @@ test('no timer runs while nothing time-based is shown; the 1 s tick runs only wh
   assert.equal(live.size, 1, 'the tick while an expiry is shown');
 });
 
+test('admin: r runs `reconcile --json` and shows drift, healed task ids and errors in a dialog', async (t) => {
+  const b = new FakeBackend('admin', 'alice', { clusters: [cluster('alpha')] });
+  const pass = {
+    at: '2026-01-01T10:00:00.000Z',
+    dryRun: false,
+    drift: [
+      { kind: 'stopped', cluster: 'alpha', detail: 'state says running, the provider says stopped', heal: 'start' },
+      { kind: 'unmanaged', cluster: 'stray\x1b[2J', detail: 'the provider has it\x1b]0;pwned\x07', heal: 'report' },
+    ],
+    healed: [{ cluster: 'alpha', kind: 'stopped', taskId: 't-42' }],
+    skipped: [],
+    errors: [{ cluster: 'beta', error: 'k3d: boom' }],
+  };
+  b.handler = (argv) => (argv[0] === 'reconcile' ? { code: 1, out: `${JSON.stringify(pass)}\n`, err: '' } : ok({ task: null, lines: [] }));
+  const s = start(t, b);
+  let screen = await s.waitFor('alpha');
+  assert.match(footer(screen), /r reconcile/);
+  const before = s.raw().length;
+  s.send('r');
+  screen = await s.waitFor('healed  alpha: stopped → task t-42');
+  assert.match(screen, /2 drift · 1 healed · 1 errors/);
+  assert.match(screen, /drift\s+stopped\s+alpha: state says running, the provider says stopped \(heal: start\)/);
+  assert.match(screen, /drift\s+unmanaged stray: the provider has it/);
+  assert.match(screen, /error\s+beta: k3d: boom/);
+  assert.ok(!s.raw().slice(before).includes('\x1b[2J') && !s.raw().includes('pwned'), 'drift text is sanitized');
+  assert.deepEqual(b.runs.filter((r) => r[0] !== 'logs'), [['reconcile', '--json']]);
+  s.send('\x1b');
+  await s.waitFor((x) => !x.includes('t-42'));
+  b.handler = () => ok({ at: '2026-01-01T11:00:00.000Z', dryRun: false, drift: [], healed: [], skipped: [], errors: [] });
+  s.send('r');
+  await s.waitFor('no drift');
+  assert.equal(b.runs.filter((r) => r[0] === 'reconcile').length, 2);
+});
+
+test("a viewer's footer has no r, r does nothing, and help does not mention reconcile or :audit", async (t) => {
+  const b = new FakeBackend('viewer', 'vic', { clusters: [cluster('alpha', { expiresAt: new Date(Date.now() + 3_600_000).toISOString() })] });
+  const s = start(t, b);
+  const screen = await s.waitFor('alpha');
+  assert.ok(!footer(screen).includes('reconcile') && !footer(screen).includes('extend'), footer(screen));
+  assert.match(footer(screen), /: cmd/);
+  s.send('r');
+  s.send('e');
+  s.send('?');
+  const help = await s.waitFor('this help');
+  assert.ok(!help.includes('reconcile') && !help.includes(':audit') && !help.includes('extend the selected'), help);
+  assert.deepEqual(b.runs.filter((r) => r[0] !== 'logs'), []);
+});
+
+test(':audit shows the audit log for an admin, newest last and scrollable; unknown commands error inline; :q quits', async (t) => {
+  const at = (i: number) => new Date(Date.UTC(2026, 0, 1, 0, i)).toISOString();
+  const events = Array.from({ length: 60 }, (_, i) => ({ at: at(i), user: `u${i}`, source: 'ssh', action: 'create', target: `c${i}`, result: 'ok' as 'ok' | 'refused', taskId: `t-${i}` as string | undefined }));
+  events.push({ at: at(61), user: 'mallory', source: 'ssh', action: 'delete', target: 'prod\x1b[2J', result: 'refused', taskId: undefined });
+  const shuffled = [events[60]!, ...events.slice(0, 60).reverse()]; // out of order on purpose
+  const b = new FakeBackend('admin', 'alice', { clusters: [cluster('alpha')] });
+  b.handler = (argv) => (argv[0] === 'audit' ? ok({ events: shuffled }) : ok({ task: null, lines: [] }));
+  const s = start(t, b);
+  await s.waitFor('alpha');
+  s.send(':');
+  await s.waitFor((x) => footer(x).includes(':audit'));
+  s.send('nope\r');
+  await s.waitFor('✗ unknown command "nope" (try :audit, :reconcile, :help, :q)');
+  s.send('\x1b');
+  await s.waitFor((x) => !x.includes('unknown command'));
+  s.send(':audit\r');
+  let screen = await s.waitFor(/mallory\s+ssh\s+delete\s+prod\s+refused/);
+  assert.deepEqual(b.runs.find((r) => r[0] === 'audit'), ['audit', '--json', '--limit', '500']);
+  assert.match(screen, /audit \(newest last\)/);
+  assert.ok(screen.indexOf('u59 ') < screen.indexOf('mallory'), 'newest last');
+  assert.ok(!screen.includes('u0 '), 'opened at the newest page');
+  assert.match(screen, /TIME\s+USER\s+SOURCE\s+ACTION\s+TARGET\s+RESULT\s+TASK\s+DETAIL/, 'the column header stays on top');
+  s.send('g');
+  screen = await s.waitFor(/2026-01-01 00:00:00 u0\s+ssh\s+create\s+c0\s+ok\s+t-0/);
+  assert.match(screen, /TIME\s+USER\s+SOURCE/);
+  assert.ok(!screen.includes('mallory'));
+  s.send('\x1b');
+  await s.waitFor((x) => !x.includes('newest last'));
+  s.send(':q\r');
+  assert.deepEqual(await s.exited, [0, 'quit']);
+});
+
+test(':audit and :reconcile are refused (and not offered) for an operator', async (t) => {
+  const b = new FakeBackend('operator', 'alice', { clusters: [cluster('alpha')] });
+  const s = start(t, b);
+  const screen = await s.waitFor('alpha');
+  assert.ok(!footer(screen).includes('reconcile'));
+  s.send(':');
+  const prompt = await s.waitFor((x) => footer(x).includes(':q'));
+  assert.ok(!footer(prompt).includes(':audit'), footer(prompt));
+  s.send('audit\r');
+  await s.waitFor(':audit is not allowed for operator (admin only)');
+  s.send('\x15reconcile\r'); // Ctrl-U clears the line
+  await s.waitFor(':reconcile is not allowed for operator (admin only)');
+  s.send('\x1b');
+  s.send('r');
+  await s.waitFor((x) => !x.includes('not allowed'));
+  assert.ok(!s.screen().includes('audit (newest last)'));
+  assert.deepEqual(b.runs.filter((r) => r[0] !== 'logs'), []);
+});
+
+test('a cluster expiring in 5 minutes shows a warning in every open session; e extends it by 1h', async (t) => {
+  const dev = cluster('dev', { owner: 'alice', expiresAt: new Date(Date.now() + 5 * 60_000).toISOString() });
+  const later = cluster('later', { owner: 'bob', expiresAt: new Date(Date.now() + 3 * 3_600_000).toISOString() });
+  const ba = new FakeBackend('operator', 'alice', { clusters: [dev, later] });
+  const bv = new FakeBackend('viewer', 'vic', { clusters: [dev, later] });
+  ba.handler = (argv) => (argv[0] === 'extend' ? { code: 0, out: `dev now expires at 2026-01-01T11:05:00.000Z\n`, err: '' } : ok({ task: null, lines: [] }));
+  const a = start(t, ba);
+  const v = start(t, bv, { cols: 90, rows: 26 });
+  const warn = /⚠ dev expires in 4m5\ds — kindler extend dev 2h/;
+  let sa = await a.waitFor(warn);
+  const sv = await v.waitFor(warn);
+  assert.match(sa, /select it and press e for \+1h/, 'the owner is told about e');
+  assert.ok(!sv.includes('press e'), 'the viewer is not');
+  assert.ok(!sa.includes('⚠ later') && !sv.includes('⚠ later'), 'only clusters within 10 minutes');
+  assert.match(footer(sa), /e extend 1h/);
+  assert.ok(!footer(sv).includes('extend'));
+  v.send('e');
+  a.send('e');
+  await a.waitFor('extend dev by 1h: dev now expires at 2026-01-01T11:05:00.000Z');
+  assert.deepEqual(ba.runs.filter((r) => r[0] !== 'logs'), [['extend', 'dev', '1h']]);
+  assert.deepEqual(bv.runs.filter((r) => r[0] !== 'logs'), []);
+  // Not offered on a cluster this operator may not extend.
+  a.send('j');
+  sa = await a.waitFor((x) => !footer(x).includes('e extend'));
+  a.send('e');
+  // The daemon reports the new expiry: the warning goes in both sessions.
+  const extended = { ...dev, expiresAt: new Date(Date.now() + 65 * 60_000).toISOString() };
+  ba.push({ type: 'cluster', cluster: extended });
+  bv.push({ type: 'cluster', cluster: extended });
+  await a.waitFor((x) => !x.includes('⚠'));
+  await v.waitFor((x) => !x.includes('⚠'));
+  assert.equal(ba.runs.filter((r) => r[0] === 'extend').length, 1);
+});
+
+test('the warning counts down on the 1 s tick, and the tick stops once no cluster is expiring', async (t) => {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 30;
+  const live = new Set<number>();
+  const hook = createHook({
+    init(id, type) {
+      if (type === 'Timeout' && /[\\/]src[\\/]tui[\\/]/.test(new Error().stack ?? '')) live.add(id);
+    },
+    destroy(id) {
+      live.delete(id);
+    },
+  }).enable();
+  t.after(() => {
+    hook.disable();
+    Error.stackTraceLimit = limit;
+  });
+  const settled = () => new Promise<void>((r) => setImmediate(r));
+  const b = new FakeBackend('admin', 'alice', { clusters: [cluster('dev', { expiresAt: new Date(Date.now() + 2500).toISOString() })] });
+  const s = start(t, b);
+  await s.waitFor(/⚠ dev expires in [12]s/);
+  await settled();
+  assert.equal(live.size, 1, 'the 1 s tick while a cluster is expiring');
+  await s.waitFor(/⚠ dev expires in 0s|dev.*expired/); // driven by the tick alone: no event arrives
+  await s.waitFor((x) => !x.includes('⚠') && /dev.*expired/.test(x));
+  await settled();
+  assert.equal(live.size, 0, 'no tick once no cluster is expiring');
+  // A new expiring cluster starts it again; its removal stops it.
+  b.push({ type: 'cluster', cluster: cluster('tmp', { expiresAt: new Date(Date.now() + 4 * 60_000).toISOString() }) });
+  await s.waitFor(/⚠ tmp expires in 3m5\ds/);
+  await settled();
+  assert.equal(live.size, 1);
+  b.push({ type: 'cluster-removed', name: 'tmp' });
+  await s.waitFor((x) => !x.includes('⚠'));
+  await settled();
+  assert.equal(live.size, 0);
+});
+
 test('an internal error ends only that session, with onExit(1)', async (t) => {
   const good = new FakeBackend('admin', 'alice', { clusters: [cluster('alpha')] });
   const other = start(t, good);

@@ -13,10 +13,10 @@
  */
 import type { Config } from '../core/config.js';
 import { failed } from '../core/errors.js';
-import { parseMarker } from '../core/markers.js';
+
 import { cleanLine } from '../core/text.js';
 import { isTerminal, PROVIDERS, type Cluster, type Provider, type Task } from '../core/types.js';
-import { runScript } from '../engine/runner.js';
+import { queryScript } from '../engine/runner.js';
 import type { ProviderState } from '../provision/scripts.js';
 import { join } from 'node:path';
 
@@ -99,29 +99,12 @@ export function providerInventory(run: () => Promise<ProviderCluster[]>): Provid
 
 /** Runs `cluster.sh list --provider all`; throws when docker could not be asked (it never reports "empty" then). */
 export async function listProviderClusters(cfg: Config, scriptEnv?: Record<string, string>): Promise<ProviderCluster[]> {
-  let result: Record<string, unknown> | undefined;
-  let error: string | undefined;
-  const stderr: string[] = [];
-  const run = runScript({
-    script: join(cfg.scriptsDir, 'cluster.sh'),
-    args: ['list', '--provider', 'all'],
-    cwd: cfg.scriptsDir,
-    env: scriptEnv,
-    timeoutMs: cfg.timeouts.status * 1000,
-    graceMs: 2000,
-    onLine: (line, stream) => {
-      const m = stream === 'stdout' ? parseMarker(line) : null;
-      if (m?.type === 'result') result = m.value;
-      else if (m?.type === 'error') error = m.text;
-      else if (stream === 'stderr' && line.trim()) stderr.push(cleanLine(line));
-    },
-  });
-  const r = await run.done;
-  if (r.exitCode !== 0 || !result) {
-    const why = error ?? stderr.slice(-1)[0] ?? r.spawnError ?? (r.stopped ? `stopped (${r.stopped})` : `exit ${r.exitCode ?? r.signal}`);
-    throw failed(`cannot list the provider's clusters: ${why}`);
+  try {
+    const result = await queryScript({ script: join(cfg.scriptsDir, 'cluster.sh'), args: ['list', '--provider', 'all'], cwd: cfg.scriptsDir, ...(scriptEnv ? { env: scriptEnv } : {}), timeoutMs: cfg.timeouts.status * 1000 });
+    return parseProviderList(result);
+  } catch (e) {
+    throw failed(`cannot list the provider's clusters: ${(e as Error).message}`);
   }
-  return parseProviderList(result);
 }
 
 // ---- drift (pure) ------------------------------------------------------------------------------

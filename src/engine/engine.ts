@@ -23,7 +23,7 @@ import { acquireLock, processStart, type Lock } from '../store/lock.js';
 import { Store } from '../store/state.js';
 import { Feed, type Listener, type SessionInfo, type Snapshot } from './feed.js';
 import { readLogFile, TaskLog } from './logs.js';
-import { runScript, signalGroup, type Run, type RunResult } from './runner.js';
+import { queryScript, runScript, signalGroup, type Run, type RunResult } from './runner.js';
 import type { PostStep } from './poststeps.js';
 import { defaultPostSteps } from './steps.js';
 
@@ -994,26 +994,13 @@ export class Engine {
   /** Asks the provider (through cluster.sh status) what it has for one cluster. */
   async probe(name: string, provider: string): Promise<StatusResult> {
     const call = statusCall(this.cfg, name, provider);
-    let result: Record<string, unknown> | undefined;
-    let error: string | undefined;
-    const stderr: string[] = [];
-    const run = runScript({
-      script: call.script,
-      args: call.args,
-      cwd: this.cfg.scriptsDir,
-      env: this.opts.scriptEnv,
-      timeoutMs: this.cfg.timeouts.status * 1000,
-      graceMs: 2000,
-      onLine: (line, stream) => {
-        const m = stream === 'stdout' ? parseMarker(line) : null;
-        if (m?.type === 'result') result = m.value;
-        else if (m?.type === 'error') error = m.text;
-        else if (stream === 'stderr' && line.trim()) stderr.push(cleanLine(line));
-      },
-    });
-    const r = await run.done;
-    const status = result && r.exitCode === 0 ? parseStatus(result) : null;
-    if (!status) throw failed(`status check of "${name}" failed: ${error ?? stderr.slice(-1)[0] ?? r.spawnError ?? `exit ${r.exitCode}`}`);
+    let status: StatusResult | null;
+    try {
+      status = parseStatus(await queryScript({ ...call, cwd: this.cfg.scriptsDir, ...(this.opts.scriptEnv ? { env: this.opts.scriptEnv } : {}), timeoutMs: this.cfg.timeouts.status * 1000 }));
+    } catch (e) {
+      throw failed(`status check of "${name}" failed: ${(e as Error).message}`);
+    }
+    if (!status) throw failed(`status check of "${name}" failed: the script's result has no valid state`);
     return status;
   }
 

@@ -3,6 +3,8 @@
  * tree on cancel or timeout (SIGTERM, then SIGKILL after a grace period).
  */
 import { execa } from 'execa';
+import { parseMarker } from '../core/markers.js';
+import { cleanLine } from '../core/text.js';
 
 export type StopReason = 'cancel' | 'timeout' | 'shutdown';
 
@@ -148,4 +150,27 @@ export function runScript(o: RunOptions): Run {
   })();
 
   return { pid, stop, done };
+}
+
+/**
+ * Runs a script that answers with one `::kindler:result` line (status, list). Resolves with the
+ * result, or rejects with the script's error marker, its last stderr line, or how it ended.
+ */
+export async function queryScript(o: { script: string; args: string[]; cwd: string; env?: Record<string, string>; timeoutMs: number }): Promise<Record<string, unknown>> {
+  let result: Record<string, unknown> | undefined;
+  let error: string | undefined;
+  let lastStderr: string | undefined;
+  const run = runScript({
+    ...o,
+    graceMs: 2000,
+    onLine: (line, stream) => {
+      const m = stream === 'stdout' ? parseMarker(line) : null;
+      if (m?.type === 'result') result = m.value;
+      else if (m?.type === 'error') error = m.text;
+      else if (stream === 'stderr' && line.trim()) lastStderr = cleanLine(line);
+    },
+  });
+  const r = await run.done;
+  if (r.exitCode === 0 && result) return result;
+  throw new Error(error ?? lastStderr ?? r.spawnError ?? (r.stopped ? `stopped (${r.stopped})` : `exit ${r.exitCode ?? r.signal}`));
 }

@@ -14,7 +14,9 @@ export type Dialog =
   | { kind: 'help' }
   | { kind: 'details'; name: string; lines: string[] }
   | { kind: 'create'; form: CreateForm }
-  | { kind: 'delete'; prompt: DeletePrompt };
+  | { kind: 'delete'; prompt: DeletePrompt }
+  | { kind: 'reconcile'; lines: string[] }
+  | { kind: 'audit'; head: string[]; lines: string[] };
 
 /** The task a successful mutating verb printed (`{task}` in its --json output). */
 export function parseTask(out: string): Task | undefined {

@@ -1,7 +1,7 @@
 /**
  * The TUI application object: builds the screen synchronously, follows the feed, keeps the
  * selection and the log target, and draws every panel on a coalesced render. Keys live in
- * controls.ts and verb actions in actions.ts.
+ * controls.ts, verb actions in actions.ts, reconcile/audit/extend/TTL warnings in ops.ts.
  */
 import blessed from 'blessed';
 import type { Widgets } from 'blessed';
@@ -12,10 +12,11 @@ import type { EngineEvent, Snapshot } from '../engine/feed.js';
 import { cancelTarget, openDetails, toggleFor, type Dialog } from './actions.js';
 import { onKey } from './controls.js';
 import { verbError, type LineInput } from './forms.js';
-import { fitHints, helpLines, mainHints, type Focus, type KeyEvent } from './keys.js';
+import { commandNames, fitHints, helpLines, mainHints, type Focus, type HelpFlags, type KeyEvent } from './keys.js';
 import { computeLayout, tooSmallText, type Layout } from './layout.js';
 import { LogBuffer } from './logbuffer.js';
 import { LogPane } from './logpane.js';
+import { bannerLines, canExtend, expiringSoon } from './ops.js';
 import { hasTimedCells, presence, SORT_KEYS, TuiModel } from './model.js';
 import { Overlay } from './overlay.js';
 import { IdleWatch, RenderScheduler, Ticker } from './scheduler.js';
@@ -52,6 +53,8 @@ export class TuiApp {
   readonly header: Widgets.BoxElement;
   readonly status: Widgets.BoxElement;
   readonly footer: Widgets.BoxElement;
+  /** TTL warnings: one line per cluster about to expire. */
+  readonly banner: Widgets.BoxElement;
   readonly small: Widgets.BoxElement;
   readonly table: ClusterTable;
   readonly tasks: TasksPanel;
@@ -82,7 +85,9 @@ export class TuiApp {
   /** The task whose log is shown when the user picked one in the tasks panel. */
   pinnedTask: string | undefined;
   dialog: Dialog | null = null;
-  input: { kind: 'filter' | 'search'; editor: LineInput; before: string } | null = null;
+  input: { kind: 'filter' | 'search' | 'command'; editor: LineInput; before: string; error?: string } | null = null;
+  /** The reconcile dialog whose pass is still running (one pass at a time). */
+  reconciling: Dialog | null = null;
   message: { text: string; error: boolean } | null = null;
   idleText: string | null = null;
   fetching: string | null = null;
@@ -123,6 +128,7 @@ export class TuiApp {
       this.table = new ClusterTable(this.screen, this.guard((i: number) => this.pickCluster(i, true)), this.guard(() => openDetails(this)));
       this.tasks = new TasksPanel(this.screen, this.guard((i: number) => this.pickTask(i, true)));
       this.log = new LogPane(this.screen);
+      this.banner = line(this.screen);
       this.status = line(this.screen);
       this.footer = line(this.screen, { fg: 'white', bg: 'black' });
       this.small = blessed.box({ parent: this.screen, hidden: true, left: 0, top: 0, width: '100%', height: '100%', tags: false, align: 'center', valign: 'middle' });
@@ -458,10 +464,17 @@ export class TuiApp {
 
 
 
-  /** What the help screen may mention for this user. */
-  helpFlags(): { canCreate: boolean; canAct: boolean; canCancel: boolean } {
+  /** What the help screen (and the `:` prompt) may mention for this user. */
+  helpFlags(): HelpFlags {
     const me = this.backend.principal.user;
-    return { canCreate: this.backend.may('create'), canAct: this.backend.may('delete', me), canCancel: this.backend.may('cancel', me, me) };
+    return {
+      canCreate: this.backend.may('create'),
+      canAct: this.backend.may('delete', me),
+      canCancel: this.backend.may('cancel', me, me),
+      canExtend: this.backend.may('extend', me),
+      canReconcile: this.backend.may('reconcile'),
+      canAudit: this.backend.may('audit'),
+    };
   }
 
 
@@ -474,7 +487,11 @@ export class TuiApp {
     const cols = this.screen.width as number;
     const rows = this.screen.height as number;
     const active = this.activeTasks();
-    const layout = computeLayout(cols, rows, { fullLog: this.fullLog, activeTasks: active.length });
+    const now = Date.now();
+    // Every session warns about clusters about to expire, whatever the filter or view.
+    const soon = this.model.loaded ? expiringSoon(this.model.clusters.values(), now) : [];
+    const warnings = bannerLines(soon, now, cols - 2, (c) => canExtend(this, c));
+    const layout = computeLayout(cols, rows, { fullLog: this.fullLog, activeTasks: active.length, banner: warnings.length });
     const key = JSON.stringify(layout);
     let changed = false;
     if (key !== this.layoutKey) {
@@ -486,6 +503,7 @@ export class TuiApp {
       place(this.table.frame, layout.table, cols, main);
       place(this.tasks.frame, layout.tasks, cols, main);
       place(this.log.frame, layout.log, cols, main);
+      place(this.banner, layout.banner, cols, main);
       place(this.status, layout.status, cols, main);
       place(this.footer, layout.footer, cols, main);
       if (layout.tooSmall) {
@@ -500,7 +518,6 @@ export class TuiApp {
       if (changed) this.screen.render();
       return;
     }
-    const now = Date.now();
     const { rows: clusters, idx } = this.rows();
     const me = this.backend.principal;
     const hdr = [
@@ -532,6 +549,7 @@ export class TuiApp {
       : '';
     changed = this.log.update({ focused: this.focus === 'log' || this.fullLog, width: cols }) || changed;
 
+    if (layout.banner.height > 0) changed = setText(this.banner, warnings.map((l) => ` ${l}`).join('\n')) || changed;
     changed = setText(this.status, this.statusText(cols)) || changed;
     changed = setText(this.footer, ` ${this.footerText(cols - 2)}`) || changed;
 
@@ -542,14 +560,21 @@ export class TuiApp {
           ? { title: 'keys', lines: helpLines(this.helpFlags()), size: 'dialog' as const }
           : d.kind === 'details'
             ? { title: `cluster ${clean(d.name, 60)}`, lines: d.lines, size: 'large' as const }
-            : d.kind === 'create'
-              ? { title: 'create a cluster', lines: d.form.lines(), size: 'dialog' as const }
-              : { title: 'delete a cluster', lines: d.prompt.lines(), size: 'dialog' as const };
+            : d.kind === 'reconcile'
+              ? { title: 'reconcile', lines: d.lines, size: 'dialog' as const }
+              : d.kind === 'audit'
+                ? { title: 'audit (newest last)', head: d.head, lines: d.lines, size: 'large' as const }
+                : d.kind === 'create'
+                  ? { title: 'create a cluster', lines: d.form.lines(), size: 'dialog' as const }
+                  : { title: 'delete a cluster', lines: d.prompt.lines(), size: 'dialog' as const };
       changed = this.overlay.update({ ...view, cols, rows }) || changed;
     } else changed = this.overlay.hide() || changed;
 
     if (changed) this.screen.render();
-    const timed = !this.fullLog && (active.some((t) => t.state === 'running') || hasTimedCells(clusters));
+    // The 1 s tick runs only while a time on screen changes by itself: a running task's elapsed time,
+    // an expiry ahead (table cell or warning; any cluster's, so one entering the warning window is seen
+    // in every view). Nothing ticks once no expiry lies ahead and no task runs.
+    const timed = soon.length > 0 || hasTimedCells(this.model.clusters.values(), now) || (!this.fullLog && active.some((t) => t.state === 'running'));
     this.ticker.set(timed);
   }
 
@@ -558,8 +583,9 @@ export class TuiApp {
     let s: string;
     if (this.idleText) s = `{yellow-fg}{bold}${escapeTags(truncate(this.idleText, cols - 2))}{/bold}{/yellow-fg}`;
     else if (this.input) {
-      const p = this.input.kind === 'filter' ? 'filter clusters: ' : 'search the log: ';
+      const p = this.input.kind === 'filter' ? 'filter clusters: ' : this.input.kind === 'search' ? 'search the log: ' : ':';
       s = `{bold}${p}{/bold}${this.input.editor.show(true)}`;
+      if (this.input.error) s += `  {red-fg}✗ ${escapeTags(truncate(this.input.error, Math.max(10, cols - 8 - this.input.editor.value.length)))}{/red-fg}`;
     } else if (this.message) {
       const t = escapeTags(truncate(this.message.text, cols - 2));
       s = this.message.error ? `{red-fg}${t}{/red-fg}` : t;
@@ -572,6 +598,7 @@ export class TuiApp {
     const d = this.dialog;
     if (d?.kind === 'create' || d?.kind === 'delete') return '{bold}enter{/bold} confirm  {bold}esc{/bold} cancel  {bold}Ctrl-C{/bold} quit';
     if (d) return '{bold}↑↓{/bold} scroll  {bold}esc{/bold} close  {bold}q{/bold} quit';
+    if (this.input?.kind === 'command') return `{bold}enter{/bold} run  {bold}esc{/bold} cancel  ${escapeTags(commandNames(this.helpFlags()).join(' '))}`;
     if (this.input) return '{bold}enter{/bold} apply  {bold}esc{/bold} cancel';
     const c = this.selected();
     const canCancel = !this.fullLog && this.focus !== 'log' && Boolean(cancelTarget(this));
@@ -584,6 +611,8 @@ export class TuiApp {
         canDelete: Boolean(c && this.backend.may('delete', c.owner)),
         ...(toggleFor(this, c) ? { toggle: toggleFor(this, c)! } : {}),
         canCancel,
+        canExtend: canExtend(this, c),
+        canReconcile: this.backend.may('reconcile'),
         following: this.log.follow,
         searching: Boolean(this.log.query),
       }),

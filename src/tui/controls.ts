@@ -7,6 +7,7 @@ import { act, cancelTarget, openDetails, submitCreate, submitDelete, toggleFor }
 import { CreateForm, DeletePrompt, LineInput } from './forms.js';
 import { helpLines, keyId, type Focus, type KeyEvent } from './keys.js';
 import { SORT_KEYS } from './model.js';
+import { canExtend, extendSelected, openReconcile, runCommandLine } from './ops.js';
 import { clean } from './text.js';
 
 /** Handles one keypress: Ctrl-C always quits; then the dialog, the input line or the main view gets it. */
@@ -42,7 +43,7 @@ function dialogKey(app: TuiApp, id: string, ch: string | undefined, key: KeyEven
     else if (r === 'submit') submitDelete(app, d.prompt);
     return;
   }
-  const total = d.kind === 'details' ? d.lines.length : helpLines(app.helpFlags()).length;
+  const total = d.kind === 'help' ? helpLines(app.helpFlags()).length : d.lines.length;
   switch (id) {
     case 'q':
       return app.quit();
@@ -75,8 +76,17 @@ function inputKey(app: TuiApp, id: string, ch: string | undefined, key: KeyEvent
   const inp = app.input!;
   if (id === 'escape') {
     if (inp.kind === 'filter') app.filter = inp.before;
-    else app.log.search(inp.before);
+    else if (inp.kind === 'search') app.log.search(inp.before);
     app.input = null;
+    return;
+  }
+  if (inp.kind === 'command') {
+    if (id === 'enter') {
+      app.input = null;
+      const error = runCommandLine(app, inp.editor.value);
+      // An unknown or refused command keeps the prompt open with the reason inline.
+      if (error !== null && !app.closed) app.input = { ...inp, error };
+    } else if (inp.editor.edit(id, ch, key)) inp.error = undefined;
     return;
   }
   if (id === 'enter') {
@@ -163,9 +173,19 @@ function mainKey(app: TuiApp, id: string): void {
     }
   }
   const c = app.selected();
+  const panels = !app.fullLog && app.focus !== 'log';
   switch (id) {
     case 'q':
       return app.quit();
+    case ':':
+      app.input = { kind: 'command', editor: new LineInput(64), before: '' };
+      return;
+    case 'r':
+      if (panels && app.backend.may('reconcile')) openReconcile(app);
+      return;
+    case 'e':
+      if (panels && app.focus === 'table' && canExtend(app, c)) extendSelected(app, c);
+      return;
     case '?':
       app.dialog = { kind: 'help' };
       app.overlay.reset();

@@ -57,6 +57,10 @@ export interface HintContext {
   /** The start/stop toggle for the selected cluster, when allowed. */
   toggle?: 'start' | 'stop';
   canCancel: boolean;
+  /** `e`: the selected cluster has an expiry this user may extend. */
+  canExtend?: boolean;
+  /** `r`: this user may run a reconcile pass. */
+  canReconcile?: boolean;
   following: boolean;
   searching: boolean;
 }
@@ -75,7 +79,9 @@ export function mainHints(c: HintContext): Hint[] {
     if (c.focus === 'table' && c.canCreate) h.push({ key: 'c', label: 'create' });
     if (c.focus === 'table' && c.canDelete) h.push({ key: 'd', label: 'delete' });
     if (c.focus === 'table' && c.toggle) h.push({ key: 's', label: c.toggle });
+    if (c.focus === 'table' && c.canExtend) h.push({ key: 'e', label: 'extend 1h' });
     if (c.canCancel) h.push({ key: 'x', label: 'cancel' });
+    if (c.canReconcile) h.push({ key: 'r', label: 'reconcile' });
     if (c.hasCluster) h.push({ key: 'enter', label: 'details' });
     if (c.focus === 'table') h.push({ key: '/', label: 'filter' }, { key: 'S', label: 'sort' });
     h.push({ key: 'l', label: 'full log' }, { key: 'f', label: c.following ? 'unfollow' : 'follow' }, { key: 'tab', label: 'focus' }, { key: '↑↓', label: 'select' });
@@ -83,9 +89,9 @@ export function mainHints(c: HintContext): Hint[] {
   return h;
 }
 
-/** Renders hints into one line of at most `width` columns; `?` help and `q` quit are always kept. */
+/** Renders hints into one line of at most `width` columns; `:` command, `?` help and `q` quit are always kept. */
 export function fitHints(hints: Hint[], width: number): string {
-  const tail: Hint[] = [{ key: '?', label: 'help' }, { key: 'q', label: 'quit' }];
+  const tail: Hint[] = [{ key: ':', label: 'cmd' }, { key: '?', label: 'help' }, { key: 'q', label: 'quit' }];
   const item = (x: Hint) => `{bold}${x.key}{/bold} ${x.label}`;
   const len = (x: Hint) => [...x.key].length + 1 + x.label.length;
   let used = tail.reduce((n, x) => n + len(x) + 2, 0);
@@ -98,15 +104,33 @@ export function fitHints(hints: Hint[], width: number): string {
   return [...shown, ...tail].map(item).join('  ');
 }
 
+/** What the help screen may mention for this user. */
+export interface HelpFlags {
+  canCreate: boolean;
+  canAct: boolean;
+  canCancel: boolean;
+  canExtend?: boolean;
+  canReconcile?: boolean;
+  canAudit?: boolean;
+}
+
+/** The `:` commands this user may run, for the help screen and the prompt's hints. */
+export function commandNames(o: { canAudit?: boolean; canReconcile?: boolean }): string[] {
+  return [...(o.canAudit ? [':audit'] : []), ...(o.canReconcile ? [':reconcile'] : []), ':help', ':q'];
+}
+
 /** The help screen's lines: every key, limited to what this user may do. */
-export function helpLines(o: { canCreate: boolean; canAct: boolean; canCancel: boolean }): string[] {
+export function helpLines(o: HelpFlags): string[] {
   const rows: [string, string][] = [
     ['↑/↓ j/k', 'move the selection / scroll the log'],
     ['PgUp/PgDn g/G', 'page / top / bottom'],
     ['enter', "details of the selected cluster (its record, steps and recent tasks)"],
     ...(o.canCreate ? ([['c', 'create a cluster (a form)']] as [string, string][]) : []),
     ...(o.canAct ? ([['d', "delete the selected cluster (type its name to confirm)"], ['s', 'start or stop the selected cluster']] as [string, string][]) : []),
+    ...(o.canExtend ? ([['e', "extend the selected cluster's expiry by 1h"]] as [string, string][]) : []),
     ...(o.canCancel ? ([['x', "cancel the selected cluster's (or task's) active task"]] as [string, string][]) : []),
+    ...(o.canReconcile ? ([['r', 'reconcile now: compare with the providers, heal drift, show the result']] as [string, string][]) : []),
+    [':', `command prompt: ${[...(o.canAudit ? [':audit (the audit log)'] : []), ...(o.canReconcile ? [':reconcile'] : []), ':help', ':q (quit)'].join(', ')}`],
     ['/', 'filter clusters (table) or search the log (log pane); esc clears'],
     ['n / N', 'next / previous search match'],
     ['S', 'cycle the sort column'],

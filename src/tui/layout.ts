@@ -23,19 +23,26 @@ export interface Layout {
   table: Band;
   tasks: Band;
   log: Band;
+  /** TTL warning lines above the status line (height 0 when none). */
+  banner: Band;
   status: Band;
   footer: Band;
 }
 
-/** Computes the bands: header, cluster table, tasks (sized to the active tasks), log, status line, keys. */
-export function computeLayout(cols: number, rows: number, o: { fullLog: boolean; activeTasks: number }): Layout {
+/** Most TTL warning lines shown at once. */
+export const MAX_BANNER = 3;
+
+/** Computes the bands: header, cluster table, tasks (sized to the active tasks), log, warnings, status line, keys. */
+export function computeLayout(cols: number, rows: number, o: { fullLog: boolean; activeTasks: number; banner?: number }): Layout {
   const tooSmall = cols < MIN_COLS || rows < MIN_ROWS;
   const header = { top: 0, height: 1 };
   const status = { top: rows - 2, height: 1 };
   const footer = { top: rows - 1, height: 1 };
-  const body = Math.max(0, rows - 3);
+  const bannerH = tooSmall ? 0 : Math.max(0, Math.min(MAX_BANNER, Math.floor(o.banner ?? 0)));
+  const banner = { top: rows - 2 - bannerH, height: bannerH };
+  const body = Math.max(0, rows - 3 - bannerH);
   if (o.fullLog || tooSmall) {
-    return { tooSmall, cols, rows, header, table: { top: 1, height: 0 }, tasks: { top: 1, height: 0 }, log: { top: 1, height: body }, status, footer };
+    return { tooSmall, cols, rows, header, table: { top: 1, height: 0 }, tasks: { top: 1, height: 0 }, log: { top: 1, height: body }, banner, status, footer };
   }
   const maxTaskLines = Math.max(1, Math.floor(body / 5));
   const tasksH = 2 + Math.min(maxTaskLines, Math.max(1, o.activeTasks));
@@ -49,6 +56,7 @@ export function computeLayout(cols: number, rows: number, o: { fullLog: boolean;
     table: { top: 1, height: tableH },
     tasks: { top: 1 + tableH, height: tasksH },
     log: { top: 1 + tableH + tasksH, height: logH },
+    banner,
     status,
     footer,
   };

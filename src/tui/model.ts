@@ -183,9 +183,13 @@ export function clusterRow(c: Cluster, cols: Column[], nowMs: number): string {
   return cols.map((col) => fit(col.cell(c, nowMs), col.width, col.right)).join(' ').trimEnd();
 }
 
-/** Whether any of these clusters shows a time that changes by itself (an expiry). */
-export function hasTimedCells(clusters: Cluster[]): boolean {
-  return clusters.some((c) => Boolean(c.expiresAt));
+/** Whether any of these clusters shows a time that changes by itself (an expiry still ahead; `expired` stays put). */
+export function hasTimedCells(clusters: Iterable<Cluster>, nowMs = Date.now()): boolean {
+  for (const c of clusters) {
+    const at = c.expiresAt ? Date.parse(c.expiresAt) : NaN;
+    if (Number.isFinite(at) && at > nowMs) return true;
+  }
+  return false;
 }
 
 const KIND_SHORT: Record<string, string> = { 'import-image': 'import' };

@@ -1,5 +1,5 @@
 /**
- * The one overlay box used by every dialog (help, details, create form, delete prompt): it draws
+ * The one overlay box used by every dialog (help, details, create form, delete prompt, reconcile, audit): it draws
  * tagged lines, centered, and scrolls long content itself.
  */
 import blessed from 'blessed';
@@ -20,6 +20,8 @@ export class Overlay {
   private readonly box: Widgets.BoxElement;
   private top = 0;
   private geometry = '';
+  /** Lines pinned above the scrolling ones (a table's column header). */
+  private fixed = 0;
 
   constructor(parent: Widgets.Node) {
     this.box = blessed.box({
@@ -46,8 +48,13 @@ export class Overlay {
     this.top = 0;
   }
 
+  /** To the last page (applied on the next update, which knows the content's length). */
+  end(): void {
+    this.top = Number.MAX_SAFE_INTEGER;
+  }
+
   private innerHeight(): number {
-    return Math.max(1, (this.box.height as number) - 2);
+    return Math.max(1, (this.box.height as number) - 2 - this.fixed);
   }
 
   /** Lines visible at once. */
@@ -63,12 +70,14 @@ export class Overlay {
     return true;
   }
 
-  /** Shows `lines` under `title`; returns whether anything on screen changed. */
-  update(o: { title: string; lines: string[]; size: OverlaySize; cols: number; rows: number }): boolean {
+  /** Shows `lines` under `title` (and the pinned `head` lines); returns whether anything on screen changed. */
+  update(o: { title: string; lines: string[]; head?: string[]; size: OverlaySize; cols: number; rows: number }): boolean {
     let changed = false;
-    const widest = Math.max(40, ...o.lines.map(tagless)) + 2;
+    const head = o.head ?? [];
+    const widest = Math.max(40, ...o.lines.map(tagless), ...head.map(tagless)) + 2;
     const width = o.size === 'large' ? o.cols - 4 : Math.min(o.cols - 4, widest);
-    const height = o.size === 'large' ? o.rows - 4 : Math.min(o.rows - 4, o.lines.length + 2);
+    const height = o.size === 'large' ? o.rows - 4 : Math.min(o.rows - 4, o.lines.length + head.length + 2);
+    this.fixed = Math.min(head.length, Math.max(0, height - 3));
     const geometry = `${width}x${height}`;
     if (geometry !== this.geometry) {
       this.geometry = geometry;
@@ -87,7 +96,7 @@ export class Overlay {
     const visible = o.lines.slice(this.top, this.top + this.innerHeight());
     const more = o.lines.length > this.innerHeight() ? ` (${this.top + 1}-${this.top + visible.length} of ${o.lines.length}) ` : ' ';
     changed = setLabel(this.box, ` ${escapeTags(o.title)}${more}`) || changed;
-    changed = setText(this.box, visible.join('\n')) || changed;
+    changed = setText(this.box, [...head.slice(0, this.fixed), ...visible].join('\n')) || changed;
     return changed;
   }
 }
