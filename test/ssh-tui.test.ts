@@ -469,7 +469,7 @@ test('reconnecting after a task finished shows its full log (from disk)', { time
   assert.deepEqual(missing, [], `lines not shown; last screen:\n${s.screen()}`);
 });
 
-test('q ends the session with exit status 0; 300 connect/quit cycles end cleanly; the daemon's RSS stays bounded (+64 MB; the leak check proper is ssh-memory.test.ts, on the heap after GC)', { timeout: 150_000 }, async () => {
+test('q ends the session with exit status 0; 300 connect/quit cycles end cleanly; the daemon RSS stays bounded (+64 MB; the leak check proper is ssh-memory.test.ts, on the heap after GC)', { timeout: 150_000 }, async () => {
   const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${d.proc.pid}/status`, 'utf8'))![1]) / 1024;
   const cycle = async (k: Key, label: string) => {
     const s = await connectTui(k, label, 100, 30);

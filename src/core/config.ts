@@ -43,17 +43,27 @@ export interface Config {
 }
 
 export interface RoutesSettings {
+  /** Whether kindler manages routes at all. When false, `applyRoutes` touches nothing. */
   enabled: boolean;
-  /** Clusters are served as NAME.BASE_DOMAIN and *.NAME.BASE_DOMAIN. */
+  /** Clusters are reached as `NAME.<baseDomain>` and `*.NAME.<baseDomain>`, e.g. `dev.example.test`. */
   baseDomain: string;
+  /** Where HAProxy listens. `http` is always rendered (HTTP mode, Host-header routing); `https`, when given,
+   *  is a TCP-mode frontend that routes on TLS SNI and passes the TLS stream through untouched. An empty
+   *  address means all interfaces. */
   listen: { http: { address: string; port: number }; https?: { address: string; port: number } };
-  /** The generated HAProxy configuration file (rendered whole from state). */
+  /** The live HAProxy config file kindler owns entirely (rewritten whole on every change). */
   configFile: string;
-  /** argv; `{file}` is the file to check. */
+  /** Validates a candidate file; argv without a shell, `{file}` is replaced by the candidate's path and must
+   *  appear. Default `['haproxy', '-c', '-f', '{file}']`. */
   validateCommand: string[];
-  /** argv run after a changed file is in place. */
+  /** Makes HAProxy load the live file; argv without a shell, `{file}` (optional) becomes `configFile`.
+   *  Default `['systemctl', 'reload', 'haproxy']`. */
   reloadCommand: string[];
-  /** Route to 127.0.0.1:<httpPort> (host-port) or to <nodeAddress>:<ingress port> (node-address). */
+  /** Where a route forwards to.
+   *  - `host-port`: `127.0.0.1:<cluster.httpPort>` (and `:<httpsPort>` for TLS): the cluster's published
+   *    ingress ports; works on the host without access to docker networks.
+   *  - `node-address`: `<cluster.nodeAddress>:<ingressNodePort ?? 80>` (and `:443` for TLS): straight to the
+   *    node container; needs a routable node address. */
   backend: 'host-port' | 'node-address';
 }
 

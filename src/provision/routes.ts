@@ -16,32 +16,10 @@ import { execa } from 'execa';
 import type { Cluster } from '../core/types.js';
 import { failed, usageError } from '../core/errors.js';
 import { cleanLine, shown } from '../core/text.js';
+import type { RoutesSettings } from '../core/config.js';
 
-/** How kindler renders and activates host routes. */
-export interface RoutesConfig {
-  /** Whether kindler manages routes at all. When false, `applyRoutes` touches nothing. */
-  enabled: boolean;
-  /** Clusters are reached as `NAME.<baseDomain>` and `*.NAME.<baseDomain>`, e.g. `dev.example.test`. */
-  baseDomain: string;
-  /** Where HAProxy listens. `http` is always rendered (HTTP mode, Host-header routing); `https`, when given,
-   *  is a TCP-mode frontend that routes on TLS SNI and passes the TLS stream through untouched. An empty
-   *  address means all interfaces. */
-  listen: { http: { address: string; port: number }; https?: { address: string; port: number } };
-  /** The live HAProxy config file kindler owns entirely (rewritten whole on every change). */
-  configFile: string;
-  /** Validates a candidate file; argv without a shell, `{file}` is replaced by the candidate's path and must
-   *  appear. Default `['haproxy', '-c', '-f', '{file}']`. */
-  validateCommand: string[];
-  /** Makes HAProxy load the live file; argv without a shell, `{file}` (optional) becomes `configFile`.
-   *  Default `['systemctl', 'reload', 'haproxy']`. */
-  reloadCommand: string[];
-  /** Where a route forwards to.
-   *  - `host-port`: `127.0.0.1:<cluster.httpPort>` (and `:<httpsPort>` for TLS): the cluster's published
-   *    ingress ports; works on the host without access to docker networks.
-   *  - `node-address`: `<cluster.nodeAddress>:<ingressNodePort ?? 80>` (and `:443` for TLS): straight to the
-   *    node container; needs a routable node address. */
-  backend: 'host-port' | 'node-address';
-}
+/** How kindler renders and activates host routes (the `routes` section of the config). */
+export type RoutesConfig = RoutesSettings;
 
 export const DEFAULT_VALIDATE_COMMAND: readonly string[] = ['haproxy', '-c', '-f', '{file}'];
 export const DEFAULT_RELOAD_COMMAND: readonly string[] = ['systemctl', 'reload', 'haproxy'];

@@ -19,6 +19,7 @@ import ssh2 from 'ssh2';
 import type { AuthContext, ClientInfo, Connection, ParsedKey, ServerChannel, Session } from 'ssh2';
 import type { Role } from '../access/authorize.js';
 import { fingerprint, type UsersStore } from '../access/users.js';
+import type { TuiHandle, TuiOptions } from '../tui/index.js';
 import { runCommand, type IO, type Principal } from '../commands/index.js';
 import { LocalSession, type SessionBackend } from '../commands/session.js';
 import { EXIT, KindlerError } from '../core/errors.js';
@@ -62,21 +63,7 @@ export const DEFAULT_SSH_LIMITS: SshLimits = {
   idleCloseMs: 30 * 60_000,
 };
 
-/** What the TUI module (src/tui/index.ts) exports as `openTui`. */
-export interface TuiOptions {
-  input: NodeJS.ReadableStream & { isTTY?: boolean };
-  output: NodeJS.WritableStream & { isTTY?: boolean; columns: number; rows: number };
-  columns: number;
-  rows: number;
-  backend: SessionBackend;
-  idle?: { warnMs: number; closeMs: number };
-  /** Called once when the TUI ends (the user quit, idle timeout, close()). */
-  onExit: (code: number, reason?: string) => void;
-}
-export interface TuiHandle {
-  resize(cols: number, rows: number): void;
-  close(message?: string): void;
-}
+/** What the TUI module (src/tui/index.ts) exports as `openTui`; loaded on the first shell. */
 export type OpenTui = (o: TuiOptions) => TuiHandle;
 
 export interface SshServerOptions {
