@@ -7,7 +7,7 @@ import type { Widgets } from 'blessed';
 import type { Cluster } from '../core/types.js';
 import { clusterColumns, clusterRow, headerRow } from './model.js';
 import { escapeTags } from './text.js';
-import { panel, selectList, setFocusStyle, setLabel, setText } from './widgets.js';
+import { panel, RowList, setFocusStyle, setLabel, setText } from './widgets.js';
 
 /** What the table shows in one frame. */
 export interface TableView {
@@ -24,21 +24,14 @@ export interface TableView {
 export class ClusterTable {
   readonly frame: Widgets.BoxElement;
   private readonly head: Widgets.BoxElement;
-  private readonly list: Widgets.ListElement;
-  private items: string[] = [];
-  private selected = -1;
-  private syncing = false;
-  private empty = true;
+  private readonly rows: RowList;
 
   constructor(parent: Widgets.Node, onPick: (index: number) => void, onAction: () => void) {
     this.frame = panel(parent, ' clusters ');
     this.head = blessed.box({ parent: this.frame, left: 0, right: 0, top: 0, height: 1, tags: true, wrap: false, style: { bold: true } });
-    this.list = selectList(this.frame, 1);
-    this.list.on('select item', (_el: unknown, i: number) => {
-      if (!this.syncing && !this.empty) onPick(i);
-    });
-    this.list.on('action', () => {
-      if (!this.empty) onAction();
+    this.rows = new RowList(this.frame, 1, onPick);
+    this.rows.list.on('action', () => {
+      if (!this.rows.empty) onAction();
     });
   }
 
@@ -48,34 +41,7 @@ export class ClusterTable {
     let changed = setText(this.head, `{bold}${escapeTags(headerRow(cols))}{/bold}`);
     changed = setLabel(this.frame, v.label) || changed;
     changed = setFocusStyle(this.frame, v.focused) || changed;
-    const empty = v.clusters.length === 0;
-    const items = empty ? [v.emptyText] : v.clusters.map((c) => clusterRow(c, cols, v.nowMs));
-    if (empty !== this.empty) {
-      this.empty = empty;
-      (this.list as unknown as { interactive: boolean }).interactive = !empty;
-      changed = true;
-    }
-    if (items.length !== this.items.length || items.some((s, i) => s !== this.items[i])) {
-      this.items = items;
-      this.syncing = true;
-      try {
-        this.list.setItems(items as unknown as Widgets.BlessedElement[]);
-      } finally {
-        this.syncing = false;
-      }
-      changed = true;
-    }
-    const sel = empty ? 0 : Math.max(0, Math.min(v.selected, items.length - 1));
-    if (sel !== this.selected || changed) {
-      this.selected = sel;
-      this.syncing = true;
-      try {
-        this.list.select(sel);
-      } finally {
-        this.syncing = false;
-      }
-      changed = true;
-    }
+    changed = this.rows.sync(v.clusters.map((c) => clusterRow(c, cols, v.nowMs)), v.emptyText, v.selected) || changed;
     return changed;
   }
 

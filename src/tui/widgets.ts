@@ -87,3 +87,55 @@ export function setLabel(el: Widgets.BoxElement, label: string): boolean {
   el.setLabel(label);
   return true;
 }
+
+/**
+ * A selectable list whose rows are redrawn from a view: reports a pick only for a user's selection
+ * (never for our own setItems/select), and says whether anything on screen changed.
+ */
+export class RowList {
+  readonly list: Widgets.ListElement;
+  private items: string[] = [];
+  private selected = -1;
+  private syncing = false;
+  empty = true;
+
+  constructor(frame: Widgets.BoxElement, top: number, onPick: (index: number) => void) {
+    this.list = selectList(frame, top);
+    this.list.on('select item', (_el: unknown, i: number) => {
+      if (!this.syncing && !this.empty) onPick(i);
+    });
+  }
+
+  /** Shows `rows` (or `emptyText` alone, not selectable) with `selected` highlighted. */
+  sync(rows: string[], emptyText: string, selected: number): boolean {
+    let changed = false;
+    const empty = rows.length === 0;
+    const items = empty ? [emptyText] : rows;
+    if (empty !== this.empty) {
+      this.empty = empty;
+      (this.list as unknown as { interactive: boolean }).interactive = !empty;
+      changed = true;
+    }
+    if (items.length !== this.items.length || items.some((s, i) => s !== this.items[i])) {
+      this.items = items;
+      this.quietly(() => this.list.setItems(items as unknown as Widgets.BlessedElement[]));
+      changed = true;
+    }
+    const sel = empty ? 0 : Math.max(0, Math.min(selected, items.length - 1));
+    if (sel !== this.selected || changed) {
+      this.selected = sel;
+      this.quietly(() => this.list.select(sel));
+      changed = true;
+    }
+    return changed;
+  }
+
+  private quietly(fn: () => void): void {
+    this.syncing = true;
+    try {
+      fn();
+    } finally {
+      this.syncing = false;
+    }
+  }
+}
