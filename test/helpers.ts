@@ -16,7 +16,9 @@ export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const FAKE_BIN = join(ROOT, 'test', 'fixtures', 'bin');
 export const CLI = join(ROOT, 'dist', 'cli.js');
 
-let portBase = 20000 + (process.pid % 200) * 100;
+// Test port ranges stay below the kernel's ephemeral range (32768+ here), so an outgoing connection
+// can never be holding a port a test means to allocate or bind.
+let portBase = 20000 + (process.pid % 120) * 100;
 
 export interface World {
   dir: string;
@@ -44,7 +46,7 @@ export function makeWorld(overrides: Record<string, unknown> = {}): World {
   for (const d of [dataDir, fakeDir, join(fakeDir, 'control'), home]) mkdirSync(d, { recursive: true });
   const base = portBase;
   portBase += 100;
-  if (portBase > 39000) portBase = 20000;
+  if (portBase > 32000) portBase = 20000;
   const config = {
     dataDir: './data',
     scriptsDir: join(ROOT, 'scripts'),
