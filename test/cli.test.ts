@@ -196,6 +196,11 @@ test('reconcile: --dry-run reports drift (exit 10), a pass heals it, --last show
   assert.deepEqual(JSON.parse(after.stdout).drift.map((x: { kind: string }) => x.kind), ['unmanaged'], 'stray is only reported, never deleted');
   const last = JSON.parse((await cli(w, ['reconcile', '--last', '--json'])).stdout).last;
   assert.equal(last.dryRun, true);
+  w.rule('docker-down', '');
+  const blind = await cli(w, ['reconcile', '--dry-run', '--json']);
+  assert.equal(blind.code, 1, 'docker unreachable is a failure, never "no drift"');
+  assert.match(JSON.stringify(JSON.parse(blind.stdout).errors), /cannot list the provider's clusters/);
+  w.clearRule('docker-down');
   const adopt = await cli(w, ['adopt', 'stray', '--provider', 'k3d', '--json']);
   assert.equal(adopt.code, 0, adopt.stderr);
   assert.equal(JSON.parse(adopt.stdout).cluster.actual, 'running');

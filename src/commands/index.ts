@@ -468,8 +468,10 @@ const VERBS: Verb[] = [
         for (const e of r.errors) lines.push(`error     ${e.cluster}: ${e.error}`);
         return `${lines.length ? lines.map((l) => sanitizeLine(l)).join('\n') : 'no drift'}\n`;
       });
+      // A pass that could not ask the provider (or a cluster) is a failure, never "no drift".
+      if (r.errors.length) return EXIT.failed;
       if (dryRun) return r.drift.length ? 10 : EXIT.ok;
-      return r.errors.length ? EXIT.failed : EXIT.ok;
+      return EXIT.ok;
     },
   },
   {
