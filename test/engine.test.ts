@@ -86,6 +86,8 @@ test('invalid names and ports are refused with the rule named, and change nothin
     [['show', 'nope'], /^error: cluster: no cluster named "nope"/, 3],
     [['cancel', 'x1'], /^error: task: must be a task id like t-12/, 2],
     [['cancel', 't-999'], /^error: task: no task "t-999"/, 3],
+    [['tasks', '--limit', '0'], /^error: limit: must be a whole number 1-999999/, 2],
+    [['audit', '--limit', 'many'], /^error: limit: must be a whole number 1-999999/, 2],
   ];
   for (const [argv, re, code] of cases) {
     const r = await verb(engine, argv);

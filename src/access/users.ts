@@ -58,17 +58,11 @@ export interface KeyMatch {
   key: ParsedKey;
 }
 
-interface Entry {
+interface Entry extends ParsedPublicKey {
   /** 0-based index into the file's lines. */
   index: number;
   name: string;
   role: Role;
-  type: string;
-  base64: string;
-  blob: Buffer;
-  comment: string;
-  fingerprint: string;
-  key: ParsedKey;
 }
 
 interface Parsed {

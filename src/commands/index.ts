@@ -164,6 +164,13 @@ async function follow(ctx: Context, id: string, o: { showLog: boolean; showProgr
   }
 }
 
+/** The --limit flag: a whole number 1-999999, or undefined when not given. */
+function parseLimit(raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  if (!/^[1-9][0-9]{0,5}$/.test(raw)) throw usageError(`limit: must be a whole number 1-999999 (got ${shown(raw, 20)})`, 'limit');
+  return Number(raw);
+}
+
 function resolveTask(ctx: Context, ref: string): Task {
   if (/^t-/.test(ref)) {
     Engine.checkTaskId(ref);
@@ -305,12 +312,11 @@ const VERBS: Verb[] = [
       limit: { type: 'string', value: 'N', help: 'at most N tasks (default 50)' },
     },
     async run(p, ctx, json) {
-      const limitRaw = p.flags.limit as string | undefined;
-      if (limitRaw !== undefined && !/^[1-9][0-9]{0,5}$/.test(limitRaw)) throw usageError(`limit: must be a whole number 1-999999 (got ${shown(limitRaw, 20)})`, 'limit');
+      const limit = parseLimit(p.flags.limit as string | undefined);
       const tasks = ctx.engine.listTasks({
         ...(p.flags.cluster ? { cluster: p.flags.cluster as string } : {}),
         active: Boolean(p.flags.active),
-        limit: limitRaw ? Number(limitRaw) : 50,
+        limit: limit ?? 50,
       });
       print(ctx, json, { tasks }, () => taskTable(tasks));
       return EXIT.ok;
@@ -436,9 +442,8 @@ const VERBS: Verb[] = [
         if (/^\d{4}-\d{2}-\d{2}/.test(since) && !Number.isNaN(Date.parse(since))) sinceMs = Date.parse(since);
         else sinceMs = Date.now() - parseDuration('since', since);
       }
-      const limitRaw = p.flags.limit as string | undefined;
-      if (limitRaw !== undefined && !/^[1-9][0-9]{0,5}$/.test(limitRaw)) throw usageError(`limit: must be a whole number 1-999999 (got ${shown(limitRaw, 20)})`, 'limit');
-      const events = ctx.engine.listAudit({ ...(p.flags.user ? { user: p.flags.user as string } : {}), ...(sinceMs !== undefined ? { sinceMs } : {}), limit: limitRaw ? Number(limitRaw) : 200 });
+      const limit = parseLimit(p.flags.limit as string | undefined);
+      const events = ctx.engine.listAudit({ ...(p.flags.user ? { user: p.flags.user as string } : {}), ...(sinceMs !== undefined ? { sinceMs } : {}), limit: limit ?? 200 });
       print(ctx, json, { events }, () =>
         events.length ? table(['TIME', 'USER', 'SOURCE', 'ACTION', 'TARGET', 'RESULT', 'TASK', 'DETAIL'], events.map((e) => [e.at, e.user, `${e.source}${e.fingerprint ? ` ${e.fingerprint.slice(0, 19)}` : ''}`, e.action, e.target, e.result, e.taskId, e.detail])) : 'no audit events\n',
       );

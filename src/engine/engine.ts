@@ -725,10 +725,14 @@ export class Engine {
     this.log('info', `task ${t.id} running: ${t.kind} ${c.name}`);
     this.emitCluster(c.name);
     this.persist(t);
-    state.run.done.then((r) => this.finish(state, r)).catch((e: Error) => {
-      this.log('error', `task ${t.id}: internal error: ${e.stack ?? e.message}`);
-      return this.finish(state, { exitCode: null, signal: null, stopped: null, killed: false, spawnError: `internal error: ${e.message}` });
-    });
+    // A runner error still ends the task (failed, with the reason); an error while recording the end
+    // is logged loudly rather than handled twice.
+    state.run.done
+      .then(
+        (r) => this.finish(state, r),
+        (e: Error) => this.finish(state, { exitCode: null, signal: null, stopped: null, killed: false, spawnError: `internal error: ${e.message}` }),
+      )
+      .catch((e: Error) => this.log('error', `task ${t.id}: could not record its end: ${e.stack ?? e.message}`));
   }
 
   private async finishWithoutRun(t: Task, reason: string): Promise<void> {
