@@ -7,11 +7,21 @@
  *   (atomic: temp file, fsync, rename); baseline a plain `writeFileSync` of the same JSON text.
  *   Target: p95 ≤ 20 ms.
  *
+ * - Write size sweep: the same write p95 with 1,000 clusters and 0 / 2,000 / 5,000 / 20,000 tasks,
+ *   each against its floor: the same document stringified, written, fsynced and renamed by hand.
+ *   A whole-file rewrite costs what its bytes cost; the sweep shows where 20 ms stops holding.
+ * - Table frame: the real TUI (LocalSession on the engine, 120x40) with those 1,000 clusters; time
+ *   from a selection key (j/k) to the frame it produces, and a full relayout (resize); baseline the
+ *   same frames with two clusters. Target: p95 ≤ 16 ms.
+ *
  * Prints one JSON object to stdout and a short table to stderr.
  * Run: node --import tsx bench/state.ts
  */
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, renameSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { LocalSession } from '../src/commands/session.js';
+import { openTui } from '../src/tui/index.js';
 import type { Cluster, Task } from '../src/core/types.js';
 import { Engine } from '../src/engine/engine.js';
 import { SCHEMA_VERSION, Store, stateProblem, type StateData } from '../src/store/state.js';
@@ -20,10 +30,12 @@ import { fmt, pct, table } from './util.js';
 
 const CLUSTERS = 1000;
 const TASKS = 20000;
+const SWEEP = (process.env.BENCH_SWEEP ?? '0,2000,5000,20000').split(',').map(Number);
+const FRAMES = 40;
 const WRITES = 50;
 const START_REPS = 5;
 
-function buildState(dataDir: string): StateData {
+function buildState(dataDir: string, CLUSTERS: number, TASKS: number): StateData {
   const t0 = Date.parse('2025-01-01T00:00:00Z');
   const iso = (ms: number) => new Date(t0 + ms).toISOString();
   const clusters: Cluster[] = Array.from({ length: CLUSTERS }, (_, i) => ({
@@ -78,10 +90,102 @@ function buildState(dataDir: string): StateData {
   return { schemaVersion: SCHEMA_VERSION, nextTaskSeq: TASKS + 1, clusters, tasks, audit: [] };
 }
 
+/** Write p95 through the store at one size, and its floor: the same atomic protocol by hand. */
+async function writeSweep(tasks: number) {
+  const w = makeWorld({ checkHostPorts: false });
+  try {
+    const doc = buildState(w.dataDir, CLUSTERS, tasks);
+    const file = join(w.dataDir, 'state.json');
+    writeFileSync(file, JSON.stringify(doc), { mode: 0o600 });
+    const bytes = statSync(file).size;
+    const store = await Store.open(w.dataDir);
+    await store.update((d) => { d.nextTaskSeq++; });
+    const upd: number[] = [];
+    const floor: number[] = [];
+    const floorFile = join(w.dir, 'floor.json');
+    for (let i = 0; i < 30; i++) {
+      let t0 = performance.now();
+      await store.update((d) => { d.nextTaskSeq++; });
+      upd.push(performance.now() - t0);
+      t0 = performance.now();
+      const fd = openSync(`${floorFile}.tmp`, 'w', 0o600);
+      writeSync(fd, JSON.stringify(store.data));
+      fsyncSync(fd);
+      closeSync(fd);
+      renameSync(`${floorFile}.tmp`, floorFile);
+      floor.push(performance.now() - t0);
+    }
+    return {
+      tasks,
+      bytes,
+      updateMs: { p50: fmt(pct(upd, 50)), p95: fmt(pct(upd, 95)) },
+      floorMs: { p50: fmt(pct(floor, 50)), p95: fmt(pct(floor, 95)) },
+      ratioP95: fmt(pct(upd, 95) / pct(floor, 95), 2),
+    };
+  } finally {
+    w.cleanup();
+  }
+}
+
+/**
+ * Frame times of the real TUI over a state: j/k selection frames and full relayouts (resize),
+ * each timed from the input to the frame's write on the terminal stream.
+ */
+async function tableFrames(state: StateData): Promise<{ key: number[]; full: number[] }> {
+  const w = makeWorld({ checkHostPorts: false });
+  const engine = await (async () => {
+    writeFileSync(join(w.dataDir, 'state.json'), JSON.stringify(state), { mode: 0o600 });
+    return Engine.start(w.cfg, { role: 'test', scriptEnv: scriptEnv(w) });
+  })();
+  const input = Object.assign(new PassThrough(), { isTTY: true, isRaw: true, setRawMode: (_: boolean) => input });
+  const output = Object.assign(new PassThrough(), { isTTY: true, columns: 120, rows: 40 });
+  let onFrame: (() => void) | null = null;
+  let text = '';
+  output.on('data', (d: Buffer) => {
+    text = (text + d.toString('latin1')).slice(-20000);
+    onFrame?.();
+  });
+  const frame = (act: () => void) => new Promise<number>((resolve, reject) => {
+    const t0 = performance.now();
+    const timer = setTimeout(() => reject(new Error('no frame within 5 s')), 5000);
+    onFrame = () => {
+      onFrame = null;
+      clearTimeout(timer);
+      resolve(performance.now() - t0);
+    };
+    act();
+  });
+  const session = new LocalSession(engine, { user: 'user0', role: 'admin', source: 'bench' }, 'bench');
+  let exited = false;
+  const handle = openTui({ input, output, columns: 120, rows: 40, backend: session, onExit: () => { exited = true; } });
+  try {
+    // The first complete frame: the last cluster's name is drawn once the snapshot arrived.
+    const last = state.clusters[0]!.name;
+    const deadline = Date.now() + 10_000;
+    while (!text.includes(last)) {
+      if (Date.now() > deadline) throw new Error('the table never showed its rows');
+      await new Promise<void>((r) => { onFrame = () => { onFrame = null; r(); }; setTimeout(r, 50); });
+    }
+    const key: number[] = [];
+    const full: number[] = [];
+    for (let i = 0; i < FRAMES; i++) {
+      key.push(await frame(() => input.write(i % 2 ? 'k' : 'j')));
+      full.push(await frame(() => handle.resize(i % 2 ? 120 : 119, 40)));
+    }
+    return { key, full };
+  } finally {
+    handle.close();
+    if (!exited) throw new Error('the TUI did not close');
+    session.close();
+    await engine.shutdown();
+    w.cleanup();
+  }
+}
+
 async function main(): Promise<void> {
   const w = makeWorld({ checkHostPorts: false });
   try {
-    const state = buildState(w.dataDir);
+    const state = buildState(w.dataDir, CLUSTERS, TASKS);
     const problem = stateProblem(state);
     if (problem) throw new Error(`generated state is invalid: ${problem}`);
     const file = join(w.dataDir, 'state.json');
@@ -133,6 +237,10 @@ async function main(): Promise<void> {
     const after = JSON.parse(readFileSync(file, 'utf8')) as StateData;
     if (after.nextTaskSeq !== TASKS + 1 + WRITES + 1) throw new Error(`writes were lost: nextTaskSeq ${after.nextTaskSeq}`);
 
+    const sweep = [];
+    for (const n of SWEEP) sweep.push(await writeSweep(n));
+    const frames = { many: await tableFrames(state), one: await tableFrames(buildState(w.dataDir, 2, 0)) };
+
     const startP50 = pct(startMs, 50);
     const startMax = Math.max(...startMs);
     const wP95 = pct(writeMs, 95);
@@ -159,6 +267,18 @@ async function main(): Promise<void> {
         targetMs: 20,
         pass: wP95 <= 20,
       },
+      writeSweep: sweep,
+      tableFrame: {
+        clusters: CLUSTERS,
+        frames: FRAMES,
+        keyFrameMs: { p50: fmt(pct(frames.many.key, 50)), p95: fmt(pct(frames.many.key, 95)), max: fmt(Math.max(...frames.many.key)) },
+        relayoutMs: { p50: fmt(pct(frames.many.full, 50)), p95: fmt(pct(frames.many.full, 95)) },
+        baselineTwoClustersKeyFrameMs: { p50: fmt(pct(frames.one.key, 50)), p95: fmt(pct(frames.one.key, 95)) },
+        baselineTwoClustersRelayoutMs: { p95: fmt(pct(frames.one.full, 95)) },
+        ratioKeyP95: fmt(pct(frames.many.key, 95) / pct(frames.one.key, 95), 2),
+        targetMs: 16,
+        pass: pct(frames.many.key, 95) <= 16 && pct(frames.many.full, 95) <= 16,
+      },
     };
     process.stdout.write(`${JSON.stringify(result)}\n`);
     process.stderr.write(table(`state (${CLUSTERS} clusters, ${TASKS} tasks, ${(bytes / 1e6).toFixed(1)} MB)`, [
@@ -167,6 +287,9 @@ async function main(): Promise<void> {
       ['Store.open p50 (ms)', fmt(pct(openMs, 50)), fmt(pct(parseMs, 50)), String(result.start.ratioOpenP50), '', ''],
       ['state write p50 (ms)', fmt(pct(writeMs, 50)), fmt(pct(plainMs, 50)), '-', '', ''],
       ['state write p95 (ms)', fmt(wP95), fmt(pct(plainMs, 95)), String(result.write.ratioP95), '≤ 20', String(result.write.pass)],
+      ...sweep.map((r) => [`write p95, ${r.tasks} tasks, ${(r.bytes / 1e6).toFixed(1)} MB (ms)`, r.updateMs.p95, `${r.floorMs.p95} floor`, String(r.ratioP95), '≤ 20', String(r.updateMs.p95 <= 20)]),
+      [`table key frame p95, ${CLUSTERS} clusters (ms)`, fmt(pct(frames.many.key, 95)), `${fmt(pct(frames.one.key, 95))} (2 clusters)`, String(result.tableFrame.ratioKeyP95), '≤ 16', String(pct(frames.many.key, 95) <= 16)],
+      [`table relayout p95, ${CLUSTERS} clusters (ms)`, fmt(pct(frames.many.full, 95)), `${fmt(pct(frames.one.full, 95))} (2 clusters)`, fmt(pct(frames.many.full, 95) / pct(frames.one.full, 95), 2), '≤ 16', String(pct(frames.many.full, 95) <= 16)],
     ]));
   } finally {
     w.cleanup();

@@ -123,10 +123,12 @@ export class AtomicJsonFile implements Adapter<StateData> {
   }
 
   async write(data: StateData): Promise<void> {
-    const text = JSON.stringify(data);
+    // One buffer, one write call (writeFile would split it into 512 KiB round trips), then fsync.
+    const buf = Buffer.from(JSON.stringify(data));
     const fh = await open(this.tmp, 'w', 0o600);
     try {
-      await fh.writeFile(text);
+      let off = 0;
+      while (off < buf.length) off += (await fh.write(buf, off, buf.length - off, off)).bytesWritten;
       await fh.sync();
     } finally {
       await fh.close();
