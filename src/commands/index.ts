@@ -229,7 +229,8 @@ const VERBS: Verb[] = [
     async run(p, ctx, json) {
       const cfg = ctx.engine.cfg;
       const f = p.flags as Record<string, string | undefined>;
-      const ttl = f.ttl ?? cfg.defaults.ttl;
+      // An explicit --ttl must be a duration (an empty one is an error, not "no TTL").
+      const ttl = f.ttl ?? (cfg.defaults.ttl || undefined);
       const req: CreateRequest = {
         name: p.args.name!,
         provider: parseProvider(f.provider ?? cfg.defaults.provider),
@@ -240,7 +241,7 @@ const VERBS: Verb[] = [
         ...(f['https-port'] !== undefined ? { httpsPort: parsePort('https-port', f['https-port']) } : {}),
         ...(f['api-port'] !== undefined ? { apiPort: parsePort('api-port', f['api-port']) } : {}),
         ...(f.subnet !== undefined ? { subnet: f.subnet } : {}),
-        ...(ttl ? { ttlMs: parseDuration('ttl', ttl) } : {}),
+        ...(ttl !== undefined ? { ttlMs: parseDuration('ttl', ttl) } : {}),
         ...(p.flags['remove-on-failure'] ? { removeOnFailure: true } : {}),
       };
       allow(ctx, 'create');
