@@ -340,7 +340,8 @@ test(`${SSH_N} generated inputs over real SSH exec channels answer exactly as ru
       // valid create (a repeated flag, or extra arguments after --, or inside an open quote).
       if (i % 7 === 0) command = `${inp.argv.join(' ')} --servers=0 --servers=0`;
       // SSH itself caps a packet at ~35,000 bytes (ssh2 drops the connection); kindler's own cap is 16,384 characters.
-      if (Buffer.byteLength(command) > 30_000) {
+      const cut = Buffer.byteLength(command) > 30_000;
+      if (cut) {
         let bytes = 0;
         command = [...command].filter((ch) => (bytes += Buffer.byteLength(ch)) <= 30_000).join('');
       }
@@ -348,7 +349,7 @@ test(`${SSH_N} generated inputs over real SSH exec channels answer exactly as ru
       const out = res.stdout.toString('utf8');
       const err = res.stderr.toString('utf8');
       const code = res.code ?? -1;
-      const splitFails = /[\0\r\n]/.test(command) || command.length > 16_384 || (i % 7 === 0);
+      const splitFails = cut || /[\0\r\n]/.test(command) || command.length > 16_384 || (i % 7 === 0);
       const problem = judge({ ...inp, ...(splitFails ? { field: undefined, invalid: inp.invalid && i % 7 !== 0 } : {}) }, code, out, err, pty ? '\n\t\r' : '\n\t');
       let differs: string | null = null;
       if (!splitFails) {
