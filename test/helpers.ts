@@ -11,6 +11,11 @@ import type { Config } from '../src/core/config.js';
 import { Engine } from '../src/engine/engine.js';
 import { loadConfig } from '../src/store/config.js';
 import { runCommand, type Principal } from '../src/commands/index.js';
+import ssh2 from 'ssh2';
+import type { ConnectConfig, ParsedKey } from 'ssh2';
+import { UsersStore } from '../src/access/users.js';
+import { loadOrCreateHostKey } from '../src/ssh/hostkey.js';
+import { startSshServer, DEFAULT_SSH_LIMITS, type OpenTui, type SshLimits, type SshServer } from '../src/ssh/server.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const FAKE_BIN = join(ROOT, 'test', 'fixtures', 'bin');
@@ -213,4 +218,112 @@ export async function poll(pred: () => boolean, ms = 20000, what = 'condition'):
     if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+// ---- SSH (in-process server, ssh2 client) for the abuse and fuzz suites ---------------------------
+
+/** A throwaway user key made by ssh-keygen: its file, public line, fingerprint and parsed private key. */
+export interface TestKey {
+  name: string;
+  path: string;
+  pub: string;
+  fp: string;
+  priv: ParsedKey;
+}
+
+/** Makes an ed25519 key pair in `dir`. */
+export function makeTestKey(dir: string, name: string): TestKey {
+  const path = join(dir, name);
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', name, '-f', path]);
+  const pub = readFileSync(`${path}.pub`, 'utf8').trim();
+  const fp = execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', `${path}.pub`], { encoding: 'utf8' }).split(' ')[1]!;
+  return { name, path, pub, fp, priv: ssh2.utils.parseKey(readFileSync(path)) as ParsedKey };
+}
+
+/** An in-process SSH server on port 0 with its log lines, and the users file it reads. */
+export interface TestSsh {
+  srv: SshServer;
+  users: UsersStore;
+  logs: string[];
+  /** Log lines matching `re` (from index `from` on). */
+  count(re: RegExp, from?: number): number;
+  /** Resolves with the first log line (from `from` on) matching `re`. */
+  waitLog(re: RegExp, ms?: number, from?: number): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** Starts the real SSH server in-process for `engine`; `users` are users-file lines. The TUI is the real one unless `openTui` is given. */
+export async function startTestSsh(w: World, engine: Engine, o: { users: string[]; limits?: Partial<SshLimits>; openTui?: OpenTui }): Promise<TestSsh> {
+  const usersFile = join(w.dir, 'users.conf');
+  writeFileSync(usersFile, `${o.users.join('\n')}\n`, { mode: 0o640 });
+  const logs: string[] = [];
+  const wakers = new Set<() => void>();
+  const log = (level: string, msg: string) => {
+    logs.push(`${level} ${msg}`);
+    if (process.env.KINDLER_TEST_VERBOSE) process.stderr.write(`    [log] ${level} ${msg}\n`);
+    for (const f of [...wakers]) f();
+  };
+  const users = new UsersStore({ file: usersFile, log, debounceMs: 50 });
+  users.load();
+  const hostKey = loadOrCreateHostKey(join(w.dir, 'keys', 'ssh_host_ed25519_key'));
+  const srv = await startSshServer({
+    engine, users, hostKey, host: '127.0.0.1', port: 0, log, hostName: 'testhost',
+    limits: { ...DEFAULT_SSH_LIMITS, ...o.limits },
+    ...(o.openTui ? { openTui: o.openTui } : {}),
+  });
+  const count = (re: RegExp, from = 0) => logs.slice(from).filter((l) => re.test(l)).length;
+  const waitLog = (re: RegExp, ms = 10_000, from = 0) =>
+    new Promise<string>((resolvePromise, reject) => {
+      const check = () => {
+        const hit = logs.slice(from).find((l) => re.test(l));
+        if (hit === undefined) return;
+        wakers.delete(check);
+        clearTimeout(timer);
+        resolvePromise(hit);
+      };
+      const timer = setTimeout(() => {
+        wakers.delete(check);
+        reject(new Error(`timed out after ${ms} ms waiting for a server log line matching ${re}; last lines:\n${logs.slice(-20).join('\n')}`));
+      }, ms);
+      wakers.add(check);
+      check();
+    });
+  return { srv, users, logs, count, waitLog, stop: async () => { await srv.stop(); users.close(); } };
+}
+
+/** Connects an ssh2 client; rejects with the client's error (or a close before ready). */
+export function sshConnect(port: number, cfg: Partial<ConnectConfig>): Promise<InstanceType<typeof ssh2.Client>> {
+  return new Promise((resolvePromise, reject) => {
+    const c = new ssh2.Client();
+    c.on('ready', () => resolvePromise(c));
+    c.on('error', (err) => {
+      c.destroy();
+      reject(err);
+    });
+    c.on('close', () => reject(new Error('connection closed before it was ready')));
+    c.connect({ host: '127.0.0.1', port, username: 'kindler', readyTimeout: 20_000, ...cfg });
+  });
+}
+
+/** What one exec channel returned: raw bytes of stdout and stderr, and the exit code. */
+export interface ExecResult {
+  code: number | undefined;
+  stdout: Buffer;
+  stderr: Buffer;
+}
+
+/** Runs one exec request on a connected client (optionally with a pty) and collects its raw output. */
+export function sshExec(c: InstanceType<typeof ssh2.Client>, command: string, o: { pty?: boolean } = {}): Promise<ExecResult> {
+  return new Promise((resolvePromise, reject) => {
+    c.exec(command, o.pty ? { pty: { term: 'xterm', cols: 100, rows: 30, height: 0, width: 0 } } : {}, (err, ch) => {
+      if (err) return reject(err);
+      const out: Buffer[] = [];
+      const errb: Buffer[] = [];
+      let code: number | undefined;
+      ch.on('data', (d: Buffer) => out.push(d));
+      ch.stderr.on('data', (d: Buffer) => errb.push(d));
+      ch.on('exit', (x: number) => (code = x));
+      ch.on('close', () => resolvePromise({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(errb) }));
+    });
+  });
 }

@@ -68,8 +68,17 @@ interface Verb extends VerbSpec {
 
 const WAIT = { wait: { type: 'bool' as const, help: 'follow progress and log until the task ends; exit with its result' } };
 
+/**
+ * JSON for a client's terminal: JSON.stringify escapes C0 controls but passes DEL, the C1 controls
+ * (U+0080-U+009F, e.g. U+009B is CSI to many terminals) and U+2028/U+2029 through raw. Those are
+ * escaped too, so no stored string (an audited argv, a script's output) reaches a terminal raw.
+ */
+export function jsonText(value: unknown, indent?: number): string {
+  return JSON.stringify(value, null, indent).replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 function print(ctx: Context, json: boolean, value: unknown, text: () => string): void {
-  ctx.io.out(json ? `${JSON.stringify(value)}\n` : text());
+  ctx.io.out(json ? `${jsonText(value)}\n` : text());
 }
 
 function taskLine(t: Task): string {
@@ -229,7 +238,8 @@ const VERBS: Verb[] = [
     async run(p, ctx, json) {
       const cfg = ctx.engine.cfg;
       const f = p.flags as Record<string, string | undefined>;
-      const ttl = f.ttl ?? cfg.defaults.ttl;
+      // An explicit --ttl must be a duration (an empty one is an error, not "no TTL").
+      const ttl = f.ttl ?? (cfg.defaults.ttl || undefined);
       const req: CreateRequest = {
         name: p.args.name!,
         provider: parseProvider(f.provider ?? cfg.defaults.provider),
@@ -240,7 +250,7 @@ const VERBS: Verb[] = [
         ...(f['https-port'] !== undefined ? { httpsPort: parsePort('https-port', f['https-port']) } : {}),
         ...(f['api-port'] !== undefined ? { apiPort: parsePort('api-port', f['api-port']) } : {}),
         ...(f.subnet !== undefined ? { subnet: f.subnet } : {}),
-        ...(ttl ? { ttlMs: parseDuration('ttl', ttl) } : {}),
+        ...(ttl !== undefined ? { ttlMs: parseDuration('ttl', ttl) } : {}),
         ...(p.flags['remove-on-failure'] ? { removeOnFailure: true } : {}),
       };
       allow(ctx, 'create');
@@ -461,7 +471,7 @@ const VERBS: Verb[] = [
     async run(p, ctx, json) {
       if (p.flags.last) {
         const last = await lastReconcile(ctx.engine);
-        print(ctx, json, { last }, () => (last ? `${JSON.stringify(last, null, 2)}\n` : 'no reconcile pass has run yet\n'));
+        print(ctx, json, { last }, () => (last ? `${jsonText(last, 2)}\n` : 'no reconcile pass has run yet\n'));
         return EXIT.ok;
       }
       const dryRun = Boolean(p.flags['dry-run']);
@@ -644,8 +654,9 @@ export async function runCommand(argv: readonly string[], ctx: Context): Promise
   } catch (e) {
     const err = e instanceof KindlerError ? e : new KindlerError('failed', `internal error: ${(e as Error).message}`);
     const message = sanitizeLine(err.message);
-    if (err.kind === 'refused') ctx.engine.recordAudit(ctx.actor, argv[0] ?? '', argv[1] ?? '', 'refused', message);
-    if (json) ctx.io.out(`${JSON.stringify({ error: { kind: err.kind, message, exitCode: err.exitCode, ...(err.field ? { field: err.field } : {}) } })}\n`);
+    // The argv is untrusted: audit it sanitized and cut, never raw (it is shown and stored).
+    if (err.kind === 'refused') ctx.engine.recordAudit(ctx.actor, sanitizeLine(argv[0] ?? '').slice(0, 40), sanitizeLine(argv[1] ?? '').slice(0, 120), 'refused', message);
+    if (json) ctx.io.out(`${jsonText({ error: { kind: err.kind, message, exitCode: err.exitCode, ...(err.field ? { field: err.field } : {}) } })}\n`);
     ctx.io.err(`error: ${message}\n`);
     return err.exitCode;
   }

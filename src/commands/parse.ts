@@ -2,7 +2,7 @@
  * The strict argv parser shared by every face: known flags only, values checked, one clear line on error.
  */
 import { usageError } from '../core/errors.js';
-import { shown } from '../core/text.js';
+import { sanitizeLine, shown } from '../core/text.js';
 
 export interface FlagSpec {
   type: 'string' | 'bool';
@@ -50,7 +50,7 @@ export function parseArgs(spec: VerbSpec, argv: readonly string[]): Parsed {
       const eq = a.indexOf('=');
       const name = eq < 0 ? a.slice(2) : a.slice(2, eq);
       const f = all[name];
-      if (!f) throw usageError(`--${sanitizeFlag(name)}: unknown flag for "${spec.name}" (see kindler ${spec.name} --help)`, name);
+      if (!f) throw usageError(`${flagLabel(`--${name}`)}: unknown flag for "${spec.name}" (see kindler ${spec.name} --help)`, fieldOf(name));
       if (f.type === 'bool') {
         if (eq >= 0) {
           const v = a.slice(eq + 1);
@@ -70,7 +70,7 @@ export function parseArgs(spec: VerbSpec, argv: readonly string[]): Parsed {
       flags[name] = v;
       continue;
     }
-    if (!onlyArgs && a.startsWith('-') && a.length > 1) throw usageError(`${sanitizeFlag(a)}: unknown flag for "${spec.name}" (see kindler ${spec.name} --help)`, a);
+    if (!onlyArgs && a.startsWith('-') && a.length > 1) throw usageError(`${flagLabel(a)}: unknown flag for "${spec.name}" (see kindler ${spec.name} --help)`, fieldOf(a));
     positional.push(a);
   }
   const args: Parsed['args'] = {};
@@ -86,8 +86,17 @@ export function parseArgs(spec: VerbSpec, argv: readonly string[]): Parsed {
   return { args, flags };
 }
 
-function sanitizeFlag(s: string): string {
-  return shown(s, 40).slice(1, -1);
+/**
+ * How an unknown flag is named at the start of its error line: as typed when it is short printable
+ * ASCII that cannot be mistaken for the message's own punctuation, else quoted (escaped, cut at 40).
+ */
+function flagLabel(flag: string): string {
+  return /^-{1,2}[!-~]{1,40}$/.test(flag) && !/[:"'`\\]/.test(flag) ? flag : shown(flag, 40);
+}
+
+/** The `field` reported for an unknown flag: printable and short, whatever was typed. */
+function fieldOf(name: string): string {
+  return sanitizeLine(name).slice(0, 40);
 }
 
 export function usageLine(spec: VerbSpec): string {

@@ -2,13 +2,14 @@
  * Durations like `90s`, `30m`, `2h`, `1d`, `1h30m`.
  */
 import { usageError } from './errors.js';
+import { shown } from './text.js';
 
 const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /** Parses a duration to milliseconds; throws a usage error naming the field. */
 export function parseDuration(field: string, raw: string): number {
   const m = /^(?:[0-9]{1,6}[smhd])+$/.exec(raw);
-  if (!m) throw usageError(`${field}: must be a duration like 30m, 2h, 1d or 1h30m (got "${raw}")`, field);
+  if (!m) throw usageError(`${field}: must be a duration like 30m, 2h, 1d or 1h30m (got ${shown(raw, 40)})`, field);
   let total = 0;
   for (const part of raw.matchAll(/([0-9]+)([smhd])/g)) total += Number(part[1]) * UNIT_MS[part[2]!]!;
   if (total <= 0) throw usageError(`${field}: must be longer than zero`, field);

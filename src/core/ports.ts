@@ -2,6 +2,7 @@
  * Port rules and allocation from configured ranges. Pure: the caller supplies what is taken.
  */
 import { usageError } from './errors.js';
+import { shown } from './text.js';
 
 export interface PortRange { from: number; to: number }
 export type PortKind = 'httpPort' | 'httpsPort' | 'apiPort';
@@ -16,7 +17,7 @@ export function parsePort(field: string, raw: string): number {
 }
 
 function badPort(field: string, raw: string): never {
-  throw usageError(`${field}: must be a port number 1-65535 (got "${raw}")`, field);
+  throw usageError(`${field}: must be a port number 1-65535 (got ${shown(raw, 40)})`, field);
 }
 
 /** The lowest port in the range that is not in `taken`, or null when the range is full. */

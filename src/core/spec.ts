@@ -3,6 +3,7 @@
  */
 import { PROVIDERS, type Provider } from './types.js';
 import { usageError } from './errors.js';
+import { shown } from './text.js';
 import { assertName } from './names.js';
 
 export interface CreateRequest {
@@ -26,13 +27,13 @@ export const LIMITS = { servers: { min: 1, max: 7 }, agents: { min: 0, max: 20 }
 
 export function parseProvider(raw: string): Provider {
   if ((PROVIDERS as readonly string[]).includes(raw)) return raw as Provider;
-  throw usageError(`provider: must be one of ${PROVIDERS.join(', ')} (got "${raw.slice(0, 40)}")`, 'provider');
+  throw usageError(`provider: must be one of ${PROVIDERS.join(', ')} (got ${shown(raw, 40)})`, 'provider');
 }
 
 export function parseCount(field: 'servers' | 'agents', raw: string): number {
   const { min, max } = LIMITS[field];
   if (!/^[0-9]{1,3}$/.test(raw) || Number(raw) < min || Number(raw) > max) {
-    throw usageError(`${field}: must be a whole number ${min}-${max} (got "${raw.slice(0, 40)}")`, field);
+    throw usageError(`${field}: must be a whole number ${min}-${max} (got ${shown(raw, 40)})`, field);
   }
   return Number(raw);
 }
@@ -49,7 +50,7 @@ export interface Cidr { base: number; prefix: number }
 /** Parses an IPv4 CIDR whose address is the network address, prefix 8-28. */
 export function parseSubnet(raw: string): Cidr {
   const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(raw);
-  const bad = (rule: string) => usageError(`subnet: ${rule} (got "${raw.slice(0, 40)}")`, 'subnet');
+  const bad = (rule: string) => usageError(`subnet: ${rule} (got ${shown(raw, 40)})`, 'subnet');
   if (!m) throw bad('must be an IPv4 CIDR like 10.101.0.0/16');
   const octets = m.slice(1, 5).map(Number);
   if (octets.some((o) => o > 255)) throw bad('each address octet must be 0-255');

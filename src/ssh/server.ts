@@ -28,14 +28,15 @@ import type { Engine } from '../engine/engine.js';
 import { splitCommand } from './argv.js';
 import { inSession, installSessionGuard, type SessionScope } from './guard.js';
 import type { HostKey } from './hostkey.js';
-import { FailureLimiter } from './ratelimit.js';
+import { FailureLimiter, PreAuthSlots } from './ratelimit.js';
 
 const { Server } = ssh2;
 
 export type SshLogFn = (level: 'info' | 'warn' | 'error', msg: string) => void;
 
 export interface SshLimits {
-  /** Connections that have not logged in yet, all addresses together. */
+  /** Connections that have not logged in yet, all addresses together (when full, see PreAuthSlots: a
+   *  source holding fewer takes the oldest slot of the source holding the most). */
   maxUnauthenticated: number;
   /** A connection must have logged in this long after it was accepted, or it is closed. */
   loginGraceMs: number;
@@ -189,11 +190,11 @@ function hostKeyOf(k: SshServerOptions['hostKey']): { key: ParsedKey | Buffer | 
 export async function startSshServer(opts: SshServerOptions): Promise<SshServer> {
   const { engine, users, log, limits } = opts;
   const limiter = new FailureLimiter(limits.rateLimit);
+  const slots = new PreAuthSlots<Conn>(limits.maxUnauthenticated);
   const conns = new Set<Conn>();
   const byPeer = new Map<string, Conn>();
   const userSessions = new Map<string, number>();
   let live = 0;
-  let unauth = 0;
   let connSeq = 0;
   let sessSeq = 0;
   let stopping = false;
@@ -220,7 +221,7 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
   const release = (c: Conn) => {
     if (c.released) return;
     c.released = true;
-    unauth--;
+    slots.remove(c.ip, c);
     clearTimeout(c.grace);
   };
 
@@ -356,12 +357,18 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
       logThrottled(`blocked ${ip}`, 'warn', `ssh: ${ip}: connection dropped: blocked after failed logins (${Math.ceil(blocked / 1000)} s left)`);
       return sock.destroy();
     }
-    if (unauth >= limits.maxUnauthenticated) {
-      logThrottled('unauth cap', 'warn', `ssh: ${ip}: connection dropped: ${unauth} connections have not logged in yet (max ${limits.maxUnauthenticated})`);
+    const c: Conn = { id: ++connSeq, ip, sock, authed: false, released: false, failures: 0, sessions: new Set(), channels: 0, ending: false };
+    // Full table: a source holding fewer slots than the biggest holder takes that holder's oldest one.
+    const adm = slots.admit(ip, c);
+    if (!adm.ok) {
+      logThrottled('unauth cap', 'warn', `ssh: ${ip}: connection dropped: ${adm.held} connections have not logged in yet (max ${limits.maxUnauthenticated}), ${slots.held(ip)} of them from this source`);
       return sock.destroy();
     }
-    unauth++;
-    const c: Conn = { id: ++connSeq, ip, sock, authed: false, released: false, failures: 0, sessions: new Set(), channels: 0, ending: false };
+    if (adm.evict) {
+      logThrottled(`evict ${adm.evict.ip}`, 'warn', `ssh: ${adm.evict.ip}: oldest connection not logged in closed to make room for ${ip} (${limits.maxUnauthenticated} not logged in, most of them from ${adm.evict.ip})`);
+      release(adm.evict);
+      adm.evict.sock.destroy();
+    }
     const peer = `${sock.remoteAddress}:${sock.remotePort}`;
     conns.add(c);
     byPeer.set(peer, c);
