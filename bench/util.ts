@@ -1,5 +1,16 @@
 /** Small helpers shared by the benchmarks. */
 
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { join } from 'node:path';
+import ssh2 from 'ssh2';
+import type { ClientChannel, ConnectConfig } from 'ssh2';
+import xterm from '@xterm/headless';
+import type { Cluster } from '../src/core/types.js';
+import { SCHEMA_VERSION, stateProblem, type StateData } from '../src/store/state.js';
+
 /** The p-th percentile (nearest rank) of the values. */
 export function pct(values: number[], p: number): number {
   if (values.length === 0) return NaN;
@@ -21,4 +32,310 @@ export function table(title: string, rows: (string | number)[][]): string {
   const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   const out = [`== ${title} ==`, line(cells[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)];
   return `${out.join('\n')}\n`;
+}
+
+// ---- SSH/TUI bench helpers (attach.ts, sessions.ts) ----------------------------------------------
+
+const { Client } = ssh2;
+const { Terminal } = xterm;
+
+/** Cron schedules that never fire during a bench run (1 January, 00:00). */
+export const QUIET_SCHEDULES = { reconcile: '0 0 1 1 *', ttl: '0 0 1 1 *', retention: '0 0 1 1 *' };
+
+/**
+ * Writes a state.json with `n` running clusters (no tasks, no expiry) into `dataDir`, before the
+ * daemon starts. Returns the cluster names.
+ */
+export function seedClusters(dataDir: string, n: number, owner = 'admin'): string[] {
+  const t0 = Date.parse('2025-01-01T00:00:00Z');
+  const iso = (ms: number) => new Date(t0 + ms).toISOString();
+  const clusters: Cluster[] = Array.from({ length: n }, (_, i) => {
+    const name = `seed${String(i).padStart(3, '0')}`;
+    return {
+      name,
+      provider: i % 5 === 0 ? 'kind' : 'k3d',
+      servers: 1,
+      agents: i % 3,
+      httpPort: 40000 + i,
+      httpsPort: 41000 + i,
+      apiPort: 42000 + i,
+      owner,
+      createdAt: iso(i * 60_000),
+      desired: 'present',
+      actual: 'running',
+      kubeContext: `${i % 5 === 0 ? 'kind' : 'k3d'}-${name}`,
+      kubeconfig: join(dataDir, 'kubeconfig', `${name}.yaml`),
+      nodeAddress: `172.18.0.${(i % 250) + 2}`,
+      updatedAt: iso(i * 60_000 + 31_000),
+    };
+  });
+  const state: StateData = { schemaVersion: SCHEMA_VERSION, nextTaskSeq: 1, clusters, tasks: [], audit: [] };
+  const problem = stateProblem(state);
+  if (problem) throw new Error(`seeded state is invalid: ${problem}`);
+  writeFileSync(join(dataDir, 'state.json'), JSON.stringify(state), { mode: 0o600 });
+  return clusters.map((c) => c.name);
+}
+
+/** An ed25519 key pair made with ssh-keygen (no passphrase). */
+export interface BenchKey {
+  path: string;
+  pub: string;
+  priv: Buffer;
+}
+
+/** Makes an ed25519 key pair in `dir` with ssh-keygen. */
+export function makeKey(dir: string, name: string): BenchKey {
+  const path = join(dir, name);
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `${name}@bench`, '-f', path]);
+  return { path, pub: readFileSync(`${path}.pub`, 'utf8').trim(), priv: readFileSync(path) };
+}
+
+/** The SSH port and host key fingerprint a daemon logged at start. */
+export function sshEndpoint(daemonOutput: string): { port: number; hostFp: string } {
+  const port = /ssh listening on 127\.0\.0\.1:(\d+)/.exec(daemonOutput)?.[1];
+  const hostFp = /ssh host key .*: (SHA256:[A-Za-z0-9+/]{43})/.exec(daemonOutput)?.[1];
+  if (!port || !hostFp) throw new Error(`the daemon did not log its SSH port and host key:\n${daemonOutput}`);
+  return { port: Number(port), hostFp };
+}
+
+/** ssh2 client options for 127.0.0.1:port with the host key pinned by fingerprint. */
+export function connectOpts(port: number, key: BenchKey, hostFp: string | null): ConnectConfig {
+  return {
+    host: '127.0.0.1',
+    port,
+    username: 'kindler',
+    privateKey: key.priv,
+    readyTimeout: 30_000,
+    ...(hostFp ? { hostVerifier: (raw: Buffer) => `SHA256:${createHash('sha256').update(raw).digest('base64').replace(/=+$/, '')}` === hostFp } : {}),
+  };
+}
+
+/** Timing marks of one exec (ms since `connect` was called). */
+export interface ExecTiming {
+  readyMs: number;
+  totalMs: number;
+  code: number | null;
+  out: string;
+}
+
+/** Connects, runs one command (no pty), waits for the channel to close; times each phase. */
+export function timedExec(opts: ConnectConfig, command: string, timeoutMs = 30_000): Promise<ExecTiming> {
+  return new Promise((resolve, reject) => {
+    const conn = new Client();
+    const t0 = performance.now();
+    let readyMs = NaN;
+    let out = '';
+    let code: number | null = null;
+    const timer = setTimeout(() => {
+      conn.destroy();
+      reject(new Error(`exec ${command} did not finish in ${timeoutMs} ms`));
+    }, timeoutMs);
+    conn.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    conn.on('ready', () => {
+      readyMs = performance.now() - t0;
+      conn.exec(command, (e, ch) => {
+        if (e) {
+          clearTimeout(timer);
+          conn.end();
+          return reject(e);
+        }
+        ch.on('data', (b: Buffer) => (out += b));
+        ch.stderr.resume();
+        ch.on('exit', (c: number | null) => (code = c));
+        ch.on('close', () => {
+          const totalMs = performance.now() - t0;
+          clearTimeout(timer);
+          conn.once('close', () => resolve({ readyMs, totalMs, code, out }));
+          conn.end();
+        });
+      });
+    });
+    conn.connect(opts);
+  });
+}
+
+/** A screen predicate on the visible text grid (one string per row). */
+export type ScreenPred = (lines: string[]) => boolean;
+
+/** One TUI session over SSH rendered into a headless xterm. */
+export interface TuiClient {
+  /** ms from connect() to 'ready' (handshake + auth), to the shell channel, to the first byte. */
+  readyMs: number;
+  shellMs: number;
+  firstByteMs: number;
+  /** performance.now() when connect() was called. */
+  t0: number;
+  /** Bytes received on the channel so far. */
+  bytes: number;
+  /** performance.now() of each chunk received (the caller may empty it). */
+  arrivals: number[];
+  /** The visible grid, one string per row (trailing blanks trimmed). */
+  lines(): string[];
+  /** Resolves with performance.now() at the first parsed write after which `pred` holds. */
+  waitFor(pred: ScreenPred, ms?: number, what?: string): Promise<number>;
+  /** Ends the connection; resolves when it is closed. */
+  close(): Promise<void>;
+}
+
+/**
+ * Connects with ssh2, opens a shell with a pty (xterm-256color, cols×rows) and feeds everything the
+ * server sends into an @xterm/headless terminal. Resolves once the shell channel is open.
+ * With `conn`, opens the shell on that already-ready connection instead (readyMs is then 0).
+ */
+export function openTuiClient(opts: ConnectConfig, cols: number, rows: number, existing?: InstanceType<typeof Client>): Promise<TuiClient> {
+  return new Promise((resolve, reject) => {
+    const conn = existing ?? new Client();
+    const term = new Terminal({ cols, rows, allowProposedApi: true, scrollback: 0 });
+    const waiters = new Set<() => void>();
+    const t0 = performance.now();
+    let closed = false;
+    const gone = new Promise<void>((r) => conn.once('close', () => {
+      closed = true;
+      for (const f of [...waiters]) f();
+      r();
+    }));
+    const lines = () => {
+      const b = term.buffer.active;
+      return Array.from({ length: term.rows }, (_, y) => b.getLine(b.viewportY + y)?.translateToString(true) ?? '');
+    };
+    const client: TuiClient = {
+      readyMs: 0,
+      shellMs: NaN,
+      firstByteMs: NaN,
+      t0,
+      bytes: 0,
+      arrivals: [],
+      lines,
+      waitFor: (pred, ms = 30_000, what = 'the screen') =>
+        new Promise<number>((res, rej) => {
+          const check = () => {
+            if (pred(lines())) {
+              waiters.delete(check);
+              clearTimeout(timer);
+              res(performance.now());
+            } else if (closed) {
+              waiters.delete(check);
+              clearTimeout(timer);
+              rej(new Error(`the session closed before ${what} appeared; screen:\n${lines().join('\n')}`));
+            }
+          };
+          const timer = setTimeout(() => {
+            waiters.delete(check);
+            rej(new Error(`timed out after ${ms} ms waiting for ${what}; screen:\n${lines().join('\n')}`));
+          }, ms);
+          waiters.add(check);
+          check();
+        }),
+      close: async () => {
+        if (!closed) conn.end();
+        await gone;
+        term.dispose();
+      },
+    };
+    const start = () =>
+      conn.shell({ term: 'xterm-256color', cols, rows, height: 0, width: 0 }, (e, s: ClientChannel) => {
+        if (e) {
+          conn.end();
+          return reject(e);
+        }
+        client.shellMs = performance.now() - t0;
+        const onData = (b: Buffer) => {
+          if (client.bytes === 0) client.firstByteMs = performance.now() - t0;
+          client.bytes += b.length;
+          client.arrivals.push(performance.now());
+          term.write(b, () => {
+            for (const f of [...waiters]) f();
+          });
+        };
+        s.on('data', onData);
+        s.stderr.on('data', onData);
+        resolve(client);
+      });
+    if (existing) start();
+    else {
+      conn.on('error', reject);
+      conn.on('ready', () => {
+        client.readyMs = performance.now() - t0;
+        start();
+      });
+      conn.connect(opts);
+    }
+  });
+}
+
+/** Resident set size and its peak (kB) of a process, from /proc/PID/status. */
+export function procMem(pid: number): { rssKb: number; hwmKb: number } {
+  const s = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? NaN);
+  return { rssKb: kb('VmRSS'), hwmKb: kb('VmHWM') };
+}
+
+/** CPU time (user + system, ms) a process has used, from /proc/PID/stat. */
+export function procCpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the ")" that closes the command name; utime and stime are fields 14 and 15.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(f[11]) + Number(f[12])) * 1000) / clockTicks();
+}
+
+let ticks: number | undefined;
+/** The kernel's clock ticks per second (getconf CLK_TCK; 100 on Linux). */
+export function clockTicks(): number {
+  ticks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  return ticks;
+}
+
+/** The OpenSSH server binary, if installed (PATH, then /usr/sbin). */
+export function findSshd(): string | null {
+  for (const d of [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/local/sbin', '/sbin']) {
+    if (d && existsSync(join(d, 'sshd'))) return join(d, 'sshd');
+  }
+  return null;
+}
+
+/** Connects and authenticates with ssh2 (no channel); resolves with the ready client. */
+export function sshConnect(opts: ConnectConfig): Promise<InstanceType<typeof Client>> {
+  return new Promise((resolve, reject) => {
+    const conn = new Client();
+    conn.once('error', reject);
+    conn.once('ready', () => {
+      conn.off('error', reject);
+      conn.on('error', () => undefined);
+      resolve(conn);
+    });
+    conn.connect(opts);
+  });
+}
+
+/** Runs `fn` over `items` with at most `limit` at a time; results in input order. */
+export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!, i);
+    }
+  }));
+  return out;
+}
+
+/** RSS once it stops moving (two readings 250 ms apart within 0.5 MB), or after `maxMs`. */
+export async function settledMem(pid: number, maxMs = 5000): Promise<{ rssKb: number; hwmKb: number }> {
+  const end = Date.now() + maxMs;
+  let last = procMem(pid);
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 250));
+    const now = procMem(pid);
+    if (Math.abs(now.rssKb - last.rssKb) <= 512 || Date.now() > end) return now;
+    last = now;
+  }
+}
+
+/** The machine the figures came from, and how busy it was (1-minute load average). */
+export function machine(): { cpus: number; loadavg1: number; node: string } {
+  return { cpus: cpus().length, loadavg1: fmt(loadavg()[0]!, 2), node: process.version };
 }

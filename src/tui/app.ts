@@ -24,7 +24,10 @@ import { ClusterTable } from './table.js';
 import { TasksPanel } from './tasks.js';
 import { clean, escapeTags, plain, truncate } from './text.js';
 import type { TuiInput, TuiOptions } from './index.js';
+import { shareTerminfo } from './terminfo.js';
 import { line, place, setText } from './widgets.js';
+
+shareTerminfo();
 
 type Listeners = [string | symbol, (...a: unknown[]) => void][];
 
@@ -108,7 +111,7 @@ export class TuiApp {
     this.scheduler = new RenderScheduler(this.guard(() => this.flush()));
     this.ticker = new Ticker(this.guard(() => this.flush()));
 
-    // Everything from here to the first render is synchronous: no other session's screen can
+    // Everything from here to the last widget attached is synchronous: no other session's screen can
     // become blessed's "current" one while these widgets attach.
     this.screen = blessed.screen({
       input: o.input,
@@ -142,7 +145,9 @@ export class TuiApp {
       this.teardownScreen();
       throw e;
     }
-    this.scheduler.now();
+    // The first frame waits for the snapshot when it comes at once (a local engine: one microtask),
+    // so a session's first frame is already complete; loaded() draws it without the frame gap.
+    this.scheduler.request();
     const idle = o.idle;
     this.idle =
       idle && idle.warnMs > 0 && idle.closeMs > 0 && !this.closed
@@ -179,7 +184,7 @@ export class TuiApp {
     this.model.load(snapshot);
     for (const e of this.early.splice(0)) this.apply(e);
     this.syncLog();
-    this.scheduler.request();
+    this.scheduler.now();
   }
 
   /** Wraps a callback so one bad event or key can never become an uncaught exception (blessed would kill every session). */
@@ -515,7 +520,7 @@ export class TuiApp {
     if (layout.tooSmall) {
       changed = setText(this.small, tooSmallText(cols, rows)) || changed;
       this.ticker.set(false);
-      if (changed) this.screen.render();
+      if (changed) this.draw();
       return;
     }
     const { rows: clusters, idx } = this.rows();
@@ -570,12 +575,22 @@ export class TuiApp {
       changed = this.overlay.update({ ...view, cols, rows }) || changed;
     } else changed = this.overlay.hide() || changed;
 
-    if (changed) this.screen.render();
+    if (changed) this.draw();
     // The 1 s tick runs only while a time on screen changes by itself: a running task's elapsed time,
     // an expiry ahead (table cell or warning; any cluster's, so one entering the warning window is seen
     // in every view). Nothing ticks once no expiry lies ahead and no task runs.
     const timed = soon.length > 0 || hasTimedCells(this.model.clusters.values(), now) || (!this.fullLog && active.some((t) => t.state === 'running'));
     this.ticker.set(timed);
+  }
+
+  /**
+   * Renders and sends the frame at once. blessed queues a frame's bytes until setImmediate: with
+   * many sessions redrawn for one event (timers that fire together), no session got a byte until
+   * every session had rendered. Flushing here sends each frame as soon as it is drawn.
+   */
+  draw(): void {
+    this.screen.render();
+    (this.screen.program as unknown as { flush?: () => void }).flush?.();
   }
 
   /** The status line: idle warning, input line, or the last message. */

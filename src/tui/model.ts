@@ -35,6 +35,9 @@ export class TuiModel {
   sessions: SessionInfo[] = [];
   /** Sequence number of the last applied snapshot or event; -1 until the snapshot arrives. */
   seq = -1;
+  /** Bumped on every change to `clusters` (keys the sorted view). */
+  private clustersVersion = 0;
+  private lastView: { version: number; sort: SortKey; filter: string; list: Cluster[] } | null = null;
 
   /** Whether the snapshot has been loaded. */
   get loaded(): boolean {
@@ -44,6 +47,7 @@ export class TuiModel {
   /** Replaces everything with a snapshot. */
   load(s: Snapshot): void {
     this.clusters.clear();
+    this.clustersVersion++;
     this.tasks.clear();
     for (const c of s.clusters) this.clusters.set(c.name, c);
     for (const t of s.tasks) this.tasks.set(t.id, t);
@@ -58,9 +62,11 @@ export class TuiModel {
     switch (e.type) {
       case 'cluster':
         this.clusters.set(e.cluster.name, e.cluster);
+        this.clustersVersion++;
         return 'clusters';
       case 'cluster-removed':
         this.clusters.delete(e.name);
+        this.clustersVersion++;
         return 'clusters';
       case 'task':
         this.tasks.set(e.task.id, e.task);
@@ -104,8 +110,19 @@ export class TuiModel {
     return last ?? best?.id;
   }
 
-  /** The clusters to show: filtered (case-insensitive substring) and sorted. */
+  /**
+   * The clusters to show: filtered (case-insensitive substring) and sorted. Kept until the clusters,
+   * the sort or the filter change (a frame asks several times); callers must not modify the list.
+   */
   view(sort: SortKey, filter: string): Cluster[] {
+    const v = this.lastView;
+    if (v && v.version === this.clustersVersion && v.sort === sort && v.filter === filter) return v.list;
+    const list = this.computeView(sort, filter);
+    this.lastView = { version: this.clustersVersion, sort, filter, list };
+    return list;
+  }
+
+  private computeView(sort: SortKey, filter: string): Cluster[] {
     const f = filter.trim().toLowerCase();
     const list = [...this.clusters.values()].filter(
       (c) => !f || [c.name, c.owner, c.provider, c.desired, c.actual].some((v) => String(v).toLowerCase().includes(f)),
@@ -139,6 +156,8 @@ export interface Column {
   title: string;
   width: number;
   right?: boolean;
+  /** The cell changes with the clock (not only with the record). */
+  timed?: boolean;
   cell(c: Cluster, nowMs: number): string;
 }
 
@@ -159,7 +178,7 @@ const SPECS: ColumnSpec[] = [
   { title: 'API', width: 5, right: true, cell: (c) => clean(c.apiPort) },
   { title: 'DOMAIN', width: 20, dropBelow: 10, cell: (c) => (c.domain ? clean(c.domain) : '-') },
   { title: 'OWNER', width: 10, cell: (c) => clean(c.owner) },
-  { title: 'EXPIRES', width: 7, cell: (c, now) => until(c.expiresAt, now) },
+  { title: 'EXPIRES', width: 7, timed: true, cell: (c, now) => until(c.expiresAt, now) },
 ];
 
 /** The columns that fit `width` terminal columns (the name column takes the slack, up to 40). */
@@ -170,7 +189,7 @@ export function clusterColumns(width: number): Column[] {
     if (width - fixed(cols) < drop.dropBelow!) cols = cols.filter((c) => c !== drop);
   }
   const nameW = Math.max(4, Math.min(40, width - fixed(cols)));
-  return cols.map((c) => ({ title: c.title, width: c.flex ? nameW : c.width, ...(c.right ? { right: true } : {}), cell: c.cell }));
+  return cols.map((c) => ({ title: c.title, width: c.flex ? nameW : c.width, ...(c.right ? { right: true } : {}), ...(c.timed ? { timed: true } : {}), cell: c.cell }));
 }
 
 /** The header line of the cluster table. */
@@ -181,6 +200,34 @@ export function headerRow(cols: Column[]): string {
 /** One cluster as a table row. */
 export function clusterRow(c: Cluster, cols: Column[], nowMs: number): string {
   return cols.map((col) => fit(col.cell(c, nowMs), col.width, col.right)).join(' ').trimEnd();
+}
+
+/**
+ * Rows already drawn, by cluster record, then by column set and clock-dependent cells. Records are
+ * never changed in place (an event brings a new one), and the engine hands every session the same
+ * record for an event, so sessions share the work; a flush redraws only rows it has not seen.
+ */
+const rowCache = new WeakMap<Cluster, Map<string, string>>();
+/** Column sets (terminal widths) remembered per record. */
+const ROW_CACHE_KEYS = 4;
+
+/** What identifies a column set in the row cache (compute once per frame). */
+export function columnsKey(cols: Column[]): string {
+  return cols.map((c) => `${c.title}:${c.width}`).join('|');
+}
+
+/** clusterRow, computed once per record, column set (`colsKey`, from columnsKey) and clock-dependent text. */
+export function cachedClusterRow(c: Cluster, cols: Column[], nowMs: number, colsKey = columnsKey(cols)): string {
+  let key = colsKey;
+  for (const col of cols) if (col.timed) key += `|${col.cell(c, nowMs)}`;
+  let rows = rowCache.get(c);
+  const hit = rows?.get(key);
+  if (hit !== undefined) return hit;
+  const row = clusterRow(c, cols, nowMs);
+  if (!rows) rowCache.set(c, (rows = new Map()));
+  else if (rows.size >= ROW_CACHE_KEYS) rows.clear();
+  rows.set(key, row);
+  return row;
 }
 
 /** Whether any of these clusters shows a time that changes by itself (an expiry still ahead; `expired` stays put). */

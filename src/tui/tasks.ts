@@ -23,7 +23,7 @@ export class TasksPanel {
 
   constructor(parent: Widgets.Node, onPick: (index: number) => void) {
     this.frame = panel(parent, ' tasks ');
-    this.rows = new RowList(this.frame, 0, onPick);
+    this.rows = new RowList(this.frame, false, onPick);
   }
 
   /** Draws the task lines; returns whether anything on screen changed. */

@@ -6,15 +6,16 @@
 import blessed from 'blessed';
 import type { Widgets } from 'blessed';
 import type { Band } from './layout.js';
+import { displayWidth } from './text.js';
 
 /** Border colours for a focused and an unfocused panel. */
 export const FOCUS_FG = 'cyan';
 /** Border colour for a panel without focus. */
 export const BLUR_FG = 'gray';
 
-/** A bordered panel box (the frame of a table, the tasks or the log). */
+/** A bordered panel box (the frame of a table, the tasks or the log); content is drawn as is (no tags, no wrap). */
 export function panel(parent: Widgets.Node, label: string): Widgets.BoxElement {
-  return blessed.box({
+  const box = blessed.box({
     parent,
     left: 0,
     top: 0,
@@ -23,30 +24,37 @@ export function panel(parent: Widgets.Node, label: string): Widgets.BoxElement {
     border: { type: 'line' },
     label,
     tags: false,
+    wrap: false,
     style: { border: { fg: BLUR_FG }, label: { bold: true } },
   });
+  unhookLabel(box);
+  return box;
+}
+
+const noop = (): void => undefined;
+
+/**
+ * blessed's label keeps its place on a *scrolling* box by re-rendering the whole screen: on every
+ * 'scroll' (at once) and on every 'resize' of the box (on setImmediate). None of our labelled boxes
+ * scroll (content is sliced instead), so those renders only cost CPU: after each layout change a
+ * session drew its screen once more per labelled panel. The label's place (top -1, left 1 inside
+ * the border) is fixed when it is created, so the hooks are dropped. Idempotent.
+ */
+export function unhookLabel(el: Widgets.BlessedElement): void {
+  const e = el as unknown as { _labelResize?: (...a: unknown[]) => void; _labelScroll?: (...a: unknown[]) => void };
+  if (e._labelResize && e._labelResize !== noop) {
+    el.removeListener('resize', e._labelResize);
+    e._labelResize = noop;
+  }
+  if (e._labelScroll && e._labelScroll !== noop) {
+    el.removeListener('scroll', e._labelScroll);
+    e._labelScroll = noop;
+  }
 }
 
 /** A one-line text box (tags on: callers escape untrusted text). */
 export function line(parent: Widgets.Node, style: Widgets.Types.TStyle = {}): Widgets.BoxElement {
   return blessed.box({ parent, left: 0, top: 0, width: 10, height: 1, tags: true, wrap: false, style });
-}
-
-/** A selectable list (mouse clicks and the wheel select; keys are handled by the TUI itself). */
-export function selectList(parent: Widgets.Node, top: number): Widgets.ListElement {
-  return blessed.list({
-    parent,
-    left: 0,
-    top,
-    right: 0,
-    bottom: 0,
-    tags: false,
-    mouse: true,
-    keys: false,
-    interactive: true,
-    wrap: false,
-    style: { selected: { inverse: true }, item: {} },
-  } as Widgets.ListOptions<Widgets.ListElementStyle>);
 }
 
 /** Places a widget on a full-width band (hidden when the band is empty). */
@@ -85,57 +93,82 @@ export function setLabel(el: Widgets.BoxElement, label: string): boolean {
   if (k._kLabel === label) return false;
   k._kLabel = label;
   el.setLabel(label);
+  unhookLabel(el);
   return true;
 }
 
+/** Mouse data blessed passes to 'click' handlers (screen coordinates, 0-based). */
+interface MouseData {
+  x: number;
+  y: number;
+}
+
+/** Inverse video on and off (what a selected row is drawn with); bold on and off (a header). */
+const INVERSE = '\x1b[7m';
+const INVERSE_OFF = '\x1b[27m';
+const BOLD = '\x1b[1m';
+const BOLD_OFF = '\x1b[22m';
+
 /**
- * A selectable list whose rows are redrawn from a view: reports a pick only for a user's selection
- * (never for our own setItems/select), and says whether anything on screen changed.
+ * A selectable list of rows drawn as the content of its panel (one box, an optional bold header
+ * line above the rows): only the rows that fit are in the content, the selected one in inverse
+ * video. (A blessed list made a child box per row, re-created on every change, each drawn over
+ * the list's own fill, itself drawn over the panel's: a frame cost several times more.)
+ * A click picks a row, a click on the picked row is an action, the wheel moves the pick by 2;
+ * keys are handled by the TUI itself. `sync` says whether anything on screen changed.
  */
 export class RowList {
-  readonly list: Widgets.ListElement;
   private items: string[] = [];
   private selected = -1;
-  private syncing = false;
+  /** Index of the first visible row. */
+  private top = 0;
+  private shown = '';
   empty = true;
 
-  constructor(frame: Widgets.BoxElement, top: number, onPick: (index: number) => void) {
-    this.list = selectList(frame, top);
-    this.list.on('select item', (_el: unknown, i: number) => {
-      if (!this.syncing && !this.empty) onPick(i);
+  /** `box` should be created with tags off (rows are drawn as they are). */
+  constructor(readonly box: Widgets.BoxElement, private readonly headed: boolean, onPick: (index: number) => void, onAction: () => void = () => undefined) {
+    box.enableMouse();
+    box.on('click', (data: MouseData) => {
+      if (this.empty) return;
+      const i = this.top + (data.y - (box.atop as number) - (box.itop as number) - (headed ? 1 : 0));
+      if (i < this.top || i >= this.items.length || i >= this.top + this.height) return;
+      if (i === this.selected) onAction();
+      else onPick(i);
     });
+    const wheel = (delta: number) => () => {
+      if (!this.empty) onPick(Math.max(0, Math.min(this.items.length - 1, this.selected + delta)));
+    };
+    box.on('wheeldown', wheel(2));
+    box.on('wheelup', wheel(-2));
   }
 
-  /** Shows `rows` (or `emptyText` alone, not selectable) with `selected` highlighted. */
-  sync(rows: string[], emptyText: string, selected: number): boolean {
-    let changed = false;
+  /** Rows visible at once. */
+  get height(): number {
+    return Math.max(1, (this.box.height as number) - (this.box.iheight as number) - (this.headed ? 1 : 0));
+  }
+
+  /** Shows `head` (when headed), then `rows` (or `emptyText` alone, not selectable) with `selected` highlighted. */
+  sync(rows: string[], emptyText: string, selected: number, head = ''): boolean {
     const empty = rows.length === 0;
-    const items = empty ? [emptyText] : rows;
-    if (empty !== this.empty) {
-      this.empty = empty;
-      (this.list as unknown as { interactive: boolean }).interactive = !empty;
-      changed = true;
+    this.empty = empty;
+    this.items = empty ? [emptyText] : rows;
+    this.selected = empty ? -1 : Math.max(0, Math.min(selected, rows.length - 1));
+    // Scroll as little as possible to keep the selection in view.
+    const h = this.height;
+    this.top = Math.max(0, Math.min(this.top, this.items.length - h));
+    if (this.selected >= 0) {
+      if (this.selected < this.top) this.top = this.selected;
+      else if (this.selected >= this.top + h) this.top = this.selected - h + 1;
     }
-    if (items.length !== this.items.length || items.some((s, i) => s !== this.items[i])) {
-      this.items = items;
-      this.quietly(() => this.list.setItems(items as unknown as Widgets.BlessedElement[]));
-      changed = true;
-    }
-    const sel = empty ? 0 : Math.max(0, Math.min(selected, items.length - 1));
-    if (sel !== this.selected || changed) {
-      this.selected = sel;
-      this.quietly(() => this.list.select(sel));
-      changed = true;
-    }
-    return changed;
-  }
-
-  private quietly(fn: () => void): void {
-    this.syncing = true;
-    try {
-      fn();
-    } finally {
-      this.syncing = false;
-    }
+    const width = Math.max(1, (this.box.width as number) - (this.box.iwidth as number));
+    const lines = this.items
+      .slice(this.top, this.top + h)
+      .map((r, k) => (this.top + k === this.selected ? `${INVERSE}${r}${' '.repeat(Math.max(0, width - displayWidth(r)))}${INVERSE_OFF}` : r));
+    if (this.headed) lines.unshift(`${BOLD}${head}${BOLD_OFF}`);
+    const text = lines.join('\n');
+    if (text === this.shown) return false;
+    this.shown = text;
+    this.box.setContent(text);
+    return true;
   }
 }
