@@ -192,13 +192,15 @@ test('cancel a queued task: it never runs and its new record goes', async (t) =>
 });
 
 test('a task that runs past its timeout fails, is stopped and cleaned up', async (t) => {
-  const { w, engine } = await withEngine(t, { timeouts: { create: 3, delete: 60, start: 60, stop: 60, 'import-image': 60, status: 20 }, cancelGraceSeconds: 2 });
+  // 8 s leaves a loaded machine time to reach the hanging wait (the create itself takes ~1.5 s idle),
+  // so the timeout always strikes after the cluster exists and cleanup has something to remove.
+  const { w, engine } = await withEngine(t, { timeouts: { create: 8, delete: 60, start: 60, stop: 60, 'import-image': 60, status: 20 }, cancelGraceSeconds: 2 });
   w.rule('kubectl.wait', 'hang');
   const r = await verb(engine, ['create', 'late', '--wait', '--json']);
   assert.equal(r.code, 1);
   const task = JSON.parse(r.out).task;
   assert.equal(task.state, 'failed');
-  assert.match(task.error.reason, /^timed out after 3s/);
+  assert.match(task.error.reason, /^timed out after 8s/);
   assert.equal(task.cleanup, 'done');
   assert.deepEqual(w.containers('late'), []);
 });
