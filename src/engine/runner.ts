@@ -6,9 +6,10 @@
  * writes at the speed of the page cache and never waits for the daemon (a pipe holds 64 KiB; once
  * full, every write blocks until the daemon has read). The file is unlinked as soon as it is open
  * (nothing is left behind, whatever happens to the daemon), and read back in large chunks
- * (`SpoolReader`), so the daemon's cost is per chunk rather than per line.
+ * (`SpoolReader`), so the daemon's cost is per chunk rather than per line. The spool takes disk
+ * space in `spoolDir` while the task runs (as much as the script prints), and is freed at its end.
  */
-import { closeSync, openSync, read, unlinkSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, unlinkSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
@@ -121,18 +122,23 @@ const SPOOL_CHUNK = 256 * 1024;
 
 /**
  * Reads a growing file from the start, in chunks of up to 256 KiB, handing decoded UTF-8 text to
- * `onText` in order. It reads again SPOOL_FAST_MS after a read that found data, backing off to
- * SPOOL_IDLE_MS while nothing new arrives; a full chunk is followed by the next read at once.
+ * `onText` in order, one chunk per turn of the event loop while the file is ahead of it, then
+ * again SPOOL_FAST_MS after a read that found data, backing off to SPOOL_IDLE_MS while nothing new
+ * arrives. Reads are synchronous (the data was just written, so it is in the page cache) and
+ * small enough not to hold the event loop.
  */
 export class SpoolReader {
+  /** Called after each chunk handed to onText (the runner releases stderr lines that waited for it). */
+  onAdvance: (() => void) | null = null;
   private pos = 0;
   private readonly buf = Buffer.allocUnsafe(SPOOL_CHUNK);
   private readonly decoder = new StringDecoder('utf8');
   private timer: NodeJS.Timeout | null = null;
-  private running: Promise<void> | null = null;
+  private immediate: NodeJS.Immediate | null = null;
   private delay = SPOOL_FAST_MS;
   private closed = false;
-  /** The first read error, if any (the rest of the output is then lost: reported by `finish`). */
+  private fdClosed = false;
+  /** The first read error, if any (the rest of the output is then lost: reported by the runner). */
   error: Error | null = null;
 
   constructor(private readonly fd: number, private readonly onText: (text: string) => void) {
@@ -146,49 +152,61 @@ export class SpoolReader {
 
   private schedule(ms: number): void {
     if (this.closed) return;
-    this.timer = setTimeout(() => {
+    const tick = () => {
       this.timer = null;
-      this.running = this.drain().then((got) => {
-        this.running = null;
-        this.delay = got ? SPOOL_FAST_MS : Math.min(SPOOL_IDLE_MS, this.delay * 2);
-        this.schedule(this.delay);
-      });
-    }, ms);
+      this.immediate = null;
+      // One chunk per turn of the event loop: a flood must not starve everything else.
+      const n = this.drain(1);
+      if (n === SPOOL_CHUNK) return this.schedule(-1);
+      this.delay = n > 0 ? SPOOL_FAST_MS : Math.min(SPOOL_IDLE_MS, this.delay * 2);
+      this.schedule(this.delay);
+    };
+    if (ms < 0) this.immediate = setImmediate(tick);
+    else this.timer = setTimeout(tick, ms);
   }
 
-  private readChunk(): Promise<number> {
-    return new Promise((resolve, reject) => read(this.fd, this.buf, 0, this.buf.length, this.pos, (e, n) => (e ? reject(e) : resolve(n))));
-  }
-
-  /** Reads until the end of what is written so far; resolves whether anything was read. */
-  private async drain(): Promise<boolean> {
-    let got = false;
-    while (!this.error) {
+  /** Reads up to `maxChunks` chunks, stopping at the end of what is written so far; returns the bytes read. */
+  drain(maxChunks = Infinity): number {
+    let got = 0;
+    for (let i = 0; i < maxChunks && !this.error && !this.fdClosed; i++) {
       let n: number;
       try {
-        n = await this.readChunk();
+        n = readSync(this.fd, this.buf, 0, this.buf.length, this.pos);
       } catch (e) {
         this.error = e as Error;
         break;
       }
       if (n === 0) break;
-      got = true;
+      got += n;
       this.pos += n;
       this.onText(this.decoder.write(this.buf.subarray(0, n)));
+      this.onAdvance?.();
       if (n < this.buf.length) break;
     }
     return got;
   }
 
-  /** The writer is gone: reads the rest, hands over any incomplete character, closes the file. */
+  /** Bytes written to the spool so far (read or not). */
+  written(): number {
+    try {
+      return fstatSync(this.fd).size;
+    } catch {
+      return this.pos;
+    }
+  }
+
+  /** The writer is gone: reads the rest (a chunk per turn of the event loop), hands over any incomplete character, closes the file. */
   async finish(): Promise<void> {
+    if (this.closed) return;
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.immediate) clearImmediate(this.immediate);
     this.timer = null;
-    await this.running;
-    await this.drain();
+    this.immediate = null;
+    while (this.drain(1) === SPOOL_CHUNK) await new Promise((r) => setImmediate(r));
     const rest = this.decoder.end();
     if (rest) this.onText(rest);
+    this.fdClosed = true;
     try {
       closeSync(this.fd);
     } catch {
@@ -264,7 +282,19 @@ export function runScript(o: RunOptions): Run {
   child.stdout?.setEncoding('utf8');
   child.stderr?.setEncoding('utf8');
   child.stdout?.on('data', (c: string) => out.push(c));
-  child.stderr?.on('data', (c: string) => err.push(c));
+  // A stderr chunk waits until the spool has been read up to where it stood when the chunk arrived:
+  // what the script printed on stdout before it comes before it in the log.
+  const errWaiting: { mark: number; text: string }[] = [];
+  const releaseErr = (all = false) => {
+    while (errWaiting.length && (all || errWaiting[0]!.mark <= reader!.offset)) err.push(errWaiting.shift()!.text);
+  };
+  if (reader) reader.onAdvance = () => releaseErr();
+  child.stderr?.on('data', (c: string) => {
+    if (!reader) return err.push(c);
+    const mark = reader.written();
+    if (!errWaiting.length && mark <= reader.offset) err.push(c);
+    else errWaiting.push({ mark, text: c });
+  });
   // When bash exits, kill anything it left in its group so the pipes close.
   child.on('exit', () => {
     if (pid !== undefined) signalGroup(pid, 'SIGKILL');
@@ -279,6 +309,7 @@ export function runScript(o: RunOptions): Run {
     if (killTimer) clearTimeout(killTimer);
     // Nothing can write to the spool any more: read the rest of it.
     await reader?.finish();
+    releaseErr(true);
     if (reader?.error) o.onLine(`kindler: the script's output could not be read after byte ${reader.offset}: ${reader.error.message}`, 'stderr');
     out.end();
     err.end();

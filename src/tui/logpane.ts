@@ -14,7 +14,7 @@ import { escapeTags, plain, truncate } from './text.js';
 import { panel, setFocusStyle, setLabel, setText } from './widgets.js';
 
 /** Least time between two redraws caused only by new lines (ms). */
-export const LOG_FRAME_MS = 100;
+export const LOG_FRAME_MS = 200;
 
 /** The log pane widget and its scroll/search state. */
 export class LogPane {
