@@ -336,7 +336,18 @@ async function main(): Promise<void> {
   w.env.KINDLER_INITIAL_ADMIN_KEYS = readFileSync(`${keyPath}.pub`, 'utf8').trim();
   // BENCH_NODE_OPTIONS: NODE_OPTIONS for the daemon only (e.g. an --import that profiles it).
   if (process.env.BENCH_NODE_OPTIONS) w.env.NODE_OPTIONS = process.env.BENCH_NODE_OPTIONS;
-  const daemon = await startDaemon(w);
+  const cleanup = () => {
+    w.cleanup();
+    rmSync(scriptsDir, { recursive: true, force: true });
+    rmSync(keys, { recursive: true, force: true });
+  };
+  let daemon: Awaited<ReturnType<typeof startDaemon>>;
+  try {
+    daemon = await startDaemon(w);
+  } catch (e) {
+    cleanup();
+    throw e;
+  }
   let clients: ChildProcess | undefined;
   try {
     await daemon.waitFor(/ssh listening on 127\.0\.0\.1:\d+/);
@@ -479,9 +490,7 @@ async function main(): Promise<void> {
   } finally {
     clients?.kill();
     await daemon.stop();
-    w.cleanup();
-    rmSync(scriptsDir, { recursive: true, force: true });
-    rmSync(keys, { recursive: true, force: true });
+    cleanup();
   }
 }
 
