@@ -1,5 +1,4 @@
 /** Small helpers shared by the benchmarks. */
-
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -275,7 +274,12 @@ export function procMem(pid: number): { rssKb: number; hwmKb: number } {
 
 /** CPU time (user + system, ms) a process has used, from /proc/PID/stat. */
 export function procCpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return NaN; // the process is gone
+  }
   // Fields after the ")" that closes the command name; utime and stime are fields 14 and 15.
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return ((Number(f[11]) + Number(f[12])) * 1000) / clockTicks();
@@ -338,4 +342,14 @@ export async function settledMem(pid: number, maxMs = 5000): Promise<{ rssKb: nu
 /** The machine the figures came from, and how busy it was (1-minute load average). */
 export function machine(): { cpus: number; loadavg1: number; node: string } {
   return { cpus: cpus().length, loadavg1: fmt(loadavg()[0]!, 2), node: process.version };
+}
+
+/** A `kB` field of /proc/PID/status (VmRSS, VmHWM, …); NaN when the process or field is gone. */
+export function procStatusKb(pid: number, field: string): number {
+  try {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : NaN;
+  } catch {
+    return NaN;
+  }
 }

@@ -11,6 +11,15 @@ import { sanitizeLine } from '../core/text.js';
 import type { Engine, LogFn } from '../engine/engine.js';
 import { NdjsonReader, type RunRequest, type ServerMessage, type SubscribeRequest } from './protocol.js';
 
+/**
+ * Bytes a watching client may leave unread before log lines stop being queued for it. A client
+ * that reads slower than a task logs (or not at all) would otherwise make the daemon buffer the
+ * whole log for it; instead its log events are dropped and, once it has caught up, replaced by one
+ * event holding the tail of each such task's log (the client sees the gap and starts over there).
+ * Other events are small and always sent.
+ */
+export const CONTROL_BACKLOG = 1 << 20;
+
 export function socketPath(dataDir: string): string {
   return join(dataDir, 'kindler.sock');
 }
@@ -42,7 +51,25 @@ export async function startControlServer(engine: Engine, log: LogFn, users?: Use
       if (sub?.type === 'subscribe') {
         const user = typeof sub.user === 'string' && /^[a-z_][a-z0-9_.-]{0,31}$/i.test(sub.user) ? sub.user : 'unknown';
         const leave = engine.joinSession({ user, role: 'admin', source: 'local' });
-        const { snapshot, unsubscribe } = engine.subscribe((event) => send({ type: 'event', event }));
+        const behind = new Set<string>();
+        const { snapshot, unsubscribe } = engine.subscribe((event) => {
+          if (event.type === 'log' && (behind.has(event.taskId) || sock.writableLength > CONTROL_BACKLOG)) {
+            behind.add(event.taskId);
+            return;
+          }
+          send({ type: 'event', event });
+        });
+        const catchUp = () => {
+          for (const taskId of behind) {
+            if (sock.writableLength > CONTROL_BACKLOG) return;
+            behind.delete(taskId);
+            const tail = engine.liveLog(taskId);
+            // Every non-log event up to lastSeq was sent: half a step orders this one after them and
+            // before the next real event (a client drops events not newer than the last it applied).
+            if (tail && tail.lines.length) send({ type: 'event', event: { seq: engine.feed.lastSeq + 0.5, type: 'log', taskId, from: tail.dropped, lines: tail.lines } });
+          }
+        };
+        sock.on('drain', catchUp);
         send({ type: 'snapshot', snapshot });
         sock.once('close', () => {
           unsubscribe();

@@ -716,6 +716,7 @@ export class Engine {
       env: this.opts.scriptEnv,
       timeoutMs: this.cfg.timeouts[t.kind] * 1000,
       graceMs: this.cfg.cancelGraceSeconds * 1000,
+      spoolDir: this.logDir,
       onLine: (line, stream) => this.onLine(state, line, stream),
       onStart: (pid) => {
         t.params = { ...t.params, pid, pidStart: processStart(pid) ?? '' };

@@ -6,6 +6,10 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
+/** Lines longer than this are copied on the way in (see `add`). */
+const LONG_LINE = 1024;
+
+/** One task's log: the complete file on disk, a ring of the last lines, one batch event per tick. */
 export class TaskLog {
   readonly file: string;
   /** Lines ever written (the ring may hold fewer). */
@@ -21,7 +25,9 @@ export class TaskLog {
 
   /** Adds a line (already sanitized). */
   add(line: string): void {
-    this.pending.push(line);
+    // A long line is usually a piece cut from a much longer string (a capped 10 MB line is 16 KiB
+    // sliced from megabytes): copy it, so the ring and every viewer do not keep the whole original alive.
+    this.pending.push(line.length > LONG_LINE ? Buffer.from(line, 'utf8').toString('utf8') : line);
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(() => this.flushBatch());

@@ -48,6 +48,9 @@ function removeListeners(e: NodeJS.EventEmitter, added: Listeners): void {
 /** Finished tasks' logs kept in memory for quick reselection. */
 const LOG_CACHE = 4;
 
+/** Bytes of frames the terminal may have outstanding before the next frame waits for 'drain'. */
+export const OUTPUT_BACKLOG = 64 * 1024;
+
 /** One open TUI: its screen, widgets, state and timers. Internal: callers use openTui's handle. */
 export class TuiApp {
   readonly backend: SessionBackend;
@@ -94,6 +97,8 @@ export class TuiApp {
   message: { text: string; error: boolean } | null = null;
   idleText: string | null = null;
   fetching: string | null = null;
+  /** A frame waits for the output to drain (see flush). */
+  awaitingDrain = false;
   readonly logCache = new Map<string, LogBuffer>();
 
   constructor(private readonly o: TuiOptions) {
@@ -131,6 +136,7 @@ export class TuiApp {
       this.table = new ClusterTable(this.screen, this.guard((i: number) => this.pickCluster(i, true)), this.guard(() => openDetails(this)));
       this.tasks = new TasksPanel(this.screen, this.guard((i: number) => this.pickTask(i, true)));
       this.log = new LogPane(this.screen);
+      this.log.onLater = this.guard(() => this.scheduler.request());
       this.banner = line(this.screen);
       this.status = line(this.screen);
       this.footer = line(this.screen, { fg: 'white', bg: 'black' });
@@ -240,6 +246,7 @@ export class TuiApp {
     this.scheduler.stop();
     this.ticker.stop();
     this.idle?.stop();
+    this.log?.stop();
     try {
       this.unsubscribe?.();
     } catch {
@@ -486,9 +493,25 @@ export class TuiApp {
 
   // ---- drawing -------------------------------------------------------------------------------
 
-  /** Draws one frame: each panel is updated only if its text changed; renders only on change. */
+  /**
+   * Draws one frame: each panel is updated only if its text changed; renders only on change.
+   * While the terminal has not taken the last frames (a slow or frozen client), no frame is drawn:
+   * the next one comes when the output drains, so a client never makes the daemon buffer more than
+   * OUTPUT_BACKLOG bytes of frames for it (and frames in between are skipped, not queued).
+   */
   flush(): void {
     if (this.closed) return;
+    const out = this.o.output as TuiOptions['output'] & { writableLength?: number };
+    if ((out.writableLength ?? 0) > OUTPUT_BACKLOG) {
+      if (!this.awaitingDrain) {
+        this.awaitingDrain = true;
+        out.once('drain', this.guard(() => {
+          this.awaitingDrain = false;
+          this.scheduler.request();
+        }));
+      }
+      return;
+    }
     const cols = this.screen.width as number;
     const rows = this.screen.height as number;
     const active = this.activeTasks();

@@ -2,8 +2,19 @@
  * One task's log as the TUI holds it: the history fetched once (`logs ID --json`), then live `log`
  * events joined by their `from` index so no line is doubled or skipped, bounded to `cap` lines
  * (plus at most 10% slack, trimmed in chunks).
+ *
+ * Lines are kept as they arrive and sanitized when read (`line(i)`): a log flood brings thousands
+ * of lines per frame to every session, and only the ~30 drawn ones need the work.
  */
-import { plain } from './text.js';
+import { MAX_TEXT, plain } from './text.js';
+
+/** Any character `plain` would remove or change (controls, escapes, tabs, CR/LF, C1). */
+const UNSAFE = /[\x00-\x1f\x7f-\x9f]/;
+
+/** `plain(s)`, without the work when `s` is already safe to draw. */
+export function safeLine(s: string): string {
+  return typeof s === 'string' && s.length <= MAX_TEXT && !UNSAFE.test(s) ? s : plain(s);
+}
 
 /** Default number of log lines kept in memory per shown task. */
 export const LOG_CAP = 5000;
@@ -30,9 +41,20 @@ export class LogBuffer {
     this.slack = Math.min(500, Math.ceil(cap / 10));
   }
 
-  /** Lines held in memory (sanitized). */
+  /** All lines held in memory, sanitized (a copy: O(n); the pane uses `size` and `line`). */
   get lines(): readonly string[] {
-    return this.buf;
+    return this.buf.map(safeLine);
+  }
+
+  /** Number of lines held in memory. */
+  get size(): number {
+    return this.buf.length;
+  }
+
+  /** The i-th line held (0 = the oldest in memory), sanitized; '' outside the range. */
+  line(i: number): string {
+    const l = this.buf[i];
+    return l === undefined ? '' : safeLine(l);
   }
 
   /** How many earlier lines of this task's log are not in memory. */
@@ -69,7 +91,7 @@ export class LogBuffer {
   /** The complete history (or its failure); then the held live lines are joined on. Returns lines trimmed. */
   history(all: readonly string[] | null, error?: string): AppendResult {
     const keep = all ? all.slice(-this.cap) : [];
-    this.buf = keep.map((l) => plain(l));
+    this.buf = keep.map(String);
     this.first = all ? all.length - keep.length : 0;
     this.loaded = true;
     this.error = all ? undefined : error ?? 'log unavailable';
@@ -91,22 +113,36 @@ export class LogBuffer {
   }
 
   private append(from: number, lines: readonly string[]): AppendResult {
+    let restarted = 0;
     if (from > this.end) {
-      // Nothing held yet: there is nothing to join, so start here (earlier lines count as not in memory).
-      if (this.buf.length > 0) return { ok: false, gap: from - this.end };
+      // A small gap: the caller refetches the history to fill it. A gap wider than the buffer (a
+      // client that fell behind a flood) would be mostly trimmed after a refetch anyway: start over
+      // here instead, the lines before counting as not in memory. With nothing held yet there is
+      // nothing to join either.
+      if (this.buf.length > 0 && from - this.end <= this.cap) return { ok: false, gap: from - this.end };
+      restarted = this.buf.length;
+      this.buf = [];
       this.first = from;
     }
-    const skip = this.end - from;
+    let skip = this.end - from;
     if (skip >= lines.length) return { ok: true, trimmed: 0 };
-    for (let i = skip; i < lines.length; i++) this.buf.push(plain(lines[i]));
+    const fresh = lines.length - skip;
+    if (fresh >= this.cap) {
+      // This batch alone fills the buffer: keep only its newest `cap` lines.
+      const trimmed = restarted + this.buf.length + fresh - this.cap;
+      skip = lines.length - this.cap;
+      this.buf = lines.slice(skip).map(String);
+      this.first = from + skip;
+      return { ok: true, trimmed };
+    }
+    for (let i = skip; i < lines.length; i++) this.buf.push(String(lines[i]));
     // Trim in chunks (not per batch) so a chatty task does not shift 5000 lines on every event.
     const excess = this.buf.length > this.cap + this.slack ? this.buf.length - this.cap : 0;
     if (excess > 0) {
       this.buf.splice(0, excess);
       this.first += excess;
-      return { ok: true, trimmed: excess };
     }
-    return { ok: true, trimmed: 0 };
+    return { ok: true, trimmed: restarted + excess };
   }
 
   /** Indexes (into `lines`) of lines containing `query`, case-insensitive. */
@@ -115,7 +151,7 @@ export class LogBuffer {
     if (!q) return [];
     const out: number[] = [];
     this.buf.forEach((l, i) => {
-      if (l.toLowerCase().includes(q)) out.push(i);
+      if (safeLine(l).toLowerCase().includes(q)) out.push(i);
     });
     return out;
   }

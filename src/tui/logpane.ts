@@ -1,12 +1,20 @@
 /**
  * The log pane: draws the visible slice of one task's LogBuffer (never the whole scrollback), with
  * follow mode, scrolling, search highlighting and the "N earlier lines not in memory" notice.
+ *
+ * New lines alone redraw the pane at most once per LOG_FRAME_MS: a task printing thousands of
+ * lines a second would otherwise have every session redraw (and send) a full frame 20 times a
+ * second for text nobody can read at that speed. Anything the user does redraws at once; a
+ * deferred redraw is asked for with `onLater` when its time comes.
  */
 import blessed from 'blessed';
 import type { Widgets } from 'blessed';
 import type { LogBuffer } from './logbuffer.js';
 import { escapeTags, plain, truncate } from './text.js';
 import { panel, setFocusStyle, setLabel, setText } from './widgets.js';
+
+/** Least time between two redraws caused only by new lines (ms). */
+export const LOG_FRAME_MS = 200;
 
 /** The log pane widget and its scroll/search state. */
 export class LogPane {
@@ -28,6 +36,14 @@ export class LogPane {
   /** Absolute index of the current match. */
   private current = -1;
   private version = 0;
+  /** The buffer version last drawn, when, and whether something other than new lines changed since. */
+  private drawnVersion = -1;
+  private drawnAt = -Infinity;
+  private drawnWidth = -1;
+  private dirty = true;
+  private later: NodeJS.Timeout | null = null;
+  /** Called when a redraw held back by LOG_FRAME_MS is due (the app asks for a frame). */
+  onLater: (() => void) | null = null;
 
   constructor(parent: Widgets.Node) {
     this.frame = panel(parent, ' log ');
@@ -36,6 +52,7 @@ export class LogPane {
 
   /** Shows another task's buffer (scroll and search reset). */
   show(buffer: LogBuffer | null, title: string): void {
+    this.dirty = true;
     this.buffer = buffer;
     this.title = title;
     this.follow = true;
@@ -57,7 +74,7 @@ export class LogPane {
   private maxTop(): number {
     const b = this.buffer;
     if (!b) return 0;
-    return b.dropped + Math.max(0, b.lines.length - this.height);
+    return b.dropped + Math.max(0, b.size - this.height);
   }
 
   private visibleTop(): number {
@@ -69,6 +86,7 @@ export class LogPane {
 
   /** Scrolls by `delta` lines (up is negative; scrolling up stops following). */
   scroll(delta: number): void {
+    this.dirty = true;
     const top = this.visibleTop() + delta;
     this.topAbs = top;
     if (delta < 0) this.follow = false;
@@ -81,17 +99,20 @@ export class LogPane {
 
   /** Jumps to the oldest line in memory. */
   home(): void {
+    this.dirty = true;
     this.follow = false;
     this.topAbs = this.buffer?.dropped ?? 0;
   }
 
   /** Jumps to the newest line and follows. */
   end(): void {
+    this.dirty = true;
     this.follow = true;
   }
 
   /** Toggles follow mode. */
   toggleFollow(): void {
+    this.dirty = true;
     if (this.follow) {
       this.topAbs = this.visibleTop();
       this.follow = false;
@@ -107,6 +128,7 @@ export class LogPane {
 
   /** Sets (or clears, with '') the search and jumps to the newest match. Returns the match count. */
   search(query: string): number {
+    this.dirty = true;
     this.query = query;
     this.matchesFor = -1;
     this.refreshMatches();
@@ -117,6 +139,7 @@ export class LogPane {
 
   /** Moves to the next (1) or previous (-1) match, wrapping. */
   next(dir: 1 | -1): void {
+    this.dirty = true;
     this.refreshMatches();
     if (!this.matches.length) return;
     let i = this.matches.indexOf(this.current);
@@ -145,8 +168,38 @@ export class LogPane {
     return out + escapeTags(text.slice(at));
   }
 
+  /** Whether to hold back a redraw that only new lines asked for (and arrange one for later). */
+  private holdBack(width: number): boolean {
+    if (this.dirty || this.version === this.drawnVersion || width !== this.drawnWidth) return false;
+    const wait = this.drawnAt + LOG_FRAME_MS - Date.now();
+    if (wait <= 0) return false;
+    if (!this.later) {
+      this.later = setTimeout(() => {
+        this.later = null;
+        this.onLater?.();
+      }, wait);
+      this.later.unref?.();
+    }
+    return true;
+  }
+
+  /** Cancels a pending deferred redraw (the session is closing). */
+  stop(): void {
+    if (this.later) clearTimeout(this.later);
+    this.later = null;
+    this.onLater = null;
+  }
+
   /** Draws the visible slice; returns whether anything on screen changed. */
   update(o: { focused: boolean; width: number }): boolean {
+    if (this.holdBack(o.width)) {
+      // Only the frame's focus style may change now; the text waits for its turn.
+      return setFocusStyle(this.frame, o.focused);
+    }
+    if (this.version !== this.drawnVersion) this.drawnAt = Date.now();
+    this.drawnVersion = this.version;
+    this.drawnWidth = o.width;
+    this.dirty = false;
     const w = Math.max(1, o.width - 2);
     const b = this.buffer;
     let text: string;
@@ -159,11 +212,10 @@ export class LogPane {
       const rows: string[] = [];
       if (b.dropped > 0) rows.push(`{gray-fg}${escapeTags(truncate(`… ${b.dropped} earlier lines not in memory (kindler logs ${b.taskId} prints them all)`, w))}{/gray-fg}`);
       if (b.error) rows.push(`{red-fg}${escapeTags(truncate(b.error, w))}{/red-fg}`);
-      const lines = b.lines;
-      for (let abs = top, n = 0; n < this.height && abs - b.dropped < lines.length; abs++, n++) {
-        rows.push(this.highlight(truncate(lines[abs - b.dropped]!, w), abs));
+      for (let abs = top, n = 0; n < this.height && abs - b.dropped < b.size; abs++, n++) {
+        rows.push(this.highlight(truncate(b.line(abs - b.dropped), w), abs));
       }
-      if (!lines.length && !b.error) rows.push('{gray-fg}(no log lines yet){/gray-fg}');
+      if (!b.size && !b.error) rows.push('{gray-fg}(no log lines yet){/gray-fg}');
       text = rows.join('\n');
       label += this.follow ? ' · following' : ` · paused at ${top + 1}`;
       if (this.query) {
