@@ -401,8 +401,26 @@ kd_pick_error_line() {
   local -a lines=()
   REPLY=""
   if mapfile -t lines <"$1"; then :; else return 0; fi
+  # What a tool prints while rolling back ("failed to get cluster: No nodes found …") only follows
+  # from the real error: look before the roll-back first, then at everything.
+  local end=${#lines[@]} i
+  for ((i = end - 1; i >= 0; i--)); do
+    if [[ ${lines[i]} == *'>>> Rolling Back'* ]]; then
+      kd_pick_error_from "$i"
+      if [[ -n $REPLY ]]; then
+        return 0
+      fi
+      break
+    fi
+  done
+  kd_pick_error_from "$end"
+}
+
+# kd_pick_error_from END: kd_pick_error_line's search over lines[0..END-1] (the caller's array).
+kd_pick_error_from() {
   local i line
-  for ((i = ${#lines[@]} - 1; i >= 0; i--)); do
+  REPLY=""
+  for ((i = $1 - 1; i >= 0; i--)); do
     kd_oneline "${lines[i]}"
     line=$REPLY
     [[ -n $line ]] || continue
