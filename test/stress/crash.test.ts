@@ -164,11 +164,19 @@ function checkAgreement(w: World, cycle: number): void {
 }
 
 /** The daemon is idle: no task open, no record in a passing state (its re-checks are done). */
-async function settle(w: World, what: string): Promise<void> {
-  await poll(() => {
+async function settle(w: World, what: string, d: Daemon): Promise<void> {
+  const open = () => {
     const st = readState(w);
-    return st.tasks.every((t) => t.state !== 'queued' && t.state !== 'running') && st.clusters.every((c) => !['creating', 'deleting', 'unknown'].includes(c.actual));
-  }, 60000, what);
+    return [
+      ...st.tasks.filter((t) => t.state === 'queued' || t.state === 'running').map((t) => `task ${t.id} ${t.kind} ${t.cluster} ${t.state} (step ${t.step ?? '-'})`),
+      ...st.clusters.filter((c) => ['creating', 'deleting', 'unknown'].includes(c.actual)).map((c) => `cluster ${c.name} ${c.actual} (${c.lastError ?? ''})`),
+    ];
+  };
+  try {
+    await poll(() => open().length === 0, 60000, what);
+  } catch (e) {
+    throw new Error(`${(e as Error).message}: still open: ${open().join('; ')}\ndaemon log:\n${d.output().split('\n').slice(-40).join('\n')}`);
+  }
 }
 
 test(`crash consistency: ${KILLS} SIGKILLs of the daemon during creates and deletes`, async (t) => {
@@ -207,10 +215,10 @@ test(`crash consistency: ${KILLS} SIGKILLs of the daemon during creates and dele
       const strays = strayProcesses(w, [d.proc.pid!, process.pid]);
       assert.deepEqual(strays.map((p) => `${p.pid} (group ${p.pgid}): ${p.cmd}`), [], `after restart ${cycle}: processes left by the killed daemon`);
       checkAfterRestart(w, ops, cycle);
-      await settle(w, `the daemon to settle after restart ${cycle}`);
+      await settle(w, `the daemon to settle after restart ${cycle}`, d);
       const rec = await ctl(w, ['reconcile', '--json']);
       assert.equal(rec.code, 0, `reconcile after restart ${cycle}: ${rec.out}${rec.err}`);
-      await settle(w, `the reconcile's tasks after restart ${cycle}`);
+      await settle(w, `the reconcile's tasks after restart ${cycle}`, d);
       checkAgreement(w, cycle);
       if (process.env.KINDLER_CRASH_DEBUG) process.stderr.write(`${d.output()}cycle ${cycle}: start ${t1 - t0} ms, checks+settle+reconcile ${Date.now() - t1} ms\n`);
     }
