@@ -3,7 +3,7 @@
  * as processes, and an in-process engine, all running the real scripts against the fakes.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -325,5 +325,90 @@ export function sshExec(c: InstanceType<typeof ssh2.Client>, command: string, o:
       ch.on('exit', (x: number) => (code = x));
       ch.on('close', () => resolvePromise({ code, stdout: Buffer.concat(out), stderr: Buffer.concat(errb) }));
     });
+  });
+}
+
+/** One verb through a running daemon's control socket (the CLI's own transport, without a node start). */
+export interface CtlResult {
+  code: number;
+  out: string;
+  err: string;
+  /** The daemon went away before answering: the outcome is unknown. */
+  dropped: boolean;
+}
+
+/** Runs `argv` on the daemon of world `w` over its control socket; `dropped` when no answer came. */
+export async function ctl(w: World, argv: string[], user = 'tester'): Promise<CtlResult> {
+  const { tryConnect, runRemote } = await import('../src/control/client.js');
+  let sock;
+  try {
+    sock = await tryConnect(join(w.dataDir, 'kindler.sock'));
+  } catch (e) {
+    return { code: 1, out: '', err: (e as Error).message, dropped: true };
+  }
+  if (!sock) return { code: 1, out: '', err: 'no daemon is listening', dropped: true };
+  let out = '';
+  let err = '';
+  const code = await runRemote(sock, { type: 'run', argv, user, isTTY: false, columns: 120, files: {} }, {
+    out: (s) => (out += s),
+    err: (s) => (err += s),
+  });
+  const exited = !/closed the connection before the command finished/.test(err);
+  return { code, out, err, dropped: !exited };
+}
+
+/** A process seen in /proc. */
+export interface ProcInfo {
+  pid: number;
+  ppid: number;
+  pgid: number;
+  state: string;
+  cmd: string;
+}
+
+/** Every live (not zombie) process whose environment holds `KEY=VALUE` (only this user's are readable). */
+export function processesWithEnv(key: string, value: string): ProcInfo[] {
+  const want = `${key}=${value}`;
+  const out: ProcInfo[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const env = readFileSync(`/proc/${entry}/environ`, 'latin1').split('\0');
+      if (!env.includes(want)) continue;
+      const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (f[0] === 'Z' || f[0] === 'X') continue;
+      const cmd = readFileSync(`/proc/${entry}/cmdline`, 'latin1').split('\0').filter(Boolean).join(' ');
+      out.push({ pid: Number(entry), ppid: Number(f[1]), pgid: Number(f[2]), state: f[0]!, cmd });
+    } catch {
+      /* gone, or not ours */
+    }
+  }
+  return out;
+}
+
+/** The processes of world `w` (by its fake dir in their environment) that descend from none of `roots`. */
+export function strayProcesses(w: World, roots: number[]): ProcInfo[] {
+  const procs = processesWithEnv('KINDLER_FAKE_DIR', w.fakeDir);
+  const parentOf = (pid: number): number | null => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return f[0] === 'Z' || f[0] === 'X' ? null : Number(f[1]);
+    } catch {
+      return null;
+    }
+  };
+  const keep = new Set(roots);
+  return procs.filter((p) => {
+    let pid = p.pid;
+    for (let hops = 0; pid > 1 && hops < 64; hops++) {
+      if (keep.has(pid)) return false;
+      const up = parentOf(pid);
+      // It or an ancestor ended while we looked: a short-lived child finishing, not a stray.
+      if (up === null) return false;
+      pid = up;
+    }
+    return true;
   });
 }

@@ -33,13 +33,20 @@ declare -gA KD_FLAG=()
 
 # kd_oneline TEXT: sets REPLY to TEXT as one clean line (ANSI colours removed, control characters
 # turned into spaces, runs of spaces squeezed, trimmed, at most 600 characters keeping the end).
+# Only the last 4096 characters are looked at (the result keeps the end), and no extglob run pattern
+# is used: bash matches those in quadratic time, and a tool's 10 MB line would stall the script.
 kd_oneline() {
   local s=$1
+  if ((${#s} > 4096)); then
+    s=${s:${#s}-4096}
+  fi
   s=${s//$'\e'\[*([0-9;?])[a-zA-Z]/}
   s=${s//[[:cntrl:]]/ }
-  s=${s//+( )/ }
-  s=${s##+( )}
-  s=${s%%+( )}
+  while [[ $s == *'  '* ]]; do
+    s=${s//'  '/ }
+  done
+  s=${s#' '}
+  s=${s%' '}
   if ((${#s} > 600)); then
     s="...${s: -597}"
   fi
@@ -378,6 +385,11 @@ kd_run() {
   if ((rc != 0)); then
     kd_pick_error_line "$errlog"
     KD_LAST_ERROR=${REPLY:-"(no error output)"}
+    # 128+N: the tool was killed by signal N (a crash, the OOM killer); say so, it is the reason.
+    local sig=""
+    if ((rc > 128)) && sig=$(kill -l "$((rc - 128))" 2>/dev/null); then
+      KD_LAST_ERROR="killed by SIG$sig${REPLY:+ (its last error output: $REPLY)}"
+    fi
   fi
   return "$rc"
 }
@@ -389,8 +401,26 @@ kd_pick_error_line() {
   local -a lines=()
   REPLY=""
   if mapfile -t lines <"$1"; then :; else return 0; fi
+  # What a tool prints while rolling back ("failed to get cluster: No nodes found …") only follows
+  # from the real error: look before the roll-back first, then at everything.
+  local end=${#lines[@]} i
+  for ((i = end - 1; i >= 0; i--)); do
+    if [[ ${lines[i]} == *'>>> Rolling Back'* ]]; then
+      kd_pick_error_from "$i"
+      if [[ -n $REPLY ]]; then
+        return 0
+      fi
+      break
+    fi
+  done
+  kd_pick_error_from "$end"
+}
+
+# kd_pick_error_from END: kd_pick_error_line's search over lines[0..END-1] (the caller's array).
+kd_pick_error_from() {
   local i line
-  for ((i = ${#lines[@]} - 1; i >= 0; i--)); do
+  REPLY=""
+  for ((i = $1 - 1; i >= 0; i--)); do
     kd_oneline "${lines[i]}"
     line=$REPLY
     [[ -n $line ]] || continue
@@ -406,6 +436,10 @@ kd_pick_error_line() {
     line=${line#ERROR: }
     line=${line#error: }
     line=${line#Error: }
+    # Room for the message around it ("<tool> failed (exit N): LINE") within a marker's 600 characters.
+    if ((${#line} > 300)); then
+      line="...${line: -297}"
+    fi
     REPLY=$line
     return 0
   done

@@ -5,7 +5,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Config } from '../core/config.js';
 import { conflict, failed, notFound, usageError } from '../core/errors.js';
 import { parseMarker, progressAt } from '../core/markers.js';
@@ -19,7 +19,7 @@ import { hostPortBusy } from '../provision/hostports.js';
 import { doctor, type ToolReport } from '../provision/doctor.js';
 import { routesStatus } from '../provision/routes.js';
 import { parseStatus, scriptFor, statusCall, type StatusResult } from '../provision/scripts.js';
-import { acquireLock, processStart, type Lock } from '../store/lock.js';
+import { acquireLock, ownProcessGroup, processesWithEnv, processRunning, processStart, type Lock } from '../store/lock.js';
 import { Store } from '../store/state.js';
 import { Feed, type Listener, type SessionInfo, type Snapshot } from './feed.js';
 import { readLogFile, TaskLog } from './logs.js';
@@ -62,6 +62,13 @@ interface Running {
 
 export interface ImportRow { line: number; name: string; result: 'imported' | 'refused'; reason?: string }
 
+/**
+ * Every process the engine starts (scripts, status checks, cleanups, hooks) carries this variable, set to
+ * the absolute data directory. After a crash the next holder of the lock finds what the dead one left
+ * running by it, even a process whose pid never reached the state file.
+ */
+export const OWNER_ENV = 'KINDLER_OWNER';
+
 const STDERR_TAIL = 10;
 const KEEP_FINISHED_LOGS = 64;
 
@@ -101,7 +108,8 @@ export class Engine {
       lock.release();
       throw e;
     }
-    const engine = new Engine(cfg, store, lock, { ...opts, postSteps: opts.postSteps ?? defaultPostSteps(cfg, opts.scriptEnv) });
+    const scriptEnv = { ...opts.scriptEnv, [OWNER_ENV]: resolve(cfg.dataDir) };
+    const engine = new Engine(cfg, store, lock, { ...opts, scriptEnv, postSteps: opts.postSteps ?? defaultPostSteps(cfg, scriptEnv) });
     await engine.recover();
     return engine;
   }
@@ -820,7 +828,9 @@ export class Engine {
       reason = 'the script exited 0 but printed no result line';
     } else {
       state = 'failed';
-      reason = s.errorText ?? (r.signal ? `the script was killed by ${r.signal}` : `the script exited with code ${r.exitCode}`);
+      // Without an error marker, the script's last stderr line is the best reason there is.
+      const lastErr = s.stderrTail[s.stderrTail.length - 1];
+      reason = s.errorText ?? `${r.signal ? `the script was killed by ${r.signal}` : `the script exited with code ${r.exitCode}`}${lastErr ? `: ${cleanLine(lastErr, 300)}` : ''}`;
     }
 
     // A create that did not finish must not leave a half-made cluster: if the script could not clean
@@ -1064,23 +1074,49 @@ export class Engine {
     void p.finally(() => this.rechecks.delete(p));
   }
 
+  /**
+   * Stops whatever a previous holder of the lock left running: every process carrying this data dir's
+   * OWNER_ENV (task scripts, status checks, cleanups and hooks alike, recorded or not) and the process
+   * group of every unfinished task. SIGTERM first, so a create's script removes what it made; SIGKILL
+   * for what is left after the grace period. Holding the lock means no live engine owns any of them.
+   */
+  private async stopOrphans(unfinished: Task[]): Promise<void> {
+    const marker = this.opts.scriptEnv?.[OWNER_ENV];
+    const own = ownProcessGroup();
+    const found = () => (marker ? processesWithEnv(OWNER_ENV, marker) : []).filter((p) => p.pgid !== own);
+    const groups = new Map<number, string>();
+    for (const t of unfinished) {
+      const pid = Number(t.params?.pid ?? 0);
+      if (t.state === 'running' && pid > 0 && processStart(pid) === t.params?.pidStart) groups.set(pid, `task ${t.id}: stopping its orphaned script (process group ${pid})`);
+    }
+    for (const p of found()) {
+      if (groups.has(p.pgid)) continue;
+      const t = unfinished.find((x) => Number(x.params?.pid ?? 0) === p.pgid);
+      groups.set(p.pgid, t ? `task ${t.id}: stopping its orphaned script (process group ${p.pgid})` : `stopping process group ${p.pgid} left running by the previous kindler (a script whose task never recorded it, a status check or a cleanup)`);
+    }
+    if (groups.size === 0) return;
+    for (const [pgid, msg] of groups) {
+      this.log('warn', msg);
+      signalGroup(pgid, 'SIGTERM');
+    }
+    const left = () => found().length > 0 || [...groups.keys()].some((g) => processRunning(g));
+    const deadline = Date.now() + this.cfg.cancelGraceSeconds * 1000;
+    while (left() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    for (const p of found()) groups.set(p.pgid, '');
+    for (const pgid of groups.keys()) signalGroup(pgid, 'SIGKILL');
+    const killDeadline = Date.now() + 3000;
+    while (left() && Date.now() < killDeadline) await new Promise((r) => setTimeout(r, 10));
+    if (left()) this.log('error', `processes left by the previous kindler survived SIGKILL: ${found().map((p) => p.pid).join(', ')}`);
+  }
+
   /** After a crash: stop orphaned scripts, mark unfinished tasks interrupted, re-check their clusters. */
   private async recover(): Promise<void> {
     const d = this.store.data;
     const unfinished = d.tasks.filter((t) => !isTerminal(t.state));
+    await this.stopOrphans(unfinished);
     if (unfinished.length === 0) {
       for (const c of d.clusters) if (c.actual === 'creating' || c.actual === 'deleting' || c.actual === 'unknown') this.recheck(c.name, null);
       return;
-    }
-    for (const t of unfinished) {
-      const pid = Number(t.params?.pid ?? 0);
-      if (t.state === 'running' && pid > 0 && processStart(pid) === t.params?.pidStart) {
-        this.log('warn', `task ${t.id}: stopping its orphaned script (process group ${pid})`);
-        signalGroup(pid, 'SIGTERM');
-        const deadline = Date.now() + this.cfg.cancelGraceSeconds * 1000;
-        while (processStart(pid) === t.params?.pidStart && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-        signalGroup(pid, 'SIGKILL');
-      }
     }
     const at = now();
     await this.store.update((data) => {
