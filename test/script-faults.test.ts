@@ -108,14 +108,29 @@ test('a provider error followed by a failed roll-back: the reason is the error, 
   assertNothingLeft(w, engine, 'pool', task);
 });
 
-test('a hang past the timeout whose cleanup hangs too: killed, then cleaned up by kindler', async (t) => {
-  const { w, engine } = await withEngine(t, { timeouts: { create: 3, delete: 60, start: 60, stop: 60, 'import-image': 60, status: 20 }, cancelGraceSeconds: 1 });
-  // The wait hangs and ignores SIGTERM; the script's own cleanup then hangs in k3d cluster delete,
-  // so only SIGKILL ends the script and kindler's own cleanup (the delete script) must finish the job.
+test('a tool that ignores SIGTERM past the timeout: the script is killed before its trap runs, and kindler cleans up', async (t) => {
+  const { w, engine } = await withEngine(t, { timeouts: { create: 8, delete: 60, start: 60, stop: 60, 'import-image': 60, status: 20 }, cancelGraceSeconds: 1 });
+  // The script's TERM trap waits for the tool first, so it never reaches its own cleanup.
   w.rule('kubectl.wait', 'hang\nignore-term');
+  const task = await createAndWait(engine, 'deaf');
+  assert.match(task.error!.reason, /^timed out after 8s/);
+  assert.equal(task.signal, 'SIGKILL', 'only SIGKILL ended it');
+  assertCleanError(task);
+  assertNothingLeft(w, engine, 'deaf', task);
+  const log = assertCleanLog(w, task.id);
+  assert.match(log, /\[kindler\] cleanup: removing what the unfinished create left behind/);
+});
+
+test('a hang past the timeout whose cleanup hangs too: killed, then cleaned up by kindler', async (t) => {
+  const { w, engine } = await withEngine(t, { timeouts: { create: 8, delete: 60, start: 60, stop: 60, 'import-image': 60, status: 20 }, cancelGraceSeconds: 1 });
+  // The wait hangs until the timeout's SIGTERM; the script's own cleanup then hangs in k3d cluster
+  // delete, which ignores SIGTERM, so only SIGKILL ends the script and kindler's own cleanup (the
+  // delete script) must finish the job. (A wait that ignored SIGTERM too would keep the script's trap
+  // from ever reaching the delete: the hanging delete rule would then be left for kindler's cleanup.)
+  w.rule('kubectl.wait', 'hang');
   w.rule('k3d.cluster-delete', 'hang\nignore-term\nonce');
   const task = await createAndWait(engine, 'stubborn');
-  assert.match(task.error!.reason, /^timed out after 3s/);
+  assert.match(task.error!.reason, /^timed out after 8s/);
   assert.equal(task.signal, 'SIGKILL', 'only SIGKILL ended it');
   assertCleanError(task);
   assertNothingLeft(w, engine, 'stubborn', task);
