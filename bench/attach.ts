@@ -18,6 +18,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, connect as tcpConnect } from 'node:net';
+import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { makeWorld, startDaemon, type Daemon } from '../test/helpers.js';
 import {
@@ -155,7 +156,7 @@ async function main(): Promise<void> {
     if (sshdBin) {
       try {
         sshd = await startSshd(sshdBin, join(w.dir, 'sshd'), key);
-        const probe = await timedExec(connectOpts(sshd.port, key, null), 'true');
+        const probe = await timedExec({ ...connectOpts(sshd.port, key, null), username: userInfo().username }, 'true');
         if (probe.code !== 0) throw new Error(`exec true exited ${probe.code}`);
       } catch (e) {
         sshdWhyNull = `sshd could not be used: ${(e as Error).message}`;
@@ -171,7 +172,7 @@ async function main(): Promise<void> {
       const t = await attachOnce(port, key, hostFp, names);
       const f = await timedExec(connectOpts(port, key, hostFp), 'version');
       if (f.code !== 0) throw new Error(`exec version exited ${f.code}`);
-      const o = sshd ? await timedExec(connectOpts(sshd.port, key, null), 'true') : null;
+      const o = sshd ? await timedExec({ ...connectOpts(sshd.port, key, null), username: userInfo().username }, 'true') : null;
       if (i < WARMUP) continue;
       floor.readyMs.push(f.readyMs);
       floor.totalMs.push(f.totalMs);
