@@ -459,7 +459,9 @@ test(`${TUI_N} create-form submissions in the real TUI: the error names the fiel
   const r = prng(SEED ^ 0x7e1);
   // Printable input only: control bytes are keys here (Ctrl-C quits, escape cancels); the form test
   // above covers them. Escape sequences are typed too, but only ones that cannot read as a bare escape.
-  const printable = (s: string) => [...s].filter((ch) => !/[\x00-\x1f\x7f]/.test(ch)).join('');
+  // The form drops C1 controls as it drops C0 ones (keys.ts typedChar), so they are left out here
+  // too: "x" + U+009B would otherwise arrive as the valid name "x".
+  const printable = (s: string) => [...s].filter((ch) => !/[\x00-\x1f\x7f-\x9f]/.test(ch)).join('');
   const before = stateKey(engine);
   for (let i = 0; i < TUI_N; i++) {
     const bad = r.pick(['name', 'agents', 'http-port', 'https-port', 'api-port', 'ttl']);

@@ -154,6 +154,16 @@ test('keys: ids, and hints only for what the user may do', () => {
   assert.match(tight, /\? ?\{\/bold\} help.*q\{\/bold\} quit/);
 });
 
+test('create form: the failed field is marked before its value, so a long value never hides the mark', () => {
+  const f = new CreateForm();
+  const type = (s: string) => [...s].forEach((ch) => f.key(keyId(ch, undefined), ch, undefined));
+  type('日'.repeat(64)); // 128 columns: wider than any form
+  f.fail('name: must be at most 63 characters for kind (got 64)', 'name');
+  const row = f.lines()[0]!.replace(/\{[^}]*\}/g, '');
+  assert.ok(row.indexOf('✗') >= 0 && row.indexOf('✗') < row.indexOf('日'), row);
+  assert.ok(row.indexOf('✗') < 20, row);
+});
+
 test('create form: argv from the fields (blank = daemon default) and inline errors', () => {
   const f = new CreateForm();
   const type = (s: string) => [...s].forEach((ch) => f.key(keyId(ch, undefined), ch, undefined));

@@ -146,8 +146,9 @@ export class CreateForm {
       const value = f.choices
         ? f.choices.map((c, j) => (j === this.choice ? `{inverse}${c}{/inverse}` : c)).join(' ')
         : this.inputs[i]!.show(focused && !this.busy);
-      const bad = this.errorField === f.key ? ' {red-fg}✗{/red-fg}' : '';
-      return `${mark} ${focused ? `{bold}${label}{/bold}` : label} ${value}${bad}  {gray-fg}${escapeTags(f.hint)}{/gray-fg}`;
+      // The failed field's mark sits before its value, so a long value can never push it off the row.
+      const bad = this.errorField === f.key ? '{red-fg}✗{/red-fg}' : ' ';
+      return `${mark} ${focused ? `{bold}${label}{/bold}` : label}${bad} ${value}  {gray-fg}${escapeTags(f.hint)}{/gray-fg}`;
     });
     out.push('');
     if (this.busy) out.push('{yellow-fg}creating…{/yellow-fg}');
