@@ -32,7 +32,7 @@
 import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,6 +40,7 @@ import ssh2 from 'ssh2';
 import type { ClientChannel } from 'ssh2';
 import xterm from '@xterm/headless';
 import { CLI, makeWorld, startDaemon } from '../test/helpers.js';
+import { STANDIN_CREATE_RESULT, writeStandinScripts } from '../test/fixtures/standin.js';
 import { fmt, pct, procCpuMs, procStatusKb, table } from './util.js';
 
 const { Client } = ssh2;
@@ -59,51 +60,15 @@ const SCREEN_RE = /(\d{10}\.\d{6}) flood line (\d{7})/;
 
 // ---- stand-in provider scripts -------------------------------------------------------------------
 
-const PRELUDE = `#!/usr/bin/env bash
-set -euo pipefail
-name=x
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --name) name="$2"; shift 2 ;;
-    --*=*) shift ;;
-    --*) shift 2 ;;
-    *) shift ;;
-  esac
-done
-`;
-
-const CREATE = `${PRELUDE}
-printf '::kindler:step 1/2 preflight Checking tools\\n'
+const CREATE = `printf '::kindler:step 1/2 preflight Checking tools\\n'
 printf '::kindler:step 2/2 create-cluster Creating cluster %s\\n' "$name"
 pad=${'x'.repeat(PAD)}
 for ((i = 0; i < ${LINES}; i++)); do
   printf '%s flood line %07d %s\\n' "$EPOCHREALTIME" "$i" "$pad"
 done
-printf '::kindler:result {"nodeAddress":"10.0.0.2","kubeContext":"k3d-%s"}\\n' "$name"
-`;
+${STANDIN_CREATE_RESULT}`;
 
-const DELETE = `${PRELUDE}
-printf '::kindler:step 1/1 delete Deleting cluster %s\\n' "$name"
-printf '::kindler:result {}\\n'
-`;
-
-const CLUSTER = `#!/usr/bin/env bash
-sub="\${1:-}"; shift || true
-case "$sub" in
-  status) printf '::kindler:result {"state":"running","nodeAddress":"10.0.0.2"}\\n' ;;
-  list) printf '::kindler:result {"clusters":[]}\\n' ;;
-  *) printf '::kindler:step 1/1 %s %s\\n' "$sub" "$sub"; printf '::kindler:result {}\\n' ;;
-esac
-`;
-
-function makeScriptsDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'kindler-bench-flood-'));
-  for (const [f, text] of [['create_env.sh', CREATE], ['delete_env.sh', DELETE], ['cluster.sh', CLUSTER]] as const) {
-    writeFileSync(join(dir, f), text);
-    chmodSync(join(dir, f), 0o755);
-  }
-  return dir;
-}
+const makeScriptsDir = () => writeStandinScripts('kindler-bench-flood-', CREATE);
 
 const CREATE_ARGS = ['--name', 'base', '--provider', 'k3d', '--servers', '1', '--agents', '0', '--http-port', '1', '--https-port', '2', '--api-port', '3',
   '--kubeconfig', '/dev/null', '--wait-timeout', '30'];

@@ -12,11 +12,11 @@
  * Run: node --import tsx bench/orchestration.ts   (env BENCH_CREATES=N changes the serial count)
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Engine } from '../src/engine/engine.js';
 import { ALICE, makeWorld, scriptEnv, type World } from '../test/helpers.js';
+import { standinCluster, STANDIN_CREATE_RESULT, writeStandinScripts } from '../test/fixtures/standin.js';
 import { fmt, pct, table } from './util.js';
 
 const SERIAL = Number(process.env.BENCH_CREATES ?? 30);
@@ -27,51 +27,14 @@ const IDEAL_MS = (PARALLEL / CONCURRENCY) * DELAY_S * 1000;
 
 // ---- stand-in provider scripts -------------------------------------------------------------------
 
-const PRELUDE = `#!/usr/bin/env bash
-set -euo pipefail
-name=x
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --name) name="$2"; shift 2 ;;
-    --*=*) shift ;;
-    --*) shift 2 ;;
-    *) shift ;;
-  esac
-done
-`;
-
 const DELAY = `if [ "\${BENCH_DELAY:-0}" = 1 ]; then sleep ${DELAY_S}; fi\n`;
 
-const CREATE = `${PRELUDE}
-printf '::kindler:step 1/3 preflight Checking tools\\n'
+const CREATE = `printf '::kindler:step 1/3 preflight Checking tools\\n'
 printf '::kindler:step 2/3 create Creating cluster %s\\n' "$name"
 ${DELAY}printf '::kindler:step 3/3 kubeconfig Writing kubeconfig\\n'
-printf '::kindler:result {"nodeAddress":"10.0.0.2","kubeContext":"k3d-%s"}\\n' "$name"
-`;
+${STANDIN_CREATE_RESULT}`;
 
-const DELETE = `${PRELUDE}
-printf '::kindler:step 1/1 delete Deleting cluster %s\\n' "$name"
-printf '::kindler:result {}\\n'
-`;
-
-const CLUSTER = `#!/usr/bin/env bash
-sub="\${1:-}"; shift || true
-${PRELUDE.replace('#!/usr/bin/env bash\n', '')}
-case "$sub" in
-  status) printf '::kindler:result {"state":"running","nodeAddress":"10.0.0.2"}\\n' ;;
-  list) printf '::kindler:result {"clusters":[]}\\n' ;;
-  *) printf '::kindler:step 1/1 %s %s\\n' "$sub" "$sub"; ${DELAY.trim()}; printf '::kindler:result {}\\n' ;;
-esac
-`;
-
-function makeScriptsDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'kindler-bench-scripts-'));
-  for (const [f, text] of [['create_env.sh', CREATE], ['delete_env.sh', DELETE], ['cluster.sh', CLUSTER]] as const) {
-    writeFileSync(join(dir, f), text);
-    chmodSync(join(dir, f), 0o755);
-  }
-  return dir;
-}
+const makeScriptsDir = () => writeStandinScripts('kindler-bench-scripts-', CREATE, standinCluster(DELAY.trim()));
 
 /** Runs a stand-in script directly (as the engine does: `bash SCRIPT ARGS`), returns wall ms. */
 function runDirect(script: string, args: string[], env: Record<string, string>, cwd: string): Promise<number> {

@@ -412,3 +412,28 @@ export function strayProcesses(w: World, roots: number[]): ProcInfo[] {
     return true;
   });
 }
+
+/** An engine on a fresh world (config overrides applied), both shut down and removed after the test. */
+export async function withEngine(t: import('node:test').TestContext, overrides: Record<string, unknown> = {}): Promise<{ w: World; engine: Engine }> {
+  const w = makeWorld(overrides);
+  const engine = await startEngine(w);
+  t.after(async () => {
+    await engine.shutdown();
+    w.cleanup();
+  });
+  return { w, engine };
+}
+
+/** An SSH agent that offers one key and signs with another: a login-bypass attempt that must fail. */
+export class TwoFacedAgent extends ssh2.BaseAgent {
+  constructor(private readonly shows: ParsedKey, private readonly signsWith: ParsedKey) {
+    super();
+  }
+  override getIdentities(cb: (err: Error | undefined, keys?: ParsedKey[]) => void): void {
+    cb(undefined, [this.shows]);
+  }
+  override sign(_pub: unknown, data: Buffer, options: unknown, cb?: (err: Error | undefined, sig?: Buffer) => void): void {
+    const done = (typeof options === 'function' ? options : cb) as (err: Error | undefined, sig?: Buffer) => void;
+    done(undefined, this.signsWith.sign(data));
+  }
+}

@@ -5,9 +5,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startControlServer } from '../src/control/server.js';
 import { Engine } from '../src/engine/engine.js';
@@ -15,51 +14,20 @@ import type { EngineEvent } from '../src/engine/feed.js';
 import { LineSplitter } from '../src/engine/runner.js';
 import { LogBuffer } from '../src/tui/logbuffer.js';
 import { ALICE, makeWorld, scriptEnv } from './helpers.js';
+import { STANDIN_CREATE_RESULT, writeStandinScripts } from './fixtures/standin.js';
 
 const LINES = 20_000;
 const PAD = 'p'.repeat(380); // ~400 bytes a line: 8 MB of lines, well above the control socket's 1 MiB backlog
 const BIG = 10 * 1024 * 1024;
 
-const PRELUDE = `#!/usr/bin/env bash
-set -euo pipefail
-name=x
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --name) name="$2"; shift 2 ;;
-    --*=*) shift ;;
-    --*) shift 2 ;;
-    *) shift ;;
-  esac
-done
-`;
-
 /** Stand-in provider: create floods LINES lines, one 10 MB line, a last line, then touches $FLOOD_DONE. */
-function scriptsDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'kindler-flood-test-'));
-  const files: Record<string, string> = {
-    'create_env.sh': `${PRELUDE}
-printf '::kindler:step 1/1 create-cluster Creating cluster %s\\n' "$name"
+const scriptsDir = () =>
+  writeStandinScripts('kindler-flood-test-', `printf '::kindler:step 1/1 create-cluster Creating cluster %s\\n' "$name"
 for ((i = 0; i < ${LINES}; i++)); do printf 'flood line %07d ${PAD}\\n' "$i"; done
 head -c ${BIG} /dev/zero | tr '\\0' 'y'
 printf '\\nafter the big line\\n'
 if [ -n "\${FLOOD_DONE:-}" ]; then : > "$FLOOD_DONE"; fi
-printf '::kindler:result {"nodeAddress":"10.0.0.2","kubeContext":"k3d-%s"}\\n' "$name"
-`,
-    'delete_env.sh': `${PRELUDE}printf '::kindler:result {}\\n'\n`,
-    'cluster.sh': `#!/usr/bin/env bash
-case "\${1:-}" in
-  status) printf '::kindler:result {"state":"running","nodeAddress":"10.0.0.2"}\\n' ;;
-  list) printf '::kindler:result {"clusters":[]}\\n' ;;
-  *) printf '::kindler:result {}\\n' ;;
-esac
-`,
-  };
-  for (const [f, text] of Object.entries(files)) {
-    writeFileSync(join(dir, f), text);
-    chmodSync(join(dir, f), 0o755);
-  }
-  return dir;
-}
+${STANDIN_CREATE_RESULT}`);
 
 /** Checks the task's log file: the flood lines 0..LINES-1 once each, in order, then the big line (capped) and the last line. */
 function checkLog(file: string): void {

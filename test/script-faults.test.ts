@@ -11,19 +11,9 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ALICE, makeWorld, poll, ROOT, startEngine, until, verb, type World } from './helpers.js';
+import { ALICE, poll, ROOT, until, verb, withEngine, type World } from './helpers.js';
 import type { Engine } from '../src/engine/engine.js';
 import type { Task } from '../src/core/types.js';
-
-async function withEngine(t: import('node:test').TestContext, overrides: Record<string, unknown> = {}): Promise<{ w: World; engine: Engine }> {
-  const w = makeWorld(overrides);
-  const engine = await startEngine(w);
-  t.after(async () => {
-    await engine.shutdown();
-    w.cleanup();
-  });
-  return { w, engine };
-}
 
 const b64 = (b: Buffer | string) => Buffer.from(b).toString('base64');
 

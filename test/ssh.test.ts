@@ -19,9 +19,9 @@ import { splitCommand } from '../src/ssh/argv.js';
 import { FailureLimiter } from '../src/ssh/ratelimit.js';
 import { KindlerError } from '../src/core/errors.js';
 import type { Engine } from '../src/engine/engine.js';
-import { makeWorld, startEngine, until, type World } from './helpers.js';
+import { makeWorld, startEngine, TwoFacedAgent, until, type World } from './helpers.js';
 
-const { Client, utils, BaseAgent } = ssh2;
+const { Client, utils } = ssh2;
 
 // ---- keys ----------------------------------------------------------------------------------------
 
@@ -528,19 +528,6 @@ test('unknown keys, passwords, keyboard-interactive, hostbased and none are refu
   await h.waitLog(/login refused: hostbased authentication is not offered/, 10_000, from);
   assert.ok(!h.logs.slice(from).some((l) => /secret/.test(l)), 'no secrets in logs');
 });
-
-class TwoFacedAgent extends BaseAgent {
-  constructor(private readonly shows: ParsedKey, private readonly signsWith: ParsedKey) {
-    super();
-  }
-  override getIdentities(cb: (err: Error | undefined, keys?: ParsedKey[]) => void): void {
-    cb(undefined, [this.shows]);
-  }
-  override sign(_pub: unknown, data: Buffer, options: unknown, cb?: (err: Error | undefined, sig?: Buffer) => void): void {
-    const done = (typeof options === 'function' ? options : cb) as (err: Error | undefined, sig?: Buffer) => void;
-    done(undefined, this.signsWith.sign(data));
-  }
-}
 
 test('a key offered without a signature proves nothing: offering key A and signing with key B fails', async (t) => {
   const h = await setup(t);

@@ -21,9 +21,9 @@ import type { Engine } from '../../src/engine/engine.js';
 import { DEFAULT_CONFIG } from '../../src/core/config.js';
 import { DEFAULT_SSH_LIMITS, type SshLimits } from '../../src/ssh/server.js';
 import { addressKey, PreAuthSlots } from '../../src/ssh/ratelimit.js';
-import { makeTestKey, makeWorld, sshConnect, sshExec, startEngine, startTestSsh, type TestSsh, type World } from '../helpers.js';
+import { makeTestKey, makeWorld, sshConnect, sshExec, startEngine, startTestSsh, TwoFacedAgent, type TestSsh, type World } from '../helpers.js';
 
-const { utils, BaseAgent } = ssh2;
+const { utils } = ssh2;
 
 const KEYS = mkdtempSync(join(tmpdir(), 'kindler-abuse-keys-'));
 process.on('exit', () => rmSync(KEYS, { recursive: true, force: true }));
@@ -243,19 +243,6 @@ test('500 idle pre-auth connections against the default pre-auth table (32): a s
 });
 
 // ---- a short confirmation of the refusals ------------------------------------------------------
-
-class TwoFacedAgent extends BaseAgent {
-  constructor(private readonly shows: ParsedKey, private readonly signsWith: ParsedKey) {
-    super();
-  }
-  override getIdentities(cb: (err: Error | undefined, keys?: ParsedKey[]) => void): void {
-    cb(undefined, [this.shows]);
-  }
-  override sign(_pub: unknown, data: Buffer, options: unknown, cb?: (err: Error | undefined, sig?: Buffer) => void): void {
-    const done = (typeof options === 'function' ? options : cb) as (err: Error | undefined, sig?: Buffer) => void;
-    done(undefined, this.signsWith.sign(data));
-  }
-}
 
 test('refused: forwarding, agent, X11, env, subsystems, keyboard-interactive after a failed publickey, and offer-A-sign-with-B', async (t) => {
   const h = await setup(t, {});
