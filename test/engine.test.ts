@@ -5,20 +5,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { ALICE, makeWorld, startEngine, until, verb, type World } from './helpers.js';
-import type { Engine } from '../src/engine/engine.js';
+import { ALICE, until, verb, withEngine } from './helpers.js';
 import type { EngineEvent } from '../src/engine/feed.js';
 import { createServer } from 'node:net';
-
-async function withEngine(t: import('node:test').TestContext, overrides: Record<string, unknown> = {}): Promise<{ w: World; engine: Engine }> {
-  const w = makeWorld(overrides);
-  const engine = await startEngine(w);
-  t.after(async () => {
-    await engine.shutdown();
-    w.cleanup();
-  });
-  return { w, engine };
-}
 
 for (const provider of ['k3d', 'kind'] as const) {
   test(`create and delete a ${provider} cluster`, async (t) => {
@@ -448,4 +437,17 @@ test('TTL: an expired cluster is deleted as kindler-ttl; retention prunes old fi
   assert.ok(after.includes(latestStays), "the existing cluster's latest task is kept");
   assert.ok(!after.includes('t-1'), 'an old task of a deleted cluster is pruned');
   assert.ok(!existsSync(join(engine.logDir, 't-1.log')), 'with its log file');
+});
+
+test('an empty argument is refused by every verb, never read as "any" or "the latest"', async (t) => {
+  const { engine } = await withEngine(t);
+  assert.equal((await verb(engine, ['create', 'solo', '--wait'])).code, 0);
+  for (const argv of [['logs', '--', ''], ['task', ''], ['show', ''], ['delete', ''], ['stop', ''], ['cancel', '']]) {
+    const r = await verb(engine, argv);
+    assert.equal(r.code, 2, `${JSON.stringify(argv)}: ${r.out}${r.err}`);
+    assert.equal(r.out, '', JSON.stringify(argv));
+    assert.match(r.err, /^error: [a-z-]+: must not be empty \(usage: /, JSON.stringify(argv));
+    assert.equal(r.err.trim().split('\n').length, 1);
+  }
+  assert.equal(engine.getCluster('solo')?.actual, 'running');
 });

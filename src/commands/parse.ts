@@ -81,6 +81,8 @@ export function parseArgs(spec: VerbSpec, argv: readonly string[]): Parsed {
   spec.args.forEach((s, i) => {
     const v = positional[i];
     if (v === undefined && s.required) throw usageError(`${s.name}: required (usage: ${usageLine(spec)})`, s.name);
+    // No argument of any verb may be empty: "" must never quietly mean "any" or "the latest".
+    if (v === '') throw usageError(`${s.name}: must not be empty (usage: ${usageLine(spec)})`, s.name);
     args[s.name] = v;
   });
   return { args, flags };
