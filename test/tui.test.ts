@@ -69,7 +69,7 @@ class FakeBackend implements SessionBackend {
   seq = 10;
   snapshot: Snapshot;
   handler: RunHandler = (argv) => {
-    if (argv[0] === 'logs') return { code: 0, out: `${JSON.stringify({ task: null, lines: [] })}\n`, err: '' };
+    if (argv[0] === 'logs') return { code: 0, out: `${JSON.stringify({ task: null, from: 0, lines: [] })}\n`, err: '' };
     return { code: 0, out: `${JSON.stringify({ task: task('t-99', argv[1] ?? '?', { kind: 'create', state: 'queued' }) })}\n`, err: '' };
   };
 
@@ -217,8 +217,11 @@ function deferred<T>() {
 
 const ok = (value: unknown): VerbResult => ({ code: 0, out: `${JSON.stringify(value)}\n`, err: '' });
 
-function logsReply(lines: string[], id = 't-1'): VerbResult {
-  return ok({ task: task(id, 'alpha'), lines });
+/** The daemon's reply to `logs ID [--tail N] --json` for a task whose whole log is `lines`. */
+function logsReply(lines: string[], id = 't-1', argv: string[] = []): VerbResult {
+  const at = argv.indexOf('--tail');
+  const keep = at >= 0 ? lines.slice(-Number(argv[at + 1])) : lines;
+  return ok({ task: task(id, 'alpha'), from: lines.length - keep.length, lines: keep });
 }
 
 /** Opens a session and always closes it after the test. */
@@ -276,13 +279,13 @@ test('progress advances as task events arrive (attached mid-task)', async (t) =>
   await s.waitFor('no queued or running tasks');
 });
 
-test('log: history from `logs ID --json`, then live lines joined by `from` (no doubles, no gaps)', async (t) => {
+test('log: history from `logs ID --tail CAP --json`, then live lines joined by `from` (no doubles, no gaps)', async (t) => {
   const reply = deferred<VerbResult>();
   const b = new FakeBackend('admin', 'alice', { clusters: [cluster('alpha', { lastTaskId: 't-1' })], tasks: [task('t-1', 'alpha')] });
   b.handler = (argv) => (argv[0] === 'logs' ? reply.promise : ok({}));
   const s = start(t, b);
   await s.waitFor('loading the log of t-1');
-  assert.deepEqual(b.runs[0], ['logs', 't-1', '--json']);
+  assert.deepEqual(b.runs[0], ['logs', 't-1', '--tail', '5000', '--json']);
   // A live batch arrives while the history is being read; the history already holds it.
   b.push({ type: 'log', taskId: 't-1', from: 2, lines: ['line three'] });
   reply.resolve(logsReply(['line one', 'line two', 'line three']));
@@ -299,10 +302,11 @@ test('log: history from `logs ID --json`, then live lines joined by `from` (no d
 test('a long history is bounded and says how many earlier lines are not in memory', async (t) => {
   const lines = Array.from({ length: 6000 }, (_, i) => `row ${i}`);
   const b = new FakeBackend('admin', 'alice', { clusters: [cluster('alpha', { lastTaskId: 't-1' })], tasks: [task('t-1', 'alpha', { state: 'succeeded' })] });
-  b.handler = (argv) => (argv[0] === 'logs' ? logsReply(lines) : ok({}));
+  b.handler = (argv) => (argv[0] === 'logs' ? logsReply(lines, 't-1', argv) : ok({}));
   const s = start(t, b);
   const screen = await s.waitFor('row 5999');
   assert.match(screen, /1000 earlier lines not in memory/);
+  assert.deepEqual(b.runs[0], ['logs', 't-1', '--tail', '5000', '--json'], 'only the lines the pane keeps are fetched');
 });
 
 test('the create form runs `create … --json` and shows the CLI error inline', async (t) => {
@@ -310,7 +314,7 @@ test('the create form runs `create … --json` and shows the CLI error inline', 
   b.handler = (argv) =>
     argv[0] === 'create'
       ? { code: 2, out: `${JSON.stringify({ error: { kind: 'usage', message: 'http-port: must be a port 1024-65535 (got "80")', exitCode: 2, field: 'http-port' } })}\n`, err: 'error: http-port: must be a port 1024-65535 (got "80")\n' }
-      : ok({ task: null, lines: [] });
+      : ok({ task: null, from: 0, lines: [] });
   const s = start(t, b);
   await s.waitFor('alpha');
   s.send('c');
@@ -411,7 +415,7 @@ test('s toggles start/stop by state and x cancels the active task', async (t) =>
   await s.waitFor((x) => footer(x).includes('s start') && footer(x).includes('x cancel'));
   s.send('s');
   await s.waitFor('start beta: task t-99 queued');
-  b.handler = (argv) => (argv[0] === 'cancel' ? { code: 4, out: '', err: 'error: cancel: task t-5 already finished\n' } : ok({ task: null, lines: [] }));
+  b.handler = (argv) => (argv[0] === 'cancel' ? { code: 4, out: '', err: 'error: cancel: task t-5 already finished\n' } : ok({ task: null, from: 0, lines: [] }));
   s.send('x');
   await s.waitFor('failed: cancel: task t-5 already finished');
   const acts = b.runs.filter((r) => r[0] !== 'logs');
@@ -424,7 +428,7 @@ test('enter shows `show NAME --json` rendered, including steps', async (t) => {
     steps: [{ key: 'cluster', title: 'Create the k3d cluster', state: 'succeeded', at: '2026-01-01T00:00:00Z', taskId: 't-1' }],
   });
   const b = new FakeBackend('admin', 'alice', { clusters: [c] });
-  b.handler = (argv) => (argv[0] === 'show' ? ok({ cluster: c, tasks: [task('t-1', 'alpha', { state: 'failed' })] }) : ok({ task: null, lines: [] }));
+  b.handler = (argv) => (argv[0] === 'show' ? ok({ cluster: c, tasks: [task('t-1', 'alpha', { state: 'failed' })] }) : ok({ task: null, from: 0, lines: [] }));
   const s = start(t, b);
   await s.waitFor('alpha');
   s.send('\r');
@@ -660,7 +664,7 @@ test('admin: r runs `reconcile --json` and shows drift, healed task ids and erro
     skipped: [],
     errors: [{ cluster: 'beta', error: 'k3d: boom' }],
   };
-  b.handler = (argv) => (argv[0] === 'reconcile' ? { code: 1, out: `${JSON.stringify(pass)}\n`, err: '' } : ok({ task: null, lines: [] }));
+  b.handler = (argv) => (argv[0] === 'reconcile' ? { code: 1, out: `${JSON.stringify(pass)}\n`, err: '' } : ok({ task: null, from: 0, lines: [] }));
   const s = start(t, b);
   let screen = await s.waitFor('alpha');
   assert.match(footer(screen), /r reconcile/);
@@ -701,7 +705,7 @@ test(':audit shows the audit log for an admin, newest last and scrollable; unkno
   events.push({ at: at(61), user: 'mallory', source: 'ssh', action: 'delete', target: 'prod\x1b[2J', result: 'refused', taskId: undefined });
   const shuffled = [events[60]!, ...events.slice(0, 60).reverse()]; // out of order on purpose
   const b = new FakeBackend('admin', 'alice', { clusters: [cluster('alpha')] });
-  b.handler = (argv) => (argv[0] === 'audit' ? ok({ events: shuffled }) : ok({ task: null, lines: [] }));
+  b.handler = (argv) => (argv[0] === 'audit' ? ok({ events: shuffled }) : ok({ task: null, from: 0, lines: [] }));
   const s = start(t, b);
   await s.waitFor('alpha');
   s.send(':');
@@ -751,7 +755,7 @@ test('a cluster expiring in 5 minutes shows a warning in every open session; e e
   const later = cluster('later', { owner: 'bob', expiresAt: new Date(Date.now() + 3 * 3_600_000).toISOString() });
   const ba = new FakeBackend('operator', 'alice', { clusters: [dev, later] });
   const bv = new FakeBackend('viewer', 'vic', { clusters: [dev, later] });
-  ba.handler = (argv) => (argv[0] === 'extend' ? { code: 0, out: `dev now expires at 2026-01-01T11:05:00.000Z\n`, err: '' } : ok({ task: null, lines: [] }));
+  ba.handler = (argv) => (argv[0] === 'extend' ? { code: 0, out: `dev now expires at 2026-01-01T11:05:00.000Z\n`, err: '' } : ok({ task: null, from: 0, lines: [] }));
   const a = start(t, ba);
   const v = start(t, bv, { cols: 90, rows: 26 });
   const warn = /⚠ dev expires in 4m5\ds — kindler extend dev 2h/;

@@ -108,7 +108,7 @@ async function report(ctx: Context, p: Parsed, json: boolean, task: Task): Promi
  * Prints a task's log from the start, then live lines and progress until it ends. Lines are never
  * lost or doubled: the live feed is joined first and everything up to the disk copy's length skipped.
  */
-async function follow(ctx: Context, id: string, o: { showLog: boolean; showProgress: boolean }): Promise<Task | null> {
+async function follow(ctx: Context, id: string, o: { showLog: boolean; showProgress: boolean; tail?: number }): Promise<Task | null> {
   const { engine, io } = ctx;
   const buffered: { lines: string[]; from: number }[] = [];
   let printedUpTo = -1;
@@ -156,9 +156,9 @@ async function follow(ctx: Context, id: string, o: { showLog: boolean; showProgr
   const onAbort = () => resolveDone(null);
   io.signal.addEventListener('abort', onAbort);
   try {
-    const disk = await engine.readLog(id);
-    if (o.showLog && disk.length) io.out(`${disk.map((l) => sanitizeLine(l)).join('\n')}\n`);
-    printedUpTo = disk.length;
+    const disk = o.showLog && o.tail ? await engine.readLogTail(id, o.tail) : { lines: o.showLog ? await engine.readLog(id) : [], from: 0 };
+    if (disk.lines.length) io.out(`${disk.lines.map((l) => sanitizeLine(l)).join('\n')}\n`);
+    printedUpTo = disk.from + disk.lines.length;
     ready = true;
     for (const b of buffered.splice(0)) emitLines(b.lines, b.from);
     const now = engine.getTask(id);
@@ -173,10 +173,10 @@ async function follow(ctx: Context, id: string, o: { showLog: boolean; showProgr
   }
 }
 
-/** The --limit flag: a whole number 1-999999, or undefined when not given. */
-function parseLimit(raw: string | undefined): number | undefined {
+/** A count flag (--limit, --tail): a whole number 1-999999, or undefined when not given. */
+function countFlag(raw: string | undefined, field = 'limit'): number | undefined {
   if (raw === undefined) return undefined;
-  if (!/^[1-9][0-9]{0,5}$/.test(raw)) throw usageError(`limit: must be a whole number 1-999999 (got ${shown(raw, 20)})`, 'limit');
+  if (!/^[1-9][0-9]{0,5}$/.test(raw)) throw usageError(`${field}: must be a whole number 1-999999 (got ${shown(raw, 20)})`, field);
   return Number(raw);
 }
 
@@ -322,7 +322,7 @@ const VERBS: Verb[] = [
       limit: { type: 'string', value: 'N', help: 'at most N tasks (default 50)' },
     },
     async run(p, ctx, json) {
-      const limit = parseLimit(p.flags.limit as string | undefined);
+      const limit = countFlag(p.flags.limit as string | undefined);
       const tasks = ctx.engine.listTasks({
         ...(p.flags.cluster ? { cluster: p.flags.cluster as string } : {}),
         active: Boolean(p.flags.active),
@@ -352,20 +352,24 @@ const VERBS: Verb[] = [
   },
   {
     name: 'logs',
-    summary: "Print a task's full log (by task id, or a cluster's latest task); --follow streams it live.",
+    summary: "Print a task's log (by task id, or a cluster's latest task); --tail N only its last N lines; --follow streams it live.",
     args: [{ name: 'ref', required: true, help: 'task id (t-N) or cluster name' }],
-    flags: { follow: { type: 'bool', help: 'keep printing new lines until the task ends' } },
+    flags: {
+      follow: { type: 'bool', help: 'keep printing new lines until the task ends' },
+      tail: { type: 'string', value: 'N', help: 'only the last N lines (the whole log is never loaded)' },
+    },
     async run(p, ctx, json) {
+      const tail = countFlag(p.flags.tail as string | undefined, 'tail');
       const t = resolveTask(ctx, p.args.ref!);
       if (p.flags.follow && !json) {
-        const final = await follow(ctx, t.id, { showLog: true, showProgress: false });
+        const final = await follow(ctx, t.id, { showLog: true, showProgress: false, ...(tail ? { tail } : {}) });
         if (final) ctx.io.err(taskLine(final));
         return EXIT.ok;
       }
       if (p.flags.follow) await follow(ctx, t.id, { showLog: false, showProgress: false });
-      const lines = await ctx.engine.readLog(t.id);
+      const { lines, from } = tail ? await ctx.engine.readLogTail(t.id, tail) : { lines: await ctx.engine.readLog(t.id), from: 0 };
       const task = ctx.engine.getTask(t.id)!;
-      print(ctx, json, { task, lines }, () => (lines.length ? `${lines.map((l) => sanitizeLine(l)).join('\n')}\n` : ''));
+      print(ctx, json, { task, from, lines }, () => (lines.length ? `${lines.map((l) => sanitizeLine(l)).join('\n')}\n` : ''));
       return EXIT.ok;
     },
   },
@@ -452,7 +456,7 @@ const VERBS: Verb[] = [
         if (/^\d{4}-\d{2}-\d{2}/.test(since) && !Number.isNaN(Date.parse(since))) sinceMs = Date.parse(since);
         else sinceMs = Date.now() - parseDuration('since', since);
       }
-      const limit = parseLimit(p.flags.limit as string | undefined);
+      const limit = countFlag(p.flags.limit as string | undefined);
       const events = ctx.engine.listAudit({ ...(p.flags.user ? { user: p.flags.user as string } : {}), ...(sinceMs !== undefined ? { sinceMs } : {}), limit: limit ?? 200 });
       print(ctx, json, { events }, () =>
         events.length ? table(['TIME', 'USER', 'SOURCE', 'ACTION', 'TARGET', 'RESULT', 'TASK', 'DETAIL'], events.map((e) => [e.at, e.user, `${e.source}${e.fingerprint ? ` ${e.fingerprint.slice(0, 19)}` : ''}`, e.action, e.target, e.result, e.taskId, e.detail])) : 'no audit events\n',

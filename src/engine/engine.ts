@@ -22,7 +22,7 @@ import { parseStatus, scriptFor, statusCall, type StatusResult } from '../provis
 import { acquireLock, ownProcessGroup, processesWithEnv, processRunning, processStart, type Lock } from '../store/lock.js';
 import { Store } from '../store/state.js';
 import { Feed, type Listener, type SessionInfo, type Snapshot } from './feed.js';
-import { readLogFile, TaskLog } from './logs.js';
+import { readLogFile, readLogTail, TaskLog, type LogTail } from './logs.js';
 import { queryScript, runScript, signalGroup, type Run, type RunResult } from './runner.js';
 import type { PostStep } from './poststeps.js';
 import { defaultPostSteps } from './steps.js';
@@ -198,6 +198,13 @@ export class Engine {
     if (!this.store.data.tasks.some((t) => t.id === id)) throw notFound(`task: no task "${id}"`);
     await this.logs.get(id)?.drain();
     return readLogFile(this.logDir, id);
+  }
+
+  /** A task's last `n` log lines and the index of the first of them, read without loading the whole log. */
+  async readLogTail(id: string, n: number): Promise<LogTail> {
+    if (!this.store.data.tasks.some((t) => t.id === id)) throw notFound(`task: no task "${id}"`);
+    await this.logs.get(id)?.drain();
+    return readLogTail(this.logDir, id, n);
   }
 
   /** Resolves with the task once it is terminal. */

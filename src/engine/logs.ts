@@ -3,7 +3,7 @@
  * in a memory ring for live views. Lines are batched: one file write and one event per tick.
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** Lines longer than this are copied on the way in (see `add`). */
@@ -85,5 +85,83 @@ export async function readLogFile(dir: string, taskId: string): Promise<string[]
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw e;
+  }
+}
+
+/** The end of a task's log: its last lines, and the index of the first of them in the whole log. */
+export interface LogTail {
+  lines: string[];
+  /** How many lines come before `lines` (0 when `lines` is the whole log). */
+  from: number;
+}
+
+/** Bytes read per step when looking for a log's last lines and counting the ones before them. */
+const TAIL_CHUNK = 256 * 1024;
+
+/**
+ * Reads the last `n` lines of a task's log without reading the whole file into memory: the end is
+ * read backwards until `n` line breaks are found, and the lines before are only counted. The index
+ * agrees with `readLogFile` (a last line without its line break counts as a line).
+ */
+export async function readLogTail(dir: string, taskId: string, n: number): Promise<LogTail> {
+  let fh;
+  try {
+    fh = await open(join(dir, `${taskId}.log`), 'r');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { lines: [], from: 0 };
+    throw e;
+  }
+  try {
+    const size = (await fh.stat()).size;
+    if (size === 0) return { lines: [], from: 0 };
+    // A final line break ends the last line; it does not start another.
+    const last = Buffer.alloc(1);
+    await fh.read(last, 0, 1, size - 1);
+    const end = last[0] === 0x0a ? size - 1 : size;
+    // Walk back from `end` to just after the n-th line break, or to the start of the file.
+    const parts: Buffer[] = [];
+    let cut = 0;
+    let found = 0;
+    let pos = end;
+    scan: while (pos > 0) {
+      const len = Math.min(TAIL_CHUNK, pos);
+      const buf = Buffer.alloc(len);
+      await readFully(fh, buf, pos - len);
+      let i = len;
+      while (i > 0) {
+        const nl = buf.lastIndexOf(0x0a, i - 1);
+        if (nl < 0) break;
+        if (++found === n) {
+          parts.unshift(buf.subarray(nl + 1));
+          cut = pos - len + nl + 1;
+          break scan;
+        }
+        i = nl;
+      }
+      parts.unshift(buf);
+      pos -= len;
+    }
+    const text = Buffer.concat(parts).toString('utf8', 0, end - cut);
+    const lines = end > cut ? text.split('\n') : [''];
+    // Count the lines before the cut (each ends with a line break).
+    let before = 0;
+    for (let at = 0; at < cut; ) {
+      const len = Math.min(TAIL_CHUNK, cut - at);
+      const buf = Buffer.alloc(len);
+      await readFully(fh, buf, at);
+      for (let i = buf.indexOf(0x0a); i >= 0; i = buf.indexOf(0x0a, i + 1)) before++;
+      at += len;
+    }
+    return { lines, from: before };
+  } finally {
+    await fh.close();
+  }
+}
+
+async function readFully(fh: import('node:fs/promises').FileHandle, buf: Buffer, at: number): Promise<void> {
+  for (let off = 0; off < buf.length; ) {
+    const { bytesRead } = await fh.read(buf, off, buf.length - off, at + off);
+    if (bytesRead === 0) throw new Error('log file shrank while being read');
+    off += bytesRead;
   }
 }

@@ -409,7 +409,7 @@ export class TuiApp {
     if (!buf.loaded) this.fetchLog();
   }
 
-  /** Fetches the shown buffer's history with `logs ID --json` (one request in flight). */
+  /** Fetches the end of the shown buffer's history with `logs ID --tail CAP --json` (one request in flight). */
   fetchLog(): void {
     const buf = this.log.buffer;
     if (this.fetching || !buf || buf.loaded) return;
@@ -419,17 +419,20 @@ export class TuiApp {
       this.fetching = null;
       if (this.log.buffer === buf && !buf.loaded) {
         let lines: string[] | null = null;
+        let from = 0;
         let why: string | undefined;
         if (r && r.code === 0) {
           try {
-            const j = JSON.parse(r.out) as { lines?: unknown };
-            if (Array.isArray(j.lines)) lines = j.lines.map((l) => String(l));
-            else why = 'log unavailable: unexpected reply';
+            const j = JSON.parse(r.out) as { lines?: unknown; from?: unknown };
+            if (Array.isArray(j.lines) && Number.isSafeInteger(j.from) && (j.from as number) >= 0) {
+              lines = j.lines.map((l) => String(l));
+              from = j.from as number;
+            } else why = 'log unavailable: unexpected reply';
           } catch {
             why = 'log unavailable: unreadable reply';
           }
         } else why = `log unavailable: ${r ? verbError(r.out, r.err).message : plain((err as Error)?.message ?? err, 200)}`;
-        const res = buf.history(lines, why);
+        const res = buf.history(lines, why, from);
         if (!res.ok) {
           const fresh = new LogBuffer(id);
           this.log.show(fresh, this.log.title);
@@ -439,7 +442,7 @@ export class TuiApp {
       }
       this.fetchLog();
     });
-    this.backend.run(['logs', id, '--json']).then(
+    this.backend.run(['logs', id, '--tail', String(buf.cap), '--json']).then(
       (r) => done(r),
       (e) => done(null, e),
     );

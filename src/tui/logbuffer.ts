@@ -1,7 +1,7 @@
 /**
- * One task's log as the TUI holds it: the history fetched once (`logs ID --json`), then live `log`
- * events joined by their `from` index so no line is doubled or skipped, bounded to `cap` lines
- * (plus at most 10% slack, trimmed in chunks).
+ * One task's log as the TUI holds it: the end of its history fetched once (`logs ID --tail CAP
+ * --json`), then live `log` events joined by their `from` index so no line is doubled or skipped,
+ * bounded to `cap` lines (plus at most 10% slack, trimmed in chunks).
  *
  * Lines are kept as they arrive and sanitized when read (`line(i)`): a log flood brings thousands
  * of lines per frame to every session, and only the ~30 drawn ones need the work.
@@ -88,11 +88,15 @@ export class LogBuffer {
     }
   }
 
-  /** The complete history (or its failure); then the held live lines are joined on. Returns lines trimmed. */
-  history(all: readonly string[] | null, error?: string): AppendResult {
+  /**
+   * The history (or its failure): the log's lines from index `from` to its end, usually the last
+   * `cap` of them (`logs ID --tail CAP --json`); then the held live lines are joined on. Returns
+   * lines trimmed.
+   */
+  history(all: readonly string[] | null, error?: string, from = 0): AppendResult {
     const keep = all ? all.slice(-this.cap) : [];
     this.buf = keep.map(String);
-    this.first = all ? all.length - keep.length : 0;
+    this.first = all ? from + all.length - keep.length : 0;
     this.loaded = true;
     this.error = all ? undefined : error ?? 'log unavailable';
     let trimmed = 0;
