@@ -8,6 +8,7 @@ import { userInfo } from 'node:os';
 import { resolve } from 'node:path';
 import { UsersStore } from './access/users.js';
 import { runCommand, VERB_SPECS } from './commands/index.js';
+import { whenDrained } from './commands/io.js';
 import { tryConnect, runRemote } from './control/client.js';
 import { socketPath } from './control/server.js';
 import { runDaemon } from './daemon.js';
@@ -59,6 +60,7 @@ async function main(argv: string[]): Promise<number> {
     return runRemote(sock, { type: 'run', argv, user: localUser(), isTTY: Boolean(process.stdout.isTTY), columns: process.stdout.columns ?? 80, files }, {
       out: (s) => process.stdout.write(s),
       err: (s) => process.stderr.write(s),
+      writable: () => whenDrained(process.stdout),
     });
   }
   const engine = await Engine.start(cfg, {
@@ -87,6 +89,7 @@ async function main(argv: string[]): Promise<number> {
     io: {
       out: (s) => process.stdout.write(s),
       err: (s) => process.stderr.write(s),
+      writable: () => whenDrained(process.stdout),
       isTTY: Boolean(process.stdout.isTTY),
       columns: process.stdout.columns ?? 80,
       signal: abort.signal,

@@ -65,6 +65,9 @@ export function makeWorld(overrides: Record<string, unknown> = {}): World {
     logRingLines: 500,
     taskListLimit: 50,
     ssh: { enabled: false, port: 0, hostKeyFile: './keys/host_key', usersFile: './users.conf' },
+    // A daemon's own reconcile pass (every 5 minutes by default) would land inside a test that
+    // crosses the boundary and change what it reads; tests run their passes themselves.
+    schedules: { reconcile: '0 0 1 1 *', ttl: '* * * * *', retention: '17 * * * *' },
     ...overrides,
   };
   const configFile = join(dir, 'kindler.json');

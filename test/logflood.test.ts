@@ -13,7 +13,8 @@ import { Engine } from '../src/engine/engine.js';
 import type { EngineEvent } from '../src/engine/feed.js';
 import { LineSplitter } from '../src/engine/runner.js';
 import { LogBuffer } from '../src/tui/logbuffer.js';
-import { ALICE, makeWorld, scriptEnv } from './helpers.js';
+import { ALICE, makeTestKey, makeWorld, scriptEnv, startTestSsh } from './helpers.js';
+import { spawn } from 'node:child_process';
 import { STANDIN_CREATE_RESULT, writeStandinScripts } from './fixtures/standin.js';
 
 const LINES = 20_000;
@@ -178,4 +179,92 @@ test('log buffer: a flood batch keeps only the newest lines, unsanitized until r
   assert.deepEqual(b.live(5000, ['y']), { ok: true, trimmed: 100 });
   assert.equal(b.dropped, 5000);
   assert.deepEqual([...b.lines], ['y']);
+});
+
+test('logs --follow to a client that stops reading: the daemon holds one step of output, and the client gets every line once', async (t) => {
+  const dir = scriptsDir();
+  const w = makeWorld({ scriptsDir: dir, checkHostPorts: false });
+  const engine = await Engine.start(w.cfg, { role: 'test', scriptEnv: scriptEnv(w) });
+  const control = await startControlServer(engine, () => undefined);
+  t.after(async () => {
+    await control.close();
+    await engine.shutdown();
+    w.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const task = await engine.create({ name: 'flood', provider: 'k3d', servers: 1, agents: 0 }, ALICE);
+
+  // A local CLI following the log that reads nothing until the task has ended.
+  const sock = connect(control.path);
+  await new Promise<void>((r, j) => sock.once('connect', r).once('error', j));
+  sock.pause();
+  sock.write(`${JSON.stringify({ type: 'run', argv: ['logs', task.id, '--follow'], user: 'slow', isTTY: false, columns: 80, files: {} })}\n`);
+  t.after(() => sock.destroy());
+
+  const before = await heapNow();
+  const done = await engine.waitForTask(task.id);
+  assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
+  // Without backpressure the daemon would hold the whole log (8 MB of lines, JSON-encoded) for it.
+  const grown = (await heapNow()) - before;
+  t.diagnostic(`memory held for the stalled follower: ${(grown / 1048576).toFixed(2)} MB`);
+  assert.ok(grown < 3 * 1024 * 1024, `memory held for the stalled follower grew by ${(grown / 1048576).toFixed(1)} MB`);
+
+  // Now it reads: every line of the log file, once, in order, then exit 0.
+  let out = '';
+  let code: number | null = null;
+  let rest = '';
+  sock.setEncoding('utf8');
+  sock.on('data', (c: string) => {
+    rest += c;
+    let nl: number;
+    while ((nl = rest.indexOf('\n')) >= 0) {
+      const m = JSON.parse(rest.slice(0, nl)) as { type: string; data?: string; code?: number };
+      rest = rest.slice(nl + 1);
+      if (m.type === 'out') out += m.data;
+      else if (m.type === 'exit') code = m.code!;
+    }
+  });
+  sock.resume();
+  await new Promise<void>((r) => sock.once('close', r));
+  assert.equal(code, 0);
+  const file = readFileSync(join(w.dataDir, 'logs', `${task.id}.log`), 'utf8');
+  assert.ok(out === file, `the follower got the log exactly (${out.length} of ${file.length} characters)`);
+});
+
+test('logs --follow over SSH to a client that stops reading (real OpenSSH): bounded in the daemon, every line once', async (t) => {
+  const dir = scriptsDir();
+  const w = makeWorld({ scriptsDir: dir, checkHostPorts: false });
+  const engine = await Engine.start(w.cfg, { role: 'test', scriptEnv: scriptEnv(w) });
+  const key = makeTestKey(w.dir, 'slow');
+  const ssh = await startTestSsh(w, engine, { users: [`slow viewer ${key.pub}`] });
+  t.after(async () => {
+    await ssh.stop();
+    await engine.shutdown();
+    w.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const task = await engine.create({ name: 'flood', provider: 'k3d', servers: 1, agents: 0 }, ALICE);
+  const port = ssh.srv.port;
+  const child = spawn('ssh', ['-F', '/dev/null', '-p', String(port), '-i', key.path, '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-o', 'LogLevel=ERROR', 'kindler@127.0.0.1', 'logs', task.id, '--follow'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  t.after(() => child.kill('SIGKILL'));
+  // Nobody reads ssh's stdout: the pipe fills, ssh stops taking data, the channel's window closes.
+  child.stdout.pause();
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+
+  const before = await heapNow();
+  const done = await engine.waitForTask(task.id);
+  assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
+  const grown = (await heapNow()) - before;
+  t.diagnostic(`memory held for the stalled SSH follower: ${(grown / 1048576).toFixed(2)} MB`);
+  assert.ok(grown < 3 * 1024 * 1024, `memory held for the stalled SSH follower grew by ${(grown / 1048576).toFixed(1)} MB`);
+
+  const chunks: Buffer[] = [];
+  child.stdout.on('data', (d: Buffer) => chunks.push(d));
+  child.stdout.resume(); // it was paused explicitly, so a 'data' listener alone does not restart it
+  const code = await new Promise<number | null>((r) => child.once('close', (c) => r(c)));
+  assert.equal(code, 0, stderr);
+  const out = Buffer.concat(chunks).toString('utf8');
+  const file = readFileSync(join(w.dataDir, 'logs', `${task.id}.log`), 'utf8');
+  assert.ok(out === file, `the SSH follower got the log exactly (${out.length} of ${file.length} characters)`);
 });

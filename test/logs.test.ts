@@ -4,10 +4,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readLogFile, readLogTail } from '../src/engine/logs.js';
+import { LogCursor, readLogFile, readLogTail } from '../src/engine/logs.js';
 import { LogBuffer } from '../src/tui/logbuffer.js';
 import { verb, withEngine } from './helpers.js';
 
@@ -25,7 +25,7 @@ function rng(seed: number): () => number {
 test('log tail: the last N lines and their index agree with reading the whole file', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'kindler-logtail-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
-  assert.deepEqual(await readLogTail(dir, 't-404', 5), { lines: [], from: 0 }, 'a task with no log file has no lines');
+  assert.deepEqual(await readLogTail(dir, 't-404', 5), { lines: [], from: 0, bytes: 0 }, 'a task with no log file has no lines');
   const seed = Number(process.env.KINDLER_LOGTAIL_SEED ?? Date.now() % 100_000);
   const r = rng(seed);
   const pieces = ['', 'a', 'ünïcödé ✓', '日本語のログ', 'x'.repeat(5000), '\r', 'tab\there'];
@@ -45,8 +45,39 @@ test('log tail: the last N lines and their index agree with reading the whole fi
       const want = all.slice(-n);
       assert.deepEqual(got.lines, want, `seed ${seed} file ${k} tail ${n}: lines`);
       assert.equal(got.from, all.length - want.length, `seed ${seed} file ${k} tail ${n}: index of the first line`);
+      assert.equal(got.bytes, Buffer.byteLength(text), `seed ${seed} file ${k} tail ${n}: where reading goes on`);
     }
   }
+});
+
+test('log cursor: a growing file streamed in small steps yields every whole line once, in order', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kindler-logcursor-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const seed = Number(process.env.KINDLER_LOGTAIL_SEED ?? Date.now() % 100_000);
+  const r = rng(seed);
+  const file = join(dir, 't-1.log');
+  const cursor = new LogCursor(file);
+  t.after(() => cursor.close());
+  assert.deepEqual(await cursor.next(64), [], 'no file yet: nothing, and no error');
+  const written: string[] = [];
+  const got: string[] = [];
+  let text = '';
+  for (let k = 0; k < 300; k++) {
+    // The writer appends arbitrary pieces: whole lines, half lines, multi-byte characters, long lines.
+    const piece = r() < 0.1 ? 'ü'.repeat(Math.floor(r() * 300)) : r() < 0.5 ? `line ${k}\n` : `part ${k} 日本 `;
+    text += piece;
+    appendFileSync(file, piece);
+    for (const l of await cursor.next(1 + Math.floor(r() * 100))) got.push(l);
+  }
+  appendFileSync(file, 'no line break at the end');
+  text += 'no line break at the end';
+  for (let lines = await cursor.next(50); lines.length; lines = await cursor.next(50)) got.push(...lines);
+  written.push(...text.split('\n'));
+  assert.deepEqual(got, written.slice(0, -1), `seed ${seed}: every whole line, once, in order`);
+  assert.deepEqual(await cursor.next(50, true), written.slice(-1), 'the last read takes a line without its break');
+  assert.match(written.at(-1)!, /no line break at the end$/);
+  assert.deepEqual(await cursor.next(50, true), []);
+  assert.equal(cursor.offset, Buffer.byteLength(text));
 });
 
 test('logs --tail: last lines with their index in --json, plain lines in text; a bad count changes nothing', async (t) => {

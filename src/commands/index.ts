@@ -10,6 +10,7 @@ import { checkImage, parseCount, parseProvider, type CreateRequest } from '../co
 import { sanitizeLine, shown } from '../core/text.js';
 import { isTerminal, type Task } from '../core/types.js';
 import { Engine, type Actor } from '../engine/engine.js';
+import type { LogCursor } from '../engine/logs.js';
 import type { UsersStore } from '../access/users.js';
 import { lastReconcile, runReconcile } from '../cron/jobs.js';
 import { looksLikeName } from '../core/names.js';
@@ -28,6 +29,11 @@ export interface IO {
   signal: AbortSignal;
   /** Reads a file named on the command line, as the client sees it. */
   readFile(path: string): Promise<string>;
+  /**
+   * Resolves when the client has taken most of what was written (or has gone): a verb that writes a
+   * lot awaits it between steps so its output waits in the file it comes from, not in memory.
+   */
+  writable?(): Promise<void>;
 }
 
 /** Who runs the verb: the engine's actor plus the role the face authenticated. */
@@ -100,33 +106,26 @@ async function report(ctx: Context, p: Parsed, json: boolean, task: Task): Promi
   const final = await follow(ctx, task.id, { showLog: !json, showProgress: !json });
   if (!final) return EXIT.failed;
   print(ctx, json, { task: final }, () => taskLine(final));
-  if (!json && final.error?.stderrTail.length) ctx.io.err(`last stderr lines:\n${final.error.stderrTail.map((l) => `  ${l}`).join('\n')}\n`);
+  if (!json && final.error?.stderrTail.length) ctx.io.err(`last stderr lines:\n${final.error.stderrTail.map((l) => `  ${sanitizeLine(l)}`).join('\n')}\n`);
   return taskExit(final);
 }
 
+/** Bytes of log read and written per step when streaming a log to a client. */
+const LOG_STEP = 256 * 1024;
+
 /**
- * Prints a task's log from the start, then live lines and progress until it ends. Lines are never
- * lost or doubled: the live feed is joined first and everything up to the disk copy's length skipped.
+ * Prints a task's log (from the start, or its last `tail` lines), then, unless `once`, new lines
+ * and progress until the task ends. The log is streamed from its file at the client's pace: live
+ * events only say that more is there, so a slow or stalled client holds at most one step of output
+ * in the daemon, and no line is lost or doubled however far behind it falls.
  */
-async function follow(ctx: Context, id: string, o: { showLog: boolean; showProgress: boolean; tail?: number }): Promise<Task | null> {
+async function follow(ctx: Context, id: string, o: { showLog: boolean; showProgress: boolean; tail?: number; once?: boolean }): Promise<Task | null> {
   const { engine, io } = ctx;
-  const buffered: { lines: string[]; from: number }[] = [];
-  let printedUpTo = -1;
   let lastStep = '';
   let barShown = false;
-  let resolveDone!: (t: Task | null) => void;
-  const done = new Promise<Task | null>((r) => (resolveDone = r));
   const clearBar = () => {
     if (barShown) io.out('\r\x1b[2K');
     barShown = false;
-  };
-  const emitLines = (lines: string[], from: number) => {
-    if (!o.showLog) return;
-    const skip = Math.max(0, printedUpTo - from);
-    if (skip >= lines.length) return;
-    clearBar();
-    io.out(`${lines.slice(skip).map((l) => sanitizeLine(l)).join('\n')}\n`);
-    printedUpTo = from + lines.length;
   };
   const showProgress = (t: Task) => {
     if (!o.showProgress) return;
@@ -140,36 +139,73 @@ async function follow(ctx: Context, id: string, o: { showLog: boolean; showProgr
       io.out(`[${String(t.progress).padStart(3)}%] ${sanitizeLine(t.step)}\n`);
     }
   };
-  let ready = false;
+  // Wake-ups: new lines, progress, the end of the task, the client leaving.
+  let final: Task | null = null;
+  let latest: Task | null = null;
+  let dirty = false;
+  let wake: (() => void) | null = null;
+  const poke = () => {
+    dirty = true;
+    const w = wake;
+    wake = null;
+    w?.();
+  };
   const off = engine.feed.subscribe((e) => {
     if (e.type === 'log' && e.taskId === id) {
-      if (ready) emitLines(e.lines, e.from);
-      else buffered.push({ lines: e.lines, from: e.from });
+      if (o.showLog) poke();
     } else if (e.type === 'task' && e.task.id === id) {
-      if (ready) showProgress(e.task);
-      if (isTerminal(e.task.state)) {
-        // The last log lines are flushed before the final task event; give them one tick.
-        setImmediate(() => resolveDone(e.task));
-      }
+      latest = e.task;
+      // The task's log is closed before its final event: after it, one more read gets every line.
+      if (isTerminal(e.task.state)) final = e.task;
+      poke();
     }
   });
-  const onAbort = () => resolveDone(null);
-  io.signal.addEventListener('abort', onAbort);
+  io.signal.addEventListener('abort', poke);
+  let cursor: LogCursor | null = null;
   try {
-    const disk = o.showLog && o.tail ? await engine.readLogTail(id, o.tail) : { lines: o.showLog ? await engine.readLog(id) : [], from: 0 };
-    if (disk.lines.length) io.out(`${disk.lines.map((l) => sanitizeLine(l)).join('\n')}\n`);
-    printedUpTo = disk.from + disk.lines.length;
-    ready = true;
-    for (const b of buffered.splice(0)) emitLines(b.lines, b.from);
     const now = engine.getTask(id);
-    if (now && isTerminal(now.state)) resolveDone(now);
-    else if (now) showProgress(now);
-    const t = await done;
-    clearBar();
-    return t;
+    if (now && isTerminal(now.state)) final = now;
+    if (o.showLog) {
+      let start = 0;
+      if (o.tail) {
+        const t = await engine.readLogTail(id, o.tail);
+        if (t.lines.length) io.out(`${t.lines.map((l) => sanitizeLine(l)).join('\n')}\n`);
+        start = t.bytes;
+      }
+      cursor = engine.logCursor(id, start);
+    }
+    if (now && !final) latest = now;
+    for (;;) {
+      if (io.signal.aborted) return null;
+      const last = Boolean(final) || Boolean(o.once);
+      dirty = false;
+      if (cursor) {
+        await engine.flushLog(id);
+        for (;;) {
+          // Only a finished log's last line may lack its newline; a running one's is still being written.
+          const lines = await cursor.next(LOG_STEP, Boolean(final));
+          if (!lines.length) break;
+          clearBar();
+          io.out(`${lines.map((l) => sanitizeLine(l)).join('\n')}\n`);
+          if (io.writable) await io.writable();
+          if (io.signal.aborted) return null;
+        }
+      }
+      if (last) {
+        clearBar();
+        return final ?? engine.getTask(id) ?? null;
+      }
+      if (latest) {
+        const t: Task = latest;
+        latest = null;
+        showProgress(t);
+      }
+      if (!dirty) await new Promise<void>((r) => (wake = r));
+    }
   } finally {
     off();
-    io.signal.removeEventListener('abort', onAbort);
+    io.signal.removeEventListener('abort', poke);
+    await cursor?.close();
   }
 }
 
@@ -366,10 +402,14 @@ const VERBS: Verb[] = [
         if (final) ctx.io.err(taskLine(final));
         return EXIT.ok;
       }
+      if (!json) {
+        // Streamed from the file at the client's pace, like --follow, but only what is there now.
+        await follow(ctx, t.id, { showLog: true, showProgress: false, once: true, ...(tail ? { tail } : {}) });
+        return EXIT.ok;
+      }
       if (p.flags.follow) await follow(ctx, t.id, { showLog: false, showProgress: false });
       const { lines, from } = tail ? await ctx.engine.readLogTail(t.id, tail) : { lines: await ctx.engine.readLog(t.id), from: 0 };
-      const task = ctx.engine.getTask(t.id)!;
-      print(ctx, json, { task, from, lines }, () => (lines.length ? `${lines.map((l) => sanitizeLine(l)).join('\n')}\n` : ''));
+      print(ctx, json, { task: ctx.engine.getTask(t.id)!, from, lines }, () => '');
       return EXIT.ok;
     },
   },

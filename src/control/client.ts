@@ -21,22 +21,35 @@ export function tryConnect(path: string): Promise<import('node:net').Socket | nu
 }
 
 export interface RemoteIO {
-  out(s: string): void;
+  /** Writes output; `false` means it is backed up (as a stream's `write` says). */
+  out(s: string): unknown;
   err(s: string): void;
+  /** After `out` said false: resolves when the output has room; the socket is not read meanwhile, so the daemon waits too. */
+  writable?(): Promise<void>;
 }
 
 /** Runs the request on the daemon; resolves with the exit code. A dropped daemon is exit 1. */
 export function runRemote(sock: import('node:net').Socket, req: RunRequest, io: RemoteIO): Promise<number> {
   return new Promise((resolve) => {
     let code: number | null = null;
+    let full = false;
     sock.setEncoding('utf8');
     const reader = new NdjsonReader((m) => {
       const msg = m as ServerMessage;
-      if (msg.type === 'out') io.out(msg.data);
+      if (msg.type === 'out') {
+        if (io.out(msg.data) === false) full = true;
+      }
       else if (msg.type === 'err') io.err(msg.data);
       else if (msg.type === 'exit') code = msg.code;
     });
-    sock.on('data', (c: string) => reader.push(c));
+    sock.on('data', (c: string) => {
+      reader.push(c);
+      if (full && io.writable) {
+        full = false;
+        sock.pause();
+        void io.writable().then(() => sock.resume());
+      }
+    });
     sock.on('error', () => undefined);
     sock.on('close', () => {
       if (code === null) io.err('error: the kindler daemon closed the connection before the command finished\n');
@@ -84,7 +97,7 @@ export class RemoteSession implements SessionBackend {
     this.socks.add(sock);
     let out = '';
     let err = '';
-    const code = await runRemote(sock, { type: 'run', argv, user: this.principal.user, isTTY: false, columns: 120, files: {} }, { out: (s) => (out += s), err: (s) => (err += s) });
+    const code = await runRemote(sock, { type: 'run', argv, user: this.principal.user, isTTY: false, columns: 120, files: {} }, { out: (s) => void (out += s), err: (s) => void (err += s) });
     this.socks.delete(sock);
     return { code, out, err };
   }

@@ -7,6 +7,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { UsersStore } from '../access/users.js';
 import { runCommand } from '../commands/index.js';
+import { whenDrained } from '../commands/io.js';
 import { sanitizeLine } from '../core/text.js';
 import type { Engine, LogFn } from '../engine/engine.js';
 import { NdjsonReader, type RunRequest, type ServerMessage, type SubscribeRequest } from './protocol.js';
@@ -93,6 +94,7 @@ export async function startControlServer(engine: Engine, log: LogFn, users?: Use
         io: {
           out: (data) => send({ type: 'out', data }),
           err: (data) => send({ type: 'err', data }),
+          writable: () => whenDrained(sock),
           isTTY: Boolean(req.isTTY),
           columns: Number(req.columns) > 0 ? Number(req.columns) : 80,
           signal: abort.signal,

@@ -22,7 +22,7 @@ import { parseStatus, scriptFor, statusCall, type StatusResult } from '../provis
 import { acquireLock, ownProcessGroup, processesWithEnv, processRunning, processStart, type Lock } from '../store/lock.js';
 import { Store } from '../store/state.js';
 import { Feed, type Listener, type SessionInfo, type Snapshot } from './feed.js';
-import { readLogFile, readLogTail, TaskLog, type LogTail } from './logs.js';
+import { LogCursor, readLogFile, readLogTail, TaskLog, type LogTail } from './logs.js';
 import { queryScript, runScript, signalGroup, type Run, type RunResult } from './runner.js';
 import type { PostStep } from './poststeps.js';
 import { defaultPostSteps } from './steps.js';
@@ -198,6 +198,17 @@ export class Engine {
     if (!this.store.data.tasks.some((t) => t.id === id)) throw notFound(`task: no task "${id}"`);
     await this.logs.get(id)?.drain();
     return readLogFile(this.logDir, id);
+  }
+
+  /** A reader of a task's log file from byte `offset` on (see `flushLog` before reading a live one). */
+  logCursor(id: string, offset = 0): LogCursor {
+    if (!this.store.data.tasks.some((t) => t.id === id)) throw notFound(`task: no task "${id}"`);
+    return new LogCursor(join(this.logDir, `${id}.log`), offset);
+  }
+
+  /** Resolves once every line the task has logged so far is in its log file. */
+  async flushLog(id: string): Promise<void> {
+    await this.logs.get(id)?.drain();
   }
 
   /** A task's last `n` log lines and the index of the first of them, read without loading the whole log. */
@@ -762,7 +773,7 @@ export class Engine {
     const line = cleanLine(raw);
     const m = stream === 'stdout' ? parseMarker(line) : null;
     if (!m) {
-      s.log.add(stream === 'stderr' ? line : line);
+      s.log.add(line);
       if (stream === 'stderr' && line.trim()) {
         s.stderrTail.push(line);
         if (s.stderrTail.length > STDERR_TAIL) s.stderrTail.shift();

@@ -3,7 +3,7 @@
  * in a memory ring for live views. Lines are batched: one file write and one event per tick.
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
-import { open, readFile } from 'node:fs/promises';
+import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** Lines longer than this are copied on the way in (see `add`). */
@@ -17,6 +17,7 @@ export class TaskLog {
   private ring: string[] = [];
   private pending: string[] = [];
   private stream: WriteStream | null = null;
+  private closing: Promise<void> | null = null;
   private scheduled = false;
 
   constructor(dir: string, readonly taskId: string, private readonly ringSize: number, private readonly onBatch: (lines: string[], from: number) => void) {
@@ -60,17 +61,18 @@ export class TaskLog {
   drain(): Promise<void> {
     this.flushBatch();
     const s = this.stream;
-    if (!s) return Promise.resolve();
+    if (!s) return this.closing ?? Promise.resolve();
     return new Promise((resolve) => s.write('', () => resolve()));
   }
 
-  /** Flushes pending lines and closes the file. */
+  /** Flushes pending lines and closes the file (a `drain` meanwhile waits for the close). */
   close(): Promise<void> {
     this.flushBatch();
     const s = this.stream;
     this.stream = null;
-    if (!s) return Promise.resolve();
-    return new Promise((resolve) => s.end(() => resolve()));
+    if (!s) return this.closing ?? Promise.resolve();
+    this.closing = new Promise((resolve) => s.end(() => resolve()));
+    return this.closing;
   }
 }
 
@@ -93,6 +95,8 @@ export interface LogTail {
   lines: string[];
   /** How many lines come before `lines` (0 when `lines` is the whole log). */
   from: number;
+  /** The file's length when read: where a `LogCursor` goes on from. */
+  bytes: number;
 }
 
 /** Bytes read per step when looking for a log's last lines and counting the ones before them. */
@@ -108,12 +112,12 @@ export async function readLogTail(dir: string, taskId: string, n: number): Promi
   try {
     fh = await open(join(dir, `${taskId}.log`), 'r');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { lines: [], from: 0 };
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { lines: [], from: 0, bytes: 0 };
     throw e;
   }
   try {
     const size = (await fh.stat()).size;
-    if (size === 0) return { lines: [], from: 0 };
+    if (size === 0) return { lines: [], from: 0, bytes: 0 };
     // A final line break ends the last line; it does not start another.
     const last = Buffer.alloc(1);
     await fh.read(last, 0, 1, size - 1);
@@ -152,16 +156,69 @@ export async function readLogTail(dir: string, taskId: string, n: number): Promi
       for (let i = buf.indexOf(0x0a); i >= 0; i = buf.indexOf(0x0a, i + 1)) before++;
       at += len;
     }
-    return { lines, from: before };
+    return { lines, from: before, bytes: size };
   } finally {
     await fh.close();
   }
 }
 
-async function readFully(fh: import('node:fs/promises').FileHandle, buf: Buffer, at: number): Promise<void> {
+async function readFully(fh: FileHandle, buf: Buffer, at: number): Promise<void> {
   for (let off = 0; off < buf.length; ) {
     const { bytesRead } = await fh.read(buf, off, buf.length - off, at + off);
     if (bytesRead === 0) throw new Error('log file shrank while being read');
     off += bytesRead;
+  }
+}
+
+/**
+ * Reads a task's log forward from a byte offset, whole lines at a time: how a follower streams a
+ * log at the pace its client reads, instead of holding lines in memory for it. The file may not
+ * exist yet (a queued task) or keep growing (a running one).
+ */
+export class LogCursor {
+  private fh: FileHandle | null = null;
+
+  constructor(readonly file: string, public offset = 0) {}
+
+  /**
+   * The next whole lines, about `max` bytes of them; [] when no whole line is there yet. With
+   * `final`, a last line without its line break (left by a crash) counts as a line too.
+   */
+  async next(max: number, final = false): Promise<string[]> {
+    if (!this.fh) {
+      try {
+        this.fh = await open(this.file, 'r');
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+        throw e;
+      }
+    }
+    let buf = Buffer.alloc(max);
+    let got = 0;
+    for (;;) {
+      const { bytesRead } = await this.fh.read(buf, got, buf.length - got, this.offset + got);
+      got += bytesRead;
+      const nl = got > 0 ? buf.lastIndexOf(0x0a, got - 1) : -1;
+      if (nl >= 0) {
+        this.offset += nl + 1;
+        return buf.toString('utf8', 0, nl).split('\n');
+      }
+      if (got < buf.length) {
+        // The end of the file, inside a line: wait for its line break unless this is the last read.
+        if (!final || got === 0) return [];
+        this.offset += got;
+        return [buf.toString('utf8', 0, got)];
+      }
+      // A line longer than the buffer: read on with a larger one.
+      const bigger = Buffer.alloc(buf.length * 2);
+      buf.copy(bigger, 0, 0, got);
+      buf = bigger;
+    }
+  }
+
+  async close(): Promise<void> {
+    const fh = this.fh;
+    this.fh = null;
+    await fh?.close();
   }
 }

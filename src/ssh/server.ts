@@ -21,6 +21,7 @@ import type { Role } from '../access/authorize.js';
 import { fingerprint, type UsersStore } from '../access/users.js';
 import type { TuiHandle, TuiOptions } from '../tui/index.js';
 import { runCommand, type IO, type Principal } from '../commands/index.js';
+import { whenDrained } from '../commands/io.js';
 import { LocalSession, type SessionBackend } from '../commands/session.js';
 import { EXIT, KindlerError } from '../core/errors.js';
 import { sanitizeLine, shown } from '../core/text.js';
@@ -665,6 +666,8 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
       io: {
         out: (t: string) => write(s, t),
         err: (t: string) => write(s, t, true),
+        // The channel holds what the client's window does not take yet: wait for it, not memory.
+        writable: () => (s.channel && !s.chClosed && !s.finished ? whenDrained(s.channel) : Promise.resolve()),
         isTTY: Boolean(s.pty),
         columns: s.pty?.cols ?? 80,
         signal: s.abort.signal,
