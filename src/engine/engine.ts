@@ -703,9 +703,9 @@ export class Engine {
   }
 
   private openLog(t: Task): TaskLog {
-    const log = new TaskLog(this.logDir, t.id, this.cfg.logRingLines, (lines, from) => {
+    const log = new TaskLog(this.logDir, t.id, this.cfg.logRingLines, (lines, from, skipped) => {
       t.logLines = from + lines.length;
-      this.feed.emit({ type: 'log', taskId: t.id, from, lines });
+      this.feed.emit(skipped > 0 ? { type: 'log', taskId: t.id, from, lines, skipped } : { type: 'log', taskId: t.id, from, lines });
     });
     this.logs.set(t.id, log);
     if (this.logs.size > KEEP_FINISHED_LOGS + this.cfg.concurrency) {
@@ -744,6 +744,9 @@ export class Engine {
       graceMs: this.cfg.cancelGraceSeconds * 1000,
       spoolDir: this.logDir,
       onLine: (line, stream) => this.onLine(state, line, stream),
+      // Plain stdout lines in bulk skip onLine: none of them is a marker or needs sanitizing.
+      onBulk: (b) => log.addBulk(b),
+      bulkTail: this.cfg.logRingLines,
       onStart: (pid) => {
         t.params = { ...t.params, pid, pidStart: processStart(pid) ?? '' };
       },

@@ -8,7 +8,12 @@ export type EngineEvent =
   | { seq: number; type: 'cluster'; cluster: Cluster }
   | { seq: number; type: 'cluster-removed'; name: string }
   | { seq: number; type: 'task'; task: Task }
-  | { seq: number; type: 'log'; taskId: string; from: number; lines: string[] }
+  /**
+   * New lines of a task's log, from absolute line index `from`. `skipped` (when > 0): that many
+   * lines just before `from` are in the log file but not in any event (the middle of a flood of
+   * plain lines); a view starts over at `from` rather than asking for them.
+   */
+  | { seq: number; type: 'log'; taskId: string; from: number; lines: string[]; skipped?: number }
   | { seq: number; type: 'presence'; sessions: SessionInfo[] };
 
 /** One connected interactive session (for "who else is online"). */

@@ -5,6 +5,7 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Bulk } from './lines.js';
 
 /** Lines longer than this are copied on the way in (see `add`). */
 const LONG_LINE = 1024;
@@ -15,12 +16,17 @@ export class TaskLog {
   /** Lines ever written (the ring may hold fewer). */
   total = 0;
   private ring: string[] = [];
-  private pending: string[] = [];
+  /** In order: single lines, and bulks of plain lines (`Bulk`). */
+  private pending: (string | Bulk)[] = [];
   private stream: WriteStream | null = null;
   private closing: Promise<void> | null = null;
   private scheduled = false;
 
-  constructor(dir: string, readonly taskId: string, private readonly ringSize: number, private readonly onBatch: (lines: string[], from: number) => void) {
+  /**
+   * `onBatch` gets each tick's new lines from absolute index `from`; `skipped` > 0 says that many
+   * lines just before `from` are in the file but not in the batch (a bulk's middle: see `addBulk`).
+   */
+  constructor(dir: string, readonly taskId: string, private readonly ringSize: number, private readonly onBatch: (lines: string[], from: number, skipped: number) => void) {
     this.file = join(dir, `${taskId}.log`);
   }
 
@@ -29,6 +35,20 @@ export class TaskLog {
     // A long line is usually a piece cut from a much longer string (a capped 10 MB line is 16 KiB
     // sliced from megabytes): copy it, so the ring and every viewer do not keep the whole original alive.
     this.pending.push(line.length > LONG_LINE ? Buffer.from(line, 'utf8').toString('utf8') : line);
+    this.schedule();
+  }
+
+  /**
+   * Adds a bulk of plain lines (nothing to sanitize): its bytes go to the file as they are, and only
+   * its last lines (`tail`) to the ring and the batch event; live views show the end of a log, and
+   * `logs` reads the file.
+   */
+  addBulk(b: Bulk): void {
+    this.pending.push(b);
+    this.schedule();
+  }
+
+  private schedule(): void {
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(() => this.flushBatch());
@@ -38,18 +58,46 @@ export class TaskLog {
   private flushBatch(): void {
     this.scheduled = false;
     if (this.pending.length === 0) return;
-    const lines = this.pending;
+    const parts = this.pending;
     this.pending = [];
     if (!this.stream) this.stream = createWriteStream(this.file, { flags: 'a', mode: 0o640 });
-    this.stream.write(`${lines.join('\n')}\n`);
-    const from = this.total;
-    this.total += lines.length;
-    if (lines.length >= this.ringSize) this.ring = lines.slice(-this.ringSize);
+    // The file gets everything, in order, in one write; the event and the ring get the lines after
+    // the last bulk's skipped middle.
+    const chunks: Buffer[] = [];
+    let run: string[] = [];
+    const endRun = () => {
+      if (run.length) chunks.push(Buffer.from(`${run.join('\n')}\n`));
+      run = [];
+    };
+    let lines: string[] = [];
+    let from = this.total;
+    let n = this.total;
+    for (const p of parts) {
+      if (typeof p === 'string') {
+        run.push(p);
+        lines.push(p);
+        n++;
+        continue;
+      }
+      endRun();
+      chunks.push(p.bytes);
+      const gap = p.count - p.tail.length;
+      if (gap > 0) {
+        lines = p.tail.slice();
+        from = n + gap;
+      } else lines.push(...p.tail);
+      n += p.count;
+    }
+    endRun();
+    const skipped = from - this.total;
+    this.stream.write(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+    this.total = n;
+    if (skipped > 0 || lines.length >= this.ringSize) this.ring = lines.slice(-this.ringSize);
     else {
       this.ring.push(...lines);
       if (this.ring.length > this.ringSize) this.ring.splice(0, this.ring.length - this.ringSize);
     }
-    this.onBatch(lines, from);
+    this.onBatch(lines, from, skipped);
   }
 
   /** The lines in memory, and how many earlier ones are only on disk. */

@@ -6,16 +6,19 @@
  * writes at the speed of the page cache and never waits for the daemon (a pipe holds 64 KiB; once
  * full, every write blocks until the daemon has read). The file is unlinked as soon as it is open
  * (nothing is left behind, whatever happens to the daemon), and read back in large chunks
- * (`SpoolReader`), so the daemon's cost is per chunk rather than per line. The spool takes disk
+ * (`SpoolReader`), so the daemon's cost is per chunk rather than per line; runs of plain lines in
+ * them go on in bulk (`ByteLines`, with `onBulk`), not line by line. The spool takes disk
  * space in `spoolDir` while the task runs (as much as the script prints), and is freed at its end.
  */
 import { closeSync, fstatSync, openSync, readSync, unlinkSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { StringDecoder } from 'node:string_decoder';
 import { execa } from 'execa';
 import { parseMarker } from '../core/markers.js';
 import { cleanLine } from '../core/text.js';
+import { ByteLines, LineSplitter, type Bulk } from './lines.js';
+
+export { LineSplitter, type Bulk } from './lines.js';
 
 export type StopReason = 'cancel' | 'timeout' | 'shutdown';
 
@@ -27,6 +30,13 @@ export interface RunOptions {
   timeoutMs: number;
   graceMs: number;
   onLine: (line: string, stream: 'stdout' | 'stderr') => void;
+  /**
+   * Runs of plain stdout lines in bulk (see `ByteLines`), in order with the `onLine` calls; without
+   * it every line goes through `onLine`. Used only with a spool.
+   */
+  onBulk?: (b: Bulk) => void;
+  /** How many of a bulk's last lines come as strings. */
+  bulkTail?: number;
   onStart?: (pid: number) => void;
   /** Execute `script` itself (any executable) instead of `bash script`. */
   direct?: boolean;
@@ -72,59 +82,16 @@ export async function groupGone(pid: number, ms: number): Promise<boolean> {
   return true;
 }
 
-/** Splits a byte stream into lines, handling \n, \r\n and bare \r; caps a pending line at 1 MiB. */
-export class LineSplitter {
-  private buf = '';
-  constructor(private readonly emit: (line: string) => void, private readonly maxPending = 1 << 20) {}
-  push(chunk: string): void {
-    this.buf += chunk;
-    const buf = this.buf;
-    let start = 0;
-    if (buf.indexOf('\r') < 0) {
-      // The common case, no carriage returns: split on \n with indexOf (no per-character loop).
-      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n', start)) {
-        this.emit(buf.slice(start, i));
-        start = i + 1;
-      }
-    } else {
-      for (let i = 0; i < buf.length; i++) {
-        const c = buf.charCodeAt(i);
-        if (c === 10 || c === 13) {
-          if (c === 13 && buf.charCodeAt(i + 1) === 10) {
-            this.emit(buf.slice(start, i));
-            i++;
-          } else if (c === 13 && i + 1 === buf.length) {
-            // A trailing \r may be half of \r\n: keep it for the next chunk.
-            break;
-          } else {
-            this.emit(buf.slice(start, i));
-          }
-          start = i + 1;
-        }
-      }
-    }
-    this.buf = start ? buf.slice(start) : buf;
-    if (this.buf.length > this.maxPending) {
-      this.emit(this.buf);
-      this.buf = '';
-    }
-  }
-  end(): void {
-    if (this.buf.length) this.emit(this.buf.replace(/\r$/, ''));
-    this.buf = '';
-  }
-}
-
 /** Polling intervals of a SpoolReader: right after data, and the longest wait while the file is idle. */
 export const SPOOL_FAST_MS = 8;
 export const SPOOL_IDLE_MS = 40;
 const SPOOL_CHUNK = 256 * 1024;
 
 /**
- * Reads a growing file from the start, in chunks of up to 256 KiB, handing decoded UTF-8 text to
- * `onText` in order, one chunk per turn of the event loop while the file is ahead of it, then
- * again SPOOL_FAST_MS after a read that found data, backing off to SPOOL_IDLE_MS while nothing new
- * arrives. Reads are synchronous (the data was just written, so it is in the page cache) and
+ * Reads a growing file from the start, in chunks of up to 256 KiB, handing the bytes to `onBytes`
+ * in order (the buffer is reused: it must not be kept), one chunk per turn of the event loop while
+ * the file is ahead of it, then again SPOOL_FAST_MS after a read that found data, backing off to
+ * SPOOL_IDLE_MS while nothing new arrives. Reads are synchronous (the data was just written, so it is in the page cache) and
  * small enough not to hold the event loop.
  */
 export class SpoolReader {
@@ -132,7 +99,6 @@ export class SpoolReader {
   onAdvance: (() => void) | null = null;
   private pos = 0;
   private readonly buf = Buffer.allocUnsafe(SPOOL_CHUNK);
-  private readonly decoder = new StringDecoder('utf8');
   private timer: NodeJS.Timeout | null = null;
   private immediate: NodeJS.Immediate | null = null;
   private delay = SPOOL_FAST_MS;
@@ -141,7 +107,7 @@ export class SpoolReader {
   /** The first read error, if any (the rest of the output is then lost: reported by the runner). */
   error: Error | null = null;
 
-  constructor(private readonly fd: number, private readonly onText: (text: string) => void) {
+  constructor(private readonly fd: number, private readonly onBytes: (chunk: Buffer) => void) {
     this.schedule(0);
   }
 
@@ -179,7 +145,7 @@ export class SpoolReader {
       if (n === 0) break;
       got += n;
       this.pos += n;
-      this.onText(this.decoder.write(this.buf.subarray(0, n)));
+      this.onBytes(this.buf.subarray(0, n));
       this.onAdvance?.();
       if (n < this.buf.length) break;
     }
@@ -195,7 +161,7 @@ export class SpoolReader {
     }
   }
 
-  /** The writer is gone: reads the rest (a chunk per turn of the event loop), hands over any incomplete character, closes the file. */
+  /** The writer is gone: reads the rest (a chunk per turn of the event loop), closes the file. */
   async finish(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -204,8 +170,6 @@ export class SpoolReader {
     this.timer = null;
     this.immediate = null;
     while (this.drain(1) === SPOOL_CHUNK) await new Promise((r) => setImmediate(r));
-    const rest = this.decoder.end();
-    if (rest) this.onText(rest);
     this.fdClosed = true;
     try {
       closeSync(this.fd);
@@ -276,12 +240,12 @@ export function runScript(o: RunOptions): Run {
   };
   const timer = setTimeout(() => stop('timeout'), o.timeoutMs);
 
-  const out = new LineSplitter((l) => o.onLine(l, 'stdout'));
+  const out = spool ? new ByteLines((l) => o.onLine(l, 'stdout'), o.onBulk, o.bulkTail) : new LineSplitter((l) => o.onLine(l, 'stdout'));
   const err = new LineSplitter((l) => o.onLine(l, 'stderr'));
-  const reader = spool ? new SpoolReader(spool.rfd, (t) => out.push(t)) : null;
+  const reader = spool ? new SpoolReader(spool.rfd, (b) => (out as ByteLines).push(b)) : null;
   child.stdout?.setEncoding('utf8');
   child.stderr?.setEncoding('utf8');
-  child.stdout?.on('data', (c: string) => out.push(c));
+  child.stdout?.on('data', (c: string) => (out as LineSplitter).push(c));
   // A stderr chunk waits until the spool has been read up to where it stood when the chunk arrived:
   // what the script printed on stdout before it comes before it in the log.
   const errWaiting: { mark: number; text: string }[] = [];

@@ -304,11 +304,12 @@ export class TuiApp {
       if (e.type !== 'log') return;
       const buf = this.log.buffer;
       if (!buf || buf.taskId !== e.taskId || !Array.isArray(e.lines) || typeof e.from !== 'number') return;
-      const r = buf.live(e.from, e.lines);
+      const skipped = typeof e.skipped === 'number' && e.skipped > 0 ? e.skipped : 0;
+      const r = buf.live(e.from, e.lines, skipped);
       if (!r.ok) {
         // A gap in the live feed: start over from the verb's full copy.
         const fresh = new LogBuffer(buf.taskId);
-        fresh.live(e.from, e.lines);
+        fresh.live(e.from, e.lines, skipped);
         this.log.show(fresh, this.log.title);
         this.fetchLog();
       }

@@ -1,7 +1,8 @@
 /**
  * One task's log as the TUI holds it: the end of its history fetched once (`logs ID --tail CAP
  * --json`), then live `log` events joined by their `from` index so no line is doubled or skipped,
- * bounded to `cap` lines (plus at most 10% slack, trimmed in chunks).
+ * bounded to `cap` lines (plus at most 10% slack, trimmed in chunks). In a flood the feed itself
+ * skips lines (an event's `skipped`): the window then starts over at the event's lines.
  *
  * Lines are kept as they arrive and sanitized when read (`line(i)`): a log flood brings thousands
  * of lines per frame to every session, and only the ~30 drawn ones need the work.
@@ -27,7 +28,7 @@ export class LogBuffer {
   private buf: string[] = [];
   /** Absolute index (in the task's whole log) of the first line held. */
   private first = 0;
-  private pending: { from: number; lines: string[] }[] = [];
+  private pending: { from: number; lines: string[]; skipped: number }[] = [];
   /** Whether the history has arrived (live lines are held back until then). */
   loaded = false;
   /** Why the history could not be loaded, if it could not. */
@@ -67,19 +68,29 @@ export class LogBuffer {
     return this.first + this.buf.length;
   }
 
-  /** Live lines (a `log` event). Held until the history arrives; a gap means the caller must refetch. */
-  live(from: number, lines: readonly string[]): AppendResult {
+  /**
+   * Live lines (a `log` event). Held until the history arrives; a gap means the caller must refetch,
+   * unless the event says it skipped those lines (`skipped`: the middle of a flood): then the window
+   * starts over at `from`.
+   */
+  live(from: number, lines: readonly string[], skipped = 0): AppendResult {
     if (!this.loaded) {
-      this.hold(from, lines);
+      this.hold(from, lines, skipped);
       return { ok: true, trimmed: 0 };
     }
-    return this.append(from, lines);
+    return this.append(from, lines, skipped);
   }
 
   /** Held live lines are bounded too: only the newest `cap` are kept (older ones would be trimmed anyway). */
-  private hold(from: number, lines: readonly string[]): void {
+  private hold(from: number, lines: readonly string[], skipped: number): void {
     const keep = lines.length > this.cap ? lines.slice(-this.cap) : lines;
-    this.pending.push({ from: from + lines.length - keep.length, lines: [...keep] });
+    if (skipped > 0 && this.pending.length) {
+      // Lines held before a skip cannot be joined to these: they go, as if trimmed.
+      this.pending = [];
+      this.held = 0;
+      this.heldTrimmed = true;
+    }
+    this.pending.push({ from: from + lines.length - keep.length, lines: [...keep], skipped: skipped > 0 ? skipped + lines.length - keep.length : 0 });
     this.held += keep.length;
     if (keep.length < lines.length) this.heldTrimmed = true;
     while (this.pending.length > 1 && this.held - this.pending[0]!.lines.length >= this.cap) {
@@ -109,21 +120,23 @@ export class LogBuffer {
     this.held = 0;
     this.heldTrimmed = false;
     for (const p of pending) {
-      const r = this.append(p.from, p.lines);
+      const r = this.append(p.from, p.lines, p.skipped);
       if (!r.ok) return r;
       trimmed += r.trimmed;
     }
     return { ok: true, trimmed };
   }
 
-  private append(from: number, lines: readonly string[]): AppendResult {
+  private append(from: number, lines: readonly string[], skipped = 0): AppendResult {
     let restarted = 0;
     if (from > this.end) {
+      // Lines the feed skipped on purpose are not fetched either: start over at `from`.
+      const explained = skipped > 0 && from - skipped <= this.end;
       // A small gap: the caller refetches the history to fill it. A gap wider than the buffer (a
       // client that fell behind a flood) would be mostly trimmed after a refetch anyway: start over
       // here instead, the lines before counting as not in memory. With nothing held yet there is
       // nothing to join either.
-      if (this.buf.length > 0 && from - this.end <= this.cap) return { ok: false, gap: from - this.end };
+      if (!explained && this.buf.length > 0 && from - this.end <= this.cap) return { ok: false, gap: from - this.end };
       restarted = this.buf.length;
       this.buf = [];
       this.first = from;
