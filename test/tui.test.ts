@@ -281,7 +281,7 @@ test('progress advances as task events arrive (attached mid-task)', async (t) =>
 
 test('log: history from `logs ID --tail CAP --json`, then live lines joined by `from` (no doubles, no gaps)', async (t) => {
   const reply = deferred<VerbResult>();
-  const b = new FakeBackend('admin', 'alice', { clusters: [cluster('alpha', { lastTaskId: 't-1' })], tasks: [task('t-1', 'alpha')] });
+  const b = new FakeBackend('admin', 'alice', { clusters: [cluster('alpha', { lastTaskId: 't-1' })], tasks: [task('t-1', 'alpha', { logLines: 2 })] });
   b.handler = (argv) => (argv[0] === 'logs' ? reply.promise : ok({}));
   const s = start(t, b);
   await s.waitFor('loading the log of t-1');
@@ -297,6 +297,25 @@ test('log: history from `logs ID --tail CAP --json`, then live lines joined by `
   assert.equal(count(screen, 'line three'), 1);
   assert.ok(!screen.includes('someone else'));
   assert.ok(screen.indexOf('line one') < screen.indexOf('line four'));
+});
+
+test('a task seen from before its first line shows its live lines at once, with no history fetch', async (t) => {
+  const b = new FakeBackend('admin', 'alice', { clusters: [cluster('alpha', { lastTaskId: 't-1' })], tasks: [task('t-1', 'alpha', { state: 'queued', startedAt: undefined })] });
+  b.handler = (argv) => (argv[0] === 'logs' ? logsReply(['from the history']) : ok({}));
+  const s = start(t, b);
+  await s.waitFor(/log t-1 create alpha/);
+  b.push({ type: 'task', task: task('t-1', 'alpha') });
+  b.push({ type: 'log', taskId: 't-1', from: 0, lines: ['first line', 'second line'] });
+  b.push({ type: 'log', taskId: 't-1', from: 2, lines: ['third line'] });
+  const screen = await s.waitFor('third line');
+  assert.ok(screen.indexOf('first line') < screen.indexOf('third line'));
+  assert.ok(!screen.includes('from the history'));
+  assert.deepEqual(b.runs.filter((r) => r[0] === 'logs'), [], 'no `logs` request');
+  // A flood's skipped middle starts the window over at the event's lines.
+  b.push({ type: 'log', taskId: 't-1', from: 9000, skipped: 8997, lines: ['after the skip'] });
+  const later = await s.waitFor('after the skip');
+  assert.match(later, /9000 earlier lines not in memory/);
+  assert.deepEqual(b.runs.filter((r) => r[0] === 'logs'), [], 'still no `logs` request');
 });
 
 test('a long history is bounded and says how many earlier lines are not in memory', async (t) => {
@@ -555,7 +574,7 @@ test('idle: a warning after warnMs, a key resets it, then closeMs closes with on
 test('escape sequences in log lines and cluster fields never reach the terminal', async (t) => {
   const evil = 'x\x1b]0;pwned\x07y \x1b[2J z \x9b2J';
   const c = cluster('alpha', { lastTaskId: 't-1', owner: `ow\x1b[2Jner`, lastError: `boom ${evil}` });
-  const b = new FakeBackend('admin', 'alice', { clusters: [cluster('beta')], tasks: [task('t-1', 'alpha', { step: `step ${evil}` })] });
+  const b = new FakeBackend('admin', 'alice', { clusters: [cluster('beta')], tasks: [task('t-1', 'alpha', { step: `step ${evil}`, logLines: 1 })] });
   b.handler = (argv) =>
     argv[0] === 'logs' ? logsReply([`history ${evil}`]) : argv[0] === 'show' ? ok({ cluster: c, tasks: [] }) : ok({});
   const s = start(t, b);

@@ -406,6 +406,9 @@ export class TuiApp {
       return;
     }
     const buf = this.logCache.get(id) ?? new LogBuffer(id);
+    // A task seen from before its first line has no history to fetch: its lines all come live
+    // (a fresh create shows its log at once, without a round trip while it floods).
+    if (!buf.loaded && this.model.loaded && this.model.linesSoFar(id) === 0) buf.history([], undefined, 0);
     this.log.show(buf, '');
     if (!buf.loaded) this.fetchLog();
   }

@@ -2,10 +2,13 @@
  * The log pane: draws the visible slice of one task's LogBuffer (never the whole scrollback), with
  * follow mode, scrolling, search highlighting and the "N earlier lines not in memory" notice.
  *
- * New lines alone redraw the pane at most once per LOG_FRAME_MS: a task printing thousands of
- * lines a second would otherwise have every session redraw (and send) a full frame 20 times a
- * second for text nobody can read at that speed. Anything the user does redraws at once; a
- * deferred redraw is asked for with `onLater` when its time comes.
+ * New lines alone redraw the pane at most once per LOG_FRAME_MS while they keep coming: a task
+ * printing thousands of lines a second would otherwise have every session redraw (and send) a full
+ * frame 20 times a second for text nobody can read at that speed. Once they pause for
+ * LOG_QUIET_MS (the end of a burst, or of the task), the newest lines are drawn without waiting out
+ * the rest of that window, though never sooner than LOG_MIN_FRAME_MS after the last redraw.
+ * Anything the user does redraws at once; a deferred redraw is asked for with `onLater` when its
+ * time comes.
  */
 import blessed from 'blessed';
 import type { Widgets } from 'blessed';
@@ -13,8 +16,12 @@ import type { LogBuffer } from './logbuffer.js';
 import { escapeTags, plain, truncate } from './text.js';
 import { panel, setFocusStyle, setLabel, setText } from './widgets.js';
 
-/** Least time between two redraws caused only by new lines (ms). */
+/** Longest a redraw for new lines waits while lines keep coming (ms). */
 export const LOG_FRAME_MS = 200;
+/** Lines that stop coming for this long are drawn without waiting out LOG_FRAME_MS (ms). */
+export const LOG_QUIET_MS = 25;
+/** Least time between two redraws caused only by new lines (ms). */
+export const LOG_MIN_FRAME_MS = 80;
 
 /** The log pane widget and its scroll/search state. */
 export class LogPane {
@@ -39,6 +46,8 @@ export class LogPane {
   /** The buffer version last drawn, when, and whether something other than new lines changed since. */
   private drawnVersion = -1;
   private drawnAt = -Infinity;
+  /** When lines last arrived (`changed`). */
+  private changedAt = -Infinity;
   private drawnWidth = -1;
   private dirty = true;
   private later: NodeJS.Timeout | null = null;
@@ -64,6 +73,7 @@ export class LogPane {
   /** Call after the buffer gained lines (or history). */
   changed(): void {
     this.version++;
+    this.changedAt = Date.now();
   }
 
   private get height(): number {
@@ -171,16 +181,26 @@ export class LogPane {
   /** Whether to hold back a redraw that only new lines asked for (and arrange one for later). */
   private holdBack(width: number): boolean {
     if (this.dirty || this.version === this.drawnVersion || width !== this.drawnWidth) return false;
-    const wait = this.drawnAt + LOG_FRAME_MS - Date.now();
+    const wait = this.redrawDue() - Date.now();
     if (wait <= 0) return false;
-    if (!this.later) {
-      this.later = setTimeout(() => {
-        this.later = null;
-        this.onLater?.();
-      }, wait);
-      this.later.unref?.();
-    }
+    if (!this.later) this.armLater(wait);
     return true;
+  }
+
+  /** When held-back new lines are to be drawn: the end of the window, or sooner once they pause. */
+  private redrawDue(): number {
+    return Math.min(this.drawnAt + LOG_FRAME_MS, Math.max(this.changedAt + LOG_QUIET_MS, this.drawnAt + LOG_MIN_FRAME_MS));
+  }
+
+  /** A timer for the held-back redraw; while lines keep coming it moves on without asking for a frame. */
+  private armLater(ms: number): void {
+    this.later = setTimeout(() => {
+      this.later = null;
+      const wait = this.redrawDue() - Date.now();
+      if (wait > 0) this.armLater(wait);
+      else this.onLater?.();
+    }, ms);
+    this.later.unref?.();
   }
 
   /** Cancels a pending deferred redraw (the session is closing). */

@@ -33,6 +33,8 @@ export class TuiModel {
   readonly clusters = new Map<string, Cluster>();
   readonly tasks = new Map<string, Task>();
   sessions: SessionInfo[] = [];
+  /** Per active task, the end of its log as the `log` events have told it (absolute line index). */
+  private readonly logEnds = new Map<string, number>();
   /** Sequence number of the last applied snapshot or event; -1 until the snapshot arrives. */
   seq = -1;
   /** Bumped on every change to `clusters` (keys the sorted view). */
@@ -47,6 +49,7 @@ export class TuiModel {
   /** Replaces everything with a snapshot. */
   load(s: Snapshot): void {
     this.clusters.clear();
+    this.logEnds.clear();
     this.clustersVersion++;
     this.tasks.clear();
     for (const c of s.clusters) this.clusters.set(c.name, c);
@@ -70,10 +73,17 @@ export class TuiModel {
         return 'clusters';
       case 'task':
         this.tasks.set(e.task.id, e.task);
+        // A task's log is closed before its final event: nothing more to track.
+        if (isTerminal(e.task.state)) this.logEnds.delete(e.task.id);
         this.prune();
         return 'tasks';
-      case 'log':
+      case 'log': {
+        const t = this.tasks.get(e.taskId);
+        if (t && !isTerminal(t.state) && typeof e.from === 'number' && Array.isArray(e.lines)) {
+          this.logEnds.set(e.taskId, Math.max(this.logEnds.get(e.taskId) ?? 0, e.from + e.lines.length));
+        }
         return 'log';
+      }
       case 'presence':
         this.sessions = [...e.sessions];
         return 'sessions';
@@ -86,6 +96,17 @@ export class TuiModel {
     if (this.tasks.size <= MAX_FINISHED_TASKS + 50) return;
     const finished = [...this.tasks.values()].filter((t) => isTerminal(t.state)).sort(byTaskId);
     for (const t of finished.slice(0, Math.max(0, finished.length - MAX_FINISHED_TASKS))) this.tasks.delete(t.id);
+  }
+
+  /**
+   * How many lines an active task has logged, as far as the snapshot and the events since say;
+   * undefined for a finished or unknown task. 0 means every line of its log is still to come on
+   * the feed, so a view needs no history for it.
+   */
+  linesSoFar(id: string): number | undefined {
+    const t = this.tasks.get(id);
+    if (!t || isTerminal(t.state)) return undefined;
+    return Math.max(Number(t.logLines) || 0, this.logEnds.get(id) ?? 0);
   }
 
   /** Queued and running tasks: running first, then queued, oldest first within each. */
