@@ -286,9 +286,13 @@ test('log: history from `logs ID --tail CAP --json`, then live lines joined by `
   const s = start(t, b);
   await s.waitFor('loading the log of t-1');
   assert.deepEqual(b.runs[0], ['logs', 't-1', '--tail', '5000', '--json']);
-  // A live batch arrives while the history is being read; the history already holds it.
+  // A live batch arrives while the history is being read: shown at once under the notice, and
+  // joined without a double once the history (which already holds it) arrives.
   b.push({ type: 'log', taskId: 't-1', from: 2, lines: ['line three'] });
+  const loading = await s.waitFor('line three');
+  assert.match(loading, /loading the log of t-1/);
   reply.resolve(logsReply(['line one', 'line two', 'line three']));
+  await s.waitFor('line one');
   await s.waitFor('line three');
   b.push({ type: 'log', taskId: 't-1', from: 1, lines: ['line two', 'line three', 'line four'] });
   b.push({ type: 'log', taskId: 't-2', from: 0, lines: ['someone else'] });

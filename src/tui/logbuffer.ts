@@ -47,6 +47,16 @@ export class LogBuffer {
     return this.buf.map(safeLine);
   }
 
+  /** While the history loads: the newest `n` live lines held so far (sanitized, oldest first). */
+  heldTail(n: number): string[] {
+    const out: string[] = [];
+    for (let i = this.pending.length - 1; i >= 0 && out.length < n; i--) {
+      const l = this.pending[i]!.lines;
+      for (let j = l.length - 1; j >= 0 && out.length < n; j--) out.push(safeLine(l[j]!));
+    }
+    return out.reverse();
+  }
+
   /** Number of lines held in memory. */
   get size(): number {
     return this.buf.length;

@@ -225,7 +225,9 @@ export class LogPane {
     let text: string;
     let label = ` log ${this.title}`;
     if (!b || !b.loaded) {
-      text = `{gray-fg}${escapeTags(truncate(this.placeholder, w))}{/gray-fg}`;
+      // While the history loads, the live lines that came meanwhile are already worth showing.
+      const held = b ? b.heldTail(Math.max(1, this.height - 1)) : [];
+      text = [`{gray-fg}${escapeTags(truncate(this.placeholder, w))}{/gray-fg}`, ...held.map((l) => escapeTags(truncate(l, w)))].join('\n');
     } else {
       this.refreshMatches();
       const top = this.visibleTop();
