@@ -165,7 +165,7 @@ test('a task log fed bulks: every line in the file in order, events say what the
 
   // A TUI window joined to these events starts over at a skip instead of asking for the lines.
   const b = new LogBuffer('t-1', 100);
-  b.history(['line 0'.slice(0)], undefined, 0);
+  b.history(['line 0'], undefined, 0);
   for (const e of events) assert.equal(b.live(e.from, e.lines, e.skipped).ok, true);
   assert.equal(b.dropped, 1173);
   assert.equal(b.line(b.size - 1), 'line 1223');

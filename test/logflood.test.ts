@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { startControlServer } from '../src/control/server.js';
 import { Engine } from '../src/engine/engine.js';
 import type { EngineEvent } from '../src/engine/feed.js';
-import { LineSplitter } from '../src/engine/runner.js';
+import { LineSplitter } from '../src/engine/lines.js';
 import { LogBuffer } from '../src/tui/logbuffer.js';
 import { ALICE, makeTestKey, makeWorld, scriptEnv, startTestSsh } from './helpers.js';
 import { spawn } from 'node:child_process';

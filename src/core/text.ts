@@ -11,8 +11,11 @@ export function sanitizeLine(s: string): string {
   return s.replace(ESCAPES, '').replace(/\t/g, '  ').replace(/\r/g, '').replace(/\n/g, ' ').replace(CONTROLS, '');
 }
 
+/** The longest line stored as it is; longer ones are cut by `cleanLine`. */
+export const LINE_CAP = 16_384;
+
 /** Sanitizes and caps a line's length for display and storage. */
-export function cleanLine(s: string, max = 16_384): string {
+export function cleanLine(s: string, max = LINE_CAP): string {
   const c = sanitizeLine(s);
   return c.length > max ? `${c.slice(0, max)}… [${c.length - max} more characters]` : c;
 }

@@ -11,9 +11,7 @@
  */
 import { StringDecoder } from 'node:string_decoder';
 import { MARKER_PREFIX } from '../core/markers.js';
-
-/** The longest line the bulk path passes on as is: `cleanLine`'s storage cap. */
-export const BULK_MAX_LINE = 16_384;
+import { LINE_CAP } from '../core/text.js';
 /** Byte runs shorter than this are not worth a bulk (the per-line path is as cheap). */
 const BULK_MIN_BYTES = 4096;
 const MARKER = Buffer.from(MARKER_PREFIX);
@@ -76,7 +74,7 @@ export class LineSplitter {
  * Counts the lines of `b` (which must end in \n) if every byte is printable ASCII or \n and no line
  * is longer than `maxLine`; -1 otherwise.
  */
-export function countPlainLines(b: Uint8Array, maxLine = BULK_MAX_LINE): number {
+export function countPlainLines(b: Uint8Array, maxLine = LINE_CAP): number {
   let count = 0;
   let lineStart = 0;
   for (let i = 0; i < b.length; i++) {

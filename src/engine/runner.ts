@@ -18,8 +18,6 @@ import { parseMarker } from '../core/markers.js';
 import { cleanLine } from '../core/text.js';
 import { ByteLines, LineSplitter, type Bulk } from './lines.js';
 
-export { LineSplitter, type Bulk } from './lines.js';
-
 export type StopReason = 'cancel' | 'timeout' | 'shutdown';
 
 export interface RunOptions {
@@ -240,12 +238,15 @@ export function runScript(o: RunOptions): Run {
   };
   const timer = setTimeout(() => stop('timeout'), o.timeoutMs);
 
-  const out = spool ? new ByteLines((l) => o.onLine(l, 'stdout'), o.onBulk, o.bulkTail) : new LineSplitter((l) => o.onLine(l, 'stdout'));
+  // Stdout is bytes from the spool, or text from the pipe when there is none.
+  const outLine = (l: string) => o.onLine(l, 'stdout');
+  const outBytes = spool ? new ByteLines(outLine, o.onBulk, o.bulkTail) : null;
+  const outText = spool ? null : new LineSplitter(outLine);
   const err = new LineSplitter((l) => o.onLine(l, 'stderr'));
-  const reader = spool ? new SpoolReader(spool.rfd, (b) => (out as ByteLines).push(b)) : null;
+  const reader = spool && outBytes ? new SpoolReader(spool.rfd, (b) => outBytes.push(b)) : null;
   child.stdout?.setEncoding('utf8');
   child.stderr?.setEncoding('utf8');
-  child.stdout?.on('data', (c: string) => (out as LineSplitter).push(c));
+  child.stdout?.on('data', (c: string) => outText?.push(c));
   // A stderr chunk waits until the spool has been read up to where it stood when the chunk arrived:
   // what the script printed on stdout before it comes before it in the log.
   const errWaiting: { mark: number; text: string }[] = [];
@@ -275,7 +276,8 @@ export function runScript(o: RunOptions): Run {
     await reader?.finish();
     releaseErr(true);
     if (reader?.error) o.onLine(`kindler: the script's output could not be read after byte ${reader.offset}: ${reader.error.message}`, 'stderr');
-    out.end();
+    outBytes?.end();
+    outText?.end();
     err.end();
     if (r.exitCode === undefined && r.signal === undefined) {
       return { exitCode: null, signal: null, stopped, killed, spawnError: r.shortMessage ?? 'could not start the script' };

@@ -408,7 +408,7 @@ export class TuiApp {
     const buf = this.logCache.get(id) ?? new LogBuffer(id);
     // A task seen from before its first line has no history to fetch: its lines all come live
     // (a fresh create shows its log at once, without a round trip while it floods).
-    if (!buf.loaded && this.model.loaded && this.model.linesSoFar(id) === 0) buf.history([], undefined, 0);
+    if (!buf.loaded && this.model.loaded && this.model.logStillEmpty(id)) buf.history([], undefined, 0);
     this.log.show(buf, '');
     if (!buf.loaded) this.fetchLog();
   }

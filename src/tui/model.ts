@@ -33,8 +33,8 @@ export class TuiModel {
   readonly clusters = new Map<string, Cluster>();
   readonly tasks = new Map<string, Task>();
   sessions: SessionInfo[] = [];
-  /** Per active task, the end of its log as the `log` events have told it (absolute line index). */
-  private readonly logEnds = new Map<string, number>();
+  /** Active tasks a `log` event has brought lines for since the snapshot. */
+  private readonly logged = new Set<string>();
   /** Sequence number of the last applied snapshot or event; -1 until the snapshot arrives. */
   seq = -1;
   /** Bumped on every change to `clusters` (keys the sorted view). */
@@ -49,7 +49,7 @@ export class TuiModel {
   /** Replaces everything with a snapshot. */
   load(s: Snapshot): void {
     this.clusters.clear();
-    this.logEnds.clear();
+    this.logged.clear();
     this.clustersVersion++;
     this.tasks.clear();
     for (const c of s.clusters) this.clusters.set(c.name, c);
@@ -74,14 +74,12 @@ export class TuiModel {
       case 'task':
         this.tasks.set(e.task.id, e.task);
         // A task's log is closed before its final event: nothing more to track.
-        if (isTerminal(e.task.state)) this.logEnds.delete(e.task.id);
+        if (isTerminal(e.task.state)) this.logged.delete(e.task.id);
         this.prune();
         return 'tasks';
       case 'log': {
         const t = this.tasks.get(e.taskId);
-        if (t && !isTerminal(t.state) && typeof e.from === 'number' && Array.isArray(e.lines)) {
-          this.logEnds.set(e.taskId, Math.max(this.logEnds.get(e.taskId) ?? 0, e.from + e.lines.length));
-        }
+        if (t && !isTerminal(t.state)) this.logged.add(e.taskId);
         return 'log';
       }
       case 'presence':
@@ -99,14 +97,12 @@ export class TuiModel {
   }
 
   /**
-   * How many lines an active task has logged, as far as the snapshot and the events since say;
-   * undefined for a finished or unknown task. 0 means every line of its log is still to come on
-   * the feed, so a view needs no history for it.
+   * Whether an active task has logged nothing yet, as far as the snapshot and the events since say:
+   * then every line of its log is still to come on the feed, and a view needs no history for it.
    */
-  linesSoFar(id: string): number | undefined {
+  logStillEmpty(id: string): boolean {
     const t = this.tasks.get(id);
-    if (!t || isTerminal(t.state)) return undefined;
-    return Math.max(Number(t.logLines) || 0, this.logEnds.get(id) ?? 0);
+    return Boolean(t) && !isTerminal(t!.state) && !(Number(t!.logLines) > 0) && !this.logged.has(id);
   }
 
   /** Queued and running tasks: running first, then queued, oldest first within each. */
