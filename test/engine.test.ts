@@ -64,7 +64,7 @@ test('invalid names and ports are refused with the rule named, and change nothin
     [['create', 'bad_name'], /^error: name: only lowercase letters, digits and "-"/, 2],
     [['create', 'devops'], /^error: name: "devops" is reserved/, 2],
     [['create', 'a'.repeat(33)], /^error: name: must be at most 32 characters for k3d/, 2],
-    [['create', 'ok', '--http-port', '99999'], /^error: http-port: must be a port number 1-65535/, 2],
+    [['create', 'ok', '--http-port', '99999'], /^error: http-port: must be a port number 1024-65535/, 2],
     [['create', 'ok', '--http-port', '18000', '--https-port', '18000'], /^error: https-port: must differ from http-port/, 2],
     [['create', 'ok', '--provider', 'minikube'], /^error: provider: must be one of k3d, kind/, 2],
     [['create', 'ok', '--agents', 'two'], /^error: agents: must be a whole number 0-20/, 2],

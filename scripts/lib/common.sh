@@ -266,6 +266,29 @@ kd_check_subnet() { # FLAG VALUE
   local base=$(((o1 << 24) | (o2 << 16) | (o3 << 8) | o4))
   local mask=$(((0xffffffff << (32 - p)) & 0xffffffff))
   (((base & mask) == base)) || kd_usage_error "--$1" "address must be the network address of the prefix"
+  # Special-purpose ranges (RFC 6890): the same list as SPECIAL_SUBNETS in src/core/spec.ts.
+  local entry sb sp sm q
+  for entry in \
+    '0 8 0.0.0.0/8 is "this network", RFC 791' \
+    '1681915904 10 100.64.0.0/10 is shared address space (carrier NAT, VPNs), RFC 6598' \
+    '2130706432 8 127.0.0.0/8 is loopback, RFC 1122' \
+    '2851995648 16 169.254.0.0/16 is link-local, RFC 3927' \
+    '3221225472 24 192.0.0.0/24 is IETF protocol assignments, RFC 6890' \
+    '3221225984 24 192.0.2.0/24 is documentation TEST-NET-1, RFC 5737' \
+    '3227017984 24 192.88.99.0/24 is 6to4 relay anycast, RFC 7526' \
+    '3323068416 15 198.18.0.0/15 is benchmarking, RFC 2544' \
+    '3325256704 24 198.51.100.0/24 is documentation TEST-NET-2, RFC 5737' \
+    '3405803776 24 203.0.113.0/24 is documentation TEST-NET-3, RFC 5737' \
+    '3758096384 4 224.0.0.0/4 is multicast, RFC 5771' \
+    '4026531840 4 240.0.0.0/4 is reserved and broadcast 255.255.255.255, RFC 1112 and RFC 919'; do
+    read -r sb sp q <<<"$entry"
+    q=$p
+    if ((sp < q)); then q=$sp; fi
+    sm=$(((0xffffffff << (32 - q)) & 0xffffffff))
+    if (((base & sm) == (sb & sm))); then
+      kd_usage_error "--$1" "must not overlap a special-purpose range (${entry#* * })"
+    fi
+  done
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import { authorize, type Action, type Role } from '../access/authorize.js';
 import { EXIT, KindlerError, refused, usageError } from '../core/errors.js';
 import { parseDuration } from '../core/duration.js';
 import { parsePort } from '../core/ports.js';
-import { checkImage, parseCount, parseProvider, type CreateRequest } from '../core/spec.js';
+import { checkImage, MIN_CLUSTER_PORT, parseCount, parseProvider, type CreateRequest } from '../core/spec.js';
 import { sanitizeLine, shown } from '../core/text.js';
 import { isTerminal, type Task } from '../core/types.js';
 import { Engine, type Actor } from '../engine/engine.js';
@@ -282,15 +282,20 @@ const VERBS: Verb[] = [
         servers: f.servers !== undefined ? parseCount('servers', f.servers) : cfg.defaults.servers,
         agents: f.agents !== undefined ? parseCount('agents', f.agents) : cfg.defaults.agents,
         ...(f.image !== undefined ? (checkImage(f.image), { image: f.image }) : {}),
-        ...(f['http-port'] !== undefined ? { httpPort: parsePort('http-port', f['http-port']) } : {}),
-        ...(f['https-port'] !== undefined ? { httpsPort: parsePort('https-port', f['https-port']) } : {}),
-        ...(f['api-port'] !== undefined ? { apiPort: parsePort('api-port', f['api-port']) } : {}),
+        ...(f['http-port'] !== undefined ? { httpPort: parsePort('http-port', f['http-port'], MIN_CLUSTER_PORT) } : {}),
+        ...(f['https-port'] !== undefined ? { httpsPort: parsePort('https-port', f['https-port'], MIN_CLUSTER_PORT) } : {}),
+        ...(f['api-port'] !== undefined ? { apiPort: parsePort('api-port', f['api-port'], MIN_CLUSTER_PORT) } : {}),
         ...(f.subnet !== undefined ? { subnet: f.subnet } : {}),
         ...(ttl !== undefined ? { ttlMs: parseDuration('ttl', ttl) } : {}),
         ...(p.flags['remove-on-failure'] ? { removeOnFailure: true } : {}),
       };
       allow(ctx, 'create');
-      const task = await ctx.engine.create(req, ctx.actor);
+      // Re-creating a recorded cluster acts on that record: decided (under the engine's admission lock,
+      // against the record as it is then) by the same authorize, and a refusal is audited like any other.
+      const task = await ctx.engine.create(req, ctx.actor, (existing, changes) => {
+        const d = authorize(ctx.actor, 'recreate', { owner: existing.owner, cluster: existing.name, changes });
+        if (!d.ok) throw refused(d.reason);
+      });
       return report(ctx, p, json, task);
     },
   },

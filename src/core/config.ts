@@ -36,6 +36,15 @@ export interface Config {
   schedules: { reconcile: string; ttl: string; retention: string };
   /** Finished tasks (and their logs) older than this are pruned; each cluster's latest task stays. 0 = keep all. */
   retentionDays: number;
+  /** Refusals recorded in the audit log per user per minute; the rest are counted and recorded as one
+   *  "N more refusals suppressed" event when the minute ends. 0 = record every refusal. */
+  auditRefusalsPerMinute: number;
+  /** Audit events older than this are pruned by the retention job. 0 = no age limit. */
+  auditRetentionDays: number;
+  /** Most audit events kept: the oldest beyond it are dropped as new ones come (and by the retention job). 0 = no limit. */
+  auditMaxEvents: number;
+  /** Most data rows one import-csv takes; a bigger file is refused whole, changing nothing. */
+  importCsvMaxRows: number;
   /** What a reconcile pass heals by itself; the rest it only reports. */
   reconcile: { heal: { missing: boolean; stopped: boolean; running: boolean; route: boolean; branch: boolean } };
   routes: RoutesSettings;
@@ -124,6 +133,10 @@ export const DEFAULT_CONFIG: Omit<Config, 'dataDir' | 'scriptsDir' | 'hooksDir'>
   maxClustersPerUser: 0,
   schedules: { reconcile: '*/5 * * * *', ttl: '* * * * *', retention: '17 * * * *' },
   retentionDays: 30,
+  auditRefusalsPerMinute: 20,
+  auditRetentionDays: 90,
+  auditMaxEvents: 5000,
+  importCsvMaxRows: 1000,
   reconcile: { heal: { missing: false, stopped: true, running: true, route: true, branch: true } },
   routes: {
     enabled: false,
@@ -154,6 +167,11 @@ export function configProblems(c: Config): string[] {
   posInt('hookTimeoutSeconds', c.hookTimeoutSeconds);
   posInt('maxClustersPerUser', c.maxClustersPerUser, 0);
   posInt('retentionDays', c.retentionDays, 0);
+  posInt('auditRefusalsPerMinute', c.auditRefusalsPerMinute, 0);
+  posInt('auditRetentionDays', c.auditRetentionDays, 0);
+  posInt('auditMaxEvents', c.auditMaxEvents, 0);
+  if (c.auditMaxEvents > 0 && c.auditMaxEvents < 100) out.push('auditMaxEvents: must be 0 (no limit) or at least 100');
+  posInt('importCsvMaxRows', c.importCsvMaxRows);
   for (const k of ['reconcile', 'ttl', 'retention'] as const) if (typeof c.schedules?.[k] !== 'string') out.push(`schedules.${k}: must be a cron expression`);
   for (const k of ['missing', 'stopped', 'running', 'route', 'branch'] as const) if (typeof c.reconcile?.heal?.[k] !== 'boolean') out.push(`reconcile.heal.${k}: must be true or false`);
   const r = c.routes;
@@ -180,7 +198,7 @@ export function configProblems(c: Config): string[] {
   posInt('taskListLimit', c.taskListLimit);
   for (const k of ['http', 'https', 'api'] as const) {
     const r = c.ports?.[k];
-    if (!r || !validRange(r)) out.push(`ports.${k}: must be {"from": P, "to": Q} with 1 <= P <= Q <= 65535`);
+    if (!r || !validRange(r) || r.from < 1024) out.push(`ports.${k}: must be {"from": P, "to": Q} with 1024 <= P <= Q <= 65535 (ports below 1024 are privileged)`);
   }
   if (!['k3d', 'kind'].includes(c.defaults?.provider)) out.push('defaults.provider: must be k3d or kind');
   if (typeof c.checkHostPorts !== 'boolean') out.push('checkHostPorts: must be true or false');

@@ -3,7 +3,7 @@
  * Columns: env,provider,node_port,pf_port,register_portainer,haproxy_route,http_port,https_port,cluster_subnet
  */
 import { KindlerError } from './errors.js';
-import { checkCreateRequest, parseProvider, type CreateRequest } from './spec.js';
+import { checkCreateRequest, MIN_CLUSTER_PORT, parseProvider, type CreateRequest } from './spec.js';
 import { parsePort } from './ports.js';
 
 export const CSV_COLUMNS = ['env', 'provider', 'node_port', 'pf_port', 'register_portainer', 'haproxy_route', 'http_port', 'https_port', 'cluster_subnet'] as const;
@@ -23,6 +23,20 @@ function parseBool(field: string, raw: string): boolean {
   if (TRUE.includes(v)) return true;
   if (FALSE.includes(v)) return false;
   throw new KindlerError('usage', `${field}: must be true/false/1/0/yes/no/on/off (got "${raw.slice(0, 20)}")`, field);
+}
+
+/** How many data rows the text holds (lines that are neither blank nor `#` comments), without parsing them. */
+export function countCsvRows(text: string): number {
+  let n = 0;
+  let at = 0;
+  while (at <= text.length) {
+    let end = text.indexOf('\n', at);
+    if (end < 0) end = text.length;
+    const line = text.slice(at, end).trim();
+    if (line && !line.startsWith('#')) n++;
+    at = end + 1;
+  }
+  return n;
 }
 
 /** Parses the file's text. Blank and `#` lines are skipped; each data row becomes a request or an error. */
@@ -45,8 +59,8 @@ export function parseEnvironmentsCsv(text: string): CsvRow[] {
         servers: 1,
         agents: 0,
         ingressNodePort: nodePort ? parsePort('node_port', nodePort) : undefined,
-        httpPort: http ? parsePort('http_port', http) : undefined,
-        httpsPort: https ? parsePort('https_port', https) : undefined,
+        httpPort: http ? parsePort('http_port', http, MIN_CLUSTER_PORT) : undefined,
+        httpsPort: https ? parsePort('https_port', https, MIN_CLUSTER_PORT) : undefined,
         subnet: subnet || undefined,
         options: { registerPortainer: parseBool('register_portainer', portainer!), route: parseBool('haproxy_route', route!) },
       };

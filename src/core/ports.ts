@@ -8,16 +8,16 @@ export interface PortRange { from: number; to: number }
 export type PortKind = 'httpPort' | 'httpsPort' | 'apiPort';
 export const PORT_KINDS: readonly PortKind[] = ['httpPort', 'httpsPort', 'apiPort'];
 
-/** Parses a user-given port; throws a usage error naming the field. */
-export function parsePort(field: string, raw: string): number {
-  if (!/^[0-9]{1,5}$/.test(raw)) return badPort(field, raw);
+/** Parses a user-given port, `min`-65535 (1 unless given); throws a usage error naming the field. */
+export function parsePort(field: string, raw: string, min = 1): number {
+  if (!/^[0-9]{1,5}$/.test(raw)) return badPort(field, raw, min);
   const n = Number(raw);
-  if (n < 1 || n > 65535) return badPort(field, raw);
+  if (n < min || n > 65535) return badPort(field, raw, min);
   return n;
 }
 
-function badPort(field: string, raw: string): never {
-  throw usageError(`${field}: must be a port number 1-65535 (got ${shown(raw, 40)})`, field);
+function badPort(field: string, raw: string, min: number): never {
+  throw usageError(`${field}: must be a port number ${min}-65535 (got ${shown(raw, 40)})`, field);
 }
 
 /** The lowest port in the range that is not in `taken`, or null when the range is full. */

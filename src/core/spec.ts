@@ -68,6 +68,43 @@ export function subnetsOverlap(a: Cidr, b: Cidr): boolean {
   return ((a.base & mask) >>> 0) === ((b.base & mask) >>> 0);
 }
 
+/**
+ * Special-purpose IPv4 ranges (RFC 6890 and the IANA special-purpose registry) a cluster network must not
+ * overlap: they are not ordinary private address space, and a docker network there shadows the host's own
+ * routes (loopback, link-local, carrier NAT or VPN), or can never work (multicast, reserved, broadcast).
+ * scripts/lib/common.sh (kd_check_subnet) refuses the same list.
+ */
+export const SPECIAL_SUBNETS: readonly { cidr: string; what: string }[] = [
+  { cidr: '0.0.0.0/8', what: '"this network", RFC 791' },
+  { cidr: '100.64.0.0/10', what: 'shared address space (carrier NAT, VPNs), RFC 6598' },
+  { cidr: '127.0.0.0/8', what: 'loopback, RFC 1122' },
+  { cidr: '169.254.0.0/16', what: 'link-local, RFC 3927' },
+  { cidr: '192.0.0.0/24', what: 'IETF protocol assignments, RFC 6890' },
+  { cidr: '192.0.2.0/24', what: 'documentation TEST-NET-1, RFC 5737' },
+  { cidr: '192.88.99.0/24', what: '6to4 relay anycast, RFC 7526' },
+  { cidr: '198.18.0.0/15', what: 'benchmarking, RFC 2544' },
+  { cidr: '198.51.100.0/24', what: 'documentation TEST-NET-2, RFC 5737' },
+  { cidr: '203.0.113.0/24', what: 'documentation TEST-NET-3, RFC 5737' },
+  { cidr: '224.0.0.0/4', what: 'multicast, RFC 5771' },
+  { cidr: '240.0.0.0/4', what: 'reserved and broadcast 255.255.255.255, RFC 1112 and RFC 919' },
+];
+
+/** Parses a subnet a cluster may use: a valid CIDR (see parseSubnet) that overlaps no special-purpose range. */
+export function checkSubnet(raw: string): Cidr {
+  const mine = parseSubnet(raw);
+  for (const s of SPECIAL_SUBNETS) {
+    const [addr, prefix] = s.cidr.split('/') as [string, string];
+    const base = addr.split('.').reduce((n, o) => n * 256 + Number(o), 0);
+    if (subnetsOverlap(mine, { base, prefix: Number(prefix) })) {
+      throw usageError(`subnet: must not overlap a special-purpose range (${s.cidr} is ${s.what}) (got ${shown(raw, 40)})`, 'subnet');
+    }
+  }
+  return mine;
+}
+
+/** Lowest host port a cluster may publish: ports below it are privileged and belong to the host's own services. */
+export const MIN_CLUSTER_PORT = 1024;
+
 /** Checks the whole request; throws on the first broken rule. */
 export function checkCreateRequest(req: CreateRequest): void {
   assertName(req.name, req.provider);
@@ -76,13 +113,13 @@ export function checkCreateRequest(req: CreateRequest): void {
   if (req.image !== undefined) checkImage(req.image);
   if (req.subnet !== undefined) {
     if (req.provider !== 'k3d') throw usageError('subnet: only k3d clusters can have their own subnet (kind shares one network)', 'subnet');
-    parseSubnet(req.subnet);
+    checkSubnet(req.subnet);
   }
   const given = (['httpPort', 'httpsPort', 'apiPort'] as const).filter((k) => req[k] !== undefined);
   const seen = new Map<number, string>();
   for (const k of given) {
     const v = req[k]!;
-    if (!Number.isInteger(v) || v < 1 || v > 65535) throw usageError(`${flagOf(k)}: must be a port number 1-65535`, flagOf(k));
+    if (!Number.isInteger(v) || v < MIN_CLUSTER_PORT || v > 65535) throw usageError(`${flagOf(k)}: must be a port number ${MIN_CLUSTER_PORT}-65535 (got ${v})`, flagOf(k));
     const other = seen.get(v);
     if (other) throw usageError(`${flagOf(k)}: must differ from ${other} (both ${v})`, flagOf(k));
     seen.set(v, flagOf(k));

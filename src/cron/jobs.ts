@@ -1,5 +1,5 @@
 /**
- * kindler's scheduled jobs, wired to one engine: reconcile, TTL expiry, task retention. The same
+ * kindler's scheduled jobs, wired to one engine: reconcile, TTL expiry, task and audit retention. The same
  * functions serve the schedule and on-demand runs (`kindler reconcile`), one run of each at a time.
  */
 import { appendFile, readFile } from 'node:fs/promises';
@@ -67,10 +67,16 @@ export function runTtl(engine: Engine, log?: Log) {
   return once(engine, 'ttl', () => ttlPass({ engine, ...(log ? { log } : {}) }));
 }
 
-/** Prunes finished tasks older than the retention age (keeping each cluster's latest) and their logs. */
+/**
+ * Prunes finished tasks older than the retention age (keeping each cluster's latest) and their logs, and
+ * audit events older than `auditRetentionDays` or beyond `auditMaxEvents`. Resolves with the tasks pruned.
+ */
 export function runRetention(engine: Engine, log?: Log): Promise<number> {
   return once(engine, 'retention', async () => {
-    const days = engine.cfg.retentionDays;
+    const cfg = engine.cfg;
+    const events = await engine.pruneAudit(cfg.auditRetentionDays * 86_400_000, cfg.auditMaxEvents);
+    if (events) log?.('info', `retention: pruned ${events} audit event(s) (older than ${cfg.auditRetentionDays}d or beyond the newest ${cfg.auditMaxEvents})`);
+    const days = cfg.retentionDays;
     if (days <= 0) return 0;
     const tasks = engine.listTasks().filter((t) => isTerminal(t.state));
     const ids = retentionPlan(tasks, engine.listClusters(), Date.now(), days * 86_400_000);

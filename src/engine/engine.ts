@@ -11,10 +11,10 @@ import { conflict, failed, notFound, usageError } from '../core/errors.js';
 import { parseMarker, progressAt } from '../core/markers.js';
 import { kubeContextFor } from '../core/names.js';
 import { allocatePort, type PortKind } from '../core/ports.js';
-import { checkCreateRequest, flagOf, parseSubnet, subnetsOverlap, type CreateRequest } from '../core/spec.js';
+import { checkCreateRequest, checkSubnet, flagOf, MIN_CLUSTER_PORT, parseSubnet, subnetsOverlap, type CreateRequest } from '../core/spec.js';
 import { cleanLine, sanitizeLine } from '../core/text.js';
 import { isTerminal, type AuditEvent, type Cluster, type Task, type TaskKind, type TaskState } from '../core/types.js';
-import { parseEnvironmentsCsv } from '../core/csv.js';
+import { countCsvRows, parseEnvironmentsCsv } from '../core/csv.js';
 import { hostPortBusy } from '../provision/hostports.js';
 import { doctor, type ToolReport } from '../provision/doctor.js';
 import { routesStatus } from '../provision/routes.js';
@@ -26,6 +26,7 @@ import { LogCursor, readLogFile, readLogTail, TaskLog, type LogTail } from './lo
 import { queryScript, runScript, signalGroup, type Run, type RunResult } from './runner.js';
 import type { PostStep } from './poststeps.js';
 import { defaultPostSteps } from './steps.js';
+import { RefusalLimiter } from './refusals.js';
 
 /** Who acts, and through which face. */
 export interface Actor {
@@ -61,6 +62,15 @@ interface Running {
 }
 
 export interface ImportRow { line: number; name: string; result: 'imported' | 'refused'; reason?: string }
+
+/**
+ * Decides whether the actor may re-create an existing record (see authorize's 'recreate'): called under
+ * the admission lock with the record and the recorded settings the request would change; throws to refuse.
+ */
+export type RecreateGuard = (existing: Cluster, changes: string[]) => void;
+
+/** Work an import does between two yields to the event loop, so other requests are served meanwhile. */
+const IMPORT_SLICE_MS = 10;
 
 /**
  * Every process the engine starts (scripts, status checks, cleanups, hooks) carries this variable, set to
@@ -274,8 +284,12 @@ export class Engine {
     return c;
   }
 
-  /** Creates the cluster record (`creating`) and queues its create task; resolves once both are on disk. */
-  create(req: CreateRequest, actor: Actor): Promise<Task> {
+  /**
+   * Creates the cluster record (`creating`) and queues its create task; resolves once both are on disk.
+   * Re-creating a failed or absent record retries it: image, ports and subnet not given are the recorded
+   * ones; `guard` (every face passes authorize through it) decides whether the actor may act on the record.
+   */
+  create(req: CreateRequest, actor: Actor, guard?: RecreateGuard): Promise<Task> {
     checkCreateRequest(req);
     return this.admit(async () => {
       this.refuseWhenStopping();
@@ -288,7 +302,16 @@ export class Engine {
         if (existing.provider !== req.provider) {
           throw conflict(`provider: cluster "${req.name}" is recorded as ${existing.provider}; delete it first to change provider`, 'provider');
         }
+        const changes: string[] = [];
+        if (req.image !== undefined && req.image !== existing.image) changes.push('image');
+        for (const k of ['httpPort', 'httpsPort', 'apiPort'] as const) if (req[k] !== undefined && req[k] !== existing[k]) changes.push(flagOf(k));
+        if (req.subnet !== undefined && req.subnet !== existing.subnet) changes.push('subnet');
+        guard?.(clone(existing), changes);
       }
+      const image = req.image ?? existing?.image;
+      const subnet = req.subnet ?? existing?.subnet;
+      // A recorded subnet is held to today's rules too (it may predate them); --subnet replaces it.
+      if (subnet !== undefined && subnet !== req.subnet) checkSubnet(subnet);
       const others = this.store.data.clusters.filter((c) => c.name !== req.name);
       const max = this.cfg.maxClustersPerUser;
       if (max > 0 && !existing) {
@@ -296,10 +319,10 @@ export class Engine {
         if (owned >= max) throw conflict(`quota: ${actor.user} already has ${owned} cluster${owned === 1 ? '' : 's'} (limit ${max}); delete one first`);
       }
       const ports = await this.pickPorts(req, existing, others);
-      if (req.subnet) {
-        const mine = parseSubnet(req.subnet);
+      if (subnet) {
+        const mine = parseSubnet(subnet);
         const clash = others.find((c) => c.subnet && subnetsOverlap(mine, parseSubnet(c.subnet)));
-        if (clash) throw conflict(`subnet: ${req.subnet} overlaps cluster "${clash.name}" (${clash.subnet})`, 'subnet');
+        if (clash) throw conflict(`subnet: ${subnet} overlaps cluster "${clash.name}" (${clash.subnet})`, 'subnet');
       }
       const at = now();
       const cluster: Cluster = {
@@ -307,9 +330,9 @@ export class Engine {
         provider: req.provider,
         servers: req.servers,
         agents: req.agents,
-        ...(req.image ? { image: req.image } : {}),
+        ...(image ? { image } : {}),
         ...ports,
-        ...(req.subnet ? { subnet: req.subnet } : {}),
+        ...(subnet ? { subnet } : {}),
         owner: existing?.owner ?? actor.user,
         createdAt: existing?.createdAt ?? at,
         desired: 'present',
@@ -332,16 +355,31 @@ export class Engine {
     });
   }
 
+  /** Host ports kindler itself serves on (the routes frontend), with the config key that sets each. */
+  private ownPorts(): Map<number, string> {
+    const out = new Map<number, string>();
+    const r = this.cfg.routes;
+    if (!r.enabled) return out;
+    out.set(r.listen.http.port, 'routes.listen.http.port');
+    if (r.listen.https) out.set(r.listen.https.port, 'routes.listen.https.port');
+    return out;
+  }
+
   /** Honours given ports or refuses them; allocates omitted ones from the configured ranges. */
   private async pickPorts(req: CreateRequest, existing: Cluster | undefined, others: Cluster[]): Promise<Record<PortKind, number>> {
     const taken = new Map<number, string>();
     for (const c of others) for (const k of ['httpPort', 'httpsPort', 'apiPort'] as const) taken.set(c[k], c.name);
+    const own = this.ownPorts();
     const out = {} as Record<PortKind, number>;
     const ranges: Record<PortKind, keyof Config['ports']> = { httpPort: 'http', httpsPort: 'https', apiPort: 'api' };
     // Given ports first, so allocation never hands out one the user asked for.
     for (const k of ['httpPort', 'httpsPort', 'apiPort'] as const) {
       const want = req[k] ?? existing?.[k];
       if (want === undefined) continue;
+      // Recorded ports are held to the same rules as given ones (a record may predate a rule).
+      if (!Number.isInteger(want) || want < MIN_CLUSTER_PORT || want > 65535) throw usageError(`${flagOf(k)}: must be a port number ${MIN_CLUSTER_PORT}-65535 (got ${want})`, flagOf(k));
+      const key = own.get(want);
+      if (key) throw usageError(`${flagOf(k)}: ${want} is the routes frontend's own port (${key}); choose another`, flagOf(k));
       const owner = taken.get(want);
       if (owner) throw conflict(`${flagOf(k)}: ${want} is already used by cluster "${owner}"`, flagOf(k));
       if (req[k] !== undefined) {
@@ -354,7 +392,7 @@ export class Engine {
     for (const k of ['httpPort', 'httpsPort', 'apiPort'] as const) {
       if (out[k] !== undefined) continue;
       const range = this.cfg.ports[ranges[k]];
-      const skip = new Set(taken.keys());
+      const skip = new Set([...taken.keys(), ...own.keys()]);
       for (;;) {
         const p = allocatePort(range, skip);
         if (p === null) throw conflict(`${flagOf(k)}: no free port left in the configured range ${range.from}-${range.to}`, flagOf(k));
@@ -527,14 +565,27 @@ export class Engine {
     });
   }
 
-  /** Imports the older tool's CSV once, on request: each row becomes a record, or is refused with the reason. */
+  /**
+   * Imports the older tool's CSV once, on request: each row becomes a record, or is refused with the reason.
+   * A file of more than `importCsvMaxRows` rows is refused whole. The import yields to the event loop as it
+   * goes, and the imported records are re-checked with the provider at most `concurrency` at a time.
+   */
   importCsv(text: string, actor: Actor): Promise<ImportRow[]> {
+    const count = countCsvRows(text);
+    const max = this.cfg.importCsvMaxRows;
+    if (count > max) throw usageError(`file: has ${count} rows; import-csv takes at most ${max} at once (config importCsvMaxRows); split the file`, 'file');
     return this.admit(async () => {
       this.refuseWhenStopping();
       const rows = parseEnvironmentsCsv(text);
       const out: ImportRow[] = [];
       const added: Cluster[] = [];
+      const own = this.ownPorts();
+      let slice = performance.now();
       for (const row of rows) {
+        if (performance.now() - slice >= IMPORT_SLICE_MS) {
+          await new Promise((r) => setImmediate(r));
+          slice = performance.now();
+        }
         if (!row.request) {
           out.push({ line: row.line, name: sanitizeLine(row.name), result: 'refused', reason: row.error });
           continue;
@@ -550,6 +601,8 @@ export class Engine {
           for (const k of ['httpPort', 'httpsPort'] as const) {
             const v = req[k];
             if (v === undefined) continue;
+            const key = own.get(v);
+            if (key) throw usageError(`${k === 'httpPort' ? 'http_port' : 'https_port'}: ${v} is the routes frontend's own port (${key})`);
             const owner = others.find((c) => c.httpPort === v || c.httpsPort === v || c.apiPort === v);
             if (owner) throw conflict(`${k === 'httpPort' ? 'http_port' : 'https_port'}: ${v} is already used by cluster "${owner.name}"`);
             ports[k] = v;
@@ -579,13 +632,23 @@ export class Engine {
           d.clusters.push(...added);
           this.audit(d, actor, 'import-csv', added.map((c) => c.name).join(','), 'ok');
         });
-        for (const c of added) {
-          this.feed.emit({ type: 'cluster', cluster: clone(c) });
-          this.recheck(c.name, null);
-        }
+        for (const c of added) this.feed.emit({ type: 'cluster', cluster: clone(c) });
+        this.recheckAll(added.map((c) => c.name));
       }
       return out;
     });
+  }
+
+  /** Re-checks many clusters in the background, at most `concurrency` at a time (never a burst of status checks). */
+  private recheckAll(names: string[]): void {
+    const todo = names.slice();
+    const worker = async () => {
+      for (let name = todo.shift(); name !== undefined && !this.stopping; name = todo.shift()) await this.recheck(name, null).catch(() => undefined);
+    };
+    const all = Promise.all(Array.from({ length: Math.min(this.cfg.concurrency, todo.length) }, worker)).then(() => undefined);
+    // Counted as a re-check, so idle() and shutdown wait for the whole batch.
+    this.rechecks.add(all);
+    void all.finally(() => this.rechecks.delete(all));
   }
 
   /** Cancels a queued task at once, or stops a running one (its cleanup runs). */
@@ -665,15 +728,60 @@ export class Engine {
     });
   }
 
-  /** Appends an audit event for an action that is not a task (users, imports, refusals). */
+  /** Refusals beyond `auditRefusalsPerMinute` per user are counted, then recorded as one summary event. */
+  private readonly refusals = new RefusalLimiter(
+    () => this.cfg.auditRefusalsPerMinute,
+    (s) => {
+      const detail = `${s.count} more refusal${s.count === 1 ? '' : 's'} suppressed (over ${s.limit} per minute, ${s.from} to ${s.to})`;
+      this.log('warn', `audit: ${s.user}: ${detail}`);
+      this.writeAudit({ at: now(), user: s.user, ...(s.fingerprint ? { fingerprint: s.fingerprint } : {}), source: s.source, action: 'refusals-suppressed', target: s.user, result: 'refused', detail });
+    },
+  );
+
+  /**
+   * Appends an audit event for an action that is not a task (users, imports, refusals). Refusals are rate
+   * limited per user (see `refusals`), so a flood of refused requests cannot grow the state file.
+   */
   recordAudit(actor: Actor, action: string, target: string, result: AuditEvent['result'], detail?: string): void {
+    if (result === 'refused' && !this.refusals.admit(actor)) return;
+    this.writeAudit({ at: now(), user: actor.user, ...(actor.fingerprint ? { fingerprint: actor.fingerprint } : {}), source: actor.source, action, target, result, ...(detail ? { detail } : {}) });
+  }
+
+  private writeAudit(ev: AuditEvent): void {
     void this.store
-      .update((d) => d.audit.push({ at: now(), user: actor.user, ...(actor.fingerprint ? { fingerprint: actor.fingerprint } : {}), source: actor.source, action, target, result, ...(detail ? { detail } : {}) }))
+      .update((d) => this.pushAudit(d, ev))
       .catch((e: Error) => this.log('error', `state write failed: ${e.message}`));
   }
 
   private audit(d: Store['data'], actor: Actor, action: string, target: string, result: AuditEvent['result'], taskId?: string): void {
-    d.audit.push({ at: now(), user: actor.user, ...(actor.fingerprint ? { fingerprint: actor.fingerprint } : {}), source: actor.source, action, target, result, ...(taskId ? { taskId } : {}) });
+    this.pushAudit(d, { at: now(), user: actor.user, ...(actor.fingerprint ? { fingerprint: actor.fingerprint } : {}), source: actor.source, action, target, result, ...(taskId ? { taskId } : {}) });
+  }
+
+  /** Appends one event, dropping the oldest beyond `auditMaxEvents`: the log never outgrows its bound. */
+  private pushAudit(d: Store['data'], ev: AuditEvent): void {
+    d.audit.push(ev);
+    const max = this.cfg.auditMaxEvents;
+    if (max > 0 && d.audit.length > max) d.audit.splice(0, d.audit.length - max);
+  }
+
+  /** Summarizes the refusals counted so far at once instead of at the end of their minute (shutdown, tests). */
+  flushRefusals(): void {
+    this.refusals.flush();
+  }
+
+  /** Prunes audit events older than `maxAgeMs` (0: none by age) and the oldest beyond `maxEvents` (0: no count limit). */
+  async pruneAudit(maxAgeMs: number, maxEvents: number): Promise<number> {
+    const all = this.store.data.audit;
+    let drop = 0;
+    if (maxAgeMs > 0) {
+      const cut = Date.now() - maxAgeMs;
+      // Oldest first: events are appended in time order; one with an unreadable time is kept.
+      while (drop < all.length && Date.parse(all[drop]!.at) < cut) drop++;
+    }
+    if (maxEvents > 0) drop = Math.max(drop, all.length - maxEvents);
+    if (drop <= 0) return 0;
+    await this.store.update((d) => void d.audit.splice(0, drop));
+    return drop;
   }
 
   // ---- running work --------------------------------------------------------------------------
@@ -1041,9 +1149,9 @@ export class Engine {
   }
 
   /** Re-checks a cluster's actual state in the background; `interruptedCreate` marks a half-done create. */
-  private recheck(name: string, interruptedCreate: Task | null): void {
+  private recheck(name: string, interruptedCreate: Task | null): Promise<void> {
     const c = this.store.data.clusters.find((x) => x.name === name);
-    if (!c) return;
+    if (!c) return Promise.resolve();
     const p = (async () => {
       let status: StatusResult | null = null;
       let problem: string | undefined;
@@ -1093,6 +1201,7 @@ export class Engine {
     })();
     this.rechecks.add(p);
     void p.finally(() => this.rechecks.delete(p));
+    return p;
   }
 
   /**
@@ -1190,6 +1299,7 @@ export class Engine {
         }
       });
     }
+    this.refusals.flush();
     for (const s of this.running.values()) s.run.stop('shutdown');
     await Promise.all([...this.running.values()].map((s) => s.run.done.catch(() => undefined)));
     while (this.running.size > 0) await new Promise((r) => setImmediate(r));
