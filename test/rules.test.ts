@@ -121,6 +121,26 @@ test('a refusal flood from one user keeps the state file bounded; the rest are c
   t.diagnostic(`${FLOOD} refusals in ${ms.toFixed(0)} ms: state.json ${sizeBefore} -> ${statSync(file).size} bytes; ${limit} recorded + 1 summary`);
 });
 
+test('the refusal limiter: per user, per minute window; the window\'s end hands over one summary with the count', async () => {
+  const { RefusalLimiter } = await import('../src/engine/refusals.js');
+  let clock = Date.parse('2026-01-01T00:00:00Z');
+  const summaries: { user: string; count: number; limit: number; from: string; to: string; source: string }[] = [];
+  const lim = new RefusalLimiter(() => 2, (s) => summaries.push(s), () => clock);
+  const a = { user: 'a', source: 'ssh' };
+  assert.deepEqual([1, 2, 3, 4, 5].map(() => lim.admit(a)), [true, true, false, false, false]);
+  assert.equal(lim.admit({ user: 'b', source: 'cli' }), true, 'another user has a limit of their own');
+  assert.deepEqual([...lim.pending()], [['a', 3]]);
+  clock += 59_999;
+  assert.equal(lim.admit(a), false, 'still the same minute');
+  clock += 1;
+  assert.equal(lim.admit(a), true, 'a new minute');
+  assert.equal(summaries.length, 1);
+  assert.deepEqual(summaries[0], { user: 'a', source: 'ssh', count: 4, limit: 2, from: '2026-01-01T00:00:00.000Z', to: '2026-01-01T00:01:00.000Z' });
+  lim.flush();
+  assert.equal(summaries.length, 1, 'nothing suppressed in the new window: no summary');
+  assert.equal(new RefusalLimiter(() => 0, () => assert.fail('no limit, no summary')).admit(a), true);
+});
+
 test('the audit log is bounded by count as events come, and pruned by age and count by the retention job', async (t) => {
   const { w, engine } = await withEngine(t);
   const max = w.cfg.auditMaxEvents;
