@@ -529,7 +529,8 @@ describe('preflight: host ports', () => {
 });
 
 describe('usage errors: exit 2, one line naming the flag, nothing run', () => {
-  const kc = '/tmp/kindler-never-written.yaml';
+  // A fresh directory per run: a file left by an earlier (failing) run must not fail this one.
+  const kc = join(mkdtempSync(join(tmpdir(), 'kindler-usage-')), 'never-written.yaml');
   const ok = ['--name', 'dev', '--provider', 'k3d', '--http-port', '18090', '--https-port', '18443', '--api-port', '16550', '--kubeconfig', kc];
   const without = (flag: string) => {
     const i = ok.indexOf(flag);
