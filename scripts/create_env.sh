@@ -24,7 +24,7 @@ kd_parse_flags name provider servers agents http-port https-port api-port kubeco
 kd_require name provider http-port https-port api-port kubeconfig
 kd_check_provider provider "${KD_FLAG[provider]}"
 PROVIDER=${KD_FLAG[provider]}
-kd_check_name "${KD_FLAG[name]}" "$PROVIDER"
+kd_check_name "${KD_FLAG[name]}" "$PROVIDER" new
 NAME=${KD_FLAG[name]}
 SERVERS=${KD_FLAG[servers]:-1}
 AGENTS=${KD_FLAG[agents]:-0}

@@ -183,7 +183,9 @@ test('reconcile: --dry-run reports drift (exit 10), a pass heals it, --last show
   assert.equal((await cli(w, ['reconcile', '--dry-run'])).code, 0);
   const { execFileSync } = await import('node:child_process');
   execFileSync('k3d', ['cluster', 'stop', 'drifty'], { env: w.env });
-  execFileSync('k3d', ['cluster', 'create', 'stray', '--kubeconfig-update-default=false'], { env: w.env });
+  // Made outside kindler, with its own host ports: adopt records the ones docker publishes.
+  const p = w.cfg.ports;
+  execFileSync('k3d', ['cluster', 'create', 'stray', '--kubeconfig-update-default=false', '--api-port', `127.0.0.1:${p.api.to}`, '-p', `${p.http.to}:80@loadbalancer`, '-p', `${p.https.to}:443@loadbalancer`], { env: w.env });
   const dry = await cli(w, ['reconcile', '--dry-run', '--json']);
   assert.equal(dry.code, 10, dry.stderr);
   const kinds = JSON.parse(dry.stdout).drift.map((x: { kind: string; cluster: string }) => `${x.kind}:${x.cluster}`).sort();
@@ -204,7 +206,9 @@ test('reconcile: --dry-run reports drift (exit 10), a pass heals it, --last show
   w.clearRule('docker-down');
   const adopt = await cli(w, ['adopt', 'stray', '--provider', 'k3d', '--json']);
   assert.equal(adopt.code, 0, adopt.stderr);
-  assert.equal(JSON.parse(adopt.stdout).cluster.actual, 'running');
+  const adopted = JSON.parse(adopt.stdout).cluster;
+  assert.equal(adopted.actual, 'running');
+  assert.deepEqual([adopted.httpPort, adopted.httpsPort, adopted.apiPort], [p.http.to, p.https.to, p.api.to]);
   assert.equal((await cli(w, ['reconcile', '--dry-run'])).code, 0);
 });
 

@@ -98,8 +98,8 @@ function validName(r: Rng): string {
 
 /** Independent oracle for the name rules (k3d: 32 characters). */
 const nameIsValid = (s: string) => /^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$/.test(s) && !s.includes('--') && !RESERVED_NAMES.includes(s);
-/** Valid for some provider (kind allows 63 characters, k3d 32): the forms may pick either. */
-const nameIsValidAny = (s: string) => /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/.test(s) && !s.includes('--') && !RESERVED_NAMES.includes(s);
+/** Valid for some provider (kind allows 40 characters, k3d 32): the forms may pick either. */
+const nameIsValidAny = (s: string) => /^[a-z]([a-z0-9-]{0,38}[a-z0-9])?$/.test(s) && !s.includes('--') && !RESERVED_NAMES.includes(s);
 
 function mutate(r: Rng, s: string): string {
   const i = r.int(s.length + 1);

@@ -545,7 +545,7 @@ describe('usage errors: exit 2, one line naming the flag, nothing run', () => {
     ['repeated flag', CREATE, [...ok, '--name', 'other'], /^error: --name: given more than once$/],
     ['positional argument', CREATE, [...ok, 'extra'], /^error: extra: unexpected argument/],
     ['bad name', CREATE, [...without('--name'), '--name', 'Bad_Name'], /^error: --name: must be a DNS label/],
-    ['k3d name too long', CREATE, [...without('--name'), '--name', 'a'.repeat(33)], /^error: --name: must be at most 32 characters for k3d$/],
+    ['k3d name too long', CREATE, [...without('--name'), '--name', 'a'.repeat(33)], /^error: --name: must be at most 32 characters for k3d: k3d's own limit for cluster names \(got 33\)$/],
     ['bad provider', CREATE, [...without('--provider'), '--provider', 'minikube'], /^error: --provider: must be k3d or kind$/],
     ['bad port', CREATE, [...without('--http-port'), '--http-port', '70000'], /^error: --http-port: must be a whole number 1-65535$/],
     ['same ports', CREATE, [...without('--https-port'), '--https-port', '18090'], /^error: --https-port: must differ from --http-port/],

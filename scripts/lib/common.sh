@@ -224,12 +224,20 @@ kd_check_provider() { # FLAG VALUE [ALLOW_ALL]
   esac
 }
 
-kd_check_name() { # VALUE PROVIDER
-  local name=$1 limit=32
-  if [[ $2 == kind ]]; then
-    limit=63
+# kd_check_name VALUE PROVIDER [new]: with `new` (a cluster about to be created) the same limits as
+# NAME_LIMIT in src/core/names.ts: k3d 32 (k3d's own rule), kind 40 (its node container
+# NAME-external-load-balancer is also the node's hostname, and sethostname fails beyond 63 characters).
+# Without it (an existing cluster, which a single-control-plane kind may have with a longer name) a kind
+# name may be any DNS label of up to 63.
+kd_check_name() {
+  local name=$1
+  if [[ $2 == kind && ${3:-} == new ]]; then
+    ((${#name} <= 40)) || kd_usage_error --name "must be at most 40 characters for kind: its longest node container, NAME-external-load-balancer, is also a hostname and must fit in 63 (got ${#name})"
+  elif [[ $2 == kind ]]; then
+    ((${#name} <= 63)) || kd_usage_error --name "must be at most 63 characters for kind: a DNS label (got ${#name})"
+  else
+    ((${#name} <= 32)) || kd_usage_error --name "must be at most 32 characters for k3d: k3d's own limit for cluster names (got ${#name})"
   fi
-  ((${#name} <= limit)) || kd_usage_error --name "must be at most $limit characters for $2"
   [[ $name =~ ^[a-z][a-z0-9-]*$ ]] || kd_usage_error --name "must be a DNS label: a lowercase letter, then lowercase letters, digits and '-'"
   [[ $name != *- ]] || kd_usage_error --name "must not end with '-'"
   [[ $name != *--* ]] || kd_usage_error --name "must not contain '--'"
@@ -417,9 +425,14 @@ kd_run() {
   return "$rc"
 }
 
-# kd_pick_error_line FILE: sets REPLY to the most telling line of a tool's stderr: the last
-# non-empty one, skipping generic k3d roll-back lines and "Run '… --help'" hints, with
-# logrus/kind/kubectl prefixes removed.
+# kd_pick_error_line FILE: sets REPLY to the line of a tool's stderr that says what failed: the last
+# error line in a tool's own format (kind `ERROR: …`, k3d `FATA[…]`/`ERRO[…]` or `level=fatal|error`,
+# kubectl/docker `error: …`/`Error: …`/`Error response from daemon: …`/`Error from server …`), with
+# its prefix removed. Hints and summaries that only follow from the real error are skipped (k3d's
+# roll-back lines, "Run '… --help'", kubeadm's "To see the stack trace of this error execute with
+# --v=5 or higher", docker's "Error: failed to start containers: X"). When kind's ERROR line is
+# followed by the `Command Output:` of the command it ran, the telling line of that output is added
+# in parentheses. A stderr with no error line gives its last meaningful line.
 kd_pick_error_line() {
   local -a lines=()
   REPLY=""
@@ -439,34 +452,117 @@ kd_pick_error_line() {
   kd_pick_error_from "$end"
 }
 
+# kd_error_noise LINE: 0 for a line that never says what failed (hints, roll-back and summary lines).
+kd_error_noise() {
+  case $1 in
+    *'>>> Rolling Back'* | *'Cluster creation FAILED'* | *'At least one error occured'* | *'At least one error occurred'*) return 0 ;;
+    "Run '"*"--help' for more information"* | "See '"*"--help' for usage"* | "Run '"*"--help' for usage"*) return 0 ;;
+    'To see the stack trace of this error execute with --v='*) return 0 ;;
+    'Error: failed to start containers: '*) return 0 ;;
+    'Command Output:' | 'Stack Trace:'*) return 0 ;;
+  esac
+  return 1
+}
+
+# kd_error_kind LINE: 0 when LINE is an error line in a tool's own format.
+kd_error_kind() {
+  case $1 in
+    'ERROR: '* | 'FATA['* | 'ERRO['* | 'FATA '* | 'ERRO '* | 'error: '* | 'Error: '* | 'Error response from daemon: '* | 'Error from server'* | 'Error in configuration'* | 'The connection to the server '*) return 0 ;;
+  esac
+  if [[ $1 =~ ^time=.*\ level=(fatal|error)\  ]]; then
+    return 0
+  fi
+  return 1
+}
+
+# kd_error_strip LINE: sets REPLY to LINE without its tool prefix, and a long quoted command shortened.
+kd_error_strip() {
+  local line=$1
+  if [[ $line =~ ^(FATA|ERRO|WARN|INFO)(\[[0-9]+\])?\ +(.*)$ ]]; then
+    line=${BASH_REMATCH[3]}
+  elif [[ $line =~ ^time=.*\ level=[a-z]+\ msg=\"(.*)\"$ ]]; then
+    line=${BASH_REMATCH[1]}
+  fi
+  line=${line#ERROR: }
+  line=${line#error: }
+  line=${line#Error: }
+  line=${line#Command Output: }
+  # kind quotes the whole docker command it ran; its first words are enough to say which one.
+  if [[ $line =~ ^(.*command \")([^\"]{60,})(\".*)$ ]]; then
+    line="${BASH_REMATCH[1]}${BASH_REMATCH[2]:0:40}...${BASH_REMATCH[3]}"
+  fi
+  REPLY=$line
+}
+
 # kd_pick_error_from END: kd_pick_error_line's search over lines[0..END-1] (the caller's array).
 kd_pick_error_from() {
-  local i line
+  local i line found=-1 fallback="" detail="" out=-1
   REPLY=""
   for ((i = $1 - 1; i >= 0; i--)); do
     kd_oneline "${lines[i]}"
     line=$REPLY
     [[ -n $line ]] || continue
-    case $line in
-      *'>>> Rolling Back'* | *'Cluster creation FAILED'* | *'At least one error occured'* | *'At least one error occurred'*) continue ;;
-      "Run '"*"--help' for more information"* | "See '"*"--help' for usage"*) continue ;;
-    esac
-    if [[ $line =~ ^(FATA|ERRO|WARN|INFO)(\[[0-9]+\])?\ +(.*)$ ]]; then
-      line=${BASH_REMATCH[3]}
-    elif [[ $line =~ ^time=.*\ level=[a-z]+\ msg=\"(.*)\"$ ]]; then
-      line=${BASH_REMATCH[1]}
+    if kd_error_noise "$line"; then
+      continue
     fi
-    line=${line#ERROR: }
-    line=${line#error: }
-    line=${line#Error: }
-    # Room for the message around it ("<tool> failed (exit N): LINE") within a marker's 600 characters.
-    if ((${#line} > 300)); then
-      line="...${line: -297}"
+    if [[ -z $fallback ]]; then
+      fallback=$line
     fi
-    REPLY=$line
-    return 0
+    if kd_error_kind "$line"; then
+      found=$i
+      break
+    fi
   done
-  REPLY=""
+  if ((found < 0)); then
+    kd_error_strip "$fallback"
+    line=$REPLY
+  else
+    kd_oneline "${lines[found]}"
+    kd_error_strip "$REPLY"
+    line=$REPLY
+    # kind: `ERROR: … command "…" failed with error: exit status N`, then `Command Output: …` lines.
+    if [[ ${lines[found]} == 'ERROR: '* ]]; then
+      for ((i = found + 1; i < $1; i++)); do
+        if [[ ${lines[i]} == 'Command Output:'* ]]; then
+          out=$i
+          break
+        fi
+      done
+    fi
+    if ((out >= 0)); then
+      for ((i = $1 - 1; i >= out; i--)); do
+        kd_oneline "${lines[i]}"
+        [[ -n $REPLY ]] || continue
+        if kd_error_noise "$REPLY"; then
+          continue
+        fi
+        kd_error_strip "$REPLY"
+        [[ -n $REPLY ]] || continue
+        if [[ -z $detail ]]; then
+          detail=$REPLY
+        fi
+        if [[ $REPLY =~ [Ee]rror|ERROR|[Ff]ail|FATAL|[Ff]atal|[Cc]annot|refused|denied|allocated|in\ use|not\ found|No\ such|[Ii]nvalid|timed\ out ]]; then
+          detail=$REPLY
+          break
+        fi
+      done
+      detail=${detail#docker: }
+    fi
+  fi
+  # Room for the message around it ("<tool> failed (exit N): LINE") within a marker's 600 characters.
+  if [[ -n $detail ]]; then
+    if ((${#detail} > 220)); then
+      detail="...${detail: -217}"
+    fi
+    local room=$((420 - ${#detail} - 20))
+    if ((${#line} > room)); then
+      line="${line:0:room-3}..."
+    fi
+    line="$line (command output: $detail)"
+  elif ((${#line} > 300)); then
+    line="...${line: -297}"
+  fi
+  REPLY=$line
 }
 
 # kd_need_tool NAME: the tool must be on PATH.

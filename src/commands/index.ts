@@ -6,7 +6,7 @@ import { authorize, type Action, type Role } from '../access/authorize.js';
 import { EXIT, KindlerError, refused, usageError } from '../core/errors.js';
 import { parseDuration } from '../core/duration.js';
 import { parsePort } from '../core/ports.js';
-import { checkImage, MIN_CLUSTER_PORT, parseCount, parseProvider, type CreateRequest } from '../core/spec.js';
+import { checkImage, MIN_CLUSTER_PORT, parseCount, parseProvider, type CreateInput } from '../core/spec.js';
 import { sanitizeLine, shown } from '../core/text.js';
 import { isTerminal, type Task } from '../core/types.js';
 import { Engine, type Actor } from '../engine/engine.js';
@@ -259,28 +259,28 @@ const VERBS: Verb[] = [
     summary: 'Create a cluster. Prints the task at once; --wait follows it to the end.',
     args: [{ name: 'name', required: true, help: 'cluster name: lowercase DNS label, starts with a letter' }],
     flags: {
-      provider: { type: 'string', value: 'k3d|kind', help: 'provider (default from config)' },
-      servers: { type: 'string', value: 'N', help: 'server / control-plane nodes, 1-7 (default 1)' },
-      agents: { type: 'string', value: 'N', help: 'agent / worker nodes, 0-20 (default from config)' },
+      provider: { type: 'string', value: 'k3d|kind', help: 'provider (default from config; a retry keeps the recorded one)' },
+      servers: { type: 'string', value: 'N', help: 'server / control-plane nodes, 1-7 (default from config; a retry keeps the recorded count)' },
+      agents: { type: 'string', value: 'N', help: 'agent / worker nodes, 0-20 (default from config; a retry keeps the recorded count)' },
       image: { type: 'string', value: 'IMAGE', help: 'node image (default: the provider default)' },
       'http-port': { type: 'string', value: 'P', help: 'host port for ingress HTTP (default: allocated)' },
       'https-port': { type: 'string', value: 'P', help: 'host port for ingress HTTPS (default: allocated)' },
       'api-port': { type: 'string', value: 'P', help: 'host port for the API server (default: allocated)' },
       subnet: { type: 'string', value: 'CIDR', help: 'k3d only: a dedicated docker network subnet' },
-      ttl: { type: 'string', value: 'DURATION', help: 'expire after this long, e.g. 2h or 1d' },
+      ttl: { type: 'string', value: 'DURATION', help: 'expire after this long, e.g. 2h or 1d (default from config; a retry keeps the recorded expiry)' },
       'remove-on-failure': { type: 'bool', help: 'drop the record if the create fails (default: keep it as failed)' },
       ...WAIT,
     },
     async run(p, ctx, json) {
-      const cfg = ctx.engine.cfg;
       const f = p.flags as Record<string, string | undefined>;
-      // An explicit --ttl must be a duration (an empty one is an error, not "no TTL").
-      const ttl = f.ttl ?? (cfg.defaults.ttl || undefined);
-      const req: CreateRequest = {
+      // Only what was given: the engine fills the rest from the record (a retry) or the config defaults (a
+      // new cluster). An explicit --ttl must be a duration (an empty one is an error, not "no TTL").
+      const ttl = f.ttl;
+      const req: CreateInput = {
         name: p.args.name!,
-        provider: parseProvider(f.provider ?? cfg.defaults.provider),
-        servers: f.servers !== undefined ? parseCount('servers', f.servers) : cfg.defaults.servers,
-        agents: f.agents !== undefined ? parseCount('agents', f.agents) : cfg.defaults.agents,
+        ...(f.provider !== undefined ? { provider: parseProvider(f.provider) } : {}),
+        ...(f.servers !== undefined ? { servers: parseCount('servers', f.servers) } : {}),
+        ...(f.agents !== undefined ? { agents: parseCount('agents', f.agents) } : {}),
         ...(f.image !== undefined ? (checkImage(f.image), { image: f.image }) : {}),
         ...(f['http-port'] !== undefined ? { httpPort: parsePort('http-port', f['http-port'], MIN_CLUSTER_PORT) } : {}),
         ...(f['https-port'] !== undefined ? { httpsPort: parsePort('https-port', f['https-port'], MIN_CLUSTER_PORT) } : {}),
@@ -296,6 +296,8 @@ const VERBS: Verb[] = [
         const d = authorize(ctx.actor, 'recreate', { owner: existing.owner, cluster: existing.name, changes });
         if (!d.ok) throw refused(d.reason);
       });
+      // A retry says what it reuses (the task's log starts with the same line).
+      if (!json && typeof task.params?.retry === 'string') ctx.io.out(`${sanitizeLine(task.params.retry)}\n`);
       return report(ctx, p, json, task);
     },
   },

@@ -23,6 +23,13 @@ export interface CreateRequest {
   options?: { route?: boolean; registerPortainer?: boolean };
 }
 
+/**
+ * What a face asks for when it creates (or retries) a cluster: a setting not given is undefined. The engine
+ * fills it from the record when the name is a failed or absent record (a retry reuses everything recorded),
+ * else from the config defaults (a new cluster), then checks the whole request with checkCreateRequest.
+ */
+export type CreateInput = Omit<CreateRequest, 'provider' | 'servers' | 'agents'> & { provider?: Provider; servers?: number; agents?: number };
+
 export const LIMITS = { servers: { min: 1, max: 7 }, agents: { min: 0, max: 20 } } as const;
 
 export function parseProvider(raw: string): Provider {

@@ -10,6 +10,8 @@
  *   docker that cannot be asked is an error, never "no clusters".
  * - Per-cluster isolation: every cluster is healed on its own; one failure is recorded and the pass goes on.
  * - A reconcile never deletes anything: unmanaged clusters are reported with the `kindler adopt NAME` hint.
+ * - A failed create is not drift: a `failed` record the provider has nothing of stays `failed` with its reason,
+ *   and is only listed among the pass's skipped clusters ("failed (not drift)"), never as drift.
  */
 import type { Config } from '../core/config.js';
 import { failed } from '../core/errors.js';
@@ -139,6 +141,11 @@ export function analyseDrift(clusters: readonly Cluster[], provider: readonly Pr
       continue;
     }
     const p = seen.get(key(c.provider, c.name));
+    if (!p && c.actual === 'failed') {
+      // A failed create that left nothing behind is what the record already says: not drift.
+      skipped.push({ cluster: c.name, reason: `failed (not drift)${c.lastError ? `: ${cleanLine(c.lastError, 300)}` : ''}; kindler create ${c.name} retries it, kindler delete ${c.name} forgets it` });
+      continue;
+    }
     if (!p) {
       drift.push({
         kind: 'missing',

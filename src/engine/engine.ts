@@ -4,21 +4,23 @@
  * outcome truthfully, and publishes a snapshot-and-events feed for every face.
  */
 import { mkdirSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Config } from '../core/config.js';
 import { conflict, failed, notFound, usageError } from '../core/errors.js';
 import { parseMarker, progressAt } from '../core/markers.js';
 import { kubeContextFor } from '../core/names.js';
 import { allocatePort, type PortKind } from '../core/ports.js';
-import { checkCreateRequest, checkSubnet, flagOf, MIN_CLUSTER_PORT, parseSubnet, subnetsOverlap, type CreateRequest } from '../core/spec.js';
+import { checkCreateRequest, checkSubnet, flagOf, MIN_CLUSTER_PORT, parseSubnet, subnetsOverlap, type CreateInput, type CreateRequest } from '../core/spec.js';
+import { parseDuration } from '../core/duration.js';
 import { cleanLine, sanitizeLine } from '../core/text.js';
+import { pickErrorLine } from '../core/errorline.js';
 import { isTerminal, type AuditEvent, type Cluster, type Task, type TaskKind, type TaskState } from '../core/types.js';
 import { countCsvRows, parseEnvironmentsCsv } from '../core/csv.js';
 import { hostPortBusy } from '../provision/hostports.js';
 import { doctor, type ToolReport } from '../provision/doctor.js';
 import { routesStatus } from '../provision/routes.js';
-import { parseStatus, scriptFor, statusCall, type StatusResult } from '../provision/scripts.js';
+import { adoptCall, parseStatus, scriptFor, statusCall, type StatusResult } from '../provision/scripts.js';
 import { acquireLock, ownProcessGroup, processesWithEnv, processRunning, processStart, type Lock } from '../store/lock.js';
 import { Store } from '../store/state.js';
 import { Feed, type Listener, type SessionInfo, type Snapshot } from './feed.js';
@@ -286,28 +288,50 @@ export class Engine {
 
   /**
    * Creates the cluster record (`creating`) and queues its create task; resolves once both are on disk.
-   * Re-creating a failed or absent record retries it: image, ports and subnet not given are the recorded
-   * ones; `guard` (every face passes authorize through it) decides whether the actor may act on the record.
+   * Re-creating a failed or absent record retries it with everything recorded (provider, servers, agents,
+   * image, ports, subnet, expiry, import options): a setting not given is the recorded one, config defaults
+   * apply only to new records, and the task's log says what the retry reuses. A different provider is
+   * refused; other given settings are honoured, as `guard` (every face passes authorize through it) allows.
    */
-  create(req: CreateRequest, actor: Actor, guard?: RecreateGuard): Promise<Task> {
-    checkCreateRequest(req);
+  create(input: CreateInput, actor: Actor, guard?: RecreateGuard): Promise<Task> {
     return this.admit(async () => {
       this.refuseWhenStopping();
+      const existing = this.store.data.clusters.find((c) => c.name === input.name);
+      const d = this.cfg.defaults;
+      const req: CreateRequest = {
+        ...input,
+        provider: input.provider ?? existing?.provider ?? d.provider,
+        servers: input.servers ?? existing?.servers ?? d.servers,
+        agents: input.agents ?? existing?.agents ?? d.agents,
+      };
+      checkCreateRequest(req);
       this.assertIdle(req.name);
-      const existing = this.store.data.clusters.find((c) => c.name === req.name);
+      let expiresAt: string | undefined;
       if (existing) {
         if (existing.actual !== 'failed' && existing.actual !== 'absent') {
           throw conflict(`name: cluster "${req.name}" already exists (${existing.actual})`, 'name');
         }
         if (existing.provider !== req.provider) {
-          throw conflict(`provider: cluster "${req.name}" is recorded as ${existing.provider}; delete it first to change provider`, 'provider');
+          throw conflict(`provider: cluster "${req.name}" is recorded as ${existing.provider}; a retry keeps its provider (omit --provider, or delete it first to change provider)`, 'provider');
         }
         const changes: string[] = [];
+        if (input.servers !== undefined && input.servers !== existing.servers) changes.push('servers');
+        if (input.agents !== undefined && input.agents !== existing.agents) changes.push('agents');
         if (req.image !== undefined && req.image !== existing.image) changes.push('image');
         for (const k of ['httpPort', 'httpsPort', 'apiPort'] as const) if (req[k] !== undefined && req[k] !== existing[k]) changes.push(flagOf(k));
         if (req.subnet !== undefined && req.subnet !== existing.subnet) changes.push('subnet');
+        if (req.ttlMs !== undefined) changes.push('ttl');
         guard?.(clone(existing), changes);
+        if (req.ttlMs === undefined && existing.expiresAt) {
+          if (Date.parse(existing.expiresAt) <= Date.now()) {
+            throw conflict(`ttl: cluster "${req.name}" expired at ${existing.expiresAt}; give --ttl to retry it with a new expiry, or delete it`, 'ttl');
+          }
+          expiresAt = existing.expiresAt;
+        }
+      } else if (req.ttlMs === undefined && d.ttl) {
+        req.ttlMs = parseDuration('ttl', d.ttl);
       }
+      if (req.ttlMs !== undefined) expiresAt = new Date(Date.now() + req.ttlMs).toISOString();
       const image = req.image ?? existing?.image;
       const subnet = req.subnet ?? existing?.subnet;
       // A recorded subnet is held to today's rules too (it may predate them); --subnet replaces it.
@@ -337,7 +361,7 @@ export class Engine {
         createdAt: existing?.createdAt ?? at,
         desired: 'present',
         actual: 'creating',
-        ...(req.ttlMs ? { expiresAt: new Date(Date.now() + req.ttlMs).toISOString() } : {}),
+        ...(expiresAt ? { expiresAt } : {}),
         kubeContext: kubeContextFor(req.provider, req.name),
         kubeconfig: join(this.kubeDir, `${req.name}.yaml`),
         ...(this.cfg.routes.enabled ? { domain: `${req.name}.${this.cfg.routes.baseDomain}` } : {}),
@@ -347,6 +371,7 @@ export class Engine {
       };
       const params: Record<string, string | number | boolean> = { newRecord: !existing };
       if (req.removeOnFailure) params.removeOnFailure = true;
+      if (existing) params.retry = retryLine(cluster, existing);
       return this.enqueue('create', cluster, actor, params, (d) => {
         const i = d.clusters.findIndex((c) => c.name === cluster.name);
         if (i >= 0) d.clusters[i] = cluster;
@@ -489,8 +514,11 @@ export class Engine {
   }
 
   /**
-   * Records a cluster the provider has but kindler does not (an "unmanaged" one): desired present,
-   * owner `actor`, ports read from nothing (allocated), actual re-checked. Nothing is created or changed.
+   * Records a cluster the provider has but kindler does not (an "unmanaged" one): desired as it runs, owner
+   * `actor`. Its ports, node counts and image are read from docker (`cluster.sh adopt`: the port bindings of
+   * the k3d serverlb or server-0, of the kind control plane or external load balancer) and its kubeconfig is
+   * written to kindler's own file (mode 0600; never ~/.kube/config). A cluster whose ports cannot be read, or
+   * clash with another record's or break the port rules, is refused with the reason, and nothing is kept.
    */
   adopt(name: string, provider: Cluster['provider'], actor: Actor): Promise<Cluster> {
     return this.admit(async () => {
@@ -498,22 +526,59 @@ export class Engine {
       if (this.store.data.clusters.some((c) => c.name === name)) throw conflict(`name: cluster "${name}" is already recorded`, 'name');
       const status = await this.probe(name, provider);
       if (status.state === 'absent') throw notFound(`cluster: ${provider} has no cluster named "${name}"`);
-      const others = this.store.data.clusters;
-      const ports = await this.pickPorts({ name, provider, servers: 1, agents: 0 }, undefined, others);
-      const at = now();
-      const c: Cluster = {
-        name, provider, servers: 1, agents: Math.max(0, status.nodes - 1), ...ports, owner: actor.user, createdAt: at,
-        desired: status.state === 'stopped' ? 'stopped' : 'present', actual: status.state === 'degraded' ? 'unknown' : status.state,
-        kubeContext: kubeContextFor(provider, name), kubeconfig: join(this.kubeDir, `${name}.yaml`),
-        lastError: 'adopted: ports and node counts were not set by kindler (the provider mapped its own); its kubeconfig is not written by kindler',
-        updatedAt: at,
-      };
-      await this.store.update((d) => {
-        d.clusters.push(c);
-        this.audit(d, actor, 'adopt', name, 'ok');
-      });
-      this.emitCluster(name);
-      return clone(c);
+      const kubeconfig = join(this.kubeDir, `${name}.yaml`);
+      const staged = join(this.kubeDir, `.adopt-${name}.yaml`);
+      try {
+        let found: Record<string, unknown>;
+        try {
+          found = await queryScript({ ...adoptCall(this.cfg, name, provider, staged), cwd: this.cfg.scriptsDir, ...(this.opts.scriptEnv ? { env: this.opts.scriptEnv } : {}), timeoutMs: this.cfg.timeouts.status * 1000 });
+        } catch (e) {
+          throw failed(`adopt: cannot read ${provider} cluster "${name}" from docker: ${(e as Error).message}`);
+        }
+        const num = (k: string, min: number, max: number): number => {
+          const v = found[k];
+          if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw failed(`adopt: cluster.sh adopt gave ${k} ${JSON.stringify(v)}, not a whole number ${min}-${max}`);
+          return v;
+        };
+        const state = found.state;
+        if (state !== 'running' && state !== 'stopped' && state !== 'degraded') throw failed(`adopt: cluster.sh adopt gave state ${JSON.stringify(state)}`);
+        const ports = { httpPort: num('httpPort', 1, 65535), httpsPort: num('httpsPort', 1, 65535), apiPort: num('apiPort', 1, 65535) };
+        const servers = num('servers', 1, 1000);
+        const agents = num('agents', 0, 1000);
+        const image = typeof found.image === 'string' && found.image ? found.image : undefined;
+        // The ports the provider really published are recorded as they are, or the adoption is refused.
+        const own = this.ownPorts();
+        for (const k of ['httpPort', 'httpsPort', 'apiPort'] as const) {
+          const v = ports[k];
+          if (v < MIN_CLUSTER_PORT) throw usageError(`${flagOf(k)}: ${provider} cluster "${name}" publishes it on ${v}; kindler's clusters use ports ${MIN_CLUSTER_PORT}-65535, so it cannot be adopted`, flagOf(k));
+          const key = own.get(v);
+          if (key) throw conflict(`${flagOf(k)}: ${provider} cluster "${name}" publishes it on ${v}, the routes frontend's own port (${key}); it cannot be adopted`, flagOf(k));
+          const other = this.store.data.clusters.find((c) => c.httpPort === v || c.httpsPort === v || c.apiPort === v);
+          if (other) throw conflict(`${flagOf(k)}: ${provider} cluster "${name}" publishes it on ${v}, which cluster "${other.name}" has recorded; it cannot be adopted`, flagOf(k));
+        }
+        try {
+          await rename(staged, kubeconfig);
+        } catch (e) {
+          throw failed(`adopt: cannot move the kubeconfig into place at ${kubeconfig}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+        }
+        const at = now();
+        const c: Cluster = {
+          name, provider, servers, agents, ...(image ? { image } : {}), ...ports, owner: actor.user, createdAt: at,
+          desired: state === 'stopped' ? 'stopped' : 'present', actual: state === 'degraded' ? 'unknown' : state,
+          kubeContext: kubeContextFor(provider, name), kubeconfig,
+          ...(state === 'degraded' ? { lastError: `degraded: ${String(found.running)} of ${String(found.nodes)} nodes running` } : {}),
+          ...(this.cfg.routes.enabled ? { domain: `${name}.${this.cfg.routes.baseDomain}` } : {}),
+          updatedAt: at,
+        };
+        await this.store.update((d) => {
+          d.clusters.push(c);
+          this.audit(d, actor, 'adopt', name, 'ok');
+        });
+        this.emitCluster(name);
+        return clone(c);
+      } finally {
+        await rm(staged, { force: true });
+      }
     });
   }
 
@@ -841,6 +906,7 @@ export class Engine {
     c.updatedAt = now();
     const call = scriptFor(this.cfg, t.kind, c, t.params);
     log.add(`[kindler] ${t.kind} ${c.name} (${c.provider}) started by ${t.user} as task ${t.id}`);
+    if (typeof t.params?.retry === 'string') log.add(`[kindler] ${t.params.retry}`);
     const post = (this.opts.postSteps ?? []).filter((p) => p.applies(t.kind, c));
     const state: Running = { task: t, log, stderrTail: [], reachedCreate: false, post, run: undefined as unknown as Run };
     state.run = runScript({
@@ -957,8 +1023,8 @@ export class Engine {
       reason = 'the script exited 0 but printed no result line';
     } else {
       state = 'failed';
-      // Without an error marker, the script's last stderr line is the best reason there is.
-      const lastErr = s.stderrTail[s.stderrTail.length - 1];
+      // Without an error marker, the stderr line that says what failed is the best reason there is.
+      const lastErr = pickErrorLine(s.stderrTail);
       reason = s.errorText ?? `${r.signal ? `the script was killed by ${r.signal}` : `the script exited with code ${r.exitCode}`}${lastErr ? `: ${cleanLine(lastErr, 300)}` : ''}`;
     }
 
@@ -1313,4 +1379,28 @@ export class Engine {
   static checkTaskId(id: string): void {
     if (!/^t-[0-9]{1,9}$/.test(id)) throw usageError(`task: must be a task id like t-12 (got "${sanitizeLine(id).slice(0, 40)}")`, 'task');
   }
+}
+
+/**
+ * The line a retry starts with: every setting it runs with, and which of them were given now instead of
+ * taken from the record.
+ */
+function retryLine(c: Cluster, was: Cluster): string {
+  const settings = [
+    `provider ${c.provider}`,
+    `servers ${c.servers}`,
+    `agents ${c.agents}`,
+    `image ${c.image ?? "(the provider's default)"}`,
+    `ports http ${c.httpPort}, https ${c.httpsPort}, api ${c.apiPort}`,
+    `subnet ${c.subnet ?? '(none)'}`,
+    `expires ${c.expiresAt ?? 'never'}`,
+  ];
+  const given: string[] = [];
+  if (c.servers !== was.servers) given.push('servers');
+  if (c.agents !== was.agents) given.push('agents');
+  if (c.image !== was.image) given.push('image');
+  for (const k of ['httpPort', 'httpsPort', 'apiPort'] as const) if (c[k] !== was[k]) given.push(flagOf(k));
+  if (c.subnet !== was.subnet) given.push('subnet');
+  if (c.expiresAt !== was.expiresAt) given.push('ttl');
+  return `retrying ${c.name} with its recorded settings: ${settings.join('; ')}${given.length ? ` (given now: ${given.join(', ')})` : ''}`;
 }

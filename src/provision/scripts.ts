@@ -46,6 +46,11 @@ export function statusCall(cfg: Config, name: string, provider: string): ScriptC
   return { script: join(cfg.scriptsDir, 'cluster.sh'), args: ['status', '--name', name, '--provider', provider] };
 }
 
+/** Reads an existing cluster's published ports, node counts and image from docker, and writes its kubeconfig to `kubeconfig`. */
+export function adoptCall(cfg: Config, name: string, provider: string, kubeconfig: string): ScriptCall {
+  return { script: join(cfg.scriptsDir, 'cluster.sh'), args: ['adopt', '--name', name, '--provider', provider, '--kubeconfig', kubeconfig] };
+}
+
 export type ProviderState = 'running' | 'stopped' | 'degraded' | 'absent';
 
 export interface StatusResult { state: ProviderState; nodes: number; running: number }
