@@ -96,7 +96,7 @@ const TEST_LIMITS: SshLimits = {
   ...DEFAULT_SSH_LIMITS,
   maxUnauthenticated: 50,
   loginGraceMs: 20_000,
-  rateLimit: { failures: 1000, windowMs: 60_000, blockMs: 60_000 },
+  rateLimit: { failures: 1000, windowMs: 60_000, blockMs: 60_000, delayMs: 0 },
   maxSessionsPerUser: 20,
   maxChannelsPerConnection: 10,
 };
@@ -762,13 +762,16 @@ test('users-file changes apply without a restart: a new key works, a removed key
 // ---- limits ----------------------------------------------------------------------------------------
 
 test('failed logins from 127.0.0.1 (shared by every local user) never lock out a listed key: the address is marked, alice still logs in from it', async (t) => {
-  const h = await setup(t, { limits: { rateLimit: { failures: 3, windowMs: 60_000, blockMs: 60_000 } } });
+  const h = await setup(t, { limits: { rateLimit: { failures: 3, windowMs: 60_000, blockMs: 60_000, delayMs: 300 } } });
+  const ms: number[] = [];
   for (let i = 0; i < 4; i++) {
     const r = await h.ssh(stranger, ['version']);
     assert.equal(r.code, 255);
     assert.match(r.stderr, /Permission denied \(publickey\)/, 'an unknown key is refused at the handshake, not dropped before it');
+    ms.push(r.ms);
   }
-  await h.waitLog(/ssh: 127\.0\.0\.1: 3 failed logins within 60000 ms; for 60000 ms its pending connections are closed first when the pre-auth table is full \(keys in the users file still log in from it\)/);
+  await h.waitLog(/ssh: 127\.0\.0\.1: 3 failed logins within 60000 ms; for 60000 ms its pending connections are closed first when the pre-auth table is full and its failed attempts are answered after 300 ms \(keys in the users file still log in from it at once\)/);
+  assert.ok(ms[3]! >= 300, `a failed attempt from the marked address is answered after the delay (took ${ms[3]} ms)`);
   await h.waitLog(new RegExp(`ssh: key ${stranger.fp.replace(/[+/]/g, '\\$&')}: 3 failed logins within 60000 ms \\(last from 127\\.0\\.0\\.1\\)`));
   // The same address, a listed key: served at once (before the fix it was dropped for 60 s).
   const same = await h.ssh(alice, ['version']);
@@ -835,8 +838,33 @@ test('40 idle pre-auth connections from 127.0.0.1 (table of 32) do not lock out 
   await s2.exit;
 });
 
+test('all connections together are capped (below the fd limit): a pending one makes room; with all logged in, the newcomer is dropped and logged', async (t) => {
+  const h = await setup(t, { limits: { maxConnections: 4 } });
+  const a1 = await h.client(alice);
+  const a2 = await h.client(alice);
+  const b1 = await h.client(bob);
+  const pending = raw(h.srv.port);
+  await pending.waitData(/^SSH-2\.0-kindler/);
+  // Full (3 logged in + 1 pending): vic's connection takes the pending one's place.
+  const v1 = await h.client(vic);
+  await within(pending.closed, 10_000, 'the pending connection to make room');
+  await h.waitLog(/a connection not logged in yet was closed to make room for one from 127\.0\.0\.1 \(4 connections open, max 4;/);
+  // Full and all logged in: a fifth is dropped before the banner.
+  const fifth = raw(h.srv.port);
+  await within(fifth.closed, 10_000, 'the fifth connection to be dropped');
+  assert.equal(fifth.data(), '');
+  await h.waitLog(/127\.0\.0\.1: connection dropped: 4 connections open, all logged in \(max 4\)/);
+  const gone = new Promise<void>((r) => a1.once('close', () => r()));
+  a1.end();
+  await within(gone, 10_000, 'a connection to close');
+  await h.waitLog(/alice from 127\.0\.0\.1 disconnected/);
+  const again = await h.ssh(alice, ['version']);
+  assert.equal(again.code, 0, again.stderr);
+  for (const c of [a2, b1, v1]) c.end();
+});
+
 test('an expiring login grace is not a failed login: idle connections time out without marking the address', async (t) => {
-  const h = await setup(t, { limits: { loginGraceMs: 300, rateLimit: { failures: 2, windowMs: 60_000, blockMs: 60_000 } } });
+  const h = await setup(t, { limits: { loginGraceMs: 300, rateLimit: { failures: 2, windowMs: 60_000, blockMs: 60_000, delayMs: 0 } } });
   const idle = [raw(h.srv.port), raw(h.srv.port), raw(h.srv.port)];
   await Promise.all(idle.map((c) => c.closed));
   await h.waitLog(/127\.0\.0\.1: not logged in within 300 ms; closing/);
@@ -852,7 +880,7 @@ test('an expiring login grace is not a failed login: idle connections time out w
 });
 
 test('logged-in connections are capped per user; over the cap a login is refused and logged, not counted as a failure', async (t) => {
-  const h = await setup(t, { limits: { maxConnectionsPerUser: 2, rateLimit: { failures: 1, windowMs: 60_000, blockMs: 60_000 } } });
+  const h = await setup(t, { limits: { maxConnectionsPerUser: 2, rateLimit: { failures: 1, windowMs: 60_000, blockMs: 60_000, delayMs: 0 } } });
   const a1 = await h.client(alice);
   const a2 = await h.client(alice);
   await assert.rejects(h.client(alice), /All configured authentication methods failed|closed before it was ready/);

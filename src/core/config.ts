@@ -94,7 +94,10 @@ export interface SshConfig {
   noChannelTimeoutSeconds: number;
   loginGraceSeconds: number;
   maxAuthTries: number;
-  rateLimit: { failures: number; windowSeconds: number; blockSeconds: number };
+  /** `failures` within `windowSeconds` mark an address for `blockSeconds`: never a lockout (a listed key
+   *  still logs in from it); its pending connections go first when the table is full, and each failed
+   *  attempt from it is answered after `delaySeconds` (0: no delay). */
+  rateLimit: { failures: number; windowSeconds: number; blockSeconds: number; delaySeconds: number };
   maxSessionsPerUser: number;
   maxChannelsPerConnection: number;
   /** No keyboard input for this long warns the session; idleCloseSeconds closes it. */
@@ -124,7 +127,7 @@ export const DEFAULT_CONFIG: Omit<Config, 'dataDir' | 'scriptsDir' | 'hooksDir'>
     noChannelTimeoutSeconds: 60,
     loginGraceSeconds: 20,
     maxAuthTries: 6,
-    rateLimit: { failures: 10, windowSeconds: 60, blockSeconds: 300 },
+    rateLimit: { failures: 10, windowSeconds: 60, blockSeconds: 300, delaySeconds: 1 },
     maxSessionsPerUser: 8,
     maxChannelsPerConnection: 4,
     idleWarnSeconds: 1740,
@@ -203,6 +206,8 @@ export function configProblems(c: Config): string[] {
   if (ssh && Number.isInteger(ssh.maxConnections) && Number.isInteger(ssh.maxUnauthenticated) && ssh.maxUnauthenticated > ssh.maxConnections) out.push('ssh.maxUnauthenticated: must not be more than ssh.maxConnections');
   if (ssh && Number.isInteger(ssh.maxConnections) && ssh.maxConnections > 100_000) out.push('ssh.maxConnections: must be at most 100000 (and below the fd limit)');
   for (const k of ['failures', 'windowSeconds', 'blockSeconds'] as const) posInt(`ssh.rateLimit.${k}`, ssh?.rateLimit?.[k]);
+  posInt('ssh.rateLimit.delaySeconds', ssh?.rateLimit?.delaySeconds, 0);
+  if (ssh?.rateLimit && Number.isInteger(ssh.rateLimit.delaySeconds) && Number.isInteger(ssh.loginGraceSeconds) && ssh.rateLimit.delaySeconds >= ssh.loginGraceSeconds) out.push('ssh.rateLimit.delaySeconds: must be less than ssh.loginGraceSeconds');
   if (ssh && ssh.idleWarnSeconds >= ssh.idleCloseSeconds) out.push('ssh.idleWarnSeconds: must be less than ssh.idleCloseSeconds');
   return out;
 }

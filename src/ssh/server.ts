@@ -60,8 +60,10 @@ export interface SshLimits {
   loginGraceMs: number;
   /** Failed authentication attempts on one connection before it is closed. */
   maxAuthTries: number;
-  /** Failed logins per source address (see ratelimit.ts). */
-  rateLimit: { failures: number; windowMs: number; blockMs: number };
+  /** Failed logins per source address (see ratelimit.ts). While an address is blocked, each refusal of
+   *  a login attempt from it is answered only after `delayMs` (a brute force slows to a crawl; a key
+   *  in the users file is never delayed). */
+  rateLimit: { failures: number; windowMs: number; blockMs: number; delayMs: number };
   /** Live sessions (TUI or verb) per user, all connections together. */
   maxSessionsPerUser: number;
   /** Session channels open at once on one connection (multiplexing). */
@@ -78,7 +80,7 @@ export const DEFAULT_SSH_LIMITS: SshLimits = {
   noChannelTimeoutMs: 60_000,
   loginGraceMs: 30_000,
   maxAuthTries: 6,
-  rateLimit: { failures: 10, windowMs: 60_000, blockMs: 300_000 },
+  rateLimit: { failures: 10, windowMs: 60_000, blockMs: 300_000, delayMs: 1000 },
   maxSessionsPerUser: 8,
   maxChannelsPerConnection: 4,
   idleWarnMs: 25 * 60_000,
@@ -166,6 +168,8 @@ interface Conn {
   authed: boolean;
   released: boolean;
   grace?: NodeJS.Timeout;
+  /** Refusals held back while the source is blocked (see rateLimit.delayMs). */
+  delayed: Set<NodeJS.Timeout>;
   /** Closes a logged-in connection with no session channel open (see noChannelTimeoutMs). */
   idle?: NodeJS.Timeout;
   onData?: () => void;
@@ -267,20 +271,35 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
     c.idle.unref();
   };
 
-  /** One failed authentication attempt: counted for the connection, the offered key and the address. */
-  const failAuth = (c: Conn, why: string, fp?: string) => {
+  /**
+   * One failed authentication attempt: counted for the connection, the offered key and the address,
+   * then refused (after rateLimit.delayMs while the address is blocked).
+   */
+  const failAuth = (c: Conn, ctx: AuthContext, why: string, fp?: string) => {
     c.failures++;
     log('warn', `ssh: ${c.ip}: login refused: ${why}`);
     const rl = limits.rateLimit;
     if (limiter.fail(c.ip, c.id, fp)) {
       // Not a lockout: everyone on the host may share this address. Listed keys still log in from it.
-      log('warn', `ssh: ${c.ip}: ${rl.failures} failed logins within ${rl.windowMs} ms; for ${rl.blockMs} ms its pending connections are closed first when the pre-auth table is full (keys in the users file still log in from it)`);
+      log('warn', `ssh: ${c.ip}: ${rl.failures} failed logins within ${rl.windowMs} ms; for ${rl.blockMs} ms its pending connections are closed first when the pre-auth table is full and its failed attempts are answered after ${rl.delayMs} ms (keys in the users file still log in from it at once)`);
     }
     if (fp && limiter.keyFailures(fp) === rl.failures) log('warn', `ssh: key ${fp}: ${rl.failures} failed logins within ${rl.windowMs} ms (last from ${c.ip})`);
-    if (c.failures >= limits.maxAuthTries) {
-      log('warn', `ssh: ${c.ip}: ${c.failures} failed authentication attempts; closing the connection`);
-      endConn(c);
-    }
+    const last = c.failures >= limits.maxAuthTries;
+    if (last) log('warn', `ssh: ${c.ip}: ${c.failures} failed authentication attempts; closing the connection`);
+    const answer = () => {
+      try {
+        ctx.reject(['publickey']);
+      } catch { /* the connection is gone */ }
+      if (last) endConn(c);
+    };
+    const delay = rl.delayMs > 0 && !c.ending && limiter.blockedFor(c.ip) > 0 ? rl.delayMs : 0;
+    if (!delay) return answer();
+    // Bounded: one timer per failed attempt, at most maxAuthTries per connection, cleared on close.
+    const timer = setTimeout(() => {
+      c.delayed.delete(timer);
+      if (!c.sock.destroyed) answer();
+    }, delay);
+    c.delayed.add(timer);
   };
 
   const endConn = (c: Conn) => {
@@ -298,20 +317,15 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
     c.loginName ??= ctx.username;
     if (stopping || c.ending) return ctx.reject(['publickey']);
     if (ctx.method === 'none') return ctx.reject(['publickey']);
-    if (ctx.method !== 'publickey') {
-      failAuth(c, `${ctx.method} authentication is not offered`);
-      return ctx.reject(['publickey']);
-    }
+    if (ctx.method !== 'publickey') return failAuth(c, ctx, `${ctx.method} authentication is not offered`);
     const fp = fingerprint(ctx.key.data);
     // ssh2 reports rsa-sha2-256/512 as algo 'ssh-rsa' with hashAlgo set; plain ssh-rsa means SHA-1.
     if (ctx.key.algo === 'ssh-rsa' && ctx.hashAlgo !== 'sha256' && ctx.hashAlgo !== 'sha512') {
-      failAuth(c, `key ${fp}: ssh-rsa (SHA-1) signatures are not accepted; use rsa-sha2-256 or rsa-sha2-512 (OpenSSH >= 7.2 does)`, fp);
-      return ctx.reject(['publickey']);
+      return failAuth(c, ctx, `key ${fp}: ssh-rsa (SHA-1) signatures are not accepted; use rsa-sha2-256 or rsa-sha2-512 (OpenSSH >= 7.2 does)`, fp);
     }
     const match = users.findByKey(ctx.key.algo, ctx.key.data);
     if (!match) {
-      failAuth(c, `unknown key ${fp} (${shown(ctx.key.algo, 30)})`, fp);
-      return ctx.reject(['publickey']);
+      return failAuth(c, ctx, `unknown key ${fp} (${shown(ctx.key.algo, 30)})`, fp);
     }
     // A listed key: this connection is closed last when the pre-auth table is full.
     slots.shield(c.ip, c);
@@ -326,8 +340,7 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
       ok = false;
     }
     if (!ok) {
-      failAuth(c, `bad signature for key ${fp}`, fp);
-      return ctx.reject(['publickey']);
+      return failAuth(c, ctx, `bad signature for key ${fp}`, fp);
     }
     const held = userConns.get(match.user) ?? 0;
     if (held >= limits.maxConnectionsPerUser) {
@@ -423,7 +436,7 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
       logThrottled('conn cap', 'warn', `ssh: ${ip}: connection dropped: ${conns.size} connections open, all logged in (max ${limits.maxConnections})`);
       return sock.destroy();
     }
-    const c: Conn = { id: ++connSeq, ip, sock, authed: false, released: false, userCounted: false, failures: 0, sessions: new Set(), channels: 0, ending: false };
+    const c: Conn = { id: ++connSeq, ip, sock, authed: false, released: false, delayed: new Set(), userCounted: false, failures: 0, sessions: new Set(), channels: 0, ending: false };
     // A newcomer is always admitted; a full table closes the least active pending connection of the
     // source holding the most (blocked sources first; never one that offered a listed key while others remain).
     const adm = slots.admit(ip, c, full);
@@ -449,6 +462,8 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
     sock.once('close', () => {
       release(c);
       clearTimeout(c.idle);
+      for (const d of c.delayed) clearTimeout(d);
+      c.delayed.clear();
       conns.delete(c);
       if (c.userCounted) {
         c.userCounted = false;
