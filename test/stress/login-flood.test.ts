@@ -29,7 +29,7 @@ const KEYS = mkdtempSync(join(tmpdir(), 'kindler-flood-keys-'));
 process.on('exit', () => rmSync(KEYS, { recursive: true, force: true }));
 const alice = makeTestKey(KEYS, 'alice');
 const stranger = makeTestKey(KEYS, 'stranger');
-const ROUNDS = 21;
+const ROUNDS = 31;
 /** The refusal delay for a marked address: the shipped default. LOGIN_FLOOD_DELAY_MS=0 shows the flood without it (for comparison; expected to exceed 1.5x). */
 const DELAY_MS = process.env.LOGIN_FLOOD_DELAY_MS !== undefined ? Number(process.env.LOGIN_FLOOD_DELAY_MS) : DEFAULT_CONFIG.ssh.rateLimit.delaySeconds * 1000;
 const WIDTH = 16;
