@@ -136,7 +136,7 @@ const stats = (v: number[]) => ({ p50: fmt(pct(v, 50)), p95: fmt(pct(v, 95)) });
 
 async function main(): Promise<void> {
   const w = makeWorld({
-    ssh: { enabled: true, host: '127.0.0.1', port: 0, hostKeyFile: './keys/host', usersFile: './users.conf', maxSessionsPerUser: 64, maxUnauthenticated: 64 },
+    ssh: { enabled: true, host: '127.0.0.1', port: 0, hostKeyFile: './keys/host', usersFile: './users.conf', maxSessionsPerUser: 64, maxUnauthenticated: 64, maxConnectionsPerUser: 64 },
     checkHostPorts: false,
     schedules: QUIET_SCHEDULES,
   });

@@ -116,7 +116,7 @@ async function main(): Promise<void> {
   const w = makeWorld({
     ssh: {
       enabled: true, host: '127.0.0.1', port: 0, hostKeyFile: './keys/host', usersFile: './users.conf',
-      maxSessionsPerUser: SESSIONS + 10, maxUnauthenticated: SESSIONS + 10,
+      maxSessionsPerUser: SESSIONS + 10, maxUnauthenticated: SESSIONS + 10, maxConnectionsPerUser: SESSIONS + 10, maxConnections: SESSIONS + 50,
     },
     checkHostPorts: false,
     schedules: QUIET_SCHEDULES,

@@ -74,9 +74,12 @@ export async function runDaemon(cfg: Config): Promise<number> {
         hostName: hostname(),
         limits: {
           maxUnauthenticated: s.maxUnauthenticated,
+          maxConnections: s.maxConnections,
+          maxConnectionsPerUser: s.maxConnectionsPerUser,
+          noChannelTimeoutMs: s.noChannelTimeoutSeconds * 1000,
           loginGraceMs: s.loginGraceSeconds * 1000,
           maxAuthTries: s.maxAuthTries,
-          rateLimit: { failures: s.rateLimit.failures, windowMs: s.rateLimit.windowSeconds * 1000, blockMs: s.rateLimit.blockSeconds * 1000 },
+          rateLimit: { failures: s.rateLimit.failures, windowMs: s.rateLimit.windowSeconds * 1000, blockMs: s.rateLimit.blockSeconds * 1000, delayMs: s.rateLimit.delaySeconds * 1000 },
           maxSessionsPerUser: s.maxSessionsPerUser,
           maxChannelsPerConnection: s.maxChannelsPerConnection,
           idleWarnMs: s.idleWarnSeconds * 1000,

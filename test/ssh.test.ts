@@ -96,7 +96,7 @@ const TEST_LIMITS: SshLimits = {
   ...DEFAULT_SSH_LIMITS,
   maxUnauthenticated: 50,
   loginGraceMs: 20_000,
-  rateLimit: { failures: 1000, windowMs: 60_000, blockMs: 60_000 },
+  rateLimit: { failures: 1000, windowMs: 60_000, blockMs: 60_000, delayMs: 0 },
   maxSessionsPerUser: 20,
   maxChannelsPerConnection: 10,
 };
@@ -352,8 +352,40 @@ function raw(port: number, host = '127.0.0.1') {
   return { sock, data: () => data, waitData: waiter(() => data, e.subscribe), closed };
 }
 
+/** `p`, or a rejection naming `what` after `ms`. */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_r, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms)));
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
 function expectKindlerError(fn: () => unknown, re: RegExp): void {
   assert.throws(fn, (e: unknown) => e instanceof KindlerError && re.test(e.message));
+}
+
+/**
+ * An ssh2 client that authenticates with an RSA key under signature algorithm `algo`, signing with
+ * `hash` ("ssh-rsa" + "sha1" is what clients older than OpenSSH 7.2 do). ssh2's client always picks
+ * rsa-sha2-256 when the server lists it, so its USERAUTH_REQUEST is rewritten once the key exchange is done.
+ */
+function rsaClient(port: number, key: Key, algo: 'ssh-rsa' | 'rsa-sha2-256' | 'rsa-sha2-512', hash: 'sha1' | 'sha256' | 'sha512'): Promise<InstanceType<typeof Client>> {
+  return new Promise((resolve, reject) => {
+    const c = new Client();
+    c.once('handshake', () => {
+      type AuthPK = (user: string, pub: unknown, algo?: unknown, sign?: (buf: Buffer, done: (sig: Buffer) => void) => void) => void;
+      const proto = (c as unknown as { _protocol: { authPK: AuthPK } })._protocol;
+      const orig = proto.authPK.bind(proto);
+      proto.authPK = (user, pub, _algo, sign) =>
+        orig(user, pub, algo, sign ? (buf, done) => done(key.priv.sign(buf, hash) as Buffer) : undefined);
+    });
+    c.on('ready', () => {
+      c.end();
+      resolve(c);
+    });
+    c.on('error', reject);
+    c.on('close', () => reject(new Error('connection closed before it was ready')));
+    c.connect({ host: '127.0.0.1', port, username: 'kindler', privateKey: readFileSync(key.path), readyTimeout: 10_000 });
+  });
 }
 
 // ---- units ---------------------------------------------------------------------------------------
@@ -729,22 +761,30 @@ test('users-file changes apply without a restart: a new key works, a removed key
 
 // ---- limits ----------------------------------------------------------------------------------------
 
-test('repeated failures from one address block it; another address still connects promptly', async (t) => {
-  const h = await setup(t, { limits: { rateLimit: { failures: 3, windowMs: 60_000, blockMs: 60_000 } } });
-  for (let i = 0; i < 3; i++) {
+test('failed logins from 127.0.0.1 (shared by every local user) never lock out a listed key: the address is marked, alice still logs in from it', async (t) => {
+  const h = await setup(t, { limits: { rateLimit: { failures: 3, windowMs: 60_000, blockMs: 60_000, delayMs: 300 } } });
+  const ms: number[] = [];
+  for (let i = 0; i < 4; i++) {
     const r = await h.ssh(stranger, ['version']);
     assert.equal(r.code, 255);
+    assert.match(r.stderr, /Permission denied \(publickey\)/, 'an unknown key is refused at the handshake, not dropped before it');
+    ms.push(r.ms);
   }
-  await h.waitLog(/ssh: 127\.0\.0\.1: 3 failed logins within 60000 ms; new connections from it are dropped for 60000 ms/);
-  // Now even a valid key from that address is dropped at once, before any handshake.
-  const blocked = await h.ssh(alice, ['version']);
-  assert.equal(blocked.code, 255);
-  assert.doesNotMatch(blocked.stdout, /kindler/);
-  await h.waitLog(/127\.0\.0\.1: connection dropped: blocked after failed logins/);
-  // Another source address is unaffected.
+  await h.waitLog(/ssh: 127\.0\.0\.1: 3 failed logins within 60000 ms; for 60000 ms its pending connections are closed first when the pre-auth table is full and its failed attempts are answered after 300 ms \(keys in the users file still log in from it at once\)/);
+  assert.ok(ms[3]! >= 300, `a failed attempt from the marked address is answered after the delay (took ${ms[3]} ms)`);
+  await h.waitLog(new RegExp(`ssh: key ${stranger.fp.replace(/[+/]/g, '\\$&')}: 3 failed logins within 60000 ms \\(last from 127\\.0\\.0\\.1\\)`));
+  // The same address, a listed key: served at once (before the fix it was dropped for 60 s).
+  const same = await h.ssh(alice, ['version']);
+  assert.equal(same.code, 0, same.stderr);
+  assert.equal(same.stdout, 'kindler 0.1.0\n');
+  assert.ok(same.ms < 5000, `took ${same.ms} ms`);
+  assert.equal(h.logs.filter((l) => /connection dropped/.test(l)).length, 0, 'nothing was dropped by address');
+  // An agent offering unknown keys before the listed one still gets in from the marked address.
+  const agentLike = await h.ssh([strangers[0]!, strangers[1]!, bob], ['version']);
+  assert.equal(agentLike.code, 0, agentLike.stderr);
+  // Other sources are unaffected.
   const other = await h.ssh(alice, ['version'], { opts: ['-b', '127.0.0.2'] });
   assert.equal(other.code, 0, other.stderr);
-  assert.ok(other.ms < 5000, `took ${other.ms} ms`);
   await h.waitLog(/alice \(admin\) logged in from 127\.0\.0\.2/);
 });
 
@@ -768,42 +808,148 @@ test('a connection that does not log in within the grace time is closed', async 
   assert.equal(ok.code, 0, ok.stderr);
 });
 
-test('unauthenticated connections are capped', async (t) => {
-  const h = await setup(t, { limits: { maxUnauthenticated: 2 } });
-  const a = raw(h.srv.port);
-  const b = raw(h.srv.port);
-  await a.waitData(/^SSH-2\.0-kindler/);
-  await b.waitData(/^SSH-2\.0-kindler/);
-  const c = raw(h.srv.port);
-  await c.closed;
-  assert.equal(c.data(), '', 'the third connection is dropped before the banner');
-  await h.waitLog(/connection dropped: 2 connections have not logged in yet \(max 2\)/);
-  const refused = await h.ssh(alice, ['version']);
-  assert.equal(refused.code, 255);
-  // Authenticated connections do not count: free the slots, then log in and stay connected.
-  a.sock.destroy();
-  b.sock.destroy();
-  await a.closed;
-  await b.closed;
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const probe = raw(h.srv.port);
-    const ok = await Promise.race([probe.waitData(/^SSH-2\.0-kindler/, 2000).then(() => true), probe.closed.then(() => false)]).catch(() => false);
-    probe.sock.destroy();
-    await probe.closed;
-    if (ok) break;
-    if (Date.now() > deadline) throw new Error('the freed slots were never reused');
-  }
+test('40 idle pre-auth connections from 127.0.0.1 (table of 32) do not lock out a valid key from 127.0.0.1; the table stays bounded', async (t) => {
+  const CAP = 32;
+  const h = await setup(t, { limits: { maxUnauthenticated: CAP } });
+  const idle = Array.from({ length: 40 }, () => raw(h.srv.port));
+  let closed = 0;
+  const ev = emitterOf();
+  for (const c of idle) void c.closed.then(() => (closed++, ev.wake()));
+  const closedAtLeast = waiter(() => String(closed).padStart(3, '0'), ev.subscribe);
+  // Every newcomer is admitted; the oldest idle ones are closed to keep 32 pending.
+  await closedAtLeast(/^0(0[89]|[1-9]\d)$/, 10_000);
+  assert.equal(closed, 8, `${closed} idle connections closed (40 opened, table of ${CAP})`);
+  // The same address, a valid key, with the table full of that address's idle connections.
+  const r = await h.ssh(alice, ['version']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(r.ms < 5000, `took ${r.ms} ms`);
+  await h.waitLog(/127\.0\.0\.1: a connection not logged in yet was closed to make room for one from 127\.0\.0\.1 \(32 not logged in, max 32; \d+ still pending from 127\.0\.0\.1\)/);
+  assert.equal(closed, 9, 'the login took one more idle slot, not the login');
+  assert.equal(h.logs.filter((l) => /connection dropped/.test(l)).length, 0);
+  // Logged-in connections do not hold pre-auth slots.
   const s1 = await h.shell(alice);
   const s2 = await h.shell(bob);
   await s1.waitFor(/stub tui/);
   await s2.waitFor(/stub tui/);
-  const third = await h.ssh(vic, ['version']);
-  assert.equal(third.code, 0, third.stderr);
+  for (const c of idle) c.sock.destroy();
   s1.send('q');
   s2.send('q');
   await s1.exit;
   await s2.exit;
+});
+
+test('all connections together are capped (below the fd limit): a pending one makes room; with all logged in, the newcomer is dropped and logged', async (t) => {
+  const h = await setup(t, { limits: { maxConnections: 4 } });
+  const a1 = await h.client(alice);
+  const a2 = await h.client(alice);
+  const b1 = await h.client(bob);
+  const pending = raw(h.srv.port);
+  await pending.waitData(/^SSH-2\.0-kindler/);
+  // Full (3 logged in + 1 pending): vic's connection takes the pending one's place.
+  const v1 = await h.client(vic);
+  await within(pending.closed, 10_000, 'the pending connection to make room');
+  await h.waitLog(/a connection not logged in yet was closed to make room for one from 127\.0\.0\.1 \(4 connections open, max 4;/);
+  // Full and all logged in: a fifth is dropped before the banner.
+  const fifth = raw(h.srv.port);
+  await within(fifth.closed, 10_000, 'the fifth connection to be dropped');
+  assert.equal(fifth.data(), '');
+  await h.waitLog(/127\.0\.0\.1: connection dropped: 4 connections open, all logged in \(max 4\)/);
+  const gone = new Promise<void>((r) => a1.once('close', () => r()));
+  a1.end();
+  await within(gone, 10_000, 'a connection to close');
+  await h.waitLog(/alice from 127\.0\.0\.1 disconnected/);
+  const again = await h.ssh(alice, ['version']);
+  assert.equal(again.code, 0, again.stderr);
+  for (const c of [a2, b1, v1]) c.end();
+});
+
+test('an expiring login grace is not a failed login: idle connections time out without marking the address', async (t) => {
+  const h = await setup(t, { limits: { loginGraceMs: 300, rateLimit: { failures: 2, windowMs: 60_000, blockMs: 60_000, delayMs: 0 } } });
+  const idle = [raw(h.srv.port), raw(h.srv.port), raw(h.srv.port)];
+  await Promise.all(idle.map((c) => c.closed));
+  await h.waitLog(/127\.0\.0\.1: not logged in within 300 ms; closing/);
+  assert.equal(h.logs.filter((l) => /not logged in within 300 ms/.test(l)).length, 3);
+  assert.equal(h.logs.filter((l) => /failed logins/.test(l)).length, 0, 'grace expiries are not failures');
+  const ok = await h.ssh(alice, ['version']);
+  assert.equal(ok.code, 0, ok.stderr);
+  // One real failure does not reach the threshold of 2 either (the expiries did not count).
+  const bad = await h.ssh(stranger, ['version']);
+  assert.equal(bad.code, 255);
+  await h.waitLog(/login refused: unknown key/);
+  assert.equal(h.logs.filter((l) => /failed logins within/.test(l)).length, 0);
+});
+
+test('logged-in connections are capped per user; over the cap a login is refused and logged, not counted as a failure', async (t) => {
+  const h = await setup(t, { limits: { maxConnectionsPerUser: 2, rateLimit: { failures: 1, windowMs: 60_000, blockMs: 60_000, delayMs: 0 } } });
+  const a1 = await h.client(alice);
+  const a2 = await h.client(alice);
+  await assert.rejects(h.client(alice), /All configured authentication methods failed|closed before it was ready/);
+  await h.waitLog(/ssh: 127\.0\.0\.1: login of alice with key SHA256:\S+ refused: 2 connections already logged in for alice \(max 2\); close some and retry/);
+  const cli = await h.ssh(alice, ['version']);
+  assert.equal(cli.code, 255, 'the OpenSSH client is refused too');
+  assert.equal(h.logs.filter((l) => /failed logins within/.test(l)).length, 0, 'not a failed login');
+  const b = await h.ssh(bob, ['version']);
+  assert.equal(b.code, 0, 'other users are not affected');
+  const gone = new Promise<void>((r) => a1.once('close', () => r()));
+  a1.end();
+  await within(gone, 10_000, "alice's first connection to close");
+  const from = h.logs.length;
+  await h.waitLog(/alice from 127\.0\.0\.1 disconnected/, 10_000, 0);
+  const again = await h.ssh(alice, ['version']);
+  assert.equal(again.code, 0, again.stderr);
+  await h.waitLog(/alice \(admin\) logged in/, 10_000, from);
+  a2.end();
+});
+
+test('a logged-in connection that never opens a channel is closed after noChannelTimeoutMs; one with a channel open is not', async (t) => {
+  const h = await setup(t, { limits: { noChannelTimeoutMs: 400 } });
+  const busy = await h.shell(bob);
+  await busy.waitFor(/stub tui: bob/);
+  const started = Date.now();
+  const idle = await h.client(alice);
+  const idleClosed = new Promise<number>((r) => idle.once('close', () => r(Date.now() - started)));
+  const ms = await within(idleClosed, 10_000, 'the connection without a channel to be closed');
+  assert.ok(ms >= 350 && ms < 10_000, `closed after ${ms} ms`);
+  await h.waitLog(/alice from 127\.0\.0\.1: no session channel open for 400 ms; closing the connection/);
+  // Bob's connection, with a channel open all along, is still served.
+  busy.send('r');
+  await busy.waitFor(/run: 0 /);
+  assert.equal(h.logs.filter((l) => /bob from .*no session channel open/.test(l)).length, 0);
+  // Once bob's last channel closes, his connection gets the same timeout.
+  const from = h.logs.length;
+  busy.send('q');
+  assert.equal(await busy.exit, 0);
+  await h.waitLog(/bob from 127\.0\.0\.1: no session channel open for 400 ms; closing the connection/, 10_000, from);
+});
+
+test('RSA: ssh-rsa (SHA-1) signatures are refused with a clear log line; the real OpenSSH client with an RSA key still logs in (rsa-sha2-256/512)', async (t) => {
+  const rsa = makeKey('rsa-sha1', 'rsa', 2048);
+  const h = await setup(t, { users: `${USERS}rsauser operator ${rsa.pub}\n` });
+  // OpenSSH 9.2 can still be told to use ssh-rsa (SHA-1) explicitly: it must not get in.
+  const sha1 = await h.ssh(rsa, ['version'], { opts: ['-o', 'PubkeyAcceptedAlgorithms=ssh-rsa', '-o', 'HostKeyAlgorithms=ssh-ed25519'] });
+  assert.equal(sha1.code, 255, sha1.stdout);
+  assert.match(sha1.stderr, /Permission denied \(publickey\)/);
+  await h.waitLog(new RegExp(`login refused: key ${rsa.fp.replace(/[+/]/g, '\\$&')}: ssh-rsa \\(SHA-1\\) signatures are not accepted; use rsa-sha2-256 or rsa-sha2-512`));
+  assert.equal(h.logs.filter((l) => /rsauser .*logged in/.test(l)).length, 0);
+  // The defaults work (OpenSSH picks rsa-sha2-256: ssh2's server-sig-algs list is missing a comma
+  // before rsa-sha2-512, so OpenSSH never sees that one), and so does rsa-sha2-256 forced.
+  for (const algo of [undefined, 'rsa-sha2-256']) {
+    const from = h.logs.length;
+    const ok = await h.ssh(rsa, ['version'], { opts: algo ? ['-o', `PubkeyAcceptedAlgorithms=${algo}`] : [] });
+    assert.equal(ok.code, 0, `${algo ?? 'default'}: ${ok.stderr}`);
+    await h.waitLog(/rsauser \(operator\) logged in/, 10_000, from);
+  }
+  // An ssh2 client signing with SHA-1 (no server-sig-algs seen, as an old client would): refused too.
+  const from = h.logs.length;
+  await assert.rejects(rsaClient(h.srv.port, rsa, 'ssh-rsa', 'sha1'), /All configured authentication methods failed/);
+  await h.waitLog(/ssh-rsa \(SHA-1\) signatures are not accepted/, 10_000, from);
+  // "rsa-sha2-*" with a SHA-1 signature inside is a bad signature; SHA-256/512 signatures pass.
+  await assert.rejects(rsaClient(h.srv.port, rsa, 'rsa-sha2-256', 'sha1'), /All configured authentication methods failed/);
+  await h.waitLog(new RegExp(`login refused: bad signature for key ${rsa.fp.replace(/[+/]/g, '\\$&')}`), 10_000, from);
+  for (const [algo, hash] of [['rsa-sha2-256', 'sha256'], ['rsa-sha2-512', 'sha512']] as const) {
+    const c = await rsaClient(h.srv.port, rsa, algo, hash);
+    assert.ok(c, `${algo} logs in`);
+  }
 });
 
 test('sessions per user and channels per connection are capped; a refused session gets one line', async (t) => {

@@ -93,10 +93,20 @@ export interface SshConfig {
   hostKeyFile: string;
   /** Users, roles and public keys (see README, Users). */
   usersFile: string;
+  /** Connections not logged in yet, all sources together; when full, a pending one makes room for a newcomer. */
   maxUnauthenticated: number;
+  /** All SSH connections, logged in or not. Keep it well below the daemon's fd limit (ulimit -n / LimitNOFILE). */
+  maxConnections: number;
+  /** Logged-in connections per user; a login over it is refused and logged (not counted as a failure). */
+  maxConnectionsPerUser: number;
+  /** A logged-in connection with no session channel open for this long is closed. */
+  noChannelTimeoutSeconds: number;
   loginGraceSeconds: number;
   maxAuthTries: number;
-  rateLimit: { failures: number; windowSeconds: number; blockSeconds: number };
+  /** `failures` within `windowSeconds` mark an address for `blockSeconds`: never a lockout (a listed key
+   *  still logs in from it); its pending connections go first when the table is full, and each failed
+   *  attempt from it is answered after `delaySeconds` (0: no delay). */
+  rateLimit: { failures: number; windowSeconds: number; blockSeconds: number; delaySeconds: number };
   maxSessionsPerUser: number;
   maxChannelsPerConnection: number;
   /** No keyboard input for this long warns the session; idleCloseSeconds closes it. */
@@ -121,9 +131,12 @@ export const DEFAULT_CONFIG: Omit<Config, 'dataDir' | 'scriptsDir' | 'hooksDir'>
     hostKeyFile: 'keys/ssh_host_ed25519_key',
     usersFile: 'config/users.conf',
     maxUnauthenticated: 32,
+    maxConnections: 256,
+    maxConnectionsPerUser: 10,
+    noChannelTimeoutSeconds: 60,
     loginGraceSeconds: 20,
     maxAuthTries: 6,
-    rateLimit: { failures: 10, windowSeconds: 60, blockSeconds: 300 },
+    rateLimit: { failures: 10, windowSeconds: 60, blockSeconds: 300, delaySeconds: 1 },
     maxSessionsPerUser: 8,
     maxChannelsPerConnection: 4,
     idleWarnSeconds: 1740,
@@ -207,8 +220,12 @@ export function configProblems(c: Config): string[] {
   if (typeof ssh?.host !== 'string' || !ssh.host) out.push('ssh.host: must be an address to listen on');
   posInt('ssh.port', ssh?.port, 0);
   if (ssh?.port > 65535) out.push('ssh.port: must be 0-65535');
-  for (const k of ['maxUnauthenticated', 'loginGraceSeconds', 'maxAuthTries', 'maxSessionsPerUser', 'maxChannelsPerConnection', 'idleWarnSeconds', 'idleCloseSeconds'] as const) posInt(`ssh.${k}`, ssh?.[k]);
+  for (const k of ['maxUnauthenticated', 'maxConnections', 'maxConnectionsPerUser', 'noChannelTimeoutSeconds', 'loginGraceSeconds', 'maxAuthTries', 'maxSessionsPerUser', 'maxChannelsPerConnection', 'idleWarnSeconds', 'idleCloseSeconds'] as const) posInt(`ssh.${k}`, ssh?.[k]);
+  if (ssh && Number.isInteger(ssh.maxConnections) && Number.isInteger(ssh.maxUnauthenticated) && ssh.maxUnauthenticated > ssh.maxConnections) out.push('ssh.maxUnauthenticated: must not be more than ssh.maxConnections');
+  if (ssh && Number.isInteger(ssh.maxConnections) && ssh.maxConnections > 100_000) out.push('ssh.maxConnections: must be at most 100000 (and below the fd limit)');
   for (const k of ['failures', 'windowSeconds', 'blockSeconds'] as const) posInt(`ssh.rateLimit.${k}`, ssh?.rateLimit?.[k]);
+  posInt('ssh.rateLimit.delaySeconds', ssh?.rateLimit?.delaySeconds, 0);
+  if (ssh?.rateLimit && Number.isInteger(ssh.rateLimit.delaySeconds) && Number.isInteger(ssh.loginGraceSeconds) && ssh.rateLimit.delaySeconds >= ssh.loginGraceSeconds) out.push('ssh.rateLimit.delaySeconds: must be less than ssh.loginGraceSeconds');
   if (ssh && ssh.idleWarnSeconds >= ssh.idleCloseSeconds) out.push('ssh.idleWarnSeconds: must be less than ssh.idleCloseSeconds');
   return out;
 }

@@ -17,9 +17,13 @@ export function addressKey(ip: string): string {
 }
 
 /**
- * Failed logins per source address. After `failures` failures within `windowMs`, the address is
- * blocked for `blockMs`: its new connections are dropped at once. Other addresses are unaffected.
- * Failures of a connection that then logs in are forgiven (an agent offering several keys).
+ * Failed logins, counted per source address, per offered key and (by the server) per connection.
+ * After `failures` failures within `windowMs`, an address is "blocked" for `blockMs`. A block never
+ * locks anyone out by address alone (everyone on the host shares 127.0.0.1): the server still serves
+ * the address, a key listed in the users file still logs in from it, and the block only makes the
+ * address's pending connections the first to be closed when the pre-auth table is full. Failures of a
+ * connection that then logs in are forgiven (an agent offering several keys). Per-key counts are for
+ * the log (which key is being hammered); a listed key is never blocked.
  */
 export interface RateLimit {
   failures: number;
@@ -34,6 +38,7 @@ interface Entry {
 
 export class FailureLimiter {
   private readonly m = new Map<string, Entry>();
+  private readonly keys = new Map<string, number[]>();
 
   constructor(private readonly o: RateLimit, private readonly now: () => number = Date.now, private readonly maxEntries = 10_000) {}
 
@@ -49,10 +54,11 @@ export class FailureLimiter {
     return left > 0 ? left : 0;
   }
 
-  /** Records a failure; returns true when this failure starts a block. */
-  fail(address: string, conn: number): boolean {
+  /** Records a failure (of `key`, a fingerprint, when one was offered); returns true when this failure starts a block of the address. */
+  fail(address: string, conn: number, key?: string): boolean {
     const ip = addressKey(address);
     const t = this.now();
+    if (key !== undefined) this.failKey(key, t);
     let e = this.m.get(ip);
     if (!e) {
       this.sweep(t);
@@ -68,6 +74,33 @@ export class FailureLimiter {
     return false;
   }
 
+  /** Failures of one offered key (any address) within the window. */
+  keyFailures(key: string): number {
+    const list = this.keys.get(key);
+    if (!list) return 0;
+    const t = this.now();
+    while (list.length && list[0]! <= t - this.o.windowMs) list.shift();
+    return list.length;
+  }
+
+  private failKey(key: string, t: number): void {
+    let list = this.keys.get(key);
+    if (!list) {
+      if (this.keys.size >= this.maxEntries) {
+        for (const [k, l] of this.keys) if (!l.length || l[l.length - 1]! <= t - this.o.windowMs) this.keys.delete(k);
+        for (const k of this.keys.keys()) {
+          if (this.keys.size < this.maxEntries) break;
+          this.keys.delete(k);
+        }
+      }
+      this.keys.set(key, (list = []));
+    }
+    while (list.length && list[0]! <= t - this.o.windowMs) list.shift();
+    // Bounded: only "at least `failures`" matters.
+    if (list.length > this.o.failures * 4) list.shift();
+    list.push(t);
+  }
+
   /** Forgets the failures of a connection that logged in. */
   forgive(ip: string, conn: number): void {
     const e = this.m.get(addressKey(ip));
@@ -77,6 +110,11 @@ export class FailureLimiter {
   /** Addresses tracked (for tests). */
   size(): number {
     return this.m.size;
+  }
+
+  /** Keys tracked (for tests). */
+  keyCount(): number {
+    return this.keys.size;
   }
 
   private sweep(t: number): void {
@@ -93,51 +131,67 @@ export class FailureLimiter {
   }
 }
 
-/** What PreAuthSlots decided for a new connection. */
-export type Admission<T> = { ok: true; evict?: T } | { ok: false; held: number };
-
 /**
- * The connections that have not logged in yet, at most `max` of them. When the table is full, a
- * connection from a source holding fewer slots than the source holding the most takes the oldest
- * slot of that source (which is closed); a connection from a source already holding the most is
- * dropped. So idle or slow handshakes, however many, never lock out a source that is not flooding:
- * a flood from one source only crowds out that source, and a flood spread over many sources
- * (one connection each) only ever costs its own oldest connections.
+ * The connections that have not logged in yet, at most `max` of them. A new connection is always
+ * admitted: when the table is full, one pending connection is closed to make room, so nobody (not
+ * even a local user sharing 127.0.0.1 with an attacker) is ever turned away at the door. Which one:
+ * - never one that has offered a key listed in the users file ("shielded"), unless every pending
+ *   connection is shielded (then the oldest shielded one);
+ * - else the least recently active connection of the source holding the most unshielded slots,
+ *   blocked sources (see FailureLimiter) first. "Active" means bytes arrived (`touch`), so an idle or
+ *   stalled connection goes before a handshake that is making progress.
+ * So idle or slow handshakes, however many and from wherever, cost only their own oldest connections,
+ * and memory and fds stay bounded by `max`.
  */
 export class PreAuthSlots<T> {
-  private readonly bySource = new Map<string, { item: T; seq: number }[]>();
+  /** Unshielded connections per source, least recently active first. */
+  private readonly bySource = new Map<string, Map<T, true>>();
+  /** Shielded connections (offered a listed key), oldest first, with their source key. */
+  private readonly shielded = new Map<T, string>();
   private n = 0;
-  private seq = 0;
 
-  constructor(private readonly max: number) {}
+  constructor(private readonly max: number, private readonly isBlocked: (source: string) => boolean = () => false) {}
 
-  /** Admits a connection from `ip` (maybe evicting another one, which the caller must close) or refuses it. */
-  admit(ip: string, item: T): Admission<T> {
+  /**
+   * Admits a connection from `ip`. Returns the connection the caller must close to make room (when the
+   * table was full, or `full` says the caller is out of room for another reason), if any.
+   */
+  admit(ip: string, item: T, full = false): { evict?: T } {
+    const evict = this.n >= this.max || (full && this.n > 0) ? this.victim() : undefined;
     const key = addressKey(ip);
-    const mine = this.bySource.get(key)?.length ?? 0;
-    let evict: T | undefined;
-    if (this.n >= this.max) {
-      let victim: { key: string; count: number; seq: number } | undefined;
-      for (const [k, list] of this.bySource) {
-        const first = list[0];
-        if (!first) continue;
-        if (!victim || list.length > victim.count || (list.length === victim.count && first.seq < victim.seq)) victim = { key: k, count: list.length, seq: first.seq };
-      }
-      if (!victim || victim.count <= mine) return { ok: false, held: this.n };
-      evict = this.take(victim.key, 0);
-    }
-    let list = this.bySource.get(key);
-    if (!list) this.bySource.set(key, (list = []));
-    list.push({ item, seq: ++this.seq });
+    let m = this.bySource.get(key);
+    if (!m) this.bySource.set(key, (m = new Map()));
+    m.set(item, true);
     this.n++;
-    return evict === undefined ? { ok: true } : { ok: true, evict };
+    return evict === undefined ? {} : { evict };
+  }
+
+  /** Bytes arrived on a pending connection: it becomes the most recently active of its source. */
+  touch(ip: string, item: T): void {
+    const m = this.bySource.get(addressKey(ip));
+    if (m?.delete(item)) m.set(item, true);
+  }
+
+  /** The connection offered a key listed in the users file: it is closed last. */
+  shield(ip: string, item: T): void {
+    const key = addressKey(ip);
+    const m = this.bySource.get(key);
+    if (!m?.delete(item)) return;
+    if (!m.size) this.bySource.delete(key);
+    this.shielded.set(item, key);
   }
 
   /** Frees the slot of a connection (logged in, closed or evicted); a no-op when it holds none. */
   remove(ip: string, item: T): void {
+    if (this.shielded.delete(item)) {
+      this.n--;
+      return;
+    }
     const key = addressKey(ip);
-    const i = this.bySource.get(key)?.findIndex((x) => x.item === item) ?? -1;
-    if (i >= 0) this.take(key, i);
+    const m = this.bySource.get(key);
+    if (!m?.delete(item)) return;
+    if (!m.size) this.bySource.delete(key);
+    this.n--;
   }
 
   /** Connections holding a slot. */
@@ -145,16 +199,33 @@ export class PreAuthSlots<T> {
     return this.n;
   }
 
-  /** Connections holding a slot from one source (its key, see addressKey). */
+  /** Connections holding a slot from one source (its key, see addressKey), shielded ones included. */
   held(ip: string): number {
-    return this.bySource.get(addressKey(ip))?.length ?? 0;
+    const key = addressKey(ip);
+    let k = this.bySource.get(key)?.size ?? 0;
+    for (const s of this.shielded.values()) if (s === key) k++;
+    return k;
   }
 
-  private take(key: string, i: number): T {
-    const list = this.bySource.get(key)!;
-    const [x] = list.splice(i, 1);
-    if (!list.length) this.bySource.delete(key);
+  /** Takes the slot to free (see the class comment); undefined when the table is empty. */
+  private victim(): T | undefined {
+    let best: { key: string; rank: number } | undefined;
+    for (const [key, m] of this.bySource) {
+      const rank = m.size + (this.isBlocked(key) ? this.max + 1 : 0);
+      if (!best || rank > best.rank) best = { key, rank };
+    }
+    if (best) {
+      const m = this.bySource.get(best.key)!;
+      const item = m.keys().next().value as T;
+      m.delete(item);
+      if (!m.size) this.bySource.delete(best.key);
+      this.n--;
+      return item;
+    }
+    const first = this.shielded.keys().next();
+    if (first.done) return undefined;
+    this.shielded.delete(first.value);
     this.n--;
-    return x!.item;
+    return first.value;
   }
 }

@@ -5,9 +5,19 @@
  * Security model:
  * - Public keys only. The key decides who you are (the SSH login name is ignored); a user is bound
  *   only after a signature verifies against that very key, listed in the users file.
- * - Our own TCP listener feeds ssh2 through `injectSocket`, so we can cap unauthenticated
- *   connections, close logins that take longer than the grace time, and drop addresses that
- *   failed too often (per address, for a while), before ssh2 sees a byte.
+ * - Our own TCP listener feeds ssh2 through `injectSocket`, so we can bound connections before ssh2
+ *   sees a byte: all connections together (below the fd limit), those not logged in yet (a full
+ *   table closes a pending one to make room: never a newcomer, never a key listed in the users
+ *   file, see PreAuthSlots), and logins that take longer than the grace time.
+ * - Nobody is locked out by address alone: the SSH port is usually on 127.0.0.1, shared by every
+ *   local user. Failures are counted per connection (closed after maxAuthTries), per offered key and
+ *   per address; an address with too many failures only goes first when pending connections must be
+ *   closed. A listed key whose signature verifies always logs in. A login that times out is not a
+ *   failure.
+ * - Logged-in connections are capped per user, and one with no session channel open for a while is
+ *   closed (a connection costs an fd whether or not it does anything).
+ * - RSA keys must sign with rsa-sha2-256/512; ssh-rsa (SHA-1) signatures are refused, as OpenSSH
+ *   >= 8.8 does.
  * - Only 'session' channels with a pty + shell (the TUI) or an exec (a verb) are served; every
  *   other request (forwarding, agent, X11, env, subsystems, signals) is refused explicitly and logged.
  * - Each session runs in its own guard scope: an exception in one session closes that session
@@ -36,15 +46,24 @@ const { Server } = ssh2;
 export type SshLogFn = (level: 'info' | 'warn' | 'error', msg: string) => void;
 
 export interface SshLimits {
-  /** Connections that have not logged in yet, all addresses together (when full, see PreAuthSlots: a
-   *  source holding fewer takes the oldest slot of the source holding the most). */
+  /** Connections that have not logged in yet, all addresses together (when full, a pending one is
+   *  closed to make room for the newcomer, see PreAuthSlots). */
   maxUnauthenticated: number;
+  /** All connections, logged in or not (keep it well below the process's fd limit). When full, a
+   *  pending connection makes room; with none pending, the newcomer is dropped. */
+  maxConnections: number;
+  /** Logged-in connections per user, all addresses together; a login over it is refused (not a failure). */
+  maxConnectionsPerUser: number;
+  /** A logged-in connection with no session channel open for this long is closed. */
+  noChannelTimeoutMs: number;
   /** A connection must have logged in this long after it was accepted, or it is closed. */
   loginGraceMs: number;
   /** Failed authentication attempts on one connection before it is closed. */
   maxAuthTries: number;
-  /** Failed logins per source address (see ratelimit.ts). */
-  rateLimit: { failures: number; windowMs: number; blockMs: number };
+  /** Failed logins per source address (see ratelimit.ts). While an address is blocked, each refusal of
+   *  a login attempt from it is answered only after `delayMs` (a brute force slows to a crawl; a key
+   *  in the users file is never delayed). */
+  rateLimit: { failures: number; windowMs: number; blockMs: number; delayMs: number };
   /** Live sessions (TUI or verb) per user, all connections together. */
   maxSessionsPerUser: number;
   /** Session channels open at once on one connection (multiplexing). */
@@ -56,9 +75,12 @@ export interface SshLimits {
 
 export const DEFAULT_SSH_LIMITS: SshLimits = {
   maxUnauthenticated: 20,
+  maxConnections: 256,
+  maxConnectionsPerUser: 10,
+  noChannelTimeoutMs: 60_000,
   loginGraceMs: 30_000,
   maxAuthTries: 6,
-  rateLimit: { failures: 10, windowMs: 60_000, blockMs: 300_000 },
+  rateLimit: { failures: 10, windowMs: 60_000, blockMs: 300_000, delayMs: 1000 },
   maxSessionsPerUser: 8,
   maxChannelsPerConnection: 4,
   idleWarnMs: 25 * 60_000,
@@ -146,6 +168,13 @@ interface Conn {
   authed: boolean;
   released: boolean;
   grace?: NodeJS.Timeout;
+  /** Refusals held back while the source is blocked (see rateLimit.delayMs). */
+  delayed: Set<NodeJS.Timeout>;
+  /** Closes a logged-in connection with no session channel open (see noChannelTimeoutMs). */
+  idle?: NodeJS.Timeout;
+  onData?: () => void;
+  /** Counted in its user's logged-in connections. */
+  userCounted: boolean;
   failures: number;
   loginName?: string;
   user?: string;
@@ -191,10 +220,13 @@ function hostKeyOf(k: SshServerOptions['hostKey']): { key: ParsedKey | Buffer | 
 export async function startSshServer(opts: SshServerOptions): Promise<SshServer> {
   const { engine, users, log, limits } = opts;
   const limiter = new FailureLimiter(limits.rateLimit);
-  const slots = new PreAuthSlots<Conn>(limits.maxUnauthenticated);
+  // A blocked address's pending connections are the first to go when the table is full.
+  const slots = new PreAuthSlots<Conn>(limits.maxUnauthenticated, (source) => limiter.blockedFor(source) > 0);
   const conns = new Set<Conn>();
   const byPeer = new Map<string, Conn>();
   const userSessions = new Map<string, number>();
+  /** Logged-in connections per user. */
+  const userConns = new Map<string, number>();
   let live = 0;
   let connSeq = 0;
   let sessSeq = 0;
@@ -224,18 +256,50 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
     c.released = true;
     slots.remove(c.ip, c);
     clearTimeout(c.grace);
+    if (c.onData) c.sock.off('data', c.onData);
   };
 
-  const failAuth = (c: Conn, why: string) => {
+  /** (Re)arms the close of a logged-in connection that has no session channel open. */
+  const armIdle = (c: Conn) => {
+    clearTimeout(c.idle);
+    if (!c.authed || c.ending || c.channels > 0) return;
+    c.idle = setTimeout(() => {
+      if (c.channels > 0 || c.ending) return;
+      log('info', `ssh: ${who(c)}: no session channel open for ${limits.noChannelTimeoutMs} ms; closing the connection`);
+      endConn(c);
+    }, limits.noChannelTimeoutMs);
+    c.idle.unref();
+  };
+
+  /**
+   * One failed authentication attempt: counted for the connection, the offered key and the address,
+   * then refused (after rateLimit.delayMs while the address is blocked).
+   */
+  const failAuth = (c: Conn, ctx: AuthContext, why: string, fp?: string) => {
     c.failures++;
     log('warn', `ssh: ${c.ip}: login refused: ${why}`);
-    if (limiter.fail(c.ip, c.id)) {
-      log('warn', `ssh: ${c.ip}: ${limits.rateLimit.failures} failed logins within ${limits.rateLimit.windowMs} ms; new connections from it are dropped for ${limits.rateLimit.blockMs} ms`);
-      for (const o of conns) if (o.ip === c.ip && !o.authed) endConn(o);
-    } else if (c.failures >= limits.maxAuthTries) {
-      log('warn', `ssh: ${c.ip}: ${c.failures} failed authentication attempts; closing the connection`);
-      endConn(c);
+    const rl = limits.rateLimit;
+    if (limiter.fail(c.ip, c.id, fp)) {
+      // Not a lockout: everyone on the host may share this address. Listed keys still log in from it.
+      log('warn', `ssh: ${c.ip}: ${rl.failures} failed logins within ${rl.windowMs} ms; for ${rl.blockMs} ms its pending connections are closed first when the pre-auth table is full and its failed attempts are answered after ${rl.delayMs} ms (keys in the users file still log in from it at once)`);
     }
+    if (fp && limiter.keyFailures(fp) === rl.failures) log('warn', `ssh: key ${fp}: ${rl.failures} failed logins within ${rl.windowMs} ms (last from ${c.ip})`);
+    const last = c.failures >= limits.maxAuthTries;
+    if (last) log('warn', `ssh: ${c.ip}: ${c.failures} failed authentication attempts; closing the connection`);
+    const answer = () => {
+      try {
+        ctx.reject(['publickey']);
+      } catch { /* the connection is gone */ }
+      if (last) endConn(c);
+    };
+    const delay = rl.delayMs > 0 && !c.ending && limiter.blockedFor(c.ip) > 0 ? rl.delayMs : 0;
+    if (!delay) return answer();
+    // Bounded: one timer per failed attempt, at most maxAuthTries per connection, cleared on close.
+    const timer = setTimeout(() => {
+      c.delayed.delete(timer);
+      if (!c.sock.destroyed) answer();
+    }, delay);
+    c.delayed.add(timer);
   };
 
   const endConn = (c: Conn) => {
@@ -253,16 +317,18 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
     c.loginName ??= ctx.username;
     if (stopping || c.ending) return ctx.reject(['publickey']);
     if (ctx.method === 'none') return ctx.reject(['publickey']);
-    if (ctx.method !== 'publickey') {
-      failAuth(c, `${ctx.method} authentication is not offered`);
-      return ctx.reject(['publickey']);
-    }
+    if (ctx.method !== 'publickey') return failAuth(c, ctx, `${ctx.method} authentication is not offered`);
     const fp = fingerprint(ctx.key.data);
+    // ssh2 reports rsa-sha2-256/512 as algo 'ssh-rsa' with hashAlgo set; plain ssh-rsa means SHA-1.
+    if (ctx.key.algo === 'ssh-rsa' && ctx.hashAlgo !== 'sha256' && ctx.hashAlgo !== 'sha512') {
+      return failAuth(c, ctx, `key ${fp}: ssh-rsa (SHA-1) signatures are not accepted; use rsa-sha2-256 or rsa-sha2-512 (OpenSSH >= 7.2 does)`, fp);
+    }
     const match = users.findByKey(ctx.key.algo, ctx.key.data);
     if (!match) {
-      failAuth(c, `unknown key ${fp} (${shown(ctx.key.algo, 30)})`);
-      return ctx.reject(['publickey']);
+      return failAuth(c, ctx, `unknown key ${fp} (${shown(ctx.key.algo, 30)})`, fp);
     }
+    // A listed key: this connection is closed last when the pre-auth table is full.
+    slots.shield(c.ip, c);
     if (!ctx.signature || !ctx.blob) {
       // "Would you accept this key?" Proves nothing; the client must now sign with it.
       return ctx.accept();
@@ -274,9 +340,17 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
       ok = false;
     }
     if (!ok) {
-      failAuth(c, `bad signature for key ${fp}`);
-      return ctx.reject(['publickey']);
+      return failAuth(c, ctx, `bad signature for key ${fp}`, fp);
     }
+    const held = userConns.get(match.user) ?? 0;
+    if (held >= limits.maxConnectionsPerUser) {
+      // Not a failed login: the key is fine, the user holds too many connections.
+      log('warn', `ssh: ${c.ip}: login of ${match.user} with key ${fp} refused: ${held} connections already logged in for ${match.user} (max ${limits.maxConnectionsPerUser}); close some and retry`);
+      ctx.reject(['publickey']);
+      return endConn(c);
+    }
+    userConns.set(match.user, held + 1);
+    c.userCounted = true;
     c.user = match.user;
     c.role = match.role;
     c.fp = match.fingerprint;
@@ -312,6 +386,7 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
       release(c);
       limiter.forgive(c.ip, c.id);
       log('info', `ssh: ${c.user} (${c.role}) logged in from ${c.ip} with key ${c.fp} (login name ${shown(c.loginName ?? '', 32)})`);
+      armIdle(c);
     });
     client.on('session', (accept, reject) => {
       if (!c.authed || stopping) return reject();
@@ -328,6 +403,7 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
       }
       if (!session) return;
       c.channels++;
+      clearTimeout(c.idle);
       onSession(c, session);
     });
     client.on('tcpip', (_accept, reject, i) => {
@@ -353,36 +429,48 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
     sock.on('error', () => undefined);
     const ip = normIp(sock.remoteAddress);
     if (stopping) return sock.destroy();
-    const blocked = limiter.blockedFor(ip);
-    if (blocked > 0) {
-      logThrottled(`blocked ${ip}`, 'warn', `ssh: ${ip}: connection dropped: blocked after failed logins (${Math.ceil(blocked / 1000)} s left)`);
+    // All connections together stay below the fd limit: a pending one makes room, or the newcomer is
+    // dropped when every connection is logged in (each user holds at most maxConnectionsPerUser).
+    const full = conns.size >= limits.maxConnections;
+    if (full && slots.size() === 0) {
+      logThrottled('conn cap', 'warn', `ssh: ${ip}: connection dropped: ${conns.size} connections open, all logged in (max ${limits.maxConnections})`);
       return sock.destroy();
     }
-    const c: Conn = { id: ++connSeq, ip, sock, authed: false, released: false, failures: 0, sessions: new Set(), channels: 0, ending: false };
-    // Full table: a source holding fewer slots than the biggest holder takes that holder's oldest one.
-    const adm = slots.admit(ip, c);
-    if (!adm.ok) {
-      logThrottled('unauth cap', 'warn', `ssh: ${ip}: connection dropped: ${adm.held} connections have not logged in yet (max ${limits.maxUnauthenticated}), ${slots.held(ip)} of them from this source`);
-      return sock.destroy();
-    }
+    const c: Conn = { id: ++connSeq, ip, sock, authed: false, released: false, delayed: new Set(), userCounted: false, failures: 0, sessions: new Set(), channels: 0, ending: false };
+    // A newcomer is always admitted; a full table closes the least active pending connection of the
+    // source holding the most (blocked sources first; never one that offered a listed key while others remain).
+    const adm = slots.admit(ip, c, full);
     if (adm.evict) {
-      logThrottled(`evict ${adm.evict.ip}`, 'warn', `ssh: ${adm.evict.ip}: oldest connection not logged in closed to make room for ${ip} (${limits.maxUnauthenticated} not logged in, most of them from ${adm.evict.ip})`);
-      release(adm.evict);
-      adm.evict.sock.destroy();
+      const v = adm.evict;
+      logThrottled(`evict ${v.ip}`, 'warn', `ssh: ${v.ip}: a connection not logged in yet was closed to make room for one from ${ip} (${full ? `${conns.size} connections open, max ${limits.maxConnections}` : `${limits.maxUnauthenticated} not logged in, max ${limits.maxUnauthenticated}`}; ${slots.held(v.ip)} still pending from ${v.ip})`);
+      release(v);
+      v.sock.destroy();
+      conns.delete(v);
     }
+    c.onData = () => slots.touch(ip, c);
+    sock.on('data', c.onData);
     const peer = `${sock.remoteAddress}:${sock.remotePort}`;
     conns.add(c);
     byPeer.set(peer, c);
     sock.setNoDelay(true);
     c.grace = setTimeout(() => {
       if (c.authed) return;
+      // Slow or idle, not wrong: not counted as a failed login.
       log('warn', `ssh: ${ip}: not logged in within ${limits.loginGraceMs} ms; closing`);
-      if (limiter.fail(ip, c.id)) log('warn', `ssh: ${ip}: too many failed logins; new connections from it are dropped for ${limits.rateLimit.blockMs} ms`);
       sock.destroy();
     }, limits.loginGraceMs);
     sock.once('close', () => {
       release(c);
+      clearTimeout(c.idle);
+      for (const d of c.delayed) clearTimeout(d);
+      c.delayed.clear();
       conns.delete(c);
+      if (c.userCounted) {
+        c.userCounted = false;
+        const n = (userConns.get(c.user!) ?? 1) - 1;
+        if (n > 0) userConns.set(c.user!, n);
+        else userConns.delete(c.user!);
+      }
       if (byPeer.get(peer) === c) byPeer.delete(peer);
       for (const s of [...c.sessions]) onChannelGone(s);
       if (c.authed) log('info', `ssh: ${c.user} from ${ip} disconnected`);
@@ -544,6 +632,7 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
       if (closed) return;
       closed = true;
       c.channels--;
+      armIdle(c);
       onChannelGone(s);
     });
     const refuse = (what: string, level: 'info' | 'warn' = 'warn') => {
