@@ -21,7 +21,7 @@ function localUser(): string {
   try {
     return userInfo().username;
   } catch {
-    return `uid-${process.getuid?.() ?? 'unknown'}`;
+    return `uid:${process.getuid?.() ?? 'unknown'}`;
   }
 }
 
