@@ -74,6 +74,8 @@ export async function startControlServer(engine: Engine, log: LogFn, users?: Use
       if (started) return;
       started = true;
       void caller.then((user) => {
+        // Gone while its name was looked up: nothing to serve (and no presence to leave behind).
+        if (sock.destroyed) return;
         if (user === null) {
           send({ type: 'err', data: 'error: control socket: cannot tell who you are (peer credentials unreadable): refused\n' });
           send({ type: 'exit', code: 5 });
