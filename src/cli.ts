@@ -8,7 +8,7 @@ import { userInfo } from 'node:os';
 import { resolve } from 'node:path';
 import { UsersStore } from './access/users.js';
 import { runCommand, VERB_SPECS } from './commands/index.js';
-import { whenDrained } from './commands/io.js';
+import { GONE_EXIT, watchBrokenPipe, whenDrained } from './commands/io.js';
 import { tryConnect, runRemote } from './control/client.js';
 import { socketPath } from './control/server.js';
 import { runDaemon } from './daemon.js';
@@ -21,22 +21,31 @@ function localUser(): string {
   try {
     return userInfo().username;
   } catch {
-    return `uid-${process.getuid?.() ?? 'unknown'}`;
+    return `uid:${process.getuid?.() ?? 'unknown'}`;
   }
 }
 
 /** The users file, for `kindler users` without a daemon. Problems in it are shown, not fatal. */
 function localUsers(file: string): UsersStore {
   const users = new UsersStore({ file });
-  for (const p of users.load()) process.stderr.write(`warning: ${p}\n`);
+  for (const p of users.load()) err(`warning: ${p}\n`);
   return users;
 }
+
+/** What to stop when the output's reader goes away (the daemon connection, or the embedded verb). */
+let stopOnGone: (() => void) | null = null;
+const pipe = watchBrokenPipe(() => stopOnGone?.());
+/** Writes to stdout/stderr, until their reader has gone: then nothing more is written. */
+const out = (s: string): boolean => (pipe.gone() ? true : process.stdout.write(s));
+const err = (s: string): void => {
+  if (!pipe.gone()) process.stderr.write(s);
+};
 
 async function main(argv: string[]): Promise<number> {
   const cfg = loadConfig();
   if (argv[0] === 'daemon') {
     if (argv.length > 1) {
-      process.stderr.write('error: daemon: takes no arguments (configure it with KINDLER_CONFIG)\n');
+      err('error: daemon: takes no arguments (configure it with KINDLER_CONFIG)\n');
       return 2;
     }
     return runDaemon(cfg);
@@ -57,25 +66,29 @@ async function main(argv: string[]): Promise<number> {
       }
     }
     process.on('SIGINT', () => sock.destroy());
+    // The reader went away: closing the connection makes the daemon abort the verb.
+    stopOnGone = () => sock.destroy();
     return runRemote(sock, { type: 'run', argv, user: localUser(), isTTY: Boolean(process.stdout.isTTY), columns: process.stdout.columns ?? 80, files }, {
-      out: (s) => process.stdout.write(s),
-      err: (s) => process.stderr.write(s),
+      out,
+      err,
       writable: () => whenDrained(process.stdout),
     });
   }
   const engine = await Engine.start(cfg, {
     role: 'cli',
     log: (level, msg) => {
-      if (level === 'error') process.stderr.write(`kindler: ${msg}\n`);
+      if (level === 'error') err(`kindler: ${msg}\n`);
     },
   });
   const abort = new AbortController();
+  // The reader went away: the verb stops (a started task runs on, as after Ctrl-C of a --wait).
+  stopOnGone = () => abort.abort();
   let interrupted = false;
   process.on('SIGINT', () => {
     if (interrupted) return;
     interrupted = true;
     abort.abort();
-    process.stderr.write('\ninterrupted: stopping running tasks (their cleanup runs)…\n');
+    err('\ninterrupted: stopping running tasks (their cleanup runs)…\n');
     void engine.shutdown();
   });
   process.on('SIGTERM', () => {
@@ -87,8 +100,8 @@ async function main(argv: string[]): Promise<number> {
     actor: { user: localUser(), source: 'local-cli', role: 'admin' },
     ...(argv[0] === 'users' ? { users: localUsers(cfg.ssh.usersFile) } : {}),
     io: {
-      out: (s) => process.stdout.write(s),
-      err: (s) => process.stderr.write(s),
+      out,
+      err,
       writable: () => whenDrained(process.stdout),
       isTTY: Boolean(process.stdout.isTTY),
       columns: process.stdout.columns ?? 80,
@@ -97,7 +110,7 @@ async function main(argv: string[]): Promise<number> {
     },
   });
   // Without a daemon this process is the engine: it stays until its tasks have finished.
-  if (engine.busy && !interrupted) process.stderr.write('no kindler daemon is running: waiting here until the task finishes (Ctrl-C stops it)\n');
+  if (engine.busy && !interrupted) err('no kindler daemon is running: waiting here until the task finishes (Ctrl-C stops it)\n');
   await engine.idle();
   await engine.shutdown();
   return interrupted ? 130 : code;
@@ -105,14 +118,14 @@ async function main(argv: string[]): Promise<number> {
 
 main(process.argv.slice(2)).then(
   (code) => {
-    process.exitCode = code;
+    process.exitCode = pipe.gone() ? GONE_EXIT : code;
   },
   (e: Error) => {
     if (e instanceof ConfigError || e instanceof StateFileError || e instanceof LockHeldError) {
-      process.stderr.write(`error: ${e.message}\n`);
+      err(`error: ${e.message}\n`);
     } else {
-      process.stderr.write(`error: internal: ${e.stack ?? e.message}\n`);
+      err(`error: internal: ${e.stack ?? e.message}\n`);
     }
-    process.exitCode = 1;
+    process.exitCode = pipe.gone() ? GONE_EXIT : 1;
   },
 );

@@ -4,6 +4,7 @@
  */
 import { hostname } from 'node:os';
 import { UsersStore } from './access/users.js';
+import { loadPeerCred } from './control/peercred.js';
 import { startControlServer } from './control/server.js';
 import { Engine, type LogFn } from './engine/engine.js';
 import type { Config } from './core/config.js';
@@ -35,6 +36,13 @@ function openUsers(cfg: Config): UsersStore {
 /** Runs until SIGTERM or SIGINT; resolves with the process exit code. */
 export async function runDaemon(cfg: Config): Promise<number> {
   delete process.env.TMUX;
+  // Local callers are identified by the kernel or not at all: without the addon, do not start.
+  try {
+    loadPeerCred();
+  } catch (e) {
+    daemonLog('error', (e as Error).message);
+    return 1;
+  }
   const engine = await Engine.start(cfg, { role: 'daemon', log: daemonLog });
   let jobs: Jobs;
   try {

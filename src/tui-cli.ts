@@ -6,6 +6,7 @@
  */
 import { hostname, userInfo } from 'node:os';
 import { LocalSession, type SessionBackend } from './commands/session.js';
+import { GONE_EXIT, watchBrokenPipe } from './commands/io.js';
 import { RemoteSession, tryConnect } from './control/client.js';
 import { socketPath } from './control/server.js';
 import { Engine } from './engine/engine.js';
@@ -13,6 +14,10 @@ import { loadConfig, ConfigError } from './store/config.js';
 import { LockHeldError } from './store/lock.js';
 import { StateFileError } from './store/state.js';
 import { openTui } from './tui/index.js';
+
+/** Closes the TUI when its terminal (or a pipe standing in for it) went away. */
+let closeOnGone: (() => void) | null = null;
+const pipe = watchBrokenPipe(() => closeOnGone?.(), ['EPIPE', 'EIO']);
 
 async function main(): Promise<number> {
   if (!process.stdin.isTTY || !process.stdout.isTTY) {
@@ -45,10 +50,11 @@ async function main(): Promise<number> {
     });
     process.stdout.on('resize', () => handle.resize(process.stdout.columns ?? 80, process.stdout.rows ?? 24));
     process.on('SIGTERM', () => handle.close('kindler-tui was asked to stop'));
+    closeOnGone = () => handle.close();
   });
   backend.close();
   if (engine) {
-    if (engine.busy) process.stderr.write('no kindler daemon is running: waiting here until the running tasks finish (Ctrl-C stops them)\n');
+    if (engine.busy && !pipe.gone()) process.stderr.write('no kindler daemon is running: waiting here until the running tasks finish (Ctrl-C stops them)\n');
     process.once('SIGINT', () => void engine!.shutdown());
     await engine.idle();
     await engine.shutdown();
@@ -59,11 +65,11 @@ async function main(): Promise<number> {
 
 main().then(
   (code) => {
-    process.exitCode = code;
+    process.exitCode = pipe.gone() ? GONE_EXIT : code;
   },
   (e: Error) => {
     const known = e instanceof ConfigError || e instanceof StateFileError || e instanceof LockHeldError;
-    process.stderr.write(`error: ${known ? e.message : `internal: ${e.stack ?? e.message}`}\n`);
-    process.exitCode = 1;
+    if (!pipe.gone()) process.stderr.write(`error: ${known ? e.message : `internal: ${e.stack ?? e.message}`}\n`);
+    process.exitCode = pipe.gone() ? GONE_EXIT : 1;
   },
 );

@@ -3,9 +3,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { cli, makeWorld, poll, processesWithEnv, startDaemon, type World } from './helpers.js';
+import { CLI, cli, makeTestKey, makeWorld, poll, processesWithEnv, sshConnect, sshExec, startDaemon, startEngine, startTestSsh, type Proc, type World } from './helpers.js';
 
 function world(t: import('node:test').TestContext, overrides: Record<string, unknown> = {}): World {
   const w = makeWorld(overrides);
@@ -226,4 +227,86 @@ test('reconcile records a missing cluster as absent in the table, and never dele
   assert.equal(c.actual, 'absent');
   assert.equal(c.desired, 'present');
   assert.deepEqual(w.containers('gone'), []);
+});
+
+/**
+ * Runs the CLI with its stdout (or stderr) a pipe whose reader is already gone, as after
+ * `kindler list | head -1`: perl makes the pipe, closes the read end, and execs node on it, so every
+ * write fails with EPIPE (no race with a reader closing). The other stream is captured.
+ */
+function brokenPipe(w: World, args: string[], which: 'stdout' | 'stderr'): Promise<Proc> {
+  const fd = which === 'stdout' ? 'STDOUT' : 'STDERR';
+  const perl = `pipe(my $r, my $w) or die "pipe: $!"; close $r; open(${fd}, ">&", $w) or die "dup: $!"; exec @ARGV or die "exec: $!"`;
+  return new Promise((resolve, reject) => {
+    const p = spawn('perl', ['-e', perl, process.execPath, CLI, ...args], { env: w.env, cwd: w.dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => {
+      p.kill('SIGKILL');
+      reject(new Error(`kindler ${args.join(' ')} with a broken ${which} did not finish within 60 s`));
+    }, 60_000);
+    p.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+test('a reader that goes away (kindler list | head -1): the CLI exits quietly with 141, through the daemon and embedded', async (t) => {
+  const w = world(t);
+  const embedded = await brokenPipe(w, ['version'], 'stdout');
+  assert.deepEqual({ code: embedded.code, stderr: embedded.stderr }, { code: 141, stderr: '' });
+  const embeddedErr = await brokenPipe(w, ['show', 'nope'], 'stderr');
+  assert.deepEqual({ code: embeddedErr.code, stdout: embeddedErr.stdout }, { code: 141, stdout: '' });
+  const d = await startDaemon(w);
+  t.after(() => d.stop());
+  assert.equal((await cli(w, ['create', 'piped', '--wait'])).code, 0);
+  for (const args of [['list'], ['tasks'], ['logs', 't-1'], ['logs', 't-1', '--follow']]) {
+    const r = await brokenPipe(w, args, 'stdout');
+    assert.deepEqual({ code: r.code, stderr: r.stderr }, { code: 141, stderr: '' }, args.join(' '));
+  }
+  const e = await brokenPipe(w, ['show', 'nope'], 'stderr');
+  assert.deepEqual({ code: e.code, stdout: e.stdout }, { code: 141, stdout: '' });
+  // The daemon is unharmed.
+  assert.equal((await cli(w, ['list'])).code, 0);
+});
+
+test('boolean flags: --json=true is JSON, --json=false text; any other value is refused (exit 2, one line), through the CLI and SSH', async (t) => {
+  const w = world(t);
+  const d = await startDaemon(w);
+  t.after(() => d.stop());
+  const yes = await cli(w, ['list', '--json=true']);
+  assert.equal(yes.code, 0, yes.stderr);
+  assert.deepEqual(JSON.parse(yes.stdout), { clusters: [] });
+  const no = await cli(w, ['list', '--json', '--json=false']);
+  assert.equal(no.code, 0, no.stderr);
+  assert.throws(() => JSON.parse(no.stdout), 'the last --json=false wins: text');
+  const bad = await cli(w, ['list', '--json=yes']);
+  assert.deepEqual(bad, { code: 2, signal: null, stdout: '', stderr: 'error: --json: is a switch: give --json, --json=true or --json=false (got "yes")\n' });
+  const wait = await cli(w, ['create', 'flaggy', '--wait=1', '--json']);
+  assert.equal(wait.code, 2);
+  assert.match(wait.stderr, /^error: --wait: is a switch: give --wait, --wait=true or --wait=false \(got "1"\)\n$/);
+  assert.equal(JSON.parse(wait.stdout).error.field, 'wait', 'a usage error is JSON when --json was asked for');
+  assert.deepEqual(JSON.parse((await cli(w, ['list', '--json'])).stdout).clusters, [], 'a refused verb changes nothing');
+  await d.stop();
+
+  // The SSH face parses the same way.
+  const engine = await startEngine(w);
+  const key = makeTestKey(w.dir, 'flags');
+  const ssh = await startTestSsh(w, engine, { users: [`alice admin ${key.pub}`] });
+  const c = await sshConnect(ssh.srv.port, { privateKey: readFileSync(key.path) });
+  try {
+    const sYes = await sshExec(c, 'list --json=true');
+    assert.equal(sYes.code, 0, sYes.stderr.toString());
+    assert.deepEqual(JSON.parse(sYes.stdout.toString()), { clusters: [] });
+    const sBad = await sshExec(c, 'list --json=yes');
+    assert.equal(sBad.code, 2);
+    assert.equal(sBad.stderr.toString(), 'error: --json: is a switch: give --json, --json=true or --json=false (got "yes")\n');
+  } finally {
+    c.end();
+    await ssh.stop();
+    await engine.shutdown();
+  }
 });

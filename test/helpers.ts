@@ -68,6 +68,8 @@ export function makeWorld(overrides: Record<string, unknown> = {}): World {
     // A daemon's own reconcile pass (every 5 minutes by default) would land inside a test that
     // crosses the boundary and change what it reads; tests run their passes themselves.
     schedules: { reconcile: '0 0 1 1 *', ttl: '* * * * *', retention: '17 * * * *' },
+    // The fakes find their state through this variable; a daemon passes only allow-listed variables on.
+    passEnv: ['KINDLER_FAKE_*'],
     ...overrides,
   };
   const configFile = join(dir, 'kindler.json');

@@ -8,7 +8,9 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT } from './helpers.js';
+import { cli, makeWorld, ROOT, startDaemon } from './helpers.js';
+import { runScript } from '../src/engine/runner.js';
+import { childEnv, setPassEnv } from '../src/core/childenv.js';
 
 const AVAILABLE = join(ROOT, 'scripts', 'hooks.d', 'available');
 
@@ -69,4 +71,80 @@ test('portainer-register: the API calls are made and the token never appears in 
   assert.doesNotMatch(calls, /api\/endpoints\/5/);
   assert.doesNotMatch(calls, /SECRET/, 'the token is never in argv');
   assert.match(readFileSync(`${w.calls}.headers`, 'utf8'), /^X-API-Key: ptr_SECRET_TOKEN$/m);
+});
+
+/** `env` output as a map. */
+function envOf(text: string): Map<string, string> {
+  return new Map(text.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as [string, string]));
+}
+
+test('the daemon gives hooks and route commands only allow-listed variables: its secrets stay in the daemon', async (t) => {
+  const base = mkdtempSync(join(tmpdir(), 'kindler-env-'));
+  t.after(() => rmSync(base, { recursive: true, force: true }));
+  const hooksDir = join(base, 'hooks');
+  mkdirSync(join(hooksDir, 'post-create.d'), { recursive: true });
+  mkdirSync(join(base, 'haproxy'));
+  writeFileSync(join(hooksDir, 'post-create.d', '10-env'), `#!/bin/sh\nenv > ${join(base, 'hook.env')}\n`);
+  chmodSync(join(hooksDir, 'post-create.d', '10-env'), 0o755);
+  const w = makeWorld({
+    hooksDir,
+    passEnv: ['KINDLER_FAKE_*', 'PORTAINER_URL'],
+    routes: {
+      enabled: true,
+      baseDomain: 'example.test',
+      listen: { http: { address: '127.0.0.1', port: 18080 } },
+      configFile: join(base, 'haproxy', 'kindler.cfg'),
+      validateCommand: ['sh', '-c', `env > ${join(base, 'validate.env')}`, '{file}'],
+      reloadCommand: ['sh', '-c', `env > ${join(base, 'reload.env')}`],
+      backend: 'host-port',
+    },
+  });
+  t.after(() => w.cleanup());
+  // What an operator might have in the service's environment: a token, the config path, a proxy, a named pass-through.
+  w.env.KINDLER_TEST_SECRET = 'hunter2-do-not-pass';
+  w.env.SOME_API_TOKEN = 'tok-do-not-pass';
+  w.env.https_proxy = 'http://proxy.example.test:3128';
+  w.env.PORTAINER_URL = 'https://portainer.example.test';
+  w.env.LC_TIME = 'C.UTF-8';
+  const d = await startDaemon(w);
+  t.after(() => d.stop());
+  const r = await cli(w, ['create', 'envy', '--wait']);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  for (const f of ['hook.env', 'validate.env', 'reload.env']) {
+    const env = envOf(readFileSync(join(base, f), 'utf8'));
+    const names = [...env.keys()];
+    for (const secret of ['KINDLER_TEST_SECRET', 'SOME_API_TOKEN', 'KINDLER_CONFIG']) assert.ok(!env.has(secret), `${f}: ${secret} must not be passed (got ${names.join(' ')})`);
+    assert.doesNotMatch(readFileSync(join(base, f), 'utf8'), /do-not-pass/, f);
+    assert.equal(env.get('PATH'), w.env.PATH, `${f}: PATH is passed`);
+    assert.equal(env.get('HOME'), w.env.HOME, `${f}: HOME is passed`);
+    assert.equal(env.get('https_proxy'), 'http://proxy.example.test:3128', `${f}: proxies are passed`);
+    assert.equal(env.get('LC_TIME'), 'C.UTF-8', `${f}: LC_* is passed`);
+    assert.equal(env.get('PORTAINER_URL'), 'https://portainer.example.test', `${f}: a passEnv name is passed`);
+    assert.equal(env.get('KINDLER_FAKE_DIR'), w.fakeDir, `${f}: a passEnv prefix is passed`);
+  }
+  const hook = envOf(readFileSync(join(base, 'hook.env'), 'utf8'));
+  assert.equal(hook.get('KINDLER_CLUSTER_NAME'), 'envy', 'the facts kindler sets for a hook are there');
+});
+
+test('a script gets the allow-listed environment plus what kindler sets, nothing else', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'kindler-env-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  process.env.KINDLER_TEST_SECRET = 'hunter2-do-not-pass';
+  t.after(() => {
+    delete process.env.KINDLER_TEST_SECRET;
+    setPassEnv([]);
+  });
+  setPassEnv([]);
+  writeFileSync(join(dir, 'env.sh'), 'env\n');
+  const lines: string[] = [];
+  const run = runScript({ script: join(dir, 'env.sh'), args: [], cwd: dir, env: { KINDLER_TASK_ID: 't-9' }, timeoutMs: 20_000, graceMs: 1000, onLine: (l) => lines.push(l) });
+  const r = await run.done;
+  assert.equal(r.exitCode, 0);
+  const env = envOf(lines.join('\n'));
+  assert.ok(!env.has('KINDLER_TEST_SECRET'), [...env.keys()].join(' '));
+  assert.equal(env.get('KINDLER_TASK_ID'), 't-9');
+  assert.equal(env.get('PATH'), process.env.PATH);
+  assert.deepEqual(childEnv({}, { PATH: '/bin', SECRET: 'x', LC_ALL: 'C', MY_A: '1', MY: '2' }), { PATH: '/bin', LC_ALL: 'C' });
+  setPassEnv(['MY_*']);
+  assert.deepEqual(childEnv({ X: 'y' }, { PATH: '/bin', SECRET: 'x', MY_A: '1', MY: '2' }), { PATH: '/bin', MY_A: '1', X: 'y' });
 });

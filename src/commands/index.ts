@@ -684,9 +684,24 @@ function generalHelp(): string {
   ].join('\n');
 }
 
+/**
+ * Whether argv asks for JSON, read before parsing so that a usage error is JSON too: `--json` and
+ * `--json=true` ask, `--json=false` does not, the last one wins, nothing after `--` counts. Once
+ * argv has parsed, the parsed flag decides (the same answer).
+ */
+export function wantsJson(argv: readonly string[]): boolean {
+  let json = false;
+  for (const a of argv) {
+    if (a === '--') break;
+    if (a === '--json' || a === '--json=true') json = true;
+    else if (a === '--json=false') json = false;
+  }
+  return json;
+}
+
 /** Runs one verb for one client. Never throws: errors become one line and an exit code. */
 export async function runCommand(argv: readonly string[], ctx: Context): Promise<number> {
-  const json = argv.includes('--json');
+  let json = wantsJson(argv);
   try {
     const [verbName, ...rest] = argv;
     if (verbName === undefined || verbName === 'help' || verbName === '--help' || verbName === '-h') {
@@ -697,6 +712,7 @@ export async function runCommand(argv: readonly string[], ctx: Context): Promise
     const verb = VERBS.find((v) => v.name === verbName);
     if (!verb) throw usageError(`verb: unknown verb ${shown(verbName, 40)} (kindler help lists them)`, 'verb');
     const parsed = parseArgs(verb, rest);
+    json = parsed.flags.json === true;
     if (parsed.flags.help) {
       ctx.io.out(helpText(verb));
       return EXIT.ok;

@@ -43,3 +43,26 @@ export function whenDrained(stream: Backlogged, limit = OUTPUT_BACKLOG): Promise
     }
   });
 }
+
+/**
+ * Watches this process's stdout and stderr for a reader that went away (`kindler list | head -1`,
+ * a closed terminal): on the first EPIPE (or a write to the stream after it) `onGone` runs once and
+ * `gone()` turns true; callers then stop writing and exit quietly (no stack, no message), with
+ * GONE_EXIT. `codes` are the errors that mean "gone" (a terminal that hung up says EIO). Other
+ * stream errors are thrown as before.
+ */
+export function watchBrokenPipe(onGone: () => void, codes: readonly string[] = ['EPIPE'], streams: NodeJS.WritableStream[] = [process.stdout, process.stderr]): { gone(): boolean } {
+  let gone = false;
+  for (const s of streams) {
+    s.on('error', (e: NodeJS.ErrnoException) => {
+      if (!codes.includes(e.code ?? '') && e.code !== 'ERR_STREAM_DESTROYED' && !gone) throw e;
+      if (gone) return;
+      gone = true;
+      onGone();
+    });
+  }
+  return { gone: () => gone };
+}
+
+/** The exit code after the output's reader went away: 128 + SIGPIPE, what a shell shows for a tool killed by it. */
+export const GONE_EXIT = 141;

@@ -30,7 +30,11 @@ export const COMMON_FLAGS: Record<string, FlagSpec> = {
   help: { type: 'bool', help: 'show this help' },
 };
 
-/** Parses argv (after the verb) against the spec. Throws a usage error naming the flag or argument. */
+/**
+ * Parses argv (after the verb) against the spec. Throws a usage error naming the flag or argument.
+ * Every boolean flag is the same: `--x` or `--x=true` sets it, `--x=false` clears it, any other
+ * value is refused.
+ */
 export function parseArgs(spec: VerbSpec, argv: readonly string[]): Parsed {
   const flags: Parsed['flags'] = {};
   const positional: string[] = [];
@@ -54,7 +58,7 @@ export function parseArgs(spec: VerbSpec, argv: readonly string[]): Parsed {
       if (f.type === 'bool') {
         if (eq >= 0) {
           const v = a.slice(eq + 1);
-          if (v !== 'true' && v !== 'false') throw usageError(`--${name}: takes no value, or =true/=false`, name);
+          if (v !== 'true' && v !== 'false') throw usageError(`--${name}: is a switch: give --${name}, --${name}=true or --${name}=false (got ${shown(v, 20)})`, name);
           flags[name] = v === 'true';
         } else flags[name] = true;
         continue;

@@ -4,13 +4,17 @@
  *              daemon -> { type: 'out' | 'err', data } ... then { type: 'exit', code }
  *   subscribe: client -> { type: 'subscribe', user }
  *              daemon -> { type: 'snapshot', snapshot } then { type: 'event', event } ... until closed
+ *
+ * `user` is informational only and ignored by the daemon: it takes the caller from the kernel
+ * (SO_PEERCRED, see peercred.ts).
  */
 import type { EngineEvent, Snapshot } from '../engine/feed.js';
 
 export interface RunRequest {
   type: 'run';
   argv: string[];
-  user: string;
+  /** Ignored by the daemon (the caller comes from the kernel); kept so older clients still fit. */
+  user?: string;
   isTTY: boolean;
   columns: number;
   /** Contents of files named on the command line, read by the client (path -> text). */
@@ -20,7 +24,8 @@ export interface RunRequest {
 /** Watch the engine: the daemon answers with a snapshot, then every event, until the client closes. */
 export interface SubscribeRequest {
   type: 'subscribe';
-  user: string;
+  /** Ignored by the daemon, as in RunRequest. */
+  user?: string;
 }
 
 export type ServerMessage =

@@ -1,6 +1,11 @@
 /**
  * The daemon's local control socket, `<dataDir>/kindler.sock` (owner and group only). Each
  * connection runs one verb through the same `runCommand` as every other face.
+ *
+ * Who the caller is comes from the kernel (SO_PEERCRED, see peercred.ts), never from the request:
+ * the `user` a client sends is ignored. Every local caller is an admin, recorded (audit, cluster
+ * owner, task user, presence) under its login name: reaching the socket at all takes the daemon's
+ * uid, root, or membership in the socket's group, and granting that group is granting admin.
  */
 import { chmodSync, unlinkSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -10,6 +15,7 @@ import { runCommand } from '../commands/index.js';
 import { whenDrained } from '../commands/io.js';
 import { sanitizeLine } from '../core/text.js';
 import type { Engine, LogFn } from '../engine/engine.js';
+import { localName, loadPeerCred, peerCredOf } from './peercred.js';
 import { NdjsonReader, type RunRequest, type ServerMessage, type SubscribeRequest } from './protocol.js';
 
 /**
@@ -30,8 +36,25 @@ export interface ControlServer {
   close(): Promise<void>;
 }
 
-/** Listens on the control socket. Call only while holding the state lock (the stale socket is removed). */
+/**
+ * Who a connection is, from its peer credentials; null (and the connection refused) when the kernel's
+ * answer cannot be read. Every local caller is an admin (see the module comment).
+ */
+async function identify(sock: Socket, log: LogFn): Promise<string | null> {
+  try {
+    return await localName(peerCredOf(sock).uid);
+  } catch (e) {
+    log('warn', `control socket: connection refused: cannot read its peer credentials: ${sanitizeLine((e as Error).message)}`);
+    return null;
+  }
+}
+
+/**
+ * Listens on the control socket. Call only while holding the state lock (the stale socket is removed).
+ * Throws, before touching anything, when callers cannot be identified (the peer-credentials addon is missing).
+ */
 export async function startControlServer(engine: Engine, log: LogFn, users?: UsersStore): Promise<ControlServer> {
+  loadPeerCred();
   const path = socketPath(engine.cfg.dataDir);
   try {
     unlinkSync(path);
@@ -45,12 +68,26 @@ export async function startControlServer(engine: Engine, log: LogFn, users?: Use
     const send = (m: ServerMessage) => {
       if (!sock.destroyed) sock.write(`${JSON.stringify(m)}\n`);
     };
+    // Asked at once: the kernel recorded the peer when it connected.
+    const caller = identify(sock, log);
     const reader = new NdjsonReader((m) => {
       if (started) return;
       started = true;
+      void caller.then((user) => {
+        // Gone while its name was looked up: nothing to serve (and no presence to leave behind).
+        if (sock.destroyed) return;
+        if (user === null) {
+          send({ type: 'err', data: 'error: control socket: cannot tell who you are (peer credentials unreadable): refused\n' });
+          send({ type: 'exit', code: 5 });
+          sock.end();
+          return;
+        }
+        serve(m, user);
+      });
+    });
+    const serve = (m: unknown, user: string) => {
       const sub = m as SubscribeRequest;
       if (sub?.type === 'subscribe') {
-        const user = typeof sub.user === 'string' && /^[a-z_][a-z0-9_.-]{0,31}$/i.test(sub.user) ? sub.user : 'unknown';
         const leave = engine.joinSession({ user, role: 'admin', source: 'local' });
         const behind = new Set<string>();
         const { snapshot, unsubscribe } = engine.subscribe((event) => {
@@ -85,7 +122,6 @@ export async function startControlServer(engine: Engine, log: LogFn, users?: Use
         sock.end();
         return;
       }
-      const user = typeof req.user === 'string' && /^[a-z_][a-z0-9_.-]{0,31}$/i.test(req.user) ? req.user : 'unknown';
       const files = req.files && typeof req.files === 'object' ? req.files : {};
       void runCommand(req.argv, {
         engine,
@@ -108,7 +144,7 @@ export async function startControlServer(engine: Engine, log: LogFn, users?: Use
         send({ type: 'exit', code });
         sock.end();
       });
-    });
+    };
     sock.on('data', (chunk: string) => {
       try {
         reader.push(chunk);

@@ -3,6 +3,7 @@
  */
 import type { PortRange } from './ports.js';
 import { validRange } from './ports.js';
+import { PASS_ENV_RE } from './childenv.js';
 import type { Provider, TaskKind } from './types.js';
 
 export interface Config {
@@ -49,6 +50,12 @@ export interface Config {
   reconcile: { heal: { missing: boolean; stopped: boolean; running: boolean; route: boolean; branch: boolean } };
   routes: RoutesSettings;
   gitops: GitopsSettings;
+  /**
+   * More of the daemon's environment for the processes it starts (scripts, hooks, git, probes), on top
+   * of the built-in allow-list (core/childenv.ts): exact names, or prefixes ending in `*`
+   * (e.g. `PORTAINER_*`). Nothing else of the daemon's environment reaches a child.
+   */
+  passEnv: string[];
 }
 
 export interface RoutesSettings {
@@ -166,6 +173,7 @@ export const DEFAULT_CONFIG: Omit<Config, 'dataDir' | 'scriptsDir' | 'hooksDir'>
     baseBranch: 'main',
     author: { name: 'kindler', email: 'kindler@localhost' },
   },
+  passEnv: [],
 };
 
 /** Returns a list of problems, each naming the key and the rule. Empty when valid. */
@@ -202,6 +210,11 @@ export function configProblems(c: Config): string[] {
     if (typeof g.repository !== 'string' || !g.repository) out.push('gitops.repository: must be a path or URL');
     if (!/^[A-Za-z0-9._/-]+$/.test(g.baseBranch ?? '')) out.push('gitops.baseBranch: must be a branch name');
     if (!g.author?.name || !g.author?.email) out.push('gitops.author: must have name and email');
+  }
+  if (!Array.isArray(c.passEnv)) out.push('passEnv: must be a list of variable names (a trailing * makes a prefix, e.g. "PORTAINER_*")');
+  else {
+    const bad = c.passEnv.find((n) => typeof n !== 'string' || !PASS_ENV_RE.test(n));
+    if (bad !== undefined) out.push(`passEnv: ${JSON.stringify(bad)} is not a variable name or a prefix ending in * (e.g. "PORTAINER_*")`);
   }
   posInt('concurrency', c.concurrency);
   for (const [k, v] of Object.entries(c.timeouts ?? {})) posInt(`timeouts.${k}`, v);

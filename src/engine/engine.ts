@@ -6,6 +6,7 @@
 import { mkdirSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { setPassEnv } from '../core/childenv.js';
 import type { Config } from '../core/config.js';
 import { conflict, failed, notFound, usageError } from '../core/errors.js';
 import { parseMarker, progressAt } from '../core/markers.js';
@@ -120,6 +121,7 @@ export class Engine {
       lock.release();
       throw e;
     }
+    setPassEnv(cfg.passEnv);
     const scriptEnv = { ...opts.scriptEnv, [OWNER_ENV]: resolve(cfg.dataDir) };
     const engine = new Engine(cfg, store, lock, { ...opts, scriptEnv, postSteps: opts.postSteps ?? defaultPostSteps(cfg, scriptEnv) });
     await engine.recover();
@@ -192,7 +194,7 @@ export class Engine {
 
   /** The host tools' report (docker, k3d, kind, kubectl, git, haproxy), with the scripts' environment. */
   doctor(): Promise<ToolReport[]> {
-    return doctor(this.opts.scriptEnv ? { ...process.env, ...this.opts.scriptEnv } as Record<string, string> : undefined);
+    return doctor(this.opts.scriptEnv);
   }
 
   /** The last task that acted on a cluster (kept even after the cluster is deleted). */

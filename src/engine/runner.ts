@@ -14,6 +14,7 @@ import { closeSync, fstatSync, openSync, readSync, unlinkSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { childEnv } from '../core/childenv.js';
 import { parseMarker } from '../core/markers.js';
 import { cleanLine } from '../core/text.js';
 import { ByteLines, LineSplitter, type Bulk } from './lines.js';
@@ -24,6 +25,7 @@ export interface RunOptions {
   script: string;
   args: string[];
   cwd: string;
+  /** Set for the script on top of the allow-listed part of the daemon's environment (nothing else is inherited). */
   env?: Record<string, string>;
   timeoutMs: number;
   graceMs: number;
@@ -207,7 +209,9 @@ export function runScript(o: RunOptions): Run {
   const start = () =>
     execa(file, argv, {
       cwd: o.cwd,
-      env: { LOG_COLORS: 'false', ...o.env },
+      // Only the allow-listed part of the daemon's environment, plus what kindler sets (core/childenv.ts).
+      env: childEnv({ LOG_COLORS: 'false', ...o.env }),
+      extendEnv: false,
       detached: true,
       buffer: false,
       reject: false,

@@ -2,6 +2,7 @@
  * `kindler doctor`: which host tools are there, which versions, and what is not usable.
  */
 import { execa } from 'execa';
+import { childEnv } from '../core/childenv.js';
 import { cleanLine } from '../core/text.js';
 
 export interface ToolReport {
@@ -28,7 +29,7 @@ const PROBES: Probe[] = [
 ];
 
 async function probe(p: Probe, env?: Record<string, string>): Promise<ToolReport> {
-  const r = await execa(p.cmd, p.args, { reject: false, timeout: 15_000, stdin: 'ignore', env, all: true });
+  const r = await execa(p.cmd, p.args, { reject: false, timeout: 15_000, stdin: 'ignore', env: childEnv(env), extendEnv: false, all: true });
   const text = cleanLine(String(r.all ?? ''), 4000);
   if ((r as { code?: string }).code === 'ENOENT' || (r.exitCode === undefined && /ENOENT/.test(r.shortMessage ?? ''))) {
     return { name: p.name, found: false, usable: false, detail: `${p.cmd} is not on PATH`, required: p.required };
@@ -42,7 +43,7 @@ async function probe(p: Probe, env?: Record<string, string>): Promise<ToolReport
   return { name: p.name, found: true, ...(version ? { version } : {}), usable: true, detail: 'ok', required: p.required };
 }
 
-/** Checks every tool in parallel. */
+/** Checks every tool in parallel, with the scripts' environment (`env` on top of the allow-listed one). */
 export async function doctor(env?: Record<string, string>): Promise<ToolReport[]> {
   return Promise.all(PROBES.map((p) => probe(p, env)));
 }

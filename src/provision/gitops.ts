@@ -18,6 +18,7 @@
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, chmodSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { GitError, simpleGit, type SimpleGit } from 'simple-git';
+import { childEnv } from '../core/childenv.js';
 import type { Cluster } from '../core/types.js';
 import { failed, refused, usageError } from '../core/errors.js';
 import { looksLikeName } from '../core/names.js';
@@ -264,7 +265,9 @@ export class Gitops {
         const extra = adds ? `\n${(error as Error).message}` : '';
         return new GitCommandFailed(result.exitCode, output + extra);
       },
-    });
+      // The allow-listed environment only (core/childenv.ts); GIT_* names are left out because
+      // simple-git refuses them when given explicitly (its environment guard).
+    }).env(Object.fromEntries(Object.entries(childEnv()).filter(([k]) => !/^git_/i.test(k))));
   }
 
   /**

@@ -13,6 +13,7 @@ import { copyFile, link, open, readFile, rename, stat, unlink } from 'node:fs/pr
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
 import { execa } from 'execa';
+import { childEnv } from '../core/childenv.js';
 import type { Cluster } from '../core/types.js';
 import { failed, usageError } from '../core/errors.js';
 import { cleanLine, shown } from '../core/text.js';
@@ -265,7 +266,7 @@ interface CmdOutcome {
 
 async function runCommand(argv: readonly string[], timeoutMs: number): Promise<CmdOutcome> {
   const [cmd, ...args] = argv;
-  const r = await execa(cmd!, args, { reject: false, all: true, stdin: 'ignore', timeout: timeoutMs, stripFinalNewline: true });
+  const r = await execa(cmd!, args, { reject: false, all: true, stdin: 'ignore', timeout: timeoutMs, stripFinalNewline: true, env: childEnv(), extendEnv: false });
   const lines = String(r.all ?? '').split('\n').map((l) => cleanLine(l, 2000)).filter((l) => l.trim() !== '');
   const ok = !r.failed && r.exitCode === 0;
   const how = r.timedOut
