@@ -7,7 +7,8 @@ import { execFileSync, spawn } from 'node:child_process';
 import { Store, StateFileError, StateWriteError, SCHEMA_VERSION, migrate } from '../src/store/state.js';
 import { acquireLock, LockHeldError } from '../src/store/lock.js';
 import { APPEND_NOFOLLOW, EXCLUSIVE_CREATE, tempNameFor, writeFileAtomic, writeFileAtomicSync } from '../src/store/atomic.js';
-import { TaskLog } from '../src/engine/logs.js';
+import { LogCursor, readLogFile, readLogTail, TaskLog } from '../src/engine/logs.js';
+import { loadOrCreateHostKey } from '../src/ssh/hostkey.js';
 import { poll } from './helpers.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'kindler-store-'));
@@ -197,6 +198,10 @@ test('a task log is opened with O_NOFOLLOW and never throws: a symlink or a dire
     assert.deepEqual(log.tail().lines, ['one', 'two', 'three'], 'live views still get the lines');
   }
   assert.equal(readFileSync(victim, 'utf8'), 'precious\n');
+  // Nor is a symlink read through (a reader would be shown another file).
+  await assert.rejects(readLogFile(dir, 't-1'), /ELOOP/);
+  await assert.rejects(readLogTail(dir, 't-1', 5), /ELOOP/);
+  await assert.rejects(new LogCursor(join(dir, 't-1.log')).next(4096), /ELOOP/);
   // A plain log is written in order, across reopen after close.
   const ok = new TaskLog(dir, 't-3', 10, () => undefined);
   ok.add('a');
@@ -205,4 +210,18 @@ test('a task log is opened with O_NOFOLLOW and never throws: a symlink or a dire
   await ok.close();
   assert.equal(readFileSync(join(dir, 't-3.log'), 'utf8'), 'a\nb\n');
   assert.equal(ok.error, null);
+});
+
+test("the host key's .pub copy replaces a symlink planted at its name instead of writing through it", () => {
+  const dir = tmp();
+  const victim = join(dir, 'victim');
+  writeFileSync(victim, 'precious\n');
+  const key = join(dir, 'keys', 'host_key');
+  mkdirSync(join(dir, 'keys'));
+  symlinkSync(victim, `${key}.pub`);
+  const k = loadOrCreateHostKey(key);
+  assert.equal(k.created, true);
+  assert.equal(readFileSync(victim, 'utf8'), 'precious\n');
+  assert.ok(lstatSync(`${key}.pub`).isFile());
+  assert.match(readFileSync(`${key}.pub`, 'utf8'), /^ssh-ed25519 /);
 });

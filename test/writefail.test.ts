@@ -238,3 +238,18 @@ test('the embedded CLI checks its lock before every write too', async (t) => {
   assert.equal(readFileSync(file, 'utf8'), before, 'the CLI wrote nothing after losing the lock');
   assert.equal(JSON.parse(readFileSync(join(w.dataDir, 'kindler.lock'), 'utf8')).pid, process.pid, "the other process's lock is left alone");
 });
+
+test('a symlink planted at reconcile.jsonl is refused, not appended through', async (t) => {
+  const w = makeWorld();
+  const engine = await startEngine(w);
+  t.after(async () => {
+    await engine.shutdown();
+    w.cleanup();
+  });
+  const victim = join(w.dir, 'victim');
+  writeFileSync(victim, 'precious\n');
+  symlinkSync(victim, join(w.dataDir, 'reconcile.jsonl'));
+  const r = await runReconcile(engine, { dryRun: true });
+  assert.match(JSON.stringify(r.errors), /"cluster":"\(summary\)".*ELOOP/);
+  assert.equal(readFileSync(victim, 'utf8'), 'precious\n');
+});

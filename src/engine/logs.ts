@@ -2,14 +2,14 @@
  * Task logs: every line goes to `<dataDir>/logs/<taskId>.log` (complete), and the last N lines stay
  * in a memory ring for live views. Lines are batched: one file write and one event per tick.
  *
- * The file is opened with O_NOFOLLOW (a symlink planted in the logs directory is refused, never
- * written through). A log that cannot be written (a full disk, a directory or a symlink in the way)
+ * The file is opened with O_NOFOLLOW, for writing and for reading (a symlink planted in the logs
+ * directory is refused, never written through nor shown to whoever reads the log). A log that cannot be written (a full disk, a directory or a symlink in the way)
  * never throws: the first error is kept in `error`, reported once through `onError`, and later lines
  * only reach the ring and the events.
  */
 import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { APPEND_NOFOLLOW, errnoText } from '../store/atomic.js';
+import { APPEND_NOFOLLOW, errnoText, READ_NOFOLLOW } from '../store/atomic.js';
 import type { Bulk } from './lines.js';
 
 /** Lines longer than this are copied on the way in (see `add`). */
@@ -180,7 +180,7 @@ export class TaskLog {
 /** Reads a task's full log from disk (empty when it has none). */
 export async function readLogFile(dir: string, taskId: string): Promise<string[]> {
   try {
-    const text = await readFile(join(dir, `${taskId}.log`), 'utf8');
+    const text = await readFile(join(dir, `${taskId}.log`), { encoding: 'utf8', flag: READ_NOFOLLOW });
     if (!text) return [];
     const lines = text.split('\n');
     if (lines[lines.length - 1] === '') lines.pop();
@@ -211,7 +211,7 @@ const TAIL_CHUNK = 256 * 1024;
 export async function readLogTail(dir: string, taskId: string, n: number): Promise<LogTail> {
   let fh;
   try {
-    fh = await open(join(dir, `${taskId}.log`), 'r');
+    fh = await open(join(dir, `${taskId}.log`), READ_NOFOLLOW);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { lines: [], from: 0, bytes: 0 };
     throw e;
@@ -288,7 +288,7 @@ export class LogCursor {
   async next(max: number, final = false): Promise<string[]> {
     if (!this.fh) {
       try {
-        this.fh = await open(this.file, 'r');
+        this.fh = await open(this.file, READ_NOFOLLOW);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
         throw e;

@@ -10,12 +10,14 @@ import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { getSystemErrorMap } from 'node:util';
 
-const { O_WRONLY, O_CREAT, O_EXCL, O_APPEND, O_NOFOLLOW } = constants;
+const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_APPEND, O_NOFOLLOW } = constants;
 
 /** Flags for a new temp file: create it, and fail if the name exists in any form (a symlink too). */
 export const EXCLUSIVE_CREATE = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW;
 /** Flags for a log appended to in place: create it if missing, refuse it when it is a symlink. */
 export const APPEND_NOFOLLOW = O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW;
+/** Flags for reading a file kindler wrote itself (a task log): a symlink in its place is refused. */
+export const READ_NOFOLLOW = O_RDONLY | O_NOFOLLOW;
 
 /** A fresh, unguessable temp name beside `file` (hidden, so listings of the directory skip it). */
 export function tempNameFor(file: string): string {
