@@ -6,13 +6,15 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Engine } from '../src/engine/engine.js';
 import { runReconcile } from '../src/cron/jobs.js';
 import { TuiModel, storageNotice } from '../src/tui/model.js';
 import type { Task } from '../src/core/types.js';
-import { ALICE, CAN_MOUNT, CLI, FAKE_BIN, fillDisk, makeWorld, mountTmpfs, poll, startEngine, until, verb, type World } from './helpers.js';
+import { KindlerError } from '../src/core/errors.js';
+import { UsersStore } from '../src/access/users.js';
+import { ALICE, CAN_MOUNT, CLI, FAKE_BIN, fillDisk, makeTestKey, makeWorld, mountTmpfs, poll, startEngine, until, verb, type World } from './helpers.js';
 
 const skip = CAN_MOUNT ? false : 'needs root (tmpfs mounts, chattr)';
 
@@ -252,4 +254,26 @@ test('a symlink planted at reconcile.jsonl is refused, not appended through', as
   const r = await runReconcile(engine, { dryRun: true });
   assert.match(JSON.stringify(r.errors), /"cluster":"\(summary\)".*ELOOP/);
   assert.equal(readFileSync(victim, 'utf8'), 'precious\n');
+});
+
+test('a users file that cannot be written (full disk) is the verb\'s error, and nothing changes', { skip }, async (t) => {
+  const w = makeWorld();
+  const dir = join(w.dir, 'etc');
+  mkdirSync(dir);
+  const unmount = mountTmpfs(dir, '1m');
+  t.after(() => {
+    unmount();
+    w.cleanup();
+  });
+  const file = join(dir, 'users.conf');
+  const users = new UsersStore({ file });
+  users.load();
+  const key = makeTestKey(w.dir, 'k1');
+  const free = fillDisk(dir);
+  assert.throws(() => users.add('bob', 'viewer', key.pub), (e: Error) => e instanceof KindlerError && e.message === `users file: cannot write ${file} (ENOSPC: no space left on device); nothing was changed`);
+  assert.equal(users.get('bob'), undefined);
+  assert.deepEqual(readdirSync(dir).filter((n) => n.endsWith('.tmp')), [], 'no temp file is left');
+  free();
+  users.add('bob', 'viewer', key.pub);
+  assert.equal(users.get('bob')?.role, 'viewer');
 });

@@ -19,9 +19,9 @@ import { mkdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node:f
 import { basename, dirname } from 'node:path';
 import ssh2 from 'ssh2';
 import type { ParsedKey } from 'ssh2';
-import { conflict, notFound, usageError } from '../core/errors.js';
+import { conflict, failed, notFound, usageError } from '../core/errors.js';
 import { sanitizeLine, shown } from '../core/text.js';
-import { writeFileAtomicSync } from '../store/atomic.js';
+import { errnoText, writeFileAtomicSync } from '../store/atomic.js';
 import { isRole, ROLES, type Role } from './authorize.js';
 
 const { utils } = ssh2;
@@ -378,7 +378,12 @@ export class UsersStore extends EventEmitter {
     const parsed = parseUsers(text ?? '', this.file);
     const { lines, result } = edit(parsed);
     const out = `${lines.join('\n')}\n`;
-    this.writeAtomic(out);
+    try {
+      this.writeAtomic(out);
+    } catch (e) {
+      // A full disk or a read-only file is the verb's error, said as such (not an "internal error").
+      throw failed(`users file: cannot write ${this.file} (${errnoText(e)}); nothing was changed`);
+    }
     this.apply(out);
     this.emit('change');
     return result;
