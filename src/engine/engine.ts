@@ -715,7 +715,11 @@ export class Engine {
     return done.then(
       () => {
         // Queued only once it is on disk: a task the caller is told was not done never runs.
-        this.queue.push(task.id);
+        if (this.stopping && task.state === 'queued') {
+          // Shutdown began while it was being written: it ends like the queued tasks shutdown found.
+          this.endQueued(this.store.data, task, 'interrupted', 'kindler stopped before the task started');
+          this.store.flushSoon().catch(() => undefined);
+        } else this.queue.push(task.id);
         this.log('info', `task ${task.id} queued: ${kind} ${c.name} by ${actor.user} (${actor.source})`);
         this.emitCluster(c.name);
         this.emitTask(task);
