@@ -8,13 +8,14 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Engine } from '../src/engine/engine.js';
+import { Engine } from '../src/engine/engine.js';
+import type { PostStep } from '../src/engine/poststeps.js';
 import { runReconcile } from '../src/cron/jobs.js';
 import { TuiModel, storageNotice } from '../src/tui/model.js';
 import type { Task } from '../src/core/types.js';
 import { KindlerError } from '../src/core/errors.js';
 import { UsersStore } from '../src/access/users.js';
-import { ALICE, CAN_MOUNT, CLI, FAKE_BIN, fillDisk, makeTestKey, makeWorld, mountTmpfs, poll, startEngine, until, verb, type World } from './helpers.js';
+import { ALICE, CAN_MOUNT, CLI, FAKE_BIN, fillDisk, makeTestKey, makeWorld, mountTmpfs, poll, scriptEnv, startEngine, until, verb, type World } from './helpers.js';
 
 const skip = CAN_MOUNT ? false : 'needs root (tmpfs mounts, chattr)';
 
@@ -276,4 +277,37 @@ test('a users file that cannot be written (full disk) is the verb\'s error, and 
   free();
   users.add('bob', 'viewer', key.pub);
   assert.equal(users.get('bob')?.role, 'viewer');
+});
+
+test('a log that fails after the script succeeded (in a post step) fails the task; the cluster stays recorded as made', { skip }, async (t) => {
+  const w = makeWorld();
+  const logs = join(w.dataDir, 'logs');
+  mkdirSync(logs, { recursive: true });
+  const unmount = mountTmpfs(logs, '1m');
+  let free: (() => void) | null = null;
+  const step: PostStep = {
+    key: 'fill',
+    title: () => 'Filling the logs disk',
+    applies: (kind) => kind === 'create',
+    run: async (ctx) => {
+      free = fillDisk(logs);
+      // Longer than the slack in the log file's last page.
+      ctx.log(`a line that no longer fits ${'x'.repeat(10000)}`);
+    },
+  };
+  const engine = await Engine.start(w.cfg, { role: 'test', scriptEnv: scriptEnv(w), postSteps: [step] });
+  t.after(async () => {
+    await engine.shutdown().catch(() => undefined);
+    free?.();
+    unmount();
+    w.cleanup();
+  });
+  const r = await verb(engine, ['create', 'late', '--wait', '--json']);
+  assert.equal(r.code, 1);
+  const task = JSON.parse(r.out).task as Task;
+  assert.equal(task.state, 'failed');
+  assert.match(task.error!.reason, /t-1\.log could not be written \(ENOSPC: no space left on device\)$/);
+  const c = engine.getCluster('late')!;
+  assert.equal(c.actual, 'running', 'the provider work is done and stays recorded');
+  assert.equal(c.lastError, task.error!.reason);
 });

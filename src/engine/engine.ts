@@ -1018,7 +1018,15 @@ export class Engine {
     else t.error = { reason: reason!, stderrTail: [...s.stderrTail] };
     s.log.add(state === 'succeeded' ? `[kindler] task ${t.id} succeeded` : `[kindler] task ${t.id} ${state}: ${reason}`);
     await s.log.close();
-    if (s.log.error && s.log.error !== reason) t.notes.push(s.log.error);
+    if (s.log.error && state === 'succeeded') {
+      // The work is done but its log is not complete (it failed after the script, in a post step or on
+      // the last line): not a success. Like a failed post step, what the provider did stays recorded.
+      state = 'failed';
+      reason = s.log.error;
+      postFailed = true;
+      t.state = state;
+      t.error = { reason, stderrTail: [...s.stderrTail] };
+    } else if (s.log.error && s.log.error !== reason) t.notes.push(s.log.error);
 
     let recheck = false;
     const saved = await this.save(`task ${t.id} ${state}`, (d) => {
