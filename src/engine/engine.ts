@@ -105,8 +105,9 @@ export class Engine {
   /** Saving stopped, changed its reason, or resumed: the daemon log says so, and every face is told. */
   private onStoreHealth(h: StoreHealth, before: StoreHealth): void {
     if (!h.saving) {
-      const next = h.lockLost ? 'nothing is written until kindler is restarted' : 'retrying with backoff';
-      this.log('error', `state is not being saved: ${h.problem}; ${next}; reads go on, changes are kept in memory`);
+      // A lost lock's message already says to restart: no retry can help there.
+      const next = h.lockLost ? '' : '; retrying with backoff';
+      this.log('error', `state is not being saved: ${h.problem}${next}; reads go on, changes are kept in memory`);
     } else if (!before.saving) {
       this.log('warn', `state is saved again (${before.failures ?? 0} failed write${before.failures === 1 ? '' : 's'} since ${before.since})`);
     }
