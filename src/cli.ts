@@ -14,6 +14,7 @@ import { socketPath } from './control/server.js';
 import { runDaemon } from './daemon.js';
 import { Engine } from './engine/engine.js';
 import { loadConfig, ConfigError } from './store/config.js';
+import { KindlerError } from './core/errors.js';
 import { LockHeldError } from './store/lock.js';
 import { StateFileError } from './store/state.js';
 
@@ -84,16 +85,22 @@ async function main(argv: string[]): Promise<number> {
   // The reader went away: the verb stops (a started task runs on, as after Ctrl-C of a --wait).
   stopOnGone = () => abort.abort();
   let interrupted = false;
+  // A shutdown that could not save state has said why (the engine's log); the exit code says it failed.
+  const stop = () =>
+    void engine.shutdown().catch((e: Error) => {
+      process.stderr.write(`error: ${e.message}\n`);
+      process.exitCode = 1;
+    });
   process.on('SIGINT', () => {
     if (interrupted) return;
     interrupted = true;
     abort.abort();
     err('\ninterrupted: stopping running tasks (their cleanup runs)…\n');
-    void engine.shutdown();
+    stop();
   });
   process.on('SIGTERM', () => {
     abort.abort();
-    void engine.shutdown();
+    stop();
   });
   const code = await runCommand(argv, {
     engine,
@@ -121,7 +128,7 @@ main(process.argv.slice(2)).then(
     process.exitCode = pipe.gone() ? GONE_EXIT : code;
   },
   (e: Error) => {
-    if (e instanceof ConfigError || e instanceof StateFileError || e instanceof LockHeldError) {
+    if (e instanceof ConfigError || e instanceof StateFileError || e instanceof LockHeldError || e instanceof KindlerError) {
       err(`error: ${e.message}\n`);
     } else {
       err(`error: internal: ${e.stack ?? e.message}\n`);

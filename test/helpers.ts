@@ -3,7 +3,7 @@
  * as processes, and an in-process engine, all running the real scripts against the fakes.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -441,4 +441,41 @@ export class TwoFacedAgent extends ssh2.BaseAgent {
     const done = (typeof options === 'function' ? options : cb) as (err: Error | undefined, sig?: Buffer) => void;
     done(undefined, this.signsWith.sign(data));
   }
+}
+
+// ---- full disks (root only: tmpfs mounts) -----------------------------------------------------
+
+/** Mounts a tmpfs of `size` (e.g. '2m') on `dir` (which must exist); returns the unmount. */
+export function mountTmpfs(dir: string, size: string): () => void {
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size},mode=0750`, 'tmpfs', dir]);
+  let mounted = true;
+  return () => {
+    if (mounted) execFileSync('umount', ['-l', dir]);
+    mounted = false;
+  };
+}
+
+/** Whether this process may mount (root): the full-disk tests need it. */
+export const CAN_MOUNT = process.getuid?.() === 0;
+
+/** Fills the filesystem holding `dir` to the last byte with one file; returns the function that frees it. */
+export function fillDisk(dir: string): () => void {
+  const file = join(dir, `.filler-${process.pid}-${Math.random().toString(36).slice(2)}`);
+  const fd = openSync(file, 'wx', 0o600);
+  try {
+    for (const size of [1 << 20, 64 << 10, 4 << 10, 512, 1]) {
+      const buf = Buffer.alloc(size);
+      for (;;) {
+        try {
+          writeSync(fd, buf);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === 'ENOSPC') break;
+          throw e;
+        }
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return () => rmSync(file, { force: true });
 }

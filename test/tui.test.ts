@@ -268,6 +268,17 @@ test('who else is online comes from the snapshot and presence events', async (t)
   await s.waitFor((x) => x.includes('online: carol') && !x.includes('bob'));
 });
 
+test('the header says when state is not being saved, from the snapshot and from storage events', async (t) => {
+  const b = new FakeBackend();
+  b.snapshot.storage = { saving: false, problem: 'the state file could not be written (ENOSPC: no space left on device)', since: '2026-01-01T10:11:12.000Z', failures: 3 };
+  const s = start(t, b);
+  await s.waitFor('STATE NOT BEING SAVED since 10:11:12Z: the state file could not be written (ENOSPC');
+  b.push({ type: 'storage', storage: { saving: true } });
+  await s.waitFor((x) => x.includes('kindler') && !x.includes('NOT BEING SAVED'));
+  b.push({ type: 'storage', storage: { saving: false, problem: 'the state file could not be written (EPERM: operation not permitted)', since: '2026-01-01T10:20:00.000Z', failures: 1 } });
+  await s.waitFor('STATE NOT BEING SAVED since 10:20:00Z: the state file could not be written (EPERM');
+});
+
 test('progress advances as task events arrive (attached mid-task)', async (t) => {
   const running = task('t-1', 'alpha', { progress: 10, step: 'Creating cluster', user: 'bob' });
   const b = new FakeBackend('admin', 'alice', { clusters: [cluster('alpha', { actual: 'creating', lastTaskId: 't-1' })], tasks: [running] });

@@ -13,14 +13,15 @@
  * Every change made through `UsersStore` re-reads the file first (so hand edits are not lost),
  * keeps comments and unknown lines as they are, and replaces the file atomically (mode 0640).
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { closeSync, fchmodSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, watch, writeSync, type FSWatcher } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { mkdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import ssh2 from 'ssh2';
 import type { ParsedKey } from 'ssh2';
-import { conflict, notFound, usageError } from '../core/errors.js';
+import { conflict, failed, notFound, usageError } from '../core/errors.js';
 import { sanitizeLine, shown } from '../core/text.js';
+import { errnoText, writeFileAtomicSync } from '../store/atomic.js';
 import { isRole, ROLES, type Role } from './authorize.js';
 
 const { utils } = ssh2;
@@ -377,37 +378,20 @@ export class UsersStore extends EventEmitter {
     const parsed = parseUsers(text ?? '', this.file);
     const { lines, result } = edit(parsed);
     const out = `${lines.join('\n')}\n`;
-    this.writeAtomic(out);
+    try {
+      this.writeAtomic(out);
+    } catch (e) {
+      // A full disk or a read-only file is the verb's error, said as such (not an "internal error").
+      throw failed(`users file: cannot write ${this.file} (${errnoText(e)}); nothing was changed`);
+    }
     this.apply(out);
     this.emit('change');
     return result;
   }
 
   private writeAtomic(content: string): void {
-    const dir = dirname(this.file);
-    mkdirSync(dir, { recursive: true, mode: 0o750 });
-    const tmp = join(dir, `.${basename(this.file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-    const fd = openSync(tmp, 'wx', 0o640);
-    try {
-      fchmodSync(fd, 0o640);
-      writeSync(fd, content);
-      fsyncSync(fd);
-    } catch (e) {
-      closeSync(fd);
-      try {
-        unlinkSync(tmp);
-      } catch { /* already gone */ }
-      throw e;
-    }
-    closeSync(fd);
-    try {
-      renameSync(tmp, this.file);
-    } catch (e) {
-      try {
-        unlinkSync(tmp);
-      } catch { /* already gone */ }
-      throw e;
-    }
+    mkdirSync(dirname(this.file), { recursive: true, mode: 0o750 });
+    writeFileAtomicSync(this.file, content, 0o640);
   }
 
   private static header(lines: string[]): string[] {

@@ -442,11 +442,18 @@ const VERBS: Verb[] = [
     flags: {},
     async run(_p, ctx, json) {
       const tools = await ctx.engine.doctor();
+      const state = ctx.engine.storageHealth();
       const by = (n: string) => tools.find((t) => t.name === n)!;
-      const ok = by('docker').usable && by('kubectl').usable && (by('k3d').usable || by('kind').usable);
-      print(ctx, json, { ok, tools }, () =>
+      const toolsOk = by('docker').usable && by('kubectl').usable && (by('k3d').usable || by('kind').usable);
+      const ok = toolsOk && state.saving;
+      const stateLine = state.saving
+        ? 'state: saved\n'
+        : `state: NOT BEING SAVED since ${state.since}: ${sanitizeLine(state.problem ?? '')} (${state.failures} failed write${state.failures === 1 ? '' : 's'}; ${state.lockLost ? 'restart kindler' : 'retried with backoff; free the space or fix the file and it resumes by itself'})\n`;
+      print(ctx, json, { ok, tools, state }, () =>
         table(['TOOL', 'FOUND', 'VERSION', 'USABLE', 'NEEDED FOR', 'DETAIL'], tools.map((t) => [t.name, t.found ? 'yes' : 'no', t.version, t.usable ? 'yes' : 'no', t.required, t.detail])) +
-        (ok ? 'kindler can create clusters on this host\n' : 'kindler cannot create clusters here: docker, kubectl and k3d or kind must be usable\n'),
+        stateLine +
+        (toolsOk ? 'kindler can create clusters on this host\n' : 'kindler cannot create clusters here: docker, kubectl and k3d or kind must be usable\n') +
+        (state.saving ? '' : 'kindler cannot record changes until state is saved again: new tasks are refused\n'),
       );
       return ok ? EXIT.ok : EXIT.failed;
     },

@@ -4,6 +4,7 @@
  */
 import { appendFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { APPEND_NOFOLLOW } from '../store/atomic.js';
 import type { Engine } from '../engine/engine.js';
 import { isTerminal } from '../core/types.js';
 import { listProviderClusters, reconcilePass, type DriftKind, type ReconcileResult } from './reconcile.js';
@@ -34,7 +35,8 @@ export function runReconcile(engine: Engine, o: { dryRun: boolean; heal?: Partia
         listProvider: () => listProviderClusters(cfg, engine.scriptEnv),
         ...(cfg.routes.enabled ? { routesStatus: () => engine.routesStatus() } : {}),
         ...(cfg.gitops.enabled ? { branchStatus: (names: string[]) => engine.branchStatus(names) ?? Promise.resolve(new Map()) } : {}),
-        appendSummary: (line) => appendFile(join(cfg.dataDir, 'reconcile.jsonl'), `${line.trimEnd()}\n`, { mode: 0o640 }),
+        // O_NOFOLLOW: a symlink planted in the data dir is refused, never appended through.
+        appendSummary: (line) => appendFile(join(cfg.dataDir, 'reconcile.jsonl'), `${line.trimEnd()}\n`, { mode: 0o640, flag: APPEND_NOFOLLOW }),
         ...(o.log ? { log: o.log } : {}),
       },
       { dryRun: o.dryRun, heal: { ...cfg.reconcile.heal, ...o.heal } },

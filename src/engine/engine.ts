@@ -23,7 +23,7 @@ import { doctor, type ToolReport } from '../provision/doctor.js';
 import { routesStatus } from '../provision/routes.js';
 import { adoptCall, parseStatus, scriptFor, statusCall, type StatusResult } from '../provision/scripts.js';
 import { acquireLock, ownProcessGroup, processesWithEnv, processRunning, processStart, type Lock } from '../store/lock.js';
-import { Store } from '../store/state.js';
+import { StateWriteError, Store, type StateData, type StoreHealth } from '../store/state.js';
 import { Feed, type Listener, type SessionInfo, type Snapshot } from './feed.js';
 import { LogCursor, readLogFile, readLogTail, TaskLog, type LogTail } from './logs.js';
 import { queryScript, runScript, signalGroup, type Run, type RunResult } from './runner.js';
@@ -62,6 +62,8 @@ interface Running {
   reachedCreate: boolean;
   /** The post steps that apply to this task. */
   post: PostStep[];
+  /** Why kindler stopped the task itself (its log cannot be written): it fails with this reason. */
+  abort?: string;
 }
 
 export interface ImportRow { line: number; name: string; result: 'imported' | 'refused'; reason?: string }
@@ -84,6 +86,8 @@ export const OWNER_ENV = 'KINDLER_OWNER';
 
 const STDERR_TAIL = 10;
 const KEEP_FINISHED_LOGS = 64;
+/** How long shutdown keeps retrying a failing state write before it gives up (and says so). */
+const SAVE_AT_SHUTDOWN_MS = 5000;
 
 const now = () => new Date().toISOString();
 const clone = <T>(v: T): T => structuredClone(v);
@@ -108,6 +112,39 @@ export class Engine {
     mkdirSync(this.logDir, { recursive: true, mode: 0o750 });
     mkdirSync(this.kubeDir, { recursive: true, mode: 0o700 });
     this.log = opts.log ?? (() => undefined);
+    store.onHealth = (h, before) => this.onStoreHealth(h, before);
+  }
+
+  /** Saving stopped, changed its reason, or resumed: the daemon log says so, and every face is told. */
+  private onStoreHealth(h: StoreHealth, before: StoreHealth): void {
+    if (!h.saving) {
+      // A lost lock's message already says to restart: no retry can help there.
+      const next = h.lockLost ? '' : '; retrying with backoff';
+      this.log('error', `state is not being saved: ${h.problem}${next}; reads go on, changes are kept in memory`);
+    } else if (!before.saving) {
+      this.log('warn', `state is saved again (${before.failures ?? 0} failed write${before.failures === 1 ? '' : 's'} since ${before.since})`);
+    }
+    this.feed.emit({ type: 'storage', storage: h });
+  }
+
+  /** Whether state reaches the disk (for doctor and the TUI header). */
+  storageHealth(): StoreHealth {
+    return this.store.health();
+  }
+
+  /**
+   * Applies a change that must be recorded whatever happens (a task's end, what a re-check found): when
+   * the write fails it stays in memory and the store retries it. True once on disk; false, logged, when not yet.
+   */
+  private async save(what: string, fn: (d: StateData) => void): Promise<boolean> {
+    try {
+      await this.store.update(fn);
+      return true;
+    } catch (e) {
+      if (!(e instanceof StateWriteError)) throw e;
+      this.log('error', `${what}: not saved yet: ${e.reason}; kept in memory and saved once a write succeeds`);
+      return false;
+    }
   }
 
   /** Takes the single-writer lock, loads and validates state, and recovers from a previous crash. */
@@ -116,16 +153,24 @@ export class Engine {
     const lock = acquireLock(cfg.dataDir, opts.role);
     let store: Store;
     try {
-      store = await Store.open(cfg.dataDir);
+      // Every write first checks that this process still holds the lock (a deleted or replaced lock
+      // file would otherwise let a second process write next to this one).
+      store = await Store.open(cfg.dataDir, { guard: () => lock.verify() });
     } catch (e) {
       lock.release();
       throw e;
     }
     setPassEnv(cfg.passEnv);
     const scriptEnv = { ...opts.scriptEnv, [OWNER_ENV]: resolve(cfg.dataDir) };
-    const engine = new Engine(cfg, store, lock, { ...opts, scriptEnv, postSteps: opts.postSteps ?? defaultPostSteps(cfg, scriptEnv) });
-    await engine.recover();
-    return engine;
+    try {
+      const engine = new Engine(cfg, store, lock, { ...opts, scriptEnv, postSteps: opts.postSteps ?? defaultPostSteps(cfg, scriptEnv) });
+      await engine.recover();
+      return engine;
+    } catch (e) {
+      store.close();
+      lock.release();
+      throw e;
+    }
   }
 
   // ---- reading -------------------------------------------------------------------------------
@@ -136,6 +181,7 @@ export class Engine {
       clusters: this.listClusters(),
       tasks: this.listTasks({ limit: this.cfg.taskListLimit }),
       sessions: [...this.sessions.values()].map(clone),
+      storage: this.store.health(),
     };
   }
 
@@ -259,7 +305,12 @@ export class Engine {
       await Promise.all([...this.rechecks]);
       await new Promise((r) => setImmediate(r));
     }
-    await this.store.flush();
+    try {
+      await this.store.flush();
+    } catch (e) {
+      // Not saved: logged and retried by the store, and said again by shutdown if it stays so.
+      if (!(e instanceof StateWriteError)) throw e;
+    }
   }
 
   // ---- admitting work ------------------------------------------------------------------------
@@ -776,8 +827,13 @@ export class Engine {
       params,
       logLines: 0,
     };
+    // What the change replaces, to put back if it cannot be recorded. Admission is serialized, and
+    // the cluster is now active, so nothing else changes these records until the write has settled.
+    const seq = d.nextTaskSeq;
+    const prior = d.clusters.find((x) => x.name === c.name);
+    const priorRecord = prior ? clone(prior) : undefined;
+    let auditEvent: AuditEvent | undefined;
     this.active.set(c.name, task.id);
-    this.queue.push(task.id);
     const done = this.store.update((data) => {
       data.nextTaskSeq++;
       mutate(data);
@@ -785,14 +841,41 @@ export class Engine {
       if (r) r.lastTaskId = task.id;
       data.tasks.push(task);
       this.audit(data, actor, kind, c.name, 'ok', task.id);
+      auditEvent = data.audit[data.audit.length - 1];
     });
-    return done.then(() => {
-      this.log('info', `task ${task.id} queued: ${kind} ${c.name} by ${actor.user} (${actor.source})`);
-      this.emitCluster(c.name);
-      this.emitTask(task);
-      setImmediate(() => this.pump());
-      return clone(task);
-    });
+    return done.then(
+      () => {
+        // Queued only once it is on disk: a task the caller is told was not done never runs.
+        if (this.stopping && task.state === 'queued') {
+          // Shutdown began while it was being written: it ends like the queued tasks shutdown found.
+          this.endQueued(this.store.data, task, 'interrupted', 'kindler stopped before the task started');
+          this.store.flushSoon().catch(() => undefined);
+        } else this.queue.push(task.id);
+        this.log('info', `task ${task.id} queued: ${kind} ${c.name} by ${actor.user} (${actor.source})`);
+        this.emitCluster(c.name);
+        this.emitTask(task);
+        setImmediate(() => this.pump());
+        return clone(task);
+      },
+      (e: Error) => {
+        // Undone synchronously, before the store retries the write: the retry must not carry it.
+        const data = this.store.data;
+        const ti = data.tasks.indexOf(task);
+        if (ti >= 0) data.tasks.splice(ti, 1);
+        if (data.nextTaskSeq === seq + 1) data.nextTaskSeq = seq;
+        const ci = data.clusters.findIndex((x) => x.name === c.name);
+        if (priorRecord) {
+          if (ci >= 0) data.clusters[ci] = priorRecord;
+          else data.clusters.push(priorRecord);
+        } else if (ci >= 0) data.clusters.splice(ci, 1);
+        const ai = auditEvent ? data.audit.lastIndexOf(auditEvent) : -1;
+        if (ai >= 0) data.audit.splice(ai, 1);
+        if (this.active.get(c.name) === task.id) this.active.delete(c.name);
+        const why = e instanceof StateWriteError ? e.reason : e.message;
+        this.log('error', `${kind} ${c.name} by ${actor.user} (${actor.source}): not done: ${why}`);
+        throw failed(`${kind} ${c.name}: not done: ${why}`);
+      },
+    );
   }
 
   /** Refusals beyond `auditRefusalsPerMinute` per user are counted, then recorded as one summary event. */
@@ -872,16 +955,31 @@ export class Engine {
     else this.feed.emit({ type: 'cluster-removed', name });
   }
 
+  /** Saves a running task's progress; a failed write is logged (once) by the store and retried by it. */
   private persist(t: Task): void {
-    this.store.flushSoon().catch((e: Error) => this.log('error', `state write failed: ${e.message}`));
+    this.store.flushSoon().catch(() => undefined);
     this.emitTask(t);
   }
 
   private openLog(t: Task): TaskLog {
-    const log = new TaskLog(this.logDir, t.id, this.cfg.logRingLines, (lines, from, skipped) => {
-      t.logLines = from + lines.length;
-      this.feed.emit(skipped > 0 ? { type: 'log', taskId: t.id, from, lines, skipped } : { type: 'log', taskId: t.id, from, lines });
-    });
+    const log = new TaskLog(
+      this.logDir,
+      t.id,
+      this.cfg.logRingLines,
+      (lines, from, skipped) => {
+        t.logLines = from + lines.length;
+        this.feed.emit(skipped > 0 ? { type: 'log', taskId: t.id, from, lines, skipped } : { type: 'log', taskId: t.id, from, lines });
+      },
+      (reason) => {
+        // A task whose log cannot be written is stopped (its script's cleanup runs) and fails with the reason.
+        this.log('error', `task ${t.id}: ${reason}`);
+        const s = this.running.get(t.id);
+        if (s && !s.abort) {
+          s.abort = reason;
+          s.run.stop('failed');
+        }
+      },
+    );
     this.logs.set(t.id, log);
     if (this.logs.size > KEEP_FINISHED_LOGS + this.cfg.concurrency) {
       for (const [id, l] of this.logs) {
@@ -942,7 +1040,7 @@ export class Engine {
   }
 
   private async finishWithoutRun(t: Task, reason: string): Promise<void> {
-    await this.store.update((d) => this.endQueued(d, t, 'failed', reason));
+    await this.save(`task ${t.id} failed (${reason})`, (d) => this.endQueued(d, t, 'failed', reason));
     this.emitTask(t);
     this.pump();
   }
@@ -998,8 +1096,36 @@ export class Engine {
     }
   }
 
+  /**
+   * Ends a task: records its outcome (see `recordEnd`), and whatever happens there (a write that fails,
+   * a bug), frees its slot and its cluster and starts what is queued. A task never stays running.
+   */
   private async finish(s: Running, r: RunResult): Promise<void> {
     const t = s.task;
+    try {
+      await this.recordEnd(s, r);
+    } catch (e) {
+      const err = e as Error;
+      this.log('error', `task ${t.id}: could not record its end: ${err.stack ?? err.message}`);
+      if (!isTerminal(t.state)) {
+        t.state = 'failed';
+        t.finishedAt = now();
+        t.error = { reason: `internal error while recording its end: ${sanitizeLine(err.message).slice(0, 300)}`, stderrTail: [...s.stderrTail] };
+        this.store.flushSoon().catch(() => undefined);
+      }
+    } finally {
+      this.running.delete(t.id);
+      if (this.active.get(t.cluster) === t.id) this.active.delete(t.cluster);
+      this.emitTask(t);
+      this.pump();
+    }
+  }
+
+  private async recordEnd(s: Running, r: RunResult): Promise<void> {
+    const t = s.task;
+    // Lines logged so far reach the file (or turn out not to): a log that failed fails the task.
+    await s.log.drain();
+    if (s.log.error && !s.abort) s.abort = s.log.error;
     const at = now();
     let state: TaskState;
     let reason: string | undefined;
@@ -1015,6 +1141,9 @@ export class Engine {
     } else if (r.stopped === 'shutdown') {
       state = 'interrupted';
       reason = 'kindler stopped while the task was running';
+    } else if (s.abort) {
+      state = 'failed';
+      reason = s.abort;
     } else if (r.exitCode === 0 && t.kind === 'sync' && s.result?.state !== 'running') {
       state = 'failed';
       reason = `the provider reports the cluster ${String(s.result?.state ?? 'unknown')}; start it first`;
@@ -1046,7 +1175,7 @@ export class Engine {
     }
     let postFailed = false;
     if (state === 'succeeded' && s.post.length) {
-      await this.store.update((d) => {
+      await this.save(`task ${t.id}: the script's outcome`, (d) => {
         const c = d.clusters.find((x) => x.name === t.cluster);
         if (c) this.applyScriptOutcome(c, t.kind, s.result);
       });
@@ -1066,9 +1195,18 @@ export class Engine {
     else t.error = { reason: reason!, stderrTail: [...s.stderrTail] };
     s.log.add(state === 'succeeded' ? `[kindler] task ${t.id} succeeded` : `[kindler] task ${t.id} ${state}: ${reason}`);
     await s.log.close();
+    if (s.log.error && state === 'succeeded') {
+      // The work is done but its log is not complete (it failed after the script, in a post step or on
+      // the last line): not a success. Like a failed post step, what the provider did stays recorded.
+      state = 'failed';
+      reason = s.log.error;
+      postFailed = true;
+      t.state = state;
+      t.error = { reason, stderrTail: [...s.stderrTail] };
+    } else if (s.log.error && s.log.error !== reason) t.notes.push(s.log.error);
 
     let recheck = false;
-    await this.store.update((d) => {
+    const saved = await this.save(`task ${t.id} ${state}`, (d) => {
       const c = d.clusters.find((x) => x.name === t.cluster);
       this.active.delete(t.cluster);
       if (!c) return;
@@ -1118,11 +1256,9 @@ export class Engine {
       }
     });
     this.running.delete(t.id);
-    this.log(state === 'succeeded' ? 'info' : 'warn', `task ${t.id} ${state}: ${t.kind} ${t.cluster}${reason ? ` (${reason})` : ''}`);
+    this.log(state === 'succeeded' ? 'info' : 'warn', `task ${t.id} ${state}: ${t.kind} ${t.cluster}${reason ? ` (${reason})` : ''}${saved ? '' : ' [not saved yet]'}`);
     this.emitCluster(t.cluster);
-    this.emitTask(t);
     if (recheck && !this.stopping) this.recheck(t.cluster, t.kind === 'create' ? t : null);
-    this.pump();
   }
 
   /** Records what a succeeded script did to the cluster (before post steps, which read it). */
@@ -1229,7 +1365,7 @@ export class Engine {
         log.total = interruptedCreate.logLines;
         const result = await this.cleanupCreate(interruptedCreate, log);
         await log.close();
-        await this.store.update((d) => {
+        await this.save(`task ${interruptedCreate.id}: its cleanup`, (d) => {
           const t = d.tasks.find((x) => x.id === interruptedCreate.id);
           if (t) t.cleanup = result;
         });
@@ -1240,7 +1376,7 @@ export class Engine {
       } catch (e) {
         problem = (e as Error).message;
       }
-      await this.store.update((d) => {
+      await this.save(`re-check of cluster ${name}`, (d) => {
         const r = d.clusters.find((x) => x.name === name);
         if (!r || this.active.has(name)) return;
         r.updatedAt = now();
@@ -1266,7 +1402,7 @@ export class Engine {
         if (status.state === 'degraded') r.lastError = `degraded: ${status.running} of ${status.nodes} nodes running`;
       });
       this.emitCluster(name);
-    })();
+    })().catch((e: Error) => this.log('error', `re-check of cluster ${name} failed: ${e.stack ?? e.message}`));
     this.rechecks.add(p);
     void p.finally(() => this.rechecks.delete(p));
     return p;
@@ -1317,7 +1453,7 @@ export class Engine {
       return;
     }
     const at = now();
-    await this.store.update((data) => {
+    await this.save('recovery: unfinished tasks marked interrupted', (data) => {
       for (const t of unfinished) {
         const wasRunning = t.state === 'running';
         t.state = 'interrupted';
@@ -1360,7 +1496,7 @@ export class Engine {
     this.stopping = true;
     const queued = this.queue.splice(0);
     if (queued.length) {
-      await this.store.update((d) => {
+      await this.save('shutdown: queued tasks ended', (d) => {
         for (const id of queued) {
           const t = d.tasks.find((x) => x.id === id);
           if (t && t.state === 'queued') this.endQueued(d, t, 'interrupted', 'kindler stopped before the task started');
@@ -1370,11 +1506,22 @@ export class Engine {
     this.refusals.flush();
     for (const s of this.running.values()) s.run.stop('shutdown');
     await Promise.all([...this.running.values()].map((s) => s.run.done.catch(() => undefined)));
-    while (this.running.size > 0) await new Promise((r) => setImmediate(r));
+    // `finish` always takes a task out of `running`, whether or not its end could be written.
+    while (this.running.size > 0) await new Promise((r) => setTimeout(r, 10));
     await Promise.all([...this.rechecks]);
     for (const l of this.logs.values()) await l.close();
-    await this.store.flush();
-    this.lock.release();
+    let lost: StateWriteError | null = null;
+    try {
+      await this.store.flushWithin(SAVE_AT_SHUTDOWN_MS);
+    } catch (e) {
+      if (!(e instanceof StateWriteError)) throw e;
+      lost = e;
+      this.log('error', `state could not be saved at shutdown: ${e.reason}; the changes since the last successful write are lost (the next start recovers from the state file as it is)`);
+    } finally {
+      this.store.close();
+      this.lock.release();
+    }
+    if (lost) throw failed(`state could not be saved at shutdown: ${lost.reason}`);
   }
 
   /** A usage error for a task id that does not look like one. */

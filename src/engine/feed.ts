@@ -3,6 +3,7 @@
  * in order (each event carries a sequence number one higher than the last).
  */
 import type { Cluster, Task } from '../core/types.js';
+import type { StoreHealth } from '../store/state.js';
 
 export type EngineEvent =
   | { seq: number; type: 'cluster'; cluster: Cluster }
@@ -14,7 +15,9 @@ export type EngineEvent =
    * plain lines); a view starts over at `from` rather than asking for them.
    */
   | { seq: number; type: 'log'; taskId: string; from: number; lines: string[]; skipped?: number }
-  | { seq: number; type: 'presence'; sessions: SessionInfo[] };
+  | { seq: number; type: 'presence'; sessions: SessionInfo[] }
+  /** Whether state reaches the disk changed (saving stopped, its reason changed, or it resumed). */
+  | { seq: number; type: 'storage'; storage: StoreHealth };
 
 /** One connected interactive session (for "who else is online"). */
 export interface SessionInfo {
@@ -33,6 +36,8 @@ export interface Snapshot {
   clusters: Cluster[];
   tasks: Task[];
   sessions: SessionInfo[];
+  /** Whether state is being saved (absent from an older daemon: read as saving). */
+  storage?: StoreHealth;
 }
 
 export type Listener = (e: EngineEvent) => void;

@@ -1,10 +1,15 @@
 /**
  * Task logs: every line goes to `<dataDir>/logs/<taskId>.log` (complete), and the last N lines stay
  * in a memory ring for live views. Lines are batched: one file write and one event per tick.
+ *
+ * The file is opened with O_NOFOLLOW, for writing and for reading (a symlink planted in the logs
+ * directory is refused, never written through nor shown to whoever reads the log). A log that cannot be written (a full disk, a directory or a symlink in the way)
+ * never throws: the first error is kept in `error`, reported once through `onError`, and later lines
+ * only reach the ring and the events.
  */
-import { createWriteStream, type WriteStream } from 'node:fs';
 import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { APPEND_NOFOLLOW, errnoText, READ_NOFOLLOW } from '../store/atomic.js';
 import type { Bulk } from './lines.js';
 
 /** Lines longer than this are copied on the way in (see `add`). */
@@ -18,15 +23,29 @@ export class TaskLog {
   private ring: string[] = [];
   /** In order: single lines, and bulks of plain lines (`Bulk`). */
   private pending: (string | Bulk)[] = [];
-  private stream: WriteStream | null = null;
-  private closing: Promise<void> | null = null;
+  /** Bytes waiting for the file, in order. */
+  private out: Buffer[] = [];
+  private fh: FileHandle | null = null;
+  /** A write loop is running (set and cleared synchronously with its last check of `out`). */
+  private writing = false;
+  /** Resolves when the current write loop ends. */
+  private written: Promise<void> = Promise.resolve();
   private scheduled = false;
+  /** Why the file could not be written, once it could not: "the task log F could not be written (…)". */
+  error: string | null = null;
 
   /**
    * `onBatch` gets each tick's new lines from absolute index `from`; `skipped` > 0 says that many
    * lines just before `from` are in the file but not in the batch (a bulk's middle: see `addBulk`).
+   * `onError` is told (once) when the file cannot be written.
    */
-  constructor(dir: string, readonly taskId: string, private readonly ringSize: number, private readonly onBatch: (lines: string[], from: number, skipped: number) => void) {
+  constructor(
+    dir: string,
+    readonly taskId: string,
+    private readonly ringSize: number,
+    private readonly onBatch: (lines: string[], from: number, skipped: number) => void,
+    private readonly onError?: (reason: string) => void,
+  ) {
     this.file = join(dir, `${taskId}.log`);
   }
 
@@ -60,7 +79,6 @@ export class TaskLog {
     if (this.pending.length === 0) return;
     const parts = this.pending;
     this.pending = [];
-    if (!this.stream) this.stream = createWriteStream(this.file, { flags: 'a', mode: 0o640 });
     // The file gets everything, in order, in one write; the event and the ring get the lines after
     // the last bulk's skipped middle.
     const chunks: Buffer[] = [];
@@ -90,7 +108,10 @@ export class TaskLog {
     }
     endRun();
     const skipped = from - this.total;
-    this.stream.write(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks));
+    if (!this.error) {
+      this.out.push(...chunks);
+      this.kick();
+    }
     this.total = n;
     if (skipped > 0 || lines.length >= this.ringSize) this.ring = lines.slice(-this.ringSize);
     else {
@@ -105,29 +126,61 @@ export class TaskLog {
     return { lines: [...this.ring], dropped: this.total - this.ring.length };
   }
 
-  /** Resolves once every line added so far is in the file (the task keeps logging). */
-  drain(): Promise<void> {
-    this.flushBatch();
-    const s = this.stream;
-    if (!s) return this.closing ?? Promise.resolve();
-    return new Promise((resolve) => s.write('', () => resolve()));
+  private kick(): void {
+    if (this.writing) return;
+    this.writing = true;
+    this.written = this.writeLoop();
   }
 
-  /** Flushes pending lines and closes the file (a `drain` meanwhile waits for the close). */
-  close(): Promise<void> {
+  /** Writes `out` to the file until it is empty; never rejects (the first error goes to `fail`). */
+  private async writeLoop(): Promise<void> {
+    try {
+      while (this.out.length > 0 && !this.error) {
+        if (!this.fh) this.fh = await open(this.file, APPEND_NOFOLLOW, 0o640);
+        const parts = this.out.splice(0);
+        const buf = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+        for (let off = 0; off < buf.length; ) off += (await this.fh.write(buf, off, buf.length - off, null)).bytesWritten;
+      }
+    } catch (e) {
+      this.fail(e);
+    }
+    this.writing = false;
+  }
+
+  private fail(e: unknown): void {
+    this.out = [];
+    if (this.error) return;
+    this.error = `the task log ${this.file} could not be written (${errnoText(e)})`;
+    try {
+      this.onError?.(this.error);
+    } catch { /* the listener's trouble is not the log's */ }
+  }
+
+  /** Resolves once every line added so far is in the file, or could not be (see `error`). */
+  async drain(): Promise<void> {
     this.flushBatch();
-    const s = this.stream;
-    this.stream = null;
-    if (!s) return this.closing ?? Promise.resolve();
-    this.closing = new Promise((resolve) => s.end(() => resolve()));
-    return this.closing;
+    await this.written;
+  }
+
+  /** Flushes pending lines and closes the file; never rejects. Lines added later reopen it. */
+  async close(): Promise<void> {
+    do await this.drain();
+    while (this.writing || this.pending.length > 0);
+    const fh = this.fh;
+    this.fh = null;
+    if (!fh) return;
+    try {
+      await fh.close();
+    } catch (e) {
+      this.fail(e);
+    }
   }
 }
 
 /** Reads a task's full log from disk (empty when it has none). */
 export async function readLogFile(dir: string, taskId: string): Promise<string[]> {
   try {
-    const text = await readFile(join(dir, `${taskId}.log`), 'utf8');
+    const text = await readFile(join(dir, `${taskId}.log`), { encoding: 'utf8', flag: READ_NOFOLLOW });
     if (!text) return [];
     const lines = text.split('\n');
     if (lines[lines.length - 1] === '') lines.pop();
@@ -158,7 +211,7 @@ const TAIL_CHUNK = 256 * 1024;
 export async function readLogTail(dir: string, taskId: string, n: number): Promise<LogTail> {
   let fh;
   try {
-    fh = await open(join(dir, `${taskId}.log`), 'r');
+    fh = await open(join(dir, `${taskId}.log`), READ_NOFOLLOW);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { lines: [], from: 0, bytes: 0 };
     throw e;
@@ -235,7 +288,7 @@ export class LogCursor {
   async next(max: number, final = false): Promise<string[]> {
     if (!this.fh) {
       try {
-        this.fh = await open(this.file, 'r');
+        this.fh = await open(this.file, READ_NOFOLLOW);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
         throw e;

@@ -19,7 +19,8 @@ import { parseMarker } from '../core/markers.js';
 import { cleanLine } from '../core/text.js';
 import { ByteLines, LineSplitter, type Bulk } from './lines.js';
 
-export type StopReason = 'cancel' | 'timeout' | 'shutdown';
+/** `failed`: kindler stopped it because the task cannot go on (its log cannot be written). */
+export type StopReason = 'cancel' | 'timeout' | 'shutdown' | 'failed';
 
 export interface RunOptions {
   script: string;

@@ -3,11 +3,12 @@
  * never replaced. A key that exists but cannot be read or parsed is a startup error naming the
  * file: silently making a new one would change the host's identity under every client.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import ssh2 from 'ssh2';
 import type { ParsedKey } from 'ssh2';
 import { fingerprint } from '../access/users.js';
+import { writeFileAtomicSync } from '../store/atomic.js';
 
 const { utils } = ssh2;
 
@@ -59,7 +60,8 @@ export function loadOrCreateHostKey(path: string = DEFAULT_HOST_KEY_FILE): HostK
       closeSync(fd);
     }
     try {
-      writeFileSync(`${path}.pub`, `${pair.public.trim()}\n`, { mode: 0o644 });
+      // Atomic, through a fresh O_EXCL temp file: a symlink planted at the .pub name is replaced, never followed.
+      writeFileAtomicSync(`${path}.pub`, `${pair.public.trim()}\n`, 0o644);
     } catch { /* the .pub copy is a convenience */ }
     created = true;
   }

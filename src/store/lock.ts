@@ -2,7 +2,7 @@
  * The single-writer lock: `<dataDir>/kindler.lock` holds the owner's pid and process start time.
  * A lock whose owner is gone (or whose pid now belongs to another process) is stale and taken over.
  */
-import { closeSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, lstatSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
 export class LockHeldError extends Error {
@@ -12,6 +12,13 @@ export class LockHeldError extends Error {
 }
 
 interface LockInfo { pid: number; start: string; role: string }
+
+/** The lock this process took is gone or belongs to someone else now: writing state would make two writers. */
+export class LockLostError extends Error {
+  constructor(readonly file: string, readonly why: string) {
+    super(`the single-writer lock ${file} is no longer held by this process (${why}); kindler refuses to write state, restart it`);
+  }
+}
 
 /** The kernel's start time of a process (field 22 of /proc/PID/stat), or null when it does not exist. */
 export function processStart(pid: number): string | null {
@@ -89,7 +96,16 @@ function alive(info: LockInfo): boolean {
   return start === info.start;
 }
 
-export interface Lock { file: string; release(): void }
+export interface Lock {
+  file: string;
+  /**
+   * Throws LockLostError unless the lock file is still the one this process created (same inode, same
+   * content). Called before every state write, so that a deleted or replaced lock never lets a second
+   * process write next to this one unnoticed.
+   */
+  verify(): void;
+  release(): void;
+}
 
 /** Takes the lock for this process or throws LockHeldError. `role` is shown to whoever is refused. */
 export function acquireLock(dataDir: string, role: string): Lock {
@@ -98,18 +114,49 @@ export function acquireLock(dataDir: string, role: string): Lock {
   for (let attempt = 0; attempt < 5; attempt++) {
     try {
       const fd = openSync(file, 'wx', 0o600);
-      writeSync(fd, JSON.stringify(me));
-      closeSync(fd);
+      const content = JSON.stringify(me);
+      let ino: number;
+      let dev: number;
+      try {
+        writeSync(fd, content);
+        ({ ino, dev } = fstatSync(fd));
+      } finally {
+        closeSync(fd);
+      }
       let released = false;
+      /** Why the lock file is not this process's any more, or null while it is. */
+      const lost = (): string | null => {
+        let st;
+        try {
+          st = lstatSync(file);
+        } catch (e) {
+          return (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'the lock file was deleted' : `the lock file cannot be checked: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+        }
+        if (st.ino !== ino || st.dev !== dev) return 'the lock file was replaced by another one';
+        let cur: string;
+        try {
+          cur = readFileSync(file, 'utf8');
+        } catch (e) {
+          return `the lock file cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+        }
+        return cur === content ? null : 'the lock file was overwritten';
+      };
       return {
         file,
+        verify() {
+          if (released) throw new LockLostError(file, 'it was released');
+          const why = lost();
+          if (why) throw new LockLostError(file, why);
+        },
         release() {
           if (released) return;
           released = true;
-          try {
-            const cur = JSON.parse(readFileSync(file, 'utf8')) as LockInfo;
-            if (cur.pid === me.pid) unlinkSync(file);
-          } catch { /* already gone */ }
+          // Only our own lock file goes: one that replaced it belongs to another process.
+          if (lost() === null) {
+            try {
+              unlinkSync(file);
+            } catch { /* already gone */ }
+          }
         },
       };
     } catch (e) {

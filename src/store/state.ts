@@ -1,11 +1,19 @@
 /**
  * The one state file, `<dataDir>/state.json`, through lowdb with an adapter that writes atomically
- * (temp file, fsync, rename) and validates on read. Only the process holding the lock writes it.
+ * (a temp file with a random name created with O_EXCL, fsync, rename) and validates on read. Only the
+ * process holding the lock writes it, and it checks that it still holds it before every write.
+ *
+ * A write that fails (a full disk, an immutable file, a lost lock) is an error of the operations whose
+ * changes it carried; the changes stay in memory (unless their caller undoes them), the write is retried
+ * with backoff, and `health()` says that state is not being saved until a write succeeds again.
  */
 import { mkdirSync } from 'node:fs';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Low, type Adapter } from 'lowdb';
+import { KindlerError } from '../core/errors.js';
+import { errnoText, writeFileAtomic } from './atomic.js';
+import { LockLostError } from './lock.js';
 import { ACTUAL_STATES, DESIRED_STATES, PROVIDERS, TASK_KINDS, TASK_STATES, type AuditEvent, type Cluster, type Task } from '../core/types.js';
 
 export const SCHEMA_VERSION = 1;
@@ -95,10 +103,7 @@ export function stateProblem(d: StateData): string | null {
 
 /** lowdb adapter: validated read, atomic durable write. */
 export class AtomicJsonFile implements Adapter<StateData> {
-  private readonly tmp: string;
-  constructor(readonly file: string) {
-    this.tmp = `${file}.${process.pid}.tmp`;
-  }
+  constructor(readonly file: string) {}
 
   async read(): Promise<StateData | null> {
     let text: string;
@@ -122,24 +127,48 @@ export class AtomicJsonFile implements Adapter<StateData> {
     return data;
   }
 
-  async write(data: StateData): Promise<void> {
-    // One buffer, one write call (writeFile would split it into 512 KiB round trips), then fsync.
-    const buf = Buffer.from(JSON.stringify(data));
-    const fh = await open(this.tmp, 'w', 0o600);
-    try {
-      let off = 0;
-      while (off < buf.length) off += (await fh.write(buf, off, buf.length - off, off)).bytesWritten;
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    try {
-      await rename(this.tmp, this.file);
-    } catch (e) {
-      await unlink(this.tmp).catch(() => undefined);
-      throw e;
-    }
+  write(data: StateData): Promise<void> {
+    // The document is serialized now, synchronously: later changes in memory go into the next write.
+    return writeFileAtomic(this.file, Buffer.from(JSON.stringify(data)), 0o600);
   }
+}
+
+/**
+ * A state write failed. `reason` says why in one line ("the state file could not be written (ENOSPC:
+ * no space left on device)"); the message adds what became of the change it carried.
+ */
+export class StateWriteError extends KindlerError {
+  constructor(readonly reason: string, readonly code: string | undefined, readonly lockLost: boolean) {
+    super('failed', `${reason}; the change is kept in memory and saved once a write succeeds (kindler doctor shows the state of saving)`);
+  }
+}
+
+/** Whether state reaches the disk. */
+export interface StoreHealth {
+  /** False while the last write failed (or the lock was lost): changes live only in memory. */
+  saving: boolean;
+  /** Why not, in one line. */
+  problem?: string;
+  /** When saving stopped (ISO time). */
+  since?: string;
+  /** Failed writes since then. */
+  failures?: number;
+  /** The lock was lost: nothing is written again until kindler is restarted. */
+  lockLost?: boolean;
+}
+
+export interface StoreOptions {
+  /** Called before every write; throws (LockLostError) when this process may not write any more. */
+  guard?: () => void;
+  /** Backoff of the retries of a failed write: first delay and cap, in ms (250 and 5000 by default). */
+  retryMs?: { first: number; max: number };
+}
+
+function writeError(e: unknown): StateWriteError {
+  if (e instanceof StateWriteError) return e;
+  if (e instanceof LockLostError) return new StateWriteError(`the state file was not written: ${e.message}`, 'ELOCKLOST', true);
+  const code = (e as NodeJS.ErrnoException)?.code;
+  return new StateWriteError(`the state file could not be written (${errnoText(e)})`, code, false);
 }
 
 /**
@@ -152,29 +181,55 @@ export class Store {
   private writing: Promise<void> | null = null;
   private pending: { resolve: () => void; reject: (e: Error) => void }[] = [];
   private scheduled = false;
+  /** Bumped for every change scheduled; `saved` is the last one known to be on disk. */
+  private gen = 0;
+  private saved = 0;
+  private failure: { error: StateWriteError; since: string; count: number } | null = null;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private readonly guard: (() => void) | undefined;
+  private readonly retryMs: { first: number; max: number };
+  /** Told when saving stops, changes its reason, or resumes. */
+  onHealth: ((h: StoreHealth, previous: StoreHealth) => void) | null = null;
   /** Durations of the last writes, in ms (for benchmarks and the doctor). */
   readonly writeTimes: number[] = [];
 
-  private constructor(db: Low<StateData>, file: string) {
+  private constructor(db: Low<StateData>, file: string, opts: StoreOptions) {
     this.db = db;
     this.file = file;
+    this.guard = opts.guard;
+    this.retryMs = opts.retryMs ?? { first: 250, max: 5000 };
   }
 
   /** Opens (and validates) the state file in dataDir; a missing file starts empty. */
-  static async open(dataDir: string): Promise<Store> {
+  static async open(dataDir: string, opts: StoreOptions = {}): Promise<Store> {
     mkdirSync(dataDir, { recursive: true, mode: 0o750 });
     const file = join(dataDir, 'state.json');
     const db = new Low<StateData>(new AtomicJsonFile(file), emptyState());
     await db.read();
-    const store = new Store(db, file);
-    return store;
+    return new Store(db, file, opts);
   }
 
   get data(): StateData {
     return this.db.data;
   }
 
-  /** Applies fn to the data now; the returned promise resolves once it is durable. */
+  /** Whether state is being saved, and if not, why and since when. */
+  health(): StoreHealth {
+    const f = this.failure;
+    if (!f) return { saving: true };
+    return { saving: false, problem: f.error.reason, since: f.since, failures: f.count, ...(f.error.lockLost ? { lockLost: true } : {}) };
+  }
+
+  /** True while some change in memory is not on disk yet. */
+  get unsaved(): boolean {
+    return this.gen > this.saved;
+  }
+
+  /**
+   * Applies fn to the data now; the returned promise resolves once it is durable. When the write
+   * fails it rejects with a StateWriteError; the change stays in memory (the caller may undo it,
+   * synchronously in its rejection handler, before any retry runs) and the write is retried.
+   */
   update<T>(fn: (d: StateData) => T): Promise<T> {
     const result = fn(this.db.data);
     return this.flushSoon().then(() => result);
@@ -182,36 +237,103 @@ export class Store {
 
   /** Schedules a write of the current data (coalesced per tick). */
   flushSoon(): Promise<void> {
+    this.gen++;
     return new Promise<void>((resolve, reject) => {
       this.pending.push({ resolve, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => void this.drain());
-      }
+      this.schedule();
     });
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => void this.drain());
   }
 
   private async drain(): Promise<void> {
     if (this.writing) await this.writing.catch(() => undefined);
     this.scheduled = false;
     const waiters = this.pending.splice(0);
-    if (waiters.length === 0) return;
+    if (waiters.length === 0 && !this.unsaved) return;
+    if (this.retryTimer) {
+      clearTimeout(this.retryTimer);
+      this.retryTimer = null;
+    }
+    const gen = this.gen;
     const t0 = performance.now();
-    this.writing = this.db.write();
     try {
+      this.guard?.();
+      this.writing = this.db.write();
       await this.writing;
+      this.saved = Math.max(this.saved, gen);
       this.writeTimes.push(performance.now() - t0);
       if (this.writeTimes.length > 1000) this.writeTimes.splice(0, this.writeTimes.length - 1000);
+      if (this.failure) {
+        const before = this.health();
+        this.failure = null;
+        this.tell(before);
+      }
       for (const w of waiters) w.resolve();
     } catch (e) {
-      for (const w of waiters) w.reject(e as Error);
+      const err = writeError(e);
+      const before = this.health();
+      if (this.failure && this.failure.error.reason === err.reason) {
+        this.failure.count++;
+      } else {
+        this.failure = { error: err, since: this.failure?.since ?? new Date().toISOString(), count: (this.failure?.count ?? 0) + 1 };
+        this.tell(before);
+      }
+      for (const w of waiters) w.reject(err);
+      this.retryLater();
     } finally {
       this.writing = null;
     }
   }
 
-  /** Waits until every scheduled change is on disk. */
+  /** Retries the write of what is still unsaved, with a growing delay (macrotask: undo handlers run first). */
+  private retryLater(): void {
+    // A lost lock does not come back: only a restart (which takes the lock again) resumes writing.
+    if (this.retryTimer || !this.failure || this.failure.error.lockLost) return;
+    const n = Math.min(this.failure.count, 16);
+    const delay = Math.min(this.retryMs.max, this.retryMs.first * 2 ** (n - 1));
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (this.unsaved || this.failure) this.schedule();
+    }, delay);
+    this.retryTimer.unref();
+  }
+
+  private tell(before: StoreHealth): void {
+    try {
+      this.onHealth?.(this.health(), before);
+    } catch { /* a broken listener must not break writing */ }
+  }
+
+  /** Waits until every scheduled change is on disk (rejects with the write's error when it fails). */
   async flush(): Promise<void> {
     await this.flushSoon();
+  }
+
+  /**
+   * For shutdown: flushes, retrying failed writes until `ms` have passed. Rejects with the last
+   * error if state could still not be saved (a lost lock is not retried).
+   */
+  async flushWithin(ms: number): Promise<void> {
+    const end = Date.now() + ms;
+    for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
+      try {
+        await this.flush();
+        return;
+      } catch (e) {
+        if ((e as StateWriteError).lockLost || Date.now() + delay > end) throw e;
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
+
+  /** Stops retrying (the process is going away). */
+  close(): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
   }
 }

@@ -17,7 +17,7 @@ import { computeLayout, tooSmallText, type Layout } from './layout.js';
 import { LogBuffer } from './logbuffer.js';
 import { LogPane } from './logpane.js';
 import { bannerLines, canExtend, expiringSoon } from './ops.js';
-import { hasTimedCells, presence, SORT_KEYS, TuiModel } from './model.js';
+import { hasTimedCells, presence, SORT_KEYS, storageNotice, TuiModel } from './model.js';
 import { Overlay } from './overlay.js';
 import { IdleWatch, RenderScheduler, Ticker } from './scheduler.js';
 import { ClusterTable } from './table.js';
@@ -555,8 +555,11 @@ export class TuiApp {
     }
     const { rows: clusters, idx } = this.rows();
     const me = this.backend.principal;
+    const notSaved = this.model.loaded ? storageNotice(this.model.storage) : '';
     const hdr = [
       '{bold}kindler{/bold}',
+      // Second, so that a narrow terminal still shows it.
+      ...(notSaved ? [`{red-bg}{bold}${escapeTags(notSaved)}{/bold}{/red-bg}`] : []),
       escapeTags(clean(this.backend.host, 60)),
       `${escapeTags(clean(me.user, 40))} (${escapeTags(clean(me.role, 20))})`,
       this.model.loaded ? escapeTags(presence(this.model.sessions, me.user)) : 'connecting…',

@@ -6,6 +6,7 @@
 import type { Cluster, Task } from '../core/types.js';
 import { isTerminal } from '../core/types.js';
 import type { EngineEvent, SessionInfo, Snapshot } from '../engine/feed.js';
+import type { StoreHealth } from '../store/state.js';
 import { clean, fit, since, textBar, truncate, until } from './text.js';
 
 /** Columns the cluster table can be sorted by, in the order `S` cycles through them. */
@@ -13,7 +14,7 @@ export const SORT_KEYS = ['name', 'state', 'owner', 'expires', 'provider', 'crea
 export type SortKey = (typeof SORT_KEYS)[number];
 
 /** What an applied event changed (so only the affected panels are redrawn). */
-export type Change = 'clusters' | 'tasks' | 'sessions' | 'log';
+export type Change = 'clusters' | 'tasks' | 'sessions' | 'log' | 'storage';
 
 /** Most finished tasks kept in memory (active tasks are always kept). */
 export const MAX_FINISHED_TASKS = 300;
@@ -33,6 +34,8 @@ export class TuiModel {
   readonly clusters = new Map<string, Cluster>();
   readonly tasks = new Map<string, Task>();
   sessions: SessionInfo[] = [];
+  /** Whether the engine's state reaches the disk. */
+  storage: StoreHealth = { saving: true };
   /** Active tasks a `log` event has brought lines for since the snapshot. */
   private readonly logged = new Set<string>();
   /** Sequence number of the last applied snapshot or event; -1 until the snapshot arrives. */
@@ -55,6 +58,7 @@ export class TuiModel {
     for (const c of s.clusters) this.clusters.set(c.name, c);
     for (const t of s.tasks) this.tasks.set(t.id, t);
     this.sessions = [...s.sessions];
+    this.storage = s.storage ?? { saving: true };
     this.seq = s.seq;
   }
 
@@ -85,6 +89,9 @@ export class TuiModel {
       case 'presence':
         this.sessions = [...e.sessions];
         return 'sessions';
+      case 'storage':
+        this.storage = e.storage && typeof e.storage === 'object' ? e.storage : { saving: true };
+        return 'storage';
       default:
         return null;
     }
@@ -273,6 +280,13 @@ export function taskRow(t: Task, width: number, nowMs: number): string {
   ].join(' ');
   const step = t.step ? clean(t.step) : t.state === 'queued' ? '' : t.state;
   return truncate(`${head} ${step}`, width);
+}
+
+/** The header's warning while state is not being saved ("" while it is). */
+export function storageNotice(h: StoreHealth): string {
+  if (h.saving) return '';
+  const from = typeof h.since === 'string' ? ` since ${clean(h.since.slice(11, 19), 8)}Z` : '';
+  return `STATE NOT BEING SAVED${from}: ${clean(String(h.problem ?? 'writes fail'), 160)}`;
 }
 
 /** Who else is online: distinct other users, with a count of this user's other sessions. */
