@@ -1,38 +1,115 @@
 /**
- * The TUI's only timers: a coalescing render scheduler, a 1 s tick that runs only while something
+ * The TUI's only timers: a coalescing, budgeted render scheduler, a 1 s tick that runs only while something
  * time-based is on screen, and the idle watch. Each is stopped by `stop()`; nothing else schedules.
  */
 
-/** Coalesces render requests: at most one frame per `gapMs` window; `now()` renders at once (input). */
+/**
+ * How much render time one session may use: `ms` of measured frame time per `perMs`. Frames over
+ * it are put off (never dropped: the latest state is drawn once the session is back under it), so
+ * one session cannot take the event loop from the others, whatever it asks for.
+ */
+export interface RenderBudget {
+  ms: number;
+  perMs: number;
+}
+
+/**
+ * The default: 100 ms of frames per second (a tenth of a core). A key's frame costs 1-2 ms and a
+ * full reflow at the size cap ~15 ms, so normal use never comes near it.
+ */
+export const RENDER_BUDGET: RenderBudget = { ms: 100, perMs: 1000 };
+
+/** What a scheduler has drawn (for tests and diagnostics). */
+export interface RenderStats {
+  /** Frames run. */
+  frames: number;
+  /** Times a frame had to wait because the session was over its render budget. */
+  deferred: number;
+  /** Measured time spent in frames, ms. */
+  spentMs: number;
+}
+
+/**
+ * Coalesces render requests: at most one frame per `gapMs` window; `now()` renders at once (input).
+ * Every frame is timed and charged to a leaky bucket that drains at `budget.ms` per `budget.perMs`:
+ * while the bucket holds more than `budget.ms`, frames (also `now()` ones) wait until it is back
+ * under, so a session draws at most about `budget.ms` per `budget.perMs` on average (plus one burst
+ * of `budget.ms` and one frame's overshoot).
+ */
 export class RenderScheduler {
   private timer: NodeJS.Timeout | null = null;
   private last = -Infinity;
   private stopped = false;
+  /** Charged frame time not yet drained, ms, as of `drainedAt` (clock time). */
+  private debt = 0;
+  private drainedAt: number;
+  readonly stats: RenderStats = { frames: 0, deferred: 0, spentMs: 0 };
 
-  constructor(private readonly flush: () => void, private readonly gapMs = 50) {}
+  constructor(
+    private readonly flush: () => void,
+    private readonly gapMs = 50,
+    private readonly budget: RenderBudget = RENDER_BUDGET,
+    /** Measures frames and drains the bucket (tests pass their own). */
+    private readonly clock: () => number = () => performance.now(),
+  ) {
+    this.drainedAt = clock();
+  }
 
   /** Asks for a frame; several requests in one window make one frame. */
   request(): void {
     if (this.timer || this.stopped) return;
-    const wait = Math.max(0, this.last + this.gapMs - Date.now());
-    this.timer = setTimeout(() => {
-      this.timer = null;
-      this.run();
-    }, wait);
+    this.arm(Math.max(0, this.last + this.gapMs - Date.now(), this.overBudgetFor()));
   }
 
-  /** Renders now (after a keypress), absorbing any pending request. */
+  /** Renders now (after a keypress), absorbing any pending request; over budget, it waits instead. */
   now(): void {
     if (this.stopped) return;
+    const wait = this.overBudgetFor();
+    if (wait > 0) {
+      this.stats.deferred++;
+      if (!this.timer) this.arm(wait);
+      return;
+    }
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.run();
   }
 
+  private arm(wait: number): void {
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      const over = this.overBudgetFor();
+      if (over > 0) {
+        this.stats.deferred++;
+        return this.arm(over);
+      }
+      this.run();
+    }, wait);
+  }
+
+  /** How long until the bucket is back at the budget (0: a frame may run now). */
+  private overBudgetFor(): number {
+    const t = this.clock();
+    const rate = this.budget.ms / this.budget.perMs;
+    this.debt = Math.max(0, this.debt - Math.max(0, t - this.drainedAt) * rate);
+    this.drainedAt = t;
+    // (A timer longer than 2^31-1 ms would fire at once.)
+    return this.debt <= this.budget.ms ? 0 : Math.min(2 ** 31 - 1, Math.ceil((this.debt - this.budget.ms) / rate));
+  }
+
   private run(): void {
     if (this.stopped) return;
     this.last = Date.now();
-    this.flush();
+    const started = this.clock();
+    try {
+      this.flush();
+    } finally {
+      const cost = Math.max(0, this.clock() - started);
+      this.overBudgetFor();
+      this.debt += cost;
+      this.stats.frames++;
+      this.stats.spentMs += cost;
+    }
   }
 
   /** Whether a frame is scheduled. */
