@@ -883,7 +883,7 @@ test('two sessions side by side: widgets built after another screen exists stay 
   await b.waitFor('bobs2');
 });
 
-test("a local tty's own 'resize' events reach the screen only through resize(): one reflow per burst, at the capped size", async (t) => {
+test("a local tty's own 'resize' events reach the screen only through resize(): at most two reflows for a burst, at the capped size", async (t) => {
   const b = new FakeBackend('admin', 'alice', { clusters: [cluster('alpha')] });
   const s = start(t, b, { cols: 100, rows: 30 });
   await s.waitFor('alpha');
@@ -902,8 +902,9 @@ test("a local tty's own 'resize' events reach the screen only through resize(): 
   s.resize(84, 26); // the headless terminal's size (and one more call, as a second listener would)
   await s.waitFor((x) => x.split('\n')[1]!.trimEnd().length === 84 && /alpha/.test(x));
   assert.equal(forwarded, 3);
-  // blessed did not reflow on its own (not at 2000x1000, not once per event): one new grid, one clear.
-  assert.equal(clears() - before, 1, 'reflows');
+  // blessed did not reflow on its own (not at 2000x1000, not once per event): the first event is
+  // drawn at once, the rest in one frame.
+  assert.ok(clears() - before <= 2, `${clears() - before} reflows`);
 });
 
 test('with the real engine: create from the form, watch progress and log, then delete', async (t) => {

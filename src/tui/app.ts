@@ -74,6 +74,9 @@ function regrid(screen: Widgets.Screen, cols: number, rows: number): void {
   s.program.clear();
 }
 
+/** A resize this soon after the last reflow waits for the next frame (with any that follow it). */
+const REFLOW_GAP_MS = 50;
+
 /** Finished tasks' logs kept in memory for quick reselection. */
 const LOG_CACHE = 4;
 
@@ -110,6 +113,8 @@ export class TuiApp {
   pendingSize: TermSize | null = null;
   /** Reflows done (new cell grid at a new size), for tests and diagnostics. */
   reflows = 0;
+  /** When the last reflow ran (Date.now()). */
+  lastReflowAt = -Infinity;
   unsubscribe: (() => void) | null = null;
   early: EngineEvent[] = [];
   layoutKey = '';
@@ -255,13 +260,20 @@ export class TuiApp {
   // ---- lifecycle ------------------------------------------------------------------------
 
   /**
-   * The terminal's new size. Capped at maxSize, and applied by the next frame: any number of calls
-   * before it (a burst of window changes) make one reflow, to the last size.
+   * The terminal's new size, capped at maxSize. A lone resize is drawn at once; one within a frame
+   * gap of the last reflow waits for the next frame, and any number of calls before that frame
+   * make one reflow, to the last size: a burst of window changes is at most two reflows (its first
+   * and its last). Frames stay within the render budget either way.
    */
   resize(cols: number, rows: number): void {
     if (this.closed || !(cols > 0 && rows > 0)) return;
-    this.pendingSize = capSize(cols, rows, this.maxSize);
-    this.scheduler.request();
+    const size = capSize(cols, rows, this.maxSize);
+    const program = this.screen.program as unknown as { cols: number; rows: number };
+    // Back to the size on screen (or still over the cap): nothing to draw, and a pending size is void.
+    this.pendingSize = program.cols === size.cols && program.rows === size.rows ? null : size;
+    if (!this.pendingSize) return;
+    if (Date.now() - this.lastReflowAt >= REFLOW_GAP_MS) this.scheduler.now();
+    else this.scheduler.request();
   }
 
   /** Applies the pending size: a new cell grid (blessed clears the terminal), drawn by the frame that called it. */
@@ -274,6 +286,7 @@ export class TuiApp {
     program.rows = size.rows;
     Object.assign(this.o.output, { columns: size.cols, rows: size.rows });
     this.reflows++;
+    this.lastReflowAt = Date.now();
     regrid(this.screen, size.cols, size.rows);
     // What blessed's own resize does after its reallocation, minus its extra render: elements re-wrap.
     const emit = (el: Widgets.Node) => {
