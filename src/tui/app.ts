@@ -74,8 +74,8 @@ function regrid(screen: Widgets.Screen, cols: number, rows: number): void {
   s.program.clear();
 }
 
-/** A resize this soon after the last reflow waits for the next frame (with any that follow it). */
-const REFLOW_GAP_MS = 50;
+/** A resize this soon after the last reflow (one 60 Hz frame) waits for the next one, with any that follow it. */
+const REFLOW_GAP_MS = 16;
 
 /** Finished tasks' logs kept in memory for quick reselection. */
 const LOG_CACHE = 4;
@@ -113,7 +113,7 @@ export class TuiApp {
   pendingSize: TermSize | null = null;
   /** Reflows done (new cell grid at a new size), for tests and diagnostics. */
   reflows = 0;
-  /** When the last reflow ran (Date.now()). */
+  /** When the last reflow's frame was drawn (Date.now()). */
   lastReflowAt = -Infinity;
   unsubscribe: (() => void) | null = null;
   early: EngineEvent[] = [];
@@ -154,7 +154,15 @@ export class TuiApp {
 
     // Timers exist from here on only while something asks for them. Every frame (tick, key, event,
     // resize) goes through the scheduler, so the session's render budget bounds them all.
-    this.scheduler = new RenderScheduler(this.guard(() => this.flush()), 50, o.renderBudget ?? RENDER_BUDGET);
+    this.scheduler = new RenderScheduler(
+      this.guard(() => {
+        const reflows = this.reflows;
+        this.flush();
+        if (this.reflows !== reflows) this.lastReflowAt = Date.now();
+      }),
+      50,
+      o.renderBudget ?? RENDER_BUDGET,
+    );
     this.ticker = new Ticker(this.guard(() => this.scheduler.now()));
 
     // Everything from here to the last widget attached is synchronous: no other session's screen can
@@ -260,10 +268,10 @@ export class TuiApp {
   // ---- lifecycle ------------------------------------------------------------------------
 
   /**
-   * The terminal's new size, capped at maxSize. A lone resize is drawn at once; one within a frame
-   * gap of the last reflow waits for the next frame, and any number of calls before that frame
+   * The terminal's new size, capped at maxSize. A lone resize is drawn at once; one within 16 ms of
+   * the last reflow waits for the frame 16 ms after it, and any number of calls before that frame
    * make one reflow, to the last size: a burst of window changes is at most two reflows (its first
-   * and its last). Frames stay within the render budget either way.
+   * and its last), a continuous storm at most 60 a second, all within the render budget.
    */
   resize(cols: number, rows: number): void {
     if (this.closed || !(cols > 0 && rows > 0)) return;
@@ -273,7 +281,7 @@ export class TuiApp {
     this.pendingSize = program.cols === size.cols && program.rows === size.rows ? null : size;
     if (!this.pendingSize) return;
     if (Date.now() - this.lastReflowAt >= REFLOW_GAP_MS) this.scheduler.now();
-    else this.scheduler.request();
+    else this.scheduler.request(this.lastReflowAt + REFLOW_GAP_MS - Date.now());
   }
 
   /** Applies the pending size: a new cell grid (blessed clears the terminal), drawn by the frame that called it. */
@@ -286,7 +294,6 @@ export class TuiApp {
     program.rows = size.rows;
     Object.assign(this.o.output, { columns: size.cols, rows: size.rows });
     this.reflows++;
-    this.lastReflowAt = Date.now();
     regrid(this.screen, size.cols, size.rows);
     // What blessed's own resize does after its reallocation, minus its extra render: elements re-wrap.
     const emit = (el: Widgets.Node) => {

@@ -38,6 +38,8 @@ export interface RenderStats {
  */
 export class RenderScheduler {
   private timer: NodeJS.Timeout | null = null;
+  /** When the scheduled frame is due (Date.now() time). */
+  private due = Infinity;
   private last = -Infinity;
   private stopped = false;
   /** Charged frame time not yet drained, ms, as of `drainedAt` (clock time). */
@@ -55,10 +57,19 @@ export class RenderScheduler {
     this.drainedAt = clock();
   }
 
-  /** Asks for a frame; several requests in one window make one frame. */
-  request(): void {
-    if (this.timer || this.stopped) return;
-    this.arm(Math.max(0, this.last + this.gapMs - Date.now(), this.overBudgetFor()));
+  /**
+   * Asks for a frame; several requests in one window make one frame. `inMs` asks for it that soon
+   * instead of a frame gap after the last frame (a resize burst's last size; budget permitting).
+   */
+  request(inMs?: number): void {
+    if (this.stopped) return;
+    const gap = inMs === undefined ? this.last + this.gapMs - Date.now() : Math.min(inMs, this.last + this.gapMs - Date.now());
+    const wait = Math.max(0, gap, this.overBudgetFor());
+    if (this.timer) {
+      if (Date.now() + wait >= this.due) return;
+      clearTimeout(this.timer);
+    }
+    this.arm(wait);
   }
 
   /** Renders now (after a keypress), absorbing any pending request; over budget, it waits instead. */
@@ -72,12 +83,15 @@ export class RenderScheduler {
     }
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    this.due = Infinity;
     this.run();
   }
 
   private arm(wait: number): void {
+    this.due = Date.now() + wait;
     this.timer = setTimeout(() => {
       this.timer = null;
+      this.due = Infinity;
       const over = this.overBudgetFor();
       if (over > 0) {
         this.stats.deferred++;
