@@ -4,8 +4,9 @@
  * at a huge size over SSH, waits until each has drawn, then sends window changes as fast as a timer
  * allows for a while, and stays connected until its stdin closes.
  *
- * Input: one JSON object in the STORM environment variable (see Plan). Output, one line each:
- * `ready`, `storm-started`, `storm-ended <window changes sent>`, or `error <message>`.
+ * Input: one JSON object in the STORM environment variable (see Plan); then, on stdin, a line `again`
+ * for each further storm (stdin's end closes everything). Output, one line each: `ready`,
+ * `storm-started`, `storm-ended <window changes sent>` (per storm), or `error <message>`.
  * Loopback only; every wait has a deadline.
  */
 import { createHash } from 'node:crypto';
@@ -70,26 +71,39 @@ async function main(): Promise<void> {
   // Every change is a real one: the huge size (drawn at the cap) and sizes just under the cap by turns.
   const sizes: [number, number][] = [[plan.cols, plan.rows]];
   for (let i = 1; i <= 9; i++) sizes.push([300 - i, 120 - i]);
-  let sent = 0;
-  const started = Date.now();
-  say('storm-started');
-  await new Promise<void>((resolve) => {
-    const timer = setInterval(() => {
-      if (Date.now() - started >= plan.stormMs) {
-        clearInterval(timer);
-        return resolve();
-      }
-      for (const { ch } of sessions) {
-        for (let b = 0; b < plan.burst; b++) {
-          const [c, r] = sizes[sent++ % sizes.length]!;
-          ch.setWindow(r, c, 0, 0);
+  const storm = async () => {
+    let sent = 0;
+    const started = Date.now();
+    say('storm-started');
+    await new Promise<void>((resolve) => {
+      const timer = setInterval(() => {
+        if (Date.now() - started >= plan.stormMs) {
+          clearInterval(timer);
+          return resolve();
         }
-      }
-    }, plan.everyMs);
+        for (const { ch } of sessions) {
+          for (let b = 0; b < plan.burst; b++) {
+            const [c, r] = sizes[sent++ % sizes.length]!;
+            ch.setWindow(r, c, 0, 0);
+          }
+        }
+      }, plan.everyMs);
+    });
+    say(`storm-ended ${sent}`);
+  };
+  await storm();
+  // Stay connected (the sessions keep their last size); `again` runs another storm.
+  let buf = '';
+  let running = Promise.resolve();
+  process.stdin.setEncoding('utf8');
+  process.stdin.on('data', (d: string) => {
+    buf += d;
+    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+      const line = buf.slice(0, i).trim();
+      buf = buf.slice(i + 1);
+      if (line === 'again') running = running.then(storm);
+    }
   });
-  say(`storm-ended ${sent}`);
-  // Stay connected (the sessions keep their last size) until the test closes stdin.
-  process.stdin.resume();
   process.stdin.on('end', () => {
     for (const { conn } of sessions) conn.end();
     setTimeout(() => process.exit(0), 2000).unref();
