@@ -120,7 +120,7 @@ test('render budget: costly frames are put off to stay within budget; cheap key 
     const r = new RenderScheduler(() => {
       frames++;
       clock += cost; // the frame "takes" `cost` ms
-    }, 50, { ms: 100, perMs: 1000 }, () => clock, () => clock);
+    }, 50, { ms: 100, perMs: 1000 }, () => clock, () => clock, Infinity);
     const advance = (ms: number) => {
       for (let i = 0; i < ms; i++) {
         clock++;

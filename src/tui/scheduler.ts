@@ -14,16 +14,29 @@ export interface RenderBudget {
 }
 
 /**
- * The default: 100 ms of frames (CPU time) per second, a tenth of a core. A key's frame costs 1-5 ms
+ * The default: 100 ms of frames per second, a tenth of the event loop. A key's frame costs 1-5 ms
  * and a full reflow at the size cap ~7 ms, so normal use stays under it; a client sending keys or
  * window changes as fast as it can gets about 20-100 frames a second, and other sessions keep theirs.
  */
 export const RENDER_BUDGET: RenderBudget = { ms: 100, perMs: 1000 };
 
-/** CPU time used by the process so far (user + system), ms. */
-function cpuMs(): number {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
+/**
+ * Frames of all sessions together drawn in one turn of the event loop, ms. Session timers that are
+ * due together run back to back before the loop gets to its I/O; past TURN_MS in one turn, the
+ * rest wait for the next turn, so a verb or a key never waits behind every session's frame at once.
+ */
+const turn = { spent: 0, resetting: false };
+/** See `turn`. */
+export const TURN_MS = 25;
+
+function chargeTurn(ms: number): void {
+  turn.spent += ms;
+  if (turn.resetting) return;
+  turn.resetting = true;
+  setImmediate(() => {
+    turn.spent = 0;
+    turn.resetting = false;
+  });
 }
 
 /** What a scheduler has drawn (for tests and diagnostics). */
@@ -32,13 +45,13 @@ export interface RenderStats {
   frames: number;
   /** Times a frame had to wait because the session was over its render budget. */
   deferred: number;
-  /** Measured work spent in frames (CPU time), ms. */
+  /** Measured time spent in frames, ms. */
   spentMs: number;
 }
 
 /**
  * Coalesces render requests: at most one frame per `gapMs` window; `now()` renders at once (input).
- * Every frame's CPU time is measured and charged to a leaky bucket that drains at `budget.ms` per `budget.perMs`:
+ * Every frame is timed and charged to a leaky bucket that drains at `budget.ms` per `budget.perMs`:
  * while the bucket holds more than `budget.ms`, frames (also `now()` ones) wait until it is back
  * under, so a session draws at most about `budget.ms` per `budget.perMs` on average (plus one burst
  * of `budget.ms` and one frame's overshoot).
@@ -61,10 +74,14 @@ export class RenderScheduler {
     /** Drains the bucket, in ms (tests pass their own). */
     private readonly clock: () => number = () => performance.now(),
     /**
-     * Measures a frame, in ms: the process's CPU time by default, so that a frame is charged the
-     * work it did, not the time the daemon spent descheduled on a busy machine.
+     * Measures a frame, in ms: wall time by default, i.e. how long the frame held the event loop
+     * (which is what the other sessions and verbs wait for). CPU time (process.cpuUsage) was tried:
+     * on a busy machine it let sessions draw more, and the admin's `list` p95 in a resize storm rose
+     * from ~200 to 400-500 ms.
      */
-    private readonly work: () => number = cpuMs,
+    private readonly work: () => number = () => performance.now(),
+    /** Frames drawn in one turn of the event loop by all sessions, before the rest wait (see `turn`). */
+    private readonly turnMs = TURN_MS,
   ) {
     this.drainedAt = clock();
   }
@@ -88,7 +105,7 @@ export class RenderScheduler {
   now(): void {
     if (this.stopped) return;
     const wait = this.overBudgetFor();
-    if (wait > 0) {
+    if (wait > 0 || turn.spent >= this.turnMs) {
       this.stats.deferred++;
       if (!this.timer) this.arm(wait);
       return;
@@ -105,7 +122,7 @@ export class RenderScheduler {
       this.timer = null;
       this.due = Infinity;
       const over = this.overBudgetFor();
-      if (over > 0) {
+      if (over > 0 || turn.spent >= this.turnMs) {
         this.stats.deferred++;
         return this.arm(over);
       }
@@ -131,6 +148,7 @@ export class RenderScheduler {
       this.flush();
     } finally {
       const cost = Math.max(0, this.work() - started);
+      chargeTurn(cost);
       this.overBudgetFor();
       this.debt += cost;
       this.stats.frames++;
