@@ -43,7 +43,7 @@ function chargeTurn(ms: number): void {
 export interface RenderStats {
   /** Frames run. */
   frames: number;
-  /** Times a frame had to wait because the session was over its render budget. */
+  /** Times a frame had to wait: the session was over its render budget, or this turn's frames over TURN_MS. */
   deferred: number;
   /** Measured time spent in frames, ms. */
   spentMs: number;
@@ -107,7 +107,10 @@ export class RenderScheduler {
     const wait = this.overBudgetFor();
     if (wait > 0 || turn.spent >= this.turnMs) {
       this.stats.deferred++;
-      if (!this.timer) this.arm(wait);
+      // As soon as allowed: a frame scheduled for later (a frame gap away) is brought forward.
+      if (this.timer && this.due <= Date.now() + wait) return;
+      if (this.timer) clearTimeout(this.timer);
+      this.arm(wait);
       return;
     }
     if (this.timer) clearTimeout(this.timer);
