@@ -115,6 +115,10 @@ interface Tui {
   waitFor(what: Pred, ms?: number): Promise<string>;
   send(s: string): void;
   resize(cols: number, rows: number): void;
+  /** Sends a window change only (the headless terminal keeps its size). */
+  setWindow(cols: number, rows: number): void;
+  /** Screen clears received so far (`ESC[2J`: blessed clears the terminal on each reflow to a new size). */
+  clears(): number;
   /** Resolves when the channel closes, with the exit-status the server sent. */
   closed: Promise<{ code: number | null }>;
   close(): Promise<void>;
@@ -144,6 +148,8 @@ function connectTui(k: Key, label: string, cols = 120, rows = 40): Promise<Tui> 
       r();
     }));
     let disposed = false;
+    let clears = 0;
+    let tail = '';
 
     const lines = () => {
       const b = term.buffer.active;
@@ -188,6 +194,8 @@ function connectTui(k: Key, label: string, cols = 120, rows = 40): Promise<Tui> 
         term.resize(c, r);
         stream?.setWindow(r, c, 0, 0);
       },
+      setWindow: (c, r) => void stream?.setWindow(r, c, 0, 0),
+      clears: () => clears,
       closed,
       close: async () => {
         if (!connClosed) {
@@ -211,6 +219,9 @@ function connectTui(k: Key, label: string, cols = 120, rows = 40): Promise<Tui> 
         }
         stream = s;
         s.on('data', (b: Buffer) => {
+          const text = tail + b.toString('latin1');
+          clears += text.split('\x1b[2J').length - 1;
+          tail = text.slice(-3).replace(/^.*\x1b\[2J/s, '');
           if (!disposed) term.write(b, notify);
         });
         s.stderr.on('data', (b: Buffer) => {
@@ -368,6 +379,48 @@ test('resize: 120x40 → 100x30 reflows, 70x20 shows the too-small view, 100x30 
   assert.ok(!back.includes('too small'), back);
   assert.match(back.split('\n')[0]!, /kindler │/);
   assert.ok(!s.anyWrapped(), `a row wrapped:\n${back}`);
+});
+
+test('a 1000x1000 terminal is drawn at the 300x120 cap, in its top left corner; a window change to another huge size draws nothing new', { timeout: 60_000 }, async (t) => {
+  const s = await connectTui(view, 'huge', 1000, 1000);
+  t.after(() => s.close());
+  const capped = (x: string) => {
+    const rows = x.split('\n');
+    return /^┌─* clusters \(\d+\)/.test(rows[1]!) && [...rows[1]!].length === 300 && /q quit/.test(rows[119]!) && rows.slice(120).every((r) => r === '');
+  };
+  const frame = await s.waitFor(capped, 20_000);
+  for (const line of frame.split('\n')) assert.ok([...line].length <= 300, `a row wider than the cap: ${line.length}`);
+  assert.match(frame.split('\n')[0]!, /kindler │ .* │ vera \(viewer\) │/);
+  await d.waitFor(/vera from 127\.0\.0\.1 \(viewer\): TUI session started \(300x120; the terminal is 1000x1000, drawn at the cap\)/);
+  // Still bigger than the cap: the same 300x120 frame, no reflow (no clear) and nothing redrawn.
+  const before = s.clears();
+  s.setWindow(1200, 900);
+  s.send('?'); // answered after the window change: once help is up, the change was handled
+  await s.waitFor('this help');
+  assert.equal(s.clears(), before, 'a window change within the cap reflowed the screen');
+  const rows = s.lines();
+  assert.ok([...rows[1]!].length === 300 && rows.slice(120).every((r) => r === ''), s.screen());
+  s.send('\x1b');
+  await s.waitFor((x) => !x.includes('this help') && capped(x));
+});
+
+test('a burst of 20 window changes makes at most 2 reflows, and the last size wins', { timeout: 60_000 }, async (t) => {
+  const s = await open(t, view, 'burst', 120, 40);
+  const before = s.clears();
+  // 20 sizes, then the last one (the only one 100 wide): only its frame can match below.
+  for (let i = 20; i >= 1; i--) s.setWindow(100 + i, 30 + (i % 7));
+  s.resize(100, 30); // the headless terminal and the last window change
+  const laidOut = (x: string) => {
+    const rows = x.split('\n');
+    return rows.length === 30 && /^┌.*┐$/.test(rows[1]!) && [...rows[1]!].length === 100 && /q quit/.test(rows[29]!);
+  };
+  await s.waitFor(laidOut, 15_000);
+  const reflows = s.clears() - before;
+  assert.ok(reflows >= 1 && reflows <= 2, `${reflows} reflows for a burst of 21 window changes`);
+  assert.ok(!s.anyWrapped(), s.screen());
+  // And a single change afterwards is drawn as usual.
+  s.resize(110, 36);
+  await s.waitFor((x) => x.split('\n').length === 36 && [...x.split('\n')[1]!].length === 110 && /q quit/.test(x.split('\n')[35]!));
 });
 
 test("a viewer's footer offers no create/delete/start-stop keys and c opens nothing; an operator's offers create", { timeout: 60_000 }, async (t) => {

@@ -71,7 +71,15 @@ export interface SshLimits {
   /** Passed to the TUI: warn after this long without input, then close. */
   idleWarnMs: number;
   idleCloseMs: number;
+  /** Largest TUI drawn; a bigger terminal (pty request or window change) is drawn at this size.
+   *  Default TUI_MAX_SIZE. The work of a frame grows with cols x rows. */
+  tuiMaxSize?: { cols: number; rows: number };
+  /** Render time one TUI session may use: `ms` per `perMs` (default: the TUI's, 100 ms per second). */
+  tuiRenderBudget?: { ms: number; perMs: number };
 }
+
+/** The default cap on the TUI's size (src/tui/layout.ts MAX_SIZE, which the TUI falls back to). */
+export const TUI_MAX_SIZE = { cols: 300, rows: 120 };
 
 export const DEFAULT_SSH_LIMITS: SshLimits = {
   maxUnauthenticated: 20,
@@ -85,6 +93,7 @@ export const DEFAULT_SSH_LIMITS: SshLimits = {
   maxChannelsPerConnection: 4,
   idleWarnMs: 25 * 60_000,
   idleCloseMs: 30 * 60_000,
+  tuiMaxSize: TUI_MAX_SIZE,
 };
 
 /** What the TUI module (src/tui/index.ts) exports as `openTui`; loaded on the first shell. */
@@ -191,7 +200,8 @@ interface Sess extends SessionScope {
   kind?: 'shell' | 'exec';
   started: boolean;
   counted: boolean;
-  pty?: { cols: number; rows: number };
+  /** The terminal size drawn (capped); `asked` is what the client said, when bigger. */
+  pty?: { cols: number; rows: number; asked?: string };
   channel?: ServerChannel;
   chClosed: boolean;
   input?: TtyInput;
@@ -207,7 +217,8 @@ interface Sess extends SessionScope {
   endReason?: string;
 }
 
-const clampSize = (n: number, dflt: number) => (Number.isInteger(n) && n > 0 ? Math.min(n, 1000) : dflt);
+/** A size from the client: a positive integer, at most `max` (anything else: `dflt`). */
+const clampSize = (n: number, dflt: number, max: number) => (Number.isInteger(n) && n > 0 ? Math.min(n, max) : Math.min(dflt, max));
 const normIp = (ip: string | undefined) => (ip ?? 'unknown').replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, '');
 const errText = (e: unknown) => sanitizeLine(e instanceof Error ? e.message : String(e)).slice(0, 300);
 
@@ -219,6 +230,12 @@ function hostKeyOf(k: SshServerOptions['hostKey']): { key: ParsedKey | Buffer | 
 
 export async function startSshServer(opts: SshServerOptions): Promise<SshServer> {
   const { engine, users, log, limits } = opts;
+  const maxTui = limits.tuiMaxSize ?? TUI_MAX_SIZE;
+  /** The size drawn for what the client asked (capped), remembering the ask when it was bigger. */
+  const ptySize = (cols: number, rows: number, prev = { cols: 80, rows: 24 }): NonNullable<Sess['pty']> => {
+    const size = { cols: clampSize(cols, prev.cols, maxTui.cols), rows: clampSize(rows, prev.rows, maxTui.rows) };
+    return cols > maxTui.cols || rows > maxTui.rows ? { ...size, asked: `${Number(cols) >>> 0}x${Number(rows) >>> 0}` } : size;
+  };
   const limiter = new FailureLimiter(limits.rateLimit);
   // A blocked address's pending connections are the first to go when the table is full.
   const slots = new PreAuthSlots<Conn>(limits.maxUnauthenticated, (source) => limiter.blockedFor(source) > 0);
@@ -640,19 +657,22 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
     };
     session.on('pty', (accept, reject, info) => {
       if (s.started) return reject?.();
-      s.pty = { cols: clampSize(info.cols, 80), rows: clampSize(info.rows, 24) };
+      s.pty = ptySize(info.cols, info.rows);
       accept?.();
     });
+    // Window changes cost nothing here: the size is capped, an unchanged one is dropped, and the TUI
+    // applies only the last one of a burst, in its next frame (within its render budget).
     session.on('window-change', (accept, _reject, info) => {
       accept?.();
       if (!s.pty) return;
-      s.pty = { cols: clampSize(info.cols, s.pty.cols), rows: clampSize(info.rows, s.pty.rows) };
+      const prev = s.pty;
+      s.pty = ptySize(info.cols, info.rows, prev);
+      if (s.pty.cols === prev.cols && s.pty.rows === prev.rows) return;
       if (s.kind !== 'shell' || !s.channel || !s.tui || s.tuiDone) return;
       const { cols, rows } = s.pty;
       guarded(s, () => {
         Object.assign(s.channel!, { columns: cols, rows });
         if (s.input) Object.assign(s.input, { columns: cols, rows });
-        // The TUI's resize() sets output.columns/rows and emits 'resize' for blessed (one reflow).
         s.tui!.resize(cols, rows);
       });
     });
@@ -805,12 +825,15 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
         may: (action, owner, taskUser) => local.may(action, owner, taskUser),
         close: () => local.close(),
       };
-      log('info', `ssh: ${who(s.conn)} (${principal.role}): TUI session started (${cols}x${rows})`);
+      const asked = s.pty!.asked ? `; the terminal is ${s.pty!.asked}, drawn at the cap` : '';
+      log('info', `ssh: ${who(s.conn)} (${principal.role}): TUI session started (${cols}x${rows}${asked})`);
       const tui = openTui({
         input: input as unknown as TuiOptions['input'],
         output: ch as unknown as TuiOptions['output'],
         columns: cols,
         rows,
+        maxSize: maxTui,
+        ...(limits.tuiRenderBudget ? { renderBudget: limits.tuiRenderBudget } : {}),
         backend,
         idle: { warnMs: limits.idleWarnMs, closeMs: limits.idleCloseMs },
         onExit: (code, reason) => finish(s, Number.isInteger(code) ? code : EXIT.failed, reason),

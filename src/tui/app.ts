@@ -13,13 +13,13 @@ import { cancelTarget, openDetails, toggleFor, type Dialog } from './actions.js'
 import { onKey } from './controls.js';
 import { verbError, type LineInput } from './forms.js';
 import { commandNames, fitHints, helpLines, mainHints, type Focus, type HelpFlags, type KeyEvent } from './keys.js';
-import { computeLayout, tooSmallText, type Layout } from './layout.js';
+import { capSize, computeLayout, MAX_SIZE, tooSmallText, type Layout, type TermSize } from './layout.js';
 import { LogBuffer } from './logbuffer.js';
 import { LogPane } from './logpane.js';
 import { bannerLines, canExtend, expiringSoon } from './ops.js';
 import { hasTimedCells, presence, SORT_KEYS, storageNotice, TuiModel } from './model.js';
 import { Overlay } from './overlay.js';
-import { IdleWatch, RenderScheduler, Ticker } from './scheduler.js';
+import { IdleWatch, RENDER_BUDGET, RenderScheduler, Ticker } from './scheduler.js';
 import { ClusterTable } from './table.js';
 import { TasksPanel } from './tasks.js';
 import { clean, escapeTags, plain, truncate } from './text.js';
@@ -44,6 +44,38 @@ function addedSince(e: NodeJS.EventEmitter, before: Listeners): Listeners {
 function removeListeners(e: NodeJS.EventEmitter, added: Listeners): void {
   for (const [n, l] of added) e.removeListener(n, l);
 }
+
+type Cell = [number, string];
+type Grid = (Cell[] & { dirty?: boolean })[];
+
+/**
+ * blessed's screen.alloc() for a new size, without its garbage: alloc() makes two new arrays per
+ * cell (72,000 at 300x120) on every reflow; this blanks the cells already there in place, adds or
+ * drops only the difference, then clears the terminal as alloc() does.
+ */
+function regrid(screen: Widgets.Screen, cols: number, rows: number): void {
+  const s = screen as unknown as { lines: Grid; olines: Grid; dattr: number; program: { clear(): void } };
+  const blank = s.dattr;
+  for (const grid of [s.lines, s.olines]) {
+    if (grid.length > rows) grid.length = rows;
+    for (let y = 0; y < rows; y++) {
+      const line = grid[y] ?? (grid[y] = []);
+      if (line.length > cols) line.length = cols;
+      for (let x = 0; x < cols; x++) {
+        const c = line[x];
+        if (c) {
+          c[0] = blank;
+          c[1] = ' ';
+        } else line[x] = [blank, ' '];
+      }
+      line.dirty = false;
+    }
+  }
+  s.program.clear();
+}
+
+/** A resize this soon after the last reflow (one 60 Hz frame) waits for the next one, with any that follow it. */
+const REFLOW_GAP_MS = 16;
 
 /** Finished tasks' logs kept in memory for quick reselection. */
 const LOG_CACHE = 4;
@@ -75,7 +107,14 @@ export class TuiApp {
   readonly hadDecoder: boolean;
 
   closed = false;
-  resizing = false;
+  /** The largest size drawn (a bigger terminal is drawn at this size). */
+  readonly maxSize: TermSize;
+  /** The size asked for by resize() and not drawn yet: the next frame reflows to it (the last one wins). */
+  pendingSize: TermSize | null = null;
+  /** Reflows done (new cell grid at a new size), for tests and diagnostics. */
+  reflows = 0;
+  /** When the last reflow's frame was drawn (Date.now()). */
+  lastReflowAt = -Infinity;
   unsubscribe: (() => void) | null = null;
   early: EngineEvent[] = [];
   layoutKey = '';
@@ -107,14 +146,24 @@ export class TuiApp {
     const inputBefore = listenersOf(input);
     const outputBefore = listenersOf(o.output);
     this.hadDecoder = input._keypressDecoder !== undefined;
-    const cols = o.columns > 0 ? Math.floor(o.columns) : 80;
-    const rows = o.rows > 0 ? Math.floor(o.rows) : 24;
+    this.maxSize = capSize(o.maxSize?.cols ?? MAX_SIZE.cols, o.maxSize?.rows ?? MAX_SIZE.rows, { cols: 10_000, rows: 10_000 }, MAX_SIZE);
+    const { cols, rows } = capSize(o.columns, o.rows, this.maxSize);
+    // blessed sizes its screen from these (a terminal bigger than the cap is drawn at the cap).
     Object.assign(o.output, { columns: cols, rows });
     this.layout = computeLayout(cols, rows, { fullLog: false, activeTasks: 0 });
 
-    // Timers exist from here on only while something asks for them.
-    this.scheduler = new RenderScheduler(this.guard(() => this.flush()));
-    this.ticker = new Ticker(this.guard(() => this.flush()));
+    // Timers exist from here on only while something asks for them. Every frame (tick, key, event,
+    // resize) goes through the scheduler, so the session's render budget bounds them all.
+    this.scheduler = new RenderScheduler(
+      this.guard(() => {
+        const reflows = this.reflows;
+        this.flush();
+        if (this.reflows !== reflows) this.lastReflowAt = Date.now();
+      }),
+      50,
+      o.renderBudget ?? RENDER_BUDGET,
+    );
+    this.ticker = new Ticker(this.guard(() => this.scheduler.now()));
 
     // Everything from here to the last widget attached is synchronous: no other session's screen can
     // become blessed's "current" one while these widgets attach.
@@ -131,6 +180,11 @@ export class TuiApp {
     } as unknown as Widgets.IScreenOptions);
     this.blessedOnInput = addedSince(input, inputBefore);
     this.blessedOnOutput = addedSince(o.output, outputBefore);
+    // blessed reflows (new cell grid, full render) synchronously on every 'resize' of the output, at
+    // the output's size: a burst of window changes meant a burst of reflows, at any size. Sizes come
+    // in through resize() only (capped, coalesced into the next frame), so its handler goes.
+    const onResize = (o.output as { _resizeHandler?: (...a: unknown[]) => void })._resizeHandler;
+    if (onResize) o.output.removeListener('resize', onResize);
     try {
       this.header = line(this.screen, { bg: 'blue', fg: 'white' });
       this.table = new ClusterTable(this.screen, this.guard((i: number) => this.pickCluster(i, true)), this.guard(() => openDetails(this)));
@@ -144,7 +198,6 @@ export class TuiApp {
       this.overlay = new Overlay(this.screen);
       this.screen.on('keypress', this.guard((ch: string | undefined, key: KeyEvent | undefined) => onKey(this, ch, key)));
       this.screen.on('mouse', this.guard(() => this.activity()));
-      this.screen.on('resize', this.guard(() => this.scheduler.now()));
     } catch (e) {
       // Never leave a half-built screen behind (it would hold the terminal and blessed's process hooks).
       this.closed = true;
@@ -214,24 +267,40 @@ export class TuiApp {
 
   // ---- lifecycle ------------------------------------------------------------------------
 
-  /** Applies a new terminal size (sets output.columns/rows and lets blessed reflow once). */
+  /**
+   * The terminal's new size, capped at maxSize. A lone resize is drawn at once; one within 16 ms of
+   * the last reflow waits for the frame 16 ms after it, and any number of calls before that frame
+   * make one reflow, to the last size: a burst of window changes is at most two reflows (its first
+   * and its last), a continuous storm at most 60 a second, all within the render budget.
+   */
   resize(cols: number, rows: number): void {
-    if (this.closed || this.resizing || !(cols > 0 && rows > 0)) return;
-    const out = this.o.output;
-    const c = Math.floor(cols);
-    const r = Math.floor(rows);
-    // Already this size (e.g. a local tty's own 'resize' reached blessed first): nothing to do.
-    if (out.columns === c && out.rows === r && this.screen.width === c && this.screen.height === r) return;
-    out.columns = c;
-    out.rows = r;
-    this.resizing = true;
-    try {
-      out.emit('resize'); // blessed's program listens here, reallocates and re-emits to the screen
-    } catch (e) {
-      this.fail(e);
-    } finally {
-      this.resizing = false;
-    }
+    if (this.closed || !(cols > 0 && rows > 0)) return;
+    const size = capSize(cols, rows, this.maxSize);
+    const program = this.screen.program as unknown as { cols: number; rows: number };
+    // Back to the size on screen (or still over the cap): nothing to draw, and a pending size is void.
+    this.pendingSize = program.cols === size.cols && program.rows === size.rows ? null : size;
+    if (!this.pendingSize) return;
+    if (Date.now() - this.lastReflowAt >= REFLOW_GAP_MS) this.scheduler.now();
+    else this.scheduler.request(this.lastReflowAt + REFLOW_GAP_MS - Date.now());
+  }
+
+  /** Applies the pending size: a new cell grid (blessed clears the terminal), drawn by the frame that called it. */
+  reflow(): void {
+    const size = this.pendingSize;
+    this.pendingSize = null;
+    const program = this.screen.program as unknown as { cols: number; rows: number };
+    if (!size || (program.cols === size.cols && program.rows === size.rows)) return;
+    program.cols = size.cols;
+    program.rows = size.rows;
+    Object.assign(this.o.output, { columns: size.cols, rows: size.rows });
+    this.reflows++;
+    regrid(this.screen, size.cols, size.rows);
+    // What blessed's own resize does after its reallocation, minus its extra render: elements re-wrap.
+    const emit = (el: Widgets.Node) => {
+      el.emit('resize');
+      el.children.forEach(emit);
+    };
+    this.screen.children.forEach(emit);
   }
 
   /** Tears down with onExit(0, 'closed'), then prints `message` on the normal screen. */
@@ -519,6 +588,7 @@ export class TuiApp {
       }
       return;
     }
+    if (this.pendingSize) this.reflow();
     const cols = this.screen.width as number;
     const rows = this.screen.height as number;
     const active = this.activeTasks();

@@ -5,6 +5,8 @@
  */
 import type { SessionBackend } from '../commands/session.js';
 import { TuiApp } from './app.js';
+import type { TermSize } from './layout.js';
+import type { RenderBudget } from './scheduler.js';
 
 /** The input side of the terminal (an SSH channel or process.stdin), made to look like a TTY. */
 export type TuiInput = NodeJS.ReadableStream & { isTTY?: boolean; isRaw?: boolean; setRawMode?(raw: boolean): unknown };
@@ -18,6 +20,10 @@ export interface TuiOptions {
   columns: number;
   rows: number;
   backend: SessionBackend;
+  /** The largest size drawn; a bigger terminal is drawn at this size (default MAX_SIZE, 300x120). */
+  maxSize?: TermSize;
+  /** Render time this session may use (default RENDER_BUDGET: 100 ms per second); frames over it wait. */
+  renderBudget?: RenderBudget;
   /** Warn after `warnMs` without keyboard input, close (onExit(0, 'idle')) after `closeMs`; both from the last key. */
   idle?: { warnMs: number; closeMs: number };
   /** Called exactly once: reason 'quit' (q / Ctrl-C), 'idle', 'closed' (close()) or 'error' (code 1). */
@@ -26,7 +32,7 @@ export interface TuiOptions {
 
 /** Control of an open TUI. */
 export interface TuiHandle {
-  /** The terminal's new size (SSH window-change). */
+  /** The terminal's new size (SSH window-change): capped, and coalesced into the next frame. */
   resize(cols: number, rows: number): void;
   /** Tears the TUI down, then prints `message` (if any) on the normal screen; calls onExit(0, 'closed'). */
   close(message?: string): void;

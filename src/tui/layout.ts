@@ -8,6 +8,25 @@ export const MIN_COLS = 80;
 /** Smallest terminal the layout is drawn in. */
 export const MIN_ROWS = 24;
 
+/** A terminal size in cells. */
+export interface TermSize {
+  cols: number;
+  rows: number;
+}
+
+/**
+ * Largest terminal the TUI draws: a bigger one gets a frame of this size in its top left corner.
+ * A frame's cost (cells to lay out, compare and send) grows with cols x rows; without a cap one
+ * session at 1000x1000 cost ~400 ms per reflow and blocked every other session and verb.
+ */
+export const MAX_SIZE: TermSize = { cols: 300, rows: 120 };
+
+/** Whole cells, at least 1 and at most `max`; anything that is not a positive number becomes `fallback`. */
+export function capSize(cols: number, rows: number, max: TermSize = MAX_SIZE, fallback: TermSize = { cols: 80, rows: 24 }): TermSize {
+  const one = (n: number, cap: number, dflt: number) => (Number.isFinite(n) && n >= 1 ? Math.min(Math.floor(n), Math.max(1, Math.floor(cap))) : dflt);
+  return { cols: one(cols, max.cols, Math.min(fallback.cols, max.cols)), rows: one(rows, max.rows, Math.min(fallback.rows, max.rows)) };
+}
+
 /** A full-width band of rows. Height 0 means hidden. */
 export interface Band {
   top: number;

@@ -1,38 +1,162 @@
 /**
- * The TUI's only timers: a coalescing render scheduler, a 1 s tick that runs only while something
+ * The TUI's only timers: a coalescing, budgeted render scheduler, a 1 s tick that runs only while something
  * time-based is on screen, and the idle watch. Each is stopped by `stop()`; nothing else schedules.
  */
 
-/** Coalesces render requests: at most one frame per `gapMs` window; `now()` renders at once (input). */
+/**
+ * How much render time one session may use: `ms` of measured frame time per `perMs`. Frames over
+ * it are put off (never dropped: the latest state is drawn once the session is back under it), so
+ * one session cannot take the event loop from the others, whatever it asks for.
+ */
+export interface RenderBudget {
+  ms: number;
+  perMs: number;
+}
+
+/**
+ * The default: 100 ms of frames per second, a tenth of the event loop. A key's frame costs 1-5 ms
+ * and a full reflow at the size cap ~7 ms, so normal use stays under it; a client sending keys or
+ * window changes as fast as it can gets about 20-100 frames a second, and other sessions keep theirs.
+ */
+export const RENDER_BUDGET: RenderBudget = { ms: 100, perMs: 1000 };
+
+/**
+ * Frames of all sessions together drawn in one turn of the event loop, ms. Session timers that are
+ * due together run back to back before the loop gets to its I/O; past TURN_MS in one turn, the
+ * rest wait for the next turn, so a verb or a key never waits behind every session's frame at once.
+ */
+const turn = { spent: 0, resetting: false };
+/** See `turn`. */
+export const TURN_MS = 25;
+
+function chargeTurn(ms: number): void {
+  turn.spent += ms;
+  if (turn.resetting) return;
+  turn.resetting = true;
+  setImmediate(() => {
+    turn.spent = 0;
+    turn.resetting = false;
+  });
+}
+
+/** What a scheduler has drawn (for tests and diagnostics). */
+export interface RenderStats {
+  /** Frames run. */
+  frames: number;
+  /** Times a frame had to wait: the session was over its render budget, or this turn's frames over TURN_MS. */
+  deferred: number;
+  /** Measured time spent in frames, ms. */
+  spentMs: number;
+}
+
+/**
+ * Coalesces render requests: at most one frame per `gapMs` window; `now()` renders at once (input).
+ * Every frame is timed and charged to a leaky bucket that drains at `budget.ms` per `budget.perMs`:
+ * while the bucket holds more than `budget.ms`, frames (also `now()` ones) wait until it is back
+ * under, so a session draws at most about `budget.ms` per `budget.perMs` on average (plus one burst
+ * of `budget.ms` and one frame's overshoot).
+ */
 export class RenderScheduler {
   private timer: NodeJS.Timeout | null = null;
+  /** When the scheduled frame is due (Date.now() time). */
+  private due = Infinity;
   private last = -Infinity;
   private stopped = false;
+  /** Charged frame time not yet drained, ms, as of `drainedAt` (clock time). */
+  private debt = 0;
+  private drainedAt: number;
+  readonly stats: RenderStats = { frames: 0, deferred: 0, spentMs: 0 };
 
-  constructor(private readonly flush: () => void, private readonly gapMs = 50) {}
+  constructor(
+    private readonly flush: () => void,
+    private readonly gapMs = 50,
+    private readonly budget: RenderBudget = RENDER_BUDGET,
+    /** Drains the bucket, in ms (tests pass their own). */
+    private readonly clock: () => number = () => performance.now(),
+    /**
+     * Measures a frame, in ms: wall time by default, i.e. how long the frame held the event loop
+     * (which is what the other sessions and verbs wait for). CPU time (process.cpuUsage) was tried:
+     * on a busy machine it let sessions draw more, and the admin's `list` p95 in a resize storm rose
+     * from ~200 to 400-500 ms.
+     */
+    private readonly work: () => number = () => performance.now(),
+    /** Frames drawn in one turn of the event loop by all sessions, before the rest wait (see `turn`). */
+    private readonly turnMs = TURN_MS,
+  ) {
+    this.drainedAt = clock();
+  }
 
-  /** Asks for a frame; several requests in one window make one frame. */
-  request(): void {
-    if (this.timer || this.stopped) return;
-    const wait = Math.max(0, this.last + this.gapMs - Date.now());
+  /**
+   * Asks for a frame; several requests in one window make one frame. `inMs` asks for it that soon
+   * instead of a frame gap after the last frame (a resize burst's last size; budget permitting).
+   */
+  request(inMs?: number): void {
+    if (this.stopped) return;
+    const gap = inMs === undefined ? this.last + this.gapMs - Date.now() : Math.min(inMs, this.last + this.gapMs - Date.now());
+    const wait = Math.max(0, gap, this.overBudgetFor());
+    if (this.timer) {
+      if (Date.now() + wait >= this.due) return;
+      clearTimeout(this.timer);
+    }
+    this.arm(wait);
+  }
+
+  /** Renders now (after a keypress), absorbing any pending request; over budget, it waits instead. */
+  now(): void {
+    if (this.stopped) return;
+    const wait = this.overBudgetFor();
+    if (wait > 0 || turn.spent >= this.turnMs) {
+      this.stats.deferred++;
+      // As soon as allowed: a frame scheduled for later (a frame gap away) is brought forward.
+      if (this.timer && this.due <= Date.now() + wait) return;
+      if (this.timer) clearTimeout(this.timer);
+      this.arm(wait);
+      return;
+    }
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.due = Infinity;
+    this.run();
+  }
+
+  private arm(wait: number): void {
+    this.due = Date.now() + wait;
     this.timer = setTimeout(() => {
       this.timer = null;
+      this.due = Infinity;
+      const over = this.overBudgetFor();
+      if (over > 0 || turn.spent >= this.turnMs) {
+        this.stats.deferred++;
+        return this.arm(over);
+      }
       this.run();
     }, wait);
   }
 
-  /** Renders now (after a keypress), absorbing any pending request. */
-  now(): void {
-    if (this.stopped) return;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    this.run();
+  /** How long until the bucket is back at the budget (0: a frame may run now). */
+  private overBudgetFor(): number {
+    const t = this.clock();
+    const rate = this.budget.ms / this.budget.perMs;
+    this.debt = Math.max(0, this.debt - Math.max(0, t - this.drainedAt) * rate);
+    this.drainedAt = t;
+    // (A timer longer than 2^31-1 ms would fire at once.)
+    return this.debt <= this.budget.ms ? 0 : Math.min(2 ** 31 - 1, Math.ceil((this.debt - this.budget.ms) / rate));
   }
 
   private run(): void {
     if (this.stopped) return;
     this.last = Date.now();
-    this.flush();
+    const started = this.work();
+    try {
+      this.flush();
+    } finally {
+      const cost = Math.max(0, this.work() - started);
+      chargeTurn(cost);
+      this.overBudgetFor();
+      this.debt += cost;
+      this.stats.frames++;
+      this.stats.spentMs += cost;
+    }
   }
 
   /** Whether a frame is scheduled. */
