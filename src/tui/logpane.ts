@@ -31,6 +31,8 @@ export class LogPane {
   buffer: LogBuffer | null = null;
   /** Describes the shown task in the label. */
   title = '';
+  /** What the last full draw put after the title (follow state, search position). */
+  private labelSuffix = '';
   /** Shown when there is no buffer, or while its history loads. */
   placeholder = 'select a cluster to see its latest task log';
   /** Stick to the newest line. */
@@ -213,8 +215,10 @@ export class LogPane {
   /** Draws the visible slice; returns whether anything on screen changed. */
   update(o: { focused: boolean; width: number }): boolean {
     if (this.holdBack(o.width)) {
-      // Only the frame's focus style may change now; the text waits for its turn.
-      return setFocusStyle(this.frame, o.focused);
+      // The lines wait for their turn; the title (task state and percent, shown in the same frame as
+      // the task panel) and the focus style are cheap and never lag behind the rest of the screen.
+      const held = setLabel(this.frame, `${truncate(` log ${this.title}${this.labelSuffix}`, Math.max(4, o.width - 4))} `);
+      return setFocusStyle(this.frame, o.focused) || held;
     }
     if (this.version !== this.drawnVersion) this.drawnAt = Date.now();
     this.drawnVersion = this.version;
@@ -245,6 +249,7 @@ export class LogPane {
         label += ` · /${plain(this.query, 40)} ${pos >= 0 ? pos + 1 : 0}/${this.matches.length}`;
       }
     }
+    this.labelSuffix = label.slice(` log ${this.title}`.length);
     let changed = setText(this.body, text);
     changed = setLabel(this.frame, `${truncate(label, Math.max(4, o.width - 4))} `) || changed;
     changed = setFocusStyle(this.frame, o.focused) || changed;
