@@ -320,7 +320,8 @@ test('import-csv: once, on request, each row imported or refused', async (t) => 
   assert.equal(dev.httpPort, base + 11);
   assert.equal(dev.subnet, '10.101.0.0/16');
   assert.equal(dev.ingressNodePort, 30080);
-  assert.deepEqual(engine.getCluster('dev-a')!.options, { registerPortainer: true, route: false });
+  assert.deepEqual(engine.getCluster('dev-a')!.options, { route: false, register: ['portainer'] });
+  assert.deepEqual(engine.getCluster('dev')!.options, { route: true, register: ['portainer'] });
   // Imported records are re-checked with the provider: nothing exists yet.
   await until(engine, () => engine.getCluster('dev')!.actual === 'absent', 20000, 'the re-check');
   // Importing again refuses every row: nothing is imported twice.
