@@ -186,4 +186,8 @@ test('a kind cluster is routed to its http host port like k3d, through a real HA
   // A sync of the routed cluster re-renders the whole file: still without quiet.
   assert.equal((await verb(engine, ['sync', 'kweb', '--wait'])).code, 0);
   assert.doesNotMatch(readFileSync(configFile, 'utf8'), /be_cluster_quiet/);
+  // Reconcile judges routes by the same rule: a --no-route cluster without a route is no drift.
+  const rec = await verb(engine, ['reconcile', '--dry-run', '--json']);
+  assert.equal(rec.code, 0, rec.out + rec.err);
+  assert.deepEqual(JSON.parse(rec.out).drift, []);
 });
