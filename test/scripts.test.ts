@@ -540,6 +540,30 @@ describe('kind ingress', () => {
   });
 });
 
+describe('node address', () => {
+  for (const provider of PROVIDERS) {
+    test(`${provider}: the address on the cluster's own network, even when the node is also on another one`, async () => {
+      const e = await env(provider);
+      const c = await run(CREATE, createArgs(e), e.sb);
+      assert.equal(c.code, 0, show(c));
+      const node = provider === 'k3d' ? `k3d-${e.name}-server-0` : `${e.name}-control-plane`;
+      const net = provider === 'k3d' ? `k3d-${e.name}` : 'kind';
+      const own = e.sb.tool('docker', ['inspect', '-f', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`, node]).trim();
+      assert.equal(c.result!.nodeAddress, own);
+      // Someone connects the node to a second network (say, Portainer's): start still reports the cluster network's address.
+      e.sb.tool('docker', ['network', 'create', 'tools']);
+      e.sb.tool('docker', ['network', 'connect', 'tools', node]);
+      assert.equal((await run(CLUSTER, ['stop', ...nameArgs(e)], e.sb)).code, 0);
+      const r = await run(CLUSTER, ['start', ...nameArgs(e), '--kubeconfig', e.kubeconfig, '--wait-timeout', '30'], e.sb);
+      checkContract(r);
+      assert.equal(r.code, 0, show(r));
+      const now = e.sb.tool('docker', ['inspect', '-f', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`, node]).trim();
+      assert.match(now, /^\d+\.\d+\.\d+\.\d+$/);
+      assert.equal(r.result!.nodeAddress, now);
+    });
+  }
+});
+
 describe('docker down', () => {
   for (const provider of PROVIDERS) {
     test(`${provider}: create fails in preflight with a clear error, nothing is cleaned`, async () => {
