@@ -16,7 +16,7 @@ kd_usage() {
 usage: create_env.sh --name NAME --provider k3d|kind --http-port PORT --https-port PORT
                      --api-port PORT --kubeconfig FILE [--servers N (1)] [--agents N (0)]
                      [--image IMAGE] [--subnet CIDR (k3d only)] [--wait-timeout SECONDS (180)]
-Steps: preflight, create-cluster, kubeconfig, wait-ready, node-address. See scripts/README.md.
+Steps: preflight, create-cluster, kubeconfig, wait-ready, [kind: ingress,] node-address. See scripts/README.md.
 EOF
 }
 
@@ -73,8 +73,16 @@ K3D_VOL="k3d-$NAME-images"
 K3D_NET_BEFORE=1
 K3D_VOL_BEFORE=1
 
+# kind has no ingress controller of its own: create applies this pinned, shipped manifest (never a download).
+INGRESS_MANIFEST="$kd_here/manifests/ingress-nginx-kind-v1.12.1.yaml"
+INGRESS_NS=ingress-nginx
+INGRESS_DEPLOYMENT=ingress-nginx-controller
+
 kd_init
 TOTAL=5
+if [[ $PROVIDER == kind ]]; then
+  TOTAL=6
+fi
 
 # ---- cleanup (runs from the EXIT trap) ------------------------------------------------------
 # shellcheck disable=SC2317 # called from kd_on_exit
@@ -203,6 +211,9 @@ fi
 if [[ -d $KUBECONFIG_FILE ]]; then
   kd_die "kubeconfig path $KUBECONFIG_FILE is a directory"
 fi
+if [[ $PROVIDER == kind && ! -r $INGRESS_MANIFEST ]]; then
+  kd_die "the ingress manifest $INGRESS_MANIFEST is missing or unreadable (it ships with kindler's scripts)"
+fi
 kd_cluster_state "$PROVIDER" "$NAME"
 if [[ $KD_STATE != absent ]]; then
   kd_die "a $PROVIDER cluster named $NAME already exists ($KD_STATE, $KD_RUNNING/$KD_NODES nodes running); it is left untouched"
@@ -263,6 +274,8 @@ else
     "  apiServerPort: $API_PORT" \
     'nodes:' \
     '- role: control-plane' \
+    '  labels:' \
+    '    ingress-ready: "true"' \
     '  extraPortMappings:' \
     '  - containerPort: 80' \
     "    hostPort: $HTTP_PORT" \
@@ -316,8 +329,19 @@ mv -f -- "$WORK/kubeconfig" "$KUBECONFIG_FILE" || kd_die "cannot move the kubeco
 kd_step 4 "$TOTAL" wait-ready "Wait until every node is Ready (up to ${WAIT}s)"
 kd_wait_ready "$KUBECONFIG_FILE" "$CONTEXT" "$WAIT"
 
-# ---- 5 node-address ---------------------------------------------------------------------------
-kd_step 5 "$TOTAL" node-address "Find the node address"
+# ---- 5 ingress (kind only) ----------------------------------------------------------------------
+if [[ $PROVIDER == kind ]]; then
+  kd_step 5 "$TOTAL" ingress "Install ingress-nginx from ${INGRESS_MANIFEST##*/} and wait until it is available (up to ${WAIT}s)"
+  if kd_run -- kubectl --kubeconfig "$KUBECONFIG_FILE" --context "$CONTEXT" apply -f "$INGRESS_MANIFEST"; then :; else
+    kd_die "installing ingress-nginx failed (kubectl apply exit $KD_RC): $KD_LAST_ERROR" "$KD_RC"
+  fi
+  if kd_run -- kubectl --kubeconfig "$KUBECONFIG_FILE" --context "$CONTEXT" -n "$INGRESS_NS" wait --for=condition=available "deployment/$INGRESS_DEPLOYMENT" "--timeout=${WAIT}s"; then :; else
+    kd_die "ingress-nginx did not become available within ${WAIT}s (kubectl wait exit $KD_RC): $KD_LAST_ERROR" "$KD_RC"
+  fi
+fi
+
+# ---- node-address -----------------------------------------------------------------------------
+kd_step "$TOTAL" "$TOTAL" node-address "Find the node address"
 kd_node_address "$PROVIDER" "$NAME"
 
 kd_json_obj s name "$NAME" s provider "$PROVIDER" s kubeContext "$CONTEXT" s kubeconfig "$KUBECONFIG_FILE" \

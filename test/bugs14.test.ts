@@ -46,7 +46,7 @@ test('a retry of a failed kind create reuses its provider, agents and image, and
   assert.deepEqual(w.containers('dev1').sort(), ['dev1-control-plane', 'dev1-worker', 'dev1-worker2']);
   assert.ok(lastCall(w, 'kind', 'create').includes('kindest/node:v1.31.0'));
 
-  const line = `retrying dev1 with its recorded settings: provider kind; servers 1; agents 2; image kindest/node:v1.31.0; ports http ${before.httpPort}, https ${before.httpsPort}, api ${before.apiPort}; subnet (none); expires never`;
+  const line = `retrying dev1 with its recorded settings: provider kind; servers 1; agents 2; image kindest/node:v1.31.0; ports http ${before.httpPort}, https ${before.httpsPort}, api ${before.apiPort}; subnet (none); expires never; route on; register none`;
   const task = JSON.parse(retry.out).task;
   assert.equal(task.params.retry, line);
   const log = await engine.readLog(task.id);
@@ -67,7 +67,7 @@ test('the verb prints the retry line; an explicit other provider on a retry is r
 
   const again = await verb(engine, ['create', 'dev2'], op1);
   assert.equal(again.code, 0, again.err);
-  assert.match(again.out, /^retrying dev2 with its recorded settings: provider kind; servers 1; agents 0; image \(the provider's default\); ports http \d+, https \d+, api \d+; subnet \(none\); expires never\ntask t-\d+: create dev2 queued/);
+  assert.match(again.out, /^retrying dev2 with its recorded settings: provider kind; servers 1; agents 0; image \(the provider's default\); ports http \d+, https \d+, api \d+; subnet \(none\); expires never; route on; register none\ntask t-\d+: create dev2 queued/);
   await engine.idle();
 });
 

@@ -22,7 +22,8 @@ for (const provider of ['k3d', 'kind'] as const) {
     const task = JSON.parse(r.out).task;
     assert.equal(task.state, 'succeeded');
     assert.equal(task.progress, 100);
-    assert.deepEqual(task.steps.map((s: { key: string }) => s.key), ['preflight', 'create-cluster', 'kubeconfig', 'wait-ready', 'node-address']);
+    // kind gets the shipped ingress controller installed (step 5 of 6).
+    assert.deepEqual(task.steps.map((s: { key: string }) => s.key), ['preflight', 'create-cluster', 'kubeconfig', 'wait-ready', ...(provider === 'kind' ? ['ingress'] : []), 'node-address']);
     assert.ok(task.steps.every((s: { state: string }) => s.state === 'succeeded'));
 
     const c = engine.getCluster('alpha')!;
@@ -43,7 +44,7 @@ for (const provider of ['k3d', 'kind'] as const) {
     const seqs = events.map((e) => e.seq);
     assert.deepEqual(seqs, seqs.map((_, i) => seqs[0]! + i), 'events arrive in order without gaps');
     const log = readFileSync(join(w.dataDir, 'logs', `${task.id}.log`), 'utf8');
-    assert.match(log, /==> \[2\/5\]/);
+    assert.match(log, provider === 'kind' ? /==> \[2\/6\]/ : /==> \[2\/5\]/);
     assert.doesNotMatch(log, /\x1b/, 'colours are stripped');
 
     const d = await verb(engine, ['delete', 'alpha', '--wait', '--json']);
@@ -320,7 +321,8 @@ test('import-csv: once, on request, each row imported or refused', async (t) => 
   assert.equal(dev.httpPort, base + 11);
   assert.equal(dev.subnet, '10.101.0.0/16');
   assert.equal(dev.ingressNodePort, 30080);
-  assert.deepEqual(engine.getCluster('dev-a')!.options, { registerPortainer: true, route: false });
+  assert.deepEqual(engine.getCluster('dev-a')!.options, { route: false, register: ['portainer'] });
+  assert.deepEqual(engine.getCluster('dev')!.options, { route: true, register: ['portainer'] });
   // Imported records are re-checked with the provider: nothing exists yet.
   await until(engine, () => engine.getCluster('dev')!.actual === 'absent', 20000, 'the re-check');
   // Importing again refuses every row: nothing is imported twice.

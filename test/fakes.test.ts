@@ -368,6 +368,54 @@ describe('fake provider CLIs', { concurrency: true }, () => {
     });
   });
 
+  test('kubectl apply -f and wait --for=condition=available on a Deployment: real output, strict input', async () => {
+    await withSandbox(async (s) => {
+      const kc = path.join(s.root, 'kubeconfig');
+      const cfgFile = path.join(s.root, 'kind.yaml');
+      const labelled = (label: boolean) => ['apiVersion: kind.x-k8s.io/v1alpha4', 'kind: Cluster', 'nodes:', '- role: control-plane', ...(label ? ['  labels:', '    ingress-ready: "true"'] : []), ''].join('\n');
+      writeFileSync(cfgFile, labelled(false));
+      assert.equal((await s.run('kind', ['create', 'cluster', '--name', 'ing', '--config', cfgFile, '--kubeconfig', kc])).code, 0);
+      const file = path.join(s.root, 'app.yaml');
+      const deployment = ['apiVersion: apps/v1', 'kind: Deployment', 'metadata:', '  name: web', '  namespace: demo', 'spec:', '  template:', '    spec:', '      nodeSelector:', '        ingress-ready: "true"', '      tolerations:', '      - key: node-role.kubernetes.io/control-plane', '        operator: Equal', '        effect: NoSchedule'];
+      writeFileSync(file, ['---', 'apiVersion: v1', 'kind: Namespace', 'metadata:', '  name: demo', '---', ...deployment, ''].join('\n'));
+      let r = await s.run('kubectl', ['--kubeconfig', kc, 'apply', '-f', file]);
+      assert.deepEqual([r.code, r.stdout, r.stderr], [0, 'namespace/demo created\ndeployment.apps/web created\n', '']);
+      r = await s.run('kubectl', ['--kubeconfig', kc, 'apply', '-f', file]);
+      assert.equal(r.stdout, 'namespace/demo unchanged\ndeployment.apps/web unchanged\n');
+      // No node carries the label: never available.
+      r = await s.run('kubectl', ['--kubeconfig', kc, '-n', 'demo', 'wait', '--for=condition=available', 'deployment/web', '--timeout=200ms']);
+      assert.deepEqual([r.code, r.stderr], [1, 'error: timed out waiting for the condition on deployments/web\n']);
+      r = await s.run('kubectl', ['--kubeconfig', kc, 'wait', '--for=condition=available', 'deployment/web', '--timeout=1s']);
+      assert.deepEqual([r.code, r.stderr], [1, 'Error from server (NotFound): deployments.apps "web" not found\n']);
+      // Strictness: a namespace that does not exist, an unknown kind, no -f, a path that is not there.
+      writeFileSync(file, [...deployment.map((l) => l.replace('namespace: demo', 'namespace: nope')), ''].join('\n'));
+      r = await s.run('kubectl', ['--kubeconfig', kc, 'apply', '-f', file]);
+      assert.deepEqual([r.code, r.stderr], [1, `Error from server (NotFound): error when creating "${file}": namespaces "nope" not found\n`]);
+      writeFileSync(file, 'apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n');
+      r = await s.run('kubectl', ['--kubeconfig', kc, 'apply', '-f', file]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /^error: resource mapping not found for name: "w" namespace: "" from ".*": no matches for kind "Widget" in version "example.com\/v1"\nensure CRDs are installed first\n$/);
+      assert.deepEqual(await s.run('kubectl', ['--kubeconfig', kc, 'apply']), { code: 1, stdout: '', stderr: 'error: must specify one of -f and -k\n' });
+      assert.equal((await s.run('kubectl', ['--kubeconfig', kc, 'apply', '-f', path.join(s.root, 'missing.yaml')])).stderr, `error: the path "${path.join(s.root, 'missing.yaml')}" does not exist\n`);
+      assert.equal((await s.run('kubectl', ['--kubeconfig', kc, 'apply', '-f', 'https://example.com/x.yaml'])).code, 3);
+      assert.equal((await s.run('kubectl', ['--kubeconfig', kc, 'apply', '-f', file, '--bogus'])).stderr, "error: unknown flag: --bogus\nSee 'kubectl apply --help' for usage.\n");
+
+      // A labelled control plane: the deployment fits (taint tolerated) and becomes available.
+      assert.equal((await s.run('kind', ['delete', 'cluster', '--name', 'ing', '--kubeconfig', kc])).code, 0);
+      writeFileSync(cfgFile, labelled(true));
+      assert.equal((await s.run('kind', ['create', 'cluster', '--name', 'ing', '--config', cfgFile, '--kubeconfig', kc])).code, 0);
+      writeFileSync(file, ['apiVersion: v1', 'kind: Namespace', 'metadata:', '  name: demo', '---', ...deployment, ''].join('\n'));
+      assert.equal((await s.run('kubectl', ['--kubeconfig', kc, 'apply', '-f', file])).code, 0);
+      r = await s.run('kubectl', ['--kubeconfig', kc, '-n', 'demo', 'wait', '--for=condition=available', 'deployment/web', '--timeout=5s']);
+      assert.deepEqual([r.code, r.stdout], [0, 'deployment.apps/web condition met\n']);
+      // Without the toleration the control-plane taint keeps it off the only node.
+      writeFileSync(file, [...deployment.slice(0, 10), ''].join('\n'));
+      assert.equal((await s.run('kubectl', ['--kubeconfig', kc, 'apply', '-f', file])).stdout, 'deployment.apps/web configured\n');
+      r = await s.run('kubectl', ['--kubeconfig', kc, '-n', 'demo', 'wait', '--for=condition=available', 'deployment/web', '--timeout=200ms']);
+      assert.equal(r.code, 1);
+    });
+  });
+
   test('calls.log records every invocation', async () => {
     await withSandbox(async (s) => {
       await s.run('docker', ['ps', '-a']);

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cli, makeWorld, ROOT, startDaemon } from './helpers.js';
@@ -34,23 +34,59 @@ const facts = (phase: string) => ({
   KINDLER_CLUSTER_KUBECONFIG: '/var/lib/kindler/kubeconfig/dev.yaml',
   KINDLER_CLUSTER_KUBE_CONTEXT: 'k3d-dev',
   KINDLER_CLUSTER_NODE_ADDRESS: '172.18.0.3',
+  KINDLER_API_SERVER: 'https://127.0.0.1:16443',
+  KINDLER_API_SERVER_INTERNAL: 'https://172.18.0.3:6443',
+  KINDLER_REGISTER: 'portainer,argocd',
 });
 
-test('argocd-register: cluster add on create, cluster rm on delete; a failing argocd fails the hook', (t) => {
+test('argocd-register: cluster add at the internal API address on create, cluster rm on delete; a failing argocd fails the hook', (t) => {
+  const w = world();
+  t.after(w.cleanup);
+  const kubeconfig = join(w.dir, 'dev.yaml');
+  writeFileSync(kubeconfig, 'apiVersion: v1\nkind: Config\n');
+  // argocd records the mode of the kubeconfig it is given and whether it exists after the hook (below).
+  w.stub('argocd', `prev=""; for a in "$@"; do if [[ $prev == --kubeconfig ]]; then stat -c '%a' "$a" >> ${w.calls}.mode; echo "$a" >> ${w.calls}.kc; fi; prev=$a; done`);
+  // kubectl: the context's cluster for `config view`, silence for set-cluster.
+  w.stub('kubectl', 'case "$*" in *"config view"*) echo k3d-dev;; esac');
+  const env = { PATH: `${w.bin}:${process.env.PATH}` };
+  execFileSync(join(AVAILABLE, 'argocd-register'), { env: { ...env, ...facts('post-create'), KINDLER_CLUSTER_KUBECONFIG: kubeconfig } });
+  execFileSync(join(AVAILABLE, 'argocd-register'), { env: { ...env, ...facts('post-delete') } });
+  const tmpKc = readFileSync(`${w.calls}.kc`, 'utf8').trim();
+  assert.notEqual(tmpKc, kubeconfig, 'Argo CD gets a copy, never kindler\'s own kubeconfig');
+  assert.equal(readFileSync(`${w.calls}.mode`, 'utf8').trim(), '600');
+  assert.ok(!existsSync(tmpKc), 'the copy is removed');
+  assert.deepEqual(readFileSync(w.calls, 'utf8').trim().split('\n'), [
+    `kubectl --kubeconfig ${tmpKc} config view -o jsonpath={.contexts[?(@.name=="k3d-dev")].context.cluster}`,
+    `kubectl --kubeconfig ${tmpKc} config set-cluster k3d-dev --server=https://172.18.0.3:6443`,
+    `argocd cluster add k3d-dev --kubeconfig ${tmpKc} --name dev --upsert --yes`,
+    'argocd cluster rm dev --yes',
+  ]);
+  assert.equal(readFileSync(kubeconfig, 'utf8'), 'apiVersion: v1\nkind: Config\n', 'kindler\'s kubeconfig is untouched');
+  w.stub('argocd', 'echo "rpc error: Unauthenticated" >&2; exit 20');
+  const r = spawnSync(join(AVAILABLE, 'argocd-register'), { env: { ...env, ...facts('post-create'), KINDLER_CLUSTER_KUBECONFIG: kubeconfig }, encoding: 'utf8' });
+  assert.equal(r.status, 20);
+  assert.match(r.stderr, /Unauthenticated/);
+  // No internal address yet: refused with the reason, argocd never called.
+  const none = spawnSync(join(AVAILABLE, 'argocd-register'), { env: { ...env, ...facts('post-create'), KINDLER_CLUSTER_KUBECONFIG: kubeconfig, KINDLER_API_SERVER_INTERNAL: '' }, encoding: 'utf8' });
+  assert.notEqual(none.status, 0);
+  assert.match(none.stderr, /no node address yet/);
+});
+
+test('the shipped hooks do nothing for a cluster that did not ask to be registered', (t) => {
   const w = world();
   t.after(w.cleanup);
   w.stub('argocd');
-  const env = { PATH: `${w.bin}:${process.env.PATH}` };
-  execFileSync(join(AVAILABLE, 'argocd-register'), { env: { ...env, ...facts('post-create') } });
-  execFileSync(join(AVAILABLE, 'argocd-register'), { env: { ...env, ...facts('post-delete') } });
-  assert.deepEqual(readFileSync(w.calls, 'utf8').trim().split('\n'), [
-    'argocd cluster add k3d-dev --kubeconfig /var/lib/kindler/kubeconfig/dev.yaml --name dev --upsert --yes',
-    'argocd cluster rm dev --yes',
-  ]);
-  w.stub('argocd', 'echo "rpc error: Unauthenticated" >&2; exit 20');
-  const r = spawnSync(join(AVAILABLE, 'argocd-register'), { env: { ...env, ...facts('post-create') }, encoding: 'utf8' });
-  assert.equal(r.status, 20);
-  assert.match(r.stderr, /Unauthenticated/);
+  w.stub('curl');
+  w.stub('kubectl');
+  const env = { PATH: `${w.bin}:${process.env.PATH}`, PORTAINER_URL: 'https://portainer.example.test:9443', PORTAINER_API_KEY_FILE: join(w.dir, 'missing') };
+  for (const [hook, register] of [['argocd-register', 'portainer'], ['portainer-register', 'argocd'], ['argocd-register', ''], ['portainer-register', '']] as const) {
+    for (const phase of ['post-create', 'post-delete']) {
+      const r = spawnSync(join(AVAILABLE, hook), { env: { ...env, ...facts(phase), KINDLER_REGISTER: register }, encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      assert.match(r.stdout, /did not ask to be registered/);
+    }
+  }
+  assert.ok(!existsSync(w.calls), 'no tool was called');
 });
 
 test('portainer-register: the API calls are made and the token never appears in argv', (t) => {
@@ -147,4 +183,30 @@ test('a script gets the allow-listed environment plus what kindler sets, nothing
   assert.deepEqual(childEnv({}, { PATH: '/bin', SECRET: 'x', LC_ALL: 'C', MY_A: '1', MY: '2' }), { PATH: '/bin', LC_ALL: 'C' });
   setPassEnv(['MY_*']);
   assert.deepEqual(childEnv({ X: 'y' }, { PATH: '/bin', SECRET: 'x', MY_A: '1', MY: '2' }), { PATH: '/bin', MY_A: '1', X: 'y' });
+});
+
+test('portainer-register with PORTAINER_AGENT_MANIFEST: the agent is applied and waited for before Portainer is told about it', (t) => {
+  const w = world();
+  t.after(w.cleanup);
+  const token = join(w.dir, 'token');
+  writeFileSync(token, 'ptr_SECRET_TOKEN\n');
+  const manifest = join(w.dir, 'portainer-agent.yaml');
+  writeFileSync(manifest, 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: portainer\n');
+  w.stub('curl');
+  w.stub('kubectl');
+  const env = { PATH: `${w.bin}:${process.env.PATH}`, PORTAINER_URL: 'https://portainer.example.test:9443', PORTAINER_API_KEY_FILE: token, PORTAINER_AGENT_MANIFEST: manifest };
+  execFileSync(join(AVAILABLE, 'portainer-register'), { env: { ...env, ...facts('post-create') } });
+  const calls = readFileSync(w.calls, 'utf8').trim().split('\n');
+  assert.deepEqual(calls.slice(0, 2), [
+    `kubectl --kubeconfig /var/lib/kindler/kubeconfig/dev.yaml --context k3d-dev apply -f ${manifest}`,
+    'kubectl --kubeconfig /var/lib/kindler/kubeconfig/dev.yaml --context k3d-dev -n portainer wait --for=condition=available deployment/portainer-agent --timeout=180s',
+  ]);
+  assert.match(calls[2]!, /^curl .*-X POST https:\/\/portainer\.example\.test:9443\/api\/endpoints /);
+  // An agent that never becomes available: the hook fails, Portainer is not told.
+  w.stub('kubectl', 'case "$*" in *" wait "*) echo "error: timed out waiting for the condition on deployments/portainer-agent" >&2; exit 1;; esac');
+  rmSync(w.calls);
+  const r = spawnSync(join(AVAILABLE, 'portainer-register'), { env: { ...env, ...facts('post-create') }, encoding: 'utf8' });
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /timed out waiting for the condition on deployments\/portainer-agent/);
+  assert.doesNotMatch(readFileSync(w.calls, 'utf8'), /^curl /m);
 });

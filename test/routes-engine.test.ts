@@ -123,3 +123,71 @@ test('routes follow create and delete through a real HAProxy; an invalid file ne
   assert.equal(mismatch.code, 1);
   assert.equal(JSON.parse(mismatch.out).liveMatches, false);
 });
+
+test('a kind cluster is routed to its http host port like k3d, through a real HAProxy; a --no-route cluster never is', { skip: SKIP }, async (t) => {
+  const listen = await freePort();
+  const probe = makeWorld();
+  const configFile = join(probe.dir, 'haproxy', 'kindler.cfg');
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(join(probe.dir, 'haproxy'));
+  writeFileSync(configFile, `global\n    maxconn 100\ndefaults\n    mode http\n    timeout connect 5s\n    timeout client 10s\n    timeout server 10s\nfrontend f\n    bind 127.0.0.1:${listen}\n    http-request return status 404\n`);
+  const master: ChildProcess = spawn(HAPROXY as string, ['-W', '-db', '-f', configFile], { detached: true, stdio: 'ignore' });
+  t.after(() => {
+    try { process.kill(-master.pid!, 'SIGKILL'); } catch { /* gone */ }
+    probe.cleanup();
+  });
+  const w = makeWorld({
+    routes: {
+      enabled: true, baseDomain: 'example.test', listen: { http: { address: '127.0.0.1', port: listen } }, configFile,
+      validateCommand: [HAPROXY as string, '-c', '-f', '{file}'], reloadCommand: ['kill', '-USR2', String(master.pid)], backend: 'host-port',
+    },
+  });
+  const engine = await startEngine(w);
+  t.after(async () => {
+    await engine.shutdown();
+    w.cleanup();
+  });
+
+  const r = await verb(engine, ['create', 'kweb', '--provider', 'kind', '--wait', '--json']);
+  assert.equal(r.code, 0, r.out + r.err);
+  const task = JSON.parse(r.out).task;
+  assert.deepEqual(task.steps.map((s: { key: string }) => s.key), ['preflight', 'create-cluster', 'kubeconfig', 'wait-ready', 'ingress', 'node-address', 'route']);
+  const c = engine.getCluster('kweb')!;
+  assert.equal(c.domain, 'kweb.example.test');
+  assert.match(readFileSync(configFile, 'utf8'), new RegExp(`server ingress 127\\.0\\.0\\.1:${c.httpPort}\n`));
+  // The kind node publishes its 80 on that host port (where ingress-nginx listens); a stand-in answers there.
+  const ingress = createHttp((req, res) => res.end(`kind ingress saw ${req.headers.host}`));
+  await new Promise<void>((res) => ingress.listen(c.httpPort, '127.0.0.1', res));
+  t.after(() => ingress.close());
+  let got = { status: 0, body: '' };
+  const end = Date.now() + 15000;
+  while (Date.now() < end && got.status !== 200) got = await get(listen, 'app.kweb.example.test');
+  assert.equal(got.status, 200, JSON.stringify(got));
+  assert.equal(got.body, 'kind ingress saw app.kweb.example.test');
+
+  // --no-route: created and running, stored and shown, but never in the HAProxy file.
+  const q = await verb(engine, ['create', 'quiet', '--provider', 'kind', '--no-route', '--wait', '--json']);
+  assert.equal(q.code, 0, q.out + q.err);
+  const qt = JSON.parse(q.out).task;
+  assert.equal(qt.steps.find((s: { key: string }) => s.key === 'route').title, 'Render routes without quiet (--no-route)');
+  const quiet = engine.getCluster('quiet')!;
+  assert.equal(quiet.actual, 'running');
+  assert.deepEqual(quiet.options, { route: false, register: [] });
+  assert.equal(quiet.domain, undefined);
+  assert.doesNotMatch(readFileSync(configFile, 'utf8'), /be_cluster_quiet/);
+  const st = JSON.parse((await verb(engine, ['routes', '--json'])).out);
+  assert.equal(st.liveMatches, true);
+  assert.deepEqual(st.routes.map((x: { host: string }) => x.host), ['kweb.example.test']);
+  assert.match(st.skipped.find((s: { name: string }) => s.name === 'quiet').reason, /switched off .*--no-route/);
+  const quietIngress = createHttp((_req, res) => res.end('quiet'));
+  await new Promise<void>((res) => quietIngress.listen(quiet.httpPort, '127.0.0.1', res));
+  t.after(() => quietIngress.close());
+  assert.equal((await get(listen, 'quiet.example.test')).status, 404);
+  // A sync of the routed cluster re-renders the whole file: still without quiet.
+  assert.equal((await verb(engine, ['sync', 'kweb', '--wait'])).code, 0);
+  assert.doesNotMatch(readFileSync(configFile, 'utf8'), /be_cluster_quiet/);
+  // Reconcile judges routes by the same rule: a --no-route cluster without a route is no drift.
+  const rec = await verb(engine, ['reconcile', '--dry-run', '--json']);
+  assert.equal(rec.code, 0, rec.out + rec.err);
+  assert.deepEqual(JSON.parse(rec.out).drift, []);
+});

@@ -261,7 +261,8 @@ for (const provider of PROVIDERS) {
       const c = await run(CREATE, createArgs(e, ['--agents', '1']), e.sb);
       checkContract(c);
       assert.equal(c.code, 0, show(c));
-      assert.deepEqual(stepKeys(c), ['preflight', 'create-cluster', 'kubeconfig', 'wait-ready', 'node-address']);
+      // kind has no ingress controller of its own: create installs the shipped one and waits for it.
+      assert.deepEqual(stepKeys(c), ['preflight', 'create-cluster', 'kubeconfig', 'wait-ready', ...(provider === 'kind' ? ['ingress'] : []), 'node-address']);
       assert.deepEqual(cleanupPhases(c), []);
       const res = c.result!;
       assert.equal(res.name, e.name);
@@ -342,7 +343,8 @@ for (const provider of PROVIDERS) {
       const ruleName = provider === 'k3d' ? 'k3d.cluster-create' : 'kind.create-cluster';
       e.sb.rule(ruleName, 'delay 60');
       const p = start(CREATE, createArgs(e), e.sb);
-      await p.waitFor(/^::kindler:step 2\/5 create-cluster/);
+      const total = provider === 'kind' ? 6 : 5;
+      await p.waitFor(new RegExp(`^::kindler:step 2/${total} create-cluster`));
       // wait until the provider has made part of the cluster, then cancel like the daemon does
       await p.waitFor(provider === 'k3d' ? /Starting node 'k3d-t-k3d-server-0'/ : /Starting control-plane/);
       assert.ok(e.sb.containers().length > 0, 'the create was under way');
@@ -350,7 +352,7 @@ for (const provider of PROVIDERS) {
       const r = await p.done;
       checkContract(r);
       assert.equal(r.code, 143, show(r));
-      assert.match(errorText(r), /interrupted by SIGTERM during step 2\/5 \(create-cluster\)/);
+      assert.match(errorText(r), new RegExp(`interrupted by SIGTERM during step 2/${total} \\(create-cluster\\)`));
       assert.deepEqual(cleanupPhases(r), ['begin', 'done'], show(r));
       assert.equal((await status(e)).state, 'absent');
       assertNothingLeft(e);
@@ -471,6 +473,95 @@ describe('kind specifics', () => {
     assert.match(ports, new RegExp(`0\\.0\\.0\\.0:${e.ports[0]}->80/tcp`));
     assert.match(ports, new RegExp(`0\\.0\\.0\\.0:${e.ports[1]}->443/tcp`));
   });
+});
+
+describe('kind ingress', () => {
+  const MANIFEST = join(SCRIPTS, 'manifests', 'ingress-nginx-kind-v1.12.1.yaml');
+  interface FakeObject { kind: string; namespace: string; name: string; source: string; object: Record<string, unknown> }
+  const calls = (e: Env) => readFileSync(join(e.sb.fake, 'calls.log'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { tool: string; argv: string[] });
+  /** The objects the kubectl stand-in recorded as applied to the cluster (kept on its first control-plane container). */
+  const applied = (e: Env): FakeObject[] => {
+    const st = JSON.parse(readFileSync(join(e.sb.fake, 'state.json'), 'utf8')) as { containers: { name: string; fake: { objects?: FakeObject[] } }[] };
+    return st.containers.find((c) => c.name === `${e.name}-control-plane`)?.fake.objects ?? [];
+  };
+
+  test('create labels the control plane ingress-ready, applies the shipped manifest and waits until the controller is available', async () => {
+    const e = await env('kind');
+    const r = await run(CREATE, createArgs(e), e.sb);
+    checkContract(r);
+    assert.equal(r.code, 0, show(r));
+    // The node the controller must run on carries the label, and its 80/443 go to the cluster's host ports.
+    const nodes = JSON.parse(e.sb.tool('kubectl', ['--kubeconfig', e.kubeconfig, 'get', 'nodes', '-o', 'json'])) as { items: { metadata: { name: string; labels: Record<string, string> } }[] };
+    assert.equal(nodes.items.find((n) => n.metadata.name === `${e.name}-control-plane`)?.metadata.labels['ingress-ready'], 'true');
+    const ports = e.sb.tool('docker', ['ps', '--filter', `name=${e.name}-control-plane`, '--format', '{{.Ports}}']);
+    assert.match(ports, new RegExp(`0\\.0\\.0\\.0:${e.ports[0]}->80/tcp`));
+    assert.match(ports, new RegExp(`0\\.0\\.0\\.0:${e.ports[1]}->443/tcp`));
+    // kubectl apply -f of the file shipped in the repo (no URL), then a wait on the controller, in that order.
+    const kubectl = calls(e).filter((c) => c.tool === 'kubectl').map((c) => c.argv);
+    const ai = kubectl.findIndex((a) => a.includes('apply'));
+    const wi = kubectl.findIndex((a) => a.includes('deployment/ingress-nginx-controller'));
+    assert.deepEqual(kubectl[ai], ['--kubeconfig', e.kubeconfig, '--context', `kind-${e.name}`, 'apply', '-f', MANIFEST]);
+    assert.deepEqual(kubectl[wi], ['--kubeconfig', e.kubeconfig, '--context', `kind-${e.name}`, '-n', 'ingress-nginx', 'wait', '--for=condition=available', 'deployment/ingress-nginx-controller', '--timeout=30s']);
+    assert.ok(ai >= 0 && wi > ai, JSON.stringify(kubectl));
+    const objs = applied(e);
+    assert.ok(objs.every((o) => o.source === MANIFEST), 'every object came from the shipped manifest');
+    const dep = objs.find((o) => o.kind === 'Deployment');
+    assert.equal(`${dep?.namespace}/${dep?.name}`, 'ingress-nginx/ingress-nginx-controller');
+    assert.ok(objs.some((o) => o.kind === 'IngressClass' && o.name === 'nginx'));
+    assert.match(r.stdout.join('\n'), /deployment\.apps\/ingress-nginx-controller condition met/);
+    // k3d brings its own ingress (traefik): no manifest is applied there.
+    const k = await env('k3d');
+    const kr = await run(CREATE, createArgs(k), k.sb);
+    assert.equal(kr.code, 0, show(kr));
+    assert.ok(!calls(k).some((c) => c.tool === 'kubectl' && c.argv.includes('apply')));
+  });
+
+  test('a controller that never becomes available fails the create with the reason, and the cluster is removed', async () => {
+    const e = await env('kind');
+    writeFileSync(join(e.sb.fake, 'control', 'deployments-not-available'), 'ingress-nginx/ingress-nginx-controller\n');
+    const r = await run(CREATE, createArgs(e).map((a, i, all) => (all[i - 1] === '--wait-timeout' ? '1' : a)), e.sb);
+    checkContract(r);
+    assert.equal(r.code, 1, show(r));
+    assert.deepEqual(stepKeys(r), ['preflight', 'create-cluster', 'kubeconfig', 'wait-ready', 'ingress']);
+    assert.match(errorText(r), /^ingress-nginx did not become available within 1s \(kubectl wait exit 1\): timed out waiting for the condition on deployments\/ingress-nginx-controller$/);
+    assert.deepEqual(cleanupPhases(r), ['begin', 'done']);
+    assertNothingLeft(e);
+  });
+
+  test('a failing apply fails the create with kubectl\'s error line', async () => {
+    const e = await env('kind');
+    e.sb.rule('kubectl.apply', 'fail 1 the server could not find the requested resource');
+    const r = await run(CREATE, createArgs(e), e.sb);
+    checkContract(r);
+    assert.equal(r.code, 1, show(r));
+    assert.match(errorText(r), /^installing ingress-nginx failed \(kubectl apply exit 1\): the server could not find the requested resource$/);
+    assert.deepEqual(cleanupPhases(r), ['begin', 'done']);
+    assertNothingLeft(e);
+  });
+});
+
+describe('node address', () => {
+  for (const provider of PROVIDERS) {
+    test(`${provider}: the address on the cluster's own network, even when the node is also on another one`, async () => {
+      const e = await env(provider);
+      const c = await run(CREATE, createArgs(e), e.sb);
+      assert.equal(c.code, 0, show(c));
+      const node = provider === 'k3d' ? `k3d-${e.name}-server-0` : `${e.name}-control-plane`;
+      const net = provider === 'k3d' ? `k3d-${e.name}` : 'kind';
+      const own = e.sb.tool('docker', ['inspect', '-f', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`, node]).trim();
+      assert.equal(c.result!.nodeAddress, own);
+      // Someone connects the node to a second network (say, Portainer's): start still reports the cluster network's address.
+      e.sb.tool('docker', ['network', 'create', 'tools']);
+      e.sb.tool('docker', ['network', 'connect', 'tools', node]);
+      assert.equal((await run(CLUSTER, ['stop', ...nameArgs(e)], e.sb)).code, 0);
+      const r = await run(CLUSTER, ['start', ...nameArgs(e), '--kubeconfig', e.kubeconfig, '--wait-timeout', '30'], e.sb);
+      checkContract(r);
+      assert.equal(r.code, 0, show(r));
+      const now = e.sb.tool('docker', ['inspect', '-f', `{{(index .NetworkSettings.Networks "${net}").IPAddress}}`, node]).trim();
+      assert.match(now, /^\d+\.\d+\.\d+\.\d+$/);
+      assert.equal(r.result!.nodeAddress, now);
+    });
+  }
 });
 
 describe('docker down', () => {

@@ -50,10 +50,34 @@ for (const [label, content, pattern] of [
 test('migration from the pre-release layout (version 0) is explicit', () => {
   const v0 = { clusters: [], tasks: [{ id: 't-4', kind: 'create', cluster: 'a', user: 'u', state: 'succeeded', progress: 100, createdAt: 'x' }] };
   const d = migrate(v0 as Record<string, unknown>, 'f');
-  assert.equal(d.schemaVersion, 1);
+  assert.equal(d.schemaVersion, SCHEMA_VERSION);
   assert.equal(d.nextTaskSeq, 5);
   assert.deepEqual(d.audit, []);
   assert.deepEqual(d.tasks[0]!.notes, []);
+});
+
+test('migration 1 -> 2 gives every cluster its per-cluster choices: the import switches carried over, defaults elsewhere', async () => {
+  const base = { name: 'x', provider: 'kind', servers: 1, agents: 0, httpPort: 18090, httpsPort: 18443, apiPort: 16443, owner: 'u', createdAt: 't', desired: 'present', actual: 'unknown', kubeContext: 'kind-x', kubeconfig: '/k/x.yaml', updatedAt: 't' };
+  const v1 = {
+    schemaVersion: 1, nextTaskSeq: 1, tasks: [], audit: [],
+    clusters: [
+      { ...base, name: 'imported', options: { registerPortainer: true, route: false } },
+      { ...base, name: 'plain' },
+      { ...base, name: 'routed', options: { registerPortainer: false, route: true } },
+    ],
+  };
+  const dir = tmp();
+  writeFileSync(join(dir, 'state.json'), JSON.stringify(v1));
+  const s = await Store.open(dir);
+  assert.equal(s.data.schemaVersion, 2);
+  assert.deepEqual(s.data.clusters.map((c) => [c.name, c.options]), [
+    ['imported', { route: false, register: ['portainer'] }],
+    ['plain', { route: true, register: [] }],
+    ['routed', { route: true, register: [] }],
+  ]);
+  // A version-2 file with a bad choice is refused with the field and the rule.
+  writeFileSync(join(dir, 'state.json'), JSON.stringify({ ...v1, schemaVersion: 2, clusters: [{ ...base, options: { register: ['gitlab'] } }] }));
+  await assert.rejects(Store.open(dir), /clusters\[0\]\.options\.register: must be a list of distinct portainer, argocd/);
 });
 
 test('the lock refuses a second holder and takes over a stale one', async () => {

@@ -730,23 +730,48 @@ kd_cluster_state() {
 }
 
 # kd_node_address PROVIDER NAME: sets KD_NODE_ADDRESS to the IPv4 address of the first server /
-# control-plane container, or dies.
+# control-plane container on the cluster's own docker network (k3d: the network in its
+# k3d.cluster.network label, else k3d-NAME; kind: $KIND_EXPERIMENTAL_DOCKER_NETWORK, else kind), or dies.
+# This is the address the API server (port 6443) and the ingress have for other containers on that
+# network (Argo CD, Portainer). A node that was also connected to another network keeps this one; a node
+# on a single network of another name (a kind network override the script does not see) uses that one.
 kd_node_address() {
-  local file="$KD_TMP/inspect.out" node addr
-  local -a lines=()
+  local file="$KD_TMP/inspect.out" node line want entry k v addr="" count=0 only=""
+  local -a lines=() entries=()
   kd_first_node_for "$1" "$2"
   node=$REPLY
-  if kd_run -o "$file" -- docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}' "$node"; then :; else
+  if kd_run -o "$file" -- docker inspect -f '{{index .Config.Labels "k3d.cluster.network"}}|{{range $k, $v := .NetworkSettings.Networks}}{{$k}}={{$v.IPAddress}} {{end}}' "$node"; then :; else
     kd_die "docker inspect $node failed (exit $KD_RC): $KD_LAST_ERROR" "$KD_RC"
   fi
   mapfile -t lines <"$file" || kd_internal "cannot read $file"
-  addr=${lines[0]:-}
-  addr=${addr//[[:space:]]/}
-  if [[ -z $addr ]]; then
+  line=${lines[0]:-}
+  want=${line%%|*}
+  if [[ $1 == kind ]]; then
+    want=${KIND_EXPERIMENTAL_DOCKER_NETWORK:-kind}
+  elif [[ -z $want ]]; then
+    want="k3d-$2"
+  fi
+  read -r -a entries <<<"${line#*|}"
+  for entry in "${entries[@]}"; do
+    k=${entry%%=*}
+    v=${entry#*=}
+    count=$((count + 1))
+    only=$v
+    if [[ $k == "$want" ]]; then
+      addr=$v
+    fi
+  done
+  if [[ -z $addr && $count -eq 1 ]]; then
+    addr=$only
+  fi
+  if ((count == 0)) || [[ -z $addr ]]; then
+    if ((count > 1)); then
+      kd_die "container $node is on ${count} docker networks and none is the cluster's network $want (docker reported '${line#*|}')"
+    fi
     kd_die "container $node has no IP address (is it running?)"
   fi
   if [[ ! $addr =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]]; then
-    kd_die "container $node has no single IPv4 address (docker reported '$addr')"
+    kd_die "container $node has no single IPv4 address on network $want (docker reported '$addr')"
   fi
   KD_NODE_ADDRESS=$addr
 }

@@ -3,7 +3,7 @@
  */
 import { formatDuration } from '../core/duration.js';
 import { sanitizeLine } from '../core/text.js';
-import type { Cluster, Task } from '../core/types.js';
+import { registerOf, wantsRoute, type Cluster, type Task } from '../core/types.js';
 
 export function table(header: string[], rows: (string | number | undefined)[][]): string {
   const cells = [header, ...rows.map((r) => r.map((c) => sanitizeLine(c === undefined || c === '' ? '-' : String(c))))];
@@ -47,6 +47,8 @@ export function clusterDetails(c: Cluster, tasks: Task[]): string {
     ['subnet', c.subnet],
     ['node address', c.nodeAddress],
     ['domain', c.domain],
+    ['route', wantsRoute(c) ? 'on' : 'off (--no-route)'],
+    ['register', registerOf(c).join(',') || 'none'],
     ['kube context', c.kubeContext],
     ['kubeconfig', c.kubeconfig],
     ['owner', c.owner],

@@ -6,7 +6,7 @@ import { authorize, type Action, type Role } from '../access/authorize.js';
 import { EXIT, KindlerError, refused, usageError } from '../core/errors.js';
 import { parseDuration } from '../core/duration.js';
 import { parsePort } from '../core/ports.js';
-import { checkImage, MIN_CLUSTER_PORT, parseCount, parseProvider, type CreateInput } from '../core/spec.js';
+import { checkImage, MIN_CLUSTER_PORT, parseCount, parseProvider, parseRegister, type CreateInput } from '../core/spec.js';
 import { sanitizeLine, shown } from '../core/text.js';
 import { isTerminal, type Task } from '../core/types.js';
 import { Engine, type Actor } from '../engine/engine.js';
@@ -269,6 +269,8 @@ const VERBS: Verb[] = [
       subnet: { type: 'string', value: 'CIDR', help: 'k3d only: a dedicated docker network subnet' },
       ttl: { type: 'string', value: 'DURATION', help: 'expire after this long, e.g. 2h or 1d (default from config; a retry keeps the recorded expiry)' },
       'remove-on-failure': { type: 'bool', help: 'drop the record if the create fails (default: keep it as failed)' },
+      'no-route': { type: 'bool', help: 'no HAProxy route NAME.BASE_DOMAIN for this cluster (--no-route=false routes it again on a retry; a retry keeps the recorded choice)' },
+      register: { type: 'string', value: 'LIST', help: 'registration hooks that act for this cluster: portainer,argocd, or none (default none; a retry keeps the recorded list)' },
       ...WAIT,
     },
     async run(p, ctx, json) {
@@ -288,6 +290,9 @@ const VERBS: Verb[] = [
         ...(f.subnet !== undefined ? { subnet: f.subnet } : {}),
         ...(ttl !== undefined ? { ttlMs: parseDuration('ttl', ttl) } : {}),
         ...(p.flags['remove-on-failure'] ? { removeOnFailure: true } : {}),
+        ...(p.flags['no-route'] !== undefined || f.register !== undefined
+          ? { options: { ...(p.flags['no-route'] !== undefined ? { route: !p.flags['no-route'] } : {}), ...(f.register !== undefined ? { register: parseRegister(f.register) } : {}) } }
+          : {}),
       };
       allow(ctx, 'create');
       // Re-creating a recorded cluster acts on that record: decided (under the engine's admission lock,

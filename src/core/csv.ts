@@ -62,7 +62,8 @@ export function parseEnvironmentsCsv(text: string): CsvRow[] {
         httpPort: http ? parsePort('http_port', http, MIN_CLUSTER_PORT) : undefined,
         httpsPort: https ? parsePort('https_port', https, MIN_CLUSTER_PORT) : undefined,
         subnet: subnet || undefined,
-        options: { registerPortainer: parseBool('register_portainer', portainer!), route: parseBool('haproxy_route', route!) },
+        // The old tool's two switches map onto the per-cluster choices create --register / --no-route sets.
+        options: { route: parseBool('haproxy_route', route!), register: parseBool('register_portainer', portainer!) ? ['portainer'] : [] },
       };
       checkCreateRequest(req);
       rows.push({ line: i + 1, name, request: req });

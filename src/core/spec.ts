@@ -1,7 +1,7 @@
 /**
  * Validation of a create request: every input is honoured or refused with the field and the rule.
  */
-import { PROVIDERS, type Provider } from './types.js';
+import { PROVIDERS, REGISTER_TARGETS, type ClusterOptions, type Provider, type RegisterTarget } from './types.js';
 import { usageError } from './errors.js';
 import { shown } from './text.js';
 import { assertName } from './names.js';
@@ -20,7 +20,8 @@ export interface CreateRequest {
   /** Drop the record instead of keeping it `failed` when the create fails. */
   removeOnFailure?: boolean;
   ingressNodePort?: number;
-  options?: { route?: boolean; registerPortainer?: boolean };
+  /** Per-cluster choices; a field not given is the recorded one on a retry, else the default (routed, no registration). */
+  options?: ClusterOptions;
 }
 
 /**
@@ -43,6 +44,23 @@ export function parseCount(field: 'servers' | 'agents', raw: string): number {
     throw usageError(`${field}: must be a whole number ${min}-${max} (got ${shown(raw, 40)})`, field);
   }
   return Number(raw);
+}
+
+/**
+ * Parses `--register`: a comma-separated list of registration targets (portainer, argocd), each at most once,
+ * or `none` for the empty list.
+ */
+export function parseRegister(raw: string): RegisterTarget[] {
+  const rule = `must be a comma-separated list of ${REGISTER_TARGETS.join(', ')} (each at most once), or none`;
+  if (raw.trim() === 'none') return [];
+  const items = raw.split(',').map((x) => x.trim());
+  const out: RegisterTarget[] = [];
+  for (const item of items) {
+    if (!(REGISTER_TARGETS as readonly string[]).includes(item)) throw usageError(`register: ${rule} (got ${shown(raw, 60)})`, 'register');
+    if (out.includes(item as RegisterTarget)) throw usageError(`register: ${rule}; ${item} is given twice (got ${shown(raw, 60)})`, 'register');
+    out.push(item as RegisterTarget);
+  }
+  return out;
 }
 
 /** A docker image reference, conservatively: registry/path:tag or @sha256:digest. */
@@ -121,6 +139,11 @@ export function checkCreateRequest(req: CreateRequest): void {
   if (req.subnet !== undefined) {
     if (req.provider !== 'k3d') throw usageError('subnet: only k3d clusters can have their own subnet (kind shares one network)', 'subnet');
     checkSubnet(req.subnet);
+  }
+  const o = req.options;
+  if (o !== undefined) {
+    if (o.route !== undefined && typeof o.route !== 'boolean') throw usageError('route: must be true or false', 'route');
+    if (o.register !== undefined) parseRegister(Array.isArray(o.register) && o.register.length ? o.register.join(',') : 'none');
   }
   const given = (['httpPort', 'httpsPort', 'apiPort'] as const).filter((k) => req[k] !== undefined);
   const seen = new Map<number, string>();

@@ -24,6 +24,27 @@ export interface StepRecord {
   error?: string;
 }
 
+/** Services a cluster can ask the registration hooks to register it with (create --register, KINDLER_REGISTER). */
+export const REGISTER_TARGETS = ['portainer', 'argocd'] as const;
+export type RegisterTarget = (typeof REGISTER_TARGETS)[number];
+
+export interface ClusterOptions {
+  /** false: no HAProxy route for this cluster (create --no-route, CSV haproxy_route=false). Default true. */
+  route?: boolean;
+  /** Which registration hooks act for this cluster (create --register, CSV register_portainer). Default none. */
+  register?: RegisterTarget[];
+}
+
+/** Whether the cluster wants a route (the default) or was created with --no-route. */
+export function wantsRoute(c: Pick<Cluster, 'options'>): boolean {
+  return c.options?.route !== false;
+}
+
+/** The services the cluster asked to be registered with (none unless it asked). */
+export function registerOf(c: Pick<Cluster, 'options'>): RegisterTarget[] {
+  return c.options?.register ? [...c.options.register] : [];
+}
+
 export interface Cluster {
   name: string;
   provider: Provider;
@@ -47,8 +68,11 @@ export interface Cluster {
   domain?: string;
   /** Ingress NodePort inside the cluster (route backend port), when known (imports). */
   ingressNodePort?: number;
-  /** Free-form flags carried over from imports (register hooks, routing on/off). */
-  options?: { route?: boolean; registerPortainer?: boolean };
+  /**
+   * Per-cluster choices (create --no-route / --register, import-csv haproxy_route / register_portainer). Every
+   * record written since schemaVersion 2 has them; an absent field means the default: routed, registered nowhere.
+   */
+  options?: ClusterOptions;
   /** Last task that acted on this cluster. */
   lastTaskId?: string;
   steps?: StepRecord[];

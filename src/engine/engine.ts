@@ -16,7 +16,7 @@ import { checkCreateRequest, checkSubnet, flagOf, MIN_CLUSTER_PORT, parseSubnet,
 import { parseDuration } from '../core/duration.js';
 import { cleanLine, sanitizeLine } from '../core/text.js';
 import { pickErrorLine } from '../core/errorline.js';
-import { isTerminal, type AuditEvent, type Cluster, type Task, type TaskKind, type TaskState } from '../core/types.js';
+import { isTerminal, registerOf, wantsRoute, type AuditEvent, type Cluster, type ClusterOptions, type Task, type TaskKind, type TaskState } from '../core/types.js';
 import { countCsvRows, parseEnvironmentsCsv } from '../core/csv.js';
 import { hostPortBusy } from '../provision/hostports.js';
 import { doctor, type ToolReport } from '../provision/doctor.js';
@@ -374,6 +374,8 @@ export class Engine {
         for (const k of ['httpPort', 'httpsPort', 'apiPort'] as const) if (req[k] !== undefined && req[k] !== existing[k]) changes.push(flagOf(k));
         if (req.subnet !== undefined && req.subnet !== existing.subnet) changes.push('subnet');
         if (req.ttlMs !== undefined) changes.push('ttl');
+        if (req.options?.route !== undefined && req.options.route !== wantsRoute(existing)) changes.push('route');
+        if (req.options?.register !== undefined && req.options.register.join(',') !== registerOf(existing).join(',')) changes.push('register');
         guard?.(clone(existing), changes);
         if (req.ttlMs === undefined && existing.expiresAt) {
           if (Date.parse(existing.expiresAt) <= Date.now()) {
@@ -401,6 +403,11 @@ export class Engine {
         const clash = others.find((c) => c.subnet && subnetsOverlap(mine, parseSubnet(c.subnet)));
         if (clash) throw conflict(`subnet: ${subnet} overlaps cluster "${clash.name}" (${clash.subnet})`, 'subnet');
       }
+      // Per-cluster choices: given now, else recorded (a retry), else the defaults (routed, registered nowhere).
+      const options: ClusterOptions = {
+        route: req.options?.route ?? (existing ? wantsRoute(existing) : true),
+        register: req.options?.register ?? (existing ? registerOf(existing) : []),
+      };
       const at = now();
       const cluster: Cluster = {
         name: req.name,
@@ -417,9 +424,9 @@ export class Engine {
         ...(expiresAt ? { expiresAt } : {}),
         kubeContext: kubeContextFor(req.provider, req.name),
         kubeconfig: join(this.kubeDir, `${req.name}.yaml`),
-        ...(this.cfg.routes.enabled ? { domain: `${req.name}.${this.cfg.routes.baseDomain}` } : {}),
+        ...(this.cfg.routes.enabled && options.route ? { domain: `${req.name}.${this.cfg.routes.baseDomain}` } : {}),
         ...(req.ingressNodePort ? { ingressNodePort: req.ingressNodePort } : existing?.ingressNodePort ? { ingressNodePort: existing.ingressNodePort } : {}),
-        ...(req.options ? { options: req.options } : existing?.options ? { options: existing.options } : {}),
+        options,
         updatedAt: at,
       };
       const params: Record<string, string | number | boolean> = { newRecord: !existing };
@@ -621,6 +628,7 @@ export class Engine {
           kubeContext: kubeContextFor(provider, name), kubeconfig,
           ...(state === 'degraded' ? { lastError: `degraded: ${String(found.running)} of ${String(found.nodes)} nodes running` } : {}),
           ...(this.cfg.routes.enabled ? { domain: `${name}.${this.cfg.routes.baseDomain}` } : {}),
+          options: { route: true, register: [] },
           updatedAt: at,
         };
         await this.store.update((d) => {
@@ -737,7 +745,7 @@ export class Engine {
             owner: actor.user, createdAt: at, desired: 'present', actual: 'unknown',
             kubeContext: kubeContextFor(req.provider, req.name), kubeconfig: join(this.kubeDir, `${req.name}.yaml`),
             ...(req.ingressNodePort ? { ingressNodePort: req.ingressNodePort } : {}),
-            ...(req.options ? { options: req.options } : {}),
+            options: { route: req.options?.route ?? true, register: req.options?.register ?? [] },
             updatedAt: at,
           });
           out.push({ line: row.line, name: req.name, result: 'imported' });
@@ -1543,6 +1551,8 @@ function retryLine(c: Cluster, was: Cluster): string {
     `ports http ${c.httpPort}, https ${c.httpsPort}, api ${c.apiPort}`,
     `subnet ${c.subnet ?? '(none)'}`,
     `expires ${c.expiresAt ?? 'never'}`,
+    `route ${wantsRoute(c) ? 'on' : 'off (--no-route)'}`,
+    `register ${registerOf(c).join(',') || 'none'}`,
   ];
   const given: string[] = [];
   if (c.servers !== was.servers) given.push('servers');
@@ -1551,5 +1561,7 @@ function retryLine(c: Cluster, was: Cluster): string {
   for (const k of ['httpPort', 'httpsPort', 'apiPort'] as const) if (c[k] !== was[k]) given.push(flagOf(k));
   if (c.subnet !== was.subnet) given.push('subnet');
   if (c.expiresAt !== was.expiresAt) given.push('ttl');
+  if (wantsRoute(c) !== wantsRoute(was)) given.push('route');
+  if (registerOf(c).join(',') !== registerOf(was).join(',')) given.push('register');
   return `retrying ${c.name} with its recorded settings: ${settings.join('; ')}${given.length ? ` (given now: ${given.join(', ')})` : ''}`;
 }

@@ -2,7 +2,7 @@
  * The post steps kindler runs, built from config: routes, the GitOps branch, registration hooks.
  */
 import type { Config } from '../core/config.js';
-import type { Cluster } from '../core/types.js';
+import { wantsRoute, type Cluster } from '../core/types.js';
 import { hookEnv, listHooks, type HookPhase } from '../provision/hooks.js';
 import { applyRoutes, renderRoutes } from '../provision/routes.js';
 import { Gitops, gitopsConfigProblem } from '../provision/gitops.js';
@@ -10,9 +10,9 @@ import { join } from 'node:path';
 import { runHooks } from './hooks.js';
 import type { PostStep } from './poststeps.js';
 
-/** `NAME.BASE_DOMAIN` when routes are on. */
+/** `NAME.BASE_DOMAIN` when routes are on and the cluster did not opt out with --no-route. */
 export function domainOf(cfg: Config, c: Cluster): string | undefined {
-  return cfg.routes.enabled ? `${c.name}.${cfg.routes.baseDomain}` : undefined;
+  return cfg.routes.enabled && wantsRoute(c) ? `${c.name}.${cfg.routes.baseDomain}` : undefined;
 }
 
 /** The hooks step: runs post-create.d/ or post-delete.d/ when there is at least one hook. */
@@ -48,12 +48,17 @@ export function hooksStep(cfg: Config, scriptEnv?: Record<string, string>): Post
 export function routeStep(cfg: Config): PostStep {
   return {
     key: 'route',
-    title: (c, kind) => (kind === 'create' || kind === 'start' || kind === 'sync' ? `Route ${c.name}.${cfg.routes.baseDomain}` : `Remove the route of ${c.name}`),
-    applies: (kind, c) => cfg.routes.enabled && kind !== 'import-image' && c.options?.route !== false,
+    title: (c, kind) =>
+      !wantsRoute(c)
+        ? `Render routes without ${c.name} (--no-route)`
+        : kind === 'create' || kind === 'start' || kind === 'sync' ? `Route ${c.name}.${cfg.routes.baseDomain}` : `Remove the route of ${c.name}`,
+    // Runs for a --no-route cluster too: the file is rendered whole, so a route it had before (a retry that
+    // switched routing off) is removed, and the cluster never gets one.
+    applies: (kind) => cfg.routes.enabled && kind !== 'import-image',
     run: async (ctx) => {
       const rendered = renderRoutes(ctx.clusters(), cfg.routes);
       const mine = rendered.routes.find((r) => r.cluster === ctx.cluster.name);
-      const wanted = ctx.kind === 'create' || ctx.kind === 'start' || ctx.kind === 'sync';
+      const wanted = (ctx.kind === 'create' || ctx.kind === 'start' || ctx.kind === 'sync') && wantsRoute(ctx.cluster);
       if (wanted && !mine) {
         const why = rendered.skipped.find((s) => s.name === ctx.cluster.name)?.reason ?? 'not routable';
         throw new Error(`no route for ${ctx.cluster.name}: ${why}`);

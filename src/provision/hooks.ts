@@ -4,7 +4,8 @@
  */
 import { readdirSync, statSync, accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
-import type { Cluster } from '../core/types.js';
+import { isIP } from 'node:net';
+import { registerOf, type Cluster } from '../core/types.js';
 
 export type HookPhase = 'post-create' | 'post-delete';
 
@@ -48,6 +49,23 @@ export function hookEnv(c: Cluster, domain: string | undefined, taskId: string, 
     KINDLER_CLUSTER_HTTPS_PORT: String(c.httpsPort),
     KINDLER_CLUSTER_API_PORT: String(c.apiPort),
     KINDLER_CLUSTER_INGRESS_NODE_PORT: c.ingressNodePort ? String(c.ingressNodePort) : '',
+    KINDLER_API_SERVER: `https://127.0.0.1:${c.apiPort}`,
+    KINDLER_API_SERVER_INTERNAL: apiServerInternal(c),
+    KINDLER_REGISTER: registerOf(c).join(','),
   };
+}
+
+/**
+ * The API server as seen from inside Docker: the first server / control-plane node's address on the cluster's
+ * docker network (what create and start read with docker inspect), port 6443. The host-side address
+ * (https://127.0.0.1:API_PORT) is unreachable from containers such as Argo CD's or Portainer's. Empty while the
+ * address is unknown.
+ */
+export function apiServerInternal(c: Pick<Cluster, 'nodeAddress'>): string {
+  const a = c.nodeAddress ?? '';
+  const v = isIP(a);
+  if (v === 4) return `https://${a}:6443`;
+  if (v === 6) return `https://[${a}]:6443`;
+  return '';
 }
 

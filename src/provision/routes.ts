@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { childEnv } from '../core/childenv.js';
-import type { Cluster } from '../core/types.js';
+import { wantsRoute, type Cluster } from '../core/types.js';
 import { failed, usageError } from '../core/errors.js';
 import { cleanLine, shown } from '../core/text.js';
 import type { RoutesSettings } from '../core/config.js';
@@ -76,7 +76,7 @@ const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
  * actual `running` (or `creating` when the caller names it), and routing not switched off.
  */
 export function notRoutableReason(c: Cluster, sel: RouteSelection = {}): string | null {
-  if (c.options?.route === false) return 'routing is switched off for this cluster (options.route=false)';
+  if (!wantsRoute(c)) return 'routing is switched off for this cluster (created with --no-route, or imported with haproxy_route=false)';
   if (c.desired !== 'present') return `desired state is ${c.desired}, not present`;
   if (c.actual === 'running') return null;
   if (c.actual === 'creating' && sel.creating && [...sel.creating].includes(c.name)) return null;

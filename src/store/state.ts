@@ -14,9 +14,9 @@ import { Low, type Adapter } from 'lowdb';
 import { KindlerError } from '../core/errors.js';
 import { errnoText, writeFileAtomic } from './atomic.js';
 import { LockLostError } from './lock.js';
-import { ACTUAL_STATES, DESIRED_STATES, PROVIDERS, TASK_KINDS, TASK_STATES, type AuditEvent, type Cluster, type Task } from '../core/types.js';
+import { ACTUAL_STATES, DESIRED_STATES, PROVIDERS, REGISTER_TARGETS, TASK_KINDS, TASK_STATES, type AuditEvent, type Cluster, type Task } from '../core/types.js';
 
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 export interface StateData {
   schemaVersion: number;
@@ -47,6 +47,21 @@ export const MIGRATIONS: Record<number, (d: Record<string, unknown>) => Record<s
       audit: [],
     };
   },
+  /**
+   * 1 -> 2: per-cluster choices. Version 1 kept only what import-csv set, as options {route, registerPortainer};
+   * version 2 has options {route, register: [...]} on every cluster (route defaults to true, register to none).
+   */
+  1: (d) => ({
+    ...d,
+    schemaVersion: 2,
+    clusters: Array.isArray(d.clusters)
+      ? (d.clusters as Record<string, unknown>[]).map((c) => {
+        if (!c || typeof c !== 'object') return c;
+        const old = (c.options && typeof c.options === 'object' ? c.options : {}) as { route?: unknown; registerPortainer?: unknown };
+        return { ...c, options: { route: old.route !== false, register: old.registerPortainer === true ? ['portainer'] : [] } };
+      })
+      : d.clusters,
+  }),
 };
 
 /** Applies migrations up to the current version. Throws for a newer version. */
@@ -84,6 +99,14 @@ export function stateProblem(d: StateData): string | null {
     if (!ACTUAL_STATES.includes(c.actual)) return `${at}.actual: must be one of ${ACTUAL_STATES.join(', ')}`;
     for (const p of ['httpPort', 'httpsPort', 'apiPort', 'servers', 'agents'] as const) if (!isInt(c[p])) return `${at}.${p}: must be a whole number`;
     for (const s of ['owner', 'createdAt', 'kubeContext', 'kubeconfig'] as const) if (!isStr(c[s])) return `${at}.${s}: must be a string`;
+    if (c.options !== undefined) {
+      const o = c.options as Record<string, unknown>;
+      if (!o || typeof o !== 'object' || Array.isArray(o)) return `${at}.options: must be an object`;
+      if (o.route !== undefined && typeof o.route !== 'boolean') return `${at}.options.route: must be true or false`;
+      if (o.register !== undefined && (!Array.isArray(o.register) || !o.register.every((r) => (REGISTER_TARGETS as readonly unknown[]).includes(r)) || new Set(o.register).size !== o.register.length)) {
+        return `${at}.options.register: must be a list of distinct ${REGISTER_TARGETS.join(', ')}`;
+      }
+    }
   }
   const ids = new Set<string>();
   for (const [i, t] of d.tasks.entries()) {
