@@ -30,10 +30,11 @@ import type { AuthContext, ClientInfo, Connection, ParsedKey, ServerChannel, Ses
 import type { Role } from '../access/authorize.js';
 import { fingerprint, type UsersStore } from '../access/users.js';
 import type { TuiHandle, TuiOptions } from '../tui/index.js';
-import { runCommand, type IO, type Principal } from '../commands/index.js';
+import { runCommand, verbNames, type IO, type Principal } from '../commands/index.js';
+import { wrapWords } from '../commands/parse.js';
 import { whenDrained } from '../commands/io.js';
 import { LocalSession, type SessionBackend } from '../commands/session.js';
-import { EXIT, KindlerError } from '../core/errors.js';
+import { EXIT, KindlerError, usageError } from '../core/errors.js';
 import { sanitizeLine, shown } from '../core/text.js';
 import type { Engine } from '../engine/engine.js';
 import { splitCommand } from './argv.js';
@@ -95,6 +96,20 @@ export const DEFAULT_SSH_LIMITS: SshLimits = {
   idleCloseMs: 30 * 60_000,
   tuiMaxSize: TUI_MAX_SIZE,
 };
+
+/** Standard input a verb may read over SSH (a public key line). */
+const MAX_STDIN = 64 * 1024;
+
+/** What a shell request without a terminal gets on stderr: how to get the TUI, or which verbs to run. */
+function noTerminalHint(): string {
+  return [
+    'kindler: the terminal UI needs a terminal, and this session has none.',
+    '  for the TUI:   ssh -t HOST',
+    '  or run a verb: ssh HOST list   (ssh HOST help describes them, ssh HOST help VERB one of them)',
+    ...wrapWords(`verbs: ${verbNames().join(', ')}`, 78).map((l, i) => (i ? `  ${l}` : l)),
+    '',
+  ].join('\n');
+}
 
 /** What the TUI module (src/tui/index.ts) exports as `openTui`; loaded on the first shell. */
 export type OpenTui = (o: TuiOptions) => TuiHandle;
@@ -703,8 +718,20 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
     session.on('shell', (accept, reject) => {
       if (s.started || stopping) return reject?.();
       if (!s.pty) {
-        refuse('shell without a terminal (use ssh -t, or run a verb: ssh HOST list)');
-        return reject?.();
+        // No terminal for the TUI (ssh -T, or stdin not a terminal): tell the client, not only the log.
+        log('info', `ssh: ${who(c)}: shell without a terminal: answered with the hint (exit ${EXIT.usage})`);
+        s.started = true;
+        let ch: ServerChannel;
+        try {
+          ch = accept();
+        } catch (e) {
+          log('error', `ssh: ${who(c)}: cannot open the shell channel: ${errText(e)}`);
+          return;
+        }
+        if (!ch) return;
+        attachChannel(s, ch);
+        write(s, noTerminalHint(), true);
+        return finish(s, EXIT.usage);
       }
       s.started = true;
       s.kind = 'shell';
@@ -749,7 +776,18 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
     const ch = s.channel!;
     const principal = principalOf(s);
     if (!principal) return refuseGone(s);
+    // Standard input, for a verb that reads it (`users add … --key - < key.pub`): kept until its end, bounded.
+    let stdin = '';
+    let stdinEnded = false;
+    const stdinWaiters: (() => void)[] = [];
+    const endStdin = () => {
+      stdinEnded = true;
+      for (const f of stdinWaiters.splice(0)) f();
+    };
+    ch.on('end', endStdin);
+    ch.on('close', endStdin);
     ch.on('data', (d: Buffer) => {
+      if (!s.pty && stdin.length <= MAX_STDIN) stdin += d.toString('utf8');
       // With a pty, Ctrl-C arrives as a byte: stop the verb (e.g. logs --follow).
       if (s.pty && d.includes(3) && !s.finished) {
         s.abort.abort();
@@ -782,6 +820,12 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
         signal: s.abort.signal,
         readFile: async (): Promise<string> => {
           throw Object.assign(new Error('files cannot be read over SSH; run the verb on the host'), { code: 'EACCES' });
+        },
+        readStdin: async (): Promise<string> => {
+          if (s.pty) throw usageError('--key: - reads standard input, which is the terminal here; run ssh without -t and redirect it: ssh HOST … --key - < key.pub', 'key');
+          if (!stdinEnded) await new Promise<void>((r) => stdinWaiters.push(r));
+          if (stdin.length > MAX_STDIN) throw usageError(`--key: standard input is longer than ${MAX_STDIN} bytes`, 'key');
+          return stdin;
         },
       } satisfies IO,
     };
