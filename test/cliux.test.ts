@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI, cli, ctl, makeWorld, startDaemon, type World } from './helpers.js';
+import { CLI, cli, ctl, makeTestKey, makeWorld, startDaemon, type World } from './helpers.js';
 
 function world(t: import('node:test').TestContext, overrides: Record<string, unknown> = {}): World {
   const w = makeWorld(overrides);
@@ -27,11 +27,12 @@ interface Live {
 }
 
 /** Runs the CLI as a process: in a pty of `cols` columns (script(1)) when `tty`, else on pipes. */
-function run(w: World, args: string[], o: { tty?: { cols: number }; timeoutMs?: number } = {}): Live {
+function run(w: World, args: string[], o: { tty?: { cols: number }; timeoutMs?: number; input?: string } = {}): Live {
   const argv = o.tty
     ? ['script', ['-q', '-e', '-c', `stty cols ${o.tty.cols} rows 30; exec ${shq(process.execPath)} ${shq(CLI)} ${args.map(shq).join(' ')}`, '/dev/null']] as const
     : [process.execPath, [CLI, ...args]] as const;
   const p = spawn(argv[0], [...argv[1]], { env: w.env, cwd: w.dir, stdio: ['pipe', 'pipe', 'pipe'] });
+  if (o.input !== undefined) p.stdin.end(o.input);
   let out = '';
   let err = '';
   const wakers = new Set<() => void>();
@@ -209,6 +210,23 @@ test('Ctrl-C of create --wait with a daemon: detached (the task continues, exit 
   const rc = await c.done;
   assert.equal(rc.code, 1, `a cancelled task is not a success: ${rc.out}${rc.err}`);
   assert.equal(JSON.parse((await ctl(w, ['task', 't-1', '--json'])).out).task.state, 'cancelled');
+});
+
+// ---- 10: --key - ---------------------------------------------------------------------------------
+
+test('users add --key - reads the key line from the CLI\'s standard input, through the daemon and embedded', async (t) => {
+  const w = world(t);
+  const bob = makeTestKey(w.dir, 'bob');
+  const carl = makeTestKey(w.dir, 'carl');
+  const emb = await run(w, ['users', 'add', 'bob', '--role', 'operator', '--key', '-'], { input: `${bob.pub}\n` }).done;
+  assert.equal(emb.code, 0, emb.err);
+  assert.doesNotMatch(emb.err, /error/);
+  const d = await startDaemon(w);
+  t.after(() => d.stop());
+  const viaDaemon = await run(w, ['users', 'add-key', 'bob', '--key', '-'], { input: carl.pub }).done;
+  assert.deepEqual([viaDaemon.code, viaDaemon.err], [0, ''], viaDaemon.out);
+  const list = JSON.parse((await cli(w, ['users', 'list', '--json'])).stdout).users;
+  assert.deepEqual(list.find((u: { name: string }) => u.name === 'bob').keys.map((k: { fingerprint: string }) => k.fingerprint), [bob.fp, carl.fp]);
 });
 
 // ---- 11: privileged ports -----------------------------------------------------------------------
