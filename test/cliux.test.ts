@@ -81,6 +81,12 @@ function run(w: World, args: string[], o: { tty?: { cols: number }; timeoutMs?: 
 
 test('help VERB, --version, daemon --help, --help and help work, without a daemon or the state lock; help is wrapped at 80 columns off a terminal', async (t) => {
   const w = world(t);
+  const v = await cli(w, ['--version']);
+  assert.deepEqual([v.code, v.stdout, v.stderr], [0, 'kindler 0.1.0\n', '']);
+  const d = await cli(w, ['daemon', '--help']);
+  assert.equal(d.code, 0, d.stderr);
+  assert.match(d.stdout, /^Run the kindler daemon in the foreground/);
+  assert.match(d.stdout, /usage: kindler daemon\n/);
   for (const args of [['--help'], ['help'], ['-h'], []]) {
     const r = await cli(w, args);
     assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
@@ -88,12 +94,6 @@ test('help VERB, --version, daemon --help, --help and help work, without a daemo
     assert.match(r.stdout, /\n {2}completion +Print a shell completion script/);
     assert.doesNotMatch(r.stdout, /__complete/, 'the completion helper is hidden');
   }
-  const v = await cli(w, ['--version']);
-  assert.deepEqual([v.code, v.stdout, v.stderr], [0, 'kindler 0.1.0\n', '']);
-  const d = await cli(w, ['daemon', '--help']);
-  assert.equal(d.code, 0, d.stderr);
-  assert.match(d.stdout, /^Run the kindler daemon in the foreground/);
-  assert.match(d.stdout, /usage: kindler daemon\n/);
   const hd = await cli(w, ['help', 'daemon']);
   assert.equal(hd.stdout, d.stdout);
   const hc = await cli(w, ['help', 'create']);
