@@ -698,6 +698,28 @@ test('users add/add-key over ssh: --key - reads the key from stdin; an unquoted 
   assert.equal((await h.ssh(dan, ['whoami'])).stdout, `dan (operator) via ssh 127.0.0.1, key ${dan.fp}\n`);
 });
 
+test('Ctrl-C of create --wait over ssh -t: detached (the task goes on, exit 130), or cancelled with --cancel-on-interrupt', async (t) => {
+  const h = await setup(t);
+  h.w.rule('k3d.cluster-create', 'hang');
+  const a = h.spawnSsh(alice, ['create', 'detach', '--wait'], { opts: ['-tt'] });
+  await a.waitOut(/\] +\d+% \d+:\d\d /);
+  a.proc.stdin!.write('\x03');
+  const ra = await a.done;
+  assert.equal(ra.code, 130, ra.stdout + ra.stderr);
+  assert.match(ra.stdout + ra.stderr, /detached — t-1 continues; ssh HOST logs t-1 --follow/);
+  assert.ok(['queued', 'running'].includes(h.engine.getTask('t-1')!.state));
+  const b = h.spawnSsh(alice, ['create', 'cancelme', '--wait', '--cancel-on-interrupt'], { opts: ['-tt'] });
+  await b.waitOut(/\] +\d+% \d+:\d\d /);
+  b.proc.stdin!.write('\x03');
+  const rb = await b.done;
+  assert.equal(rb.code, 130, rb.stdout + rb.stderr);
+  assert.match(rb.stdout + rb.stderr, /interrupted — cancelling t-2/);
+  assert.match(rb.stdout, /task t-2: create cancelme cancelled/);
+  assert.equal(h.engine.getTask('t-2')!.state, 'cancelled');
+  await h.engine.cancel('t-1', { user: 'alice', source: 'test' });
+  await until(h.engine, () => h.engine.getTask('t-1')!.state === 'cancelled', 30_000, 't-1 cancelled');
+});
+
 test('create --http-port 80 over ssh exits 2 naming the rule', async (t) => {
   const h = await setup(t);
   const r = await h.ssh(alice, ['create', 'x', '--http-port', '80']);

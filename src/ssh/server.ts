@@ -30,7 +30,7 @@ import type { AuthContext, ClientInfo, Connection, ParsedKey, ServerChannel, Ses
 import type { Role } from '../access/authorize.js';
 import { fingerprint, type UsersStore } from '../access/users.js';
 import type { TuiHandle, TuiOptions } from '../tui/index.js';
-import { runCommand, verbNames, type IO, type Principal } from '../commands/index.js';
+import { runCommand, verbNames, wantsFlag, type Context, type IO, type Principal } from '../commands/index.js';
 import { wrapWords } from '../commands/parse.js';
 import { whenDrained } from '../commands/io.js';
 import { LocalSession, type SessionBackend } from '../commands/session.js';
@@ -786,16 +786,30 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
     };
     ch.on('end', endStdin);
     ch.on('close', endStdin);
+    // The task a --wait verb follows: Ctrl-C names it (it goes on), or cancels it (--cancel-on-interrupt).
+    let taskId: string | null = null;
+    let cancelling: Promise<unknown> | null = null;
     ch.on('data', (d: Buffer) => {
       if (!s.pty && stdin.length <= MAX_STDIN) stdin += d.toString('utf8');
       // With a pty, Ctrl-C arrives as a byte: stop the verb (e.g. logs --follow).
-      if (s.pty && d.includes(3) && !s.finished) {
+      if (s.pty && d.includes(3) && !s.finished && !cancelling) {
         s.abort.abort();
-        write(s, '^C\n', true);
+        if (taskId && wantsFlag(argv ?? [], 'cancel-on-interrupt')) {
+          const id = taskId;
+          write(s, `^C\ninterrupted — cancelling ${id} (its cleanup runs)\n`, true);
+          const gone = new AbortController();
+          ch.once('close', () => gone.abort());
+          cancelling = runCommand(['cancel', id, '--wait'], { ...ctx!, io: { ...ctx!.io, signal: gone.signal, onTask: () => undefined } })
+            .catch(() => undefined)
+            .then(() => finish(s, 130));
+          return;
+        }
+        write(s, `^C\n${taskId ? `detached — ${taskId} continues; ssh HOST logs ${taskId} --follow\n` : ''}`, true);
         finish(s, 130);
       }
     });
-    let argv: string[];
+    let ctx: Context | undefined;
+    let argv: string[] | undefined;
     try {
       argv = splitCommand(command);
     } catch (e) {
@@ -806,7 +820,7 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
     }
     log('info', `ssh: ${who(s.conn)} (${principal.role}): exec ${shown(argv[0] ?? '(help)', 40)}${argv.length > 1 ? ` +${argv.length - 1} args` : ''}`);
     // `users` rides along for the users/whoami verbs (Context may declare `users?: UsersStore`).
-    const ctx = {
+    ctx = {
       engine,
       users,
       actor: principal,
@@ -821,6 +835,7 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
         readFile: async (): Promise<string> => {
           throw Object.assign(new Error('files cannot be read over SSH; run the verb on the host'), { code: 'EACCES' });
         },
+        onTask: (id: string) => void (taskId = id),
         readStdin: async (): Promise<string> => {
           if (s.pty) throw usageError('--key: - reads standard input, which is the terminal here; run ssh without -t and redirect it: ssh HOST … --key - < key.pub', 'key');
           if (!stdinEnded) await new Promise<void>((r) => stdinWaiters.push(r));
@@ -830,6 +845,7 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
       } satisfies IO,
     };
     const code = await runCommand(argv, ctx);
+    if (cancelling) return;
     finish(s, code);
   };
 
