@@ -7,7 +7,8 @@ import { readFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { resolve } from 'node:path';
 import { UsersStore } from './access/users.js';
-import { runCommand, VERB_SPECS } from './commands/index.js';
+import { helpRequest, runCommand, VERB_SPECS, wantsFlag } from './commands/index.js';
+import { complete } from './commands/completion.js';
 import { GONE_EXIT, watchBrokenPipe, whenDrained } from './commands/io.js';
 import { tryConnect, runRemote } from './control/client.js';
 import { socketPath } from './control/server.js';
@@ -42,7 +43,32 @@ const err = (s: string): void => {
   if (!pipe.gone()) process.stderr.write(s);
 };
 
+/** Reads this process's standard input to its end (at most 1 MiB). */
+async function readStdin(): Promise<string> {
+  let text = '';
+  for await (const chunk of process.stdin) {
+    text += String(chunk);
+    if (text.length > 1 << 20) throw new Error('standard input: more than 1 MiB');
+  }
+  return text;
+}
+
+/** Whether the verb reads standard input (`--key -`). */
+function readsStdin(argv: readonly string[]): boolean {
+  const end = argv.indexOf('--');
+  const a = end < 0 ? argv : argv.slice(0, end);
+  return a.some((w, i) => (w === '--key' && a[i + 1] === '-') || w === '--key=-');
+}
+
 async function main(argv: string[]): Promise<number> {
+  const columns = process.stdout.isTTY ? process.stdout.columns ?? 80 : 80;
+  // Help and version need no config, no daemon and no state lock.
+  const asked = helpRequest(argv, columns);
+  if (asked) {
+    out(asked.out);
+    err(asked.err);
+    return asked.code;
+  }
   const cfg = loadConfig();
   if (argv[0] === 'daemon') {
     if (argv.length > 1) {
@@ -50,6 +76,16 @@ async function main(argv: string[]): Promise<number> {
       return 2;
     }
     return runDaemon(cfg);
+  }
+  if (argv[0] === '__complete') {
+    // Completion is quiet and quick: names come from a running daemon, or not at all.
+    const sock = await tryConnect(socketPath(cfg.dataDir)).catch(() => null);
+    if (sock) {
+      sock.destroy();
+      return runRemoteQuiet(cfg.dataDir, argv);
+    }
+    out(complete(VERB_SPECS, argv.slice(1), { clusters: () => [], tasks: () => [] }).map((w) => `${w}\n`).join(''));
+    return 0;
   }
   const sock = await tryConnect(socketPath(cfg.dataDir));
   if (sock) {
@@ -66,14 +102,53 @@ async function main(argv: string[]): Promise<number> {
         } catch { /* the verb reports the unreadable file */ }
       }
     }
-    process.on('SIGINT', () => sock.destroy());
+    let stdin: string | undefined;
+    if (readsStdin(argv)) {
+      try {
+        stdin = await readStdin();
+      } catch (e) {
+        err(`error: --key: cannot read standard input (${(e as Error).message})\n`);
+        return 2;
+      }
+    }
+    // Ctrl-C leaves the daemon's task running (it says how to follow it), or cancels it with
+    // --cancel-on-interrupt; either way the CLI exits 130.
+    let interrupted = false;
+    let taskId: string | null = null;
+    process.on('SIGINT', () => {
+      if (interrupted) return;
+      interrupted = true;
+      sock.destroy();
+    });
     // The reader went away: closing the connection makes the daemon abort the verb.
     stopOnGone = () => sock.destroy();
-    return runRemote(sock, { type: 'run', argv, user: localUser(), isTTY: Boolean(process.stdout.isTTY), columns: process.stdout.columns ?? 80, files }, {
+    const code = await runRemote(sock, { type: 'run', argv, user: localUser(), isTTY: Boolean(process.stdout.isTTY), columns: process.stdout.columns ?? 80, files, ...(stdin !== undefined ? { stdin } : {}) }, {
       out,
       err,
       writable: () => whenDrained(process.stdout),
+      onTask: (id) => (taskId = id),
+      closedByUs: () => interrupted,
     });
+    if (!interrupted) return code;
+    if (process.stdout.isTTY) out('\r\x1b[2K');
+    if (!taskId) {
+      err('\ninterrupted\n');
+      return 130;
+    }
+    if (!wantsFlag(argv, 'cancel-on-interrupt')) {
+      err(`\ndetached — ${taskId} continues; kindler logs ${taskId} --follow\n`);
+      return 130;
+    }
+    err(`\ninterrupted — cancelling ${taskId} (its cleanup runs; Ctrl-C again leaves it to finish)\n`);
+    const again = await tryConnect(socketPath(cfg.dataDir)).catch(() => null);
+    if (!again) {
+      err(`error: the kindler daemon is gone; ${taskId} was not cancelled\n`);
+      return 130;
+    }
+    process.removeAllListeners('SIGINT');
+    process.on('SIGINT', () => again.destroy());
+    await runRemote(again, { type: 'run', argv: ['cancel', taskId, '--wait'], user: localUser(), isTTY: false, columns: 80, files: {} }, { out, err, writable: () => whenDrained(process.stdout), closedByUs: () => true });
+    return 130;
   }
   const engine = await Engine.start(cfg, {
     role: 'cli',
@@ -114,6 +189,7 @@ async function main(argv: string[]): Promise<number> {
       columns: process.stdout.columns ?? 80,
       signal: abort.signal,
       readFile: (p) => readFile(resolve(p), 'utf8'),
+      readStdin,
     },
   });
   // Without a daemon this process is the engine: it stays until its tasks have finished.
@@ -121,6 +197,16 @@ async function main(argv: string[]): Promise<number> {
   await engine.idle();
   await engine.shutdown();
   return interrupted ? 130 : code;
+}
+
+/** `__complete` through the daemon: its candidates, and nothing on error. */
+async function runRemoteQuiet(dataDir: string, argv: string[]): Promise<number> {
+  const sock = await tryConnect(socketPath(dataDir)).catch(() => null);
+  if (!sock) return 0;
+  let text = '';
+  const code = await runRemote(sock, { type: 'run', argv, user: localUser(), isTTY: false, columns: 80, files: {} }, { out: (s) => void (text += s), err: () => undefined, closedByUs: () => true });
+  if (code === 0) out(text);
+  return 0;
 }
 
 main(process.argv.slice(2)).then(

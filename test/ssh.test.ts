@@ -645,11 +645,86 @@ test('the sftp subsystem and a shell without a pty are refused', async (t) => {
   assert.equal(other.code, 255);
   await h.waitLog(/subsystem "foo" refused/);
 
-  const noPty = await h.ssh(alice, [], { opts: ['-T'], input: '' });
-  assert.equal(noPty.code, 255);
-  assert.match(noPty.stderr, /shell request failed on channel 0/);
-  await h.waitLog(/shell without a terminal .* refused/);
   assert.equal(h.srv.sessions(), 0);
+});
+
+test('a shell without a terminal gets the hint on stderr (ssh -t, or a verb, and the verb list) and exit 2', async (t) => {
+  const h = await setup(t);
+  for (const opts of [['-T'], []]) {
+    // -T asks for no pty; without -t and with stdin not a terminal, OpenSSH asks for none either.
+    const noPty = await h.ssh(alice, [], { opts, input: '' });
+    assert.equal(noPty.code, 2, noPty.stderr);
+    assert.equal(noPty.stdout, '');
+    assert.doesNotMatch(noPty.stderr, /shell request failed/);
+    assert.match(noPty.stderr, /^kindler: the terminal UI needs a terminal, and this session has none\.\n/);
+    assert.match(noPty.stderr, /ssh -t HOST/);
+    assert.match(noPty.stderr, /ssh HOST list/);
+    assert.match(noPty.stderr, /verbs: list, show, create, delete, .*\n/);
+    assert.match(noPty.stderr.replace(/\n +/g, ' '), /verbs: .*users, .*completion, version\n$/);
+  }
+  await h.waitLog(/alice from 127\.0\.0\.1: shell without a terminal: answered with the hint \(exit 2\)/);
+  assert.equal(h.srv.sessions(), 0);
+});
+
+test('users add/add-key over ssh: --key - reads the key from stdin; an unquoted key line (split by ssh) and the documented quoting work', async (t) => {
+  const h = await setup(t);
+  const dan = makeKey('dan');
+  const eve = makeKey('eve');
+  const fay = makeKey('fay');
+  const fay2 = makeKey('fay2');
+  // --key - : the key line from standard input.
+  const add = await h.ssh(alice, ['users', 'add', 'dan', '--role', 'operator', '--key', '-'], { input: `${dan.pub}\n` });
+  assert.deepEqual([add.code, add.stderr], [0, ''], add.stdout);
+  assert.equal(h.users.byFingerprint(dan.fp)?.user, 'dan');
+  const addKey = await h.ssh(alice, ['users', 'add-key', 'dan', '--key', '-'], { input: fay2.pub });
+  assert.deepEqual([addKey.code, addKey.stderr], [0, '']);
+  assert.equal(h.users.byFingerprint(fay2.fp)?.user, 'dan');
+  // ssh joins its arguments: "ssh-ed25519 AAAA… eve" arrives as three words.
+  const split = await h.ssh(alice, ['users', 'add', 'eve', '--role', 'viewer', '--key', eve.pub]);
+  assert.deepEqual([split.code, split.stderr], [0, ''], split.stdout);
+  const eveKeys = JSON.parse((await h.ssh(alice, ['users', 'list', '--json'])).stdout).users.find((u: { name: string }) => u.name === 'eve').keys;
+  assert.deepEqual(eveKeys.map((k: { fingerprint: string; comment?: string }) => [k.fingerprint, k.comment]), [[eve.fp, 'eve']]);
+  // The documented quoting, --key "'ssh-ed25519 AAAA… fay'": the local shell takes the double quotes
+  // (this spawn has no shell, so it gets what that shell passes), the server's split the single ones.
+  const quoted = await h.ssh(alice, ['users', 'add', 'fay', '--role', 'viewer', '--key', `'${fay.pub}'`]);
+  assert.deepEqual([quoted.code, quoted.stderr], [0, ''], quoted.stdout);
+  assert.equal(h.users.byFingerprint(fay.fp)?.user, 'fay');
+  // Nothing or two lines on stdin: a usage error naming --key.
+  const empty = await h.ssh(alice, ['users', 'add', 'gus', '--role', 'viewer', '--key', '-'], { input: '' });
+  assert.deepEqual([empty.code, empty.stderr], [2, 'error: --key: standard input must hold exactly one public key line (got 0)\n']);
+  const two = await h.ssh(alice, ['users', 'add', 'gus', '--role', 'viewer', '--key', '-'], { input: `${dan.pub}\n${eve.pub}\n` });
+  assert.equal(two.code, 2);
+  // The new users log in with their keys.
+  assert.equal((await h.ssh(dan, ['whoami'])).stdout, `dan (operator) via ssh 127.0.0.1, key ${dan.fp}\n`);
+});
+
+test('Ctrl-C of create --wait over ssh -t: detached (the task goes on, exit 130), or cancelled with --cancel-on-interrupt', async (t) => {
+  const h = await setup(t);
+  h.w.rule('k3d.cluster-create', 'hang');
+  const a = h.spawnSsh(alice, ['create', 'detach', '--wait'], { opts: ['-tt'] });
+  await a.waitOut(/\] +\d+% \d+:\d\d /);
+  a.proc.stdin!.write('\x03');
+  const ra = await a.done;
+  assert.equal(ra.code, 130, ra.stdout + ra.stderr);
+  assert.match(ra.stdout + ra.stderr, /detached — t-1 continues; ssh HOST logs t-1 --follow/);
+  assert.ok(['queued', 'running'].includes(h.engine.getTask('t-1')!.state));
+  const b = h.spawnSsh(alice, ['create', 'cancelme', '--wait', '--cancel-on-interrupt'], { opts: ['-tt'] });
+  await b.waitOut(/\] +\d+% \d+:\d\d /);
+  b.proc.stdin!.write('\x03');
+  const rb = await b.done;
+  assert.equal(rb.code, 130, rb.stdout + rb.stderr);
+  assert.match(rb.stdout + rb.stderr, /interrupted — cancelling t-2/);
+  assert.match(rb.stdout, /task t-2: create cancelme cancelled/);
+  assert.equal(h.engine.getTask('t-2')!.state, 'cancelled');
+  await h.engine.cancel('t-1', { user: 'alice', source: 'test' });
+  await until(h.engine, () => h.engine.getTask('t-1')!.state === 'cancelled', 30_000, 't-1 cancelled');
+});
+
+test('create --http-port 80 over ssh exits 2 naming the rule', async (t) => {
+  const h = await setup(t);
+  const r = await h.ssh(alice, ['create', 'x', '--http-port', '80']);
+  assert.deepEqual([r.code, r.stdout, r.stderr], [2, '', 'error: http-port: must be a port number 1024-65535 (got "80")\n']);
+  assert.equal(h.engine.getCluster('x'), undefined);
 });
 
 // ---- the TUI ---------------------------------------------------------------------------------------

@@ -5,10 +5,30 @@ import { formatDuration } from '../core/duration.js';
 import { sanitizeLine } from '../core/text.js';
 import { registerOf, wantsRoute, type Cluster, type Task } from '../core/types.js';
 
-export function table(header: string[], rows: (string | number | undefined)[][]): string {
+/**
+ * An aligned table. With `fit` (a terminal's width) a row never wraps: the widest columns are cut
+ * to fit, their cells ending in `…` (no column below its header's width, or 6). Without it (output
+ * to a pipe or file) nothing is cut.
+ */
+export function table(header: string[], rows: (string | number | undefined)[][], fit?: number): string {
   const cells = [header, ...rows.map((r) => r.map((c) => sanitizeLine(c === undefined || c === '' ? '-' : String(c))))];
-  const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
-  return `${cells.map((r) => r.map((c, i) => (i === r.length - 1 ? c : (c ?? '').padEnd(widths[i]!))).join('  ')).join('\n')}\n`;
+  const widths = header.map((_, i) => Math.max(...cells.map((r) => [...(r[i] ?? '')].length)));
+  if (fit !== undefined && fit > 0) {
+    const total = () => widths.reduce((a, b) => a + b, 0) + 2 * (widths.length - 1);
+    const floor = header.map((h) => Math.max(6, h.length));
+    while (total() > fit) {
+      let widest = -1;
+      for (let i = 0; i < widths.length; i++) if (widths[i]! > floor[i]! && (widest < 0 || widths[i]! > widths[widest]!)) widest = i;
+      if (widest < 0) break;
+      widths[widest] = Math.max(floor[widest]!, widths[widest]! - (total() - fit));
+    }
+  }
+  const cut = (c: string, w: number) => {
+    const chars = [...c];
+    return chars.length > w ? `${chars.slice(0, Math.max(0, w - 1)).join('')}…` : c;
+  };
+  const pad = (c: string, w: number) => c + ' '.repeat(Math.max(0, w - [...c].length));
+  return `${cells.map((r) => r.map((c, i) => (i === r.length - 1 ? cut(c ?? '', widths[i]!) : pad(cut(c ?? '', widths[i]!), widths[i]!))).join('  ')).join('\n')}\n`;
 }
 
 export function expiresIn(c: Cluster, nowMs = Date.now()): string {
@@ -17,19 +37,21 @@ export function expiresIn(c: Cluster, nowMs = Date.now()): string {
   return left <= 0 ? 'expired' : formatDuration(left);
 }
 
-export function clusterTable(clusters: Cluster[]): string {
+export function clusterTable(clusters: Cluster[], fit?: number): string {
   if (clusters.length === 0) return 'no clusters\n';
   return table(
     ['NAME', 'PROVIDER', 'DESIRED', 'ACTUAL', 'NODES', 'HTTP', 'HTTPS', 'API', 'OWNER', 'EXPIRES', 'LAST TASK'],
     clusters.map((c) => [c.name, c.provider, c.desired, c.actual, `${c.servers}+${c.agents}`, c.httpPort, c.httpsPort, c.apiPort, c.owner, expiresIn(c), c.lastTaskId]),
+    fit,
   );
 }
 
-export function taskTable(tasks: Task[]): string {
+export function taskTable(tasks: Task[], fit?: number): string {
   if (tasks.length === 0) return 'no tasks\n';
   return table(
     ['ID', 'KIND', 'CLUSTER', 'STATE', 'PROGRESS', 'STEP', 'USER', 'CREATED', 'ERROR'],
     tasks.map((t) => [t.id, t.kind, t.cluster, t.state, `${t.progress}%`, t.step, t.user, t.createdAt, t.error?.reason]),
+    fit,
   );
 }
 

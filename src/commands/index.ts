@@ -15,7 +15,8 @@ import type { UsersStore } from '../access/users.js';
 import { lastReconcile, runReconcile } from '../cron/jobs.js';
 import { looksLikeName } from '../core/names.js';
 import { bar, clusterDetails, clusterTable, table, taskTable } from './format.js';
-import { helpText, parseArgs, type Parsed, type VerbSpec } from './parse.js';
+import { complete, completionScript, SHELLS, type Shell } from './completion.js';
+import { helpText, parseArgs, twoColumns, wrapWords, type Parsed, type VerbSpec } from './parse.js';
 
 export const VERSION = '0.1.0';
 
@@ -34,6 +35,13 @@ export interface IO {
    * lot awaits it between steps so its output waits in the file it comes from, not in memory.
    */
   writable?(): Promise<void>;
+  /**
+   * Reads what the client sends on standard input, to its end (`--key -`). Absent where the face
+   * has no input to give (the TUI): the verb says so.
+   */
+  readStdin?(): Promise<string>;
+  /** Told the id of the task a --wait verb follows (the local CLI's Ctrl-C names it, or cancels it). */
+  onTask?(id: string): void;
 }
 
 /** Who runs the verb: the engine's actor plus the role the face authenticated. */
@@ -70,9 +78,36 @@ export function may(actor: Principal, action: Action, owner?: string, taskUser?:
 
 interface Verb extends VerbSpec {
   run(p: Parsed, ctx: Context, json: boolean): Promise<number>;
+  /** Rewrites the verb's argv before it is parsed (users: a key line split into words by ssh). */
+  prepare?(argv: readonly string[]): string[];
 }
 
-const WAIT = { wait: { type: 'bool' as const, help: 'follow progress and log until the task ends; exit with its result' } };
+/** Public key types a key line can start with. */
+const KEY_TYPE = /^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com)$/;
+
+/**
+ * `users add bob --role operator --key ssh-ed25519 AAAA… bob@laptop` over SSH: ssh joins its
+ * arguments with spaces, so the key line arrives as several words. When `--key` is followed by a key
+ * type and a base64 blob, those two are one key line; the words after them (up to the next flag)
+ * are its comment when the action and the name were given before `--key` (users add|add-key NAME),
+ * since then no argument is still expected. Anything else is left for the parser to judge.
+ */
+function joinKeyWords(argv: readonly string[]): string[] {
+  const i = argv.indexOf('--key');
+  if (i < 0 || argv.indexOf('--') >= 0) return [...argv];
+  const type = argv[i + 1];
+  const blob = argv[i + 2];
+  if (type === undefined || blob === undefined || !KEY_TYPE.test(type) || !/^AAAA[A-Za-z0-9+/]+=*$/.test(blob)) return [...argv];
+  const before = argv.slice(0, i).filter((a, j, all) => !a.startsWith('-') && !(j > 0 && all[j - 1] === '--role'));
+  let end = i + 3;
+  if (before.length >= 2 && ['add', 'add-key'].includes(before[0]!)) while (end < argv.length && !argv[end]!.startsWith('-')) end++;
+  return [...argv.slice(0, i), '--key', argv.slice(i + 1, end).join(' '), ...argv.slice(end)];
+}
+
+const WAIT = {
+  wait: { type: 'bool' as const, help: 'follow progress and log until the task ends; exit with its result' },
+  'cancel-on-interrupt': { type: 'bool' as const, help: 'with --wait: Ctrl-C cancels the task (and waits for it to end) instead of leaving it running' },
+};
 
 /**
  * JSON for a client's terminal: JSON.stringify escapes C0 controls but passes DEL, the C1 controls
@@ -81,6 +116,11 @@ const WAIT = { wait: { type: 'bool' as const, help: 'follow progress and log unt
  */
 export function jsonText(value: unknown, indent?: number): string {
   return JSON.stringify(value, null, indent).replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** The width a table must fit: the terminal's, or none (a pipe or file gets whole rows). */
+function fitWidth(ctx: Context): number | undefined {
+  return ctx.io.isTTY ? ctx.io.columns : undefined;
 }
 
 function print(ctx: Context, json: boolean, value: unknown, text: () => string): void {
@@ -103,6 +143,7 @@ async function report(ctx: Context, p: Parsed, json: boolean, task: Task): Promi
     return EXIT.ok;
   }
   if (!json) ctx.io.out(taskLine(task));
+  ctx.io.onTask?.(task.id);
   const final = await follow(ctx, task.id, { showLog: !json, showProgress: !json });
   if (!final) return EXIT.failed;
   print(ctx, json, { task: final }, () => taskLine(final));
@@ -123,17 +164,39 @@ async function follow(ctx: Context, id: string, o: { showLog: boolean; showProgr
   const { engine, io } = ctx;
   let lastStep = '';
   let barShown = false;
+  // On a terminal the progress line stays pinned under the log: cleared before lines are written,
+  // drawn again after them, and redrawn by a timer (spinner, elapsed time) while nothing happens.
+  const pinned = o.showProgress && io.isTTY;
+  let barTask: Task | null = null;
+  let spin = 0;
   const clearBar = () => {
     if (barShown) io.out('\r\x1b[2K');
     barShown = false;
   };
+  const drawBar = () => {
+    const t = barTask;
+    if (!t || io.signal.aborted) return;
+    clearBar();
+    const since = Date.parse(t.startedAt ?? t.createdAt);
+    const elapsed = formatElapsed(Number.isNaN(since) ? 0 : Date.now() - since);
+    const head = `${SPINNER[spin % SPINNER.length]} ${bar(t.progress)} ${elapsed} `;
+    const label = sanitizeLine(t.step ?? t.state);
+    const room = Math.max(0, io.columns - 1 - head.length);
+    io.out(`${head}${label.length > room ? `${label.slice(0, Math.max(0, room - 1))}…` : label}`);
+    barShown = true;
+  };
+  const ticker = pinned
+    ? setInterval(() => {
+        spin++;
+        drawBar();
+      }, 200)
+    : null;
+  ticker?.unref();
   const showProgress = (t: Task) => {
     if (!o.showProgress) return;
     if (io.isTTY) {
-      clearBar();
-      const label = sanitizeLine(t.step ?? t.state).slice(0, Math.max(10, io.columns - 45));
-      io.out(`${bar(t.progress)} ${label}`);
-      barShown = true;
+      barTask = t;
+      drawBar();
     } else if (t.step && t.step !== lastStep) {
       lastStep = t.step;
       io.out(`[${String(t.progress).padStart(3)}%] ${sanitizeLine(t.step)}\n`);
@@ -187,11 +250,13 @@ async function follow(ctx: Context, id: string, o: { showLog: boolean; showProgr
           if (!lines.length) break;
           clearBar();
           io.out(`${lines.map((l) => sanitizeLine(l)).join('\n')}\n`);
+          if (pinned && !final) drawBar();
           if (io.writable) await io.writable();
           if (io.signal.aborted) return null;
         }
       }
       if (last) {
+        barTask = null;
         clearBar();
         return final ?? engine.getTask(id) ?? null;
       }
@@ -203,10 +268,22 @@ async function follow(ctx: Context, id: string, o: { showLog: boolean; showProgr
       if (!dirty) await new Promise<void>((r) => (wake = r));
     }
   } finally {
+    if (ticker) clearInterval(ticker);
     off();
     io.signal.removeEventListener('abort', poke);
     await cursor?.close();
   }
+}
+
+const SPINNER = ['|', '/', '-', '\\'];
+
+/** Elapsed time as m:ss (h:mm:ss past an hour). */
+function formatElapsed(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const ss = String(s % 60).padStart(2, '0');
+  return h ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
 }
 
 /** A count flag (--limit, --tail): a whole number 1-999999, or undefined when not given. */
@@ -236,7 +313,7 @@ const VERBS: Verb[] = [
     flags: {},
     async run(_p, ctx, json) {
       const clusters = ctx.engine.listClusters();
-      print(ctx, json, { clusters }, () => clusterTable(clusters));
+      print(ctx, json, { clusters }, () => clusterTable(clusters, fitWidth(ctx)));
       return EXIT.ok;
     },
   },
@@ -376,7 +453,7 @@ const VERBS: Verb[] = [
         active: Boolean(p.flags.active),
         limit: limit ?? 50,
       });
-      print(ctx, json, { tasks }, () => taskTable(tasks));
+      print(ctx, json, { tasks }, () => taskTable(tasks, fitWidth(ctx)));
       return EXIT.ok;
     },
   },
@@ -608,8 +685,9 @@ const VERBS: Verb[] = [
     ],
     flags: {
       role: { type: 'string', value: 'viewer|operator|admin', help: 'role of a new user (add)' },
-      key: { type: 'string', value: '"ssh-ed25519 AAAA… comment"', help: 'a public key line (add, add-key)' },
+      key: { type: 'string', value: '"ssh-ed25519 AAAA… comment"', help: 'a public key line (add, add-key); - reads it from standard input' },
     },
+    prepare: joinKeyWords,
     async run(p, ctx, json) {
       const action = p.args.action!;
       const known = ['list', 'add', 'remove', 'set-role', 'add-key', 'remove-key'];
@@ -627,6 +705,16 @@ const VERBS: Verb[] = [
         if (typeof v !== 'string') throw usageError(`--${f}: required for users ${action}`, f);
         return v;
       };
+      // `--key -`: the key line comes on standard input (ssh HOST users add bob ... --key - < bob.pub).
+      const keyLine = async (): Promise<string> => {
+        const v = flag('key');
+        if (v !== '-') return v;
+        if (!ctx.io.readStdin) throw usageError('--key: - (standard input) is not available here; give the key line itself', 'key');
+        const text = await ctx.io.readStdin();
+        const lines = text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+        if (lines.length !== 1) throw usageError(`--key: standard input must hold exactly one public key line (got ${lines.length})`, 'key');
+        return lines[0]!;
+      };
       const extra = (field: 'value') => {
         if (p.args[field] !== undefined) throw usageError(`users ${action}: unexpected argument ${shown(p.args[field]!, 30)}`);
       };
@@ -642,7 +730,9 @@ const VERBS: Verb[] = [
         }
         case 'add':
           extra('value');
-          result = users.add(need('name', 'name'), flag('role'), flag('key'));
+          need('name', 'name');
+          flag('role');
+          result = users.add(p.args.name!, flag('role'), await keyLine());
           break;
         case 'remove':
           extra('value');
@@ -654,7 +744,8 @@ const VERBS: Verb[] = [
           break;
         case 'add-key':
           extra('value');
-          result = { user: need('name', 'name'), key: users.addKey(p.args.name!, flag('key')) };
+          need('name', 'name');
+          result = { user: p.args.name!, key: users.addKey(p.args.name!, await keyLine()) };
           break;
         case 'remove-key':
           result = { user: need('name', 'name'), key: users.removeKey(p.args.name!, need('value', 'fingerprint')) };
@@ -662,6 +753,29 @@ const VERBS: Verb[] = [
       }
       ctx.engine.recordAudit(ctx.actor, `users-${action}`, p.args.name ?? '', 'ok');
       print(ctx, json, { result }, () => `users ${action} ${p.args.name ?? ''}: done\n`);
+      return EXIT.ok;
+    },
+  },
+  {
+    name: 'completion',
+    summary: 'Print a shell completion script (verbs, flags, cluster names, task ids), e.g. source <(kindler completion bash).',
+    args: [{ name: 'shell', required: true, help: 'bash, zsh or fish' }],
+    flags: {},
+    async run(p, ctx) {
+      const shell = p.args.shell!;
+      if (!(SHELLS as readonly string[]).includes(shell)) throw usageError(`shell: must be one of ${SHELLS.join(', ')} (got ${shown(shell, 20)})`, 'shell');
+      ctx.io.out(completionScript(shell as Shell));
+      return EXIT.ok;
+    },
+  },
+  {
+    name: '__complete',
+    hidden: true,
+    summary: 'Completion candidates for the words after kindler (used by the completion scripts).',
+    args: [],
+    flags: {},
+    // Never parsed: the words are whatever is on the command line being completed (runCommand).
+    async run() {
       return EXIT.ok;
     },
   },
@@ -679,21 +793,57 @@ const VERBS: Verb[] = [
 
 export const VERB_SPECS: readonly VerbSpec[] = VERBS;
 
-function generalHelp(): string {
-  const w = Math.max(...VERBS.map((v) => v.name.length));
+/** `kindler daemon --help`: the daemon is run by the local CLI only, not a verb of the table. */
+export function daemonHelp(columns = 80): string {
+  const width = Math.max(40, columns);
+  return [
+    ...wrapWords('Run the kindler daemon in the foreground: the engine, the control socket, the schedules and (when enabled) the SSH service. Local CLI only.', width),
+    '',
+    'usage: kindler daemon',
+    '',
+    ...wrapWords('It takes no arguments: configure it with the file named by KINDLER_CONFIG. It stops cleanly on SIGTERM or Ctrl-C (running tasks are recorded as interrupted).', width),
+    '',
+  ].join('\n');
+}
+
+export function generalHelp(columns = 80): string {
+  const width = Math.max(40, columns);
   return [
     'kindler: local Kubernetes dev clusters (k3d and kind) on a shared host.',
     '',
     'usage: kindler VERB [ARGS] [--json]',
     '',
     'verbs:',
-    ...VERBS.map((v) => `  ${v.name.padEnd(w)}  ${v.summary}`),
-    `  ${'daemon'.padEnd(w)}  Run the daemon in the foreground (local CLI only).`,
+    ...twoColumns([...VERBS.filter((v) => !v.hidden).map((v): [string, string] => [v.name, v.summary]), ['daemon', 'Run the daemon in the foreground (local CLI only).']], width, 2, 14),
     '',
-    'exit codes: 0 ok, 1 the operation failed, 2 usage or validation error, 3 not found, 4 conflict, 5 not allowed',
-    'kindler VERB --help shows the verb\'s arguments and flags.',
+    ...wrapWords('exit codes: 0 ok, 1 the operation failed, 2 usage or validation error, 3 not found, 4 conflict, 5 not allowed, 130 interrupted (Ctrl-C)', width),
+    "kindler help VERB (or kindler VERB --help) shows the verb's arguments and flags; kindler --version its version.",
     '',
   ].join('\n');
+}
+
+/** The verbs' names, for hints (the SSH face's answer to a shell without a terminal). */
+export function verbNames(): string[] {
+  return VERBS.filter((v) => !v.hidden).map((v) => v.name);
+}
+
+/**
+ * Help and version asked for without a verb to run: `help`, `help VERB`, `--help`, `-h`,
+ * `--version`. Returns the text and exit code, or null when argv asks for something else. Needs no
+ * engine, so the local CLI answers these without a daemon or the state lock.
+ */
+export function helpRequest(argv: readonly string[], columns = 80): { out: string; err: string; code: number } | null {
+  const [first, ...rest] = argv;
+  if (first === undefined || first === '--help' || first === '-h') return { out: generalHelp(columns), err: '', code: EXIT.ok };
+  if (first === '--version' || first === '-V') return { out: wantsJson(rest) ? `${jsonText({ version: VERSION })}\n` : `kindler ${VERSION}\n`, err: '', code: EXIT.ok };
+  if (first === 'daemon' && rest.length === 1 && (rest[0] === '--help' || rest[0] === '-h')) return { out: daemonHelp(columns), err: '', code: EXIT.ok };
+  if (first !== 'help') return null;
+  const topic = rest.find((a) => !a.startsWith('-'));
+  if (topic === undefined) return { out: generalHelp(columns), err: '', code: EXIT.ok };
+  if (topic === 'daemon') return { out: daemonHelp(columns), err: '', code: EXIT.ok };
+  const spec = VERBS.find((v) => v.name === topic && !v.hidden);
+  if (!spec) return { out: '', err: `error: help: unknown verb ${shown(topic, 40)} (kindler help lists them)\n`, code: EXIT.usage };
+  return { out: helpText(spec, columns), err: '', code: EXIT.ok };
 }
 
 /**
@@ -702,13 +852,18 @@ function generalHelp(): string {
  * argv has parsed, the parsed flag decides (the same answer).
  */
 export function wantsJson(argv: readonly string[]): boolean {
-  let json = false;
+  return wantsFlag(argv, 'json');
+}
+
+/** Whether a switch is set in argv, read as wantsJson reads --json (for faces that act before parsing). */
+export function wantsFlag(argv: readonly string[], name: string): boolean {
+  let on = false;
   for (const a of argv) {
     if (a === '--') break;
-    if (a === '--json' || a === '--json=true') json = true;
-    else if (a === '--json=false') json = false;
+    if (a === `--${name}` || a === `--${name}=true`) on = true;
+    else if (a === `--${name}=false`) on = false;
   }
-  return json;
+  return on;
 }
 
 /** Runs one verb for one client. Never throws: errors become one line and an exit code. */
@@ -716,17 +871,28 @@ export async function runCommand(argv: readonly string[], ctx: Context): Promise
   let json = wantsJson(argv);
   try {
     const [verbName, ...rest] = argv;
-    if (verbName === undefined || verbName === 'help' || verbName === '--help' || verbName === '-h') {
-      const spec = verbName === 'help' && rest[0] ? VERBS.find((v) => v.name === rest[0]) : undefined;
-      ctx.io.out(spec ? helpText(spec) : generalHelp());
+    const asked = helpRequest(argv, ctx.io.columns);
+    if (asked) {
+      if (asked.code !== EXIT.ok) throw usageError(asked.err.replace(/^error: /, '').trimEnd(), 'verb');
+      ctx.io.out(asked.out);
+      return EXIT.ok;
+    }
+    if (verbName === '__complete') {
+      const { engine } = ctx;
+      ctx.io.out(
+        complete(VERBS, rest, {
+          clusters: () => (may(ctx.actor, 'read') ? engine.listClusters().map((c) => c.name) : []),
+          tasks: () => (may(ctx.actor, 'read') ? engine.listTasks({ limit: 50 }).map((t) => t.id) : []),
+        }).map((w) => `${w}\n`).join(''),
+      );
       return EXIT.ok;
     }
     const verb = VERBS.find((v) => v.name === verbName);
-    if (!verb) throw usageError(`verb: unknown verb ${shown(verbName, 40)} (kindler help lists them)`, 'verb');
-    const parsed = parseArgs(verb, rest);
+    if (!verb) throw usageError(`verb: unknown verb ${shown(verbName!, 40)} (kindler help lists them)`, 'verb');
+    const parsed = parseArgs(verb, verb.prepare ? verb.prepare(rest) : rest);
     json = parsed.flags.json === true;
     if (parsed.flags.help) {
-      ctx.io.out(helpText(verb));
+      ctx.io.out(helpText(verb, ctx.io.columns));
       return EXIT.ok;
     }
     return await verb.run(parsed, ctx, json);

@@ -13,6 +13,8 @@ export interface FlagSpec {
 
 export interface VerbSpec {
   name: string;
+  /** Not listed in help or completion (the completion scripts' own helper). */
+  hidden?: boolean;
   summary: string;
   args: { name: string; required: boolean; help: string }[];
   flags: Record<string, FlagSpec>;
@@ -113,15 +115,53 @@ export function usageLine(spec: VerbSpec): string {
   return ['kindler', spec.name, args, flags, '[--json]'].filter(Boolean).join(' ');
 }
 
-export function helpText(spec: VerbSpec): string {
-  const lines = [`${spec.summary}`, '', `usage: ${usageLine(spec)}`];
+/**
+ * Lays out `label  text` rows: labels padded to a common indent (at most `maxLabel` wide; a longer
+ * label gets its text on the next line), the text wrapped at word boundaries under that indent so no
+ * line is wider than `columns` (a single word longer than the room is left whole).
+ */
+export function twoColumns(rows: [string, string][], columns: number, indent = 2, maxLabel = 24): string[] {
+  const labelW = Math.min(maxLabel, Math.max(0, ...rows.map(([l]) => l.length)));
+  const textCol = indent + labelW + 2;
+  const room = Math.max(20, columns - textCol);
+  const lines: string[] = [];
+  for (const [label, text] of rows) {
+    const wrapped = wrapWords(text, room);
+    const pad = ' '.repeat(textCol);
+    if (label.length > labelW) {
+      lines.push(`${' '.repeat(indent)}${label}`);
+      for (const w of wrapped) lines.push(`${pad}${w}`);
+    } else {
+      wrapped.forEach((w, i) => lines.push(i === 0 ? `${' '.repeat(indent)}${label.padEnd(labelW)}  ${w}` : `${pad}${w}`));
+    }
+  }
+  return lines;
+}
+
+/** Splits text into lines of at most `width` characters at spaces (a longer word stays whole). */
+export function wrapWords(text: string, width: number): string[] {
+  const out: string[] = [];
+  let cur = '';
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    if (!cur) cur = word;
+    else if (cur.length + 1 + word.length <= width) cur += ` ${word}`;
+    else {
+      out.push(cur);
+      cur = word;
+    }
+  }
+  out.push(cur);
+  return out;
+}
+
+export function helpText(spec: VerbSpec, columns = 80): string {
+  const width = Math.max(40, columns);
+  const lines = [...wrapWords(spec.summary, width), '', ...wrapWords(`usage: ${usageLine(spec)}`, width - 9).map((l, i) => (i ? `         ${l}` : l))];
   if (spec.args.length) {
     lines.push('', 'arguments:');
-    for (const a of spec.args) lines.push(`  ${a.name.toUpperCase().padEnd(18)} ${a.help}`);
+    lines.push(...twoColumns(spec.args.map((a) => [a.name.toUpperCase(), a.help]), width));
   }
   lines.push('', 'flags:');
-  for (const [k, f] of Object.entries({ ...spec.flags, ...COMMON_FLAGS })) {
-    lines.push(`  ${`--${k}${f.type === 'string' ? ` ${f.value ?? 'VALUE'}` : ''}`.padEnd(18)} ${f.help}`);
-  }
+  lines.push(...twoColumns(Object.entries({ ...spec.flags, ...COMMON_FLAGS }).map(([k, f]) => [`--${k}${f.type === 'string' ? ` ${f.value ?? 'VALUE'}` : ''}`, f.help]), width));
   return `${lines.join('\n')}\n`;
 }

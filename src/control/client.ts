@@ -26,6 +26,10 @@ export interface RemoteIO {
   err(s: string): void;
   /** After `out` said false: resolves when the output has room; the socket is not read meanwhile, so the daemon waits too. */
   writable?(): Promise<void>;
+  /** Told the id of the task a --wait verb follows. */
+  onTask?(id: string): void;
+  /** True when the client closed the connection itself (Ctrl-C): no "closed the connection" error then. */
+  closedByUs?(): boolean;
 }
 
 /** Runs the request on the daemon; resolves with the exit code. A dropped daemon is exit 1. */
@@ -41,6 +45,7 @@ export function runRemote(sock: import('node:net').Socket, req: RunRequest, io: 
       }
       else if (msg.type === 'err') io.err(msg.data);
       else if (msg.type === 'exit') code = msg.code;
+      else if (msg.type === 'task') io.onTask?.(msg.id);
     });
     sock.on('data', (c: string) => {
       reader.push(c);
@@ -52,7 +57,7 @@ export function runRemote(sock: import('node:net').Socket, req: RunRequest, io: 
     });
     sock.on('error', () => undefined);
     sock.on('close', () => {
-      if (code === null) io.err('error: the kindler daemon closed the connection before the command finished\n');
+      if (code === null && !io.closedByUs?.()) io.err('error: the kindler daemon closed the connection before the command finished\n');
       resolve(code ?? 1);
     });
     sock.write(`${JSON.stringify(req)}\n`);

@@ -1,7 +1,7 @@
 /**
  * The local control socket's protocol: newline-delimited JSON, one request per connection.
  *   run:       client -> { type: 'run', argv, user, isTTY, columns, files }   (closing aborts the verb)
- *              daemon -> { type: 'out' | 'err', data } ... then { type: 'exit', code }
+ *              daemon -> { type: 'out' | 'err', data } | { type: 'task', id } ... then { type: 'exit', code }
  *   subscribe: client -> { type: 'subscribe', user }
  *              daemon -> { type: 'snapshot', snapshot } then { type: 'event', event } ... until closed
  *
@@ -19,6 +19,8 @@ export interface RunRequest {
   columns: number;
   /** Contents of files named on the command line, read by the client (path -> text). */
   files: Record<string, string>;
+  /** What the client read from its standard input, when the verb reads it (`--key -`). */
+  stdin?: string;
 }
 
 /** Watch the engine: the daemon answers with a snapshot, then every event, until the client closes. */
@@ -32,6 +34,8 @@ export type ServerMessage =
   | { type: 'out'; data: string }
   | { type: 'err'; data: string }
   | { type: 'exit'; code: number }
+  /** The task a --wait verb follows (so the client's Ctrl-C can name or cancel it). */
+  | { type: 'task'; id: string }
   | { type: 'snapshot'; snapshot: Snapshot }
   | { type: 'event'; event: EngineEvent };
 

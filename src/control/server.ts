@@ -134,6 +134,8 @@ export async function startControlServer(engine: Engine, log: LogFn, users?: Use
           isTTY: Boolean(req.isTTY),
           columns: Number(req.columns) > 0 ? Number(req.columns) : 80,
           signal: abort.signal,
+          readStdin: async () => (typeof req.stdin === 'string' ? req.stdin : ''),
+          onTask: (id) => send({ type: 'task', id }),
           readFile: async (p) => {
             const text = files[p];
             if (typeof text !== 'string') throw Object.assign(new Error('not sent by the client'), { code: 'ENOENT' });

@@ -35,7 +35,8 @@ async function probe(p: Probe, env?: Record<string, string>): Promise<ToolReport
     return { name: p.name, found: false, usable: false, detail: `${p.cmd} is not on PATH`, required: p.required };
   }
   const all = String(r.all ?? '');
-  const version = p.version(all);
+  // A failed probe's output is its error, never a version (docker info prints the error where the version would be).
+  const version = r.exitCode === 0 ? p.version(all) : undefined;
   if (r.exitCode !== 0) {
     const why = p.name === 'docker' ? `the docker daemon is not reachable: ${cleanLine(all.trim().split('\n').pop() ?? '', 300)}` : `"${p.cmd} ${p.args.join(' ')}" exited ${r.exitCode ?? r.signal}: ${text.slice(0, 300)}`;
     return { name: p.name, found: true, ...(version ? { version } : {}), usable: false, detail: why, required: p.required };

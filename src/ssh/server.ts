@@ -30,10 +30,11 @@ import type { AuthContext, ClientInfo, Connection, ParsedKey, ServerChannel, Ses
 import type { Role } from '../access/authorize.js';
 import { fingerprint, type UsersStore } from '../access/users.js';
 import type { TuiHandle, TuiOptions } from '../tui/index.js';
-import { runCommand, type IO, type Principal } from '../commands/index.js';
+import { runCommand, verbNames, wantsFlag, type Context, type IO, type Principal } from '../commands/index.js';
+import { wrapWords } from '../commands/parse.js';
 import { whenDrained } from '../commands/io.js';
 import { LocalSession, type SessionBackend } from '../commands/session.js';
-import { EXIT, KindlerError } from '../core/errors.js';
+import { EXIT, KindlerError, usageError } from '../core/errors.js';
 import { sanitizeLine, shown } from '../core/text.js';
 import type { Engine } from '../engine/engine.js';
 import { splitCommand } from './argv.js';
@@ -95,6 +96,20 @@ export const DEFAULT_SSH_LIMITS: SshLimits = {
   idleCloseMs: 30 * 60_000,
   tuiMaxSize: TUI_MAX_SIZE,
 };
+
+/** Standard input a verb may read over SSH (a public key line). */
+const MAX_STDIN = 64 * 1024;
+
+/** What a shell request without a terminal gets on stderr: how to get the TUI, or which verbs to run. */
+function noTerminalHint(): string {
+  return [
+    'kindler: the terminal UI needs a terminal, and this session has none.',
+    '  for the TUI:   ssh -t HOST',
+    '  or run a verb: ssh HOST list   (ssh HOST help describes them, ssh HOST help VERB one of them)',
+    ...wrapWords(`verbs: ${verbNames().join(', ')}`, 78).map((l, i) => (i ? `  ${l}` : l)),
+    '',
+  ].join('\n');
+}
 
 /** What the TUI module (src/tui/index.ts) exports as `openTui`; loaded on the first shell. */
 export type OpenTui = (o: TuiOptions) => TuiHandle;
@@ -703,8 +718,20 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
     session.on('shell', (accept, reject) => {
       if (s.started || stopping) return reject?.();
       if (!s.pty) {
-        refuse('shell without a terminal (use ssh -t, or run a verb: ssh HOST list)');
-        return reject?.();
+        // No terminal for the TUI (ssh -T, or stdin not a terminal): tell the client, not only the log.
+        log('info', `ssh: ${who(c)}: shell without a terminal: answered with the hint (exit ${EXIT.usage})`);
+        s.started = true;
+        let ch: ServerChannel;
+        try {
+          ch = accept();
+        } catch (e) {
+          log('error', `ssh: ${who(c)}: cannot open the shell channel: ${errText(e)}`);
+          return;
+        }
+        if (!ch) return;
+        attachChannel(s, ch);
+        write(s, noTerminalHint(), true);
+        return finish(s, EXIT.usage);
       }
       s.started = true;
       s.kind = 'shell';
@@ -749,15 +776,40 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
     const ch = s.channel!;
     const principal = principalOf(s);
     if (!principal) return refuseGone(s);
+    // Standard input, for a verb that reads it (`users add … --key - < key.pub`): kept until its end, bounded.
+    let stdin = '';
+    let stdinEnded = false;
+    const stdinWaiters: (() => void)[] = [];
+    const endStdin = () => {
+      stdinEnded = true;
+      for (const f of stdinWaiters.splice(0)) f();
+    };
+    ch.on('end', endStdin);
+    ch.on('close', endStdin);
+    // The task a --wait verb follows: Ctrl-C names it (it goes on), or cancels it (--cancel-on-interrupt).
+    let taskId: string | null = null;
+    let cancelling: Promise<unknown> | null = null;
     ch.on('data', (d: Buffer) => {
+      if (!s.pty && stdin.length <= MAX_STDIN) stdin += d.toString('utf8');
       // With a pty, Ctrl-C arrives as a byte: stop the verb (e.g. logs --follow).
-      if (s.pty && d.includes(3) && !s.finished) {
+      if (s.pty && d.includes(3) && !s.finished && !cancelling) {
         s.abort.abort();
-        write(s, '^C\n', true);
+        if (taskId && wantsFlag(argv ?? [], 'cancel-on-interrupt')) {
+          const id = taskId;
+          write(s, `^C\ninterrupted — cancelling ${id} (its cleanup runs)\n`, true);
+          const gone = new AbortController();
+          ch.once('close', () => gone.abort());
+          cancelling = runCommand(['cancel', id, '--wait'], { ...ctx!, io: { ...ctx!.io, signal: gone.signal, onTask: () => undefined } })
+            .catch(() => undefined)
+            .then(() => finish(s, 130));
+          return;
+        }
+        write(s, `^C\n${taskId ? `detached — ${taskId} continues; ssh HOST logs ${taskId} --follow\n` : ''}`, true);
         finish(s, 130);
       }
     });
-    let argv: string[];
+    let ctx: Context | undefined;
+    let argv: string[] | undefined;
     try {
       argv = splitCommand(command);
     } catch (e) {
@@ -768,7 +820,7 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
     }
     log('info', `ssh: ${who(s.conn)} (${principal.role}): exec ${shown(argv[0] ?? '(help)', 40)}${argv.length > 1 ? ` +${argv.length - 1} args` : ''}`);
     // `users` rides along for the users/whoami verbs (Context may declare `users?: UsersStore`).
-    const ctx = {
+    ctx = {
       engine,
       users,
       actor: principal,
@@ -783,9 +835,17 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
         readFile: async (): Promise<string> => {
           throw Object.assign(new Error('files cannot be read over SSH; run the verb on the host'), { code: 'EACCES' });
         },
+        onTask: (id: string) => void (taskId = id),
+        readStdin: async (): Promise<string> => {
+          if (s.pty) throw usageError('--key: - reads standard input, which is the terminal here; run ssh without -t and redirect it: ssh HOST … --key - < key.pub', 'key');
+          if (!stdinEnded) await new Promise<void>((r) => stdinWaiters.push(r));
+          if (stdin.length > MAX_STDIN) throw usageError(`--key: standard input is longer than ${MAX_STDIN} bytes`, 'key');
+          return stdin;
+        },
       } satisfies IO,
     };
     const code = await runCommand(argv, ctx);
+    if (cancelling) return;
     finish(s, code);
   };
 
