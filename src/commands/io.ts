@@ -61,7 +61,22 @@ export function watchBrokenPipe(onGone: () => void, codes: readonly string[] = [
       onGone();
     });
   }
-  return { gone: () => gone };
+  // A failed write marks its stream errored at once, but the 'error' event comes a tick later: a write
+  // to the other stream in between (the daemon's last line on stderr after `logs --follow`'s stdout
+  // broke) must already see the reader as gone.
+  const check = (): boolean => {
+    if (gone) return true;
+    const hit = streams.some((s) => {
+      const e = (s as NodeJS.WritableStream & { errored?: NodeJS.ErrnoException | null }).errored;
+      return Boolean(e && (codes.includes(e.code ?? '') || e.code === 'ERR_STREAM_DESTROYED'));
+    });
+    if (hit) {
+      gone = true;
+      queueMicrotask(onGone);
+    }
+    return hit;
+  };
+  return { gone: check };
 }
 
 /** The exit code after the output's reader went away: 128 + SIGPIPE, what a shell shows for a tool killed by it. */
