@@ -36,6 +36,8 @@ export interface KubeconfigResult {
   expiresAt?: string;
   kubeconfig: string;
   tunnel: { command: string; localPort: number; destination: string } | null;
+  /** The command that fetches this kubeconfig into a file from another machine (over SSH). */
+  save: string;
 }
 
 /** Where clients reach the SSH service, for the tunnel command. */
@@ -49,6 +51,11 @@ export function sshEndpoint(ctx: Context): { host: string; port: number } {
 export function tunnelCommand(name: string, localPort: number, ep: { host: string; port: number }): string {
   const host = ep.host.includes(':') ? `[${ep.host}]` : ep.host;
   return `ssh -N -L ${localPort}:${name}:${TUNNEL_PORT} kindler@${host}${ep.port === 22 ? '' : ` -p ${ep.port}`}`;
+}
+
+export function saveCommand(name: string, mode: string, ep: { host: string; port: number }): string {
+  const host = ep.host.includes(':') ? `[${ep.host}]` : ep.host;
+  return `ssh kindler@${host}${ep.port === 22 ? '' : ` -p ${ep.port}`} kubeconfig ${name}${mode === 'direct' ? ' --mode direct' : ''} > kindler-${name}.yaml`;
 }
 
 export async function kubeconfigFor(p: Parsed, ctx: Context): Promise<KubeconfigResult> {
@@ -114,15 +121,17 @@ export async function kubeconfigFor(p: Parsed, ctx: Context): Promise<Kubeconfig
       userName = `kindler-${c.name}-${account}`;
     }
     const context = `kindler-${c.name}`;
+    const save = saveCommand(c.name, mode, sshEndpoint(ctx));
     const yaml = renderKubeconfig({ clusterName: context, contextName: context, userName, server, ...(entry.caData ? { caData: entry.caData } : {}), ...(tlsServerName ? { tlsServerName } : {}), user });
     const head = [
       `# kindler kubeconfig for cluster ${c.name} (context ${context}, ${mode} mode)`,
       admin ? `# credential: ${c.name}'s admin credential` : `# credential: read-only (ServiceAccount kube-system/${account}, ClusterRole view), expires ${expiresAt} (${formatDuration(tokenMs)})`,
       ...(tunnel ? [`# open the tunnel first (leave it running): ${tunnel.command}`] : []),
+      `# then: kubectl --kubeconfig kindler-${c.name}.yaml get nodes   (this file, saved e.g. with: ${save})`,
     ];
     const kubeconfig = `${head.join('\n')}\n${yaml}`;
     engine.recordAudit(actor, 'kubeconfig', c.name, 'ok', `${admin ? 'admin credential' : `read-only token for ${account} until ${expiresAt}`}, mode ${mode}`);
-    return { cluster: c.name, context, mode, server, credential: admin ? 'admin' : 'read-only', ...(expiresAt ? { expiresAt } : {}), kubeconfig, tunnel };
+    return { cluster: c.name, context, mode, server, credential: admin ? 'admin' : 'read-only', ...(expiresAt ? { expiresAt } : {}), kubeconfig, tunnel, save };
   } catch (e) {
     if (e instanceof KindlerError && e.kind !== 'failed') throw e;
     const msg = e instanceof Error ? e.message : String(e);
