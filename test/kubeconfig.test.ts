@@ -18,7 +18,7 @@ import { startSshServer, DEFAULT_SSH_LIMITS, type SshLimits, type SshServer } fr
 import type { Engine } from '../src/engine/engine.js';
 import type { Principal } from '../src/commands/index.js';
 import { viewerAccount, viewerManifest } from '../src/provision/access.js';
-import { makeWorld, startEngine, verb, type World } from './helpers.js';
+import { cli, makeWorld, startDaemon, startEngine, verb, type World } from './helpers.js';
 
 // ---- keys, users, certificate ----------------------------------------------------------------------
 
@@ -550,4 +550,28 @@ test('the read-only ServiceAccount name is valid for every user name, and distin
   const m = JSON.parse(viewerManifest('kindler-view-carl')) as { items: { kind: string; roleRef?: { name: string } }[] };
   assert.deepEqual(m.items.map((x) => x.kind), ['ServiceAccount', 'ClusterRoleBinding']);
   assert.equal(m.items[1]!.roleRef!.name, 'view');
+});
+
+test('the local CLI (control socket) prints the same kubeconfig; the tunnel command names ssh.publicHost and ssh.port; --mode direct exits 2', async (t) => {
+  const w = makeWorld({ ssh: { enabled: false, port: 2222, publicHost: 'kindler.example', hostKeyFile: './keys/host_key', usersFile: './users.conf' } });
+  t.after(() => w.cleanup());
+  const d = await startDaemon(w);
+  t.after(() => d.stop());
+  const cr = await cli(w, ['create', 'dev', '--wait']);
+  assert.equal(cr.code, 0, cr.stderr);
+  const apiPort = (JSON.parse((await cli(w, ['show', 'dev', '--json'])).stdout) as { cluster: { apiPort: number } }).cluster.apiPort;
+  const r = await cli(w, ['kubeconfig', 'dev']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(r.stdout.includes(`# open the tunnel first (leave it running): ssh -N -L ${apiPort}:dev:6443 kindler@kindler.example -p 2222\n`), r.stdout);
+  assert.match(r.stdout, /^current-context: "kindler-dev"$/m);
+  if (existsSync(KUBECTL)) {
+    const v = kubectlView(w.dir, r.stdout);
+    assert.equal(v['current-context'], 'kindler-dev');
+    assert.equal(v.clusters[0]!.cluster.server, `https://127.0.0.1:${apiPort}`);
+  } else t.diagnostic(`skipped the kubectl parse check: ${KUBECTL} is missing`);
+  const direct = await cli(w, ['kubeconfig', 'dev', '--mode', 'direct']);
+  assert.equal(direct.code, 2);
+  assert.match(direct.stderr, /api\.publicAddress/);
+  // Nothing on the host's own kubeconfig was touched.
+  assert.equal(existsSync(join(w.home, '.kube', 'config')), false);
 });

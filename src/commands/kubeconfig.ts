@@ -43,9 +43,9 @@ export interface KubeconfigResult {
 /** Where clients reach the SSH service, for the tunnel command. */
 export function sshEndpoint(ctx: Context): { host: string; port: number } {
   const s = ctx.engine.cfg.ssh;
-  if (ctx.ssh) return { host: s.publicHost ?? ctx.ssh.host, port: ctx.ssh.port };
-  const host = s.publicHost ?? (s.host === '0.0.0.0' || s.host === '::' ? hostname() : s.host);
-  return { host, port: s.port };
+  const listen = ctx.ssh?.host ?? s.host;
+  const host = s.publicHost ?? (listen === '0.0.0.0' || listen === '::' || listen === '' ? hostname() : listen);
+  return { host, port: ctx.ssh?.port ?? s.port };
 }
 
 export function tunnelCommand(name: string, localPort: number, ep: { host: string; port: number }): string {

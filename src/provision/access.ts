@@ -72,9 +72,16 @@ export async function readAdminEntry(k: KubectlEnv, file: string, context: strin
   const us = cfg.users?.[0]?.user;
   if (!cl || typeof cl.server !== 'string' || !us) throw failed(`kubeconfig ${file}: no cluster or user for context ${context}`);
   const user: Record<string, string> = {};
-  for (const [key, val] of Object.entries(us)) if (typeof val === 'string' && /^(client-certificate-data|client-key-data|token)$/.test(key)) user[key] = val;
+  // Only embedded credentials, and only in their plain shapes (base64 data, a token's characters).
+  for (const [key, val] of Object.entries(us)) {
+    if (typeof val !== 'string') continue;
+    if (/^client-(certificate|key)-data$/.test(key) && /^[A-Za-z0-9+/=]{1,65536}$/.test(val)) user[key] = val;
+    else if (key === 'token' && /^[A-Za-z0-9._~+/=-]{1,8192}$/.test(val)) user[key] = val;
+  }
   if (!Object.keys(user).length) throw failed(`kubeconfig ${file}: the user of context ${context} has no embedded credential`);
-  return { server: cl.server, ...(typeof cl['certificate-authority-data'] === 'string' ? { caData: cl['certificate-authority-data'] } : {}), user };
+  const ca = cl['certificate-authority-data'];
+  if (ca !== undefined && (typeof ca !== 'string' || !/^[A-Za-z0-9+/=]{1,65536}$/.test(ca))) throw failed(`kubeconfig ${file}: the cluster's certificate-authority-data is not base64`);
+  return { server: cl.server, ...(typeof ca === 'string' ? { caData: ca } : {}), user };
 }
 
 /** `kindler-view-USER`, a valid ServiceAccount name for any kindler user name (a hash keeps mapped names apart). */
@@ -130,7 +137,7 @@ function jwtExpiry(token: string): string | undefined {
 }
 
 /** A YAML scalar that is always a plain string to a YAML parser (JSON string syntax is valid YAML). */
-const q = (s: string) => JSON.stringify(s);
+const q = (s: string) => JSON.stringify(s).replace(/[\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 
 /** A complete, self-contained kubeconfig (YAML) with one cluster, user and context, current-context set. */
 export function renderKubeconfig(p: KubeconfigParts): string {
