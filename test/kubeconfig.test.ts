@@ -232,18 +232,19 @@ async function openTunnel(h: H, key: Key, dests: string[], fixed?: number): Prom
 
 /**
  * Connects to the client's -L port and waits until that connection is closed. The OpenSSH client
- * announces its listener a moment before it accepts on it, so a refused connect is retried (up to 20
- * times, each on the next line of the client's debug output or after 100 ms).
+ * announces its listener a moment before it accepts on it, so a refused connect is tried again on the
+ * next turn of the event loop (within a 5 s deadline).
  */
 async function throughTunnelClosed(port: number, tun: Live): Promise<void> {
-  for (let i = 0; ; i++) {
+  const until = Date.now() + 5000;
+  for (;;) {
     const s = netConnect({ port, host: '127.0.0.1' });
     let refused = false;
     s.on('error', (e: NodeJS.ErrnoException) => (refused = e.code === 'ECONNREFUSED'));
     await closed(s, 10_000, `the local connection to port ${port}`);
     if (!refused) return;
-    if (i >= 20) throw new Error(`port ${port} refused 20 connections; ssh -v:\n${tun.err()}`);
-    await new Promise((r) => setTimeout(r, 100));
+    if (Date.now() > until) throw new Error(`port ${port} refused connections for 5 s; ssh -v:\n${tun.err()}`);
+    await new Promise((r) => setImmediate(r));
   }
 }
 
@@ -574,4 +575,44 @@ test('the local CLI (control socket) prints the same kubeconfig; the tunnel comm
   assert.match(direct.stderr, /api\.publicAddress/);
   // Nothing on the host's own kubeconfig was touched.
   assert.equal(existsSync(join(w.home, '.kube', 'config')), false);
+});
+
+test('tunnels are capped per user across connections (ssh.maxTunnelsPerUser); closing one frees its slot', async (t) => {
+  const h = await setup(t, { limits: { maxTunnelsPerUser: 1 } });
+  await createCluster(h, 'dev', BOB);
+  const c = h.engine.getCluster('dev')!;
+  const held: import('node:net').Socket[] = [];
+  const api = createServer((sock) => {
+    held.push(sock);
+    sock.on('error', () => undefined);
+    sock.write('hi\n');
+  });
+  await new Promise<void>((r) => api.listen(c.apiPort, '127.0.0.1', r));
+  t.after(() => {
+    for (const x of held) x.destroy();
+    api.close();
+  });
+  const from = h.logs.length;
+  const one = await openTunnel(h, bob, ['dev:6443']);
+  const two = await openTunnel(h, bob, ['dev:6443']);
+  const data = (x: import('node:net').Socket) => new Promise<void>((resolve, reject) => {
+    const tm = setTimeout(() => reject(new Error('no data through the tunnel')), 10_000);
+    x.once('data', () => { clearTimeout(tm); resolve(); });
+  });
+  const first = netConnect({ port: one.ports[0]!, host: '127.0.0.1' });
+  first.on('error', () => undefined);
+  await data(first);
+  await throughTunnelClosed(two.ports[0]!, two.live);
+  await h.waitLog(/bob from 127\.0\.0\.1: tunnel to "dev":6443 refused: 1 tunnels already open for bob \(max 1\)/, from);
+  const gone = h.waitLog(/tunnel to dev closed: the client closed it/, from);
+  first.destroy();
+  await gone;
+  const again = netConnect({ port: two.ports[0]!, host: '127.0.0.1' });
+  again.on('error', () => undefined);
+  await data(again);
+  again.destroy();
+  for (const x of [one, two]) {
+    x.live.proc.kill('SIGTERM');
+    await x.live.done;
+  }
 });
