@@ -16,11 +16,12 @@ kd_usage() {
 usage: create_env.sh --name NAME --provider k3d|kind --http-port PORT --https-port PORT
                      --api-port PORT --kubeconfig FILE [--servers N (1)] [--agents N (0)]
                      [--image IMAGE] [--subnet CIDR (k3d only)] [--wait-timeout SECONDS (180)]
+                     [--api-address IPV4 (publish the API there and add it to its certificate)]
 Steps: preflight, create-cluster, kubeconfig, wait-ready, [kind: ingress,] node-address. See scripts/README.md.
 EOF
 }
 
-kd_parse_flags name provider servers agents http-port https-port api-port kubeconfig image subnet wait-timeout -- "$@"
+kd_parse_flags name provider servers agents http-port https-port api-port kubeconfig image subnet wait-timeout api-address -- "$@"
 kd_require name provider http-port https-port api-port kubeconfig
 kd_check_provider provider "${KD_FLAG[provider]}"
 PROVIDER=${KD_FLAG[provider]}
@@ -56,6 +57,13 @@ if kd_has subnet; then
   [[ $PROVIDER == k3d ]] || kd_usage_error --subnet "only k3d clusters can have their own subnet (kind shares one docker network)"
   kd_check_subnet subnet "${KD_FLAG[subnet]}"
   SUBNET=${KD_FLAG[subnet]}
+fi
+API_ADDRESS=127.0.0.1
+if kd_has api-address; then
+  API_ADDRESS=${KD_FLAG[api-address]}
+  if [[ ! $API_ADDRESS =~ ^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$ || $API_ADDRESS == 0.0.0.0 ]]; then
+    kd_usage_error --api-address "must be an IPv4 address of this host, e.g. 192.168.1.10 (got '$API_ADDRESS')"
+  fi
 fi
 kd_context_for "$PROVIDER" "$NAME"
 CONTEXT=$REPLY
@@ -253,7 +261,7 @@ kd_step 2 "$TOTAL" create-cluster "Create the $PROVIDER cluster $NAME ($SERVERS 
 if [[ $PROVIDER == k3d ]]; then
   args=(cluster create "$NAME"
     --servers "$SERVERS" --agents "$AGENTS"
-    --api-port "127.0.0.1:$API_PORT"
+    --api-port "$API_ADDRESS:$API_PORT"
     -p "$HTTP_PORT:80@loadbalancer" -p "$HTTPS_PORT:443@loadbalancer"
     --wait --timeout "${WAIT}s"
     --kubeconfig-update-default=false --kubeconfig-switch-context=false)
@@ -263,6 +271,10 @@ if [[ $PROVIDER == k3d ]]; then
   if [[ -n $SUBNET ]]; then
     args+=(--subnet "$SUBNET")
   fi
+  if [[ $API_ADDRESS != 127.0.0.1 ]]; then
+    # Clients name this address: it must be in the API certificate (k3d adds its --api-port host too).
+    args+=(--k3s-arg "--tls-san=$API_ADDRESS@server:*")
+  fi
 else
   cfg="$WORK/kind-config.yaml"
   printf -v yaml '%s\n' \
@@ -270,7 +282,7 @@ else
     'kind: Cluster' \
     "name: $NAME" \
     'networking:' \
-    '  apiServerAddress: "127.0.0.1"' \
+    "  apiServerAddress: \"$API_ADDRESS\"" \
     "  apiServerPort: $API_PORT" \
     'nodes:' \
     '- role: control-plane' \
@@ -291,6 +303,19 @@ else
   for ((i = 0; i < AGENTS; i++)); do
     yaml+=$'- role: worker\n'
   done
+  if [[ $API_ADDRESS != 127.0.0.1 ]]; then
+    # Clients name this address: put it in the API certificate, next to the names kind puts there.
+    printf -v patch '%s\n' \
+      'kubeadmConfigPatches:' \
+      '- |' \
+      '  kind: ClusterConfiguration' \
+      '  apiServer:' \
+      '    certSANs:' \
+      "    - \"$API_ADDRESS\"" \
+      '    - "127.0.0.1"' \
+      '    - "localhost"'
+    yaml+=$patch
+  fi
   printf '%s' "$yaml" >"$cfg" || kd_die "cannot write the kind config $cfg"
   args=(create cluster --name "$NAME" --config "$cfg" --kubeconfig "$WORK/kubeconfig" --wait "${WAIT}s")
   if [[ -n $IMAGE ]]; then

@@ -92,6 +92,7 @@ export async function runDaemon(cfg: Config): Promise<number> {
           maxChannelsPerConnection: s.maxChannelsPerConnection,
           idleWarnMs: s.idleWarnSeconds * 1000,
           idleCloseMs: s.idleCloseSeconds * 1000,
+          maxTunnelsPerUser: s.maxTunnelsPerUser,
         },
       });
       daemonLog('info', `ssh listening on ${s.host}:${ssh.port} (users file ${users.file}, ${users.list().length} users)`);

@@ -578,7 +578,7 @@ test('a key offered without a signature proves nothing: offering key A and signi
 
 // ---- channels and requests -----------------------------------------------------------------------
 
-test('port forwarding is refused: -L, -D, -R and -W', async (t) => {
+test('port forwarding anywhere but a cluster API is refused: -L, -D, -R and -W', async (t) => {
   const h = await setup(t);
   const lport = await freePort();
   const dport = await freePort();
@@ -587,7 +587,7 @@ test('port forwarding is refused: -L, -D, -R and -W', async (t) => {
 
   let from = h.logs.length;
   const l = raw(lport);
-  await h.waitLog(new RegExp(`alice from 127\\.0\\.0\\.1: port forwarding to "127\\.0\\.0\\.1":${h.srv.port} refused`), 10_000, from);
+  await h.waitLog(new RegExp(`alice from 127\\.0\\.0\\.1: tunnel to "127\\.0\\.0\\.1":${h.srv.port} refused: only tunnels to a cluster's API are served`), 10_000, from);
   assert.equal(l.data().includes('SSH-2.0-kindler'), false, 'nothing was connected through the tunnel');
   await l.closed;
 
@@ -596,7 +596,7 @@ test('port forwarding is refused: -L, -D, -R and -W', async (t) => {
   socks.sock.write(Buffer.from([5, 1, 0]));
   await socks.waitData(/^\x05\x00/);
   socks.sock.write(Buffer.from([5, 1, 0, 1, 127, 0, 0, 1, h.srv.port >> 8, h.srv.port & 255]));
-  await h.waitLog(new RegExp(`port forwarding to "127\\.0\\.0\\.1":${h.srv.port} refused`), 10_000, from);
+  await h.waitLog(new RegExp(`tunnel to "127\\.0\\.0\\.1":${h.srv.port} refused`), 10_000, from);
   await socks.closed;
   fwd.proc.kill('SIGTERM');
   await fwd.done;

@@ -943,3 +943,25 @@ test('with the real engine: create from the form, watch progress and log, then d
   s.send('q');
   assert.deepEqual(await s.exited, [0, 'quit']);
 });
+
+test('K shows a kubeconfig for the selected cluster with the tunnel and save commands (the kubeconfig verb, as every face runs it)', async (t) => {
+  const dev = cluster('dev', { owner: 'bob' });
+  const b = new FakeBackend('viewer', 'vic', { clusters: [dev] });
+  const reply = {
+    cluster: 'dev', context: 'kindler-dev', mode: 'tunnel', server: 'https://127.0.0.1:16443', credential: 'read-only', expiresAt: '2026-01-01T18:00:00.000Z',
+    kubeconfig: '# a comment line\napiVersion: v1\nkind: Config\ncurrent-context: "kindler-dev"\n',
+    tunnel: { command: 'ssh -N -L 16443:dev:6443 kindler@devbox -p 2222', localPort: 16443, destination: 'dev:6443' },
+    save: 'ssh kindler@devbox -p 2222 kubeconfig dev > kindler-dev.yaml',
+  };
+  b.handler = (argv) => (argv[0] === 'kubeconfig' ? ok(reply) : ok({ task: null, from: 0, lines: [] }));
+  const s = start(t, b, { cols: 120, rows: 32 });
+  const before = await s.waitFor(/K kubeconfig/);
+  assert.match(footer(before), /K kubeconfig/);
+  s.send('K');
+  const screen = await s.waitFor('ssh -N -L 16443:dev:6443 kindler@devbox -p 2222');
+  assert.match(screen, /kindler-dev: a read-only credential \(expires 2026-01-01T18:00:00\.000Z\), tunnel mode/);
+  assert.match(screen, /ssh kindler@devbox -p 2222 kubeconfig dev > kindler-dev\.yaml/);
+  assert.match(screen, /current-context: "kindler-dev"/);
+  assert.ok(!screen.includes('a comment line'));
+  assert.deepEqual(b.runs.filter((r) => r[0] === 'kubeconfig'), [['kubeconfig', 'dev', '--json']]);
+});

@@ -22,7 +22,11 @@ export type Action =
   | 'import-csv'
   | 'users'
   | 'audit'
-  | 'reconcile';
+  | 'reconcile'
+  /** A kubeconfig for a cluster (and a tunnel to its API): everyone who may read; what credential it carries is decided by 'kubeconfig-admin'. */
+  | 'kubeconfig'
+  /** The cluster's admin credential: admins and the cluster's owner; everyone else gets a read-only one. */
+  | 'kubeconfig-admin';
 
 export interface Principal {
   user: string;
@@ -41,13 +45,13 @@ export interface Target {
 
 export type Decision = { ok: true } | { ok: false; reason: string };
 
-const OWNED: readonly Action[] = ['recreate', 'delete', 'start', 'stop', 'import-image', 'cancel', 'extend', 'sync'];
+const OWNED: readonly Action[] = ['recreate', 'delete', 'start', 'stop', 'import-image', 'cancel', 'extend', 'sync', 'kubeconfig-admin'];
 const ADMIN_ONLY: readonly Action[] = ['import-csv', 'users', 'audit', 'reconcile'];
 
 /** Decides whether `who` may do `action` on `target`. The reason is one line for the refusal. */
 export function authorize(who: Principal, action: Action, target: Target = {}): Decision {
   if (who.role === 'admin') return action === 'recreate' ? recreateByAdmin(who, target) : { ok: true };
-  if (action === 'read') return { ok: true };
+  if (action === 'read' || action === 'kubeconfig') return { ok: true };
   if (who.role === 'viewer') return { ok: false, reason: `${who.user} is a viewer: viewers can only read (${action} needs operator or admin)` };
   // operator
   if (ADMIN_ONLY.includes(action)) return { ok: false, reason: `${action} needs the admin role (${who.user} is an operator)` };

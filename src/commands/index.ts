@@ -17,6 +17,7 @@ import { looksLikeName } from '../core/names.js';
 import { bar, clusterDetails, clusterTable, table, taskTable } from './format.js';
 import { complete, completionScript, SHELLS, type Shell } from './completion.js';
 import { helpText, parseArgs, twoColumns, wrapWords, type Parsed, type VerbSpec } from './parse.js';
+import { KUBECONFIG_FLAGS, kubeconfigFor } from './kubeconfig.js';
 
 export const VERSION = '0.1.0';
 
@@ -57,6 +58,8 @@ export interface Context {
   io: IO;
   /** The users file, where this face can manage it (the daemon's SSH service and the local CLI). */
   users?: UsersStore;
+  /** The SSH service this verb came through (its listen host and real port), for tunnel commands. */
+  ssh?: { host: string; port: number };
 }
 
 /** Refuses (exit 5) unless the actor may do `action`; for cluster actions, the cluster must exist first. */
@@ -515,6 +518,18 @@ const VERBS: Verb[] = [
       if (!d.ok) throw refused(d.reason);
       const t = await ctx.engine.cancel(p.args.id!, ctx.actor);
       return report(ctx, p, json, t);
+    },
+  },
+  {
+    name: 'kubeconfig',
+    summary: "Print a kubeconfig for a cluster (context kindler-NAME): its admin credential for admins and its owner, a read-only token for everyone else. --mode tunnel (default) goes through `ssh -L`; --mode direct needs api.publicAddress.",
+    args: [{ name: 'name', required: true, help: 'cluster name' }],
+    flags: KUBECONFIG_FLAGS,
+    async run(p, ctx, json) {
+      const r = await kubeconfigFor(p, ctx);
+      print(ctx, json, r, () => r.kubeconfig);
+      if (!json && ctx.io.isTTY && r.tunnel) ctx.io.err(`open the tunnel with: ${r.tunnel.command}\n`);
+      return EXIT.ok;
     },
   },
   {

@@ -56,6 +56,23 @@ export interface Config {
    * (e.g. `PORTAINER_*`). Nothing else of the daemon's environment reaches a child.
    */
   passEnv: string[];
+  /** How clients reach a cluster's API server (see the kubeconfig verb). */
+  api: ApiSettings;
+  /** Credentials handed out by the kubeconfig verb. */
+  access: AccessSettings;
+}
+
+export interface ApiSettings {
+  /** When set, new clusters publish their API on this address (and carry it in the API certificate), and
+   *  `kubeconfig --mode direct` names it. Unset: only tunnels (`ssh -L`) reach a cluster from elsewhere. */
+  publicAddress?: string;
+}
+
+export interface AccessSettings {
+  /** Lifetime of a read-only token when --duration is not given (a duration like 8h). */
+  defaultTokenDuration: string;
+  /** The longest --duration a read-only token may be given. */
+  maxTokenDuration: string;
 }
 
 export interface RoutesSettings {
@@ -119,6 +136,10 @@ export interface SshConfig {
   /** No keyboard input for this long warns the session; idleCloseSeconds closes it. */
   idleWarnSeconds: number;
   idleCloseSeconds: number;
+  /** The host name clients use to reach this SSH service, shown in tunnel commands (default: `host`). */
+  publicHost?: string;
+  /** Tunnels (`ssh -L P:NAME:6443`) open at once per user, all connections together. */
+  maxTunnelsPerUser: number;
 }
 
 export const DEFAULT_CONFIG: Omit<Config, 'dataDir' | 'scriptsDir' | 'hooksDir'> = {
@@ -148,6 +169,7 @@ export const DEFAULT_CONFIG: Omit<Config, 'dataDir' | 'scriptsDir' | 'hooksDir'>
     maxChannelsPerConnection: 4,
     idleWarnSeconds: 1740,
     idleCloseSeconds: 1800,
+    maxTunnelsPerUser: 16,
   },
   hookTimeoutSeconds: 120,
   maxClustersPerUser: 0,
@@ -174,6 +196,8 @@ export const DEFAULT_CONFIG: Omit<Config, 'dataDir' | 'scriptsDir' | 'hooksDir'>
     author: { name: 'kindler', email: 'kindler@localhost' },
   },
   passEnv: [],
+  api: {},
+  access: { defaultTokenDuration: '8h', maxTokenDuration: '24h' },
 };
 
 /** Returns a list of problems, each naming the key and the rule. Empty when valid. */
@@ -239,6 +263,20 @@ export function configProblems(c: Config): string[] {
   for (const k of ['failures', 'windowSeconds', 'blockSeconds'] as const) posInt(`ssh.rateLimit.${k}`, ssh?.rateLimit?.[k]);
   posInt('ssh.rateLimit.delaySeconds', ssh?.rateLimit?.delaySeconds, 0);
   if (ssh?.rateLimit && Number.isInteger(ssh.rateLimit.delaySeconds) && Number.isInteger(ssh.loginGraceSeconds) && ssh.rateLimit.delaySeconds >= ssh.loginGraceSeconds) out.push('ssh.rateLimit.delaySeconds: must be less than ssh.loginGraceSeconds');
+  posInt('ssh.maxTunnelsPerUser', ssh?.maxTunnelsPerUser);
+  if (ssh?.publicHost !== undefined && (typeof ssh.publicHost !== 'string' || !/^[A-Za-z0-9.:_-]{1,253}$/.test(ssh.publicHost))) out.push('ssh.publicHost: must be a host name or address');
+  const api = c.api;
+  if (!api || typeof api !== 'object') out.push('api: must be an object');
+  else if (api.publicAddress !== undefined && (typeof api.publicAddress !== 'string' || !isPublishableAddress(api.publicAddress))) out.push('api.publicAddress: must be an IPv4 address of this host, e.g. 192.168.1.10 (not 0.0.0.0)');
+  const acc = c.access;
+  for (const k of ['defaultTokenDuration', 'maxTokenDuration'] as const) if (typeof acc?.[k] !== 'string' || !/^(?:[0-9]{1,6}[smhd])+$/.test(acc[k])) out.push(`access.${k}: must be a duration like 8h or 1d`);
   if (ssh && ssh.idleWarnSeconds >= ssh.idleCloseSeconds) out.push('ssh.idleWarnSeconds: must be less than ssh.idleCloseSeconds');
   return out;
+}
+
+/** An IPv4 address a cluster's API can be published on and named in its certificate. */
+export function isPublishableAddress(a: string): boolean {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(a);
+  if (!m || m.slice(1).some((x) => Number(x) > 255 || (x.length > 1 && x.startsWith('0')))) return false;
+  return a !== '0.0.0.0' && a !== '255.255.255.255';
 }

@@ -25,6 +25,8 @@ export function scriptFor(cfg: Config, kind: TaskKind, c: Cluster, params: Recor
       ];
       if (c.image) args.push('--image', c.image);
       if (c.subnet) args.push('--subnet', c.subnet);
+      // Direct access: the API published on this address and named in its certificate.
+      if (cfg.api.publicAddress) args.push('--api-address', cfg.api.publicAddress);
       return { script: s('create_env.sh'), args };
     }
     case 'delete':

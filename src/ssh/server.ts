@@ -18,8 +18,10 @@
  *   closed (a connection costs an fd whether or not it does anything).
  * - RSA keys must sign with rsa-sha2-256/512; ssh-rsa (SHA-1) signatures are refused, as OpenSSH
  *   >= 8.8 does.
- * - Only 'session' channels with a pty + shell (the TUI) or an exec (a verb) are served; every
- *   other request (forwarding, agent, X11, env, subsystems, signals) is refused explicitly and logged.
+ * - Only 'session' channels with a pty + shell (the TUI) or an exec (a verb) are served, plus
+ *   'direct-tcpip' to a cluster's API by name (`ssh -N -L P:NAME:6443`, see forward.ts); every other
+ *   request (other forwarding, remote forwarding, agent, X11, env, subsystems, signals) is refused
+ *   explicitly and logged.
  * - Each session runs in its own guard scope: an exception in one session closes that session
  *   with a message and a log line, never the daemon or other sessions.
  */
@@ -41,6 +43,7 @@ import { splitCommand } from './argv.js';
 import { inSession, installSessionGuard, type SessionScope } from './guard.js';
 import type { HostKey } from './hostkey.js';
 import { FailureLimiter, PreAuthSlots } from './ratelimit.js';
+import { Tunnels, type Tunnel, type TunnelConn } from './forward.js';
 
 const { Server } = ssh2;
 
@@ -77,6 +80,8 @@ export interface SshLimits {
   tuiMaxSize?: { cols: number; rows: number };
   /** Render time one TUI session may use: `ms` per `perMs` (default: the TUI's, 100 ms per second). */
   tuiRenderBudget?: { ms: number; perMs: number };
+  /** Tunnels to cluster APIs (ssh -L P:NAME:6443) open at once per user, all connections together. */
+  maxTunnelsPerUser: number;
 }
 
 /** The default cap on the TUI's size (src/tui/layout.ts MAX_SIZE, which the TUI falls back to). */
@@ -95,6 +100,7 @@ export const DEFAULT_SSH_LIMITS: SshLimits = {
   idleWarnMs: 25 * 60_000,
   idleCloseMs: 30 * 60_000,
   tuiMaxSize: TUI_MAX_SIZE,
+  maxTunnelsPerUser: 16,
 };
 
 /** Standard input a verb may read over SSH (a public key line). */
@@ -207,6 +213,8 @@ interface Conn {
   sessions: Set<Sess>;
   channels: number;
   ending: boolean;
+  tunnels: Set<Tunnel>;
+  tunnelConn?: TunnelConn;
 }
 
 interface Sess extends SessionScope {
@@ -280,6 +288,7 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
     ...(opts.keepalive ? { keepaliveInterval: opts.keepalive.intervalMs, keepaliveCountMax: opts.keepalive.countMax } : {}),
   });
   const uninstallGuard = installSessionGuard();
+  const tunnels = new Tunnels({ engine, log, maxTunnelsPerUser: limits.maxTunnelsPerUser });
 
   // ---- connections -----------------------------------------------------------------------------
 
@@ -438,9 +447,31 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
       clearTimeout(c.idle);
       onSession(c, session);
     });
-    client.on('tcpip', (_accept, reject, i) => {
-      log('warn', `ssh: ${who(c)}: port forwarding to ${shown(String(i.destIP), 64)}:${Number(i.destPort)} refused`);
-      reject();
+    client.on('tcpip', (accept, reject, i) => {
+      if (!c.authed || stopping || c.ending) return reject();
+      // Only to a cluster's API, by cluster name (see forward.ts); everything else is refused there.
+      c.tunnelConn ??= {
+        who: who(c),
+        ip: c.ip,
+        principal: () => {
+          const cur = users.byFingerprint(c.fp!);
+          if (!cur || cur.user !== c.user) return undefined;
+          return { user: cur.user, role: cur.role, source: `ssh ${c.ip}`, fingerprint: c.fp! };
+        },
+        takeChannel: () => {
+          if (c.channels >= limits.maxChannelsPerConnection) return false;
+          c.channels++;
+          clearTimeout(c.idle);
+          return true;
+        },
+        releaseChannel: () => {
+          c.channels--;
+          armIdle(c);
+        },
+        tunnels: c.tunnels,
+        audited: new Set(),
+      };
+      tunnels.open(c.tunnelConn, i, accept, reject);
     });
     client.on('openssh.streamlocal', (_accept, reject, i) => {
       log('warn', `ssh: ${who(c)}: unix socket forwarding to ${shown(String(i.socketPath), 64)} refused`);
@@ -452,6 +483,7 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
     });
     client.on('close', () => {
       for (const s of [...c.sessions]) onChannelGone(s);
+      for (const t of [...c.tunnels]) t.close('the connection closed');
     });
   };
   sshd.on('connection', onConnection);
@@ -468,7 +500,7 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
       logThrottled('conn cap', 'warn', `ssh: ${ip}: connection dropped: ${conns.size} connections open, all logged in (max ${limits.maxConnections})`);
       return sock.destroy();
     }
-    const c: Conn = { id: ++connSeq, ip, sock, authed: false, released: false, delayed: new Set(), userCounted: false, failures: 0, sessions: new Set(), channels: 0, ending: false };
+    const c: Conn = { id: ++connSeq, ip, sock, authed: false, released: false, delayed: new Set(), userCounted: false, failures: 0, sessions: new Set(), channels: 0, ending: false, tunnels: new Set() };
     // A newcomer is always admitted; a full table closes the least active pending connection of the
     // source holding the most (blocked sources first; never one that offered a listed key while others remain).
     const adm = slots.admit(ip, c, full);
@@ -505,6 +537,7 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
       }
       if (byPeer.get(peer) === c) byPeer.delete(peer);
       for (const s of [...c.sessions]) onChannelGone(s);
+      for (const t of [...c.tunnels]) t.close('the connection closed');
       if (c.authed) log('info', `ssh: ${c.user} from ${ip} disconnected`);
       else if (c.failures) log('info', `ssh: ${ip}: disconnected without logging in (${c.failures} failed attempts)`);
     });
@@ -823,6 +856,7 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
     ctx = {
       engine,
       users,
+      ssh: { host: opts.host, port },
       actor: principal,
       io: {
         out: (t: string) => write(s, t),
@@ -959,6 +993,7 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
       (stopped ??= new Promise<void>((resolve) => {
         stopping = true;
         users.off('change', onUsersChange);
+        tunnels.stop();
         tcp.close(() => {
           clearTimeout(kill);
           uninstallGuard();

@@ -48,6 +48,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     schedules: { ...DEFAULT_CONFIG.schedules, ...((raw.schedules as object) ?? {}) },
     reconcile: { heal: { ...DEFAULT_CONFIG.reconcile.heal, ...((((raw.reconcile as Record<string, unknown>) ?? {}).heal as object) ?? {}) } },
     routes: { ...DEFAULT_CONFIG.routes, ...((raw.routes as object) ?? {}) },
+    api: { ...DEFAULT_CONFIG.api, ...((raw.api as object) ?? {}) },
+    access: { ...DEFAULT_CONFIG.access, ...((raw.access as object) ?? {}) },
     gitops: {
       ...DEFAULT_CONFIG.gitops,
       ...((raw.gitops as object) ?? {}),

@@ -8,6 +8,7 @@ import { CreateForm, DeletePrompt, LineInput } from './forms.js';
 import { helpLines, keyId, type Focus, type KeyEvent } from './keys.js';
 import { SORT_KEYS } from './model.js';
 import { canExtend, extendSelected, openReconcile, runCommandLine } from './ops.js';
+import { openKubeconfig } from './kubeconfig.js';
 import { clean } from './text.js';
 
 /** Handles one keypress: Ctrl-C always quits; then the dialog, the input line or the main view gets it. */
@@ -185,6 +186,9 @@ function mainKey(app: TuiApp, id: string): void {
       return;
     case 'e':
       if (panels && app.focus === 'table' && canExtend(app, c)) extendSelected(app, c);
+      return;
+    case 'K':
+      if (panels && app.focus === 'table' && c && c.desired !== 'absent') openKubeconfig(app);
       return;
     case '?':
       app.dialog = { kind: 'help' };

@@ -83,6 +83,7 @@ export function mainHints(c: HintContext): Hint[] {
     if (c.canCancel) h.push({ key: 'x', label: 'cancel' });
     if (c.canReconcile) h.push({ key: 'r', label: 'reconcile' });
     if (c.hasCluster) h.push({ key: 'enter', label: 'details' });
+    if (c.focus === 'table' && c.hasCluster) h.push({ key: 'K', label: 'kubeconfig' });
     if (c.focus === 'table') h.push({ key: '/', label: 'filter' }, { key: 'S', label: 'sort' });
     h.push({ key: 'l', label: 'full log' }, { key: 'f', label: c.following ? 'unfollow' : 'follow' }, { key: 'tab', label: 'focus' }, { key: '↑↓', label: 'select' });
   }
@@ -127,6 +128,7 @@ export function helpLines(o: HelpFlags): string[] {
     ['enter', "details of the selected cluster (its record, steps and recent tasks)"],
     ...(o.canCreate ? ([['c', 'create a cluster (a form)']] as [string, string][]) : []),
     ...(o.canAct ? ([['d', "delete the selected cluster (type its name to confirm)"], ['s', 'start or stop the selected cluster']] as [string, string][]) : []),
+    ['K', "a kubeconfig for the selected cluster, with the ssh -L tunnel command (read-only unless you own it or are admin)"],
     ...(o.canExtend ? ([['e', "extend the selected cluster's expiry by 1h"]] as [string, string][]) : []),
     ...(o.canCancel ? ([['x', "cancel the selected cluster's (or task's) active task"]] as [string, string][]) : []),
     ...(o.canReconcile ? ([['r', 'reconcile now: compare with the providers, heal drift, show the result']] as [string, string][]) : []),
