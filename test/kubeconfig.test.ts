@@ -507,6 +507,17 @@ test('--mode direct without api.publicAddress exits 2 naming the key, on every f
   assert.equal(missing.code, 3);
 });
 
+test('a cluster whose create failed has no kubeconfig: one line says so (exit 4), not a kubectl error', async (t) => {
+  const h = await setup(t);
+  h.w.rule('docker-down', '');
+  const r = await verb(h.engine, ['create', 'sunk', '--wait'], BOB);
+  assert.notEqual(r.code, 0, 'the create fails while docker is down');
+  const k = await verb(h.engine, ['kubeconfig', 'sunk'], BOB);
+  assert.equal(k.code, 4, k.out + k.err);
+  assert.match(k.err, /^error: cluster: sunk is failed \(.*\); it has no kubeconfig until a create succeeds\n$/);
+  assert.doesNotMatch(k.err, /kubectl|stat /);
+});
+
 test('with api.publicAddress, k3d and kind are created with the API on that address and in its certificate; --mode direct names it', async (t) => {
   const ADDR = '192.0.2.10';
   const h = await setup(t, { config: { api: { publicAddress: ADDR } } });

@@ -87,6 +87,10 @@ export async function kubeconfigFor(p: Parsed, ctx: Context): Promise<Kubeconfig
   const admin = authorize(actor, 'kubeconfig-admin', { owner: c.owner, cluster: c.name }).ok;
   if (admin && rawDuration !== undefined) throw usageError(`duration: only read-only credentials expire; you get ${c.name}'s admin credential (omit --duration)`, 'duration');
   if (c.desired === 'absent') throw conflict(`cluster: ${c.name} is being deleted`);
+  // A cluster whose create has not finished (or failed) has no kubeconfig yet: say that, not kubectl's stat error.
+  if (c.actual === 'creating' || c.actual === 'failed' || c.actual === 'absent') {
+    throw conflict(`cluster: ${c.name} is ${c.actual}${c.actual === 'failed' && c.lastError ? ` (${shown(c.lastError, 120)})` : ''}; it has no kubeconfig until a create succeeds`);
+  }
   const k: KubectlEnv = { ...(engine.scriptEnv ? { env: engine.scriptEnv } : {}), timeoutMs: cfg.timeouts.status * 1000 };
   try {
     const entry = await readAdminEntry(k, c.kubeconfig, c.kubeContext);
