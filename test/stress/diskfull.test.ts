@@ -83,13 +83,16 @@ test('ENOSPC at create: every client is told "not done", the daemon serves on, a
   assert.equal(list.code, 0, list.err);
   assert.deepEqual(JSON.parse(list.out).clusters, []);
   const doc = await ctl(w, ['doctor', '--json']);
+  assert.ok(doc.out.trim().startsWith('{'), `doctor --json on a full disk: exit ${doc.code}, stdout ${JSON.stringify(doc.out)}, stderr ${JSON.stringify(doc.err)}`);
   assert.equal(JSON.parse(doc.out).state.saving, false);
   await d.waitFor(/error state is not being saved: the state file could not be written \(ENOSPC: no space left on device\); retrying with backoff/);
 
   free();
   await d.waitFor(/warn state is saved again/);
   assert.deepEqual(readState(w).tasks, []);
-  assert.equal(JSON.parse((await ctl(w, ['doctor', '--json'])).out).state.saving, true);
+  const saved = await ctl(w, ['doctor', '--json']);
+  assert.ok(saved.out.trim().startsWith('{'), `doctor --json after space returned: exit ${saved.code}, stdout ${JSON.stringify(saved.out)}, stderr ${JSON.stringify(saved.err)}\n${d.output().slice(-2000)}`);
+  assert.equal(JSON.parse(saved.out).state.saving, true);
   // A real create now: it runs, and it is the only create the provider ever saw.
   const ok = await ctl(w, ['create', 'n1', '--wait']);
   assert.equal(ok.code, 0, ok.err);
