@@ -734,6 +734,11 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
       if (!ch) return; // the client closed the session meanwhile
       attachChannel(s, ch);
       if (!admit(s)) return;
+      // `ssh -t HOST -- --no-color`: the TUI without colour (the client's NO_COLOR env request is refused).
+      if (s.pty && String(info.command).trim() === '--no-color') {
+        s.kind = 'shell';
+        return guarded(s, () => void startShell(s, ch, true));
+      }
       guarded(s, () => void runExec(s, String(info.command)));
     });
   };
@@ -789,7 +794,7 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
     finish(s, code);
   };
 
-  const startShell = async (s: Sess, ch: ServerChannel) => {
+  const startShell = async (s: Sess, ch: ServerChannel, noColor = false) => {
     let openTui: OpenTui;
     try {
       openTui = opts.openTui ?? (await loadTui());
@@ -835,6 +840,7 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
         maxSize: maxTui,
         ...(limits.tuiRenderBudget ? { renderBudget: limits.tuiRenderBudget } : {}),
         backend,
+        ...(noColor ? { noColor } : {}),
         idle: { warnMs: limits.idleWarnMs, closeMs: limits.idleCloseMs },
         onExit: (code, reason) => finish(s, Number.isInteger(code) ? code : EXIT.failed, reason),
       });

@@ -3,6 +3,8 @@
  * here, for this user: actions the role may not do are neither shown nor handled.
  */
 
+import { terminalSafe } from './text.js';
+
 /** The parts of a blessed key event the TUI reads. */
 export interface KeyEvent {
   name?: string;
@@ -35,7 +37,8 @@ export function typedChar(ch: string | undefined, key: KeyEvent | undefined): st
   if (!ch || [...ch].length !== 1) return null;
   const cp = ch.codePointAt(0)!;
   if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)) return null;
-  return ch;
+  // Only characters the screen draws as they are (an emoji would be a placeholder in the field).
+  return terminalSafe(ch) === ch ? ch : null;
 }
 
 /** One key hint. */
