@@ -171,16 +171,38 @@ test('create form: argv from the fields (blank = daemon default) and inline erro
   f.key('tab', undefined, undefined);
   f.key('right', undefined, undefined);
   f.key('right', undefined, undefined); // default → k3d → kind
-  f.key('tab', undefined, undefined);
-  f.key('tab', undefined, undefined);
+  for (let i = 0; i < 4; i++) f.key('tab', undefined, undefined); // servers, agents, image, http port
   type('30080');
   assert.deepEqual(f.argv(), ['create', '--provider=kind', '--http-port=30080', '--json', '--', 'demo']);
   assert.equal(f.key('enter', '\r', { name: 'enter' }), 'submit');
   f.fail('ttl: must be a duration', 'ttl');
-  assert.equal(f.focus, 6);
+  assert.equal(f.focus, 9);
   assert.ok(f.lines().some((l) => l.includes('error: ttl: must be a duration')));
   assert.equal(f.key('escape', undefined, undefined), 'cancel');
   assert.deepEqual(new CreateForm().argv(), ['create', '--json', '--']);
+});
+
+test('create form: every broken field is reported at once, the first gets the focus, nothing is submitted', () => {
+  const f = new CreateForm();
+  const type = (s: string) => [...s].forEach((ch) => f.key(keyId(ch, undefined), ch, undefined));
+  type('9lives');
+  f.key('tab', undefined, undefined);
+  f.key('tab', undefined, undefined);
+  type('8'); // servers
+  f.key('tab', undefined, undefined);
+  type('x'); // agents
+  for (let i = 0; i < 5; i++) f.key('tab', undefined, undefined);
+  type('10.0.0.0/33'); // subnet
+  assert.equal(f.key('enter', '\r', { name: 'enter' }), null);
+  assert.deepEqual([...f.problems.keys()], ['name', 'servers', 'agents', 'subnet']);
+  assert.equal(f.focus, 0);
+  const text = f.lines(76).join('\n');
+  for (const k of ['name: must start', 'servers: must be', 'agents: must be', 'subnet: ']) assert.ok(text.includes(k), text);
+  // Every line keeps the form's width whatever is typed.
+  const widths = () => f.lines(76).map((l) => l.replace(/\{[^}]*\}/g, '').length);
+  const before = Math.max(...widths());
+  type('x'.repeat(60));
+  assert.ok(Math.max(...widths()) <= Math.max(before, 76));
 });
 
 test('delete prompt: only the exact name submits', () => {

@@ -347,7 +347,7 @@ test('the create form runs `create … --json` and shows the CLI error inline', 
   const b = new FakeBackend('operator', 'alice', { clusters: [cluster('alpha')] });
   b.handler = (argv) =>
     argv[0] === 'create'
-      ? { code: 2, out: `${JSON.stringify({ error: { kind: 'usage', message: 'http-port: must be a port 1024-65535 (got "80")', exitCode: 2, field: 'http-port' } })}\n`, err: 'error: http-port: must be a port 1024-65535 (got "80")\n' }
+      ? { code: 5, out: `${JSON.stringify({ error: { kind: 'conflict', message: 'http-port: port 30080 is in use', exitCode: 5, field: 'http-port' } })}\n`, err: 'error: http-port: port 30080 is in use\n' }
       : ok({ task: null, from: 0, lines: [] });
   const s = start(t, b);
   await s.waitFor('alpha');
@@ -355,15 +355,20 @@ test('the create form runs `create … --json` and shows the CLI error inline', 
   await s.waitFor('create a cluster');
   s.send('demo');
   s.send('\t\x1b[C'); // provider: → k3d
-  s.send('\t1'); // agents
-  s.send('\t80'); // http port
-  s.send('\t\t\t2h'); // ttl
+  s.send('\t\t1'); // agents
+  s.send('\t\t80'); // http port
+  s.send('\t\t\t\t2h'); // ttl
   await s.waitFor(/TTL:\s+2h/);
   s.send('\r');
-  const screen = await s.waitFor('error: http-port: must be a port 1024-65535 (got "80")');
+  // Checked in the form first: nothing runs.
+  await s.waitFor('http-port: must be a port number 1024-65535 (got "80")');
+  assert.ok(!b.runs.some((r) => r[0] === 'create'));
+  s.send('\x15300'); // the http port field has the focus: now 30080 (Ctrl-U first)
+  s.send('80\r');
+  const screen = await s.waitFor('error: http-port: port 30080 is in use');
   assert.match(screen, /create a cluster/, 'the form stays open');
   const argv = b.runs.find((r) => r[0] === 'create')!;
-  assert.deepEqual(argv, ['create', '--provider=k3d', '--agents=1', '--http-port=80', '--ttl=2h', '--json', '--', 'demo']);
+  assert.deepEqual(argv, ['create', '--provider=k3d', '--agents=1', '--http-port=30080', '--ttl=2h', '--json', '--', 'demo']);
   // Only stderr (no JSON): the first line is shown.
   b.handler = () => ({ code: 4, out: '', err: 'error: name: a cluster named "demo" already exists\n' });
   s.send('\r');
