@@ -525,7 +525,7 @@ test('a mouse click selects a table row', async (t) => {
   b.handler = (argv) => (argv[0] === 'logs' ? logsReply([`log of ${argv[1]}`], argv[1]) : ok({}));
   const s = start(t, b);
   const screen = await s.waitFor('log of t-1');
-  const y = screen.split('\n').findIndex((l) => l.includes('│beta'));
+  const y = screen.split('\n').findIndex((l) => /^│\S beta/.test(l));
   s.send(`\x1b[<0;5;${y + 1}M`); // SGR mouse: press, then release (one report per read)
   s.send(`\x1b[<0;5;${y + 1}m`);
   await s.waitFor('log of t-2');

@@ -12,7 +12,7 @@ import type { EngineEvent, Snapshot } from '../engine/feed.js';
 import { cancelTarget, openDetails, toggleFor, type Dialog } from './actions.js';
 import { onKey } from './controls.js';
 import { verbError, type LineInput } from './forms.js';
-import { commandNames, fitHints, helpLines, mainHints, type Focus, type HelpFlags, type KeyEvent } from './keys.js';
+import { commandNames, fitHints, helpLines, helpWidth, mainHints, type Focus, type HelpFlags, type KeyEvent } from './keys.js';
 import { capSize, computeLayout, MAX_SIZE, tooSmallText, type Layout, type TermSize } from './layout.js';
 import { LogBuffer } from './logbuffer.js';
 import { LogPane } from './logpane.js';
@@ -715,7 +715,7 @@ export class TuiApp {
     if (d) {
       const view =
         d.kind === 'help'
-          ? { title: 'keys', lines: helpLines(this.helpFlags()), size: 'dialog' as const }
+          ? { title: 'keys', lines: helpLines(this.helpFlags(), helpWidth(cols)), size: 'dialog' as const }
           : d.kind === 'details'
             ? { title: `cluster ${clean(d.name, 60)}`, lines: d.lines, size: 'large' as const }
             : d.kind === 'reconcile'
@@ -759,7 +759,11 @@ export class TuiApp {
     } else if (this.message) {
       const t = escapeTags(truncate(this.message.text, cols - 2));
       s = this.message.error ? `{red-fg}${t}{/red-fg}` : t;
-    } else s = '';
+    } else {
+      // A failed cluster's last error, while it is selected and nothing else is said.
+      const c = this.layout.table.height > 0 && !this.dialog ? this.selected() : undefined;
+      s = c?.actual === 'failed' ? `{red-fg}✗ ${escapeTags(truncate(`${clean(c.name, 60)} last error: ${clean(c.lastError ?? 'see its last task log')}`, cols - 4))}{/red-fg}` : '';
+    }
     return ` ${s}`;
   }
 

@@ -5,7 +5,7 @@
 import type { TuiApp } from './app.js';
 import { act, cancelTarget, confirm, openDetails, submitCreate, submitDelete, toggleFor } from './actions.js';
 import { CreateForm, DeletePrompt, LineInput } from './forms.js';
-import { helpLines, keyId, type Focus, type KeyEvent } from './keys.js';
+import { helpLines, helpWidth, keyId, type Focus, type KeyEvent } from './keys.js';
 import { SORT_KEYS } from './model.js';
 import { canExtend, extendSelected, openReconcile, runCommandLine } from './ops.js';
 import { clean, escapeTags } from './text.js';
@@ -71,7 +71,7 @@ function dialogKey(app: TuiApp, id: string, ch: string | undefined, key: KeyEven
     else if (r === 'submit') submitDelete(app, d.prompt);
     return;
   }
-  const total = d.kind === 'help' ? helpLines(app.helpFlags()).length : d.lines.length;
+  const total = d.kind === 'help' ? helpLines(app.helpFlags(), helpWidth(app.screen.width as number)).length : d.lines.length;
   switch (id) {
     case 'q':
     case 'escape':

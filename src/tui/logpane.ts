@@ -51,6 +51,8 @@ export class LogPane {
   private drawnWidth = -1;
   private dirty = true;
   private later: NodeJS.Timeout | null = null;
+  /** The label after the title, as last drawn (follow state, position, search). */
+  private labelTail = '';
   /** Called when a redraw held back by LOG_FRAME_MS is due (the app asks for a frame). */
   onLater: (() => void) | null = null;
 
@@ -213,8 +215,10 @@ export class LogPane {
   /** Draws the visible slice; returns whether anything on screen changed. */
   update(o: { focused: boolean; width: number }): boolean {
     if (this.holdBack(o.width)) {
-      // Only the frame's focus style may change now; the text waits for its turn.
-      return setFocusStyle(this.frame, o.focused);
+      // Only the frame's focus style and the label's title (the task's state and percent) may change
+      // now; the text, and where it stands, wait for their turn.
+      const label = setLabel(this.frame, `${truncate(` log ${this.title}${this.labelTail}`, Math.max(4, o.width - 4))} `);
+      return setFocusStyle(this.frame, o.focused) || label;
     }
     if (this.version !== this.drawnVersion) this.drawnAt = Date.now();
     this.drawnVersion = this.version;
@@ -245,6 +249,7 @@ export class LogPane {
         label += ` · /${plain(this.query, 40)} ${pos >= 0 ? pos + 1 : 0}/${this.matches.length}`;
       }
     }
+    this.labelTail = label.slice(` log ${this.title}`.length);
     let changed = setText(this.body, text);
     changed = setLabel(this.frame, `${truncate(label, Math.max(4, o.width - 4))} `) || changed;
     changed = setFocusStyle(this.frame, o.focused) || changed;
