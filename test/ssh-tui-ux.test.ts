@@ -9,7 +9,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +19,7 @@ import xterm from '@xterm/headless';
 import unicode11 from '@xterm/addon-unicode11';
 import { cli, makeWorld, poll, startDaemon, type Daemon, type World } from './helpers.js';
 import { terminalSafe } from '../src/tui/text.js';
+import { helpRows } from '../src/tui/keys.js';
 
 const { Client } = ssh2;
 const { Terminal } = xterm;
@@ -539,3 +540,120 @@ test('18.12 the create form shows every problem at once, keeps its width, and ha
   s.send('\x15formok\t\t\x15\t\x15\t\x15\r');
   await s.waitFor(/create formok: task t-\d+/, 15_000);
 });
+
+test('18 help fits 80x24: wrapped at word boundaries, every key listed (e : n/N g/G PgUp/PgDn Ctrl-L …)', { timeout: 60_000 }, async (t) => {
+  const s = await open(t, admin, 'admin', 80, 24);
+  s.send('?');
+  await s.waitFor('keys (1-');
+  const seen: string[] = [];
+  for (let page = 0; page < 10; page++) {
+    const lines = s.lines();
+    assertFramed(s, 80, 24, `help page ${page}`);
+    const top = lines.findIndex((l) => l.includes('┌─ keys ('));
+    const left = lines[top]!.indexOf('┌─ keys (');
+    const right = lines[top]!.indexOf('┐', left);
+    for (let y = top + 1; y < lines.length && lines[y]![left] === '│'; y++) {
+      assert.equal(lines[y]![right], '│', `help row ${y} keeps its right border`);
+      seen.push(lines[y]!.slice(left + 1, right).trimEnd());
+    }
+    const label = lines[top]!;
+    const m = /\((\d+)-(\d+) of (\d+)\)/.exec(label);
+    if (!m || m[2] === m[3]) break;
+    s.send('\x1b[6~');
+    await s.waitFor((x) => !x.includes(m[0]));
+  }
+  const text = seen.join('\n');
+  for (const k of ['↑/↓ j/k', 'PgUp/PgDn', 'g/G', 'enter', 'c ', 'd ', 's ', 'e ', 'x ', 'r ', ':', '/', 'n / N', 'S ', 'f ', 'l ', 'tab / shift-tab', '?', 'esc', 'Ctrl-L', 'q, Ctrl-C'])
+    assert.ok(seen.some((l) => l.startsWith(k)), `help lists ${k}:\n${text}`);
+  // Wrapped at word boundaries: every word of every description is on screen whole.
+  const words = new Set(text.split(/\s+/));
+  const flags = { canCreate: true, canAct: true, canCancel: true, canExtend: true, canReconcile: true, canAudit: true };
+  for (const [, d] of helpRows(flags)) for (const word of d.split(' ')) assert.ok(words.has(word), `the word ${JSON.stringify(word)} is cut or missing:\n${text}`);
+});
+
+test("18 states: a failed cluster's row has the ✗ symbol in red and its last error on the status line", { timeout: 60_000 }, async (t) => {
+  w.rule('k3d.cluster-create', 'fail 1 boom-from-k3d');
+  t.after(() => w.clearRule('k3d.cluster-create'));
+  assert.notEqual((await cli(w, ['create', 'failst', '--wait'])).code, 0);
+  const s = await open(t, admin, 'admin');
+  await filterTo(s, 'failst');
+  const screen = await s.waitFor(/✗ failst\s+k3d\s+present\s+failed/);
+  const y = screen.split('\n').findIndex((l) => /✗ failst/.test(l));
+  const x = s.lines()[y]!.indexOf('✗');
+  assert.equal(s.cell(x, y)!.coloured, true, 'the symbol is coloured');
+  await s.waitFor(/✗ failst last error: \S/);
+});
+
+/**
+ * `kindler-tui` in a local terminal (util-linux `script` gives it a pty), its output in a headless
+ * xterm: returns a waiter on the screen, the cell reader, and a way to type and to wait for its exit.
+ */
+function localTui(t: { after(fn: () => unknown): void }, env: Record<string, string>, cols = 100, rows = 30) {
+  const term = new Terminal({ cols, rows, allowProposedApi: true, scrollback: 0 });
+  const tui = join(process.cwd(), 'dist', 'tui-cli.js');
+  const p = spawn('script', ['-qfec', `stty cols ${cols} rows ${rows}; exec ${process.execPath} ${tui}`, '/dev/null'], {
+    env: { ...w.env, ...env },
+    cwd: w.dir,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  const waiters = new Set<() => void>();
+  p.stdout.on('data', (b: Buffer) => term.write(b, () => [...waiters].forEach((f) => f())));
+  const exited = new Promise<number | null>((r) => p.on('exit', (c) => r(c)));
+  t.after(async () => {
+    if (p.exitCode === null) p.kill('SIGTERM');
+    await exited;
+    term.dispose();
+  });
+  const screen = () => Array.from({ length: rows }, (_, y) => term.buffer.active.getLine(y)?.translateToString(true) ?? '').join('\n');
+  return {
+    screen,
+    exited,
+    send: (s: string) => p.stdin.write(s),
+    coloured: () => {
+      let n = 0;
+      for (let y = 0; y < rows; y++)
+        for (let x = 0; x < cols; x++) {
+          const c = term.buffer.active.getLine(y)?.getCell(x);
+          if (c && (!c.isFgDefault() || !c.isBgDefault())) n++;
+        }
+      return n;
+    },
+    inverse: () => {
+      let n = 0;
+      for (let y = 0; y < rows; y++) for (let x = 0; x < cols; x++) if (term.buffer.active.getLine(y)?.getCell(x)?.isInverse()) n++;
+      return n;
+    },
+    waitFor: (what: string | RegExp, ms = 15_000) =>
+      new Promise<string>((res, rej) => {
+        const ok = () => (typeof what === 'string' ? screen().includes(what) : what.test(screen()));
+        const check = () => {
+          if (ok()) {
+            waiters.delete(check);
+            clearTimeout(timer);
+            res(screen());
+          }
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          rej(new Error(`local kindler-tui: timed out waiting for ${what}; screen:\n${screen()}`));
+        }, ms);
+        waiters.add(check);
+        check();
+      }),
+  };
+}
+
+for (const [what, env] of [['NO_COLOR=1', { NO_COLOR: '1', TERM: 'xterm-256color' }], ['TERM=dumb', { TERM: 'dumb' }]] as const) {
+  test(`18.5 local kindler-tui with ${what}: no cell is coloured, the selection keeps reverse video`, { timeout: 60_000 }, async (t) => {
+    const name = `local${what.startsWith('NO') ? 'nc' : 'dumb'}`;
+    assert.equal((await cli(w, ['create', name, '--wait'])).code, 0);
+    const s = localTui(t, env);
+    await s.waitFor(/kindler │ .* │ \S+ \(admin\) │/);
+    await s.waitFor(/clusters \(\d+\)/);
+    await s.waitFor(/[●○✗◐] \S+\s+(k3d|kind)/);
+    assert.equal(s.coloured(), 0, s.screen());
+    assert.ok(s.inverse() > 10, 'the selected row is in reverse video');
+    s.send('q');
+    assert.equal(await s.exited, 0);
+  });
+}
