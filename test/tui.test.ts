@@ -448,14 +448,26 @@ test('s toggles start/stop by state and x cancels the active task', async (t) =>
   });
   const s = start(t, b);
   await s.waitFor('beta');
+  // Each asks first, naming the target (issue 18); y runs it, n does nothing.
   s.send('s');
+  await s.waitFor('Stop cluster alpha (k3d, owner alice)?');
+  s.send('n');
+  await s.waitFor((x) => !x.includes('Stop cluster alpha'));
+  assert.deepEqual(b.runs.filter((r) => r[0] !== 'logs'), []);
+  s.send('s');
+  await s.waitFor('Stop cluster alpha');
+  s.send('y');
   await s.waitFor('stop alpha: task t-99 queued');
   s.send('j');
   await s.waitFor((x) => footer(x).includes('s start') && footer(x).includes('x cancel'));
   s.send('s');
+  await s.waitFor('Start cluster beta');
+  s.send('y');
   await s.waitFor('start beta: task t-99 queued');
   b.handler = (argv) => (argv[0] === 'cancel' ? { code: 4, out: '', err: 'error: cancel: task t-5 already finished\n' } : ok({ task: null, from: 0, lines: [] }));
   s.send('x');
+  await s.waitFor('Cancel task t-5: start of cluster beta (queued');
+  s.send('y');
   await s.waitFor('failed: cancel: task t-5 already finished');
   const acts = b.runs.filter((r) => r[0] !== 'logs');
   assert.deepEqual(acts, [['stop', 'alpha', '--json'], ['start', 'beta', '--json'], ['cancel', 't-5', '--json']]);
@@ -557,7 +569,7 @@ test('q calls onExit(0) exactly once', async (t) => {
   assert.equal(b.listeners.size, 0);
 });
 
-test('Ctrl-C quits even from a form', async (t) => {
+test('Ctrl-C quits even from a form (asking first once the form has input)', async (t) => {
   const b = new FakeBackend('admin', 'alice', { clusters: [cluster('alpha')] });
   const s = start(t, b);
   await s.waitFor('alpha');
@@ -566,6 +578,8 @@ test('Ctrl-C quits even from a form', async (t) => {
   s.send('q'); // typed into the name field, not a quit
   await s.waitFor(/name:\s+q/);
   s.send('\x03');
+  await s.waitFor('The form has input that will be lost.');
+  s.send('y');
   assert.deepEqual(await s.exited, [0, 'quit']);
 });
 
@@ -936,7 +950,7 @@ test('with the real engine: create from the form, watch progress and log, then d
   await s.waitFor('no clusters (press c to create one)');
   s.send('c');
   await s.waitFor('create a cluster');
-  s.send('alpha\t\x1b[C\t1\r');
+  s.send('alpha\t\x1b[C\t\t1\r'); // provider k3d, servers blank, agents 1
   await s.waitFor(/create alpha: task t-\d+ (queued|running)/, 15_000);
   await s.waitFor(/alpha\s+k3d\s+present running\s+1\+1/, 60_000);
   const done = await s.waitFor((x) => /log t-\d+ create alpha · succeeded/.test(x) && x.includes('no queued or running tasks'), 30_000);
