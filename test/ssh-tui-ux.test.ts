@@ -10,7 +10,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
@@ -59,6 +59,8 @@ before(async () => {
 });
 
 after(async () => {
+  // The daemon's own output, for a failed run (KINDLER_TEST_DAEMON_LOG=FILE).
+  if (process.env.KINDLER_TEST_DAEMON_LOG && d) writeFileSync(process.env.KINDLER_TEST_DAEMON_LOG, d.output());
   await d?.stop();
   w?.cleanup();
   rmSync(KEYS, { recursive: true, force: true });
@@ -651,7 +653,7 @@ for (const [what, env] of [['NO_COLOR=1', { NO_COLOR: '1', TERM: 'xterm-256color
     const s = localTui(t, env);
     await s.waitFor(/kindler │ .* │ \S+ \(admin\) │/);
     await s.waitFor(/clusters \(\d+\)/);
-    await s.waitFor(/[●○✗◐] \S+\s+(k3d|kind)/);
+    await s.waitFor(new RegExp(`${name}\\s+k3d\\s+present\\s+running`));
     assert.equal(s.coloured(), 0, s.screen());
     assert.ok(s.inverse() > 10, 'the selected row is in reverse video');
     s.send('q');
