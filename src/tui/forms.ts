@@ -226,7 +226,7 @@ export class CreateForm {
       return `${mark} ${focused ? `{bold}${label}{/bold}` : label}${bad} ${value}  {gray-fg}${escapeTags(hint)}{/gray-fg}`;
     });
     out.push('');
-    const errors = this.busy ? [] : [...this.problems.values(), ...(this.error ? [`error: ${this.error}`] : [])];
+    const errors = this.busy ? [] : [...this.problems.values(), ...(this.error ? [this.error] : [])].map((e) => `error: ${e}`);
     if (this.busy) out.push('{yellow-fg}creating…{/yellow-fg}');
     else if (!errors.length) out.push('');
     for (const e of errors) out.push(`{red-fg}✗ ${escapeTags(truncate(e, width - 2))}{/red-fg}`);
