@@ -215,6 +215,7 @@ export class TuiApp {
       this.table = new ClusterTable(this.screen, this.guard((i: number) => this.pickCluster(i, true)), this.guard(() => openDetails(this)));
       this.tasks = new TasksPanel(this.screen, this.guard((i: number) => this.pickTask(i, true)));
       this.log = new LogPane(this.screen);
+      this.log.noColor = Boolean(o.noColor);
       this.log.onLater = this.guard(() => this.scheduler.request());
       this.banner = line(this.screen);
       this.status = line(this.screen);

@@ -51,6 +51,8 @@ export class LogPane {
   private drawnWidth = -1;
   private dirty = true;
   private later: NodeJS.Timeout | null = null;
+  /** No colour on screen: matches are marked by underline, not by colour. */
+  noColor = false;
   /** The label after the title, as last drawn (follow state, position, search). */
   private labelTail = '';
   /** Called when a redraw held back by LOG_FRAME_MS is due (the app asks for a frame). */
@@ -172,7 +174,8 @@ export class LogPane {
     const low = text.toLowerCase();
     let out = '';
     let at = 0;
-    const [open, close] = abs === this.current ? ['{inverse}', '{/inverse}'] : ['{black-fg}{yellow-bg}', '{/yellow-bg}{/black-fg}'];
+    // Without colour (NO_COLOR) the other matches are underlined instead of yellow.
+    const [open, close] = abs === this.current ? ['{inverse}', '{/inverse}'] : this.noColor ? ['{underline}', '{/underline}'] : ['{black-fg}{yellow-bg}', '{/yellow-bg}{/black-fg}'];
     for (let i = low.indexOf(q); i >= 0 && q; i = low.indexOf(q, at)) {
       out += escapeTags(text.slice(at, i)) + open + escapeTags(text.slice(i, i + q.length)) + close;
       at = i + q.length;
