@@ -723,7 +723,9 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
     session.on('exec', (accept, reject, info) => {
       if (s.started || stopping) return reject?.();
       s.started = true;
-      s.kind = 'exec';
+      // `ssh -t HOST -- --no-color`: the TUI without colour (the client's NO_COLOR env request is refused).
+      const noColorTui = Boolean(s.pty) && String(info.command).trim() === '--no-color';
+      s.kind = noColorTui ? 'shell' : 'exec';
       let ch: ServerChannel;
       try {
         ch = accept();
@@ -734,11 +736,7 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
       if (!ch) return; // the client closed the session meanwhile
       attachChannel(s, ch);
       if (!admit(s)) return;
-      // `ssh -t HOST -- --no-color`: the TUI without colour (the client's NO_COLOR env request is refused).
-      if (s.pty && String(info.command).trim() === '--no-color') {
-        s.kind = 'shell';
-        return guarded(s, () => void startShell(s, ch, true));
-      }
+      if (noColorTui) return guarded(s, () => void startShell(s, ch, true));
       guarded(s, () => void runExec(s, String(info.command)));
     });
   };
