@@ -46,6 +46,8 @@ async function main(): Promise<number> {
       columns: process.stdout.columns ?? 80,
       rows: process.stdout.rows ?? 24,
       backend,
+      // https://no-color.org: any non-empty NO_COLOR; a dumb terminal gets no colour either.
+      noColor: Boolean(process.env.NO_COLOR) || process.env.TERM === 'dumb' || process.argv.includes('--no-color'),
       onExit: (c) => resolve(c),
     });
     process.stdout.on('resize', () => handle.resize(process.stdout.columns ?? 80, process.stdout.rows ?? 24));

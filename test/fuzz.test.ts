@@ -467,7 +467,8 @@ test(`${TUI_N} create-form submissions in the real TUI: the error names the fiel
   const before = stateKey(engine);
   for (let i = 0; i < TUI_N; i++) {
     const bad = r.pick(['name', 'agents', 'http-port', 'https-port', 'api-port', 'ttl']);
-    const values: Record<string, string> = { name: validName(r), agents: '', 'http-port': '', 'https-port': '', 'api-port': '', ttl: '' };
+    const values: Record<string, string> = Object.fromEntries(CREATE_FIELDS.map((f) => [f.key, '']));
+    values.name = validName(r);
     let v = printable(bad === 'name' ? junk(r, 40) : BAD[bad]!(r)).slice(0, 64);
     if (bad === 'name' && nameIsValidAny(v.trim())) v = `${v}_`;
     if (bad !== 'name' && v.trim() === '') v = 'x';

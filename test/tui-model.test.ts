@@ -73,7 +73,8 @@ test('table columns fit the width; the domain column is dropped when narrow', ()
 test('cells and task lines are sanitized', () => {
   const bad = 'a\x1b]0;pwned\x07b\x1b[2Jc\x9b1m';
   const row = clusterRow(cluster(bad, { owner: bad }), clusterColumns(118), 0);
-  assert.ok(!/[\x1b\x9b\x07]/.test(row));
+  // Only the table's own state colours (SGR 3x/39/90) are escapes; nothing of the untrusted text is.
+  assert.ok(!/[\x1b\x9b\x07]/.test(row.replace(/\x1b\[(3\d|90)m/g, '')));
   const line = taskRow(task('t-1', bad, { step: bad, progress: 42, user: bad, startedAt: '2026-01-01T00:00:00Z' }), 120, Date.parse('2026-01-01T00:01:05Z'));
   assert.ok(!/[\x1b\x9b\x07]/.test(line));
   assert.match(line, /42%\s+1m5s/);
@@ -171,16 +172,38 @@ test('create form: argv from the fields (blank = daemon default) and inline erro
   f.key('tab', undefined, undefined);
   f.key('right', undefined, undefined);
   f.key('right', undefined, undefined); // default → k3d → kind
-  f.key('tab', undefined, undefined);
-  f.key('tab', undefined, undefined);
+  for (let i = 0; i < 4; i++) f.key('tab', undefined, undefined); // servers, agents, image, http port
   type('30080');
   assert.deepEqual(f.argv(), ['create', '--provider=kind', '--http-port=30080', '--json', '--', 'demo']);
   assert.equal(f.key('enter', '\r', { name: 'enter' }), 'submit');
   f.fail('ttl: must be a duration', 'ttl');
-  assert.equal(f.focus, 6);
+  assert.equal(f.focus, 9);
   assert.ok(f.lines().some((l) => l.includes('error: ttl: must be a duration')));
   assert.equal(f.key('escape', undefined, undefined), 'cancel');
   assert.deepEqual(new CreateForm().argv(), ['create', '--json', '--']);
+});
+
+test('create form: every broken field is reported at once, the first gets the focus, nothing is submitted', () => {
+  const f = new CreateForm();
+  const type = (s: string) => [...s].forEach((ch) => f.key(keyId(ch, undefined), ch, undefined));
+  type('9lives');
+  f.key('tab', undefined, undefined);
+  f.key('tab', undefined, undefined);
+  type('8'); // servers
+  f.key('tab', undefined, undefined);
+  type('x'); // agents
+  for (let i = 0; i < 5; i++) f.key('tab', undefined, undefined);
+  type('10.0.0.0/33'); // subnet
+  assert.equal(f.key('enter', '\r', { name: 'enter' }), null);
+  assert.deepEqual([...f.problems.keys()], ['name', 'servers', 'agents', 'subnet']);
+  assert.equal(f.focus, 0);
+  const text = f.lines(76).join('\n');
+  for (const k of ['name: must start', 'servers: must be', 'agents: must be', 'subnet: ']) assert.ok(text.includes(k), text);
+  // Every line keeps the form's width whatever is typed.
+  const widths = () => f.lines(76).map((l) => l.replace(/\{[^}]*\}/g, '').length);
+  const before = Math.max(...widths());
+  type('x'.repeat(60));
+  assert.ok(Math.max(...widths()) <= Math.max(before, 76));
 });
 
 test('delete prompt: only the exact name submits', () => {

@@ -347,7 +347,7 @@ test('the create form runs `create … --json` and shows the CLI error inline', 
   const b = new FakeBackend('operator', 'alice', { clusters: [cluster('alpha')] });
   b.handler = (argv) =>
     argv[0] === 'create'
-      ? { code: 2, out: `${JSON.stringify({ error: { kind: 'usage', message: 'http-port: must be a port 1024-65535 (got "80")', exitCode: 2, field: 'http-port' } })}\n`, err: 'error: http-port: must be a port 1024-65535 (got "80")\n' }
+      ? { code: 5, out: `${JSON.stringify({ error: { kind: 'conflict', message: 'http-port: port 30080 is in use', exitCode: 5, field: 'http-port' } })}\n`, err: 'error: http-port: port 30080 is in use\n' }
       : ok({ task: null, from: 0, lines: [] });
   const s = start(t, b);
   await s.waitFor('alpha');
@@ -355,15 +355,20 @@ test('the create form runs `create … --json` and shows the CLI error inline', 
   await s.waitFor('create a cluster');
   s.send('demo');
   s.send('\t\x1b[C'); // provider: → k3d
-  s.send('\t1'); // agents
-  s.send('\t80'); // http port
-  s.send('\t\t\t2h'); // ttl
+  s.send('\t\t1'); // agents
+  s.send('\t\t80'); // http port
+  s.send('\t\t\t\t2h'); // ttl
   await s.waitFor(/TTL:\s+2h/);
   s.send('\r');
-  const screen = await s.waitFor('error: http-port: must be a port 1024-65535 (got "80")');
+  // Checked in the form first: nothing runs.
+  await s.waitFor('http-port: must be a port number 1024-65535 (got "80")');
+  assert.ok(!b.runs.some((r) => r[0] === 'create'));
+  s.send('\x15300'); // the http port field has the focus: now 30080 (Ctrl-U first)
+  s.send('80\r');
+  const screen = await s.waitFor('error: http-port: port 30080 is in use');
   assert.match(screen, /create a cluster/, 'the form stays open');
   const argv = b.runs.find((r) => r[0] === 'create')!;
-  assert.deepEqual(argv, ['create', '--provider=k3d', '--agents=1', '--http-port=80', '--ttl=2h', '--json', '--', 'demo']);
+  assert.deepEqual(argv, ['create', '--provider=k3d', '--agents=1', '--http-port=30080', '--ttl=2h', '--json', '--', 'demo']);
   // Only stderr (no JSON): the first line is shown.
   b.handler = () => ({ code: 4, out: '', err: 'error: name: a cluster named "demo" already exists\n' });
   s.send('\r');
@@ -443,14 +448,26 @@ test('s toggles start/stop by state and x cancels the active task', async (t) =>
   });
   const s = start(t, b);
   await s.waitFor('beta');
+  // Each asks first, naming the target (issue 18); y runs it, n does nothing.
   s.send('s');
+  await s.waitFor('Stop cluster alpha (k3d, owner alice)?');
+  s.send('n');
+  await s.waitFor((x) => !x.includes('Stop cluster alpha'));
+  assert.deepEqual(b.runs.filter((r) => r[0] !== 'logs'), []);
+  s.send('s');
+  await s.waitFor('Stop cluster alpha');
+  s.send('y');
   await s.waitFor('stop alpha: task t-99 queued');
   s.send('j');
   await s.waitFor((x) => footer(x).includes('s start') && footer(x).includes('x cancel'));
   s.send('s');
+  await s.waitFor('Start cluster beta');
+  s.send('y');
   await s.waitFor('start beta: task t-99 queued');
   b.handler = (argv) => (argv[0] === 'cancel' ? { code: 4, out: '', err: 'error: cancel: task t-5 already finished\n' } : ok({ task: null, from: 0, lines: [] }));
   s.send('x');
+  await s.waitFor('Cancel task t-5: start of cluster beta (queued');
+  s.send('y');
   await s.waitFor('failed: cancel: task t-5 already finished');
   const acts = b.runs.filter((r) => r[0] !== 'logs');
   assert.deepEqual(acts, [['stop', 'alpha', '--json'], ['start', 'beta', '--json'], ['cancel', 't-5', '--json']]);
@@ -520,7 +537,7 @@ test('a mouse click selects a table row', async (t) => {
   b.handler = (argv) => (argv[0] === 'logs' ? logsReply([`log of ${argv[1]}`], argv[1]) : ok({}));
   const s = start(t, b);
   const screen = await s.waitFor('log of t-1');
-  const y = screen.split('\n').findIndex((l) => l.includes('│beta'));
+  const y = screen.split('\n').findIndex((l) => /^│\S beta/.test(l));
   s.send(`\x1b[<0;5;${y + 1}M`); // SGR mouse: press, then release (one report per read)
   s.send(`\x1b[<0;5;${y + 1}m`);
   await s.waitFor('log of t-2');
@@ -552,7 +569,7 @@ test('q calls onExit(0) exactly once', async (t) => {
   assert.equal(b.listeners.size, 0);
 });
 
-test('Ctrl-C quits even from a form', async (t) => {
+test('Ctrl-C quits even from a form (asking first once the form has input)', async (t) => {
   const b = new FakeBackend('admin', 'alice', { clusters: [cluster('alpha')] });
   const s = start(t, b);
   await s.waitFor('alpha');
@@ -561,6 +578,8 @@ test('Ctrl-C quits even from a form', async (t) => {
   s.send('q'); // typed into the name field, not a quit
   await s.waitFor(/name:\s+q/);
   s.send('\x03');
+  await s.waitFor('The form has input that will be lost.');
+  s.send('y');
   assert.deepEqual(await s.exited, [0, 'quit']);
 });
 
@@ -931,7 +950,7 @@ test('with the real engine: create from the form, watch progress and log, then d
   await s.waitFor('no clusters (press c to create one)');
   s.send('c');
   await s.waitFor('create a cluster');
-  s.send('alpha\t\x1b[C\t1\r');
+  s.send('alpha\t\x1b[C\t\t1\r'); // provider k3d, servers blank, agents 1
   await s.waitFor(/create alpha: task t-\d+ (queued|running)/, 15_000);
   await s.waitFor(/alpha\s+k3d\s+present running\s+1\+1/, 60_000);
   const done = await s.waitFor((x) => /log t-\d+ create alpha · succeeded/.test(x) && x.includes('no queued or running tasks'), 30_000);

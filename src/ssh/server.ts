@@ -783,7 +783,9 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
     session.on('exec', (accept, reject, info) => {
       if (s.started || stopping) return reject?.();
       s.started = true;
-      s.kind = 'exec';
+      // `ssh -t HOST -- --no-color`: the TUI without colour (the client's NO_COLOR env request is refused).
+      const noColorTui = Boolean(s.pty) && String(info.command).trim() === '--no-color';
+      s.kind = noColorTui ? 'shell' : 'exec';
       let ch: ServerChannel;
       try {
         ch = accept();
@@ -794,6 +796,7 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
       if (!ch) return; // the client closed the session meanwhile
       attachChannel(s, ch);
       if (!admit(s)) return;
+      if (noColorTui) return guarded(s, () => void startShell(s, ch, true));
       guarded(s, () => void runExec(s, String(info.command)));
     });
   };
@@ -883,7 +886,7 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
     finish(s, code);
   };
 
-  const startShell = async (s: Sess, ch: ServerChannel) => {
+  const startShell = async (s: Sess, ch: ServerChannel, noColor = false) => {
     let openTui: OpenTui;
     try {
       openTui = opts.openTui ?? (await loadTui());
@@ -929,6 +932,7 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
         maxSize: maxTui,
         ...(limits.tuiRenderBudget ? { renderBudget: limits.tuiRenderBudget } : {}),
         backend,
+        ...(noColor ? { noColor } : {}),
         idle: { warnMs: limits.idleWarnMs, closeMs: limits.idleCloseMs },
         onExit: (code, reason) => finish(s, Number.isInteger(code) ? code : EXIT.failed, reason),
       });

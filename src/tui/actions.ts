@@ -16,7 +16,9 @@ export type Dialog =
   | { kind: 'create'; form: CreateForm }
   | { kind: 'delete'; prompt: DeletePrompt }
   | { kind: 'reconcile'; lines: string[] }
-  | { kind: 'audit'; head: string[]; lines: string[] };
+  | { kind: 'audit'; head: string[]; lines: string[] }
+  /** A yes/no question naming what `run` would do (y or enter runs it; n or esc closes). */
+  | { kind: 'confirm'; title: string; lines: string[]; run: () => void };
 
 /** The task a successful mutating verb printed (`{task}` in its --json output). */
 export function parseTask(out: string): Task | undefined {
@@ -134,4 +136,10 @@ export function submitDelete(app: TuiApp, p: DeletePrompt): void {
       app.scheduler.request();
     }),
   );
+}
+
+/** Asks before `run`: a yes/no dialog whose lines name the target. */
+export function confirm(app: TuiApp, title: string, question: string[], run: () => void): void {
+  app.dialog = { kind: 'confirm', title, lines: [...question, '', '{bold}y{/bold} yes  {bold}n{/bold}/{bold}esc{/bold} no'], run };
+  app.overlay.reset();
 }

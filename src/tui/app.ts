@@ -12,7 +12,7 @@ import type { EngineEvent, Snapshot } from '../engine/feed.js';
 import { cancelTarget, openDetails, toggleFor, type Dialog } from './actions.js';
 import { onKey } from './controls.js';
 import { verbError, type LineInput } from './forms.js';
-import { commandNames, fitHints, helpLines, mainHints, type Focus, type HelpFlags, type KeyEvent } from './keys.js';
+import { commandNames, fitHints, helpLines, helpWidth, mainHints, type Focus, type HelpFlags, type KeyEvent } from './keys.js';
 import { capSize, computeLayout, MAX_SIZE, tooSmallText, type Layout, type TermSize } from './layout.js';
 import { LogBuffer } from './logbuffer.js';
 import { LogPane } from './logpane.js';
@@ -74,8 +74,32 @@ function regrid(screen: Widgets.Screen, cols: number, rows: number): void {
   s.program.clear();
 }
 
+/** blessed's default fg/bg in a cell's attribute (bits 9-17 and 0-8); attribute flags sit above bit 18. */
+const DEFAULT_COLOURS = (0x1ff << 9) | 0x1ff;
+
+/**
+ * NO_COLOR: every cell is drawn with the terminal's default colours; bold, underline and reverse
+ * video (the selection) stay. Done on the cell grid just before blessed compares and writes it, so
+ * no colour of any widget, tag or style can reach the terminal.
+ */
+function dropColours(screen: Widgets.Screen): void {
+  const s = screen as unknown as { lines: Grid; draw(start: number, end: number): void };
+  const draw = s.draw.bind(screen);
+  s.draw = (start: number, end: number) => {
+    for (let y = start; y <= end; y++) {
+      const line = s.lines[y];
+      if (!line) continue;
+      for (const c of line) c[0] = (c[0] & ~0x3ffff) | DEFAULT_COLOURS;
+    }
+    draw(start, end);
+  };
+}
+
 /** A resize this soon after the last reflow (one 60 Hz frame) waits for the next one, with any that follow it. */
 const REFLOW_GAP_MS = 16;
+
+/** The create form's width (it never changes while typing). */
+const CREATE_WIDTH = 78;
 
 /** Finished tasks' logs kept in memory for quick reselection. */
 const LOG_CACHE = 4;
@@ -178,6 +202,7 @@ export class TuiApp {
       autoPadding: true,
       sendFocus: false,
     } as unknown as Widgets.IScreenOptions);
+    if (o.noColor) dropColours(this.screen);
     this.blessedOnInput = addedSince(input, inputBefore);
     this.blessedOnOutput = addedSince(o.output, outputBefore);
     // blessed reflows (new cell grid, full render) synchronously on every 'resize' of the output, at
@@ -190,6 +215,7 @@ export class TuiApp {
       this.table = new ClusterTable(this.screen, this.guard((i: number) => this.pickCluster(i, true)), this.guard(() => openDetails(this)));
       this.tasks = new TasksPanel(this.screen, this.guard((i: number) => this.pickTask(i, true)));
       this.log = new LogPane(this.screen);
+      this.log.noColor = Boolean(o.noColor);
       this.log.onLater = this.guard(() => this.scheduler.request());
       this.banner = line(this.screen);
       this.status = line(this.screen);
@@ -367,8 +393,10 @@ export class TuiApp {
 
   /** Applies an event to the model (and the shown log), then asks for a frame. */
   apply(e: EngineEvent): void {
+    const before = e.type === 'task' ? this.model.tasks.get(e.task.id)?.state : undefined;
     const change = this.model.apply(e);
     if (!change) return;
+    if (e.type === 'task' && change === 'tasks' && isTerminal(e.task.state) && before !== e.task.state) this.taskEnded(e.task);
     if (change === 'log') {
       if (e.type !== 'log') return;
       const buf = this.log.buffer;
@@ -387,6 +415,21 @@ export class TuiApp {
       this.syncLog();
     }
     this.scheduler.request();
+  }
+
+  /**
+   * A task ended: its outcome replaces the status line when it is this user's task, or one on the
+   * cluster selected (or task picked) here; it stays until the next message or key supersedes it.
+   */
+  taskEnded(t: Task): void {
+    const mine = t.user === this.backend.principal.user;
+    const looking = this.selected()?.name === t.cluster || this.pinnedTask === t.id || this.log.buffer?.taskId === t.id;
+    if (!mine && !looking) return;
+    const what = `${t.kind} ${clean(t.cluster, 60)}: task ${clean(t.id, 20)}`;
+    const by = mine ? '' : ` (started by ${clean(t.user, 40)})`;
+    if (t.state === 'succeeded') this.say(`✓ ${what} succeeded${by}`);
+    else if (t.state === 'failed') this.say(`✗ ${what} failed${by}: ${plain(t.error?.reason ?? 'see its log', 200)}`, true);
+    else this.say(`${what} ${t.state}${by}`, t.state !== 'cancelled');
   }
 
   // ---- selection and log target --------------------------------------------------------
@@ -549,6 +592,14 @@ export class TuiApp {
     this.finish(0, 'quit');
   }
 
+  /** Ctrl-L: forgets what the terminal shows, clears it and draws every cell again. */
+  repaint(): void {
+    const program = this.screen.program as unknown as { cols: number; rows: number };
+    regrid(this.screen, program.cols, program.rows);
+    this.layoutKey = '';
+    this.draw();
+  }
+
 
 
 
@@ -665,7 +716,7 @@ export class TuiApp {
     if (d) {
       const view =
         d.kind === 'help'
-          ? { title: 'keys', lines: helpLines(this.helpFlags()), size: 'dialog' as const }
+          ? { title: 'keys', lines: helpLines(this.helpFlags(), helpWidth(cols)), size: 'dialog' as const }
           : d.kind === 'details'
             ? { title: `cluster ${clean(d.name, 60)}`, lines: d.lines, size: 'large' as const }
             : d.kind === 'reconcile'
@@ -673,8 +724,10 @@ export class TuiApp {
               : d.kind === 'audit'
                 ? { title: 'audit (newest last)', head: d.head, lines: d.lines, size: 'large' as const }
                 : d.kind === 'create'
-                  ? { title: 'create a cluster', lines: d.form.lines(), size: 'dialog' as const }
-                  : { title: 'delete a cluster', lines: d.prompt.lines(), size: 'dialog' as const };
+                  ? { title: 'create a cluster', lines: d.form.lines(Math.min(cols - 4, CREATE_WIDTH) - 2), size: 'dialog' as const, width: CREATE_WIDTH }
+                  : d.kind === 'confirm'
+                    ? { title: d.title, lines: d.lines, size: 'dialog' as const }
+                    : { title: 'delete a cluster', lines: d.prompt.lines(), size: 'dialog' as const };
       changed = this.overlay.update({ ...view, cols, rows }) || changed;
     } else changed = this.overlay.hide() || changed;
 
@@ -707,7 +760,11 @@ export class TuiApp {
     } else if (this.message) {
       const t = escapeTags(truncate(this.message.text, cols - 2));
       s = this.message.error ? `{red-fg}${t}{/red-fg}` : t;
-    } else s = '';
+    } else {
+      // A failed cluster's last error, while it is selected and nothing else is said.
+      const c = this.layout.table.height > 0 && !this.dialog ? this.selected() : undefined;
+      s = c?.actual === 'failed' ? `{red-fg}✗ ${escapeTags(truncate(`${clean(c.name, 60)} last error: ${clean(c.lastError ?? 'see its last task log')}`, cols - 4))}{/red-fg}` : '';
+    }
     return ` ${s}`;
   }
 
@@ -715,7 +772,8 @@ export class TuiApp {
   footerText(width: number): string {
     const d = this.dialog;
     if (d?.kind === 'create' || d?.kind === 'delete') return '{bold}enter{/bold} confirm  {bold}esc{/bold} cancel  {bold}Ctrl-C{/bold} quit';
-    if (d) return '{bold}↑↓{/bold} scroll  {bold}esc{/bold} close  {bold}q{/bold} quit';
+    if (d?.kind === 'confirm') return '{bold}y{/bold} yes  {bold}n/esc{/bold} no';
+    if (d) return '{bold}↑↓{/bold} scroll  {bold}q/esc{/bold} close';
     if (this.input?.kind === 'command') return `{bold}enter{/bold} run  {bold}esc{/bold} cancel  ${escapeTags(commandNames(this.helpFlags()).join(' '))}`;
     if (this.input) return '{bold}enter{/bold} apply  {bold}esc{/bold} cancel';
     const c = this.selected();

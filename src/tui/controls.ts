@@ -3,20 +3,25 @@
  * focused panel's keys. Keys for actions this user may not do are ignored (and never shown).
  */
 import type { TuiApp } from './app.js';
-import { act, cancelTarget, openDetails, submitCreate, submitDelete, toggleFor } from './actions.js';
+import { act, cancelTarget, confirm, openDetails, submitCreate, submitDelete, toggleFor } from './actions.js';
 import { CreateForm, DeletePrompt, LineInput } from './forms.js';
-import { helpLines, keyId, type Focus, type KeyEvent } from './keys.js';
+import { helpLines, helpWidth, keyId, type Focus, type KeyEvent } from './keys.js';
 import { SORT_KEYS } from './model.js';
 import { canExtend, extendSelected, openReconcile, runCommandLine } from './ops.js';
 import { openKubeconfig } from './kubeconfig.js';
-import { clean } from './text.js';
+import { clean, escapeTags } from './text.js';
 
 /** Handles one keypress: Ctrl-C always quits; then the dialog, the input line or the main view gets it. */
 export function onKey(app: TuiApp, ch: string | undefined, key: KeyEvent | undefined): void {
   const id = keyId(ch, key);
   if (id === null) return;
   app.activity();
-  if (id === 'C-c') return app.quit();
+  if (id === 'C-c') {
+    askQuit(app);
+    if (!app.closed) app.scheduler.now();
+    return;
+  }
+  if (id === 'C-l') return app.repaint();
   if (app.layout.tooSmall) {
     if (id === 'q') app.quit();
     return;
@@ -30,8 +35,31 @@ export function onKey(app: TuiApp, ch: string | undefined, key: KeyEvent | undef
   if (!app.closed) app.scheduler.now();
 }
 
+/** Quits, asking first when a form has input (Ctrl-C; `q` types into a form). */
+function askQuit(app: TuiApp): void {
+  const d = app.dialog;
+  const typed = d?.kind === 'create' ? d.form.inputs.some((i) => i.value !== '') : d?.kind === 'delete' ? d.prompt.input.value !== '' : false;
+  if (!typed || d?.kind === 'confirm') return app.quit();
+  const back = d!;
+  app.dialog = {
+    kind: 'confirm',
+    title: 'quit kindler?',
+    lines: ['The form has input that will be lost.', 'Quit the session?', '', '{bold}y{/bold} quit  {bold}n{/bold}/{bold}esc{/bold} back to the form'],
+    run: () => app.quit(),
+  };
+  (app.dialog as { back?: typeof back }).back = back;
+}
+
 function dialogKey(app: TuiApp, id: string, ch: string | undefined, key: KeyEvent | undefined): void {
   const d = app.dialog!;
+  if (d.kind === 'confirm') {
+    const back = (d as { back?: TuiApp['dialog'] }).back ?? null;
+    if (id === 'y' || id === 'Y' || id === 'enter') {
+      app.dialog = null;
+      d.run();
+    } else if (id === 'n' || id === 'N' || id === 'escape' || id === 'q') app.dialog = back;
+    return;
+  }
   if (d.kind === 'create') {
     const r = d.form.key(id, ch, key);
     if (r === 'cancel') app.dialog = null;
@@ -44,13 +72,13 @@ function dialogKey(app: TuiApp, id: string, ch: string | undefined, key: KeyEven
     else if (r === 'submit') submitDelete(app, d.prompt);
     return;
   }
-  const total = d.kind === 'help' ? helpLines(app.helpFlags()).length : d.lines.length;
+  const total = d.kind === 'help' ? helpLines(app.helpFlags(), helpWidth(app.screen.width as number)).length : d.lines.length;
   switch (id) {
     case 'q':
-      return app.quit();
     case 'escape':
     case 'enter':
     case '?':
+      // q and esc close a view; only q on the main view quits.
       app.dialog = null;
       return;
     case 'up':
@@ -177,6 +205,10 @@ function mainKey(app: TuiApp, id: string): void {
   const panels = !app.fullLog && app.focus !== 'log';
   switch (id) {
     case 'q':
+      if (app.fullLog) {
+        app.fullLog = false;
+        return;
+      }
       return app.quit();
     case ':':
       app.input = { kind: 'command', editor: new LineInput(64), before: '' };
@@ -221,16 +253,28 @@ function mainKey(app: TuiApp, id: string): void {
       if (app.focus === 'table' && !app.fullLog && app.backend.may('create')) app.dialog = { kind: 'create', form: new CreateForm() };
       return;
     case 'd':
-      if (app.focus === 'table' && !app.fullLog && c && app.backend.may('delete', c.owner)) app.dialog = { kind: 'delete', prompt: new DeletePrompt(c.name) };
+      if (app.focus === 'table' && !app.fullLog && c && app.backend.may('delete', c.owner)) {
+        const busy = app.model.activeTaskFor(c.name);
+        // Refused before any typing: the delete would only queue behind (or fight) the running task.
+        if (busy) app.say(`cannot delete ${clean(c.name, 60)}: task ${clean(busy.id, 20)} (${busy.kind}, ${busy.state}) is still active; press x to cancel it first, or wait for it`, true);
+        else app.dialog = { kind: 'delete', prompt: new DeletePrompt(c.name) };
+      }
       return;
     case 's': {
       const a = app.focus === 'table' && !app.fullLog ? toggleFor(app, c) : undefined;
-      if (a && c) act(app, `${a} ${clean(c.name, 60)}`, [a, c.name, '--json']);
+      if (a && c) {
+        const n = clean(c.name, 60);
+        confirm(app, `${a} a cluster`, [`${a === 'stop' ? 'Stop' : 'Start'} cluster {bold}${escapeTags(n)}{/bold} (${escapeTags(clean(c.provider, 10))}, owner ${escapeTags(clean(c.owner, 40))})?`], () => act(app, `${a} ${n}`, [a, c.name, '--json']));
+      }
       return;
     }
     case 'x': {
       const t = app.fullLog || app.focus === 'log' ? undefined : cancelTarget(app);
-      if (t) act(app, `cancel ${clean(t.id, 20)} (${t.kind} ${clean(t.cluster, 60)})`, ['cancel', t.id, '--json']);
+      if (t) {
+        const what = `cancel ${clean(t.id, 20)} (${t.kind} ${clean(t.cluster, 60)})`;
+        const other = t.user !== app.backend.principal.user ? `, started by {bold}${escapeTags(clean(t.user, 40))}{/bold}` : '';
+        confirm(app, 'cancel a task', [`Cancel task {bold}${escapeTags(clean(t.id, 20))}{/bold}: ${t.kind} of cluster {bold}${escapeTags(clean(t.cluster, 60))}{/bold} (${t.state}${other})?`], () => act(app, what, ['cancel', t.id, '--json']));
+      }
       return;
     }
   }

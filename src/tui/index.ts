@@ -26,6 +26,8 @@ export interface TuiOptions {
   renderBudget?: RenderBudget;
   /** Warn after `warnMs` without keyboard input, close (onExit(0, 'idle')) after `closeMs`; both from the last key. */
   idle?: { warnMs: number; closeMs: number };
+  /** No colour at all (NO_COLOR, TERM=dumb, `ssh -t HOST -- --no-color`): bold and reverse video only. */
+  noColor?: boolean;
   /** Called exactly once: reason 'quit' (q / Ctrl-C), 'idle', 'closed' (close()) or 'error' (code 1). */
   onExit: (code: number, reason?: string) => void;
 }

@@ -3,6 +3,8 @@
  * here, for this user: actions the role may not do are neither shown nor handled.
  */
 
+import { terminalSafe } from './text.js';
+
 /** The parts of a blessed key event the TUI reads. */
 export interface KeyEvent {
   name?: string;
@@ -35,7 +37,8 @@ export function typedChar(ch: string | undefined, key: KeyEvent | undefined): st
   if (!ch || [...ch].length !== 1) return null;
   const cp = ch.codePointAt(0)!;
   if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)) return null;
-  return ch;
+  // Only characters the screen draws as they are (an emoji would be a placeholder in the field).
+  return terminalSafe(ch) === ch ? ch : null;
 }
 
 /** One key hint. */
@@ -120,28 +123,65 @@ export function commandNames(o: { canAudit?: boolean; canReconcile?: boolean }):
   return [...(o.canAudit ? [':audit'] : []), ...(o.canReconcile ? [':reconcile'] : []), ':help', ':q'];
 }
 
-/** The help screen's lines: every key, limited to what this user may do. */
-export function helpLines(o: HelpFlags): string[] {
-  const rows: [string, string][] = [
-    ['↑/↓ j/k', 'move the selection / scroll the log'],
-    ['PgUp/PgDn g/G', 'page / top / bottom'],
-    ['enter', "details of the selected cluster (its record, steps and recent tasks)"],
-    ...(o.canCreate ? ([['c', 'create a cluster (a form)']] as [string, string][]) : []),
-    ...(o.canAct ? ([['d', "delete the selected cluster (type its name to confirm)"], ['s', 'start or stop the selected cluster']] as [string, string][]) : []),
-    ['K', "a kubeconfig for the selected cluster, with the ssh -L tunnel command (read-only unless you own it or are admin)"],
+/** Columns of the help screen's text: the screen less the overlay's margins and border. */
+export function helpWidth(cols: number): number {
+  return Math.min(100, cols - 6);
+}
+
+/** Key column width in the help screen. */
+const HELP_KEY_W = 16;
+
+/** Splits `text` into lines of at most `w` columns at spaces; a word longer than a line is cut with a `…` mark. */
+export function wrapWords(text: string, w: number): string[] {
+  const out: string[] = [];
+  let cur = '';
+  for (let word of text.split(' ')) {
+    while (word.length > w) {
+      if (cur) out.push(cur), (cur = '');
+      out.push(`${word.slice(0, w - 1)}…`);
+      word = word.slice(w - 1);
+    }
+    if (!cur) cur = word;
+    else if (cur.length + 1 + word.length <= w) cur += ` ${word}`;
+    else out.push(cur), (cur = word);
+  }
+  if (cur || !out.length) out.push(cur);
+  return out;
+}
+
+/** The help screen's rows (key, what it does): every key, limited to what this user may do. */
+export function helpRows(o: HelpFlags): [string, string][] {
+  return [
+    ['↑/↓ j/k', 'move the selection; in the log: scroll a line'],
+    ['PgUp/PgDn', 'a page up / down (space: a page down in the log and in dialogs)'],
+    ['g/G Home/End', 'first / last row; in the log: oldest line / newest line (and follow)'],
+    ['enter', 'details of the selected cluster (its record, steps and recent tasks); in a dialog: close it'],
+    ...(o.canCreate ? ([['c', 'create a cluster (a form: tab/↑↓ moves between fields, ←/→ picks the provider, enter creates)']] as [string, string][]) : []),
+    ...(o.canAct ? ([['d', 'delete the selected cluster (type its name to confirm; refused while a task of it is active)'], ['s', 'start or stop the selected cluster (asks first)']] as [string, string][]) : []),
+    ['K', 'a kubeconfig for the selected cluster, with the ssh -L tunnel command (read-only unless you own it or are admin)'],
     ...(o.canExtend ? ([['e', "extend the selected cluster's expiry by 1h"]] as [string, string][]) : []),
-    ...(o.canCancel ? ([['x', "cancel the selected cluster's (or task's) active task"]] as [string, string][]) : []),
+    ...(o.canCancel ? ([['x', "cancel the selected cluster's (or the picked task's) active task (asks first)"]] as [string, string][]) : []),
     ...(o.canReconcile ? ([['r', 'reconcile now: compare with the providers, heal drift, show the result']] as [string, string][]) : []),
     [':', `command prompt: ${[...(o.canAudit ? [':audit (the audit log)'] : []), ...(o.canReconcile ? [':reconcile'] : []), ':help', ':q (quit)'].join(', ')}`],
     ['/', 'filter clusters (table) or search the log (log pane); esc clears'],
-    ['n / N', 'next / previous search match'],
+    ['n / N', 'next / previous search match in the log'],
     ['S', 'cycle the sort column'],
     ['f', 'follow the log on/off'],
     ['l', 'full-screen log on/off'],
     ['tab / shift-tab', 'move focus: clusters → tasks → log'],
+    ['mouse', 'click picks a row, a click on the picked row opens details, the wheel moves'],
+    ['y / n', 'answer a question (stop, start, cancel, quit with a half-filled form)'],
     ['?', 'this help'],
-    ['esc', 'back / close a dialog'],
-    ['q, Ctrl-C', 'quit'],
+    ['esc, q', 'close a dialog, the help or the full-screen log; esc also clears a filter or search'],
+    ['Ctrl-L', 'redraw the whole screen'],
+    ['q, Ctrl-C', 'quit (from the main view; Ctrl-C asks first when a form has input)'],
   ];
-  return rows.map(([k, d]) => `{bold}${k.padEnd(16)}{/bold} ${d}`);
+}
+
+/** The help screen's lines, wrapped to `width` columns (descriptions continue under themselves). */
+export function helpLines(o: HelpFlags, width = 76): string[] {
+  const descW = Math.max(10, width - HELP_KEY_W - 1);
+  return helpRows(o).flatMap(([k, d]) =>
+    wrapWords(d, descW).map((part, i) => `{bold}${(i === 0 ? k : '').padEnd(HELP_KEY_W)}{/bold} ${part.replace(/[{}]/g, (c) => (c === '{' ? '{open}' : '{close}'))}`),
+  );
 }

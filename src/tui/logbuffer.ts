@@ -9,8 +9,8 @@
  */
 import { MAX_TEXT, plain } from './text.js';
 
-/** Any character `plain` would remove or change (controls, escapes, tabs, CR/LF, C1). */
-const UNSAFE = /[\x00-\x1f\x7f-\x9f]/;
+/** Any character `plain` might remove or change: anything but printable ASCII (controls, escapes, wide or combining characters). */
+const UNSAFE = /[^\x20-\x7e]/;
 
 /** `plain(s)`, without the work when `s` is already safe to draw. */
 export function safeLine(s: string): string {

@@ -31,8 +31,6 @@ export class LogPane {
   buffer: LogBuffer | null = null;
   /** Describes the shown task in the label. */
   title = '';
-  /** What the last full draw put after the title (follow state, search position). */
-  private labelSuffix = '';
   /** Shown when there is no buffer, or while its history loads. */
   placeholder = 'select a cluster to see its latest task log';
   /** Stick to the newest line. */
@@ -53,6 +51,10 @@ export class LogPane {
   private drawnWidth = -1;
   private dirty = true;
   private later: NodeJS.Timeout | null = null;
+  /** No colour on screen: matches are marked by underline, not by colour. */
+  noColor = false;
+  /** The label after the title, as last drawn (follow state, position, search). */
+  private labelTail = '';
   /** Called when a redraw held back by LOG_FRAME_MS is due (the app asks for a frame). */
   onLater: (() => void) | null = null;
 
@@ -172,7 +174,8 @@ export class LogPane {
     const low = text.toLowerCase();
     let out = '';
     let at = 0;
-    const [open, close] = abs === this.current ? ['{inverse}', '{/inverse}'] : ['{black-fg}{yellow-bg}', '{/yellow-bg}{/black-fg}'];
+    // Without colour (NO_COLOR) the other matches are underlined instead of yellow.
+    const [open, close] = abs === this.current ? ['{inverse}', '{/inverse}'] : this.noColor ? ['{underline}', '{/underline}'] : ['{black-fg}{yellow-bg}', '{/yellow-bg}{/black-fg}'];
     for (let i = low.indexOf(q); i >= 0 && q; i = low.indexOf(q, at)) {
       out += escapeTags(text.slice(at, i)) + open + escapeTags(text.slice(i, i + q.length)) + close;
       at = i + q.length;
@@ -215,10 +218,10 @@ export class LogPane {
   /** Draws the visible slice; returns whether anything on screen changed. */
   update(o: { focused: boolean; width: number }): boolean {
     if (this.holdBack(o.width)) {
-      // The lines wait for their turn; the title (task state and percent, shown in the same frame as
-      // the task panel) and the focus style are cheap and never lag behind the rest of the screen.
-      const held = setLabel(this.frame, `${truncate(` log ${this.title}${this.labelSuffix}`, Math.max(4, o.width - 4))} `);
-      return setFocusStyle(this.frame, o.focused) || held;
+      // Only the frame's focus style and the label's title (the task's state and percent) may change
+      // now; the text, and where it stands, wait for their turn.
+      const label = setLabel(this.frame, `${truncate(` log ${this.title}${this.labelTail}`, Math.max(4, o.width - 4))} `);
+      return setFocusStyle(this.frame, o.focused) || label;
     }
     if (this.version !== this.drawnVersion) this.drawnAt = Date.now();
     this.drawnVersion = this.version;
@@ -249,7 +252,7 @@ export class LogPane {
         label += ` · /${plain(this.query, 40)} ${pos >= 0 ? pos + 1 : 0}/${this.matches.length}`;
       }
     }
-    this.labelSuffix = label.slice(` log ${this.title}`.length);
+    this.labelTail = label.slice(` log ${this.title}`.length);
     let changed = setText(this.body, text);
     changed = setLabel(this.frame, `${truncate(label, Math.max(4, o.width - 4))} `) || changed;
     changed = setFocusStyle(this.frame, o.focused) || changed;

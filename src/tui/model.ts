@@ -183,6 +183,19 @@ export interface Column {
   /** The cell changes with the clock (not only with the record). */
   timed?: boolean;
   cell(c: Cluster, nowMs: number): string;
+  /** The SGR colour (e.g. '32') the cell is drawn in, if any (NO_COLOR drops it; the symbol column stays). */
+  paint?(c: Cluster): string | undefined;
+}
+
+/** A cluster state's symbol: its shape tells the state apart without colour. */
+export function stateSymbol(actual: string): string {
+  return actual === 'running' ? '●' : actual === 'failed' ? '✗' : actual === 'stopped' ? '○' : actual === 'creating' || actual === 'deleting' ? '◐' : '·';
+}
+
+/** A cluster state's colour: running green, creating/deleting yellow, failed red, stopped grey. */
+export function stateColour(c: Cluster): string | undefined {
+  const a = c.actual as string;
+  return a === 'running' ? '32' : a === 'failed' ? '31' : a === 'stopped' ? '90' : a === 'creating' || a === 'deleting' ? '33' : undefined;
 }
 
 interface ColumnSpec extends Column {
@@ -192,10 +205,11 @@ interface ColumnSpec extends Column {
 }
 
 const SPECS: ColumnSpec[] = [
+  { title: ' ', width: 1, cell: (c) => stateSymbol(c.actual), paint: stateColour },
   { title: 'NAME', width: 12, flex: true, cell: (c) => clean(c.name) },
   { title: 'PROV', width: 4, cell: (c) => clean(c.provider) },
   { title: 'DESIRED', width: 7, cell: (c) => clean(c.desired) },
-  { title: 'ACTUAL', width: 8, cell: (c) => clean(c.actual) },
+  { title: 'ACTUAL', width: 8, cell: (c) => clean(c.actual), paint: stateColour },
   { title: 'NODES', width: 5, cell: (c) => `${Number(c.servers) || 0}+${Number(c.agents) || 0}` },
   { title: 'HTTP', width: 5, right: true, cell: (c) => clean(c.httpPort) },
   { title: 'HTTPS', width: 5, right: true, cell: (c) => clean(c.httpsPort) },
@@ -213,7 +227,7 @@ export function clusterColumns(width: number): Column[] {
     if (width - fixed(cols) < drop.dropBelow!) cols = cols.filter((c) => c !== drop);
   }
   const nameW = Math.max(4, Math.min(40, width - fixed(cols)));
-  return cols.map((c) => ({ title: c.title, width: c.flex ? nameW : c.width, ...(c.right ? { right: true } : {}), ...(c.timed ? { timed: true } : {}), cell: c.cell }));
+  return cols.map((c) => ({ title: c.title, width: c.flex ? nameW : c.width, ...(c.right ? { right: true } : {}), ...(c.timed ? { timed: true } : {}), cell: c.cell, ...(c.paint ? { paint: c.paint } : {}) }));
 }
 
 /** The header line of the cluster table. */
@@ -223,7 +237,14 @@ export function headerRow(cols: Column[]): string {
 
 /** One cluster as a table row. */
 export function clusterRow(c: Cluster, cols: Column[], nowMs: number): string {
-  return cols.map((col) => fit(col.cell(c, nowMs), col.width, col.right)).join(' ').trimEnd();
+  return cols
+    .map((col) => {
+      const text = fit(col.cell(c, nowMs), col.width, col.right);
+      const sgr = col.paint?.(c);
+      return sgr ? `\x1b[${sgr}m${text}\x1b[39m` : text;
+    })
+    .join(' ')
+    .trimEnd();
 }
 
 /**

@@ -71,11 +71,11 @@ export class Overlay {
   }
 
   /** Shows `lines` under `title` (and the pinned `head` lines); returns whether anything on screen changed. */
-  update(o: { title: string; lines: string[]; head?: string[]; size: OverlaySize; cols: number; rows: number }): boolean {
+  update(o: { title: string; lines: string[]; head?: string[]; size: OverlaySize; cols: number; rows: number; width?: number }): boolean {
     let changed = false;
     const head = o.head ?? [];
     const widest = Math.max(40, ...o.lines.map(tagless), ...head.map(tagless)) + 2;
-    const width = o.size === 'large' ? o.cols - 4 : Math.min(o.cols - 4, widest);
+    const width = o.size === 'large' ? o.cols - 4 : Math.min(o.cols - 4, o.width ?? widest);
     const height = o.size === 'large' ? o.rows - 4 : Math.min(o.rows - 4, o.lines.length + head.length + 2);
     this.fixed = Math.min(head.length, Math.max(0, height - 3));
     const geometry = `${width}x${height}`;

@@ -3,6 +3,8 @@
  * Every untrusted string goes through `clean` before it is measured or drawn.
  */
 import { formatDuration } from '../core/duration.js';
+import { createRequire } from 'node:module';
+import stringWidth from 'string-width';
 import { sanitizeLine } from '../core/text.js';
 
 /** Longest untrusted string kept for display (longer ones are cut with a marker). */
@@ -16,45 +18,74 @@ export function clean(v: unknown, max = MAX_TEXT): string {
 
 /** Sanitizes any value for display, keeping empty strings empty. */
 export function plain(v: unknown, max = MAX_TEXT): string {
-  const s = sanitizeLine(String(v ?? ''));
+  const s = terminalSafe(sanitizeLine(String(v ?? '')));
+  // No surrogate pairs are left, so cutting by UTF-16 units cannot split a character.
   return s.length > max ? `${s.slice(0, max)}…` : s;
 }
 
-const COMBINING = /\p{Mn}|\p{Me}|\u200b|\u200d|\ufe0f/u;
+const require = createRequire(import.meta.url);
+/** blessed's own width of one character (what it places: its tables predate most emoji). */
+const blessedWidth = (require('blessed/lib/unicode.js') as { charWidth(s: string, i?: number): number }).charWidth;
 
-function isWide(cp: number): boolean {
-  return (
-    (cp >= 0x1100 && cp <= 0x115f) ||
-    (cp >= 0x2e80 && cp <= 0xa4cf && cp !== 0x303f) ||
-    (cp >= 0xac00 && cp <= 0xd7a3) ||
-    (cp >= 0xf900 && cp <= 0xfaff) ||
-    (cp >= 0xfe30 && cp <= 0xfe4f) ||
-    (cp >= 0xff00 && cp <= 0xff60) ||
-    (cp >= 0xffe0 && cp <= 0xffe6) ||
-    (cp >= 0x20000 && cp <= 0x3fffd)
-  );
+/** Printable ASCII only: one column per character, nothing to normalise. */
+const SIMPLE = /^[\x20-\x7e]*$/;
+const graphemes = new Intl.Segmenter('en', { granularity: 'grapheme' });
+
+/** Drawn instead of a 2-column grapheme blessed cannot place (emoji, ZWJ/flag/keycap sequences, VS16 sequences). */
+export const WIDE_MARK = '[]';
+/** Drawn instead of a 1-column grapheme blessed cannot place (an astral-plane character, a mark without a precomposed form). */
+export const NARROW_MARK = '?';
+
+/**
+ * Rewrites text so that every grapheme occupies exactly the cells the terminal draws and blessed
+ * counts. Widths come from `string-width` (Unicode's East Asian Width and emoji data, ambiguous =
+ * narrow, as terminals in a UTF-8 non-CJK locale draw them). A grapheme is kept as it is only when
+ * it is one BMP code point and blessed's own width for it agrees (ASCII, Latin, ✓, box drawing,
+ * CJK ideographs); zero-width ones (ZWJ, variation selectors, stray marks) are dropped; anything
+ * else (emoji such as 📦 😊 ⏳, ZWJ and flag sequences, 🕹️ with its VS16, astral characters) is
+ * replaced by a placeholder of its width: WIDE_MARK (2 columns) or NARROW_MARK (1). blessed
+ * 0.1.81 measures those as 1 column (terminals draw 2) or splits their surrogate pairs, which
+ * shifted every later cell of the row and left stray cells behind. Combining marks are composed
+ * (NFC) first, so é and friends survive.
+ */
+export function terminalSafe(s: string): string {
+  if (SIMPLE.test(s)) return s;
+  let out = '';
+  for (const { segment } of graphemes.segment(s.normalize('NFC'))) {
+    if (segment.length === 1 && segment <= '\x7e') {
+      out += segment;
+      continue;
+    }
+    const w = stringWidth(segment);
+    if (w <= 0) continue;
+    const base = String.fromCodePoint(segment.codePointAt(0)!);
+    if (base.length === 1 && blessedWidth(base, 0) === w && stringWidth(base) === w && (segment === base || w === 1)) {
+      // One BMP code point blessed places as wide as the terminal draws it (trailing marks of a narrow
+      // base that NFC could not compose are dropped).
+      out += base;
+      continue;
+    }
+    out += w >= 2 ? WIDE_MARK + ' '.repeat(w - 2) : NARROW_MARK;
+  }
+  return out;
 }
 
-/** Terminal columns a (sanitized) string occupies (CJK wide = 2, combining marks = 0). */
+/** Terminal columns a string occupies (after `terminalSafe`, as the terminal and blessed both count it). */
 export function displayWidth(s: string): number {
-  let w = 0;
-  for (const ch of s) {
-    if (COMBINING.test(ch)) continue;
-    w += isWide(ch.codePointAt(0)!) ? 2 : 1;
-  }
-  return w;
+  return SIMPLE.test(s) ? s.length : stringWidth(s);
 }
 
 /** Cuts a string to at most `w` columns, ending with `…` when something was cut. */
 export function truncate(s: string, w: number): string {
   if (w <= 0) return '';
   if (s.length <= w && displayWidth(s) <= w) return s;
+  if (SIMPLE.test(s)) return `${s.slice(0, w - 1)}…`;
   let out = '';
   let used = 0;
-  for (const ch of s) {
-    const cw = COMBINING.test(ch) ? 0 : isWide(ch.codePointAt(0)!) ? 2 : 1;
+  for (const { segment } of graphemes.segment(s)) {
+    const cw = stringWidth(segment);
     if (used + cw > w - 1) break;
-    out += ch;
+    out += segment;
     used += cw;
   }
   return `${out}…`;

@@ -109,6 +109,11 @@ const INVERSE_OFF = '\x1b[27m';
 const BOLD = '\x1b[1m';
 const BOLD_OFF = '\x1b[22m';
 
+/** A progress bar inside a selected (reverse video) row is drawn without reverse video: reversed, █ became a gap and ░ the fill. */
+function keepBars(row: string): string {
+  return row.replace(/[█░]+/g, (bar) => `${INVERSE_OFF}${bar}${INVERSE}`);
+}
+
 /**
  * A selectable list of rows drawn as the content of its panel (one box, an optional bold header
  * line above the rows): only the rows that fit are in the content, the selected one in inverse
@@ -163,7 +168,7 @@ export class RowList {
     const width = Math.max(1, (this.box.width as number) - (this.box.iwidth as number));
     const lines = this.items
       .slice(this.top, this.top + h)
-      .map((r, k) => (this.top + k === this.selected ? `${INVERSE}${r}${' '.repeat(Math.max(0, width - displayWidth(r)))}${INVERSE_OFF}` : r));
+      .map((r, k) => (this.top + k === this.selected ? `${INVERSE}${keepBars(r)}${' '.repeat(Math.max(0, width - displayWidth(r)))}${INVERSE_OFF}` : r));
     if (this.headed) lines.unshift(`${BOLD}${head}${BOLD_OFF}`);
     const text = lines.join('\n');
     if (text === this.shown) return false;
