@@ -677,11 +677,12 @@ test('18.1 CJK, fullwidth, combining marks, ZWJ/flag/keycap sequences and variat
   const id = JSON.parse(r.stdout).task.id as string;
   const disk = readFileSync(join(w.dataDir, 'logs', `${id}.log`), 'utf8');
   for (const l of lines) assert.ok(disk.includes(l), `the log has ${l}`);
-  const s = await open(t, admin, 'admin');
+  // Tall enough that the whole kind create log (its ingress step included) fits the full-screen log.
+  const s = await open(t, admin, 'admin', 120, 60);
   await filterTo(s, 'wide1');
   s.send('l');
   await s.waitFor((x) => !x.includes('NAME') && x.includes('variation selectors') && x.includes(`task ${id} succeeded`));
-  assertFramed(s, 120, 40, 'full-screen log');
+  assertFramed(s, 120, 60, 'full-screen log');
   const rows = logRows(s);
   for (const l of lines) assert.ok(rows.includes(terminalSafe(l)), `row for ${l}: ${JSON.stringify(terminalSafe(l))}\n${s.screen()}`);
   // The kept characters are as typed: CJK and composed accents.
@@ -689,5 +690,5 @@ test('18.1 CJK, fullwidth, combining marks, ZWJ/flag/keycap sequences and variat
   assert.ok(rows.some((x) => x.startsWith('combining: é ä ñ x')));
   s.send('\x1b');
   await s.waitFor((x) => x.includes('NAME') && /wide1\s+kind/.test(x));
-  assertFramed(s, 120, 40, 'back to the panels');
+  assertFramed(s, 120, 60, 'back to the panels');
 });

@@ -892,7 +892,7 @@ test('an internal error ends only that session, with onExit(1)', async (t) => {
   assert.deepEqual(await s.exited, [1, 'error']);
   await s.waitFor('kindler: internal error: boom');
   other.send('?');
-  await other.waitFor('this help');
+  await other.waitFor('move the selection');
 });
 
 test('two sessions side by side: widgets built after another screen exists stay on their own screen', async (t) => {
