@@ -46,7 +46,10 @@ export const QUIET_SCHEDULES = { reconcile: '0 0 1 1 *', ttl: '0 0 1 1 *', reten
  * Writes a state.json with `n` running clusters (no tasks, no expiry) into `dataDir`, before the
  * daemon starts. Returns the cluster names.
  */
-export function seedClusters(dataDir: string, n: number, owner = 'admin'): string[] {
+export function seedClusters(dataDir: string, n: number, owner = 'admin', ttlEvery = 0): string[] {
+  // With ttlEvery = k, every k-th cluster has a TTL: it expires 2 h from now plus 6 s per TTL'd
+  // cluster, so their EXPIRES countdowns change at different moments.
+  const now = Date.now();
   const t0 = Date.parse('2025-01-01T00:00:00Z');
   const iso = (ms: number) => new Date(t0 + ms).toISOString();
   const clusters: Cluster[] = Array.from({ length: n }, (_, i) => {
@@ -66,6 +69,7 @@ export function seedClusters(dataDir: string, n: number, owner = 'admin'): strin
       kubeContext: `${i % 5 === 0 ? 'kind' : 'k3d'}-${name}`,
       kubeconfig: join(dataDir, 'kubeconfig', `${name}.yaml`),
       nodeAddress: `172.18.0.${(i % 250) + 2}`,
+      ...(ttlEvery > 0 && i % ttlEvery === 0 ? { expiresAt: new Date(now + 2 * 3600_000 + (i / ttlEvery) * 6000).toISOString() } : {}),
       updatedAt: iso(i * 60_000 + 31_000),
     };
   });
