@@ -79,7 +79,9 @@ function createArgs(w: World, name: string): string[] {
 const WIDE_PORTS = { http: { from: 21000, to: 21999 }, https: { from: 22000, to: 22999 }, api: { from: 23000, to: 23999 } };
 
 async function withEngine<T>(scriptsDir: string, delay: boolean, concurrency: number, fn: (e: Engine, w: World, env: Record<string, string>) => Promise<T>, scale = false, extraEnv: Record<string, string> = {}): Promise<T> {
-  const w = makeWorld({ scriptsDir, checkHostPorts: false, concurrency, ports: WIDE_PORTS, timeouts: { create: 600, delete: 60, start: 60, stop: 60, 'import-image': 60, status: 20 } });
+  // auditMaxEvents above the scale's audit count: with the default (5,000) the first audited
+  // action trims the log to 5,000 events and the scale state would not stay at scale.
+  const w = makeWorld({ scriptsDir, checkHostPorts: false, concurrency, ports: WIDE_PORTS, auditMaxEvents: Math.max(5000, SCALE.audit * 2), timeouts: { create: 600, delete: 60, start: 60, stop: 60, 'import-image': 60, status: 20 } });
   if (scale) writeFileSync(join(w.dataDir, 'state.json'), JSON.stringify(buildState(w.dataDir, SCALE.clusters, SCALE.tasks, SCALE.audit)), { mode: 0o600 });
   const env = { ...scriptEnv(w), ...(delay ? { BENCH_DELAY: '1' } : {}), ...extraEnv };
   const engine = await Engine.start(w.cfg, { role: 'test', scriptEnv: env });
@@ -127,7 +129,8 @@ async function main(): Promise<void> {
         direct.push(d);
         overhead.push(r.wallMs - d);
       }
-      return { kindler, task, direct, overhead, failures, stateBytes, loop: loop.result() };
+      const inState = { clusters: engine.store.data.clusters.length, tasks: engine.store.data.tasks.length, audit: engine.store.data.audit.length };
+      return { kindler, task, direct, overhead, failures, stateBytes, inState, loop: loop.result() };
     }, scale);
     const serial = await serialRun(false);
     const serialScale = await serialRun(true);
@@ -174,6 +177,8 @@ async function main(): Promise<void> {
         tasks: SCALE.tasks,
         audit: SCALE.audit,
         stateBytes: sc.stateBytes,
+        auditMaxEvents: Math.max(5000, SCALE.audit * 2),
+        inStateAtEnd: sc.inState,
         creates: SERIAL,
         failures: sc.failures,
         kindlerMs: { p50: fmt(pct(sc.kindler, 50)), p95: fmt(pct(sc.kindler, 95)) },

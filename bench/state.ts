@@ -41,7 +41,7 @@ const START_REPS = 5;
 
 /** Write p95 through the store at one size, and its floor: the same atomic protocol by hand. */
 async function writeSweep(tasks: number) {
-  const w = makeWorld({ checkHostPorts: false });
+  const w = makeWorld({ checkHostPorts: false, auditMaxEvents: Math.max(5000, AUDIT * 2) });
   try {
     const doc = buildState(w.dataDir, CLUSTERS, tasks, AUDIT);
     const file = join(w.dataDir, 'state.json');
@@ -82,7 +82,7 @@ async function writeSweep(tasks: number) {
  * each timed from the input to the frame's write on the terminal stream.
  */
 async function tableFrames(state: StateData): Promise<{ key: number[]; full: number[] }> {
-  const w = makeWorld({ checkHostPorts: false });
+  const w = makeWorld({ checkHostPorts: false, auditMaxEvents: Math.max(5000, AUDIT * 2) });
   const engine = await (async () => {
     writeFileSync(join(w.dataDir, 'state.json'), JSON.stringify(state), { mode: 0o600 });
     return Engine.start(w.cfg, { role: 'test', scriptEnv: scriptEnv(w) });
@@ -135,7 +135,7 @@ async function tableFrames(state: StateData): Promise<{ key: number[]; full: num
 }
 
 async function main(): Promise<void> {
-  const w = makeWorld({ checkHostPorts: false });
+  const w = makeWorld({ checkHostPorts: false, auditMaxEvents: Math.max(5000, AUDIT * 2) });
   try {
     const load0 = machine();
     const state = buildState(w.dataDir, CLUSTERS, TASKS, AUDIT);
