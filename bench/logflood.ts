@@ -346,7 +346,7 @@ async function main(): Promise<void> {
   const w = makeWorld({
     scriptsDir,
     checkHostPorts: false,
-    ssh: { enabled: true, host: '127.0.0.1', port: 0, hostKeyFile: './keys/host', usersFile: './users.conf', maxSessionsPerUser: SESSIONS + STALLED + 4 },
+    ssh: { enabled: true, host: '127.0.0.1', port: 0, hostKeyFile: './keys/host', usersFile: './users.conf', maxSessionsPerUser: SESSIONS + STALLED + 4, maxConnectionsPerUser: SESSIONS + STALLED + 4, maxUnauthenticated: SESSIONS + STALLED + 4, maxConnections: SESSIONS + STALLED + 20 },
     timeouts: { create: 600, delete: 60, start: 60, stop: 60, 'import-image': 60, status: 20 },
   });
   w.env.KINDLER_INITIAL_ADMIN_KEYS = readFileSync(`${keyPath}.pub`, 'utf8').trim();
