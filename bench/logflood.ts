@@ -15,16 +15,23 @@
  *   minus VmRSS just before it. Target ≤ 64 MB.
  * - the task's log file on disk holds every flood line, in order, exactly once (a correctness
  *   check: any miss makes the bench exit 1).
- * - latency from a line being printed to it being visible in an attached session. The TUI shows
- *   only the tail of the log (~30 rows, redrawn for new lines at most 5 times a second), so a
- *   session cannot show every line: this measures the lines that do get drawn. After every chunk a session's
- *   headless terminal has parsed, its visible text is scanned for flood lines; a line seen for the
- *   first time counts once, with latency = now − its printed timestamp. Target p99 ≤ 100 ms.
+ * - every-line, every-screen latency (the target figure): for EVERY flood line, the time from its
+ *   printing (its $EPOCHREALTIME stamp, read back from the log file) until EVERY live session's
+ *   screen shows it or a later line. After every chunk a session's headless terminal has parsed,
+ *   the highest flood line visible is noted with the wall time when it goes up; a line's latency
+ *   on a screen is the first such moment at or past it. Per line the worst screen counts; p50/p99/
+ *   max over all lines. A line some screen never reached is unseen (Infinity). The stalled session
+ *   does not read, so it has no screen to measure; it is there as load. Target p99 ≤ 100 ms.
+ *   Also shown: the same pooled over every (line, screen) pair.
+ * - drawn lines only (the old figure, kept and labelled): each line the first time a session's
+ *   screen draws it, pooled over sessions. The pane shows the tail, redrawn at most every 200 ms,
+ *   so only ~1 line in 250 is ever drawn: this is not the every-line figure.
  *
  * The sessions run in a child process (this file with LOGFLOOD_ROLE=clients) so that their
  * terminal parsing does not delay this process's RSS sampling; on a small machine they still share
  * the CPUs with the daemon and the script, which the ratio includes.
  *
+ * Repeated BENCH_RUNS (5) times in fresh processes by util.ts runBench: median [min–max].
  * Prints one JSON object to stdout and a short table to stderr.
  * Run: npm run build && node --import tsx bench/logflood.ts
  *      (env BENCH_LINES=N, BENCH_SESSIONS=N, BENCH_STALLED=N; BENCH_NODE_OPTIONS for the daemon)
@@ -41,7 +48,7 @@ import type { ClientChannel } from 'ssh2';
 import xterm from '@xterm/headless';
 import { CLI, makeWorld, startDaemon } from '../test/helpers.js';
 import { STANDIN_CREATE_RESULT, writeStandinScripts } from '../test/fixtures/standin.js';
-import { fmt, pct, procCpuMs, procStatusKb, table } from './util.js';
+import { fmt, machine, pct, procCpuMs, procStatusKb, runBench, table } from './util.js';
 
 const { Client } = ssh2;
 const { Terminal } = xterm;
@@ -104,7 +111,7 @@ type ToClients = { type: 'arm' } | { type: 'finish'; waitMs: number };
 type FromClients =
   | { type: 'ready' }
   | { type: 'error'; message: string }
-  | { type: 'result'; latencies: number[]; perSession: { drawn: number; sawLast: boolean; frames: number; bytes: number }[]; loopDelayP99Ms: number; cpuMs: number };
+  | { type: 'result'; latencies: number[]; perSession: { drawn: number; sawLast: boolean; frames: number; bytes: number; shown: [number, number][] }[]; loopDelayP99Ms: number; cpuMs: number };
 
 /** Wall-clock now in ms with sub-ms precision (comparable with bash's $EPOCHREALTIME). */
 const wallNow = () => performance.timeOrigin + performance.now();
@@ -121,14 +128,15 @@ async function clientsMain(): Promise<void> {
   const conns: InstanceType<typeof Client>[] = [];
   const waiters = new Set<() => void>();
 
-  interface S { term: InstanceType<typeof Terminal>; last: number; drawn: number; frames: number; bytes: number; screen(): string[] }
+  /** shown: [wall ms, highest flood line on the screen], each time that highest line went up. */
+  interface S { term: InstanceType<typeof Terminal>; last: number; drawn: number; frames: number; bytes: number; shown: [number, number][]; screen(): string[] }
   const open = (): Promise<{ s: S; ch: ClientChannel }> =>
     new Promise((resolve, reject) => {
       const conn = new Client();
       conns.push(conn);
       const term = new Terminal({ cols: COLS, rows: ROWS, allowProposedApi: true, scrollback: 0 });
       const s: S = {
-        term, last: -1, drawn: 0, frames: 0, bytes: 0,
+        term, last: -1, drawn: 0, frames: 0, bytes: 0, shown: [],
         screen: () => {
           const b = term.buffer.active;
           return Array.from({ length: term.rows }, (_, y) => b.getLine(b.viewportY + y)?.translateToString(true) ?? '');
@@ -137,10 +145,12 @@ async function clientsMain(): Promise<void> {
       const scan = () => {
         s.frames++;
         const at = wallNow();
+        let top = -1;
         for (const row of s.screen()) {
           const m = SCREEN_RE.exec(row);
           if (!m) continue;
           const i = Number(m[2]);
+          if (i > top) top = i;
           if (i <= s.last) continue;
           s.last = i;
           if (armed) {
@@ -148,6 +158,7 @@ async function clientsMain(): Promise<void> {
             latencies.push(at - Number(m[1]) * 1000);
           }
         }
+        if (armed && top > (s.shown.at(-1)?.[1] ?? -1)) s.shown.push([at, top]);
         for (const f of [...waiters]) f();
       };
       conn.on('error', (e) => reject(e));
@@ -204,6 +215,7 @@ async function clientsMain(): Promise<void> {
         for (const s of live) {
           s.frames = 0;
           s.bytes = 0;
+          s.shown = [];
         }
       }
       else if (m.type === 'finish') {
@@ -217,7 +229,7 @@ async function clientsMain(): Promise<void> {
             cpuMs: (cpu.user + cpu.system) / 1000,
             type: 'result',
             latencies,
-            perSession: live.map((s) => ({ drawn: s.drawn, sawLast: s.last === cfg.lines - 1, frames: s.frames, bytes: s.bytes })),
+            perSession: live.map((s) => ({ drawn: s.drawn, sawLast: s.last === cfg.lines - 1, frames: s.frames, bytes: s.bytes, shown: s.shown })),
           });
           for (const c of conns) c.end();
           setTimeout(() => process.exit(0), 500).unref();
@@ -261,7 +273,7 @@ function sshExec(port: number, hostFp: string, priv: Buffer, command: string): P
 }
 
 /** Checks the log file: every flood line 0..n-1 once, in order, intact. */
-function checkLogFile(file: string, n: number): { lines: number; floodLines: number; ok: boolean; problem?: string } {
+function checkLogFile(file: string, n: number, stamps: Float64Array): { lines: number; floodLines: number; ok: boolean; problem?: string } {
   const text = readFileSync(file, 'utf8');
   const lines = text.split('\n');
   if (lines.at(-1) === '') lines.pop();
@@ -276,6 +288,7 @@ function checkLogFile(file: string, n: number): { lines: number; floodLines: num
       continue;
     }
     const i = Number(m[2]);
+    if (i < n) stamps[i] = Number(m[1]) * 1000;
     if (i !== next) problem ??= `log line ${k + 1} holds flood line ${i}, expected ${next}`;
     next = i + 1;
   }
@@ -285,8 +298,46 @@ function checkLogFile(file: string, n: number): { lines: number; floodLines: num
   return { lines: lines.length, floodLines, ok: !problem, ...(problem ? { problem } : {}) };
 }
 
+/** Percentile (nearest rank) of an ascending-sorted typed array; Infinity entries count as unseen lines. */
+const pctSorted = (s: Float64Array, p: number) => (s.length ? s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]! : NaN);
+
+/**
+ * Every-line, every-screen latency. For each flood line i and each live screen, the first moment
+ * the screen showed line i or a later one (from that screen's [time, highest line] record), minus
+ * the time line i was printed. Per line: the worst screen (the time until every screen showed it).
+ * Pooled: every (line, screen) pair. A line some screen never reached counts as Infinity (unseen).
+ */
+function everyLine(stamps: Float64Array, shown: [number, number][][]) {
+  const n = stamps.length;
+  const perLine = new Float64Array(n).fill(-Infinity);
+  const pooled = new Float64Array(n * shown.length);
+  let k = 0;
+  for (const ev of shown) {
+    let e = 0;
+    for (let i = 0; i < n; i++) {
+      while (e < ev.length && ev[e]![1] < i) e++;
+      const lat = e < ev.length ? ev[e]![0] - stamps[i]! : Infinity;
+      pooled[k++] = lat;
+      if (lat > perLine[i]!) perLine[i] = lat;
+    }
+  }
+  perLine.sort();
+  pooled.sort();
+  const count = (a: Float64Array) => a.reduce((c, v) => c + (v === Infinity || Number.isNaN(v) ? 1 : 0), 0);
+  const f = (v: number) => (Number.isFinite(v) ? fmt(v) : String(v));
+  return {
+    lines: n,
+    screens: shown.length,
+    unseenLines: count(perLine),
+    perLineAllScreensMs: { p50: f(pctSorted(perLine, 50)), p99: f(pctSorted(perLine, 99)), max: f(pctSorted(perLine, 100)) },
+    pooledLineScreenMs: { p50: f(pctSorted(pooled, 50)), p99: f(pctSorted(pooled, 99)), max: f(pctSorted(pooled, 100)) },
+    p99: pctSorted(perLine, 99),
+  };
+}
+
 async function main(): Promise<void> {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
+  const load0 = machine();
   const scriptsDir = makeScriptsDir();
   const keys = mkdtempSync(join(tmpdir(), 'kindler-bench-flood-keys-'));
   const keyPath = join(keys, 'admin');
@@ -295,7 +346,7 @@ async function main(): Promise<void> {
   const w = makeWorld({
     scriptsDir,
     checkHostPorts: false,
-    ssh: { enabled: true, host: '127.0.0.1', port: 0, hostKeyFile: './keys/host', usersFile: './users.conf', maxSessionsPerUser: SESSIONS + STALLED + 4 },
+    ssh: { enabled: true, host: '127.0.0.1', port: 0, hostKeyFile: './keys/host', usersFile: './users.conf', maxSessionsPerUser: SESSIONS + STALLED + 4, maxConnectionsPerUser: SESSIONS + STALLED + 4, maxUnauthenticated: SESSIONS + STALLED + 4, maxConnections: SESSIONS + STALLED + 20 },
     timeouts: { create: 600, delete: 60, start: 60, stop: 60, 'import-image': 60, status: 20 },
   });
   w.env.KINDLER_INITIAL_ADMIN_KEYS = readFileSync(`${keyPath}.pub`, 'utf8').trim();
@@ -389,7 +440,9 @@ async function main(): Promise<void> {
     const base2 = await runToDevNull(script, scriptsDir);
     const baseMs = (base1 + base2) / 2;
 
-    const log = checkLogFile(join(w.dataDir, 'logs', `${task.id}.log`), LINES);
+    const stamps = new Float64Array(LINES).fill(NaN);
+    const log = checkLogFile(join(w.dataDir, 'logs', `${task.id}.log`), LINES, stamps);
+    const every = everyLine(stamps, res.perSession.map((p) => p.shown));
     const growthMb = (Math.max(rssPeak, hwm) - rssBefore) / 1024;
     const lat = res.latencies;
     const p50 = pct(lat, 50);
@@ -398,6 +451,7 @@ async function main(): Promise<void> {
     const ratio = taskMs / baseMs;
     const result = {
       bench: 'logflood',
+      machine: { ...machine(), loadavg1Start: load0.loadavg1 },
       lines: LINES,
       bytes: LINES * 100,
       sessions: SESSIONS,
@@ -423,8 +477,18 @@ async function main(): Promise<void> {
         pass: growthMb <= TARGET.rssMb,
       },
       logFile: { ...log, expected: LINES, pass: log.ok },
-      latency: {
-        note: 'lines that get drawn: each flood line the first time it is visible in a session (the TUI shows only the tail)',
+      everyLine: {
+        note: 'for every flood line, the time from its printing until every live (reading) screen shows it or a later line; the stalled session never reads, so it has no screen to measure and is not counted',
+        lines: every.lines,
+        screens: every.screens,
+        unseenLines: every.unseenLines,
+        perLineAllScreensMs: every.perLineAllScreensMs,
+        pooledLineScreenMs: every.pooledLineScreenMs,
+        targetP99Ms: TARGET.p99Ms,
+        pass: every.unseenLines === 0 && every.p99 <= TARGET.p99Ms,
+      },
+      drawnLinesOnly: {
+        note: 'NOT the every-line figure: only the lines that happened to be drawn (the pane shows the tail, redrawn at most every 200 ms, so roughly 1 line in 250 is ever on a screen), pooled over the screens, each counted the first time a screen showed it',
         samples: lat.length,
         perSessionDrawn: res.perSession.map((s) => s.drawn),
         p50Ms: fmt(p50),
@@ -436,6 +500,7 @@ async function main(): Promise<void> {
         clients: { note: 'the measuring side: its own event-loop delay is part of the latency', loopDelayP99Ms: fmt(res.loopDelayP99Ms), cpuMs: fmt(res.cpuMs) },
         targetP99Ms: TARGET.p99Ms,
         pass: lat.length > 0 && p99 <= TARGET.p99Ms && allSawLast,
+        passIsForThisLabelledFigureOnly: true,
       },
     };
     process.stdout.write(`${JSON.stringify(result)}\n`);
@@ -444,10 +509,13 @@ async function main(): Promise<void> {
       ['task wall (ms)', taskMs, `${fmt(baseMs)} bash >/dev/null`, fmt(ratio, 3), `≤ ${TARGET.ratio}×`, String(result.task.pass)],
       ['daemon RSS growth (MB)', fmt(growthMb), `${fmt(rssBefore / 1024)} before`, '-', `≤ ${TARGET.rssMb}`, String(result.rss.pass)],
       ['flood lines in log file', log.floodLines, `${LINES} printed`, '-', 'all, in order', String(log.ok)],
-      ['print→visible p50 (ms)', fmt(p50), '-', '-', '', ''],
-      ['print→visible p99 (ms)', fmt(p99), `${lat.length} drawn lines`, '-', `≤ ${TARGET.p99Ms}`, String(result.latency.pass)],
+      ['every line → every screen p50 (ms)', String(every.perLineAllScreensMs.p50), '-', '-', '', ''],
+      ['every line → every screen p99 (ms)', String(every.perLineAllScreensMs.p99), `${LINES} lines × ${SESSIONS} screens`, '-', `≤ ${TARGET.p99Ms}`, String(result.everyLine.pass)],
+      ['every line → every screen max (ms)', String(every.perLineAllScreensMs.max), `${every.unseenLines} unseen`, '-', '', ''],
+      ['  pooled (line, screen) p50 / p99 (ms)', `${every.pooledLineScreenMs.p50} / ${every.pooledLineScreenMs.p99}`, '', '', '', ''],
+      ['  drawn lines only p50 / p99 (ms)', `${fmt(p50)} / ${fmt(p99)}`, `${lat.length} drawn (line, screen) pairs`, '-', '(not the target figure)', ''],
     ]));
-    process.stderr.write('latency counts only the lines that were drawn: the log pane shows the tail, redrawn for new lines at most every 200 ms.\n');
+    process.stderr.write('"drawn lines only" counts just the lines a screen happened to draw (~1 in 250), pooled over screens; the every-line figure is the target one.\n');
     if (!log.ok) {
       process.stderr.write(`LOG FILE CHECK FAILED: ${log.problem}\n`);
       process.exitCode = 1;
@@ -460,4 +528,4 @@ async function main(): Promise<void> {
 }
 
 if (process.env.LOGFLOOD_ROLE === 'clients') await clientsMain();
-else await main();
+else await runBench(fileURLToPath(import.meta.url), main);

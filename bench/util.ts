@@ -1,13 +1,14 @@
 /** Small helpers shared by the benchmarks. */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import type { ClientChannel, ConnectConfig } from 'ssh2';
 import xterm from '@xterm/headless';
-import type { Cluster } from '../src/core/types.js';
+import type { AuditEvent, Cluster, Task } from '../src/core/types.js';
 import { SCHEMA_VERSION, stateProblem, type StateData } from '../src/store/state.js';
 
 /** The p-th percentile (nearest rank) of the values. */
@@ -45,7 +46,10 @@ export const QUIET_SCHEDULES = { reconcile: '0 0 1 1 *', ttl: '0 0 1 1 *', reten
  * Writes a state.json with `n` running clusters (no tasks, no expiry) into `dataDir`, before the
  * daemon starts. Returns the cluster names.
  */
-export function seedClusters(dataDir: string, n: number, owner = 'admin'): string[] {
+export function seedClusters(dataDir: string, n: number, owner = 'admin', ttlEvery = 0): string[] {
+  // With ttlEvery = k, every k-th cluster has a TTL: it expires 2 h from now plus 6 s per TTL'd
+  // cluster, so their EXPIRES countdowns change at different moments.
+  const now = Date.now();
   const t0 = Date.parse('2025-01-01T00:00:00Z');
   const iso = (ms: number) => new Date(t0 + ms).toISOString();
   const clusters: Cluster[] = Array.from({ length: n }, (_, i) => {
@@ -65,6 +69,7 @@ export function seedClusters(dataDir: string, n: number, owner = 'admin'): strin
       kubeContext: `${i % 5 === 0 ? 'kind' : 'k3d'}-${name}`,
       kubeconfig: join(dataDir, 'kubeconfig', `${name}.yaml`),
       nodeAddress: `172.18.0.${(i % 250) + 2}`,
+      ...(ttlEvery > 0 && i % ttlEvery === 0 ? { expiresAt: new Date(now + 2 * 3600_000 + (i / ttlEvery) * 6000).toISOString() } : {}),
       updatedAt: iso(i * 60_000 + 31_000),
     };
   });
@@ -352,4 +357,178 @@ export function procStatusKb(pid: number, field: string): number {
   } catch {
     return NaN;
   }
+}
+
+// ---- the scale state (state.ts, orchestration.ts) ------------------------------------------------
+
+/**
+ * A valid state document: `clusters` running/stopped clusters, `tasks` finished tasks and `audit`
+ * audit events, all dated in 2025 (nothing expires, nothing is pending).
+ */
+export function buildState(dataDir: string, clusterCount: number, taskCount: number, auditCount = 0): StateData {
+  const t0 = Date.parse('2025-01-01T00:00:00Z');
+  const iso = (ms: number) => new Date(t0 + ms).toISOString();
+  const cname = (i: number) => `c${String(i).padStart(4, '0')}`;
+  const clusters: Cluster[] = Array.from({ length: clusterCount }, (_, i) => ({
+    name: cname(i),
+    provider: i % 5 === 0 ? 'kind' : 'k3d',
+    servers: 1,
+    agents: i % 3,
+    httpPort: 30000 + i,
+    httpsPort: 40000 + i,
+    apiPort: 50000 + i,
+    owner: `user${i % 25}`,
+    createdAt: iso(i * 60_000),
+    desired: i % 7 === 0 ? 'stopped' : 'present',
+    actual: i % 7 === 0 ? 'stopped' : 'running',
+    kubeContext: `${i % 5 === 0 ? 'kind' : 'k3d'}-${cname(i)}`,
+    kubeconfig: join(dataDir, 'kubeconfig', `${cname(i)}.yaml`),
+    nodeAddress: `172.18.${Math.floor(i / 250)}.${(i % 250) + 2}`,
+    lastTaskId: `t-${i + 1}`,
+    steps: [
+      { key: 'preflight', title: 'Checking tools', state: 'succeeded', at: iso(i * 60_000 + 1000), taskId: `t-${i + 1}` },
+      { key: 'create', title: 'Creating cluster', state: 'succeeded', at: iso(i * 60_000 + 30_000), taskId: `t-${i + 1}` },
+      { key: 'kubeconfig', title: 'Writing kubeconfig', state: 'succeeded', at: iso(i * 60_000 + 31_000), taskId: `t-${i + 1}` },
+    ],
+    updatedAt: iso(i * 60_000 + 31_000),
+  }));
+  const kinds = ['create', 'start', 'stop', 'delete', 'import-image'] as const;
+  const tasks: Task[] = Array.from({ length: taskCount }, (_, i) => {
+    const at = i * 30_000;
+    const failed = i % 17 === 0;
+    return {
+      id: `t-${i + 1}`,
+      kind: kinds[i % kinds.length]!,
+      cluster: cname(i % Math.max(1, clusterCount)),
+      user: `user${i % 25}`,
+      state: failed ? 'failed' : 'succeeded',
+      progress: failed ? 66 : 100,
+      steps: [
+        { n: 1, of: 3, key: 'preflight', title: 'Checking tools', state: 'succeeded', startedAt: iso(at + 100), finishedAt: iso(at + 1000) },
+        { n: 2, of: 3, key: 'create', title: 'Creating cluster', state: 'succeeded', startedAt: iso(at + 1000), finishedAt: iso(at + 20_000) },
+        { n: 3, of: 3, key: 'kubeconfig', title: 'Writing kubeconfig', state: failed ? 'failed' : 'succeeded', startedAt: iso(at + 20_000), finishedAt: iso(at + 21_000) },
+      ],
+      createdAt: iso(at),
+      startedAt: iso(at + 50),
+      finishedAt: iso(at + 21_000),
+      exitCode: failed ? 1 : 0,
+      notes: i % 11 === 0 ? ['k3d cluster was already absent'] : [],
+      ...(failed ? { error: { reason: 'kubectl wait failed (exit 1): timed out waiting for the condition', stderrTail: ['error: timed out waiting for the condition on nodes/k3d-x-server-0'] } } : {}),
+      params: { newRecord: true, pid: 10000 + i, pidStart: '123456' },
+      logLines: 40,
+    };
+  });
+  const actions = ['create', 'delete', 'start', 'stop', 'login', 'import-image', 'user add'] as const;
+  const audit: AuditEvent[] = Array.from({ length: auditCount }, (_, i) => ({
+    at: iso(i * 6_000),
+    user: `user${i % 25}`,
+    fingerprint: `SHA256:${createHash('sha256').update(`user${i % 25}`).digest('base64').replace(/=+$/, '')}`,
+    source: i % 3 === 0 ? 'ssh' : 'cli',
+    action: actions[i % actions.length]!,
+    target: cname(i % Math.max(1, clusterCount)),
+    result: i % 23 === 0 ? 'refused' : i % 29 === 0 ? 'failed' : 'ok',
+    ...(i % 2 === 0 && taskCount > 0 ? { taskId: `t-${(i % taskCount) + 1}` } : {}),
+    ...(i % 23 === 0 ? { detail: 'not the owner of the cluster' } : {}),
+  }));
+  const state: StateData = { schemaVersion: SCHEMA_VERSION, nextTaskSeq: taskCount + 1, clusters, tasks, audit };
+  const problem = stateProblem(state);
+  if (problem) throw new Error(`generated state is invalid: ${problem}`);
+  return state;
+}
+
+/** Event-loop delay of this process over the `fn` calls made through it (max and p99, ms). */
+export function loopDelayRecorder() {
+  const h = monitorEventLoopDelay({ resolution: 1 });
+  let calls = 0;
+  return {
+    async during<T>(fn: () => Promise<T>): Promise<T> {
+      h.enable();
+      calls++;
+      try {
+        return await fn();
+      } finally {
+        h.disable();
+      }
+    },
+    result: () => ({ maxMs: fmt(h.max / 1e6), p99Ms: fmt(h.percentile(99) / 1e6), p50Ms: fmt(h.percentile(50) / 1e6), samples: h.count, windows: calls }),
+  };
+}
+
+// ---- the bench-level runner (BENCH_RUNS) -----------------------------------------------------------
+
+/** Flattens the numeric leaves of a JSON value into `path → number` (arrays by index). */
+function numericLeaves(v: unknown, path = '', out = new Map<string, number>()): Map<string, number> {
+  if (typeof v === 'number' && Number.isFinite(v)) out.set(path, v);
+  else if (Array.isArray(v)) v.forEach((x, i) => numericLeaves(x, path ? `${path}.${i}` : String(i), out));
+  else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) numericLeaves(x, path ? `${path}.${k}` : k, out);
+  return out;
+}
+
+/** Flattens the boolean leaves (the `pass` fields) of a JSON value. */
+function boolLeaves(v: unknown, path = '', out = new Map<string, boolean>()): Map<string, boolean> {
+  if (typeof v === 'boolean') out.set(path, v);
+  else if (Array.isArray(v)) v.forEach((x, i) => boolLeaves(x, path ? `${path}.${i}` : String(i), out));
+  else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) boolLeaves(x, path ? `${path}.${k}` : k, out);
+  return out;
+}
+
+const median = (v: number[]) => {
+  const s = [...v].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+/**
+ * Runs a bench's `main` BENCH_RUNS times (default 5), each in a fresh process of the same file
+ * (BENCH_RUN_CHILD=1), one after the other. Each run measures kindler and its baseline
+ * back to back, so the runs alternate kindler / baseline / kindler / baseline …. Prints one JSON
+ * object: every numeric figure as { median, min, max } over the runs, how many runs passed each
+ * `pass`, the 1-minute load average before and after each run, and every run's own JSON.
+ * BENCH_RUNS=1 (or a child run) just calls `main`.
+ */
+export async function runBench(file: string, main: () => Promise<void>): Promise<void> {
+  const runs = Number(process.env.BENCH_RUNS ?? 5);
+  if (process.env.BENCH_RUN_CHILD === '1' || runs <= 1) return main();
+  const raw: unknown[] = [];
+  const loads: { before: number; after: number }[] = [];
+  let failed = 0;
+  for (let r = 0; r < runs; r++) {
+    const before = fmt(loadavg()[0]!, 2);
+    process.stderr.write(`-- ${file}: run ${r + 1}/${runs} (load ${before})\n`);
+    const res = spawnSync(process.execPath, [...process.execArgv, file], {
+      env: { ...process.env, BENCH_RUN_CHILD: '1' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+      encoding: 'utf8',
+      maxBuffer: 256 * 1024 * 1024,
+    });
+    loads.push({ before, after: fmt(loadavg()[0]!, 2) });
+    const line = (res.stdout ?? '').trim().split('\n').filter((l) => l.startsWith('{')).at(-1);
+    if (res.status !== 0 || !line) {
+      failed++;
+      process.stderr.write(`-- run ${r + 1} failed (exit ${res.status ?? res.signal})\n`);
+      if (!line) continue;
+    }
+    raw.push(JSON.parse(line));
+  }
+  const nums = raw.map((x) => numericLeaves(x));
+  const bools = raw.map((x) => boolLeaves(x));
+  const figures: Record<string, { median: number; min: number; max: number; n: number }> = {};
+  for (const k of new Set(nums.flatMap((m) => [...m.keys()]))) {
+    const v = nums.map((m) => m.get(k)).filter((x): x is number => x !== undefined);
+    figures[k] = { median: fmt(median(v), 2), min: fmt(Math.min(...v), 2), max: fmt(Math.max(...v), 2), n: v.length };
+  }
+  const passes: Record<string, string> = {};
+  for (const k of new Set(bools.flatMap((m) => [...m.keys()]))) {
+    const v = bools.map((m) => m.get(k)).filter((x): x is boolean => x !== undefined);
+    passes[k] = `${v.filter(Boolean).length}/${v.length}`;
+  }
+  const bench = (raw[0] as { bench?: string } | undefined)?.bench ?? file;
+  process.stdout.write(`${JSON.stringify({ bench, runs, failedRuns: failed, machine: { cpus: cpus().length, node: process.version, loadavg1: loads }, figures, passes, raw })}\n`);
+  const shown = Object.entries(figures).filter(([k]) => !/\.\d+(\.|$)/.test(k) || k.startsWith('writeSweep') || k.startsWith('scale'));
+  process.stderr.write(table(`${bench}: median [min–max] over ${raw.length} runs; load ${loads.map((l) => l.before).join(', ')}`, [
+    ['figure', 'median', 'range'],
+    ...shown.map(([k, f]) => [k, f.median, `[${f.min}–${f.max}]`]),
+    ...Object.entries(passes).map(([k, p]) => [k, `pass ${p}`, '']),
+  ]));
+  if (failed) process.exitCode = 1;
 }
