@@ -71,7 +71,8 @@ export class Journal {
       let recs: Record<string, unknown>[] | null = null;
       if (text.endsWith('\n') || text.length === 0) {
         try {
-          recs = JSON.parse(`[${text.slice(0, -1).split('\n').join(',')}]`) as Record<string, unknown>[];
+          // A newline inside a JSON text is always escaped: each raw one ends a line.
+          recs = JSON.parse(`[${text.slice(0, -1).replaceAll('\n', ',')}]`) as Record<string, unknown>[];
           if (!recs.every((r) => r && typeof r === 'object' && !Array.isArray(r))) recs = null;
         } catch {
           recs = null;

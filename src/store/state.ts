@@ -258,10 +258,15 @@ export class Store {
   private readonly taskSeg = new WeakMap<Task, Segment>();
   /** Journaled tasks changed since (re-appended by the next write). */
   private readonly changedTasks = new Set<Task>();
-  /** Audit events: sequence number, and whether in state.json (by a write that succeeded) or in the journal. */
+  /**
+   * Audit events by sequence number n. Events are only appended (and the oldest dropped), so the list is
+   * always [in the journal: n <= journaledUpTo][in state.json: n <= persistedUpTo][only in memory].
+   */
   private readonly auditSeq = new WeakMap<AuditEvent, number>();
-  private readonly auditInState = new WeakSet<AuditEvent>();
-  private readonly auditSeg = new WeakMap<AuditEvent, Segment>();
+  private journaledUpTo = 0;
+  private persistedUpTo = 0;
+  /** The highest n each audit segment holds. */
+  private readonly segMaxN = new Map<Segment, number>();
   private seqs: AuditSeqs = { nextAuditSeq: 1, auditFrom: 1 };
 
   private constructor(db: Low<StateData>, file: string, opts: StoreOptions, journal: Journal) {
@@ -317,15 +322,21 @@ export class Store {
     delete d.nextAuditSeq;
     delete d.auditFrom;
     const jTasks = new Map<string, { t: Task; seg: Segment }>();
-    const jAudit = new Map<number, { ev: AuditEvent; seg: Segment }>();
+    // Journal events come in n order (segments by day, lines by time); sorted below if a clock said otherwise.
+    const jEvents: AuditEvent[] = [];
+    const jN: number[] = [];
     this.journal.load((kind, rec, seg) => {
       if (kind === 'tasks') {
         if (typeof rec.pruned === 'string') jTasks.delete(rec.pruned);
         else if (typeof rec.id === 'string' && rec.id) jTasks.set(rec.id, { t: rec as unknown as Task, seg });
         return;
       }
-      const { n, ...ev } = rec;
-      if (isInt(n)) jAudit.set(n as number, { ev: ev as unknown as AuditEvent, seg });
+      const n = rec.n;
+      delete rec.n;
+      if (!isInt(n)) return;
+      jEvents.push(rec as unknown as AuditEvent);
+      jN.push(n as number);
+      if ((n as number) > (this.segMaxN.get(seg) ?? 0)) this.segMaxN.set(seg, n as number);
     });
     const tasks: Task[] = [];
     for (const t of d.tasks) if (!jTasks.has(t.id)) tasks.push(t);
@@ -333,25 +344,39 @@ export class Store {
       this.taskSeg.set(t, seg);
       tasks.push(t);
     }
-    tasks.sort(byTaskSeq);
+    // Creation order (t-1, t-2, …), as the list was before the journal; the sort keys are computed once.
+    const keyed = tasks.map((t) => ({ t, k: Number(/^t-(\d+)$/.exec(t.id)?.[1] ?? NaN) }));
+    keyed.sort((a, b) => (Number.isNaN(a.k) || Number.isNaN(b.k) ? byTaskSeq(a.t, b.t) : a.k - b.k));
+    tasks.length = 0;
+    for (const x of keyed) tasks.push(x.t);
     d.tasks = tasks;
-    const events: [number, AuditEvent][] = [];
-    for (const raw of d.audit as unknown as Record<string, unknown>[]) {
-      const { n, ...ev } = raw;
-      if (!isInt(n) || jAudit.has(n as number)) continue;
-      this.auditInState.add(ev as unknown as AuditEvent);
-      events.push([n as number, ev as unknown as AuditEvent]);
+    let order = jEvents.map((_, k) => k);
+    if (jN.some((n, k) => k > 0 && n < jN[k - 1]!)) order = order.sort((x, y) => jN[x]! - jN[y]!);
+    const all: AuditEvent[] = [];
+    const allN: number[] = [];
+    for (const k of order) {
+      const n = jN[k]!;
+      // The same n twice: a batch appended again (a migration done over) — one copy.
+      if (allN.length && allN[allN.length - 1] === n) continue;
+      all.push(jEvents[k]!);
+      allN.push(n);
     }
-    for (const [n, { ev, seg }] of jAudit) {
-      this.auditSeg.set(ev, seg);
-      events.push([n, ev]);
+    this.journaledUpTo = allN.length ? allN[allN.length - 1]! : 0;
+    // state.json's events not yet moved; one already in the journal (a crash between the two steps) is skipped.
+    for (const ev of d.audit as unknown as Record<string, unknown>[]) {
+      const n = ev.n;
+      delete ev.n;
+      if (!isInt(n) || (n as number) <= this.journaledUpTo) continue;
+      all.push(ev as unknown as AuditEvent);
+      allN.push(n as number);
     }
-    events.sort((a, b) => a[0] - b[0]);
+    this.persistedUpTo = Math.max(this.journaledUpTo, allN.length ? allN[allN.length - 1]! : 0);
     d.audit = [];
-    for (const [n, ev] of events) {
+    for (let k = 0; k < all.length; k++) {
+      const n = allN[k]!;
       if (n < seqs.auditFrom) continue;
-      this.auditSeq.set(ev, n);
-      d.audit.push(ev);
+      this.auditSeq.set(all[k]!, n);
+      d.audit.push(all[k]!);
       if (n >= seqs.nextAuditSeq) seqs.nextAuditSeq = n + 1;
     }
     const maxTask = tasks.reduce((m, t) => Math.max(m, Number(/^t-(\d+)$/.exec(t.id)?.[1] ?? 0)), 0);
@@ -392,22 +417,28 @@ export class Store {
     const events: { day: string; rec: unknown; placed: (seg: Segment) => void }[] = [];
     for (let i = d.audit.length - 1; i >= 0; i--) {
       const ev = d.audit[i]!;
-      if (this.auditSeg.has(ev)) break;
-      if (!this.auditInState.has(ev)) continue;
-      events.push({ day: dayOf(ev.at), rec: { n: this.auditSeq.get(ev), ...ev }, placed: (seg) => this.auditSeg.set(ev, seg) });
+      const n = this.auditSeq.get(ev);
+      if (n === undefined || n > this.persistedUpTo) continue;
+      if (n <= this.journaledUpTo) break;
+      events.push({ day: dayOf(ev.at), rec: { n, ...ev }, placed: (seg) => {
+        if (n > (this.segMaxN.get(seg) ?? 0)) this.segMaxN.set(seg, n);
+      } });
     }
     events.reverse();
-    if (events.length) await this.journal.append('audit', events, this.guard);
+    if (events.length) {
+      await this.journal.append('audit', events, this.guard);
+      this.journaledUpTo = (events[events.length - 1]!.rec as { n: number }).n;
+    }
   }
 
   /** The version-3 document for state.json: what is live, plus what was not moved yet. Sets `inState`. */
-  private project(inState: AuditEvent[]): Record<string, unknown> {
+  private project(inState: number[]): Record<string, unknown> {
     const d = this.db.data;
     const tasks: Task[] = [];
     for (const t of d.tasks) if (!this.taskSeg.has(t) || this.changedTasks.has(t)) tasks.push(t);
     const audit: Record<string, unknown>[] = [];
     let start = d.audit.length;
-    while (start > 0 && !this.auditSeg.has(d.audit[start - 1]!)) start--;
+    while (start > 0 && (this.auditSeq.get(d.audit[start - 1]!) ?? Infinity) > this.journaledUpTo) start--;
     for (let i = start; i < d.audit.length; i++) {
       const ev = d.audit[i]!;
       let n = this.auditSeq.get(ev);
@@ -415,7 +446,7 @@ export class Store {
         n = this.seqs.nextAuditSeq++;
         this.auditSeq.set(ev, n);
       }
-      inState.push(ev);
+      inState.push(n);
       audit.push({ n, ...ev });
     }
     const first = d.audit[0];
@@ -429,24 +460,22 @@ export class Store {
     this.guard?.();
     await this.moveToJournal();
     this.guard?.();
-    const inState: AuditEvent[] = [];
+    const inState: number[] = [];
     // Serialized now, synchronously: later changes in memory go into the next write.
     await this.db.adapter.write(this.project(inState) as unknown as StateData);
-    for (const ev of inState) this.auditInState.add(ev);
+    for (const n of inState) if (n > this.persistedUpTo) this.persistedUpTo = n;
   }
 
   /** Drops the audit segments holding no event still kept (all below the oldest one in memory). Returns how many. */
   dropAuditSegments(): number {
-    const used = new Set<Segment>();
-    for (const ev of this.db.data.audit) {
-      const seg = this.auditSeg.get(ev);
-      if (seg) used.add(seg);
-    }
+    const first = this.db.data.audit[0];
+    const firstKept = first ? this.auditSeq.get(first) ?? 0 : Infinity;
     let dropped = 0;
     for (const seg of [...this.journal.segments]) {
-      if (seg.kind !== 'audit' || used.has(seg)) continue;
+      if (seg.kind !== 'audit' || (this.segMaxN.get(seg) ?? 0) >= firstKept) continue;
       this.guard?.();
       this.journal.drop(seg);
+      this.segMaxN.delete(seg);
       dropped++;
     }
     return dropped;
