@@ -499,9 +499,9 @@ export function tasksOnDisk(dataDir: string): Task[] {
 
 /** The audit events on disk as the next start reads them: state.json's not yet moved and the journal's, by number. */
 export function auditOnDisk(dataDir: string): Record<string, unknown>[] {
-  const state = JSON.parse(readFileSync(join(dataDir, 'state.json'), 'utf8')) as { audit: { n: number }[]; auditFrom?: number };
+  const state = JSON.parse(readFileSync(join(dataDir, 'state.json'), 'utf8')) as { audit: { n: number; e: Record<string, unknown> }[]; auditFrom?: number };
   const byN = new Map<number, Record<string, unknown>>();
-  for (const rec of readJournal(dataDir).audit) byN.set(rec.n as number, rec);
-  for (const ev of state.audit) if (!byN.has(ev.n)) byN.set(ev.n, ev);
-  return [...byN.entries()].filter(([n]) => n >= (state.auditFrom ?? 1)).sort((a, b) => a[0] - b[0]).map(([, { n: _n, ...ev }]) => ev);
+  for (const rec of readJournal(dataDir).audit) byN.set(rec.n as number, rec.e as Record<string, unknown>);
+  for (const r of state.audit) if (!byN.has(r.n)) byN.set(r.n, r.e);
+  return [...byN.entries()].filter(([n]) => n >= (state.auditFrom ?? 1)).sort((a, b) => a[0] - b[0]).map(([, ev]) => ev);
 }

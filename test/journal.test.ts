@@ -125,7 +125,7 @@ test('an audit event whose write failed (its operation undone) never reaches the
   await s.update((d) => d.audit.push(ev(3)));
   await s.flush();
   s.close();
-  assert.deepEqual(readJournal(dir).audit.map((a) => a.target), ['c1', 'c3']);
+  assert.deepEqual(readJournal(dir).audit.map((a) => (a.e as AuditEvent).target), ['c1', 'c3']);
   const r = await Store.open(dir);
   assert.deepEqual(r.data.audit.map((a) => a.target), ['c1', 'c3']);
 });

@@ -3,6 +3,12 @@
  * (a temp file with a random name created with O_EXCL, fsync, rename) and validates on read. Only the
  * process holding the lock writes it, and it checks that it still holds it before every write.
  *
+ * Since schema 3 the file holds only what is live (clusters, queued and running tasks, counters) and the
+ * records not yet moved: finished tasks and audit events go to append-only journals (see journal.ts).
+ * A write first appends and fsyncs what may leave the file, then writes the file without it; a record
+ * found in both at start (a crash between the two) is taken from the journal. In memory `data.tasks` and
+ * `data.audit` still hold every task and event, so readers see no difference.
+ *
  * A write that fails (a full disk, an immutable file, a lost lock) is an error of the operations whose
  * changes it carried; the changes stay in memory (unless their caller undoes them), the write is retried
  * with backoff, and `health()` says that state is not being saved until a write succeeds again.
@@ -75,7 +81,7 @@ export const MIGRATIONS: Record<number, (d: Record<string, unknown>) => Record<s
   /**
    * 2 -> 3: the journal. Version 3 keeps in state.json only what is live (clusters, queued and running
    * tasks, counters) plus records not yet moved to the append-only journals under journal/. Every audit
-   * event gets its sequence number n (1, 2, … in file order); the finished tasks and the numbered events
+   * event becomes {n, e: event} with its sequence number n (1, 2, … in file order); the finished tasks and the numbered events
    * stay in the document and are moved to the journal by the first write after opening, which
    * `Store.open` does at once, after copying the version-2 file to state.json.v2.bak.
    */
@@ -86,7 +92,7 @@ export const MIGRATIONS: Record<number, (d: Record<string, unknown>) => Record<s
       schemaVersion: 3,
       nextAuditSeq: audit.length + 1,
       auditFrom: 1,
-      audit: audit.map((ev, i) => (ev && typeof ev === 'object' ? { n: i + 1, ...ev } : ev)),
+      audit: audit.map((ev, i) => ({ n: i + 1, e: ev })),
     };
   },
 };
@@ -332,9 +338,8 @@ export class Store {
         return;
       }
       const n = rec.n;
-      delete rec.n;
-      if (!isInt(n)) return;
-      jEvents.push(rec as unknown as AuditEvent);
+      if (!isInt(n) || !rec.e || typeof rec.e !== 'object') return;
+      jEvents.push(rec.e as AuditEvent);
       jN.push(n as number);
       if ((n as number) > (this.segMaxN.get(seg) ?? 0)) this.segMaxN.set(seg, n as number);
     });
@@ -363,11 +368,10 @@ export class Store {
     }
     this.journaledUpTo = allN.length ? allN[allN.length - 1]! : 0;
     // state.json's events not yet moved; one already in the journal (a crash between the two steps) is skipped.
-    for (const ev of d.audit as unknown as Record<string, unknown>[]) {
-      const n = ev.n;
-      delete ev.n;
-      if (!isInt(n) || (n as number) <= this.journaledUpTo) continue;
-      all.push(ev as unknown as AuditEvent);
+    for (const rec of d.audit as unknown as { n: unknown; e: AuditEvent }[]) {
+      const n = rec?.n;
+      if (!isInt(n) || (n as number) <= this.journaledUpTo || !rec.e || typeof rec.e !== 'object') continue;
+      all.push(rec.e);
       allN.push(n as number);
     }
     this.persistedUpTo = Math.max(this.journaledUpTo, allN.length ? allN[allN.length - 1]! : 0);
@@ -420,7 +424,7 @@ export class Store {
       const n = this.auditSeq.get(ev);
       if (n === undefined || n > this.persistedUpTo) continue;
       if (n <= this.journaledUpTo) break;
-      events.push({ day: dayOf(ev.at), rec: { n, ...ev }, placed: (seg) => {
+      events.push({ day: dayOf(ev.at), rec: { n, e: ev }, placed: (seg) => {
         if (n > (this.segMaxN.get(seg) ?? 0)) this.segMaxN.set(seg, n);
       } });
     }
@@ -447,7 +451,7 @@ export class Store {
         this.auditSeq.set(ev, n);
       }
       inState.push(n);
-      audit.push({ n, ...ev });
+      audit.push({ n, e: ev });
     }
     const first = d.audit[0];
     const auditFrom = first ? this.auditSeq.get(first)! : this.seqs.nextAuditSeq;
