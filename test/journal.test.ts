@@ -14,7 +14,8 @@ import { readJournal } from '../src/store/journal.js';
 import { LockLostError } from '../src/store/lock.js';
 import type { AuditEvent, Task } from '../src/core/types.js';
 import { runRetention } from '../src/cron/jobs.js';
-import { makeWorld, startEngine, verb } from './helpers.js';
+import { makeWorld, scriptEnv, startEngine, verb } from './helpers.js';
+import { Engine } from '../src/engine/engine.js';
 import { FIXTURE_SIZE, FIXTURE_VERBS, v2State } from './fixtures/journal/make.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'kindler-journal-'));
@@ -259,5 +260,22 @@ test('retention drops whole segments of tasks and audit, and the in-memory index
   engine = await startEngine(w);
   assert.deepEqual(engine.listTasks().map((x) => x.id), left.map((x) => x.id), 'what retention removed stays removed after a restart');
   assert.deepEqual(engine.listAudit(), audit);
+  await engine.shutdown();
+});
+
+test('a torn journal line is reported by the daemon log and doctor, and the engine serves on', async (t) => {
+  const w = makeWorld();
+  t.after(() => w.cleanup());
+  writeFileSync(join(w.dataDir, 'state.json'), JSON.stringify(v2State(w.dataDir, { clusters: 2, tasks: 5, events: 3 })));
+  await (await startEngine(w)).shutdown();
+  const seg = join(w.dataDir, 'journal', readdirSync(join(w.dataDir, 'journal')).find((f) => f.startsWith('tasks-'))!);
+  appendFileSync(seg, '{"id":"t-6","kind":"cre');
+  const logs: string[] = [];
+  const engine = await Engine.start(w.cfg, { role: 'test', scriptEnv: scriptEnv(w), log: (level, msg) => logs.push(`${level} ${msg}`) });
+  assert.match(logs.join('\n'), /^warn journal .*tasks-\d{8}-1\.jsonl: torn last line \(\d+ bytes\) ignored/m);
+  const doc = JSON.parse((await verb(engine, ['doctor', '--json'])).out) as { journal?: string[] };
+  assert.equal(doc.journal?.length, 1);
+  assert.match(doc.journal![0]!, /torn last line/);
+  assert.deepEqual(engine.listTasks().map((x) => x.id), ['t-5', 't-4', 't-3', 't-2', 't-1']);
   await engine.shutdown();
 });
