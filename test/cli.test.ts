@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI, cli, makeTestKey, makeWorld, poll, processesWithEnv, sshConnect, sshExec, startDaemon, startEngine, startTestSsh, type Proc, type World } from './helpers.js';
+import { CLI, cli, makeTestKey, makeWorld, poll, processesWithEnv, sshConnect, sshExec, startDaemon, startEngine, startTestSsh, tasksOnDisk, type Proc, type World } from './helpers.js';
 
 function world(t: import('node:test').TestContext, overrides: Record<string, unknown> = {}): World {
   const w = makeWorld(overrides);
@@ -145,8 +145,7 @@ test('SIGTERM stops the daemon cleanly: running tasks are recorded interrupted',
   const r = await d.stop();
   assert.equal(r.code, 0);
   assert.match(d.output(), /kindler daemon stopped/);
-  const state = JSON.parse(readFileSync(join(w.dataDir, 'state.json'), 'utf8'));
-  assert.equal(state.tasks[0].state, 'interrupted');
+  assert.equal(tasksOnDisk(w.dataDir)[0]!.state, 'interrupted');
   assert.ok(!existsSync(join(w.dataDir, 'kindler.lock')));
   assert.deepEqual(w.containers('termy'), [], "the script's own cleanup ran");
 });

@@ -8,7 +8,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cli, makeWorld, startDaemon, type Daemon, type World } from './helpers.js';
+import { auditOnDisk, cli, makeWorld, startDaemon, type Daemon, type World } from './helpers.js';
 
 const KEYS = mkdtempSync(join(tmpdir(), 'kindler-e2e-keys-'));
 function key(name: string): { path: string; pub: string } {
@@ -123,8 +123,7 @@ test('the role x verb matrix: viewer reads, operator acts on its own, admin on a
   // The local CLI acts as admin (socket access is the daemon's user and group).
   assert.equal((await cli(w, ['delete', 'ottos', '--wait'])).code, 0);
   // Refusals are audited in the state file.
-  const state = JSON.parse(readFileSync(join(w.dataDir, 'state.json'), 'utf8'));
-  assert.ok(state.audit.some((a: { result: string; user: string }) => a.result === 'refused' && a.user === 'vera'));
+  assert.ok(auditOnDisk(w.dataDir).some((a) => a.result === 'refused' && a.user === 'vera'));
 });
 
 test('a removed user is locked out at once; an unknown key never gets in', async () => {

@@ -315,7 +315,8 @@ test(`${N} generated inputs through runCommand: one error line naming the field,
     else stats.invalid++;
   }
   await engine.store.flush();
-  const strip = (s: string) => JSON.stringify({ ...JSON.parse(s), audit: undefined });
+  // Audit aside: its events and, since the journal (schema 3), the counters that number them.
+  const strip = (s: string) => JSON.stringify({ ...JSON.parse(s), audit: undefined, nextAuditSeq: undefined, auditFrom: undefined });
   assert.equal(strip(readFileSync(engine.store.file, 'utf8')), strip(fileBefore), 'the state file (audit aside) is unchanged');
   process.stdout.write(`# runCommand: ${N} inputs, exit codes ${JSON.stringify(stats.byCode)}\n`);
 });

@@ -15,6 +15,8 @@ import ssh2 from 'ssh2';
 import type { ConnectConfig, ParsedKey } from 'ssh2';
 import { UsersStore } from '../src/access/users.js';
 import { loadOrCreateHostKey } from '../src/ssh/hostkey.js';
+import { readJournal } from '../src/store/journal.js';
+import type { Task } from '../src/core/types.js';
 import { startSshServer, DEFAULT_SSH_LIMITS, type OpenTui, type SshLimits, type SshServer } from '../src/ssh/server.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -478,4 +480,28 @@ export function fillDisk(dir: string): () => void {
     closeSync(fd);
   }
   return () => rmSync(file, { force: true });
+}
+
+/**
+ * The tasks on disk as the next start reads them: state.json's (live ones, and finished ones not yet moved)
+ * merged with the journal's finished ones, a task in both taken from the journal, in creation order.
+ */
+export function tasksOnDisk(dataDir: string): Task[] {
+  const state = JSON.parse(readFileSync(join(dataDir, 'state.json'), 'utf8')) as { tasks: Task[] };
+  const byId = new Map<string, Task>();
+  for (const t of state.tasks) byId.set(t.id, t);
+  for (const rec of readJournal(dataDir).tasks) {
+    if (typeof rec.pruned === 'string') byId.delete(rec.pruned);
+    else byId.set(rec.id as string, rec as unknown as Task);
+  }
+  return [...byId.values()].sort((a, b) => Number(a.id.slice(2)) - Number(b.id.slice(2)));
+}
+
+/** The audit events on disk as the next start reads them: state.json's not yet moved and the journal's, by number. */
+export function auditOnDisk(dataDir: string): Record<string, unknown>[] {
+  const state = JSON.parse(readFileSync(join(dataDir, 'state.json'), 'utf8')) as { audit: { n: number; e: Record<string, unknown> }[]; auditFrom?: number };
+  const byN = new Map<number, Record<string, unknown>>();
+  for (const rec of readJournal(dataDir).audit) byN.set(rec.n as number, rec.e as Record<string, unknown>);
+  for (const r of state.audit) if (!byN.has(r.n)) byN.set(r.n, r.e);
+  return [...byN.entries()].filter(([n]) => n >= (state.auditFrom ?? 1)).sort((a, b) => a[0] - b[0]).map(([, ev]) => ev);
 }

@@ -69,7 +69,7 @@ test('migration 1 -> 2 gives every cluster its per-cluster choices: the import s
   const dir = tmp();
   writeFileSync(join(dir, 'state.json'), JSON.stringify(v1));
   const s = await Store.open(dir);
-  assert.equal(s.data.schemaVersion, 2);
+  assert.equal(s.data.schemaVersion, SCHEMA_VERSION);
   assert.deepEqual(s.data.clusters.map((c) => [c.name, c.options]), [
     ['imported', { route: false, register: ['portainer'] }],
     ['plain', { route: true, register: [] }],

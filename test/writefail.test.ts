@@ -15,7 +15,7 @@ import { TuiModel, storageNotice } from '../src/tui/model.js';
 import type { Task } from '../src/core/types.js';
 import { KindlerError } from '../src/core/errors.js';
 import { UsersStore } from '../src/access/users.js';
-import { ALICE, CAN_MOUNT, CLI, FAKE_BIN, fillDisk, makeTestKey, makeWorld, mountTmpfs, poll, scriptEnv, startEngine, until, verb, type World } from './helpers.js';
+import { ALICE, CAN_MOUNT, CLI, FAKE_BIN, fillDisk, makeTestKey, makeWorld, mountTmpfs, poll, scriptEnv, startEngine, tasksOnDisk, until, verb, type World } from './helpers.js';
 
 const skip = CAN_MOUNT ? false : 'needs root (tmpfs mounts, chattr)';
 
@@ -110,7 +110,8 @@ test('ENOSPC while tasks end: both slots come back, the ends are recorded once s
 
   free();
   await until(engine, () => saving(engine), 20000, 'saving to resume');
-  assert.deepEqual(onDisk(w).tasks.map((x) => [x.id, x.state]), [[a.id, 'cancelled'], [b.id, 'cancelled']]);
+  // Finished, they are in the journal (taken from there at the next start, as tasksOnDisk does).
+  assert.deepEqual(tasksOnDisk(w.dataDir).map((x) => [x.id, x.state]), [[a.id, 'cancelled'], [b.id, 'cancelled']]);
   // Both slots are free: two more creates run at once and finish.
   w.clearRule('k3d.cluster-create');
   const c = await engine.create({ name: 'fc', provider: 'k3d', servers: 1, agents: 0 }, ALICE);
@@ -119,7 +120,7 @@ test('ENOSPC while tasks end: both slots come back, the ends are recorded once s
   assert.deepEqual(done.map((x) => x.state), ['succeeded', 'succeeded']);
   // Shutdown ends promptly and saves.
   await engine.shutdown();
-  assert.deepEqual(onDisk(w).tasks.map((x) => x.state), ['cancelled', 'cancelled', 'succeeded', 'succeeded']);
+  assert.deepEqual(tasksOnDisk(w.dataDir).map((x) => x.state), ['cancelled', 'cancelled', 'succeeded', 'succeeded']);
 });
 
 test('a task log that cannot be written (full disk, a directory, a symlink) fails the task with the reason; the engine lives', { skip }, async (t) => {

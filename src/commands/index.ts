@@ -546,9 +546,12 @@ const VERBS: Verb[] = [
       const stateLine = state.saving
         ? 'state: saved\n'
         : `state: NOT BEING SAVED since ${state.since}: ${sanitizeLine(state.problem ?? '')} (${state.failures} failed write${state.failures === 1 ? '' : 's'}; ${state.lockLost ? 'restart kindler' : 'retried with backoff; free the space or fix the file and it resumes by itself'})\n`;
-      print(ctx, json, { ok, tools, state }, () =>
+      // Lines of the journal found torn or damaged at start: ignored (a write cut short), said here and in the daemon log.
+      const journal = ctx.engine.journalProblems();
+      print(ctx, json, { ok, tools, state, ...(journal.length ? { journal } : {}) }, () =>
         table(['TOOL', 'FOUND', 'VERSION', 'USABLE', 'NEEDED FOR', 'DETAIL'], tools.map((t) => [t.name, t.found ? 'yes' : 'no', t.version, t.usable ? 'yes' : 'no', t.required, t.detail])) +
         stateLine +
+        journal.map((j) => `${sanitizeLine(j)}\n`).join('') +
         (toolsOk ? 'kindler can create clusters on this host\n' : 'kindler cannot create clusters here: docker, kubectl and k3d or kind must be usable\n') +
         (state.saving ? '' : 'kindler cannot record changes until state is saved again: new tasks are refused\n'),
       );

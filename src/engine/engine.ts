@@ -127,6 +127,11 @@ export class Engine {
     this.feed.emit({ type: 'storage', storage: h });
   }
 
+  /** Torn or damaged journal lines ignored at start (for doctor). */
+  journalProblems(): string[] {
+    return [...this.store.journalProblems];
+  }
+
   /** Whether state reaches the disk (for doctor and the TUI header). */
   storageHealth(): StoreHealth {
     return this.store.health();
@@ -164,6 +169,7 @@ export class Engine {
     const scriptEnv = { ...opts.scriptEnv, [OWNER_ENV]: resolve(cfg.dataDir) };
     try {
       const engine = new Engine(cfg, store, lock, { ...opts, scriptEnv, postSteps: opts.postSteps ?? defaultPostSteps(cfg, scriptEnv) });
+      for (const p of store.journalProblems) engine.log('warn', `${p} (a write that was cut short; what it carried is taken from state.json)`);
       await engine.recover();
       return engine;
     } catch (e) {
@@ -650,9 +656,8 @@ export class Engine {
       return t && isTerminal(t.state);
     }));
     if (drop.size === 0) return 0;
-    await this.store.update((d) => {
-      d.tasks = d.tasks.filter((t) => !drop.has(t.id));
-    });
+    // The tasks leave memory and the journal by whole segments (what else a segment holds is appended again).
+    await this.store.removeTasks(drop);
     for (const id of drop) {
       const l = this.logs.get(id);
       if (l) {
@@ -939,6 +944,8 @@ export class Engine {
     if (maxEvents > 0) drop = Math.max(drop, all.length - maxEvents);
     if (drop <= 0) return 0;
     await this.store.update((d) => void d.audit.splice(0, drop));
+    // Once the state file says which events are kept, the journal segments holding none of them go.
+    this.store.dropAuditSegments();
     return drop;
   }
 
@@ -1375,7 +1382,11 @@ export class Engine {
         await log.close();
         await this.save(`task ${interruptedCreate.id}: its cleanup`, (d) => {
           const t = d.tasks.find((x) => x.id === interruptedCreate.id);
-          if (t) t.cleanup = result;
+          if (t) {
+            t.cleanup = result;
+            // Finished and already in the journal: its new line there supersedes the old one.
+            this.store.taskChanged(t);
+          }
         });
         this.emitTask(interruptedCreate);
       }

@@ -3,20 +3,27 @@
  * (a temp file with a random name created with O_EXCL, fsync, rename) and validates on read. Only the
  * process holding the lock writes it, and it checks that it still holds it before every write.
  *
+ * Since schema 3 the file holds only what is live (clusters, queued and running tasks, counters) and the
+ * records not yet moved: finished tasks and audit events go to append-only journals (see journal.ts).
+ * A write first appends and fsyncs what may leave the file, then writes the file without it; a record
+ * found in both at start (a crash between the two) is taken from the journal. In memory `data.tasks` and
+ * `data.audit` still hold every task and event, so readers see no difference.
+ *
  * A write that fails (a full disk, an immutable file, a lost lock) is an error of the operations whose
  * changes it carried; the changes stay in memory (unless their caller undoes them), the write is retried
  * with backoff, and `health()` says that state is not being saved until a write succeeds again.
  */
-import { mkdirSync } from 'node:fs';
+import { constants as fsc, copyFileSync, mkdirSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Low, type Adapter } from 'lowdb';
 import { KindlerError } from '../core/errors.js';
 import { errnoText, writeFileAtomic } from './atomic.js';
 import { LockLostError } from './lock.js';
-import { ACTUAL_STATES, DESIRED_STATES, PROVIDERS, REGISTER_TARGETS, TASK_KINDS, TASK_STATES, type AuditEvent, type Cluster, type Task } from '../core/types.js';
+import { dayOf, Journal, type Segment } from './journal.js';
+import { isTerminal, ACTUAL_STATES, DESIRED_STATES, PROVIDERS, REGISTER_TARGETS, TASK_KINDS, TASK_STATES, type AuditEvent, type Cluster, type Task } from '../core/types.js';
 
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 export interface StateData {
   schemaVersion: number;
@@ -27,6 +34,15 @@ export interface StateData {
 }
 
 export const emptyState = (): StateData => ({ schemaVersion: SCHEMA_VERSION, nextTaskSeq: 1, clusters: [], tasks: [], audit: [] });
+
+/**
+ * What the version-3 file adds to StateData on disk (kept out of `data`): the next audit sequence number,
+ * the lowest one still kept (older ones are pruned), and on each audit event its number `n`.
+ */
+export interface AuditSeqs {
+  nextAuditSeq: number;
+  auditFrom: number;
+}
 
 /** A state file that cannot be used; the message names the file and the problem. */
 export class StateFileError extends Error {}
@@ -62,6 +78,23 @@ export const MIGRATIONS: Record<number, (d: Record<string, unknown>) => Record<s
       })
       : d.clusters,
   }),
+  /**
+   * 2 -> 3: the journal. Version 3 keeps in state.json only what is live (clusters, queued and running
+   * tasks, counters) plus records not yet moved to the append-only journals under journal/. Every audit
+   * event becomes {n, e: event} with its sequence number n (1, 2, … in file order); the finished tasks and the numbered events
+   * stay in the document and are moved to the journal by the first write after opening, which
+   * `Store.open` does at once, after copying the version-2 file to state.json.v2.bak.
+   */
+  2: (d) => {
+    const audit = Array.isArray(d.audit) ? (d.audit as Record<string, unknown>[]) : [];
+    return {
+      ...d,
+      schemaVersion: 3,
+      nextAuditSeq: audit.length + 1,
+      auditFrom: 1,
+      audit: audit.map((ev, i) => ({ n: i + 1, e: ev })),
+    };
+  },
 };
 
 /** Applies migrations up to the current version. Throws for a newer version. */
@@ -81,6 +114,12 @@ export function migrate(doc: Record<string, unknown>, file: string): StateData {
 }
 
 const isStr = (v: unknown) => typeof v === 'string';
+/** Tasks in the order they were created (t-1, t-2, …). */
+const byTaskSeq = (a: Task, b: Task) => {
+  const x = Number(/^t-(\d+)$/.exec(a.id)?.[1] ?? NaN);
+  const y = Number(/^t-(\d+)$/.exec(b.id)?.[1] ?? NaN);
+  return Number.isNaN(x) || Number.isNaN(y) ? a.id.localeCompare(b.id) : x - y;
+};
 const isInt = (v: unknown) => Number.isInteger(v);
 
 /** Validates a migrated document; returns the first problem as "path: rule", or null. */
@@ -126,6 +165,8 @@ export function stateProblem(d: StateData): string | null {
 
 /** lowdb adapter: validated read, atomic durable write. */
 export class AtomicJsonFile implements Adapter<StateData> {
+  /** The schemaVersion the file had when read (before migrations), or null for no file. */
+  readVersion: number | null = null;
   constructor(readonly file: string) {}
 
   async read(): Promise<StateData | null> {
@@ -144,13 +185,15 @@ export class AtomicJsonFile implements Adapter<StateData> {
       throw new StateFileError(`state file ${this.file}: is not valid JSON (${(e as Error).message}); it was left untouched`);
     }
     if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw new StateFileError(`state file ${this.file}: must hold a JSON object; it was left untouched`);
+    const raw = (doc as Record<string, unknown>).schemaVersion;
+    this.readVersion = typeof raw === 'number' ? raw : 0;
     const data = migrate(doc as Record<string, unknown>, this.file);
     const problem = stateProblem(data);
     if (problem) throw new StateFileError(`state file ${this.file}: ${problem}; it was left untouched`);
     return data;
   }
 
-  write(data: StateData): Promise<void> {
+  write(data: StateData | Record<string, unknown>): Promise<void> {
     // The document is serialized now, synchronously: later changes in memory go into the next write.
     return writeFileAtomic(this.file, Buffer.from(JSON.stringify(data)), 0o600);
   }
@@ -215,21 +258,269 @@ export class Store {
   onHealth: ((h: StoreHealth, previous: StoreHealth) => void) | null = null;
   /** Durations of the last writes, in ms (for benchmarks and the doctor). */
   readonly writeTimes: number[] = [];
+  /** The append-only journals of finished tasks and audit events. */
+  readonly journal: Journal;
+  /** Finished tasks whose latest copy is in the journal (so not in state.json), with the segment holding it. */
+  private readonly taskSeg = new WeakMap<Task, Segment>();
+  /** Journaled tasks changed since (re-appended by the next write). */
+  private readonly changedTasks = new Set<Task>();
+  /**
+   * Audit events by sequence number n. Events are only appended (and the oldest dropped), so the list is
+   * always [in the journal: n <= journaledUpTo][in state.json: n <= persistedUpTo][only in memory].
+   */
+  private readonly auditSeq = new WeakMap<AuditEvent, number>();
+  private journaledUpTo = 0;
+  private persistedUpTo = 0;
+  /** The highest n each audit segment holds. */
+  private readonly segMaxN = new Map<Segment, number>();
+  private seqs: AuditSeqs = { nextAuditSeq: 1, auditFrom: 1 };
 
-  private constructor(db: Low<StateData>, file: string, opts: StoreOptions) {
+  private constructor(db: Low<StateData>, file: string, opts: StoreOptions, journal: Journal) {
     this.db = db;
     this.file = file;
+    this.journal = journal;
     this.guard = opts.guard;
     this.retryMs = opts.retryMs ?? { first: 250, max: 5000 };
   }
 
-  /** Opens (and validates) the state file in dataDir; a missing file starts empty. */
+  /**
+   * Opens (and validates) the state file in dataDir (a missing file starts empty) and reads the journals
+   * into memory: `data.tasks` and `data.audit` hold every task and event, as before the journal.
+   *
+   * A task in both the journal and state.json (a crash between moving it and rewriting the state file)
+   * is taken from the journal; one whose journal line is torn is still in state.json and is taken from
+   * there. Audit events are matched by their number the same way. A version-2 file is copied to
+   * state.json.v2.bak (once) and its finished tasks and audit events are moved to the journal at once.
+   */
   static async open(dataDir: string, opts: StoreOptions = {}): Promise<Store> {
     mkdirSync(dataDir, { recursive: true, mode: 0o750 });
     const file = join(dataDir, 'state.json');
-    const db = new Low<StateData>(new AtomicJsonFile(file), emptyState());
+    const adapter = new AtomicJsonFile(file);
+    const db = new Low<StateData>(adapter, emptyState());
     await db.read();
-    return new Store(db, file, opts);
+    const from = adapter.readVersion;
+    if (from !== null && from < 3) {
+      // No journal exists before version 3: anything there is what a migration that crashed wrote.
+      rmSync(join(dataDir, 'journal'), { recursive: true, force: true });
+      try {
+        copyFileSync(file, `${file}.v${from}.bak`, fsc.COPYFILE_EXCL);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+    }
+    const store = new Store(db, file, opts, new Journal(dataDir));
+    store.load();
+    if (from !== null && from < 3) {
+      try {
+        await store.flush();
+      } catch (e) {
+        // Not fatal: the store retries, health says so, and a restart before it succeeds migrates again.
+        if (!(e instanceof StateWriteError) || e.lockLost) throw e;
+      }
+    }
+    return store;
+  }
+
+  /** Merges the journals into the data read from state.json (see `open`). */
+  private load(): void {
+    const d = this.db.data as StateData & Partial<AuditSeqs>;
+    const seqs: AuditSeqs = { nextAuditSeq: isInt(d.nextAuditSeq) ? d.nextAuditSeq! : 1, auditFrom: isInt(d.auditFrom) ? d.auditFrom! : 1 };
+    delete d.nextAuditSeq;
+    delete d.auditFrom;
+    const jTasks = new Map<string, { t: Task; seg: Segment }>();
+    // Journal events come in n order (segments by day, lines by time); sorted below if a clock said otherwise.
+    const jEvents: AuditEvent[] = [];
+    const jN: number[] = [];
+    this.journal.load((kind, rec, seg) => {
+      if (kind === 'tasks') {
+        if (typeof rec.pruned === 'string') jTasks.delete(rec.pruned);
+        else if (typeof rec.id === 'string' && rec.id) jTasks.set(rec.id, { t: rec as unknown as Task, seg });
+        return;
+      }
+      const n = rec.n;
+      if (!isInt(n) || !rec.e || typeof rec.e !== 'object') return;
+      jEvents.push(rec.e as AuditEvent);
+      jN.push(n as number);
+      if ((n as number) > (this.segMaxN.get(seg) ?? 0)) this.segMaxN.set(seg, n as number);
+    });
+    const tasks: Task[] = [];
+    for (const t of d.tasks) if (!jTasks.has(t.id)) tasks.push(t);
+    for (const { t, seg } of jTasks.values()) {
+      this.taskSeg.set(t, seg);
+      tasks.push(t);
+    }
+    // Creation order (t-1, t-2, …), as the list was before the journal; the sort keys are computed once.
+    const keyed = tasks.map((t) => ({ t, k: Number(/^t-(\d+)$/.exec(t.id)?.[1] ?? NaN) }));
+    keyed.sort((a, b) => (Number.isNaN(a.k) || Number.isNaN(b.k) ? byTaskSeq(a.t, b.t) : a.k - b.k));
+    tasks.length = 0;
+    for (const x of keyed) tasks.push(x.t);
+    d.tasks = tasks;
+    let order = jEvents.map((_, k) => k);
+    if (jN.some((n, k) => k > 0 && n < jN[k - 1]!)) order = order.sort((x, y) => jN[x]! - jN[y]!);
+    const all: AuditEvent[] = [];
+    const allN: number[] = [];
+    for (const k of order) {
+      const n = jN[k]!;
+      // The same n twice: a batch appended again (a migration done over) — one copy.
+      if (allN.length && allN[allN.length - 1] === n) continue;
+      all.push(jEvents[k]!);
+      allN.push(n);
+    }
+    this.journaledUpTo = allN.length ? allN[allN.length - 1]! : 0;
+    // state.json's events not yet moved; one already in the journal (a crash between the two steps) is skipped.
+    for (const rec of d.audit as unknown as { n: unknown; e: AuditEvent }[]) {
+      const n = rec?.n;
+      if (!isInt(n) || (n as number) <= this.journaledUpTo || !rec.e || typeof rec.e !== 'object') continue;
+      all.push(rec.e);
+      allN.push(n as number);
+    }
+    this.persistedUpTo = Math.max(this.journaledUpTo, allN.length ? allN[allN.length - 1]! : 0);
+    d.audit = [];
+    for (let k = 0; k < all.length; k++) {
+      const n = allN[k]!;
+      if (n < seqs.auditFrom) continue;
+      this.auditSeq.set(all[k]!, n);
+      d.audit.push(all[k]!);
+      if (n >= seqs.nextAuditSeq) seqs.nextAuditSeq = n + 1;
+    }
+    const maxTask = tasks.reduce((m, t) => Math.max(m, Number(/^t-(\d+)$/.exec(t.id)?.[1] ?? 0)), 0);
+    if (d.nextTaskSeq <= maxTask) d.nextTaskSeq = maxTask + 1;
+    this.seqs = seqs;
+  }
+
+  /** Problems found reading the journal (torn or damaged lines, ignored). */
+  get journalProblems(): readonly string[] {
+    return this.journal.problems;
+  }
+
+  /** A finished task already moved to the journal was changed (its cleanup, say): the next write appends it again. */
+  taskChanged(t: Task): void {
+    if (this.taskSeg.has(t)) this.changedTasks.add(t);
+  }
+
+  /**
+   * Moves to the journal what may leave state.json: finished tasks (not yet journaled, or changed since)
+   * and audit events that a successful write already put in state.json (an event only in memory may
+   * still be undone by its operation). Each record is appended and fsynced before the state file that
+   * no longer holds it is written.
+   */
+  private async moveToJournal(): Promise<void> {
+    const d = this.db.data;
+    const tasks: { day: string; rec: unknown; placed: (seg: Segment) => void }[] = [];
+    for (const t of d.tasks) {
+      if (!isTerminal(t.state)) continue;
+      const moved = this.taskSeg.has(t);
+      if (moved && !this.changedTasks.has(t)) continue;
+      // A first move files the task under the day it finished; a re-append goes to today's segment, after its older copy.
+      tasks.push({ day: moved ? dayOf(undefined) : dayOf(t.finishedAt ?? t.createdAt), rec: t, placed: (seg) => {
+        this.taskSeg.set(t, seg);
+        this.changedTasks.delete(t);
+      } });
+    }
+    if (tasks.length) await this.journal.append('tasks', tasks, this.guard);
+    const events: { day: string; rec: unknown; placed: (seg: Segment) => void }[] = [];
+    for (let i = d.audit.length - 1; i >= 0; i--) {
+      const ev = d.audit[i]!;
+      const n = this.auditSeq.get(ev);
+      if (n === undefined || n > this.persistedUpTo) continue;
+      if (n <= this.journaledUpTo) break;
+      events.push({ day: dayOf(ev.at), rec: { n, e: ev }, placed: (seg) => {
+        if (n > (this.segMaxN.get(seg) ?? 0)) this.segMaxN.set(seg, n);
+      } });
+    }
+    events.reverse();
+    if (events.length) {
+      await this.journal.append('audit', events, this.guard);
+      this.journaledUpTo = (events[events.length - 1]!.rec as { n: number }).n;
+    }
+  }
+
+  /** The version-3 document for state.json: what is live, plus what was not moved yet. Sets `inState`. */
+  private project(inState: number[]): Record<string, unknown> {
+    const d = this.db.data;
+    const tasks: Task[] = [];
+    for (const t of d.tasks) if (!this.taskSeg.has(t) || this.changedTasks.has(t)) tasks.push(t);
+    const audit: Record<string, unknown>[] = [];
+    let start = d.audit.length;
+    while (start > 0 && (this.auditSeq.get(d.audit[start - 1]!) ?? Infinity) > this.journaledUpTo) start--;
+    for (let i = start; i < d.audit.length; i++) {
+      const ev = d.audit[i]!;
+      let n = this.auditSeq.get(ev);
+      if (n === undefined) {
+        n = this.seqs.nextAuditSeq++;
+        this.auditSeq.set(ev, n);
+      }
+      inState.push(n);
+      audit.push({ n, e: ev });
+    }
+    const first = d.audit[0];
+    const auditFrom = first ? this.auditSeq.get(first)! : this.seqs.nextAuditSeq;
+    this.seqs.auditFrom = auditFrom;
+    return { schemaVersion: d.schemaVersion, nextTaskSeq: d.nextTaskSeq, nextAuditSeq: this.seqs.nextAuditSeq, auditFrom, clusters: d.clusters, tasks, audit };
+  }
+
+  /** One durable write: the journal appends, then state.json. */
+  private async persist(): Promise<void> {
+    this.guard?.();
+    await this.moveToJournal();
+    this.guard?.();
+    const inState: number[] = [];
+    // Serialized now, synchronously: later changes in memory go into the next write.
+    await this.db.adapter.write(this.project(inState) as unknown as StateData);
+    for (const n of inState) if (n > this.persistedUpTo) this.persistedUpTo = n;
+  }
+
+  /** Drops the audit segments holding no event still kept (all below the oldest one in memory). Returns how many. */
+  dropAuditSegments(): number {
+    const first = this.db.data.audit[0];
+    const firstKept = first ? this.auditSeq.get(first) ?? 0 : Infinity;
+    let dropped = 0;
+    for (const seg of [...this.journal.segments]) {
+      if (seg.kind !== 'audit' || (this.segMaxN.get(seg) ?? 0) >= firstKept) continue;
+      this.guard?.();
+      this.journal.drop(seg);
+      this.segMaxN.delete(seg);
+      dropped++;
+    }
+    return dropped;
+  }
+
+  /**
+   * Removes finished tasks for good, by whole segments: the tasks leave memory (a write), then every
+   * segment that held one of them is closed, the tasks it holds that are still wanted are appended
+   * again to a new segment (fsynced) and the old segment is deleted. A crash before the deletion only
+   * leaves the removed tasks to be pruned again by the next run; one after it, the copies are in place.
+   * Returns the segments dropped.
+   */
+  async removeTasks(ids: Set<string>): Promise<number> {
+    const affected = new Set<Segment>();
+    for (const t of this.db.data.tasks) {
+      const seg = ids.has(t.id) ? this.taskSeg.get(t) : undefined;
+      if (seg) affected.add(seg);
+    }
+    await this.update((d) => {
+      d.tasks = d.tasks.filter((t) => !ids.has(t.id));
+    });
+    if (affected.size === 0) return 0;
+    for (const seg of affected) seg.sealed = true;
+    for (const t of this.db.data.tasks) {
+      const seg = this.taskSeg.get(t);
+      if (seg && affected.has(seg)) this.changedTasks.add(t);
+    }
+    await this.flush();
+    let dropped = 0;
+    const still = new Set<Segment>();
+    for (const t of this.db.data.tasks) {
+      const seg = this.taskSeg.get(t);
+      if (seg) still.add(seg);
+    }
+    for (const seg of affected) {
+      if (still.has(seg)) continue;
+      this.guard?.();
+      this.journal.drop(seg);
+      dropped++;
+    }
+    return dropped;
   }
 
   get data(): StateData {
@@ -285,8 +576,7 @@ export class Store {
     const gen = this.gen;
     const t0 = performance.now();
     try {
-      this.guard?.();
-      this.writing = this.db.write();
+      this.writing = this.persist();
       await this.writing;
       this.saved = Math.max(this.saved, gen);
       this.writeTimes.push(performance.now() - t0);

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tryConnect, runRemote } from '../../src/control/client.js';
-import { ctl, makeWorld, poll, startDaemon, type World } from '../helpers.js';
+import { ctl, makeWorld, poll, startDaemon, tasksOnDisk, type World } from '../helpers.js';
 import type { Cluster, Task } from '../../src/core/types.js';
 
 interface Answer {
@@ -36,7 +36,8 @@ async function together(w: World, argvs: string[][]): Promise<Answer[]> {
 }
 
 function state(w: World): { clusters: Cluster[]; tasks: Task[] } {
-  return JSON.parse(readFileSync(join(w.dataDir, 'state.json'), 'utf8'));
+  // Finished tasks are in the journal: merged as the next start reads them.
+  return { ...JSON.parse(readFileSync(join(w.dataDir, 'state.json'), 'utf8')), tasks: tasksOnDisk(w.dataDir) };
 }
 
 test('100 rounds of two clients creating the same name at once: exactly one task each round', async (t) => {

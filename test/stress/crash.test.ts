@@ -4,6 +4,9 @@
  * loads, no task the client was told about is lost and none it was refused appears, no cluster record is
  * lost, doubled or back from the dead, every task is terminal, no script of the dead daemon is still
  * running, and one reconcile pass leaves state and the provider (the fake docker) in agreement.
+ * The journal too: finished tasks are read from state.json merged with journal/ as a start does; the
+ * daemon's own `tasks` and `audit` lists hold no task twice, lose none the client was told about, and
+ * have an audit event for every acknowledged action (none for a refused one, none twice).
  *
  *   KINDLER_CRASH_KILLS=100 KINDLER_CRASH_SEED=1234 node --import tsx --test test/stress/crash.test.ts
  * KINDLER_CRASH_DEBUG=1 prints each restarted daemon's log and the time each cycle took.
@@ -12,8 +15,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ctl, makeWorld, poll, startDaemon, strayProcesses, type CtlResult, type Daemon, type World } from '../helpers.js';
-import type { Cluster, Task } from '../../src/core/types.js';
+import { ctl, makeWorld, poll, startDaemon, strayProcesses, tasksOnDisk, type CtlResult, type Daemon, type World } from '../helpers.js';
+import type { AuditEvent, Cluster, Task } from '../../src/core/types.js';
 
 const KILLS = Number(process.env.KINDLER_CRASH_KILLS ?? 50);
 const SEED = Number(process.env.KINDLER_CRASH_SEED ?? Math.floor(Math.random() * 2 ** 31));
@@ -50,7 +53,8 @@ interface State {
 function readState(w: World): State {
   const file = join(w.dataDir, 'state.json');
   if (!existsSync(file)) return { clusters: [], tasks: [] };
-  return JSON.parse(readFileSync(file, 'utf8')) as State;
+  // Finished tasks live in journal/: merged with state.json's as the next start reads them.
+  return { ...(JSON.parse(readFileSync(file, 'utf8')) as State), tasks: tasksOnDisk(w.dataDir) };
 }
 
 /** The fake provider's clusters (from its own state file: an independent view), name -> running/stopped/degraded. */
@@ -141,6 +145,40 @@ function checkAfterRestart(w: World, ops: Op[], cycle: number): void {
   }
 }
 
+/**
+ * Through the restarted daemon (state.json + journal as it loaded them): no task listed twice, every
+ * acknowledged task there once, and the audit complete up to the last acknowledged action: an event for
+ * each accepted op, none for a refused one, no task's event twice, none naming a task that does not exist.
+ */
+async function checkJournal(w: World, ops: Op[], cycle: number): Promise<void> {
+  const where = `after restart ${cycle} (journal)`;
+  const tr = await ctl(w, ['tasks', '--json', '--limit', '999999']);
+  assert.equal(tr.code, 0, `${where}: tasks: ${tr.err}`);
+  const tasks = (JSON.parse(tr.out) as { tasks: Task[] }).tasks;
+  const ids = tasks.map((t) => t.id);
+  assert.equal(new Set(ids).size, ids.length, `${where}: a task is listed twice`);
+  const known = new Set(ids);
+  for (const op of ops) if (op.outcome === 'accepted') assert.ok(known.has(op.taskId!), `${where}: accepted ${op.kind} ${op.name} (${op.taskId}) missing from tasks`);
+  const ar = await ctl(w, ['audit', '--json', '--limit', '999999']);
+  assert.equal(ar.code, 0, `${where}: audit: ${ar.err}`);
+  const events = (JSON.parse(ar.out) as { events: AuditEvent[] }).events;
+  const taskEvents = events.filter((e) => e.taskId && (e.action === 'create' || e.action === 'delete'));
+  const seen = new Set<string>();
+  for (const e of taskEvents) {
+    assert.ok(!seen.has(e.taskId!), `${where}: the audit has ${e.action} ${e.target} (${e.taskId}) twice`);
+    seen.add(e.taskId!);
+    assert.ok(known.has(e.taskId!), `${where}: the audit names task ${e.taskId} (${e.action} ${e.target}), which does not exist`);
+  }
+  for (const op of ops) {
+    if (op.outcome !== 'accepted') continue;
+    const e = taskEvents.find((x) => x.taskId === op.taskId);
+    assert.ok(e, `${where}: no audit event for the acknowledged ${op.kind} ${op.name} (${op.taskId})`);
+    assert.deepEqual([e.action, e.target, e.result], [op.kind, op.name, 'ok'], `${where}: the audit event of ${op.taskId}`);
+  }
+  // Every task made by a create or delete request has its event (also those whose answer was lost).
+  for (const t of tasks) if ((t.kind === 'create' || t.kind === 'delete') && t.user !== 'kindler-reconcile' && t.user !== 'kindler-ttl') assert.ok(seen.has(t.id), `${where}: task ${t.id} (${t.kind} ${t.cluster}) has no audit event`);
+}
+
 /** After the daemon settled and one reconcile pass ran: state and the provider agree. */
 function checkAgreement(w: World, cycle: number): void {
   const st = readState(w);
@@ -215,6 +253,7 @@ test(`crash consistency: ${KILLS} SIGKILLs of the daemon during creates and dele
       const strays = strayProcesses(w, [d.proc.pid!, process.pid]);
       assert.deepEqual(strays.map((p) => `${p.pid} (group ${p.pgid}): ${p.cmd}`), [], `after restart ${cycle}: processes left by the killed daemon`);
       checkAfterRestart(w, ops, cycle);
+      await checkJournal(w, ops, cycle);
       await settle(w, `the daemon to settle after restart ${cycle}`, d);
       const rec = await ctl(w, ['reconcile', '--json']);
       assert.equal(rec.code, 0, `reconcile after restart ${cycle}: ${rec.out}${rec.err}`);

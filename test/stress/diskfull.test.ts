@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Task } from '../../src/core/types.js';
-import { CAN_MOUNT, ctl, fillDisk, makeWorld, mountTmpfs, poll, startDaemon, type Daemon, type World } from '../helpers.js';
+import { CAN_MOUNT, ctl, fillDisk, makeWorld, mountTmpfs, poll, startDaemon, tasksOnDisk, type Daemon, type World } from '../helpers.js';
 
 const skip = CAN_MOUNT ? false : 'needs root (tmpfs mounts)';
 
@@ -23,7 +23,8 @@ interface State {
 }
 
 function readState(w: World): State {
-  return JSON.parse(readFileSync(join(w.dataDir, 'state.json'), 'utf8')) as State;
+  // Finished tasks are in the journal: merged as the next start reads them.
+  return { ...JSON.parse(readFileSync(join(w.dataDir, 'state.json'), 'utf8')), tasks: tasksOnDisk(w.dataDir) } as State;
 }
 
 /** A daemon whose data dir (and with `logsSize`, its logs dir apart) is a tmpfs. */
