@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect, createServer } from 'node:net';
 import { connect as tlsConnect, createServer as tlsCreateServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
@@ -459,7 +459,9 @@ test("an operator asking for another operator's cluster gets a read-only token, 
   assert.equal(ev.length, 2);
   assert.match(ev[0]!.detail!, /read-only token for kindler-view-carl until /);
   await h.engine.idle();
-  const stateText = readFileSync(join(h.w.dataDir, 'state.json'), 'utf8');
+  // The state file and the journals beside it (finished tasks and audit events move there).
+  const journal = join(h.w.dataDir, 'journal');
+  const stateText = [join(h.w.dataDir, 'state.json'), ...(existsSync(journal) ? readdirSync(journal).map((f) => join(journal, f)) : [])].map((f) => readFileSync(f, 'utf8')).join('\n');
   for (const [where, text] of [['logs', h.logs.join('\n')], ['audit', JSON.stringify(h.engine.listAudit({}))], ['state', stateText], ['argv', h.w.calls()]] as const) {
     assert.ok(!text.includes(token), `the token is not in the ${where}`);
     assert.ok(!text.includes(token.split('.')[1]!), `no part of the token is in the ${where}`);
