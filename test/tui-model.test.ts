@@ -348,3 +348,17 @@ test('reconcile and audit replies as dialog lines', () => {
   assert.ok(lines[0]!.includes('early') && lines[1]!.includes('late'));
   assert.deepEqual(auditLines([]), ['{gray-fg}no audit events{/gray-fg}']);
 });
+
+test('a form field keeps every character as typed: a combining mark or an emoji is never dropped (so "é" never becomes the valid name "e")', () => {
+  const i = new LineInput(20);
+  for (const ch of ['e', '\u0301']) i.edit(null, ch, { name: undefined, full: ch } as never);
+  assert.equal(i.value, 'e\u0301');
+  assert.match(i.show(false), /é/, 'shown composed');
+  const j = new LineInput(20);
+  for (const ch of ['a', '🙂', '\u200b', 'b']) j.edit(null, ch, { name: undefined, full: ch } as never);
+  assert.equal(j.value, 'a🙂\u200bb');
+  // Control characters still never reach the value.
+  const k = new LineInput(20);
+  for (const ch of ['x', '\x1b', '\x07', '\x9b']) k.edit(null, ch, { name: undefined, full: ch } as never);
+  assert.equal(k.value, 'x');
+});

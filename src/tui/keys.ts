@@ -3,7 +3,6 @@
  * here, for this user: actions the role may not do are neither shown nor handled.
  */
 
-import { terminalSafe } from './text.js';
 
 /** The parts of a blessed key event the TUI reads. */
 export interface KeyEvent {
@@ -37,8 +36,11 @@ export function typedChar(ch: string | undefined, key: KeyEvent | undefined): st
   if (!ch || [...ch].length !== 1) return null;
   const cp = ch.codePointAt(0)!;
   if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)) return null;
-  // Only characters the screen draws as they are (an emoji would be a placeholder in the field).
-  return terminalSafe(ch) === ch ? ch : null;
+  // Every other character joins the value as typed, even one the screen can only show as a placeholder
+  // (an emoji) or not at all (a combining mark, a zero-width space): dropping it would silently turn
+  // "é" (e + U+0301) or "a🙂" into "e" or "a", a different and valid name. The field shows the value
+  // through terminalSafe; the verb's rules then refuse it with the field named.
+  return ch;
 }
 
 /** One key hint. */

@@ -262,7 +262,7 @@ test('refused: forwarding, agent, X11, env, subsystems, keyboard-interactive aft
   const c = await sshConnect(h.port, { privateKey: key });
   t.after(() => c.end());
   await assert.rejects(new Promise((res, rej) => c.forwardOut('127.0.0.1', 1, '127.0.0.1', h.port, (e, s) => (e ? rej(e) : res(s)))), /open failure/i);
-  await h.ssh.waitLog(new RegExp(`port forwarding to "127\\.0\\.0\\.1":${h.port} refused`));
+  await h.ssh.waitLog(new RegExp(`tunnel to "127\\.0\\.0\\.1":${h.port} refused`));
   await assert.rejects(new Promise((res, rej) => c.forwardIn('127.0.0.1', 0, (e, p) => (e ? rej(e) : res(p)))), /Unable to bind/);
   await h.ssh.waitLog(/global request "tcpip-forward" \(remote forwarding\) refused/);
   await assert.rejects(new Promise((res, rej) => c.exec('version', { x11: true }, (e, s) => (e ? rej(e) : res(s)))), /Unable to request X11/);
