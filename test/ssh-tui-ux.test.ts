@@ -833,7 +833,7 @@ test('18 reconnecting with the same key restores the cluster, focus, filter, sor
   s.send('q');
   await s.closed;
   const again = await open(t, rest, 'rosa again', 120, 40, undefined, false);
-  await again.waitFor((x) => /filter: rest/.test(x) && / · mine ·/.test(x) && /NAME↓/.test(x) && new RegExp(`create resta .* paused at ${paused} · wrap`).test(x) && /search/.test(again.footer()));
+  await again.waitFor((x) => /your last view is back/.test(x) && /filter: rest/.test(x) && / · mine ·/.test(x) && /NAME↓/.test(x) && new RegExp(`create resta .* paused at ${paused} · wrap`).test(x) && /search/.test(again.footer()));
   // Another key's session is not affected.
   const other = await open(t, oper, 'olga');
   await other.waitFor((x) => !/filter: rest/.test(x));

@@ -281,7 +281,10 @@ export class TuiApp {
     this.model.load(snapshot);
     for (const e of this.early.splice(0)) this.apply(e);
     this.syncLog();
-    this.log.restore(this.restored?.log);
+    if (this.restored) {
+      this.log.restore(this.restored.log);
+      this.say('your last view is back (cluster, filter, sort, focus, log position); :reset for the default one');
+    }
     this.scheduler.now();
   }
 
