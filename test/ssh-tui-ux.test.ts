@@ -128,7 +128,7 @@ interface Tui {
   /** Screen clears received so far (`ESC[2J`: blessed clears the terminal on each reflow to a new size). */
   clears(): number;
   /** One cell of the visible grid: its characters, width and whether it is in reverse video / coloured. */
-  cell(x: number, y: number): { chars: string; width: number; inverse: boolean; coloured: boolean } | undefined;
+  cell(x: number, y: number): { chars: string; width: number; inverse: boolean; coloured: boolean; bold: boolean; fg: number } | undefined;
   /** Resolves when the channel closes, with the exit-status the server sent. */
   closed: Promise<{ code: number | null }>;
   close(): Promise<void>;
@@ -212,7 +212,7 @@ function connectTui(k: Key, label: string, cols = 120, rows = 40, command?: stri
         const b = term.buffer.active;
         const c = b.getLine(b.viewportY + y)?.getCell(x);
         if (!c) return undefined;
-        return { chars: c.getChars(), width: c.getWidth(), inverse: c.isInverse() !== 0, coloured: !c.isFgDefault() || !c.isBgDefault() };
+        return { chars: c.getChars(), width: c.getWidth(), inverse: c.isInverse() !== 0, coloured: !c.isFgDefault() || !c.isBgDefault(), bold: c.isBold() !== 0, fg: c.isFgDefault() ? -1 : c.getFgColor() };
       },
       closed,
       close: async () => {
@@ -264,10 +264,16 @@ function connectTui(k: Key, label: string, cols = 120, rows = 40, command?: stri
 }
 
 /** Opens a session that is always closed after the test, and waits for its first full frame. */
-async function open(t: { after(fn: () => unknown): void }, k: Key, label: string, cols = 120, rows = 40, command?: string): Promise<Tui> {
+async function open(t: { after(fn: () => unknown): void }, k: Key, label: string, cols = 120, rows = 40, command?: string, fresh = true): Promise<Tui> {
   const s = await connectTui(k, label, cols, rows, command);
   t.after(() => s.close());
-  await s.waitFor((x) => /kindler │ .* │ \S+ \(\w+\) │/.test(x) && / clusters \(\d+\)/.test(x), 15_000);
+  // A session opens on the view its key's last session left (filter, focus, …): `clusters 1/9 · …`.
+  // Unless `fresh` is false, it goes back to the default view (:reset) before the test goes on.
+  await s.waitFor((x) => /kindler │ .* │ \S+ \(\w+\) │/.test(x) && (!fresh || / log /.test(x)) && (fresh || / clusters (?:\(\d+\)|\d+\/\d+ )/.test(x)), 15_000);
+  if (fresh) {
+    s.send(':reset\r');
+    await s.waitFor((x) => x.includes('view reset:') && / clusters \(\d+\)/.test(x), 15_000);
+  }
   return s;
 }
 
@@ -691,4 +697,161 @@ test('18.1 CJK, fullwidth, combining marks, ZWJ/flag/keycap sequences and variat
   s.send('\x1b');
   await s.waitFor((x) => x.includes('NAME') && /wide1\s+kind/.test(x));
   assertFramed(s, 120, 60, 'back to the panels');
+});
+
+// ---- issue 18: mine filter, sort keys, cluster view, log pane toggles, view restore, mouse ---------
+
+/** The row of the grid holding `re` (-1 if none). */
+function rowOf(s: Tui, re: RegExp): number {
+  return s.lines().findIndex((l) => re.test(l));
+}
+
+/** Creates a cluster from the local CLI and waits for its create to end. */
+async function made(name: string, k?: Key): Promise<void> {
+  const r = k ? await exec(k, ['create', name, '--wait']) : await cli(w, ['create', name, '--wait']);
+  assert.equal(r.code, 0, `create ${name}: ${'stderr' in r ? r.stderr : ''}`);
+}
+
+test('18 m toggles "mine": only your clusters, and the table title says so', { timeout: 90_000 }, async (t) => {
+  await made('mineop', oper);
+  await made('minecli');
+  const s = await open(t, oper, 'olga');
+  await filterTo(s, 'mine');
+  await s.waitFor((x) => /mineop/.test(x) && /minecli/.test(x));
+  s.send('m');
+  await s.waitFor((x) => / clusters 1\/\d+ · mine · sort/.test(x) && /mineop/.test(x) && !/minecli/.test(x));
+  s.send('m');
+  await s.waitFor((x) => !/· mine ·/.test(x) && /minecli/.test(x));
+});
+
+test('18 shift+column letter sorts by that column with ↑/↓ in the header; again flips it; S still cycles', { timeout: 90_000 }, async (t) => {
+  await made('sorta');
+  await made('sortb', oper);
+  const s = await open(t, admin, 'admin');
+  await filterTo(s, 'sort');
+  await s.waitFor(/NAME↑/);
+  const order = () => {
+    const a = rowOf(s, /\bsorta\b/);
+    const b = rowOf(s, /\bsortb\b/);
+    return a >= 0 && b >= 0 ? (a < b ? 'ab' : 'ba') : '';
+  };
+  assert.equal(order(), 'ab');
+  s.send('N');
+  await s.waitFor((x) => /NAME↓/.test(x) && /sort: name↓/.test(x) && order() === 'ba');
+  s.send('N');
+  await s.waitFor((x) => /NAME↑/.test(x) && order() === 'ab');
+  s.send('O');
+  await s.waitFor((x) => /OWNER↑/.test(x) && /sort: owner↑/.test(x) && !/NAME↑/.test(x));
+  s.send('O');
+  await s.waitFor(/OWNER↓/);
+  s.send('A');
+  await s.waitFor(/ACTUAL↑/);
+  s.send('P');
+  await s.waitFor(/PRO↑/);
+  s.send('E');
+  await s.waitFor(/EXPIRE↑/);
+  s.send('S'); // S cycles on from expires: provider, then created (no column: the title names it)
+  await s.waitFor(/sort: provider↑/);
+  s.send('S');
+  await s.waitFor((x) => /sort: created↑/.test(x) && !/[↑↓] /.test(x.split('\n').find((l) => /NAME/.test(l) && /OWNER/.test(l)) ?? ''));
+  s.send('N'); // back to name for the next sessions of this key
+  await s.waitFor(/NAME↑/);
+});
+
+test('18 enter drills into a cluster: nodes with their state, ports, the kubeconfig command, recent tasks; esc back', { timeout: 90_000 }, async (t) => {
+  await made('drill');
+  const s = await open(t, admin, 'admin');
+  await filterTo(s, 'drill');
+  await s.waitFor(/● drill/);
+  s.send('\r');
+  const v = await s.waitFor((x) => /k3d-drill-server-0\s+server\s+running/.test(x) && /recent tasks/.test(x));
+  assert.match(v, /k3d-drill-serverlb\s+loadbalancer\s+running/);
+  assert.match(v, /http \d+\s+https \d+\s+api \d+/);
+  assert.match(v, /ssh \S+ kubeconfig drill > kindler-drill\.yaml/);
+  s.send('\x1b');
+  await s.waitFor((x) => !/k3d-drill-server-0/.test(x) && /● drill/.test(x));
+});
+
+test('18 log pane: w wraps, t drops the tools\' time stamps, levels are coloured, ==> bold; the title names the whole-log command', { timeout: 90_000 }, async (t) => {
+  const text = [
+    'time="2026-01-02T03:04:05Z" level=warning msg="stamped warning"',
+    'INFO[0007] plain info line',
+    'level=error msg="an error line"',
+    `long-${'y'.repeat(150)}-tailmark`,
+    '',
+  ].join('\n');
+  w.rule('k3d.cluster-create', `write stdout ${Buffer.from(text).toString('base64')}`);
+  t.after(() => w.clearRule('k3d.cluster-create'));
+  await made('logfx');
+  const s = await open(t, admin, 'admin', 120, 60);
+  await filterTo(s, 'logfx');
+  s.send('l'); // the full-screen log: the whole create log fits
+  await s.waitFor((x) => /an error line/.test(x) && /whole log: ssh \S+ logs t-\d+ > file/.test(x));
+  // Levels: the error line red, the warning yellow, a step line bold.
+  const cellAt = (re: RegExp, sub: string) => {
+    const y = rowOf(s, re);
+    assert.ok(y >= 0, `no row ${re}:\n${s.screen()}`);
+    return s.cell(s.lines()[y]!.indexOf(sub), y)!;
+  };
+  assert.equal(cellAt(/an error line/, 'level=error').fg, 1, 'error line red');
+  assert.equal(cellAt(/stamped warning/, 'level=warning').fg, 3, 'warning line yellow');
+  assert.equal(cellAt(/==> \[/, '==>').bold, true, 'step line bold');
+  // Wrap: the long line's end appears on the next row.
+  assert.ok(!s.screen().includes('tailmark'));
+  s.send('w');
+  await s.waitFor((x) => x.includes('tailmark') && / · wrap/.test(x));
+  s.send('w');
+  await s.waitFor((x) => !x.includes('tailmark'));
+  // Stamps: time="…" and INFO[0007] go, the level stays.
+  assert.match(s.screen(), /time="2026-01-02T03:04:05Z" level=warning/);
+  s.send('t');
+  await s.waitFor((x) => /│level=warning msg="stamped warning"/.test(x) && /│INFO plain info line/.test(x) && / · no stamps/.test(x));
+  s.send('t');
+  await s.waitFor(/INFO\[0007\] plain info line/);
+  s.send('l');
+  await s.waitFor(/ clusters /);
+});
+
+test('18 reconnecting with the same key restores the cluster, focus, filter, sort, mine and log position and toggles', { timeout: 90_000 }, async (t) => {
+  const rest = key('rest');
+  const r = await exec(admin, ['users', 'add', 'rosa', '--role', 'operator', '--key', `"${rest.pub}"`]);
+  assert.equal(r.code, 0, r.stderr);
+  await made('resta', rest);
+  await made('restb', rest);
+  const s = await open(t, rest, 'rosa');
+  await filterTo(s, 'rest');
+  s.send('m');
+  s.send('N'); // name ↓: restb first
+  await s.waitFor((x) => /NAME↓/.test(x) && / · mine ·/.test(x));
+  s.send('j'); // select resta (second row)
+  await s.waitFor(/ log t-\d+ create resta/);
+  s.send('w');
+  s.send('\t\t'); // focus: tasks, then the log
+  s.send('k'); // scroll up: paused
+  await s.waitFor((x) => /create resta .* paused at \d+ · wrap/.test(x) && /search/.test(s.footer()));
+  const paused = /paused at (\d+)/.exec(s.screen())![1];
+  s.send('q');
+  await s.closed;
+  const again = await open(t, rest, 'rosa again', 120, 40, undefined, false);
+  await again.waitFor((x) => /your last view is back/.test(x) && /filter: rest/.test(x) && / · mine ·/.test(x) && /NAME↓/.test(x) && new RegExp(`create resta .* paused at ${paused} · wrap`).test(x) && /search/.test(again.footer()));
+  // Another key's session is not affected.
+  const other = await open(t, oper, 'olga');
+  await other.waitFor((x) => !/filter: rest/.test(x));
+});
+
+test('18 mouse over SSH: a click picks a row (its log is shown), the wheel moves the selection', { timeout: 90_000 }, async (t) => {
+  await made('mousea');
+  await made('mouseb');
+  const s = await open(t, admin, 'admin');
+  await filterTo(s, 'mouse');
+  await s.waitFor(/ log t-\d+ create mousea/);
+  const y = rowOf(s, /mouseb/);
+  const x = s.lines()[y]!.indexOf('mouseb');
+  // Press and release in one packet, as an ssh client may send them.
+  s.send(`\x1b[<0;${x + 1};${y + 1}M\x1b[<0;${x + 1};${y + 1}m`);
+  await s.waitFor(/ log t-\d+ create mouseb/);
+  s.send(`\x1b[<64;${x + 1};${y + 1}M`); // wheel up
+  await s.waitFor(/ log t-\d+ create mousea/);
+  s.send(`\x1b[<65;${x + 1};${y + 1}M`); // wheel down
+  await s.waitFor(/ log t-\d+ create mouseb/);
 });

@@ -246,7 +246,10 @@ function connectTui(k: Key, label: string, cols = 120, rows = 40): Promise<Tui> 
 async function open(t: { after(fn: () => unknown): void }, k: Key, label: string, cols = 120, rows = 40): Promise<Tui> {
   const s = await connectTui(k, label, cols, rows);
   t.after(() => s.close());
-  await s.waitFor((x) => /kindler │ .* │ \S+ \(\w+\) │/.test(x) && / clusters \(\d+\)/.test(x), 15_000);
+  // A session opens on the view its key's last session left (filter, focus, …): start from the default one.
+  await s.waitFor((x) => /kindler │ .* │ \S+ \(\w+\) │/.test(x) && / log /.test(x), 15_000);
+  s.send(':reset\r');
+  await s.waitFor((x) => x.includes('view reset:') && / clusters \(\d+\)/.test(x), 15_000);
   return s;
 }
 
@@ -367,7 +370,7 @@ test('resize: 120x40 → 100x30 reflows, 70x20 shows the too-small view, 100x30 
   };
   assert.ok(full(120)(s.screen()), s.screen());
   s.resize(100, 30);
-  const mid = await s.waitFor((x) => full(100)(x) && x.split('\n').length === 30 && /NAME\s+PROV/.test(x) && x.includes('fromcli'));
+  const mid = await s.waitFor((x) => full(100)(x) && x.split('\n').length === 30 && /NAME↑?\s+PROV/.test(x) && x.includes('fromcli'));
   assert.match(mid.split('\n')[0]!, /kindler │/);
   for (const line of s.lines()) assert.ok([...line].length <= 100, `line wider than 100: ${line}`);
   assert.ok(!s.anyWrapped(), `a row wrapped:\n${mid}`);
@@ -539,6 +542,14 @@ test('q ends the session with exit status 0; 300 connect/quit cycles end cleanly
       await s.close();
     }
   };
+  // Each key opens on the view its last session left (a full-screen log, where q only closes the log):
+  // first back to the default view, which the quits below then keep.
+  for (const k of [admin, oper, view]) {
+    const s = await open({ after: () => undefined }, k, 'reset');
+    s.send('q');
+    await s.closed;
+    await s.close();
+  }
   const run = async (n: number, lanes: number) => {
     const ks = [admin, oper, view];
     let next = 0;

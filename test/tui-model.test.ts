@@ -13,6 +13,10 @@ import { clusterColumns, clusterRow, hasTimedCells, headerRow, presence, taskRow
 import { auditLines, bannerLines, expiringSoon, reconcileLines } from '../src/tui/ops.js';
 import { IdleWatch, RenderScheduler, Ticker } from '../src/tui/scheduler.js';
 import { clean, displayWidth, fit, textBar, truncate } from '../src/tui/text.js';
+import { ViewKeeper } from '../src/ssh/views.js';
+import { splitMouseReports } from '../src/ssh/mouse.js';
+import { lineLevel, stripStamp } from '../src/tui/logpane.js';
+import { wrapText } from '../src/tui/text.js';
 
 function cluster(name: string, over: Partial<Cluster> = {}): Cluster {
   return {
@@ -361,4 +365,61 @@ test('a form field keeps every character as typed: a combining mark or an emoji 
   const k = new LineInput(20);
   for (const ch of ['x', '\x1b', '\x07', '\x9b']) k.edit(null, ch, { name: undefined, full: ch } as never);
   assert.equal(k.value, 'x');
+});
+
+// ---- issue 18: view keeper, mouse report split, log levels and stamps, sort/mine view ----------
+
+
+test('ViewKeeper: at most max entries (least recently used dropped first), each forgotten after the TTL', () => {
+  let now = 0;
+  const k = new ViewKeeper<number>(2, 1000, () => now);
+  k.set('a', 1);
+  k.set('b', 2);
+  assert.equal(k.get('a'), 1); // a is now the most recently used
+  k.set('c', 3);
+  assert.equal(k.get('b'), undefined);
+  assert.equal(k.get('a'), 1);
+  assert.equal(k.size, 2);
+  now = 1001;
+  assert.equal(k.get('c'), undefined);
+  k.set('d', 4);
+  assert.equal(k.size, 1);
+});
+
+test('splitMouseReports: each mouse report starts a chunk; other bytes stay in order', () => {
+  const parts = (s: string) => splitMouseReports(Buffer.from(s, 'latin1')).map((b) => b.toString('latin1'));
+  assert.deepEqual(parts('abc'), ['abc']);
+  assert.deepEqual(parts('\x1b[<0;5;6M\x1b[<0;5;6m'), ['\x1b[<0;5;6M', '\x1b[<0;5;6m']);
+  assert.deepEqual(parts('j\x1b[<64;1;2Mk'), ['j', '\x1b[<64;1;2M', 'k']);
+  assert.deepEqual(parts('\x1b[M !!\x1b[M#!!'), ['\x1b[M !!', '\x1b[M#!!']);
+  assert.deepEqual(parts('\x1b[A\x1b[B'), ['\x1b[A\x1b[B']);
+});
+
+test('log lines: level marks and the tools\' time stamps', () => {
+  assert.equal(lineLevel('ERRO[0001] boom'), 'error');
+  assert.equal(lineLevel('time="x" level=error msg=boom'), 'error');
+  assert.equal(lineLevel('FATA[0000] no'), 'error');
+  assert.equal(lineLevel('✗ failed'), 'error');
+  assert.equal(lineLevel('WARN[0002] hm'), 'warn');
+  assert.equal(lineLevel('time="x" level=warning msg=hm'), 'warn');
+  assert.equal(lineLevel('==> [1/5] Check'), 'step');
+  assert.equal(lineLevel('INFO[0000] fine, no errors'), undefined);
+  assert.equal(stripStamp('time="2026-01-02T03:04:05Z" level=info msg=x'), 'level=info msg=x');
+  assert.equal(stripStamp('INFO[0007] plain'), 'INFO plain');
+  assert.equal(stripStamp('2026-01-02T03:04:05.123Z starting'), 'starting');
+  assert.equal(stripStamp('==> [1/5] Check'), '==> [1/5] Check');
+  assert.deepEqual(wrapText('abcdefg', 3), ['abc', 'def', 'g']);
+  assert.deepEqual(wrapText('日本語です', 4), ['日本', '語で', 'す']);
+});
+
+test('view: mine keeps only the owner\'s clusters; desc reverses; the header marks the sorted column', () => {
+  const m = new TuiModel();
+  const c = (name: string, owner: string) => ({ name, owner, provider: 'k3d', desired: 'present', actual: 'running', servers: 1, agents: 0, createdAt: '2026-01-01T00:00:00Z' }) as unknown as Cluster;
+  m.load({ seq: 1, clusters: [c('a', 'me'), c('b', 'you'), c('c', 'me')], tasks: [], sessions: [] } as never);
+  assert.deepEqual(m.view('name', '', { owner: 'me' }).map((x) => x.name), ['a', 'c']);
+  assert.deepEqual(m.view('name', '', { desc: true }).map((x) => x.name), ['c', 'b', 'a']);
+  const cols = clusterColumns(120);
+  assert.match(headerRow(cols, { key: 'owner', desc: true }), /OWNER↓/);
+  assert.match(headerRow(cols, { key: 'provider', desc: false }), /PRO↑/);
+  assert.doesNotMatch(headerRow(cols), /[↑↓]/);
 });

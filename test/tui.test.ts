@@ -245,7 +245,7 @@ test('the table shows the snapshot clusters with their columns', async (t) => {
   const screen = await s.waitFor('beta');
   assert.match(screen, /alpha\s+k3d\s+present running\s+1\+2\s+8080\s+8443\s+6443\s+-\s+alice/);
   assert.match(screen, /beta\s+kind\s+stopped stopped\s+1\+0\s+9080\s+9443\s+7443\s+-\s+bob/);
-  assert.match(screen, /NAME\s+PROV\s+DESIRED\s+ACTUAL\s+NODES\s+HTTP\s+HTTPS\s+API\s+DOMAIN\s+OWNER\s+EXPIRES/);
+  assert.match(screen, /NAME↑?\s+PROV\s+DESIRED\s+ACTUAL\s+NODES\s+HTTP\s+HTTPS\s+API\s+DOMAIN\s+OWNER\s+EXPIRES/);
   assert.match(screen, /kindler │ devbox │ alice \(admin\)/);
 });
 
@@ -764,7 +764,7 @@ test(':audit shows the audit log for an admin, newest last and scrollable; unkno
   s.send(':');
   await s.waitFor((x) => footer(x).includes(':audit'));
   s.send('nope\r');
-  await s.waitFor('✗ unknown command "nope" (try :audit, :reconcile, :help, :q)');
+  await s.waitFor('✗ unknown command "nope" (try :audit, :reconcile, :reset, :help, :q)');
   s.send('\x1b');
   await s.waitFor((x) => !x.includes('unknown command'));
   s.send(':audit\r');

@@ -31,7 +31,7 @@ import ssh2 from 'ssh2';
 import type { AuthContext, ClientInfo, Connection, ParsedKey, ServerChannel, Session } from 'ssh2';
 import type { Role } from '../access/authorize.js';
 import { fingerprint, type UsersStore } from '../access/users.js';
-import type { TuiHandle, TuiOptions } from '../tui/index.js';
+import type { TuiHandle, TuiOptions, TuiViewState } from '../tui/index.js';
 import { runCommand, verbNames, wantsFlag, type Context, type IO, type Principal } from '../commands/index.js';
 import { wrapWords } from '../commands/parse.js';
 import { whenDrained } from '../commands/io.js';
@@ -44,6 +44,8 @@ import { inSession, installSessionGuard, type SessionScope } from './guard.js';
 import type { HostKey } from './hostkey.js';
 import { FailureLimiter, PreAuthSlots } from './ratelimit.js';
 import { Tunnels, type Tunnel, type TunnelConn } from './forward.js';
+import { ViewKeeper } from './views.js';
+import { splitMouseReports } from './mouse.js';
 
 const { Server } = ssh2;
 
@@ -886,6 +888,9 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
     finish(s, code);
   };
 
+  // The view each key's last TUI session left (at most 200 keys, for an hour; memory only).
+  const views = new ViewKeeper<TuiViewState>(200, 60 * 60 * 1000);
+
   const startShell = async (s: Sess, ch: ServerChannel, noColor = false) => {
     let openTui: OpenTui;
     try {
@@ -904,7 +909,9 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
     s.input = input;
     ch.on('data', (d: Buffer) => {
       if (s.tuiDone) return;
-      guarded(s, () => input.emit('data', d));
+      guarded(s, () => {
+        for (const part of splitMouseReports(d)) input.emit('data', part);
+      });
     });
     guarded(s, () => {
       const local = new LocalSession(engine, principal, opts.hostName, users);
@@ -922,6 +929,7 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
         may: (action, owner, taskUser) => local.may(action, owner, taskUser),
         close: () => local.close(),
       };
+      const viewKey = `${principal.user}\0${s.conn.fp ?? ''}`;
       const asked = s.pty!.asked ? `; the terminal is ${s.pty!.asked}, drawn at the cap` : '';
       log('info', `ssh: ${who(s.conn)} (${principal.role}): TUI session started (${cols}x${rows}${asked})`);
       const tui = openTui({
@@ -933,6 +941,8 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
         ...(limits.tuiRenderBudget ? { renderBudget: limits.tuiRenderBudget } : {}),
         backend,
         ...(noColor ? { noColor } : {}),
+        cliCommand: `ssh ${local.host}`,
+        viewMemory: { get: () => views.get(viewKey), set: (v) => views.set(viewKey, v) },
         idle: { warnMs: limits.idleWarnMs, closeMs: limits.idleCloseMs },
         onExit: (code, reason) => finish(s, Number.isInteger(code) ? code : EXIT.failed, reason),
       });

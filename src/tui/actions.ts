@@ -8,6 +8,7 @@ import type { Cluster, Task } from '../core/types.js';
 import type { TuiApp } from './app.js';
 import { verbError, type CreateForm, type DeletePrompt } from './forms.js';
 import { escapeTags, plain } from './text.js';
+import { stateSymbol } from './model.js';
 
 /** The open dialog, if any. */
 export type Dialog =
@@ -62,7 +63,49 @@ export function cancelTarget(app: TuiApp): Task | undefined {
   return app.backend.may('cancel', owner, t.user) ? t : undefined;
 }
 
-/** Opens the details overlay: `show NAME --json` rendered, including steps. */
+/** The node containers a cluster's record implies (names by the provider's scheme), with their role. */
+export function clusterNodes(c: Cluster): { name: string; role: string }[] {
+  const servers = Math.max(0, Math.min(50, Number(c.servers) || 0));
+  const agents = Math.max(0, Math.min(50, Number(c.agents) || 0));
+  const out: { name: string; role: string }[] = [];
+  const kind = c.provider === 'kind';
+  for (let i = 0; i < servers; i++) out.push({ name: kind ? `${c.name}-control-plane${i ? i + 1 : ''}` : `k3d-${c.name}-server-${i}`, role: kind ? 'control-plane' : 'server' });
+  for (let i = 0; i < agents; i++) out.push({ name: kind ? `${c.name}-worker${i ? i + 1 : ''}` : `k3d-${c.name}-agent-${i}`, role: kind ? 'worker' : 'agent' });
+  if (!kind && servers > 0) out.push({ name: `k3d-${c.name}-serverlb`, role: 'loadbalancer' });
+  return out;
+}
+
+/** The cluster view (enter): nodes and their state, ports, the kubeconfig command, then the record, steps and recent tasks. */
+export function clusterViewLines(c: Cluster, tasks: Task[], cli: string, noColor = false): string[] {
+  const t = (v: unknown) => escapeTags(plain(v, 400));
+  const state = String(c.actual);
+  const paint = (s: string) => {
+    const sgr = noColor ? undefined : state === 'running' ? 'green' : state === 'failed' ? 'red' : state === 'stopped' ? 'gray' : state === 'creating' || state === 'deleting' ? 'yellow' : undefined;
+    return sgr ? `{${sgr}-fg}${s}{/${sgr}-fg}` : s;
+  };
+  const nodes = clusterNodes(c);
+  const w = Math.max(10, ...nodes.map((n) => n.name.length));
+  const port = (v: unknown) => (v === undefined || v === null || v === '' ? '-' : t(v));
+  const ssh = cli.startsWith('ssh ');
+  const [record = '', ...more] = clusterDetails(c, tasks).trimEnd().split('\n\n');
+  const lines = (text: string) => text.split('\n').map((l) => escapeTags(plain(l)));
+  return [
+    `{bold}${t(c.name)}{/bold}  ${t(c.provider)}  ${paint(`${stateSymbol(state)} ${t(state)}`)} (desired ${t(c.desired)})  owner ${t(c.owner)}`,
+    ...(c.lastError ? [`{red-fg}last error  ${t(c.lastError)}{/red-fg}`] : []),
+    `{bold}ports{/bold}       http ${port(c.httpPort)}   https ${port(c.httpsPort)}   api ${port(c.apiPort)}   domain ${port(c.domain)}`,
+    `{bold}kubeconfig{/bold}  ${t(`${cli} kubeconfig ${c.name}${ssh ? ` > kindler-${c.name}.yaml` : ''}`)}   (K: with the tunnel command)`,
+    `{bold}nodes{/bold} (${nodes.length}; their state as recorded: the node containers follow the cluster)`,
+    ...(nodes.length ? nodes.map((n) => `  ${paint(stateSymbol(state))} ${t(n.name.padEnd(w))}  ${n.role.padEnd(13)} ${paint(t(state))}`) : ['  (none recorded)']),
+    ...more.flatMap((m) => ['', ...lines(m)]),
+    '',
+    '{bold}record{/bold}',
+    ...lines(record),
+    '',
+    `{gray-fg}esc back · ${t(`${cli} show ${c.name}`)} prints this record{/gray-fg}`,
+  ];
+}
+
+/** Opens the cluster view: `show NAME --json` rendered (nodes, ports, kubeconfig command, record, steps, recent tasks). */
 export function openDetails(app: TuiApp): void {
   const c = app.focus === 'tasks' ? app.model.clusters.get(app.selectedTask()?.cluster ?? '') : app.selected();
   if (!c) return;
@@ -75,7 +118,7 @@ export function openDetails(app: TuiApp): void {
       if (r.code === 0) {
         try {
           const j = JSON.parse(r.out) as { cluster: Cluster; tasks?: Task[] };
-          d.lines = clusterDetails(j.cluster, j.tasks ?? []).trimEnd().split('\n').map((l) => escapeTags(plain(l)));
+          d.lines = clusterViewLines(j.cluster, j.tasks ?? [], app.cli, app.log.noColor);
         } catch {
           d.lines = ['{red-fg}unreadable reply from show{/red-fg}'];
         }

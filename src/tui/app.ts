@@ -17,13 +17,13 @@ import { capSize, computeLayout, MAX_SIZE, tooSmallText, type Layout, type TermS
 import { LogBuffer } from './logbuffer.js';
 import { LogPane } from './logpane.js';
 import { bannerLines, canExtend, expiringSoon } from './ops.js';
-import { hasTimedCells, presence, SORT_KEYS, storageNotice, TuiModel } from './model.js';
+import { hasTimedCells, presence, SORT_KEYS, storageNotice, TuiModel, type SortKey } from './model.js';
 import { Overlay } from './overlay.js';
 import { IdleWatch, RENDER_BUDGET, RenderScheduler, Ticker } from './scheduler.js';
 import { ClusterTable } from './table.js';
 import { TasksPanel } from './tasks.js';
 import { clean, escapeTags, plain, truncate } from './text.js';
-import type { TuiInput, TuiOptions } from './index.js';
+import type { TuiInput, TuiOptions, TuiViewState } from './index.js';
 import { shareTerminfo } from './terminfo.js';
 import { line, place, setText } from './widgets.js';
 
@@ -147,6 +147,10 @@ export class TuiApp {
   focus: Focus = 'table';
   fullLog = false;
   sortIdx = 0;
+  /** The sort direction (the same shift-letter again flips it). */
+  sortDesc = false;
+  /** `m`: only clusters this user owns. */
+  mine = false;
   filter = '';
   selName: string | undefined;
   selIdx = 0;
@@ -163,6 +167,12 @@ export class TuiApp {
   /** A frame waits for the output to drain (see flush). */
   awaitingDrain = false;
   readonly logCache = new Map<string, LogBuffer>();
+  /** How the user runs a verb from their shell (`ssh HOST`, or `kindler` locally). */
+  get cli(): string {
+    return plain(this.o.cliCommand ?? 'kindler', 200);
+  }
+  /** The view a previous session left (its log position is applied once that log is shown). */
+  restored: TuiViewState | undefined;
 
   constructor(private readonly o: TuiOptions) {
     this.backend = o.backend;
@@ -216,6 +226,7 @@ export class TuiApp {
       this.tasks = new TasksPanel(this.screen, this.guard((i: number) => this.pickTask(i, true)));
       this.log = new LogPane(this.screen);
       this.log.noColor = Boolean(o.noColor);
+      this.log.wholeLog = `${this.cli} logs ID > file`;
       this.log.onLater = this.guard(() => this.scheduler.request());
       this.banner = line(this.screen);
       this.status = line(this.screen);
@@ -230,6 +241,7 @@ export class TuiApp {
       this.teardownScreen();
       throw e;
     }
+    this.restored = this.restoreView(o.viewMemory?.get());
     // The first frame waits for the snapshot when it comes at once (a local engine: one microtask),
     // so a session's first frame is already complete; loaded() draws it without the frame gap.
     this.scheduler.request();
@@ -269,7 +281,72 @@ export class TuiApp {
     this.model.load(snapshot);
     for (const e of this.early.splice(0)) this.apply(e);
     this.syncLog();
+    if (this.restored) {
+      this.log.restore(this.restored.log);
+      this.say('your last view is back (cluster, filter, sort, focus, log position); :reset for the default one');
+    }
     this.scheduler.now();
+  }
+
+  /** Takes over a previous session's view (sort, filters, focus, selection, log toggles); returns it if usable. */
+  restoreView(v: TuiViewState | undefined): TuiViewState | undefined {
+    if (!v || typeof v !== 'object') return undefined;
+    const sort = SORT_KEYS.indexOf(v.sort as SortKey);
+    if (sort >= 0) this.sortIdx = sort;
+    this.sortDesc = v.desc === true;
+    this.mine = v.mine === true;
+    if (typeof v.filter === 'string') this.filter = v.filter.slice(0, 64);
+    if (v.focus === 'table' || v.focus === 'tasks' || v.focus === 'log') this.focus = v.focus;
+    this.fullLog = v.fullLog === true;
+    if (typeof v.cluster === 'string') this.selName = v.cluster;
+    if (typeof v.task === 'string') this.pinnedTask = v.task;
+    this.log.wrap = v.wrap === true;
+    this.log.times = v.times !== false;
+    return v;
+  }
+
+  /** `:reset`: the view a first session opens on (the next session of this key opens on it too). */
+  resetView(): void {
+    this.restored = undefined;
+    this.sortIdx = 0;
+    this.sortDesc = false;
+    this.mine = false;
+    this.filter = '';
+    this.focus = 'table';
+    this.fullLog = false;
+    this.pinnedTask = undefined;
+    this.selIdx = 0;
+    this.selName = undefined;
+    this.log.wrap = false;
+    this.log.times = true;
+    this.log.search('');
+    this.syncLog();
+    this.log.end();
+    this.remember();
+  }
+
+  /** Keeps this session's view for the next session of the same key (once the snapshot is in). */
+  remember(): void {
+    const mem = this.o.viewMemory;
+    if (!mem || !this.model.loaded) return;
+    const log = this.log.position();
+    try {
+      mem.set({
+        ...(this.selName !== undefined ? { cluster: this.selName } : {}),
+        ...(this.pinnedTask !== undefined ? { task: this.pinnedTask } : {}),
+        focus: this.focus,
+        fullLog: this.fullLog,
+        filter: this.filter,
+        sort: SORT_KEYS[this.sortIdx]!,
+        desc: this.sortDesc,
+        mine: this.mine,
+        ...(log ? { log } : {}),
+        wrap: this.log.wrap,
+        times: this.log.times,
+      });
+    } catch {
+      /* the keeper's problem */
+    }
   }
 
   /** Wraps a callback so one bad event or key can never become an uncaught exception (blessed would kill every session). */
@@ -337,6 +414,7 @@ export class TuiApp {
   /** The one way out: stops timers, leaves the feed, destroys the screen, calls onExit once. */
   finish(code: number, reason: string, message?: string): void {
     if (this.closed) return;
+    this.remember();
     this.closed = true;
     this.scheduler.stop();
     this.ticker.stop();
@@ -436,7 +514,7 @@ export class TuiApp {
 
   /** The visible clusters (sorted, filtered) and the selected row, keeping the selection by name. */
   rows(): { rows: Cluster[]; idx: number } {
-    const rows = this.model.view(SORT_KEYS[this.sortIdx]!, this.filter);
+    const rows = this.model.view(SORT_KEYS[this.sortIdx]!, this.filter, { desc: this.sortDesc, ...(this.mine ? { owner: this.backend.principal.user } : {}) });
     let idx = this.selName === undefined ? -1 : rows.findIndex((c) => c.name === this.selName);
     if (idx < 0) {
       idx = Math.max(0, Math.min(this.selIdx, rows.length - 1));
@@ -689,10 +767,17 @@ export class TuiApp {
 
     const sortKey = SORT_KEYS[this.sortIdx]!;
     const total = this.model.clusters.size;
-    const label = ` clusters ${this.filter ? `${clusters.length}/${total}` : `(${total})`} · sort: ${sortKey}${this.filter ? ` · filter: ${truncate(plain(this.filter), 20)}` : ''} `;
-    const emptyText = !this.model.loaded ? 'loading…' : total === 0 ? `no clusters${this.backend.may('create') ? ' (press c to create one)' : ''}` : 'no cluster matches the filter (esc clears it)';
+    const narrowed = Boolean(this.filter) || this.mine;
+    const label = ` clusters ${narrowed ? `${clusters.length}/${total}` : `(${total})`}${this.mine ? ' · mine' : ''} · sort: ${sortKey}${this.sortDesc ? '↓' : '↑'}${this.filter ? ` · filter: ${truncate(plain(this.filter), 20)}` : ''} `;
+    const emptyText = !this.model.loaded
+      ? 'loading…'
+      : total === 0
+        ? `no clusters${this.backend.may('create') ? ' (press c to create one)' : ''}`
+        : this.mine && !this.filter
+          ? 'you own no cluster (m shows all)'
+          : `no cluster matches the filter (${this.mine ? 'm shows all, ' : ''}esc clears it)`;
     if (layout.table.height > 0) {
-      changed = this.table.update({ clusters, selected: idx, label, emptyText, focused: this.focus === 'table', width: cols, nowMs: now }) || changed;
+      changed = this.table.update({ clusters, selected: idx, label, emptyText, focused: this.focus === 'table', width: cols, nowMs: now, sort: { key: sortKey, desc: this.sortDesc } }) || changed;
       this.selectedTask();
       changed = this.tasks.update({ tasks: active, selected: this.taskIdx, focused: this.focus === 'tasks', width: cols, nowMs: now }) || changed;
     }

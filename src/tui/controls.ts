@@ -6,7 +6,7 @@ import type { TuiApp } from './app.js';
 import { act, cancelTarget, confirm, openDetails, submitCreate, submitDelete, toggleFor } from './actions.js';
 import { CreateForm, DeletePrompt, LineInput } from './forms.js';
 import { helpLines, helpWidth, keyId, type Focus, type KeyEvent } from './keys.js';
-import { SORT_KEYS } from './model.js';
+import { SORT_KEYS, SORT_LETTERS } from './model.js';
 import { canExtend, extendSelected, openReconcile, runCommandLine } from './ops.js';
 import { openKubeconfig } from './kubeconfig.js';
 import { clean, escapeTags } from './text.js';
@@ -197,8 +197,34 @@ function mainKey(app: TuiApp, id: string): void {
         }
         return;
       case 'S':
-        if (app.focus === 'table') app.sortIdx = (app.sortIdx + 1) % SORT_KEYS.length;
+        if (app.focus === 'table') {
+          app.sortIdx = (app.sortIdx + 1) % SORT_KEYS.length;
+          app.sortDesc = false;
+        }
         return;
+      case 'm':
+        if (app.focus === 'table') {
+          app.mine = !app.mine;
+          app.pinnedTask = undefined;
+          app.syncLog();
+        }
+        return;
+      case 'N':
+      case 'A':
+      case 'O':
+      case 'E':
+      case 'P':
+      case 'C': {
+        // Sort by a column (the table has focus; in the log, N is the previous match): again flips it.
+        if (app.focus !== 'table') return;
+        const i = SORT_KEYS.indexOf(SORT_LETTERS[id]!);
+        if (i === app.sortIdx) app.sortDesc = !app.sortDesc;
+        else {
+          app.sortIdx = i;
+          app.sortDesc = false;
+        }
+        return;
+      }
     }
   }
   const c = app.selected();
@@ -228,6 +254,10 @@ function mainKey(app: TuiApp, id: string): void {
       return;
     case 'f':
       return app.log.toggleFollow();
+    case 'w':
+      return app.log.toggleWrap();
+    case 't':
+      return app.log.toggleTimes();
     case 'l':
       app.fullLog = !app.fullLog;
       if (!app.fullLog && app.focus === 'log') app.focus = 'table';

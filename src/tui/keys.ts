@@ -76,7 +76,7 @@ export function mainHints(c: HintContext): Hint[] {
   if (c.focus === 'log' || c.fullLog) {
     h.push({ key: '/', label: 'search' });
     if (c.searching) h.push({ key: 'n/N', label: 'next/prev' });
-    h.push({ key: 'f', label: c.following ? 'unfollow' : 'follow' }, { key: 'l', label: c.fullLog ? 'panels' : 'full log' });
+    h.push({ key: 'f', label: c.following ? 'unfollow' : 'follow' }, { key: 'l', label: c.fullLog ? 'panels' : 'full log' }, { key: 'w', label: 'wrap' }, { key: 't', label: 'stamps' });
     if (c.fullLog) h.push({ key: 'esc', label: 'back' });
     else h.push({ key: 'tab', label: 'focus' });
     h.push({ key: '↑↓', label: 'scroll' });
@@ -89,7 +89,7 @@ export function mainHints(c: HintContext): Hint[] {
     if (c.canReconcile) h.push({ key: 'r', label: 'reconcile' });
     if (c.hasCluster) h.push({ key: 'enter', label: 'details' });
     if (c.focus === 'table' && c.hasCluster) h.push({ key: 'K', label: 'kubeconfig' });
-    if (c.focus === 'table') h.push({ key: '/', label: 'filter' }, { key: 'S', label: 'sort' });
+    if (c.focus === 'table') h.push({ key: '/', label: 'filter' }, { key: 'm', label: 'mine' }, { key: 'N/A/O/E/P', label: 'sort' });
     h.push({ key: 'l', label: 'full log' }, { key: 'f', label: c.following ? 'unfollow' : 'follow' }, { key: 'tab', label: 'focus' }, { key: '↑↓', label: 'select' });
   }
   return h;
@@ -122,7 +122,7 @@ export interface HelpFlags {
 
 /** The `:` commands this user may run, for the help screen and the prompt's hints. */
 export function commandNames(o: { canAudit?: boolean; canReconcile?: boolean }): string[] {
-  return [...(o.canAudit ? [':audit'] : []), ...(o.canReconcile ? [':reconcile'] : []), ':help', ':q'];
+  return [...(o.canAudit ? [':audit'] : []), ...(o.canReconcile ? [':reconcile'] : []), ':reset', ':help', ':q'];
 }
 
 /** Columns of the help screen's text: the screen less the overlay's margins and border. */
@@ -157,14 +157,14 @@ export function helpRows(o: HelpFlags): [string, string][] {
     ['↑/↓ j/k', 'move the selection; in the log: scroll a line'],
     ['PgUp/PgDn', 'a page up / down (space: a page down in the log and in dialogs)'],
     ['g/G Home/End', 'first / last row; in the log: oldest line / newest line (and follow)'],
-    ['enter', 'details of the selected cluster (its record, steps and recent tasks); in a dialog: close it'],
+    ['enter', 'the cluster view: nodes, ports, kubeconfig command, steps, tasks (esc back)'],
     ...(o.canCreate ? ([['c', 'create a cluster (a form: tab/↑↓ moves between fields, ←/→ picks the provider, enter creates)']] as [string, string][]) : []),
     ...(o.canAct ? ([['d', 'delete the selected cluster (type its name to confirm; refused while a task of it is active)'], ['s', 'start or stop the selected cluster (asks first)']] as [string, string][]) : []),
     ['K', 'a kubeconfig for the selected cluster, with the ssh -L tunnel command (read-only unless you own it or are admin)'],
     ...(o.canExtend ? ([['e', "extend the selected cluster's expiry by 1h"]] as [string, string][]) : []),
     ...(o.canCancel ? ([['x', "cancel the selected cluster's (or the picked task's) active task (asks first)"]] as [string, string][]) : []),
     ...(o.canReconcile ? ([['r', 'reconcile now: compare with the providers, heal drift, show the result']] as [string, string][]) : []),
-    [':', `command prompt: ${[...(o.canAudit ? [':audit (the audit log)'] : []), ...(o.canReconcile ? [':reconcile'] : []), ':help', ':q (quit)'].join(', ')}`],
+    [':', `command prompt: ${[...(o.canAudit ? [':audit (the audit log)'] : []), ...(o.canReconcile ? [':reconcile'] : []), ':reset (the default view)', ':help', ':q (quit)'].join(', ')}`],
     ['/', 'filter clusters (table) or search the log (log pane); esc clears'],
     ['n / N', 'next / previous search match in the log'],
     ['S', 'cycle the sort column'],
@@ -177,6 +177,10 @@ export function helpRows(o: HelpFlags): [string, string][] {
     ['esc, q', 'close a dialog, the help or the full-screen log; esc also clears a filter or search'],
     ['Ctrl-L', 'redraw the whole screen'],
     ['q, Ctrl-C', 'quit (from the main view; Ctrl-C asks first when a form has input)'],
+    ['N A O E P C', 'sort the table (it has focus) by name, actual state, owner, expiry, provider, creation; the same key again flips the direction (↑/↓ in the header)'],
+    ['m', 'mine: only the clusters you own, on/off (the table title says "mine")'],
+    ['w', 'log: wrap long lines on/off'],
+    ['t', "log: the tools' own time stamps on/off (time=\"…\", INFO[0003], a leading ISO time)"],
   ];
 }
 

@@ -13,7 +13,7 @@
 import blessed from 'blessed';
 import type { Widgets } from 'blessed';
 import type { LogBuffer } from './logbuffer.js';
-import { escapeTags, plain, truncate } from './text.js';
+import { escapeTags, plain, truncate, wrapText } from './text.js';
 import { panel, setFocusStyle, setLabel, setText } from './widgets.js';
 
 /** Longest a redraw for new lines waits while lines keep coming (ms). */
@@ -22,6 +22,25 @@ export const LOG_FRAME_MS = 200;
 export const LOG_QUIET_MS = 25;
 /** Least time between two redraws caused only by new lines (ms). */
 export const LOG_MIN_FRAME_MS = 80;
+
+/** A line's level mark: red (error, fatal, ✗), yellow (warning), bold (a `==>` step line), or none. */
+export function lineLevel(line: string): 'error' | 'warn' | 'step' | undefined {
+  if (/\b(?:ERRO|ERROR|FATA|FATAL)\b|level=(?:error|fatal)\b|✗/.test(line)) return 'error';
+  if (/\bWARN(?:ING)?\b|level=warn/.test(line)) return 'warn';
+  if (line.startsWith('==>') || line.includes(': ==> ')) return 'step';
+  return undefined;
+}
+
+/**
+ * A line without the tool's own time stamp (the `t` toggle): logrus' `time="…" ` field, k3d's
+ * `INFO[0003]` elapsed seconds (the level stays), or a leading ISO-8601 time.
+ */
+export function stripStamp(line: string): string {
+  return line
+    .replace(/^time="[^"]*"\s+/, '')
+    .replace(/^([A-Z]{4})\[[\d:TZ.+-]+\]/, '$1')
+    .replace(/^\[?\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?\]?\s+/, '');
+}
 
 /** The log pane widget and its scroll/search state. */
 export class LogPane {
@@ -55,6 +74,12 @@ export class LogPane {
   noColor = false;
   /** The label after the title, as last drawn (follow state, position, search). */
   private labelTail = '';
+  /** `w`: long lines wrap onto the next rows instead of being cut with `…`. */
+  wrap = false;
+  /** `t`: lines show the tool's own time stamps (off: stripStamp). */
+  times = true;
+  /** The command that prints a task's whole log, with ID for the task (the label ends with it). */
+  wholeLog = 'kindler logs ID > file';
   /** Called when a redraw held back by LOG_FRAME_MS is due (the app asks for a frame). */
   onLater: (() => void) | null = null;
 
@@ -122,6 +147,41 @@ export class LogPane {
   end(): void {
     this.dirty = true;
     this.follow = true;
+  }
+
+  /** Toggles wrapping of long lines. */
+  toggleWrap(): void {
+    this.dirty = true;
+    this.wrap = !this.wrap;
+  }
+
+  /** Toggles the tools' time stamps. */
+  toggleTimes(): void {
+    this.dirty = true;
+    this.times = !this.times;
+  }
+
+  /** Where the view stands (for restoring it in a later session). */
+  position(): { taskId: string; follow: boolean; top: number } | undefined {
+    return this.buffer ? { taskId: this.buffer.taskId, follow: this.follow, top: this.visibleTop() } : undefined;
+  }
+
+  /** Puts the view back where `position()` said, if the same task is shown. */
+  restore(p: { taskId: string; follow: boolean; top: number } | undefined): void {
+    if (!p || this.buffer?.taskId !== p.taskId) return;
+    this.dirty = true;
+    this.follow = p.follow;
+    this.topAbs = Math.max(0, Math.floor(Number(p.top) || 0));
+  }
+
+  /** One line as drawn: stamps dropped (t), search marks, level colour; cut or wrapped to `w`. */
+  private rowsOf(abs: number, raw: string, w: number): string[] {
+    const text = this.times ? raw : stripStamp(raw);
+    const parts = this.wrap ? wrapText(text, w) : [truncate(text, w)];
+    const level = lineLevel(text);
+    const [open, close] =
+      level === 'step' ? ['{bold}', '{/bold}'] : this.noColor || !level ? ['', ''] : level === 'error' ? ['{red-fg}', '{/red-fg}'] : ['{yellow-fg}', '{/yellow-fg}'];
+    return parts.map((p) => open + this.highlight(p, abs) + close);
   }
 
   /** Toggles follow mode. */
@@ -241,16 +301,27 @@ export class LogPane {
       const rows: string[] = [];
       if (b.dropped > 0) rows.push(`{gray-fg}${escapeTags(truncate(`… ${b.dropped} earlier lines not in memory (kindler logs ${b.taskId} prints them all)`, w))}{/gray-fg}`);
       if (b.error) rows.push(`{red-fg}${escapeTags(truncate(b.error, w))}{/red-fg}`);
-      for (let abs = top, n = 0; n < this.height && abs - b.dropped < b.size; abs++, n++) {
-        rows.push(this.highlight(truncate(b.line(abs - b.dropped), w), abs));
+      const end = b.dropped + b.size;
+      if (this.wrap && this.follow) {
+        // The newest lines, wrapped: walk back from the last line until the pane is full.
+        const tail: string[] = [];
+        for (let abs = end - 1; abs >= b.dropped && tail.length < this.height; abs--) tail.unshift(...this.rowsOf(abs, b.line(abs - b.dropped), w));
+        rows.push(...tail.slice(Math.max(0, tail.length - this.height)));
+      } else {
+        const start = rows.length;
+        for (let abs = top; rows.length - start < this.height && abs < end; abs++) rows.push(...this.rowsOf(abs, b.line(abs - b.dropped), w));
+        rows.length = Math.min(rows.length, start + this.height);
       }
       if (!b.size && !b.error) rows.push('{gray-fg}(no log lines yet){/gray-fg}');
       text = rows.join('\n');
       label += this.follow ? ' · following' : ` · paused at ${top + 1}`;
+      if (this.wrap) label += ' · wrap';
+      if (!this.times) label += ' · no stamps';
       if (this.query) {
         const pos = this.matches.indexOf(this.current);
         label += ` · /${plain(this.query, 40)} ${pos >= 0 ? pos + 1 : 0}/${this.matches.length}`;
       }
+      label += ` · whole log: ${plain(this.wholeLog.replace('ID', b.taskId), 120)}`;
     }
     this.labelTail = label.slice(` log ${this.title}`.length);
     let changed = setText(this.body, text);

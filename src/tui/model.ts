@@ -13,6 +13,21 @@ import { clean, fit, since, textBar, truncate, until } from './text.js';
 export const SORT_KEYS = ['name', 'state', 'owner', 'expires', 'provider', 'created'] as const;
 export type SortKey = (typeof SORT_KEYS)[number];
 
+/** How the table is narrowed and ordered besides the text filter. */
+export interface ViewOptions {
+  /** Descending: the sort column's order reversed (ties by name reversed too). */
+  desc?: boolean;
+  /** Only clusters this user owns (the `m` "mine" filter). */
+  owner?: string;
+}
+
+/**
+ * The sort keys (shift + a column letter while the table has focus), the column title each one
+ * marks with ↑/↓ in the header, and its letter. `S` still cycles SORT_KEYS.
+ */
+export const SORT_LETTERS: Record<string, SortKey> = { N: 'name', A: 'state', O: 'owner', E: 'expires', P: 'provider', C: 'created' };
+const SORT_TITLES: Partial<Record<SortKey, string>> = { name: 'NAME', state: 'ACTUAL', owner: 'OWNER', expires: 'EXPIRES', provider: 'PROV' };
+
 /** What an applied event changed (so only the affected panels are redrawn). */
 export type Change = 'clusters' | 'tasks' | 'sessions' | 'log' | 'storage';
 
@@ -42,7 +57,7 @@ export class TuiModel {
   seq = -1;
   /** Bumped on every change to `clusters` (keys the sorted view). */
   private clustersVersion = 0;
-  private lastView: { version: number; sort: SortKey; filter: string; list: Cluster[] } | null = null;
+  private lastView: { version: number; key: string; list: Cluster[] } | null = null;
 
   /** Whether the snapshot has been loaded. */
   get loaded(): boolean {
@@ -138,20 +153,22 @@ export class TuiModel {
    * The clusters to show: filtered (case-insensitive substring) and sorted. Kept until the clusters,
    * the sort or the filter change (a frame asks several times); callers must not modify the list.
    */
-  view(sort: SortKey, filter: string): Cluster[] {
+  view(sort: SortKey, filter: string, o: ViewOptions = {}): Cluster[] {
     const v = this.lastView;
-    if (v && v.version === this.clustersVersion && v.sort === sort && v.filter === filter) return v.list;
-    const list = this.computeView(sort, filter);
-    this.lastView = { version: this.clustersVersion, sort, filter, list };
+    const key = `${sort}\0${o.desc ? 1 : 0}\0${o.owner ?? ''}\0${filter}`;
+    if (v && v.version === this.clustersVersion && v.key === key) return v.list;
+    const list = this.computeView(sort, filter, o);
+    this.lastView = { version: this.clustersVersion, key, list };
     return list;
   }
 
-  private computeView(sort: SortKey, filter: string): Cluster[] {
+  private computeView(sort: SortKey, filter: string, o: ViewOptions): Cluster[] {
     const f = filter.trim().toLowerCase();
     const list = [...this.clusters.values()].filter(
-      (c) => !f || [c.name, c.owner, c.provider, c.desired, c.actual].some((v) => String(v).toLowerCase().includes(f)),
+      (c) => (o.owner === undefined || c.owner === o.owner) && (!f || [c.name, c.owner, c.provider, c.desired, c.actual].some((v) => String(v).toLowerCase().includes(f))),
     );
-    return list.sort((a, b) => compareClusters(a, b, sort) || a.name.localeCompare(b.name));
+    const dir = o.desc ? -1 : 1;
+    return list.sort((a, b) => dir * (compareClusters(a, b, sort) || a.name.localeCompare(b.name)));
   }
 }
 
@@ -230,9 +247,17 @@ export function clusterColumns(width: number): Column[] {
   return cols.map((c) => ({ title: c.title, width: c.flex ? nameW : c.width, ...(c.right ? { right: true } : {}), ...(c.timed ? { timed: true } : {}), cell: c.cell, ...(c.paint ? { paint: c.paint } : {}) }));
 }
 
-/** The header line of the cluster table. */
-export function headerRow(cols: Column[]): string {
-  return cols.map((c) => fit(c.title, c.width, c.right)).join(' ').trimEnd();
+/** The header line of the cluster table; the sorted column's title ends with ↑ (ascending) or ↓. */
+export function headerRow(cols: Column[], sort?: { key: SortKey; desc: boolean }): string {
+  const marked = sort ? SORT_TITLES[sort.key] : undefined;
+  return cols
+    .map((c) => {
+      if (c.title !== marked) return fit(c.title, c.width, c.right);
+      const arrow = sort!.desc ? '↓' : '↑';
+      return fit(`${c.title.slice(0, Math.max(0, c.width - 1))}${arrow}`, c.width, c.right);
+    })
+    .join(' ')
+    .trimEnd();
 }
 
 /** One cluster as a table row. */

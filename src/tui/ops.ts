@@ -166,6 +166,10 @@ export function runCommandLine(app: TuiApp, line: string): string | null {
       app.dialog = { kind: 'help' };
       app.overlay.reset();
       return null;
+    case 'reset':
+      app.resetView();
+      app.say('view reset: no filter, all clusters, sorted by name, clusters focused, log following');
+      return null;
     case 'audit':
       if (!flags.canAudit) return `:audit is not allowed for ${plain(app.backend.principal.role, 20)} (admin only)`;
       openAudit(app);

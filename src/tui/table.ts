@@ -4,7 +4,7 @@
  */
 import type { Widgets } from 'blessed';
 import type { Cluster } from '../core/types.js';
-import { cachedClusterRow, clusterColumns, columnsKey, headerRow } from './model.js';
+import { cachedClusterRow, clusterColumns, columnsKey, headerRow, type SortKey } from './model.js';
 import { panel, RowList, setFocusStyle, setLabel } from './widgets.js';
 
 /** What the table shows in one frame. */
@@ -16,6 +16,8 @@ export interface TableView {
   focused: boolean;
   width: number;
   nowMs: number;
+  /** The sort column and direction (marked in the header). */
+  sort?: { key: SortKey; desc: boolean };
 }
 
 /** The cluster table widget. */
@@ -34,7 +36,7 @@ export class ClusterTable {
     const key = columnsKey(cols);
     let changed = setLabel(this.frame, v.label);
     changed = setFocusStyle(this.frame, v.focused) || changed;
-    changed = this.rows.sync(v.clusters.map((c) => cachedClusterRow(c, cols, v.nowMs, key)), v.emptyText, v.selected, headerRow(cols)) || changed;
+    changed = this.rows.sync(v.clusters.map((c) => cachedClusterRow(c, cols, v.nowMs, key)), v.emptyText, v.selected, headerRow(cols, v.sort)) || changed;
     return changed;
   }
 

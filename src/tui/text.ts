@@ -126,3 +126,28 @@ export function until(iso: string | undefined, nowMs: number): string {
   const left = t - nowMs;
   return left <= 0 ? 'expired' : formatDuration(left);
 }
+
+/** Splits a string into rows of at most `w` columns (by grapheme, as `truncate` measures); at least one row. */
+export function wrapText(s: string, w: number): string[] {
+  if (w <= 0) return [''];
+  if (s.length <= w && displayWidth(s) <= w) return [s];
+  const out: string[] = [];
+  if (SIMPLE.test(s)) {
+    for (let i = 0; i < s.length; i += w) out.push(s.slice(i, i + w));
+    return out;
+  }
+  let cur = '';
+  let used = 0;
+  for (const { segment } of graphemes.segment(s)) {
+    const cw = stringWidth(segment);
+    if (used + cw > w && cur) {
+      out.push(cur);
+      cur = '';
+      used = 0;
+    }
+    cur += segment;
+    used += cw;
+  }
+  if (cur || !out.length) out.push(cur);
+  return out;
+}
