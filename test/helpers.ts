@@ -4,6 +4,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -230,6 +231,24 @@ export async function poll(pred: () => boolean, ms = 20000, what = 'condition'):
 // ---- SSH (in-process server, ssh2 client) for the abuse and fuzz suites ---------------------------
 
 /** A throwaway user key made by ssh-keygen: its file, public line, fingerprint and parsed private key. */
+/**
+ * A port free right now on 127.0.0.1, below the kernel's ephemeral range (the clusters' test ports are
+ * 20000-32000): an outgoing connection (the ssh client's own) can never be holding it.
+ */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = 12000 + Math.floor(Math.random() * 6000);
+    const s = createServer();
+    const ok = await new Promise<boolean>((r) => {
+      s.once('error', () => r(false));
+      s.listen(port, '127.0.0.1', () => r(true));
+    });
+    if (!ok) continue;
+    await new Promise<void>((r) => s.close(() => r()));
+    return port;
+  }
+}
+
 export interface TestKey {
   name: string;
   path: string;

@@ -18,7 +18,7 @@ import { startSshServer, DEFAULT_SSH_LIMITS, type SshLimits, type SshServer } fr
 import type { Engine } from '../src/engine/engine.js';
 import type { Principal } from '../src/commands/index.js';
 import { viewerAccount, viewerManifest } from '../src/provision/access.js';
-import { cli, makeWorld, startDaemon, startEngine, verb, type World } from './helpers.js';
+import { cli, freePort, makeWorld, startDaemon, startEngine, verb, type World } from './helpers.js';
 
 // ---- keys, users, certificate ----------------------------------------------------------------------
 
@@ -164,22 +164,19 @@ async function createCluster(h: H, name: string, owner: Principal, extra: string
   assert.equal(r.code, 0, `create ${name}: ${r.out}${r.err}`);
 }
 
-/**
- * A port free right now on 127.0.0.1, below the kernel's ephemeral range (the clusters' test ports are
- * 20000-32000): an outgoing connection (the ssh client's own) can never be holding it.
- */
-async function freePort(): Promise<number> {
-  for (;;) {
-    const port = 12000 + Math.floor(Math.random() * 6000);
-    const s = createServer();
-    const ok = await new Promise<boolean>((r) => {
-      s.once('error', () => r(false));
-      s.listen(port, '127.0.0.1', () => r(true));
-    });
-    if (!ok) continue;
-    await new Promise<void>((r) => s.close(() => r()));
-    return port;
-  }
+/** An API stand-in on 127.0.0.1:port that greets each connection with `hi` and keeps it open until the test ends. */
+async function greetingApi(t: { after(fn: () => unknown): void }, port: number): Promise<void> {
+  const held: import('node:net').Socket[] = [];
+  const api = createServer((sock) => {
+    held.push(sock);
+    sock.on('error', () => undefined);
+    sock.write('hi\n');
+  });
+  await new Promise<void>((r) => api.listen(port, '127.0.0.1', r));
+  t.after(() => {
+    for (const x of held) x.destroy();
+    api.close();
+  });
 }
 
 /** A TLS echo server on 127.0.0.1:port standing in for the API server; `sink` mode counts bytes and answers their number on end. */
@@ -390,17 +387,7 @@ test('tunnels count against ssh.maxChannelsPerConnection; the daemon survives an
     throw new Error(`${e.message}\nssh -v:\n${tun.err()}`);
   });
   // With an API listening, 2 channels are allowed and the third is refused.
-  const held: import('node:net').Socket[] = [];
-  const api = createServer((sock) => {
-    held.push(sock);
-    sock.on('error', () => undefined);
-    sock.write('hi\n');
-  });
-  await new Promise<void>((r) => api.listen(c.apiPort, '127.0.0.1', r));
-  t.after(() => {
-    for (const x of held) x.destroy();
-    api.close();
-  });
+  await greetingApi(t, c.apiPort);
   const open = async () => {
     const x = netConnect({ port: lp, host: '127.0.0.1' });
     x.on('error', () => undefined);
@@ -597,17 +584,7 @@ test('tunnels are capped per user across connections (ssh.maxTunnelsPerUser); cl
   const h = await setup(t, { limits: { maxTunnelsPerUser: 1 } });
   await createCluster(h, 'dev', BOB);
   const c = h.engine.getCluster('dev')!;
-  const held: import('node:net').Socket[] = [];
-  const api = createServer((sock) => {
-    held.push(sock);
-    sock.on('error', () => undefined);
-    sock.write('hi\n');
-  });
-  await new Promise<void>((r) => api.listen(c.apiPort, '127.0.0.1', r));
-  t.after(() => {
-    for (const x of held) x.destroy();
-    api.close();
-  });
+  await greetingApi(t, c.apiPort);
   const from = h.logs.length;
   const one = await openTunnel(h, bob, ['dev:6443']);
   const two = await openTunnel(h, bob, ['dev:6443']);

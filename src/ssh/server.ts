@@ -283,6 +283,18 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
     log(level, msg);
   };
   const who = (c: Conn) => (c.user ? `${c.user} from ${c.ip}` : c.ip);
+  /**
+   * Accepts a channel the client asked for: undefined when accepting threw (the client went away;
+   * logged as `cannot open WHAT`) or gave nothing (the client closed it meanwhile).
+   */
+  const acceptChannel = <T>(c: Conn, what: string, accept: () => T): T | undefined => {
+    try {
+      return accept() || undefined;
+    } catch (e) {
+      log('error', `ssh: ${who(c)}: cannot open ${what}: ${errText(e)}`);
+      return undefined;
+    }
+  };
 
   const sshd = new Server({
     hostKeys: [hostKeyOf(opts.hostKey)],
@@ -437,13 +449,7 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
         log('warn', `ssh: ${who(c)}: session channel refused: ${c.channels} already open on this connection (max ${limits.maxChannelsPerConnection})`);
         return reject();
       }
-      let session: Session;
-      try {
-        session = accept();
-      } catch (e) {
-        log('error', `ssh: ${who(c)}: cannot open a session channel: ${errText(e)}`);
-        return;
-      }
+      const session = acceptChannel(c, 'a session channel', accept);
       if (!session) return;
       c.channels++;
       clearTimeout(c.idle);
@@ -756,13 +762,7 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
         // No terminal for the TUI (ssh -T, or stdin not a terminal): tell the client, not only the log.
         log('info', `ssh: ${who(c)}: shell without a terminal: answered with the hint (exit ${EXIT.usage})`);
         s.started = true;
-        let ch: ServerChannel;
-        try {
-          ch = accept();
-        } catch (e) {
-          log('error', `ssh: ${who(c)}: cannot open the shell channel: ${errText(e)}`);
-          return;
-        }
+        const ch = acceptChannel(c, 'the shell channel', accept);
         if (!ch) return;
         attachChannel(s, ch);
         write(s, noTerminalHint(), true);
@@ -770,13 +770,7 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
       }
       s.started = true;
       s.kind = 'shell';
-      let ch: ServerChannel;
-      try {
-        ch = accept();
-      } catch (e) {
-        log('error', `ssh: ${who(c)}: cannot open the shell channel: ${errText(e)}`);
-        return;
-      }
+      const ch = acceptChannel(c, 'the shell channel', accept);
       if (!ch) return; // the client closed the session meanwhile
       attachChannel(s, ch);
       if (!admit(s)) return;
@@ -788,13 +782,7 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
       // `ssh -t HOST -- --no-color`: the TUI without colour (the client's NO_COLOR env request is refused).
       const noColorTui = Boolean(s.pty) && String(info.command).trim() === '--no-color';
       s.kind = noColorTui ? 'shell' : 'exec';
-      let ch: ServerChannel;
-      try {
-        ch = accept();
-      } catch (e) {
-        log('error', `ssh: ${who(c)}: cannot open the exec channel: ${errText(e)}`);
-        return;
-      }
+      const ch = acceptChannel(c, 'the exec channel', accept);
       if (!ch) return; // the client closed the session meanwhile
       attachChannel(s, ch);
       if (!admit(s)) return;

@@ -18,7 +18,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { connect as netConnect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cli, makeWorld, startDaemon } from '../helpers.js';
+import { cli, freePort, makeWorld, startDaemon } from '../helpers.js';
 
 const MB = Number(process.env.TUNNEL_BENCH_MB ?? 100);
 const SETUP_ROUNDS = Number(process.env.TUNNEL_BENCH_SETUPS ?? 10);
@@ -28,18 +28,19 @@ const note = (s: string) => process.stdout.write(`# ${s}\n`);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const range = (xs: number[], d = 0) => `${Math.min(...xs).toFixed(d)}-${Math.max(...xs).toFixed(d)}`;
 
-async function freePort(): Promise<number> {
-  for (;;) {
-    const port = 12000 + Math.floor(Math.random() * 6000);
-    const s = createServer();
-    const ok = await new Promise<boolean>((r) => {
-      s.once('error', () => r(false));
-      s.listen(port, '127.0.0.1', () => r(true));
-    });
-    if (!ok) continue;
-    await new Promise<void>((r) => s.close(() => r()));
-    return port;
-  }
+/** Writes `bytes` bytes of `chunk` to `s` as fast as its buffer drains, then ends it and calls `done`. */
+function pumpOut(s: Socket, chunk: Buffer, bytes: number, done: () => void = () => undefined): void {
+  let left = bytes;
+  const pump = () => {
+    while (left > 0) {
+      const c = left >= chunk.length ? chunk : chunk.subarray(0, left);
+      left -= c.length;
+      if (!s.write(c)) return void s.once('drain', pump);
+    }
+    s.end();
+    done();
+  };
+  pump();
 }
 
 function deadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -65,16 +66,7 @@ function standIn(port: number): Promise<{ close(): void }> {
       else if (mode === 'D' && !head.includes('\n')) {
         head += d.toString();
         if (!head.includes('\n')) return;
-        let left = Number(head.slice(1, head.indexOf('\n')));
-        const pump = () => {
-          while (left > 0) {
-            const c = left >= chunk.length ? chunk : chunk.subarray(0, left);
-            left -= c.length;
-            if (!s.write(c)) return void s.once('drain', pump);
-          }
-          s.end();
-        };
-        pump();
+        pumpOut(s, chunk, Number(head.slice(1, head.indexOf('\n'))));
       }
     });
     s.on('end', () => {
@@ -164,19 +156,7 @@ async function xferOnce(key: string, user: string, port: number, dest: string): 
         s.on('error', reject);
       });
       s.write('U');
-      let left = bytes;
-      await new Promise<void>((resolve) => {
-        const pump = () => {
-          while (left > 0) {
-            const c = left >= chunk.length ? chunk : chunk.subarray(0, left);
-            left -= c.length;
-            if (!s.write(c)) return void s.once('drain', pump);
-          }
-          s.end();
-          resolve();
-        };
-        pump();
-      });
+      await new Promise<void>((resolve) => pumpOut(s, chunk, bytes, resolve));
       const n = await deadline(done, 300_000, 'upload');
       assert.equal(n, bytes, 'every byte arrived');
       return bytes / 1048576 / ((performance.now() - t0) / 1000);
