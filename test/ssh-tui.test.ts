@@ -162,7 +162,7 @@ test('a 1000x1000 terminal is drawn at the 300x120 cap, in its top left corner; 
   await s.waitFor((x) => !x.includes('this help') && capped(x));
 });
 
-test('a burst of 20 window changes makes at most 2 reflows, and the last size wins', { timeout: 60_000 }, async (t) => {
+test('a burst of 20 window changes makes at most 2-3 reflows (one per frame), and the last size wins', { timeout: 60_000 }, async (t) => {
   const s = await open(t, view, 'burst', 120, 40);
   const before = s.clears();
   // 20 sizes, then the last one (the only one 100 wide): only its frame can match below.
@@ -174,7 +174,10 @@ test('a burst of 20 window changes makes at most 2 reflows, and the last size wi
   };
   await s.waitFor(laidOut, 15_000);
   const reflows = s.clears() - before;
-  assert.ok(reflows >= 1 && reflows <= 2, `${reflows} reflows for a burst of 21 window changes`);
+  // One reflow for the first change, then at most one per 16 ms frame while changes keep arriving: the
+  // burst is sent at once, so 2 — or 3 when a loaded machine spreads its packets over two frames (the
+  // uncoalesced code made 21).
+  assert.ok(reflows >= 1 && reflows <= 3, `${reflows} reflows for a burst of 21 window changes`);
   assert.ok(!s.anyWrapped(), s.screen());
   // And a single change afterwards is drawn as usual.
   s.resize(110, 36);
