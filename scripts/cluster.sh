@@ -168,7 +168,15 @@ do_stop() {
 do_status() {
   kd_need_tool docker
   kd_cluster_state "$PROVIDER" "$NAME"
-  kd_json_obj s name "$NAME" s provider "$PROVIDER" s state "$KD_STATE" n nodes "$KD_NODES" n running "$KD_RUNNING"
+  # Every container of the cluster with its role and docker state (what the TUI's cluster view shows).
+  local joined="" sep="" row cname crole cstate
+  for row in "${KD_CONTAINER_ROWS[@]}"; do
+    IFS=$'\t' read -r cname crole cstate <<<"$row"
+    kd_json_obj s name "$cname" s role "$crole" s state "$cstate"
+    joined+="$sep$REPLY"
+    sep=","
+  done
+  kd_json_obj s name "$NAME" s provider "$PROVIDER" s state "$KD_STATE" n nodes "$KD_NODES" n running "$KD_RUNNING" r containers "[$joined]"
   kd_result "$REPLY"
 }
 

@@ -230,11 +230,23 @@ function createArgs(e: Env, extra: string[] = []): string[] {
 }
 const nameArgs = (e: Env) => ['--name', e.name, '--provider', e.provider];
 
+/** The status result, less its `containers` list, which is checked here against the fake docker's own view. */
 async function status(e: Env): Promise<Record<string, unknown>> {
   const r = await run(CLUSTER, ['status', ...nameArgs(e)], e.sb);
   checkContract(r);
   assert.equal(r.code, 0, show(r));
-  return r.result!;
+  const { containers, ...rest } = r.result! as Record<string, unknown> & { containers: { name: string; role: string; state: string }[] };
+  assert.ok(Array.isArray(containers), `status lists the containers: ${JSON.stringify(r.result)}`);
+  const mine = e.sb.containers().filter((n) => containers.some((x) => x.name === n));
+  assert.equal(mine.length, containers.length, `every listed container exists: ${JSON.stringify(containers)}`);
+  for (const x of containers) {
+    assert.match(x.role, /^(server|agent|loadbalancer|control-plane|worker|external-load-balancer|noRole)$/, JSON.stringify(x));
+    assert.match(x.state, /^[a-z]+$/, JSON.stringify(x));
+  }
+  if (rest.state === 'absent') assert.deepEqual(containers, []);
+  if (rest.state === 'running') assert.ok(containers.every((x) => x.state === 'running'), JSON.stringify(containers));
+  if (rest.state === 'stopped') assert.ok(containers.every((x) => x.state !== 'running'), JSON.stringify(containers));
+  return rest;
 }
 
 /** Nothing of the cluster is left in the fake docker, and no kubeconfig or temp file. */

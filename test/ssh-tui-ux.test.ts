@@ -8,7 +8,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -509,8 +509,17 @@ test('18 enter drills into a cluster: nodes with their state, ports, the kubecon
   assert.match(v, /k3d-drill-serverlb\s+loadbalancer\s+running/);
   assert.match(v, /http \d+\s+https \d+\s+api \d+/);
   assert.match(v, /ssh \S+ kubeconfig drill > kindler-drill\.yaml/);
+  assert.match(v, /as docker reports them now/, 'the node states are asked of the provider, not taken from the record');
   s.send('\x1b');
-  await s.waitFor((x) => !/k3d-drill-server-0/.test(x) && /● drill/.test(x));
+  await s.waitFor((x) => !/as docker reports them now/.test(x) && /● drill/.test(x));
+  // A container stopped behind kindler's back shows as docker sees it, while the record still says running.
+  execFileSync('docker', ['stop', 'k3d-drill-serverlb'], { env: w.env, stdio: 'ignore' });
+  s.send('\r');
+  const after = await s.waitFor((x) => /k3d-drill-serverlb\s+loadbalancer\s+exited/.test(x));
+  assert.match(after, /k3d-drill-server-0\s+server\s+running/);
+  assert.match(after, /the provider says degraded/);
+  s.send('\x1b');
+  await s.waitFor((x) => !/as docker reports them now/.test(x) && /● drill/.test(x));
 });
 
 test('18 log pane: w wraps, t drops the tools\' time stamps, levels are coloured, ==> bold; the title names the whole-log command', { timeout: 90_000 }, async (t) => {

@@ -672,6 +672,7 @@ kd_docker_ps() {
 #   KD_NODES     Kubernetes nodes (k3d server+agent, kind control-plane+worker containers)
 #   KD_RUNNING   of those, how many are running
 #   KD_CONTAINERS  every container of the cluster (array), for start/stop
+#   KD_CONTAINER_ROWS  "NAME<TAB>ROLE<TAB>STATE" for each of them, as docker reports them
 # running  = at least one node, and every node and load balancer container is running;
 # stopped  = none of those is running;  degraded = anything in between, or containers without
 # nodes (leftovers);  absent = no container carries the cluster label.
@@ -680,6 +681,7 @@ kd_tally() {
   local -a lines=()
   KD_STATE=absent KD_NODES=0 KD_RUNNING=0
   KD_CONTAINERS=()
+  KD_CONTAINER_ROWS=()
   mapfile -t lines <"$file" || kd_internal "cannot read $file"
   local line cl cname cstate crole core=0 core_running=0 all=0
   for line in "${lines[@]}"; do
@@ -688,6 +690,7 @@ kd_tally() {
     [[ $cl == "$name" ]] || continue
     all=$((all + 1))
     KD_CONTAINERS+=("$cname")
+    KD_CONTAINER_ROWS+=("$cname"$'\t'"$crole"$'\t'"$cstate")
     case "$provider:$crole" in
       k3d:server | k3d:agent | kind:control-plane | kind:worker)
         KD_NODES=$((KD_NODES + 1))

@@ -55,10 +55,19 @@ export function adoptCall(cfg: Config, name: string, provider: string, kubeconfi
 
 export type ProviderState = 'running' | 'stopped' | 'degraded' | 'absent';
 
-export interface StatusResult { state: ProviderState; nodes: number; running: number }
+/** One container of a cluster as docker reports it (name, the provider's role label, docker state). */
+export interface ContainerState { name: string; role: string; state: string }
+export interface StatusResult { state: ProviderState; nodes: number; running: number; containers?: ContainerState[] }
 
 export function parseStatus(v: Record<string, unknown>): StatusResult | null {
   const state = v.state;
   if (state !== 'running' && state !== 'stopped' && state !== 'degraded' && state !== 'absent') return null;
-  return { state, nodes: Number(v.nodes ?? 0), running: Number(v.running ?? 0) };
+  const containers = Array.isArray(v.containers)
+    ? (v.containers as unknown[])
+        .filter((x): x is Record<string, unknown> => Boolean(x) && typeof x === 'object')
+        .map((x) => ({ name: String(x.name ?? ''), role: String(x.role ?? ''), state: String(x.state ?? '') }))
+        .filter((x) => x.name)
+        .slice(0, 200)
+    : undefined;
+  return { state, nodes: Number(v.nodes ?? 0), running: Number(v.running ?? 0), ...(containers ? { containers } : {}) };
 }

@@ -75,8 +75,11 @@ export function clusterNodes(c: Cluster): { name: string; role: string }[] {
   return out;
 }
 
+/** What `show NAME --live` adds: the provider's answer now, or why it could not be had. */
+export type LiveContainers = { state: string; containers: { name: string; role: string; state: string }[] } | { error: string };
+
 /** The cluster view (enter): nodes and their state, ports, the kubeconfig command, then the record, steps and recent tasks. */
-export function clusterViewLines(c: Cluster, tasks: Task[], cli: string, noColor = false): string[] {
+export function clusterViewLines(c: Cluster, tasks: Task[], cli: string, noColor = false, live?: LiveContainers): string[] {
   const t = (v: unknown) => escapeTags(plain(v, 400));
   const state = String(c.actual);
   const paint = (s: string) => {
@@ -89,13 +92,33 @@ export function clusterViewLines(c: Cluster, tasks: Task[], cli: string, noColor
   const ssh = cli.startsWith('ssh ');
   const [record = '', ...more] = clusterDetails(c, tasks).trimEnd().split('\n\n');
   const lines = (text: string) => text.split('\n').map((l) => escapeTags(plain(l)));
+  // Each container's own docker state when the provider answered (docker's words: running, exited,
+  // paused, …); the recorded cluster state otherwise, labelled as such.
+  const dockerPaint = (s: string, text: string) => {
+    const sgr = noColor ? undefined : s === 'running' ? 'green' : s === 'exited' || s === 'dead' ? 'red' : s === 'created' || s === 'paused' || s === 'restarting' ? 'yellow' : undefined;
+    return sgr ? `{${sgr}-fg}${text}{/${sgr}-fg}` : text;
+  };
+  const nodeLines = (): string[] => {
+    if (live && !('error' in live)) {
+      const lw = Math.max(10, ...live.containers.map((x) => plain(x.name, 80).length));
+      return [
+        `{bold}nodes{/bold} (${live.containers.length} containers, as docker reports them now; the provider says ${t(live.state)})`,
+        ...(live.containers.length
+          ? live.containers.map((x) => `  ${dockerPaint(x.state, x.state === 'running' ? '●' : '○')} ${t(plain(x.name, 80).padEnd(lw))}  ${t(plain(x.role, 20).padEnd(13))} ${dockerPaint(x.state, t(x.state))}`)
+          : ['  (no containers)']),
+      ];
+    }
+    return [
+      `{bold}nodes{/bold} (${nodes.length}; their state as recorded${live ? ` — the provider could not be asked: ${t(live.error)}` : ''})`,
+      ...(nodes.length ? nodes.map((n) => `  ${paint(stateSymbol(state))} ${t(n.name.padEnd(w))}  ${n.role.padEnd(13)} ${paint(t(state))}`) : ['  (none recorded)']),
+    ];
+  };
   return [
     `{bold}${t(c.name)}{/bold}  ${t(c.provider)}  ${paint(`${stateSymbol(state)} ${t(state)}`)} (desired ${t(c.desired)})  owner ${t(c.owner)}`,
     ...(c.lastError ? [`{red-fg}last error  ${t(c.lastError)}{/red-fg}`] : []),
     `{bold}ports{/bold}       http ${port(c.httpPort)}   https ${port(c.httpsPort)}   api ${port(c.apiPort)}   domain ${port(c.domain)}`,
     `{bold}kubeconfig{/bold}  ${t(`${cli} kubeconfig ${c.name}${ssh ? ` > kindler-${c.name}.yaml` : ''}`)}   (K: with the tunnel command)`,
-    `{bold}nodes{/bold} (${nodes.length}; their state as recorded: the node containers follow the cluster)`,
-    ...(nodes.length ? nodes.map((n) => `  ${paint(stateSymbol(state))} ${t(n.name.padEnd(w))}  ${n.role.padEnd(13)} ${paint(t(state))}`) : ['  (none recorded)']),
+    ...nodeLines(),
     ...more.flatMap((m) => ['', ...lines(m)]),
     '',
     '{bold}record{/bold}',
@@ -113,12 +136,12 @@ export function openDetails(app: TuiApp): void {
   const d: Dialog = { kind: 'details', name, lines: ['{gray-fg}loading…{/gray-fg}'] };
   app.dialog = d;
   app.overlay.reset();
-  app.backend.run(['show', name, '--json']).then(
+  app.backend.run(['show', name, '--json', '--live']).then(
     app.guard((r: VerbResult) => {
       if (r.code === 0) {
         try {
-          const j = JSON.parse(r.out) as { cluster: Cluster; tasks?: Task[] };
-          d.lines = clusterViewLines(j.cluster, j.tasks ?? [], app.cli, app.log.noColor);
+          const j = JSON.parse(r.out) as { cluster: Cluster; tasks?: Task[]; live?: LiveContainers };
+          d.lines = clusterViewLines(j.cluster, j.tasks ?? [], app.cli, app.log.noColor, j.live);
         } catch {
           d.lines = ['{red-fg}unreadable reply from show{/red-fg}'];
         }
