@@ -473,7 +473,7 @@ test('s toggles start/stop by state and x cancels the active task', async (t) =>
   assert.deepEqual(acts, [['stop', 'alpha', '--json'], ['start', 'beta', '--json'], ['cancel', 't-5', '--json']]);
 });
 
-test('enter shows `show NAME --json` rendered, including steps', async (t) => {
+test('enter shows `show NAME --json --live` rendered, including steps', async (t) => {
   const c = cluster('alpha', {
     lastError: 'kubeconfig step failed',
     steps: [{ key: 'cluster', title: 'Create the k3d cluster', state: 'succeeded', at: '2026-01-01T00:00:00Z', taskId: 't-1' }],
@@ -486,7 +486,7 @@ test('enter shows `show NAME --json` rendered, including steps', async (t) => {
   const screen = await s.waitFor('Create the k3d cluster');
   assert.match(screen, /last error\s+kubeconfig step failed/);
   assert.match(screen, /domain\s+-/);
-  assert.deepEqual(b.runs.find((r) => r[0] === 'show'), ['show', 'alpha', '--json']);
+  assert.deepEqual(b.runs.find((r) => r[0] === 'show'), ['show', 'alpha', '--json', '--live']);
   s.send('\x1b');
   await s.waitFor((x) => !x.includes('Create the k3d cluster'));
 });
