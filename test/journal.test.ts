@@ -40,11 +40,15 @@ async function withRunning(): Promise<{ dir: string; s: Store }> {
 
 const stateDoc = (dir: string) => JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as { tasks: Task[]; audit: { n: number }[] };
 
-test('a finished task moves: journal append + fsync first, then state.json without it', async () => {
+test('a finished task moves: its end goes to state.json first (with what it did to its cluster), then at the next write journal append + fsync, then state.json without it', async () => {
   const { dir, s } = await withRunning();
   await s.update((d) => {
     d.tasks[0]!.state = 'succeeded';
   });
+  // Ended in this write: durable in state.json, atomically with its effects, before it may move.
+  assert.deepEqual(stateDoc(dir).tasks.map((t) => [t.id, t.state]), [['t-1', 'succeeded']]);
+  assert.equal(readJournal(dir).tasks.length, 0, 'not in the journal before its end is durable in state.json');
+  await s.flush();
   assert.deepEqual(stateDoc(dir).tasks, [], 'state.json holds only live tasks');
   const j = readJournal(dir);
   assert.deepEqual(j.tasks.map((t) => [t.id, t.state]), [['t-1', 'succeeded']]);
@@ -68,13 +72,14 @@ test('crash before the journal append: the task is still running in state.json o
 
 test('crash between the journal append and the state write: in both on disk, once after restart, from the journal', async () => {
   const { dir, s } = await withRunning();
-  // The journal append succeeds; the process "dies" before state.json is written.
+  await s.update((d) => void (d.tasks[0]!.state = 'failed')); // its end, durable in state.json
+  // At the next write the journal append succeeds; the process "dies" before state.json is written.
   s.db.adapter.write = () => Promise.reject(Object.assign(new Error('killed'), { code: 'EKILLED' }));
-  await assert.rejects(s.update((d) => void (d.tasks[0]!.state = 'failed')), StateWriteError);
+  await assert.rejects(s.update((d) => void (d.nextTaskSeq += 1)), StateWriteError);
   s.close();
-  assert.deepEqual(stateDoc(dir).tasks.map((t) => [t.id, t.state]), [['t-1', 'running']]);
+  assert.deepEqual(stateDoc(dir).tasks.map((t) => [t.id, t.state]), [['t-1', 'failed']]);
   assert.deepEqual(readJournal(dir).tasks.map((t) => [t.id, t.state]), [['t-1', 'failed']]);
-  assert.equal(stateDoc(dir).audit.length, 1, 'the event is in state.json and in the journal');
+  assert.equal(stateDoc(dir).audit.length, 0, 'the event moved at the write that made the task\'s end durable');
   assert.equal(readJournal(dir).audit.length, 1);
   const r = await Store.open(dir);
   assert.deepEqual(r.data.tasks.map((t) => [t.id, t.state]), [['t-1', 'failed']], 'the journal copy wins');
@@ -91,6 +96,7 @@ test('crash between the journal append and the state write: in both on disk, onc
 test('crash mid-append (a torn last line): ignored and reported, the task taken from state.json; later appends start a new segment', async () => {
   const { dir, s } = await withRunning();
   await s.update((d) => d.audit.push(ev(2)));
+  await s.update((d) => void (d.tasks[0]!.state = 'succeeded')); // its end, durable in state.json
   const realAppend = s.journal.append.bind(s.journal);
   s.journal.append = async (kind, recs, guard) => {
     // Half of the line reaches the file, then the process dies.
@@ -101,10 +107,10 @@ test('crash mid-append (a torn last line): ignored and reported, the task taken 
     writeFileSync(seg.file, text.slice(0, lastStart + Math.floor((text.length - lastStart) / 2)));
     throw Object.assign(new Error('killed'), { code: 'EKILLED' });
   };
-  await assert.rejects(s.update((d) => void (d.tasks[0]!.state = 'succeeded')), StateWriteError);
+  await assert.rejects(s.update((d) => void (d.nextTaskSeq += 1)), StateWriteError);
   s.close();
   const r = await Store.open(dir);
-  assert.deepEqual(r.data.tasks.map((t) => [t.id, t.state]), [['t-1', 'running']], 'the state copy, the journal line being torn');
+  assert.deepEqual(r.data.tasks.map((t) => [t.id, t.state]), [['t-1', 'succeeded']], 'the state copy, the journal line being torn');
   assert.equal(r.journalProblems.length, 1);
   assert.match(r.journalProblems[0]!, /journal .*tasks-\d{8}-1\.jsonl: torn last line \(\d+ bytes\) ignored/);
   await r.update((d) => void (d.tasks[0]!.state = 'cancelled'));
@@ -278,4 +284,27 @@ test('a torn journal line is reported by the daemon log and doctor, and the engi
   assert.match(doc.journal![0]!, /torn last line/);
   assert.deepEqual(engine.listTasks().map((x) => x.id), ['t-5', 't-4', 't-3', 't-2', 't-1']);
   await engine.shutdown();
+});
+
+test("a task's end and its effect on its cluster become durable together: a crash after the journal append can never leave a succeeded delete with its record still there", async () => {
+  const dir = tmp();
+  const s = await Store.open(dir);
+  const del: Task = { ...task('t-1', 'running'), kind: 'delete', cluster: 'gone' };
+  await s.update((d) => {
+    d.clusters.push({ name: 'gone', provider: 'k3d', servers: 1, agents: 0, httpPort: 18080, httpsPort: 18443, apiPort: 16443, owner: 'alice', createdAt: del.createdAt, desired: 'absent', actual: 'deleting', kubeContext: 'k3d-gone', kubeconfig: '/tmp/gone.yaml', updatedAt: del.createdAt } as never);
+    d.tasks.push(del);
+    d.nextTaskSeq = 2;
+  });
+  // The delete ends and its record goes in one change; the process dies before state.json is written.
+  s.db.adapter.write = () => Promise.reject(Object.assign(new Error('killed'), { code: 'EKILLED' }));
+  await assert.rejects(s.update((d) => {
+    d.tasks[0]!.state = 'succeeded';
+    d.clusters.splice(0, 1);
+  }), StateWriteError);
+  s.close();
+  assert.equal(readJournal(dir).tasks.length, 0, 'the end is not in the journal before state.json holds it with its effect');
+  const r = await Store.open(dir);
+  assert.deepEqual(r.data.tasks.map((t) => [t.id, t.state]), [['t-1', 'running']], 'as last saved: recovery marks it interrupted and re-checks the cluster');
+  assert.deepEqual(r.data.clusters.map((c) => c.name), ['gone']);
+  r.close();
 });

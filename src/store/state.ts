@@ -265,6 +265,16 @@ export class Store {
   /** Journaled tasks changed since (re-appended by the next write). */
   private readonly changedTasks = new Set<Task>();
   /**
+   * Finished tasks whose finished copy is durable in state.json (or the journal), with the generation it
+   * was written at. Only these may move to the journal: a task that ends in a write goes to state.json
+   * first, in the same atomic write as what its end did to its cluster (a delete's record removed, say),
+   * and to the journal at a later write. Moving it at once would let a crash between the journal append
+   * and the state write leave the task's end durable without its effect.
+   */
+  private readonly durableGen = new WeakMap<Task, number>();
+  /** Bumped by taskChanged: a change after the durable copy must be written to state.json again first. */
+  private readonly taskGen = new WeakMap<Task, number>();
+  /**
    * Audit events by sequence number n. Events are only appended (and the oldest dropped), so the list is
    * always [in the journal: n <= journaledUpTo][in state.json: n <= persistedUpTo][only in memory].
    */
@@ -344,9 +354,14 @@ export class Store {
       if ((n as number) > (this.segMaxN.get(seg) ?? 0)) this.segMaxN.set(seg, n as number);
     });
     const tasks: Task[] = [];
-    for (const t of d.tasks) if (!jTasks.has(t.id)) tasks.push(t);
+    for (const t of d.tasks) {
+      if (jTasks.has(t.id)) continue;
+      tasks.push(t);
+      if (isTerminal(t.state)) this.durableGen.set(t, 0); // read from a durable file
+    }
     for (const { t, seg } of jTasks.values()) {
       this.taskSeg.set(t, seg);
+      this.durableGen.set(t, 0);
       tasks.push(t);
     }
     // Creation order (t-1, t-2, …), as the list was before the journal; the sort keys are computed once.
@@ -395,6 +410,7 @@ export class Store {
 
   /** A finished task already moved to the journal was changed (its cleanup, say): the next write appends it again. */
   taskChanged(t: Task): void {
+    this.taskGen.set(t, (this.taskGen.get(t) ?? 0) + 1);
     if (this.taskSeg.has(t)) this.changedTasks.add(t);
   }
 
@@ -409,6 +425,8 @@ export class Store {
     const tasks: { day: string; rec: unknown; placed: (seg: Segment) => void }[] = [];
     for (const t of d.tasks) {
       if (!isTerminal(t.state)) continue;
+      // Not yet durable as finished (it ended in this write, or changed since): state.json first.
+      if (this.durableGen.get(t) !== (this.taskGen.get(t) ?? 0)) continue;
       const moved = this.taskSeg.has(t);
       if (moved && !this.changedTasks.has(t)) continue;
       // A first move files the task under the day it finished; a re-append goes to today's segment, after its older copy.
@@ -436,10 +454,14 @@ export class Store {
   }
 
   /** The version-3 document for state.json: what is live, plus what was not moved yet. Sets `inState`. */
-  private project(inState: number[]): Record<string, unknown> {
+  private project(inState: number[], written: [Task, number][] = []): Record<string, unknown> {
     const d = this.db.data;
     const tasks: Task[] = [];
-    for (const t of d.tasks) if (!this.taskSeg.has(t) || this.changedTasks.has(t)) tasks.push(t);
+    for (const t of d.tasks) {
+      if (this.taskSeg.has(t) && !this.changedTasks.has(t)) continue;
+      tasks.push(t);
+      if (isTerminal(t.state)) written.push([t, this.taskGen.get(t) ?? 0]);
+    }
     const audit: Record<string, unknown>[] = [];
     let start = d.audit.length;
     while (start > 0 && (this.auditSeq.get(d.audit[start - 1]!) ?? Infinity) > this.journaledUpTo) start--;
@@ -465,9 +487,12 @@ export class Store {
     await this.moveToJournal();
     this.guard?.();
     const inState: number[] = [];
+    const written: [Task, number][] = [];
     // Serialized now, synchronously: later changes in memory go into the next write.
-    await this.db.adapter.write(this.project(inState) as unknown as StateData);
+    await this.db.adapter.write(this.project(inState, written) as unknown as StateData);
     for (const n of inState) if (n > this.persistedUpTo) this.persistedUpTo = n;
+    // Finished as written: these may move to the journal from the next write on.
+    for (const [t, gen] of written) if (isTerminal(t.state)) this.durableGen.set(t, gen);
   }
 
   /** Drops the audit segments holding no event still kept (all below the oldest one in memory). Returns how many. */
