@@ -56,14 +56,7 @@ async function writeSweep(tasks: number) {
       let t0 = performance.now();
       await store.update((d) => { d.nextTaskSeq++; });
       upd.push(performance.now() - t0);
-      const bytesNow = readFileSync(file);
-      t0 = performance.now();
-      const fd = openSync(`${floorFile}.tmp`, 'w', 0o600);
-      writeSync(fd, bytesNow);
-      fsyncSync(fd);
-      closeSync(fd);
-      renameSync(`${floorFile}.tmp`, floorFile);
-      floor.push(performance.now() - t0);
+      floor.push(floorWrite(readFileSync(file), floorFile));
     }
     return {
       tasks,
@@ -134,6 +127,17 @@ async function tableFrames(state: StateData): Promise<{ key: number[]; full: num
   }
 }
 
+/** The floor of a state write: the same bytes written to a temp file, fsynced and renamed by hand; returns ms. */
+function floorWrite(bytes: Buffer, floorFile: string): number {
+  const t0 = performance.now();
+  const fd = openSync(`${floorFile}.tmp`, 'w', 0o600);
+  writeSync(fd, bytes);
+  fsyncSync(fd);
+  closeSync(fd);
+  renameSync(`${floorFile}.tmp`, floorFile);
+  return performance.now() - t0;
+}
+
 async function main(): Promise<void> {
   const w = makeWorld({ checkHostPorts: false, auditMaxEvents: Math.max(5000, AUDIT * 2) });
   try {
@@ -199,14 +203,7 @@ async function main(): Promise<void> {
         await loop.during(() => engine.store.update((d) => { d.nextTaskSeq++; }));
         writeMs.push(performance.now() - t0);
         // the floor: the bytes now on disk (already serialised), written to a temp file, fsynced, renamed
-        const bytesNow = readFileSync(file);
-        t0 = performance.now();
-        const fd = openSync(`${floorFile}.tmp`, 'w', 0o600);
-        writeSync(fd, bytesNow);
-        fsyncSync(fd);
-        closeSync(fd);
-        renameSync(`${floorFile}.tmp`, floorFile);
-        floorMs.push(performance.now() - t0);
+        floorMs.push(floorWrite(readFileSync(file), floorFile));
         // for reference only: writeFileSync of the same text, no fsync (page cache)
         t0 = performance.now();
         writeFileSync(plainFile, text);
