@@ -113,6 +113,8 @@ async function tunnel(key: string, user: string, port: number, dest: string): Pr
 
 /** Connects (retrying a refusal: the client announces its listener just before it accepts) and runs `fn`. */
 async function connectLocal(lp: number): Promise<Socket> {
+  // A deadline, not a count: 100 immediate retries can all fall inside the client's short gap.
+  const deadline = Date.now() + 5000;
   for (let i = 0; ; i++) {
     const s = netConnect({ port: lp, host: '127.0.0.1' });
     s.setNoDelay(true);
@@ -121,7 +123,7 @@ async function connectLocal(lp: number): Promise<Socket> {
       s.once('error', () => resolve(null));
     });
     if (r) return r;
-    if (i > 100) throw new Error(`port ${lp} refused 100 connections`);
+    if (Date.now() > deadline) throw new Error(`port ${lp} refused ${i + 1} connections over 5 s`);
     await new Promise((res) => setImmediate(res));
   }
 }
