@@ -18,7 +18,7 @@ import { cleanLine, sanitizeLine } from '../core/text.js';
 import { pickErrorLine } from '../core/errorline.js';
 import { isTerminal, registerOf, wantsRoute, type AuditEvent, type Cluster, type ClusterOptions, type Task, type TaskKind, type TaskState } from '../core/types.js';
 import { countCsvRows, parseEnvironmentsCsv } from '../core/csv.js';
-import { hostPortBusy } from '../provision/hostports.js';
+import { dockerPublishers, hostPortBusy } from '../provision/hostports.js';
 import { doctor, type ToolReport } from '../provision/doctor.js';
 import { routesStatus } from '../provision/routes.js';
 import { adoptCall, parseStatus, scriptFor, statusCall, type StatusResult } from '../provision/scripts.js';
@@ -475,7 +475,11 @@ export class Engine {
       if (owner) throw conflict(`${flagOf(k)}: ${want} is already used by cluster "${owner}"`, flagOf(k));
       if (req[k] !== undefined) {
         const busy = await this.hostBusy(want);
-        if (busy) throw conflict(`${flagOf(k)}: ${want} is not available: ${busy}`, flagOf(k));
+        if (busy) {
+          const holders = await dockerPublishers(want, this.opts.scriptEnv);
+          const who = holders.length ? `docker container${holders.length > 1 ? 's' : ''} ${holders.map((h) => `"${h}"`).join(', ')} publish${holders.length > 1 ? '' : 'es'} it` : busy;
+          throw conflict(`${flagOf(k)}: ${want} is not available: ${who}`, flagOf(k));
+        }
       }
       out[k] = want;
       taken.set(want, req.name);
