@@ -320,7 +320,13 @@ engineTest('every kubectl argv the scripts issued is accepted by the real kubect
     'contexts:', ...[...contexts].flatMap((c) => [`- name: ${JSON.stringify(c)}`, '  context:', '    cluster: unreachable', '    user: u']),
   ].join('\n') + '\n');
   const seen = new Set<string>();
-  const PARSE_ERROR = /unknown (flag|shorthand flag|command)|flag needs an argument|invalid argument|required flag|accepts \d+ arg|Run 'kubectl .* --help' for usage/;
+  // The check must be able to fail: a misspelt flag and a misspelt verb are caught by the real parser.
+  for (const bad of [['get', 'nodes', '--no-such-flag'], ['wiat', '--for=condition=Ready', 'nodes', '--all']]) {
+    const r = spawnSync(KUBECTL, [...bad, '--kubeconfig', kc, '--request-timeout=1s'], { encoding: 'utf8', timeout: 20_000, env: { PATH: process.env.PATH, HOME: dir } });
+    assert.notEqual(r.status, 0);
+    assert.match(`${r.stdout}${r.stderr}`, /unknown (flag|command)/, `the real kubectl is expected to reject ${bad.join(' ')}`);
+  }
+  const PARSE_ERROR = /unknown (flag|shorthand flag|command)|flag needs an argument|invalid argument|required flag|accepts \d+ arg|Run 'kubectl .* --help' for usage|flags cannot be placed before plugin name/;
   let checked = 0;
   for (const argv of kubectlCalls) {
     const key = JSON.stringify(argv);
@@ -335,13 +341,13 @@ engineTest('every kubectl argv the scripts issued is accepted by the real kubect
       if ((x === '-f' || x === '--filename') && argv[j + 1] && !existsSync(argv[j + 1]!)) { const f = join(dir, 'files', `m${checked}.yaml`); writeFileSync(f, 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: x\n'); args.push(x, f); j++; continue; }
       args.push(x);
     }
-    if (!args.some((x) => x === '--kubeconfig' || x.startsWith('--kubeconfig='))) args.unshift('--kubeconfig', kc);
+    if (!args.some((x) => x === '--kubeconfig' || x.startsWith('--kubeconfig='))) args.push('--kubeconfig', kc);
     args.push('--request-timeout=1s');
     const r = spawnSync(KUBECTL, args, { encoding: 'utf8', timeout: 20_000, env: { PATH: process.env.PATH, HOME: dir } });
     const text = `${r.stdout}${r.stderr}`;
     assert.doesNotMatch(text, PARSE_ERROR, `real kubectl rejected ${argv.join(' ')}:\n${text}`);
     // Offline commands (kubectl config …) may succeed; the others must get as far as the connection.
-    if (r.status !== 0) assert.match(text, /connection refused|Unable to connect|dial tcp|context deadline|timed out|couldn't get current server API group list/i, `kubectl ${argv.join(' ')} failed before connecting:\n${text}`);
+    if (r.status !== 0) assert.match(text, /connection refused|connection to the server \S+ was refused|Unable to connect|dial tcp|context deadline|timed out|couldn't get current server API group list/i, `kubectl ${argv.join(' ')} failed before connecting:\n${text}`);
     checked++;
   }
   t.diagnostic(`${checked} distinct kubectl argv checked against ${KUBECTL}; ${kubeconfigs.length} kubeconfigs parsed`);

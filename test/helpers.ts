@@ -60,6 +60,9 @@ export interface WorldOptions {
 }
 
 export function makeWorld(overrides: Record<string, unknown> = {}, opts: WorldOptions = {}): World {
+  // Exploration only (never set in CI): KINDLER_TEST_ALL_ON_ENGINE=unix://… runs every world on that
+  // engine, to find where the JSON engine and the real one differ.
+  if (!opts.dockerHost && process.env.KINDLER_TEST_ALL_ON_ENGINE) opts = { ...opts, dockerHost: process.env.KINDLER_TEST_ALL_ON_ENGINE };
   const dir = mkdtempSync(join(tmpdir(), 'kindler-test-'));
   const dataDir = join(dir, 'data');
   const fakeDir = join(dir, 'fake');

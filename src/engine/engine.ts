@@ -18,7 +18,7 @@ import { cleanLine, sanitizeLine } from '../core/text.js';
 import { pickErrorLine } from '../core/errorline.js';
 import { isTerminal, registerOf, wantsRoute, type AuditEvent, type Cluster, type ClusterOptions, type Task, type TaskKind, type TaskState } from '../core/types.js';
 import { countCsvRows, parseEnvironmentsCsv } from '../core/csv.js';
-import { dockerPublishers, hostPortBusy } from '../provision/hostports.js';
+import { dockerPublishers, hostIPv4Addresses, hostPortBusy } from '../provision/hostports.js';
 import { doctor, type ToolReport } from '../provision/doctor.js';
 import { routesStatus } from '../provision/routes.js';
 import { adoptCall, parseStatus, scriptFor, statusCall, type StatusResult } from '../provision/scripts.js';
@@ -365,6 +365,7 @@ export class Engine {
       };
       checkCreateRequest(req);
       this.assertIdle(req.name);
+      this.assertApiAddressOnHost();
       let expiresAt: string | undefined;
       if (existing) {
         if (existing.actual !== 'failed' && existing.actual !== 'absent') {
@@ -500,6 +501,16 @@ export class Engine {
       }
     }
     return out;
+  }
+
+  /**
+   * docker publishes a cluster's API on api.publicAddress, and can only bind an address this host has:
+   * one it lacks fails the create half-way (the provider rolls back). Refuse before anything starts.
+   */
+  private assertApiAddressOnHost(): void {
+    const addr = this.cfg.api.publicAddress;
+    if (addr === undefined || hostIPv4Addresses().includes(addr)) return;
+    throw failed(`api.publicAddress: ${addr} is not an address of this host (it has ${hostIPv4Addresses().join(', ') || 'no IPv4 address'}), so docker cannot publish a cluster's API on it; add the address to an interface or change api.publicAddress`);
   }
 
   private hostBusy(port: number): Promise<string | null> {

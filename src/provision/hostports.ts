@@ -3,6 +3,7 @@
  * docker is asked which of its containers publishes it, so the refusal can name the holder.
  */
 import { createServer } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { execa } from 'execa';
 import { childEnv } from '../core/childenv.js';
 import { cleanLine } from '../core/text.js';
@@ -30,4 +31,11 @@ export async function dockerPublishers(port: number, env?: Record<string, string
   });
   if (r.exitCode !== 0) return [];
   return String(r.stdout).split('\n').map((l) => cleanLine(l.trim(), 200)).filter(Boolean).sort();
+}
+
+/** The IPv4 addresses this host's interfaces have now (loopback included). */
+export function hostIPv4Addresses(): string[] {
+  const out: string[] = [];
+  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) if (a.family === 'IPv4') out.push(a.address);
+  return out;
 }
