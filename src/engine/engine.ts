@@ -6,7 +6,7 @@
 import { mkdirSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { setPassEnv } from '../core/childenv.js';
+import { OWNER_ENV, setChildOwner, setPassEnv } from '../core/childenv.js';
 import type { Config } from '../core/config.js';
 import { conflict, failed, notFound, usageError } from '../core/errors.js';
 import { parseMarker, progressAt } from '../core/markers.js';
@@ -22,7 +22,8 @@ import { dockerPublishers, hostIPv4Addresses, hostPortBusy } from '../provision/
 import { doctor, type ToolReport } from '../provision/doctor.js';
 import { routesStatus } from '../provision/routes.js';
 import { adoptCall, parseStatus, scriptFor, statusCall, type StatusResult } from '../provision/scripts.js';
-import { acquireLock, ownProcessGroup, processesWithEnv, processRunning, processStart, type Lock } from '../store/lock.js';
+import { acquireLock, type Lock } from '../store/lock.js';
+import { ownProcessGroup, processesWithEnv, processRunning, processStart } from '../exec/process.js';
 import { StateWriteError, Store, type StateData, type StoreHealth } from '../store/state.js';
 import { Feed, type Listener, type SessionInfo, type Snapshot } from './feed.js';
 import { LogCursor, readLogFile, readLogTail, TaskLog, type LogTail } from './logs.js';
@@ -82,7 +83,7 @@ const IMPORT_SLICE_MS = 10;
  * the absolute data directory. After a crash the next holder of the lock finds what the dead one left
  * running by it, even a process whose pid never reached the state file.
  */
-export const OWNER_ENV = 'KINDLER_OWNER';
+export { OWNER_ENV } from '../core/childenv.js';
 
 const STDERR_TAIL = 10;
 const KEEP_FINISHED_LOGS = 64;
@@ -166,6 +167,10 @@ export class Engine {
       throw e;
     }
     setPassEnv(cfg.passEnv);
+    // Every child (scripts, hooks, haproxy, doctor probes, kubectl, git) carries the owner mark, so
+    // recover() finds what a crashed daemon left running. One engine per daemon process: the mark is
+    // process-wide.
+    setChildOwner(resolve(cfg.dataDir));
     const scriptEnv = { ...opts.scriptEnv, [OWNER_ENV]: resolve(cfg.dataDir) };
     try {
       const engine = new Engine(cfg, store, lock, { ...opts, scriptEnv, postSteps: opts.postSteps ?? defaultPostSteps(cfg, scriptEnv) });

@@ -12,8 +12,7 @@ import { isIP } from 'node:net';
 import { copyFile, link, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
-import { execa } from 'execa';
-import { childEnv } from '../core/childenv.js';
+import { runCaptured } from '../exec/run.js';
 import { wantsRoute, type Cluster } from '../core/types.js';
 import { failed, usageError } from '../core/errors.js';
 import { cleanLine, shown } from '../core/text.js';
@@ -266,17 +265,9 @@ interface CmdOutcome {
 
 async function runCommand(argv: readonly string[], timeoutMs: number): Promise<CmdOutcome> {
   const [cmd, ...args] = argv;
-  const r = await execa(cmd!, args, { reject: false, all: true, stdin: 'ignore', timeout: timeoutMs, stripFinalNewline: true, env: childEnv(), extendEnv: false });
-  const lines = String(r.all ?? '').split('\n').map((l) => cleanLine(l, 2000)).filter((l) => l.trim() !== '');
-  const ok = !r.failed && r.exitCode === 0;
-  const how = r.timedOut
-    ? `timed out after ${timeoutMs / 1000}s`
-    : r.signal
-      ? `killed by ${r.signal}`
-      : typeof r.exitCode === 'number'
-        ? `exited ${r.exitCode}`
-        : `could not start: ${cleanLine(r.shortMessage ?? r.message ?? 'unknown error', 300)}`;
-  return { ok, how, lines };
+  const r = await runCaptured(cmd!, args, { timeoutMs });
+  const lines = r.all.split('\n').map((l) => cleanLine(l, 2000)).filter((l) => l.trim() !== '');
+  return { ok: r.ok, how: r.how, lines };
 }
 
 function checkedArgv(argv: unknown, field: string, needsFile: boolean): string[] {

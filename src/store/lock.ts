@@ -2,8 +2,9 @@
  * The single-writer lock: `<dataDir>/kindler.lock` holds the owner's pid and process start time.
  * A lock whose owner is gone (or whose pid now belongs to another process) is stale and taken over.
  */
-import { closeSync, fstatSync, lstatSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, lstatSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { processStart } from '../exec/process.js';
 
 export class LockHeldError extends Error {
   constructor(readonly file: string, readonly pid: number, readonly role: string) {
@@ -18,74 +19,6 @@ export class LockLostError extends Error {
   constructor(readonly file: string, readonly why: string) {
     super(`the single-writer lock ${file} is no longer held by this process (${why}); kindler refuses to write state, restart it`);
   }
-}
-
-/** The kernel's start time of a process (field 22 of /proc/PID/stat), or null when it does not exist. */
-export function processStart(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const afterComm = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return afterComm[19] ?? null;
-  } catch {
-    return null;
-  }
-}
-
-/** A process seen in /proc: its id, its process group, and its state letter (R, S, D, T, …). */
-export interface ProcEntry {
-  pid: number;
-  pgid: number;
-  state: string;
-}
-
-function procStat(pid: number | 'self'): ProcEntry | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { pid: pid === 'self' ? process.pid : pid, pgid: Number(f[2]), state: f[0] ?? '?' };
-  } catch {
-    return null;
-  }
-}
-
-/** True while the process exists and is not a zombie (a zombie is dead, only not yet reaped). */
-export function processRunning(pid: number): boolean {
-  const st = procStat(pid);
-  return st !== null && st.state !== 'Z' && st.state !== 'X';
-}
-
-/** This process's own process group (from /proc), or null. */
-export function ownProcessGroup(): number | null {
-  return procStat('self')?.pgid ?? null;
-}
-
-/**
- * Every running (not zombie) process whose environment holds exactly `KEY=VALUE`, other than this one.
- * Only this user's processes are readable; where /proc cannot be read the answer is empty.
- */
-export function processesWithEnv(key: string, value: string): ProcEntry[] {
-  const want = Buffer.from(`${key}=${value}\0`);
-  const out: ProcEntry[] = [];
-  let entries: string[];
-  try {
-    entries = readdirSync('/proc');
-  } catch {
-    return out;
-  }
-  for (const e of entries) {
-    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
-    let env: Buffer;
-    try {
-      env = readFileSync(`/proc/${e}/environ`);
-    } catch {
-      continue; // gone, or another user's
-    }
-    const i = env.indexOf(want);
-    if (i < 0 || (i > 0 && env[i - 1] !== 0)) continue;
-    const st = procStat(Number(e));
-    if (st && st.state !== 'Z' && st.state !== 'X') out.push(st);
-  }
-  return out;
 }
 
 function alive(info: LockInfo): boolean {
