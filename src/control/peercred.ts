@@ -9,7 +9,7 @@ import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runCaptured } from '../exec/run.js';
+import { runCaptured } from '../os/run.js';
 
 /** The peer process as the kernel recorded it when it connected. */
 export interface PeerCred {

@@ -49,7 +49,7 @@ let configured: readonly string[] = [];
 
 /**
  * The variable that marks every process kindler starts with the data directory it works for, so a
- * restarted daemon can find what a crashed one left running (src/exec/process.ts processesWithEnv).
+ * restarted daemon can find what a crashed one left running (src/os/process.ts processesWithEnv).
  */
 export const OWNER_ENV = 'KINDLER_OWNER';
 let owner: string | undefined;

@@ -3,6 +3,7 @@
  * per-cluster lock), queues tasks under a global concurrency limit, runs the scripts, records every
  * outcome truthfully, and publishes a snapshot-and-events feed for every face.
  */
+import { Serial } from '../core/serial.js';
 import { mkdirSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -23,7 +24,7 @@ import { doctor, type ToolReport } from '../provision/doctor.js';
 import { routesStatus } from '../provision/routes.js';
 import { adoptCall, parseStatus, scriptFor, statusCall, type StatusResult } from '../provision/scripts.js';
 import { acquireLock, type Lock } from '../store/lock.js';
-import { ownProcessGroup, processesWithEnv, processRunning, processStart } from '../exec/process.js';
+import { ownProcessGroup, processesWithEnv, processRunning, processStart } from '../os/process.js';
 import { StateWriteError, Store, type StateData, type StoreHealth } from '../store/state.js';
 import { Feed, type Listener, type SessionInfo, type Snapshot } from './feed.js';
 import { LogCursor, readLogFile, readLogTail, TaskLog, type LogTail } from './logs.js';
@@ -102,7 +103,8 @@ export class Engine {
   /** Cluster name -> its queued or running task id. */
   private readonly active = new Map<string, string>();
   private readonly logs = new Map<string, TaskLog>();
-  private admitting: Promise<unknown> = Promise.resolve();
+  /** Admission is serialized: one verb's checks and record change at a time. */
+  private readonly admitting = new Serial();
   private stopping = false;
   private rechecks = new Set<Promise<void>>();
   private readonly log: LogFn;
@@ -328,9 +330,7 @@ export class Engine {
 
   /** Serialises admission so port allocation and the per-cluster lock hold under concurrency. */
   private admit<T>(fn: () => Promise<T>): Promise<T> {
-    const p = this.admitting.then(fn, fn);
-    this.admitting = p.catch(() => undefined);
-    return p;
+    return this.admitting.run(fn);
   }
 
   private refuseWhenStopping(): void {

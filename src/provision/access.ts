@@ -7,7 +7,7 @@
  * memory: never argv, logs, the audit log or state.
  */
 import { createHash } from 'node:crypto';
-import { runCaptured } from '../exec/run.js';
+import { runCaptured } from '../os/run.js';
 import { failed } from '../core/errors.js';
 import { sanitizeLine } from '../core/text.js';
 

@@ -1,7 +1,7 @@
 /**
  * `kindler doctor`: which host tools are there, which versions, and what is not usable.
  */
-import { runCaptured } from '../exec/run.js';
+import { runCaptured } from '../os/run.js';
 import { cleanLine } from '../core/text.js';
 
 export interface ToolReport {

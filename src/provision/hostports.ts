@@ -4,7 +4,7 @@
  */
 import { createServer } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import { runCaptured } from '../exec/run.js';
+import { runCaptured } from '../os/run.js';
 import { cleanLine } from '../core/text.js';
 
 /** Resolves to a reason string when the port cannot be bound on all interfaces, or null when it is free. */

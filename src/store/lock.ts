@@ -4,7 +4,7 @@
  */
 import { closeSync, fstatSync, lstatSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { processStart } from '../exec/process.js';
+import { processStart } from '../os/process.js';
 
 export class LockHeldError extends Error {
   constructor(readonly file: string, readonly pid: number, readonly role: string) {

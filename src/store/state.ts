@@ -18,7 +18,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Low, type Adapter } from 'lowdb';
 import { KindlerError } from '../core/errors.js';
-import { errnoText, writeFileAtomic } from './atomic.js';
+import { errnoText, writeFileAtomic } from '../os/atomic.js';
 import { LockLostError } from './lock.js';
 import { dayOf, Journal, type Segment } from './journal.js';
 import { isTerminal, ACTUAL_STATES, DESIRED_STATES, PROVIDERS, REGISTER_TARGETS, TASK_KINDS, TASK_STATES, type AuditEvent, type Cluster, type Task } from '../core/types.js';

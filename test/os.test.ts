@@ -1,5 +1,5 @@
 /**
- * src/exec: the one way kindler runs a short command (runCaptured) and the process helpers. Every
+ * src/os (run.ts, process.ts): the one way kindler runs a short command (runCaptured) and the process helpers. Every
  * child gets the allow-listed environment plus the owner mark, runs in its own process group (a
  * timeout stops the whole group; stragglers die when it exits), has bounded output, and ends as one
  * sanitized reason line.
@@ -10,8 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { OWNER_ENV, setChildOwner, setPassEnv } from '../src/core/childenv.js';
-import { processRunning } from '../src/exec/process.js';
-import { runCaptured } from '../src/exec/run.js';
+import { processRunning } from '../src/os/process.js';
+import { runCaptured } from '../src/os/run.js';
 import { readAdminEntry } from '../src/provision/access.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kindler-exec-'));

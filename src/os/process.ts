@@ -1,6 +1,6 @@
 /**
  * Processes as the kernel shows them (/proc), and process groups: what every part of kindler that
- * starts, finds or stops a child uses (src/exec/run.ts, the engine's script runner, the lock).
+ * starts, finds or stops a child uses (src/os/run.ts, the engine's script runner, the lock).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 
