@@ -97,3 +97,27 @@ test('input goes to stdin; without it stdin is empty', async () => {
   const b = await runCaptured('cat', [], { timeoutMs: 10_000 });
   assert.equal(b.stdout, '');
 });
+
+test('every child process starts in src/os: no other source file imports child_process or execa; git goes through simple-git in gitops.ts only', async () => {
+  const { readdirSync, statSync } = await import('node:fs');
+  const root = join(import.meta.dirname, '..', 'src');
+  const files: string[] = [];
+  const walk = (d: string) => {
+    for (const e of readdirSync(d)) {
+      const p = join(d, e);
+      if (statSync(p).isDirectory()) walk(p);
+      else if (p.endsWith('.ts')) files.push(p);
+    }
+  };
+  walk(root);
+  const spawners: string[] = [];
+  const git: string[] = [];
+  for (const f of files) {
+    const rel = f.slice(root.length + 1);
+    const text = readFileSync(f, 'utf8');
+    if (/from ['"](node:)?child_process['"]|from ['"]execa['"]|require\(['"](node:)?child_process['"]\)/.test(text) && !rel.startsWith('os/') && rel !== 'engine/runner.ts') spawners.push(rel);
+    if (/from ['"]simple-git['"]/.test(text) && rel !== 'provision/gitops.ts') git.push(rel);
+  }
+  assert.deepEqual(spawners, [], 'these files start processes outside src/os');
+  assert.deepEqual(git, [], 'these files use simple-git outside provision/gitops.ts');
+});
