@@ -574,9 +574,11 @@ test('an api.publicAddress this host does not have is refused before anything st
 
 test('the local CLI (control socket) prints the same kubeconfig; the tunnel command names ssh.publicHost and ssh.port; --mode direct exits 2', async (t) => {
   const w = makeWorld({ ssh: { enabled: false, port: 2222, publicHost: 'kindler.example', hostKeyFile: './keys/host_key', usersFile: './users.conf' } });
-  t.after(() => w.cleanup());
   const d = await startDaemon(w);
-  t.after(() => d.stop());
+  t.after(async () => {
+    await d.stop();
+    w.cleanup();
+  });
   const cr = await cli(w, ['create', 'dev', '--wait']);
   assert.equal(cr.code, 0, cr.stderr);
   const apiPort = (JSON.parse((await cli(w, ['show', 'dev', '--json'])).stdout) as { cluster: { apiPort: number } }).cluster.apiPort;
