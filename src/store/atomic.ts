@@ -8,7 +8,6 @@ import { closeSync, constants, fchmodSync, fsyncSync, openSync, renameSync, unli
 import { open, rename, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
-import { getSystemErrorMap } from 'node:util';
 
 const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_APPEND, O_NOFOLLOW } = constants;
 
@@ -22,21 +21,6 @@ export const READ_NOFOLLOW = O_RDONLY | O_NOFOLLOW;
 /** A fresh, unguessable temp name beside `file` (hidden, so listings of the directory skip it). */
 export function tempNameFor(file: string): string {
   return join(dirname(file), `.${basename(file)}.${process.pid}.${randomBytes(8).toString('hex')}.tmp`);
-}
-
-/**
- * "ENOSPC: no space left on device" for a system error (without the syscall and path Node appends),
- * the plain message for anything else. ELOOP from an O_NOFOLLOW open says what it means here.
- */
-export function errnoText(e: unknown): string {
-  const err = e as NodeJS.ErrnoException;
-  if (err?.code === 'ELOOP') return 'ELOOP: it is a symbolic link, which kindler refuses to write through';
-  if (typeof err?.errno === 'number') {
-    const known = getSystemErrorMap().get(err.errno);
-    if (known) return `${known[0]}: ${known[1]}`;
-  }
-  if (err?.code) return `${err.code}: ${String(err.message ?? '').replace(/^[A-Z0-9_]+: /, '').replace(/, \w+ '.*'$/, '')}`;
-  return err instanceof Error ? err.message : String(e);
 }
 
 /** Writes `data` to `file` atomically: a reader sees the old file or the new one, never a torn one. */
