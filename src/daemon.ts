@@ -5,7 +5,7 @@
 import { hostname } from 'node:os';
 import { UsersStore } from './access/users.js';
 import { loadPeerCred } from './control/peercred.js';
-import { startControlServer } from './control/server.js';
+import { startControlServer, type ControlServer } from './control/server.js';
 import { Engine, type LogFn } from './engine/engine.js';
 import type { Config } from './core/config.js';
 import { sanitizeLine } from './core/text.js';
@@ -65,7 +65,17 @@ export async function runDaemon(cfg: Config): Promise<number> {
     return 1;
   }
   const users = openUsers(cfg);
-  const control = await startControlServer(engine, daemonLog, users);
+  let control: ControlServer;
+  try {
+    control = await startControlServer(engine, daemonLog, users);
+  } catch (e) {
+    // Nothing may keep the process alive (node-cron's timers, the users-file watcher) or hold the lock.
+    daemonLog('error', (e as Error).message);
+    jobs.stop();
+    users.close();
+    await engine.shutdown();
+    return 1;
+  }
   let ssh: SshServer | null = null;
   try {
     if (cfg.ssh.enabled) {

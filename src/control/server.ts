@@ -7,12 +7,13 @@
  * owner, task user, presence) under its login name: reaching the socket at all takes the daemon's
  * uid, root, or membership in the socket's group, and granting that group is granting admin.
  */
-import { chmodSync, unlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, unlinkSync, type Stats } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { UsersStore } from '../access/users.js';
 import { runCommand } from '../commands/index.js';
 import { whenDrained } from '../commands/io.js';
+import { errnoText } from '../core/errors.js';
 import { sanitizeLine } from '../core/text.js';
 import type { Engine, LogFn } from '../engine/engine.js';
 import { localName, loadPeerCred, peerCredOf } from './peercred.js';
@@ -56,9 +57,22 @@ async function identify(sock: Socket, log: LogFn): Promise<string | null> {
 export async function startControlServer(engine: Engine, log: LogFn, users?: UsersStore): Promise<ControlServer> {
   loadPeerCred();
   const path = socketPath(engine.cfg.dataDir);
+  const cannot = (why: string) => new Error(`control socket: cannot listen on ${path}: ${why}`);
+  let found: Stats | undefined;
   try {
-    unlinkSync(path);
-  } catch { /* none left */ }
+    found = lstatSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw cannot(errnoText(e));
+  }
+  // A stale socket (a daemon that died) is removed; anything else in its place is not ours to remove.
+  if (found && !found.isSocket()) throw cannot(`it is ${found.isDirectory() ? 'a directory' : found.isSymbolicLink() ? 'a symlink' : 'a file'}, not a socket; remove it`);
+  if (found) {
+    try {
+      unlinkSync(path);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw cannot(`the stale socket cannot be removed (${errnoText(e)})`);
+    }
+  }
   const sockets = new Set<Socket>();
   const server: Server = createServer((sock) => {
     sockets.add(sock);
@@ -162,7 +176,7 @@ export async function startControlServer(engine: Engine, log: LogFn, users?: Use
     });
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (e) => reject(cannot(errnoText(e))));
     server.listen(path, () => {
       server.off('error', reject);
       resolve();
