@@ -16,6 +16,7 @@ import { whenDrained } from '../commands/io.js';
 import { errnoText } from '../core/errors.js';
 import { sanitizeLine } from '../core/text.js';
 import type { Engine, LogFn } from '../engine/engine.js';
+import type { EngineEvent, EngineEventInput } from '../engine/feed.js';
 import { localName, loadPeerCred, peerCredOf } from './peercred.js';
 import { NdjsonReader, type RunRequest, type ServerMessage, type SubscribeRequest } from './protocol.js';
 
@@ -104,21 +105,25 @@ export async function startControlServer(engine: Engine, log: LogFn, users?: Use
       if (sub?.type === 'subscribe') {
         const leave = engine.joinSession({ user, role: 'admin', source: 'local' });
         const behind = new Set<string>();
+        // This connection numbers what it sends itself, on from the snapshot's seq: a client drops events not
+        // newer than the last it applied, and the catch-up events below (made here, not by the feed) must each
+        // be newer than everything sent before them. The feed's own gaps (log events skipped) do not matter.
+        let seq = 0;
+        const emit = (event: EngineEventInput) => send({ type: 'event', event: { ...event, seq: ++seq } as EngineEvent });
         const { snapshot, unsubscribe } = engine.subscribe((event) => {
           if (event.type === 'log' && (behind.has(event.taskId) || sock.writableLength > CONTROL_BACKLOG)) {
             behind.add(event.taskId);
             return;
           }
-          send({ type: 'event', event });
+          emit(event);
         });
+        seq = snapshot.seq;
         const catchUp = () => {
           for (const taskId of behind) {
             if (sock.writableLength > CONTROL_BACKLOG) return;
             behind.delete(taskId);
             const tail = engine.liveLog(taskId);
-            // Every non-log event up to lastSeq was sent: half a step orders this one after them and
-            // before the next real event (a client drops events not newer than the last it applied).
-            if (tail && tail.lines.length) send({ type: 'event', event: { seq: engine.feed.lastSeq + 0.5, type: 'log', taskId, from: tail.dropped, lines: tail.lines } });
+            if (tail && tail.lines.length) emit({ type: 'log', taskId, from: tail.dropped, lines: tail.lines });
           }
         };
         sock.on('drain', catchUp);
