@@ -64,6 +64,8 @@ interface Running {
   post: PostStep[];
   /** Why kindler stopped the task itself (its log cannot be written): it fails with this reason. */
   abort?: string;
+  /** Settles once `finish` is done and the task has left `running` (whether or not its end was saved). */
+  ended: Promise<void>;
 }
 
 export interface ImportRow { line: number; name: string; result: 'imported' | 'refused'; reason?: string }
@@ -307,7 +309,8 @@ export class Engine {
   /** Resolves when the engine is no longer busy. */
   async idle(): Promise<void> {
     while (this.busy) {
-      await Promise.all([...this.running.values()].map((r) => r.run.done.catch(() => undefined)));
+      // Each task's end, not its script's: recording the end (post steps, the state write) takes time too.
+      await Promise.all([...this.running.values()].map((r) => r.ended));
       await Promise.all([...this.rechecks]);
       await new Promise((r) => setImmediate(r));
     }
@@ -1023,7 +1026,7 @@ export class Engine {
     log.add(`[kindler] ${t.kind} ${c.name} (${c.provider}) started by ${t.user} as task ${t.id}`);
     if (typeof t.params?.retry === 'string') log.add(`[kindler] ${t.params.retry}`);
     const post = (this.opts.postSteps ?? []).filter((p) => p.applies(t.kind, c));
-    const state: Running = { task: t, log, stderrTail: [], reachedCreate: false, post, run: undefined as unknown as Run };
+    const state: Running = { task: t, log, stderrTail: [], reachedCreate: false, post, run: undefined as unknown as Run, ended: Promise.resolve() };
     state.run = runScript({
       script: call.script,
       args: call.args,
@@ -1046,7 +1049,7 @@ export class Engine {
     this.persist(t);
     // A runner error still ends the task (failed, with the reason); an error while recording the end
     // is logged loudly rather than handled twice.
-    state.run.done
+    state.ended = state.run.done
       .then(
         (r) => this.finish(state, r),
         (e: Error) => this.finish(state, { exitCode: null, signal: null, stopped: null, killed: false, spawnError: `internal error: ${e.message}` }),
@@ -1524,9 +1527,8 @@ export class Engine {
     }
     this.refusals.flush();
     for (const s of this.running.values()) s.run.stop('shutdown');
-    await Promise.all([...this.running.values()].map((s) => s.run.done.catch(() => undefined)));
     // `finish` always takes a task out of `running`, whether or not its end could be written.
-    while (this.running.size > 0) await new Promise((r) => setTimeout(r, 10));
+    await Promise.all([...this.running.values()].map((s) => s.ended));
     await Promise.all([...this.rechecks]);
     for (const l of this.logs.values()) await l.close();
     let lost: StateWriteError | null = null;
