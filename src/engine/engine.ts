@@ -76,6 +76,9 @@ export interface ImportRow { line: number; name: string; result: 'imported' | 'r
  */
 export type RecreateGuard = (existing: Cluster, changes: string[]) => void;
 
+/** A port's column in the older tool's CSV (import-csv names it in refusals); the API port has none: its flag. */
+const csvField = (k: PortKind): string => (k === 'httpPort' ? 'http_port' : k === 'httpsPort' ? 'https_port' : flagOf(k));
+
 /** Work an import does between two yields to the event loop, so other requests are served meanwhile. */
 const IMPORT_SLICE_MS = 10;
 
@@ -459,8 +462,17 @@ export class Engine {
     return out;
   }
 
-  /** Honours given ports or refuses them; allocates omitted ones from the configured ranges. */
-  private async pickPorts(req: CreateRequest, existing: Cluster | undefined, others: Cluster[]): Promise<Record<PortKind, number>> {
+  /**
+   * Honours given ports or refuses them; allocates omitted ones from the configured ranges. `o.field` names a
+   * port in messages (default: its flag); `o.givenBusy` decides whether a given port is taken on the host.
+   */
+  private async pickPorts(
+    req: CreateRequest,
+    existing: Cluster | undefined,
+    others: Cluster[],
+    o: { field?: (k: PortKind) => string; givenBusy?: (port: number) => Promise<string | null> } = {},
+  ): Promise<Record<PortKind, number>> {
+    const field = o.field ?? flagOf;
     const taken = new Map<number, string>();
     for (const c of others) for (const k of ['httpPort', 'httpsPort', 'apiPort'] as const) taken.set(c[k], c.name);
     const own = this.ownPorts();
@@ -471,14 +483,14 @@ export class Engine {
       const want = req[k] ?? existing?.[k];
       if (want === undefined) continue;
       // Recorded ports are held to the same rules as given ones (a record may predate a rule).
-      if (!Number.isInteger(want) || want < MIN_CLUSTER_PORT || want > 65535) throw usageError(`${flagOf(k)}: must be a port number ${MIN_CLUSTER_PORT}-65535 (got ${want})`, flagOf(k));
+      if (!Number.isInteger(want) || want < MIN_CLUSTER_PORT || want > 65535) throw usageError(`${field(k)}: must be a port number ${MIN_CLUSTER_PORT}-65535 (got ${want})`, field(k));
       const key = own.get(want);
-      if (key) throw usageError(`${flagOf(k)}: ${want} is the routes frontend's own port (${key}); choose another`, flagOf(k));
+      if (key) throw usageError(`${field(k)}: ${want} is the routes frontend's own port (${key}); choose another`, field(k));
       const owner = taken.get(want);
-      if (owner) throw conflict(`${flagOf(k)}: ${want} is already used by cluster "${owner}"`, flagOf(k));
+      if (owner) throw conflict(`${field(k)}: ${want} is already used by cluster "${owner}"`, field(k));
       if (req[k] !== undefined) {
-        const busy = await this.hostBusy(want);
-        if (busy) throw conflict(`${flagOf(k)}: ${want} is not available: ${busy}`, flagOf(k));
+        const busy = await (o.givenBusy ?? ((p: number) => this.hostBusy(p)))(want);
+        if (busy) throw conflict(`${field(k)}: ${want} is not available: ${busy}`, field(k));
       }
       out[k] = want;
       taken.set(want, req.name);
@@ -489,7 +501,7 @@ export class Engine {
       const skip = new Set([...taken.keys(), ...own.keys()]);
       for (;;) {
         const p = allocatePort(range, skip);
-        if (p === null) throw conflict(`${flagOf(k)}: no free port left in the configured range ${range.from}-${range.to}`, flagOf(k));
+        if (p === null) throw conflict(`${field(k)}: no free port left in the configured range ${range.from}-${range.to}`, field(k));
         if (!(await this.hostBusy(p))) {
           out[k] = p;
           taken.set(p, req.name);
@@ -730,17 +742,31 @@ export class Engine {
             throw conflict(`name: cluster "${req.name}" already exists`, 'name');
           }
           const others = [...this.store.data.clusters, ...added];
-          const ports = await this.pickPorts({ ...req, httpPort: undefined, httpsPort: undefined }, undefined, others).then((p) => p);
           // Imported ports are the old tool's real mappings: honoured exactly, or refused on conflict.
           for (const k of ['httpPort', 'httpsPort'] as const) {
             const v = req[k];
             if (v === undefined) continue;
             const key = own.get(v);
-            if (key) throw usageError(`${k === 'httpPort' ? 'http_port' : 'https_port'}: ${v} is the routes frontend's own port (${key})`);
+            if (key) throw usageError(`${csvField(k)}: ${v} is the routes frontend's own port (${key})`);
             const owner = others.find((c) => c.httpPort === v || c.httpsPort === v || c.apiPort === v);
-            if (owner) throw conflict(`${k === 'httpPort' ? 'http_port' : 'https_port'}: ${v} is already used by cluster "${owner.name}"`);
-            ports[k] = v;
+            if (owner) throw conflict(`${csvField(k)}: ${v} is already used by cluster "${owner.name}"`);
           }
+          // Given like create's flags: checked on the host, and never handed out to the row's other ports. A port
+          // in use is the row's own when the provider runs that cluster (the old tool's, still up): one status check.
+          let provided: boolean | undefined;
+          const givenBusy = async (port: number): Promise<string | null> => {
+            const busy = await this.hostBusy(port);
+            if (!busy) return null;
+            if (provided === undefined) {
+              try {
+                provided = (await this.probe(req.name, req.provider)).state !== 'absent';
+              } catch (e) {
+                return `${busy}, and whether ${req.provider} has a cluster named "${req.name}" could not be checked (${(e as Error).message})`;
+              }
+            }
+            return provided ? null : `${busy}, and ${req.provider} has no cluster named "${req.name}"`;
+          };
+          const ports = await this.pickPorts(req, undefined, others, { field: csvField, givenBusy });
           if (req.subnet) {
             const mine = parseSubnet(req.subnet);
             const clash = others.find((c) => c.subnet && subnetsOverlap(mine, parseSubnet(c.subnet)));
