@@ -1114,7 +1114,8 @@ export class Engine {
         t.step = m.title;
         t.progress = progressAt(m.n, of);
         if (m.key === 'create-cluster') s.reachedCreate = true;
-        s.log.add(`==> [${m.n}/${m.of}] ${m.title}`);
+        // The same count as the step record (the script's steps plus the post steps that follow them).
+        s.log.add(`==> [${m.n}/${of}] ${m.title}`);
         this.persist(t);
         break;
       }
