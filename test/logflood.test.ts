@@ -10,7 +10,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { startControlServer } from '../src/control/server.js';
 import { Engine } from '../src/engine/engine.js';
-import type { EngineEvent } from '../src/engine/feed.js';
+import type { EngineEvent } from '../src/core/feed.js';
 import { LineSplitter } from '../src/engine/lines.js';
 import { LogBuffer } from '../src/tui/logbuffer.js';
 import { ALICE, makeTestKey, makeWorld, scriptEnv, startTestSsh } from './helpers.js';

@@ -16,7 +16,7 @@ import { whenDrained } from '../commands/io.js';
 import { errnoText } from '../core/errors.js';
 import { sanitizeLine } from '../core/text.js';
 import type { Engine, LogFn } from '../engine/engine.js';
-import type { EngineEvent, EngineEventInput } from '../engine/feed.js';
+import type { EngineEvent, EngineEventInput } from '../core/feed.js';
 import { localName, loadPeerCred, peerCredOf } from './peercred.js';
 import { NdjsonReader, type RunRequest, type ServerMessage, type SubscribeRequest } from './protocol.js';
 
