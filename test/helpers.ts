@@ -15,7 +15,7 @@ import { runCommand, type Principal } from '../src/commands/index.js';
 import ssh2 from 'ssh2';
 import type { ConnectConfig, ParsedKey } from 'ssh2';
 import { UsersStore } from '../src/access/users.js';
-import { loadOrCreateHostKey } from '../src/ssh/hostkey.js';
+import { loadOrCreateHostKey } from '../src/access/hostkey.js';
 import { readJournal } from '../src/store/journal.js';
 import type { Task } from '../src/core/types.js';
 import { startSshServer, DEFAULT_SSH_LIMITS, type OpenTui, type SshLimits, type SshServer } from '../src/ssh/server.js';

@@ -13,7 +13,7 @@ import { connect as tlsConnect, createServer as tlsCreateServer, type Server as 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UsersStore } from '../src/access/users.js';
-import { loadOrCreateHostKey, type HostKey } from '../src/ssh/hostkey.js';
+import { loadOrCreateHostKey, type HostKey } from '../src/access/hostkey.js';
 import { startSshServer, DEFAULT_SSH_LIMITS, type SshLimits, type SshServer } from '../src/ssh/server.js';
 import type { Engine } from '../src/engine/engine.js';
 import type { Principal } from '../src/commands/index.js';

@@ -7,7 +7,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, wri
 import { dirname } from 'node:path';
 import ssh2 from 'ssh2';
 import type { ParsedKey } from 'ssh2';
-import { fingerprint } from '../access/users.js';
+import { fingerprint } from './users.js';
 import { writeFileAtomicSync } from '../store/atomic.js';
 
 const { utils } = ssh2;
