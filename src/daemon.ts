@@ -5,6 +5,7 @@
 import { hostname } from 'node:os';
 import { UsersStore } from './access/users.js';
 import { loadPeerCred } from './control/peercred.js';
+import { Service } from './commands/service.js';
 import { startControlServer, type ControlServer } from './control/server.js';
 import { Engine, type LogFn } from './engine/engine.js';
 import type { Config } from './core/config.js';
@@ -65,9 +66,11 @@ export async function runDaemon(cfg: Config): Promise<number> {
     return 1;
   }
   const users = openUsers(cfg);
+  // The faces get the engine only as the Service the verbs run on.
+  const service = new Service(engine);
   let control: ControlServer;
   try {
-    control = await startControlServer(engine, daemonLog, users);
+    control = await startControlServer(service, daemonLog, users);
   } catch (e) {
     // Nothing may keep the process alive (node-cron's timers, the users-file watcher) or hold the lock.
     daemonLog('error', (e as Error).message);
@@ -83,7 +86,7 @@ export async function runDaemon(cfg: Config): Promise<number> {
       daemonLog('info', `ssh host key ${hostKey.path}${hostKey.created ? ' (created)' : ''}: ${hostKey.fingerprint}`);
       const s = cfg.ssh;
       ssh = await startSshServer({
-        engine,
+        service,
         users,
         hostKey,
         host: s.host,

@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import type { Principal } from '../src/commands/index.js';
+import { Service } from '../src/commands/service.js';
 import { startControlServer } from '../src/control/server.js';
 import { Engine } from '../src/engine/engine.js';
 import type { PostStep } from '../src/engine/poststeps.js';
@@ -141,7 +142,7 @@ test('3: a watcher that fell behind on two tasks gets both tasks\' tails, each a
   const a = JSON.parse((await verb(engine, ['create', 'laga', '--json'])).out).task.id as string;
   const b = JSON.parse((await verb(engine, ['create', 'lagb', '--json'])).out).task.id as string;
   await engine.idle();
-  const control = await startControlServer(engine, () => undefined);
+  const control = await startControlServer(new Service(engine), () => undefined);
   t.after(() => control.close());
 
   const msgs: { type: string; snapshot?: unknown; event?: { seq: number; type: string; taskId?: string; from?: number; lines?: string[] } }[] = [];
