@@ -10,7 +10,7 @@ import { startControlServer, type ControlServer } from './control/server.js';
 import { Engine, type LogFn } from './engine/engine.js';
 import type { Config } from './core/config.js';
 import { sanitizeLine } from './core/text.js';
-import { loadOrCreateHostKey } from './access/hostkey.js';
+import { loadOrCreateHostKey } from './ssh/hostkey.js';
 import { startSshServer, type SshServer } from './ssh/server.js';
 import cron from 'node-cron';
 import { runReconcile, runRetention, runTtl } from './cron/jobs.js';

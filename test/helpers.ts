@@ -16,13 +16,15 @@ import { Service } from '../src/commands/service.js';
 import ssh2 from 'ssh2';
 import type { ConnectConfig, ParsedKey } from 'ssh2';
 import { UsersStore } from '../src/access/users.js';
-import { loadOrCreateHostKey } from '../src/access/hostkey.js';
+import { loadOrCreateHostKey } from '../src/ssh/hostkey.js';
 import { readJournal } from '../src/store/journal.js';
 import type { Task } from '../src/core/types.js';
 import { startSshServer, DEFAULT_SSH_LIMITS, type OpenTui, type SshLimits, type SshServer } from '../src/ssh/server.js';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const FAKE_BIN = join(ROOT, 'test', 'fixtures', 'bin');
+/** The k3d, kind and kubectl stand-ins over the real docker engine (no docker fake here). */
+export const ENGINE_BIN = join(ROOT, 'test', 'fixtures', 'engine-bin');
 export const CLI = join(ROOT, 'dist', 'cli.js');
 
 // Test port ranges stay below the kernel's ephemeral range (32768+ here), so an outgoing connection
@@ -42,12 +44,26 @@ export interface World {
   clearRule(name: string): void;
   /** The fake tools' invocation log (one JSON line per call), '' before the first call. */
   calls(): string;
-  /** The fake docker's containers whose names include `name`. */
+  /** The docker containers (fake or real engine) whose names include `name`. */
   containers(name: string): string[];
+  /** The real engine's address when this world runs on it (see test/engine.ts), else undefined. */
+  dockerHost?: string;
   cleanup(): void;
 }
 
-export function makeWorld(overrides: Record<string, unknown> = {}): World {
+export interface WorldOptions {
+  /**
+   * Run on the real docker engine at this address: the k3d, kind and kubectl stand-ins create real
+   * containers there, and kindler's own docker calls go to the real docker CLI (no docker fake on
+   * PATH). Get the address from test/engine.ts.
+   */
+  dockerHost?: string;
+}
+
+export function makeWorld(overrides: Record<string, unknown> = {}, opts: WorldOptions = {}): World {
+  // Exploration only (never set in CI): KINDLER_TEST_ALL_ON_ENGINE=unix://… runs every world on that
+  // engine, to find where the JSON engine and the real one differ.
+  if (!opts.dockerHost && process.env.KINDLER_TEST_ALL_ON_ENGINE) opts = { ...opts, dockerHost: process.env.KINDLER_TEST_ALL_ON_ENGINE };
   const dir = mkdtempSync(join(tmpdir(), 'kindler-test-'));
   const dataDir = join(dir, 'data');
   const fakeDir = join(dir, 'fake');
@@ -80,7 +96,7 @@ export function makeWorld(overrides: Record<string, unknown> = {}): World {
   writeFileSync(configFile, JSON.stringify(config, null, 2));
   const env: NodeJS.ProcessEnv = {
     ...process.env,
-    PATH: `${FAKE_BIN}:${process.env.PATH}`,
+    PATH: `${opts.dockerHost ? ENGINE_BIN : FAKE_BIN}:${process.env.PATH}`,
     KINDLER_FAKE_DIR: fakeDir,
     KINDLER_CONFIG: configFile,
     HOME: home,
@@ -88,23 +104,50 @@ export function makeWorld(overrides: Record<string, unknown> = {}): World {
   };
   delete env.KUBECONFIG;
   delete env.KINDLER_DATA_DIR;
+  delete env.KINDLER_FAKE_ENGINE;
+  if (opts.dockerHost) {
+    env.DOCKER_HOST = opts.dockerHost;
+    env.KINDLER_FAKE_ENGINE = 'docker';
+  }
   const cfg = loadConfig(env);
+  const docker = (args: string[]): string => execFileSync(opts.dockerHost ? 'docker' : join(FAKE_BIN, 'docker'), args, { env, encoding: 'utf8' });
   return {
-    dir, dataDir, fakeDir, home, configFile, env, cfg,
+    dir, dataDir, fakeDir, home, configFile, env, cfg, dockerHost: opts.dockerHost,
     rule: (name, content) => writeFileSync(join(fakeDir, 'control', name), `${content}\n`),
     calls: () => (existsSync(join(fakeDir, 'calls.log')) ? readFileSync(join(fakeDir, 'calls.log'), 'utf8') : ''),
     clearRule: (name) => rmSync(join(fakeDir, 'control', name), { force: true }),
     containers: (name) => {
-      const out = execFileSync(join(FAKE_BIN, 'docker'), ['ps', '-a', '--format', '{{.Names}}'], { env, encoding: 'utf8' });
+      const out = docker(['ps', '-a', '--format', '{{.Names}}']);
       return out.split('\n').filter((n) => n && n.includes(name));
     },
-    cleanup: () => rmSync(dir, { recursive: true, force: true }),
+    cleanup: () => {
+      // On the real engine: everything the stand-ins made for this world (they label it with the world).
+      if (opts.dockerHost) removeWorldObjects(docker, fakeDir);
+      rmSync(dir, { recursive: true, force: true });
+    },
   };
 }
 
-/** The environment the engine gives scripts (fakes first on PATH, a private HOME). */
+/** Removes the containers, networks and volumes the stand-ins labelled with this world. */
+function removeWorldObjects(docker: (args: string[]) => string, fakeDir: string): void {
+  const filter = `label=kindler.test.world=${fakeDir}`;
+  const ids = (args: string[]) => docker(args).split('\n').filter(Boolean);
+  const containers = ids(['ps', '-aq', '--filter', filter]);
+  if (containers.length) docker(['rm', '-f', '-v', ...containers]);
+  const volumes = ids(['volume', 'ls', '-q', '--filter', filter]);
+  if (volumes.length) docker(['volume', 'rm', ...volumes]);
+  // kind's shared network `kind` stays while another world's nodes are on it, as it does for kind.
+  for (const n of ids(['network', 'ls', '-q', '--filter', filter])) {
+    const members = docker(['network', 'inspect', '-f', '{{len .Containers}}', n]).trim();
+    if (members === '0') docker(['network', 'rm', n]);
+  }
+}
+
+/** The environment the engine gives scripts (stand-ins first on PATH, a private HOME). */
 export function scriptEnv(w: World): Record<string, string> {
-  return { PATH: w.env.PATH!, KINDLER_FAKE_DIR: w.fakeDir, HOME: w.home, XDG_CONFIG_HOME: join(w.home, '.config') };
+  const env: Record<string, string> = { PATH: w.env.PATH!, KINDLER_FAKE_DIR: w.fakeDir, HOME: w.home, XDG_CONFIG_HOME: join(w.home, '.config') };
+  if (w.dockerHost) Object.assign(env, { DOCKER_HOST: w.dockerHost, KINDLER_FAKE_ENGINE: 'docker' });
+  return env;
 }
 
 export async function startEngine(w: World): Promise<Engine> {

@@ -10,10 +10,10 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect as netConnect, createServer } from 'node:net';
 import { connect as tlsConnect, createServer as tlsCreateServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UsersStore } from '../src/access/users.js';
-import { loadOrCreateHostKey, type HostKey } from '../src/access/hostkey.js';
+import { loadOrCreateHostKey, type HostKey } from '../src/ssh/hostkey.js';
 import { startSshServer, DEFAULT_SSH_LIMITS, type SshLimits, type SshServer } from '../src/ssh/server.js';
 import type { Engine } from '../src/engine/engine.js';
 import type { Principal } from '../src/commands/index.js';
@@ -508,8 +508,11 @@ test('a cluster whose create failed has no kubeconfig: one line says so (exit 4)
   assert.doesNotMatch(k.err, /kubectl|stat /);
 });
 
-test('with api.publicAddress, k3d and kind are created with the API on that address and in its certificate; --mode direct names it', async (t) => {
-  const ADDR = '192.0.2.10';
+/** A non-loopback IPv4 address of this host (docker can publish on it), or undefined. */
+const HOST_ADDR = Object.values(networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+
+test('with api.publicAddress, k3d and kind are created with the API on that address and in its certificate; --mode direct names it', { skip: !HOST_ADDR && 'this host has no non-loopback IPv4 address to publish an API on' }, async (t) => {
+  const ADDR = HOST_ADDR!;
   const h = await setup(t, { config: { api: { publicAddress: ADDR } } });
   await createCluster(h, 'pub', BOB);
   const c = h.engine.getCluster('pub')!;
@@ -555,6 +558,19 @@ test('the read-only ServiceAccount name is valid for every user name, and distin
   const m = JSON.parse(viewerManifest('kindler-view-carl')) as { items: { kind: string; roleRef?: { name: string } }[] };
   assert.deepEqual(m.items.map((x) => x.kind), ['ServiceAccount', 'ClusterRoleBinding']);
   assert.equal(m.items[1]!.roleRef!.name, 'view');
+});
+
+test('an api.publicAddress this host does not have is refused before anything starts: one line naming the key and the addresses it has, exit 1', async (t) => {
+  const h = await setup(t, { config: { api: { publicAddress: '198.51.100.77' } } });
+  for (const provider of ['k3d', 'kind']) {
+    const r = await verb(h.engine, ['create', `nope${provider}`, '--provider', provider, '--wait'], BOB);
+    assert.equal(r.code, 1, r.err);
+    assert.equal(r.err.trim().split('\n').length, 1, r.err);
+    assert.match(r.err, /^error: api\.publicAddress: 198\.51\.100\.77 is not an address of this host \(it has 127\.0\.0\.1[^)]*\), so docker cannot publish a cluster's API on it; add the address to an interface or change api\.publicAddress$/m);
+    assert.equal(h.engine.getCluster(`nope${provider}`), undefined);
+  }
+  assert.equal(h.engine.listTasks({}).length, 0, 'no task');
+  assert.equal(calls(h).filter((c) => c.tool === 'k3d' || c.tool === 'kind').length, 0, 'no provider call');
 });
 
 test('the local CLI (control socket) prints the same kubeconfig; the tunnel command names ssh.publicHost and ssh.port; --mode direct exits 2', async (t) => {

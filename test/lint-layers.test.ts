@@ -47,10 +47,10 @@ test('lint:layers fails with one line per planted violation: a face importing en
   const r = lint(dir, ['src']);
   assert.equal(r.code, 1, r.out + r.err);
   assert.deepEqual(r.out.trimEnd().split('\n'), [
-    "src/commands/index.ts: imports '../daemon.js' (main): commands (rank 4) must not import the higher layer main (rank 6)",
+    "src/commands/index.ts: imports '../daemon.js' (main): commands (rank 5) must not import the higher layer main (rank 7)",
     "src/control/protocol.ts: imports '../store/state.js' (store): a face never imports engine, cron or store (act through commands, read the shapes in core)",
-    "src/core/types.ts: imports '../engine/engine.js' (engine): core (rank 0) must not import the higher layer engine (rank 2)",
-    "src/engine/engine.ts: imports '../access/authorize.js' (access): engine and access sit side by side (rank 2) and must not import each other",
+    "src/core/types.ts: imports '../engine/engine.js' (engine): core (rank 0) must not import the higher layer engine (rank 3)",
+    "src/engine/engine.ts: imports '../access/authorize.js' (access): engine and access sit side by side (rank 3) and must not import each other",
     'src/extra/odd.ts: in no layer: add its directory to LAYERS in tools/lint-layers.ts',
     "src/tui/model.ts: imports '../engine/engine.js' (engine): a face never imports engine, cron or store (act through commands, read the shapes in core)",
   ]);

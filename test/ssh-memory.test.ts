@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import { UsersStore } from '../src/access/users.js';
-import { loadOrCreateHostKey } from '../src/access/hostkey.js';
+import { loadOrCreateHostKey } from '../src/ssh/hostkey.js';
 import { DEFAULT_SSH_LIMITS, startSshServer } from '../src/ssh/server.js';
 import { Service } from '../src/commands/service.js';
 import { makeWorld, startEngine } from './helpers.js';

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import ssh2 from 'ssh2';
 import type { ClientChannel, ConnectConfig, HostBasedAuthMethod, KeyboardInteractiveAuthMethod, NoAuthMethod, ParsedKey, PasswordAuthMethod } from 'ssh2';
 import { UsersStore } from '../src/access/users.js';
-import { loadOrCreateHostKey, HostKeyError, type HostKey } from '../src/access/hostkey.js';
+import { loadOrCreateHostKey, HostKeyError, type HostKey } from '../src/ssh/hostkey.js';
 import { startSshServer, DEFAULT_SSH_LIMITS, type OpenTui, type SshLimits, type SshServer } from '../src/ssh/server.js';
 import { splitCommand } from '../src/ssh/argv.js';
 import { FailureLimiter } from '../src/ssh/ratelimit.js';

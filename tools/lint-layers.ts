@@ -7,18 +7,19 @@
  * never a different layer of the same rank (engine and access sit side by side, as do store and provision).
  *
  *   rank  layer      what                                                        paths (under src/)
- *   6     main       entry points: build the engine, the jobs and the faces      cli.ts, tui-cli.ts, daemon.ts
- *   5     face       what users talk to: SSH, the TUI, the control socket        ssh/, tui/, control/
- *   4     commands   the verbs every face runs, and the session backend          commands/
- *   3     cron       scheduled jobs (reconcile, TTL, retention) over the engine  cron/
- *   2     engine     tasks: queue, runner, logs, the events feed, post steps     engine/
- *   2     access     roles, authorize(), the users file                          access/
- *   1     store      the state file, the journal, the lock, config loading       store/
- *   1     provision  script calls, routes, GitOps, hooks, host ports, doctor     provision/
+ *   7     main       entry points: build the engine, the jobs and the faces      cli.ts, tui-cli.ts, daemon.ts
+ *   6     face       what users talk to: SSH, the TUI, the control socket        ssh/, tui/, control/
+ *   5     commands   the verbs every face runs, the session backend, Service     commands/
+ *   4     cron       scheduled jobs (reconcile, TTL, retention) over the engine  cron/
+ *   3     engine     tasks: queue, runner, logs, the events feed, post steps     engine/
+ *   3     access     roles, authorize(), the users file                          access/
+ *   2     store      the state file, the journal, the lock, config loading       store/
+ *   2     provision  script calls, routes, GitOps, hooks, host ports, doctor     provision/
+ *   1     os         operating-system primitives: atomic files, processes        os/
  *   0     core       types and rules, pure                                       core/
  *
  * On top of the order, a face never imports engine, cron or store, not even a type: it acts through
- * commands (runCommand, the session backend) and reads the shapes in core. Every file under src/ must
+ * commands (the Service, the session backend) and reads the shapes in core (and may use os's primitives). Every file under src/ must
  * belong to a layer, so a new directory is placed here before it is used.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -34,14 +35,15 @@ interface Layer {
 }
 
 export const LAYERS: readonly Layer[] = [
-  { name: 'main', rank: 6, paths: ['cli.ts', 'tui-cli.ts', 'daemon.ts'] },
-  { name: 'face', rank: 5, paths: ['ssh/', 'tui/', 'control/'] },
-  { name: 'commands', rank: 4, paths: ['commands/'] },
-  { name: 'cron', rank: 3, paths: ['cron/'] },
-  { name: 'engine', rank: 2, paths: ['engine/'] },
-  { name: 'access', rank: 2, paths: ['access/'] },
-  { name: 'store', rank: 1, paths: ['store/'] },
-  { name: 'provision', rank: 1, paths: ['provision/'] },
+  { name: 'main', rank: 7, paths: ['cli.ts', 'tui-cli.ts', 'daemon.ts'] },
+  { name: 'face', rank: 6, paths: ['ssh/', 'tui/', 'control/'] },
+  { name: 'commands', rank: 5, paths: ['commands/'] },
+  { name: 'cron', rank: 4, paths: ['cron/'] },
+  { name: 'engine', rank: 3, paths: ['engine/'] },
+  { name: 'access', rank: 3, paths: ['access/'] },
+  { name: 'store', rank: 2, paths: ['store/'] },
+  { name: 'provision', rank: 2, paths: ['provision/'] },
+  { name: 'os', rank: 1, paths: ['os/'] },
   { name: 'core', rank: 0, paths: ['core/'] },
 ];
 

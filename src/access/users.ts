@@ -19,9 +19,9 @@ import { mkdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node:f
 import { basename, dirname } from 'node:path';
 import ssh2 from 'ssh2';
 import type { ParsedKey } from 'ssh2';
-import { conflict, errnoText, failed, notFound, usageError } from '../core/errors.js';
+import { conflict, failed, notFound, usageError } from '../core/errors.js';
 import { sanitizeLine, shown } from '../core/text.js';
-import { writeFileAtomicSync } from '../store/atomic.js';
+import { errnoText, writeFileAtomicSync } from '../os/atomic.js';
 import { isRole, ROLES, type Role } from './authorize.js';
 
 const { utils } = ssh2;

@@ -1,7 +1,6 @@
 /**
  * Typed errors with stable exit codes. Every face maps a KindlerError to the same exit code.
  */
-import { getSystemErrorMap } from 'node:util';
 
 /** Stable, documented exit codes. */
 export const EXIT = {
@@ -34,18 +33,3 @@ export const notFound = (message: string) => new KindlerError('notFound', messag
 export const conflict = (message: string, field?: string) => new KindlerError('conflict', message, field);
 export const failed = (message: string) => new KindlerError('failed', message);
 export const refused = (message: string) => new KindlerError('refused', message);
-
-/**
- * "ENOSPC: no space left on device" for a system error (without the syscall and path Node appends),
- * the plain message for anything else. ELOOP from an O_NOFOLLOW open says what it means here.
- */
-export function errnoText(e: unknown): string {
-  const err = e as NodeJS.ErrnoException;
-  if (err?.code === 'ELOOP') return 'ELOOP: it is a symbolic link, which kindler refuses to write through';
-  if (typeof err?.errno === 'number') {
-    const known = getSystemErrorMap().get(err.errno);
-    if (known) return `${known[0]}: ${known[1]}`;
-  }
-  if (err?.code) return `${err.code}: ${String(err.message ?? '').replace(/^[A-Z0-9_]+: /, '').replace(/, \w+ '.*'$/, '')}`;
-  return err instanceof Error ? err.message : String(e);
-}

@@ -4,7 +4,7 @@
  */
 import { appendFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { APPEND_NOFOLLOW } from '../store/atomic.js';
+import { APPEND_NOFOLLOW } from '../os/atomic.js';
 import type { Engine } from '../engine/engine.js';
 import { isTerminal } from '../core/types.js';
 import { listProviderClusters, reconcilePass, type DriftKind, type ReconcileResult } from './reconcile.js';

@@ -3,10 +3,11 @@
  * per-cluster lock), queues tasks under a global concurrency limit, runs the scripts, records every
  * outcome truthfully, and publishes a snapshot-and-events feed for every face.
  */
+import { Serial } from '../core/serial.js';
 import { mkdirSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { setPassEnv } from '../core/childenv.js';
+import { OWNER_ENV, setChildOwner, setPassEnv } from '../core/childenv.js';
 import type { Config } from '../core/config.js';
 import { conflict, failed, notFound, usageError } from '../core/errors.js';
 import { parseMarker, progressAt } from '../core/markers.js';
@@ -18,11 +19,12 @@ import { cleanLine, sanitizeLine } from '../core/text.js';
 import { pickErrorLine } from '../core/errorline.js';
 import { isTerminal, registerOf, wantsRoute, type AuditEvent, type Cluster, type ClusterOptions, type StoreHealth, type Task, type TaskKind, type TaskState } from '../core/types.js';
 import { countCsvRows, parseEnvironmentsCsv } from '../core/csv.js';
-import { hostPortBusy } from '../provision/hostports.js';
+import { dockerPublishers, hostIPv4Addresses, hostPortBusy } from '../provision/hostports.js';
 import { doctor, type ToolReport } from '../provision/doctor.js';
 import { routesStatus } from '../provision/routes.js';
 import { adoptCall, parseStatus, scriptFor, statusCall, type StatusResult } from '../provision/scripts.js';
-import { acquireLock, ownProcessGroup, processesWithEnv, processRunning, processStart, type Lock } from '../store/lock.js';
+import { acquireLock, type Lock } from '../store/lock.js';
+import { ownProcessGroup, processesWithEnv, processRunning, processStart } from '../os/process.js';
 import { StateWriteError, Store, type StateData } from '../store/state.js';
 import type { Listener, SessionInfo, Snapshot } from '../core/feed.js';
 import { Feed } from './feed.js';
@@ -88,7 +90,7 @@ const IMPORT_SLICE_MS = 10;
  * the absolute data directory. After a crash the next holder of the lock finds what the dead one left
  * running by it, even a process whose pid never reached the state file.
  */
-export const OWNER_ENV = 'KINDLER_OWNER';
+export { OWNER_ENV } from '../core/childenv.js';
 
 const STDERR_TAIL = 10;
 const KEEP_FINISHED_LOGS = 64;
@@ -107,7 +109,8 @@ export class Engine {
   /** Cluster name -> its queued or running task id. */
   private readonly active = new Map<string, string>();
   private readonly logs = new Map<string, TaskLog>();
-  private admitting: Promise<unknown> = Promise.resolve();
+  /** Admission is serialized: one verb's checks and record change at a time. */
+  private readonly admitting = new Serial();
   private stopping = false;
   private rechecks = new Set<Promise<void>>();
   private readonly log: LogFn;
@@ -172,6 +175,10 @@ export class Engine {
       throw e;
     }
     setPassEnv(cfg.passEnv);
+    // Every child (scripts, hooks, haproxy, doctor probes, kubectl, git) carries the owner mark, so
+    // recover() finds what a crashed daemon left running. One engine per daemon process: the mark is
+    // process-wide.
+    setChildOwner(resolve(cfg.dataDir));
     const scriptEnv = { ...opts.scriptEnv, [OWNER_ENV]: resolve(cfg.dataDir) };
     try {
       const engine = new Engine(cfg, store, lock, { ...opts, scriptEnv, postSteps: opts.postSteps ?? defaultPostSteps(cfg, scriptEnv) });
@@ -330,9 +337,7 @@ export class Engine {
 
   /** Serialises admission so port allocation and the per-cluster lock hold under concurrency. */
   private admit<T>(fn: () => Promise<T>): Promise<T> {
-    const p = this.admitting.then(fn, fn);
-    this.admitting = p.catch(() => undefined);
-    return p;
+    return this.admitting.run(fn);
   }
 
   private refuseWhenStopping(): void {
@@ -372,6 +377,7 @@ export class Engine {
       };
       checkCreateRequest(req);
       this.assertIdle(req.name);
+      this.assertApiAddressOnHost();
       let expiresAt: string | undefined;
       if (existing) {
         if (existing.actual !== 'failed' && existing.actual !== 'absent') {
@@ -491,7 +497,11 @@ export class Engine {
       if (owner) throw conflict(`${field(k)}: ${want} is already used by cluster "${owner}"`, field(k));
       if (req[k] !== undefined) {
         const busy = await (o.givenBusy ?? ((p: number) => this.hostBusy(p)))(want);
-        if (busy) throw conflict(`${field(k)}: ${want} is not available: ${busy}`, field(k));
+        if (busy) {
+          const holders = await dockerPublishers(want, this.opts.scriptEnv);
+          const who = holders.length ? `docker container${holders.length > 1 ? 's' : ''} ${holders.map((h) => `"${h}"`).join(', ')} publish${holders.length > 1 ? '' : 'es'} it` : busy;
+          throw conflict(`${field(k)}: ${want} is not available: ${who}`, field(k));
+        }
       }
       out[k] = want;
       taken.set(want, req.name);
@@ -512,6 +522,16 @@ export class Engine {
       }
     }
     return out;
+  }
+
+  /**
+   * docker publishes a cluster's API on api.publicAddress, and can only bind an address this host has:
+   * one it lacks fails the create half-way (the provider rolls back). Refuse before anything starts.
+   */
+  private assertApiAddressOnHost(): void {
+    const addr = this.cfg.api.publicAddress;
+    if (addr === undefined || hostIPv4Addresses().includes(addr)) return;
+    throw failed(`api.publicAddress: ${addr} is not an address of this host (it has ${hostIPv4Addresses().join(', ') || 'no IPv4 address'}), so docker cannot publish a cluster's API on it; add the address to an interface or change api.publicAddress`);
   }
 
   private hostBusy(port: number): Promise<string | null> {

@@ -41,7 +41,7 @@ import { EXIT, KindlerError, usageError } from '../core/errors.js';
 import { sanitizeLine, shown } from '../core/text.js';
 import { splitCommand } from './argv.js';
 import { inSession, installSessionGuard, type SessionScope } from './guard.js';
-import type { HostKey } from '../access/hostkey.js';
+import type { HostKey } from './hostkey.js';
 import { FailureLimiter, PreAuthSlots } from './ratelimit.js';
 import { Tunnels, type Tunnel, type TunnelConn } from './forward.js';
 import { ViewKeeper } from './views.js';

@@ -7,8 +7,8 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, statSync, wri
 import { dirname } from 'node:path';
 import ssh2 from 'ssh2';
 import type { ParsedKey } from 'ssh2';
-import { fingerprint } from './users.js';
-import { writeFileAtomicSync } from '../store/atomic.js';
+import { fingerprint } from '../access/users.js';
+import { writeFileAtomicSync } from '../os/atomic.js';
 
 const { utils } = ssh2;
 
