@@ -12,6 +12,7 @@ import type { Config } from '../src/core/config.js';
 import { Engine } from '../src/engine/engine.js';
 import { loadConfig } from '../src/store/config.js';
 import { runCommand, type Principal } from '../src/commands/index.js';
+import { Service } from '../src/commands/service.js';
 import ssh2 from 'ssh2';
 import type { ConnectConfig, ParsedKey } from 'ssh2';
 import { UsersStore } from '../src/access/users.js';
@@ -347,7 +348,7 @@ export async function startTestSsh(w: World, engine: Engine, o: { users: string[
   users.load();
   const hostKey = loadOrCreateHostKey(join(w.dir, 'keys', 'ssh_host_ed25519_key'));
   const srv = await startSshServer({
-    engine, users, hostKey, host: '127.0.0.1', port: 0, log, hostName: 'testhost',
+    service: new Service(engine), users, hostKey, host: '127.0.0.1', port: 0, log, hostName: 'testhost',
     limits: { ...DEFAULT_SSH_LIMITS, ...o.limits },
     ...(o.openTui ? { openTui: o.openTui } : {}),
   });

@@ -18,6 +18,7 @@ import { startSshServer, DEFAULT_SSH_LIMITS, type SshLimits, type SshServer } fr
 import type { Engine } from '../src/engine/engine.js';
 import type { Principal } from '../src/commands/index.js';
 import { viewerAccount, viewerManifest } from '../src/provision/access.js';
+import { Service } from '../src/commands/service.js';
 import { cli, freePort, makeWorld, startDaemon, startEngine, verb, type World } from './helpers.js';
 
 // ---- keys, users, certificate ----------------------------------------------------------------------
@@ -109,7 +110,7 @@ async function setup(t: import('node:test').TestContext, o: { limits?: Partial<S
   const users = new UsersStore({ file: usersFile, log, debounceMs: 50 });
   users.load();
   const srv = await startSshServer({
-    engine, users, hostKey: HOST, host: '127.0.0.1', port: 0, log, hostName: 'testhost',
+    service: new Service(engine), users, hostKey: HOST, host: '127.0.0.1', port: 0, log, hostName: 'testhost',
     limits: { ...DEFAULT_SSH_LIMITS, maxUnauthenticated: 50, rateLimit: { failures: 1000, windowMs: 60_000, blockMs: 60_000, delayMs: 0 }, maxSessionsPerUser: 20, maxChannelsPerConnection: 10, ...o.limits },
     openTui: () => { throw new Error('no TUI in this test'); },
   });

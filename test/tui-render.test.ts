@@ -10,7 +10,7 @@ import { PassThrough } from 'node:stream';
 import type { Principal } from '../src/commands/index.js';
 import type { SessionBackend, VerbResult } from '../src/commands/session.js';
 import type { Cluster, Task } from '../src/core/types.js';
-import type { EngineEvent, EngineEventInput, Snapshot } from '../src/engine/feed.js';
+import type { EngineEvent, EngineEventInput, Snapshot } from '../src/core/feed.js';
 import { TuiApp } from '../src/tui/app.js';
 import { cachedClusterRow, clusterColumns, clusterRow } from '../src/tui/model.js';
 import { sharedTerminfoCount } from '../src/tui/terminfo.js';
