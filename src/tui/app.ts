@@ -13,6 +13,7 @@ import { cancelTarget, openDetails, toggleFor, type Dialog } from './actions.js'
 import { onKey } from './controls.js';
 import { verbError, type LineInput } from './forms.js';
 import { commandNames, fitHints, helpLines, helpWidth, mainHints, type Focus, type HelpFlags, type KeyEvent } from './keys.js';
+import { frameKey, restoreGrids, sharedFrames, snapshotGrids, VERIFY_FRAMES, type FrameState, type GridSnapshot } from './frames.js';
 import { capSize, computeLayout, MAX_SIZE, tooSmallText, type Layout, type TermSize } from './layout.js';
 import { LogBuffer } from './logbuffer.js';
 import { LogPane } from './logpane.js';
@@ -25,7 +26,7 @@ import { TasksPanel } from './tasks.js';
 import { clean, escapeTags, plain, truncate } from './text.js';
 import type { TuiInput, TuiOptions, TuiViewState } from './index.js';
 import { shareTerminfo } from './terminfo.js';
-import { line, place, setText } from './widgets.js';
+import { applyPending, line, place, setText } from './widgets.js';
 
 shareTerminfo();
 
@@ -166,6 +167,11 @@ export class TuiApp {
   fetching: string | null = null;
   /** A frame waits for the output to drain (see flush). */
   awaitingDrain = false;
+  /** The screen the terminal shows (see frames.ts), and its key. */
+  drawnState: FrameState | null = null;
+  drawnKey = '';
+  /** After a shared frame: the grids of the screen shown, to copy back before blessed renders here again. */
+  staleGrids: GridSnapshot | null = null;
   readonly logCache = new Map<string, LogBuffer>();
   /** How the user runs a verb from their shell (`ssh HOST`, or `kindler` locally). */
   get cli(): string {
@@ -398,6 +404,7 @@ export class TuiApp {
     Object.assign(this.o.output, { columns: size.cols, rows: size.rows });
     this.reflows++;
     regrid(this.screen, size.cols, size.rows);
+    this.cleared();
     // What blessed's own resize does after its reallocation, minus its extra render: elements re-wrap.
     const emit = (el: Widgets.Node) => {
       el.emit('resize');
@@ -674,6 +681,7 @@ export class TuiApp {
   repaint(): void {
     const program = this.screen.program as unknown as { cols: number; rows: number };
     regrid(this.screen, program.cols, program.rows);
+    this.cleared();
     this.layoutKey = '';
     this.draw();
   }
@@ -830,8 +838,51 @@ export class TuiApp {
    * every session had rendered. Flushing here sends each frame as soon as it is drawn.
    */
   draw(): void {
+    const program = this.screen.program as unknown as { cols: number; rows: number; flush(): void; _buf?: string };
+    if (!this.drawnState) this.cleared();
+    const key = frameKey(this.screen, this.o.noColor ? 'mono' : 'colour');
+    if (key === this.drawnKey) return;
+    const to = sharedFrames.state(key);
+    const from = this.drawnState!;
+    const shared = to.snap ? sharedFrames.frame(from.id, to.id) : undefined;
+    if (shared !== undefined && !VERIFY_FRAMES) {
+      // Another session drew this very step: its bytes, without rendering here.
+      sharedFrames.stats.hits++;
+      program.flush();
+      if ((this.o.output as { writable?: boolean }).writable !== false) this.o.output.write(shared);
+      this.staleGrids = to.snap;
+      this.drawnState = to;
+      this.drawnKey = key;
+      return;
+    }
+    sharedFrames.stats.misses++;
+    if (this.staleGrids) restoreGrids(this.screen, this.staleGrids);
+    this.staleGrids = null;
+    applyPending(this.screen);
+    // Whatever blessed had queued goes first, so that the frame's bytes are the frame alone.
+    program.flush();
     this.screen.render();
-    (this.screen.program as unknown as { flush?: () => void }).flush?.();
+    const bytes = program._buf ?? '';
+    program.flush();
+    if (shared !== undefined) {
+      sharedFrames.stats.verified++;
+      if (shared !== bytes) throw new Error('a shared frame differs from the rendered one');
+    }
+    sharedFrames.put(from.id, to.id, bytes);
+    if (!to.snap) sharedFrames.keep(key, to, snapshotGrids(this.screen, program.cols, program.rows));
+    this.drawnState = to;
+    this.drawnKey = key;
+  }
+
+  /** The terminal was cleared with blessed's grids (a new session, a reflow, Ctrl-L): blank cells at this size. */
+  cleared(): void {
+    const program = this.screen.program as unknown as { cols: number; rows: number };
+    const key = `\x00blank ${program.cols}x${program.rows}`;
+    const st = sharedFrames.state(key);
+    this.staleGrids = null;
+    if (!st.snap) sharedFrames.keep(key, st, snapshotGrids(this.screen, program.cols, program.rows));
+    this.drawnState = st;
+    this.drawnKey = key;
   }
 
   /** The status line: idle warning, input line, or the last message. */

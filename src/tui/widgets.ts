@@ -79,21 +79,73 @@ export function setFocusStyle(box: Widgets.BoxElement, focused: boolean): boolea
   return true;
 }
 
+/**
+ * What a widget is to show and blessed does not know yet. blessed parses content (tags, widths) as
+ * soon as it is set; a frame another session has already drawn (frames.ts) never renders here, so
+ * that work waits until this screen renders by itself (`applyPending`) or something reads it.
+ */
+interface Pending {
+  _kContent?: string;
+  _kLabel?: string;
+  /** Content not handed to blessed yet. */
+  _kPending?: string;
+  /** A label not handed to blessed yet. */
+  _kPendingLabel?: string;
+  _kGetContent?: () => string;
+}
+
+/** Content as it will be drawn: the pending text, else what blessed holds. */
+export function contentOf(el: Widgets.Node): string {
+  const p = el as unknown as Pending & { content?: string };
+  return p._kPending ?? p.content ?? '';
+}
+
+/** Hands pending content and labels of `el` and its children to blessed (before it renders). */
+export function applyPending(el: Widgets.Node): void {
+  const p = el as unknown as Pending & Widgets.BoxElement;
+  if (p._kPending !== undefined) {
+    const text = p._kPending;
+    p._kPending = undefined;
+    p.setContent(text);
+  }
+  if (p._kPendingLabel !== undefined) {
+    const label = p._kPendingLabel;
+    p._kPendingLabel = undefined;
+    p.setLabel(label);
+    unhookLabel(p);
+  }
+  for (const c of el.children) applyPending(c);
+}
+
+function defer(el: Widgets.BlessedElement): Pending {
+  const p = el as unknown as Pending & Widgets.BlessedElement;
+  if (!p._kGetContent) {
+    // Whoever reads the content gets what is to be shown.
+    const get = el.getContent.bind(el);
+    p._kGetContent = get;
+    el.getContent = () => {
+      applyPending(el);
+      return get();
+    };
+  }
+  return p;
+}
+
 /** Sets content only when it differs; returns whether it changed. */
 export function setText(el: Widgets.BlessedElement, text: string): boolean {
-  if ((el as unknown as { _kContent?: string })._kContent === text) return false;
-  (el as unknown as { _kContent?: string })._kContent = text;
-  el.setContent(text);
+  const p = el as unknown as Pending;
+  if (p._kContent === text) return false;
+  p._kContent = text;
+  defer(el)._kPending = text;
   return true;
 }
 
 /** Sets a panel label only when it differs; returns whether it changed. */
 export function setLabel(el: Widgets.BoxElement, label: string): boolean {
-  const k = el as unknown as { _kLabel?: string };
+  const k = el as unknown as Pending;
   if (k._kLabel === label) return false;
   k._kLabel = label;
-  el.setLabel(label);
-  unhookLabel(el);
+  defer(el)._kPendingLabel = label;
   return true;
 }
 
@@ -108,6 +160,19 @@ const INVERSE = '\x1b[7m';
 const INVERSE_OFF = '\x1b[27m';
 const BOLD = '\x1b[1m';
 const BOLD_OFF = '\x1b[22m';
+
+/** Widths of rows lately selected (the same rows are selected in many sessions, frame after frame). */
+const rowWidths = new Map<string, number>();
+
+/** displayWidth of a row, remembered. */
+function rowWidth(r: string): number {
+  let w = rowWidths.get(r);
+  if (w === undefined) {
+    if (rowWidths.size >= 512) rowWidths.clear();
+    rowWidths.set(r, (w = displayWidth(r)));
+  }
+  return w;
+}
 
 /** A progress bar inside a selected (reverse video) row is drawn without reverse video: reversed, █ became a gap and ░ the fill. */
 function keepBars(row: string): string {
@@ -168,12 +233,12 @@ export class RowList {
     const width = Math.max(1, (this.box.width as number) - (this.box.iwidth as number));
     const lines = this.items
       .slice(this.top, this.top + h)
-      .map((r, k) => (this.top + k === this.selected ? `${INVERSE}${keepBars(r)}${' '.repeat(Math.max(0, width - displayWidth(r)))}${INVERSE_OFF}` : r));
+      .map((r, k) => (this.top + k === this.selected ? `${INVERSE}${keepBars(r)}${' '.repeat(Math.max(0, width - rowWidth(r)))}${INVERSE_OFF}` : r));
     if (this.headed) lines.unshift(`${BOLD}${head}${BOLD_OFF}`);
     const text = lines.join('\n');
     if (text === this.shown) return false;
     this.shown = text;
-    this.box.setContent(text);
+    defer(this.box)._kPending = text;
     return true;
   }
 }
