@@ -13,19 +13,20 @@ import { cancelTarget, openDetails, toggleFor, type Dialog } from './actions.js'
 import { onKey } from './controls.js';
 import { verbError, type LineInput } from './forms.js';
 import { commandNames, fitHints, helpLines, helpWidth, mainHints, type Focus, type HelpFlags, type KeyEvent } from './keys.js';
-import { frameKey, restoreGrids, sharedFrames, snapshotGrids, VERIFY_FRAMES, type FrameState, type GridSnapshot } from './frames.js';
+import { dropGrids, frameKey, restoreGrids, sharedFrames, snapshotGrids, VERIFY_FRAMES, type FrameState, type GridSnapshot } from './frames.js';
 import { capSize, computeLayout, MAX_SIZE, tooSmallText, type Layout, type TermSize } from './layout.js';
 import { LogBuffer } from './logbuffer.js';
 import { LogPane } from './logpane.js';
 import { bannerLines, canExtend, expiringSoon } from './ops.js';
-import { hasTimedCells, presence, SORT_KEYS, storageNotice, TuiModel, type SortKey } from './model.js';
+import { presence, SORT_KEYS, storageNotice, TuiModel, type SortKey } from './model.js';
 import { Overlay } from './overlay.js';
-import { IdleWatch, RENDER_BUDGET, RenderScheduler, Ticker } from './scheduler.js';
+import { IdleWatch, RENDER_BUDGET, RenderScheduler, Wakeup } from './scheduler.js';
 import { ClusterTable } from './table.js';
 import { TasksPanel } from './tasks.js';
-import { clean, escapeTags, plain, truncate } from './text.js';
+import { clean, countdownChangesAt, escapeTags, plain, sinceChangesAt, truncate, untilChangesAt } from './text.js';
+import { TTL_WARN_MS } from '../cron/lifecycle.js';
 import type { TuiInput, TuiOptions, TuiViewState } from './index.js';
-import { shareTerminfo } from './terminfo.js';
+import { shareTerminfo, slimPut } from './terminfo.js';
 import { applyPending, line, place, setText } from './widgets.js';
 
 shareTerminfo();
@@ -124,7 +125,8 @@ export class TuiApp {
   readonly log: LogPane;
   readonly overlay: Overlay;
   readonly scheduler: RenderScheduler;
-  readonly ticker: Ticker;
+  /** When a time on screen next changes by itself (shared clock). */
+  readonly wake: Wakeup;
   readonly idle: IdleWatch | null;
   /** Listeners blessed attached to the streams (its keypress decoder's stays on the input after destroy). */
   readonly blessedOnInput: Listeners;
@@ -203,7 +205,7 @@ export class TuiApp {
       50,
       o.renderBudget ?? RENDER_BUDGET,
     );
-    this.ticker = new Ticker(this.guard(() => this.scheduler.now()));
+    this.wake = new Wakeup(this.guard(() => this.scheduler.now()));
 
     // Everything from here to the last widget attached is synchronous: no other session's screen can
     // become blessed's "current" one while these widgets attach.
@@ -218,6 +220,7 @@ export class TuiApp {
       autoPadding: true,
       sendFocus: false,
     } as unknown as Widgets.IScreenOptions);
+    slimPut(this.screen.program);
     if (o.noColor) dropColours(this.screen);
     this.blessedOnInput = addedSince(input, inputBefore);
     this.blessedOnOutput = addedSince(o.output, outputBefore);
@@ -424,7 +427,7 @@ export class TuiApp {
     this.remember();
     this.closed = true;
     this.scheduler.stop();
-    this.ticker.stop();
+    this.wake.stop();
     this.idle?.stop();
     this.log?.stop();
     try {
@@ -756,7 +759,7 @@ export class TuiApp {
     }
     if (layout.tooSmall) {
       changed = setText(this.small, tooSmallText(cols, rows)) || changed;
-      this.ticker.set(false);
+      this.wake.stop();
       if (changed) this.draw();
       return;
     }
@@ -825,11 +828,32 @@ export class TuiApp {
     } else changed = this.overlay.hide() || changed;
 
     if (changed) this.draw();
-    // The 1 s tick runs only while a time on screen changes by itself: a running task's elapsed time,
-    // an expiry ahead (table cell or warning; any cluster's, so one entering the warning window is seen
-    // in every view). Nothing ticks once no expiry lies ahead and no task runs.
-    const timed = soon.length > 0 || hasTimedCells(this.model.clusters.values(), now) || (!this.fullLog && active.some((t) => t.state === 'running'));
-    this.ticker.set(timed);
+    this.wake.at(this.nextTimeChange(now, clusters, active, layout));
+  }
+
+  /**
+   * When a time on screen next reads differently by itself: an EXPIRES cell of a row on screen, a
+   * running task's elapsed time in the tasks panel, a warning's countdown, or any cluster entering
+   * or leaving the warning window (seen in every view). Infinity: nothing on screen changes with the
+   * clock. The frame comes then, and only then (not every second).
+   */
+  nextTimeChange(now: number, clusters: Cluster[], active: Task[], layout: Layout): number {
+    let next = Infinity;
+    if (layout.table.height > 0) {
+      const [first, end] = this.table.visible;
+      for (let i = first; i < end && i < clusters.length; i++) next = Math.min(next, untilChangesAt(clusters[i]!.expiresAt, now));
+    }
+    if (layout.tasks.height > 0) for (const t of active) if (t.state === 'running') next = Math.min(next, sinceChangesAt(t.startedAt ?? t.createdAt, now));
+    for (const at of this.model.expiries()) {
+      if (at <= now) continue;
+      if (at - now > TTL_WARN_MS) {
+        // Sorted: every later one enters the window later still.
+        next = Math.min(next, at - TTL_WARN_MS);
+        break;
+      }
+      next = Math.min(next, countdownChangesAt(at, now));
+    }
+    return next;
   }
 
   /**
@@ -850,12 +874,18 @@ export class TuiApp {
       sharedFrames.stats.hits++;
       program.flush();
       if ((this.o.output as { writable?: boolean }).writable !== false) this.o.output.write(shared);
+      if (!this.staleGrids) dropGrids(this.screen);
       this.staleGrids = to.snap;
       this.drawnState = to;
       this.drawnKey = key;
       return;
     }
     sharedFrames.stats.misses++;
+    // Checking: render from what a session that took the last frame shared would hold.
+    if (VERIFY_FRAMES && shared !== undefined && from.snap && !this.staleGrids) {
+      dropGrids(this.screen);
+      this.staleGrids = from.snap;
+    }
     if (this.staleGrids) restoreGrids(this.screen, this.staleGrids);
     this.staleGrids = null;
     applyPending(this.screen);

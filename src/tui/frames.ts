@@ -70,6 +70,18 @@ export function snapshotGrids(screen: Widgets.Screen, cols: number, rows: number
   return snap;
 }
 
+/**
+ * Lets go of a screen's cell grids (two small arrays per cell: ~10,000 objects at 120x40) while it
+ * takes shared frames: restoreGrids makes them again when it next renders by itself. 100 sessions
+ * on one view then hold one set of grids, not 100, which is most of what a full garbage collection
+ * of the daemon has to walk.
+ */
+export function dropGrids(screen: Widgets.Screen): void {
+  const s = screen as unknown as ScreenGrids;
+  s.lines = [];
+  s.olines = [];
+}
+
 /** Puts a snapshot back into a screen's grids (same size), every line clean, as right after a frame. */
 export function restoreGrids(screen: Widgets.Screen, snap: GridSnapshot): void {
   const s = screen as unknown as ScreenGrids;

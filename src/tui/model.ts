@@ -58,6 +58,22 @@ export class TuiModel {
   private clustersVersion = 0;
   private lastView: { version: number; key: string; list: Cluster[] } | null = null;
 
+  private lastExpiries: { version: number; list: number[] } | null = null;
+
+  /** The expiry times (ms) of the clusters that warn (not being deleted), soonest first; kept per change. */
+  expiries(): number[] {
+    const v = this.lastExpiries;
+    if (v && v.version === this.clustersVersion) return v.list;
+    const list: number[] = [];
+    for (const c of this.clusters.values()) {
+      const at = c.expiresAt && c.desired !== 'absent' ? Date.parse(c.expiresAt) : NaN;
+      if (Number.isFinite(at)) list.push(at);
+    }
+    list.sort((a, b) => a - b);
+    this.lastExpiries = { version: this.clustersVersion, list };
+    return list;
+  }
+
   /** Whether the snapshot has been loaded. */
   get loaded(): boolean {
     return this.seq >= 0;

@@ -188,7 +188,8 @@ function keepBars(row: string): string {
  * keys are handled by the TUI itself. `sync` says whether anything on screen changed.
  */
 export class RowList {
-  private items: string[] = [];
+  /** Rows (1 while empty: the empty text). */
+  private count = 0;
   private selected = -1;
   /** Index of the first visible row. */
   private top = 0;
@@ -201,15 +202,20 @@ export class RowList {
     box.on('click', (data: MouseData) => {
       if (this.empty) return;
       const i = this.top + (data.y - (box.atop as number) - (box.itop as number) - (headed ? 1 : 0));
-      if (i < this.top || i >= this.items.length || i >= this.top + this.height) return;
+      if (i < this.top || i >= this.count || i >= this.top + this.height) return;
       if (i === this.selected) onAction();
       else onPick(i);
     });
     const wheel = (delta: number) => () => {
-      if (!this.empty) onPick(Math.max(0, Math.min(this.items.length - 1, this.selected + delta)));
+      if (!this.empty) onPick(Math.max(0, Math.min(this.count - 1, this.selected + delta)));
     };
     box.on('wheeldown', wheel(2));
     box.on('wheelup', wheel(-2));
+  }
+
+  /** The rows on screen: [first, end). */
+  get visible(): [number, number] {
+    return this.empty ? [0, 0] : [this.top, Math.min(this.count, this.top + this.height)];
   }
 
   /** Rows visible at once. */
@@ -219,21 +225,28 @@ export class RowList {
 
   /** Shows `head` (when headed), then `rows` (or `emptyText` alone, not selectable) with `selected` highlighted. */
   sync(rows: string[], emptyText: string, selected: number, head = ''): boolean {
-    const empty = rows.length === 0;
+    return this.syncRows(rows.length, (i) => rows[i]!, emptyText, selected, head);
+  }
+
+  /** sync for `count` rows made by `rowAt` only for the rows that fit on screen. */
+  syncRows(count: number, rowAt: (i: number) => string, emptyText: string, selected: number, head = ''): boolean {
+    const empty = count === 0;
     this.empty = empty;
-    this.items = empty ? [emptyText] : rows;
-    this.selected = empty ? -1 : Math.max(0, Math.min(selected, rows.length - 1));
+    this.count = empty ? 1 : count;
+    this.selected = empty ? -1 : Math.max(0, Math.min(selected, count - 1));
     // Scroll as little as possible to keep the selection in view.
     const h = this.height;
-    this.top = Math.max(0, Math.min(this.top, this.items.length - h));
+    this.top = Math.max(0, Math.min(this.top, this.count - h));
     if (this.selected >= 0) {
       if (this.selected < this.top) this.top = this.selected;
       else if (this.selected >= this.top + h) this.top = this.selected - h + 1;
     }
     const width = Math.max(1, (this.box.width as number) - (this.box.iwidth as number));
-    const lines = this.items
-      .slice(this.top, this.top + h)
-      .map((r, k) => (this.top + k === this.selected ? `${INVERSE}${keepBars(r)}${' '.repeat(Math.max(0, width - rowWidth(r)))}${INVERSE_OFF}` : r));
+    const lines: string[] = [];
+    for (let i = this.top; i < Math.min(this.count, this.top + h); i++) {
+      const r = empty ? emptyText : rowAt(i);
+      lines.push(i === this.selected ? `${INVERSE}${keepBars(r)}${' '.repeat(Math.max(0, width - rowWidth(r)))}${INVERSE_OFF}` : r);
+    }
     if (this.headed) lines.unshift(`${BOLD}${head}${BOLD_OFF}`);
     const text = lines.join('\n');
     if (text === this.shown) return false;
