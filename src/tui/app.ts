@@ -868,7 +868,7 @@ export class TuiApp {
     if (key === this.drawnKey) return;
     const to = sharedFrames.state(key);
     const from = this.drawnState!;
-    const shared = to.snap ? sharedFrames.frame(from.id, to.id) : undefined;
+    const shared = to.snap && sharedFrames.enabled ? sharedFrames.frame(from.id, to.id) : undefined;
     if (shared !== undefined && !VERIFY_FRAMES) {
       // Another session drew this very step: its bytes, without rendering here.
       sharedFrames.stats.hits++;

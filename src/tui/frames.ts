@@ -165,6 +165,8 @@ export class FrameCache {
   private frameChars = 0;
   private nextId = 1;
   readonly stats = { hits: 0, misses: 0, verified: 0 };
+  /** Off: every frame is rendered (a benchmark timing the render itself turns it off). */
+  enabled = true;
 
   /** The state for a screen key (made on first sight). */
   state(key: string): FrameState {
