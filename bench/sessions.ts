@@ -26,7 +26,7 @@
  *
  * Prints one JSON object to stdout and a short table to stderr.
  * Run: npm run build && node --import tsx bench/sessions.ts
- *   env: BENCH_SESSIONS, BENCH_IDLE_S, BENCH_UPDATES; BENCH_DAEMON_NODE_OPTIONS (e.g. --cpu-prof) for the daemon.
+ *   env: BENCH_SESSIONS, BENCH_IDLE_S, BENCH_UPDATES; BENCH_DAEMON_NODE_OPTIONS for the daemon (node refuses --cpu-prof there: profile with an --import preload that starts node:inspector's Profiler).
  */
 import { userInfo } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -149,7 +149,7 @@ async function main(): Promise<void> {
     seedClusters(w.dataDir, CLUSTERS, 'admin', TTL_EVERY);
     const key = makeKey(w.dir, 'admin');
     w.env.KINDLER_INITIAL_ADMIN_KEYS = key.pub;
-    // e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the daemon during the run.
+    // e.g. "--import /path/to/preload.mjs" starting node:inspector's Profiler (NODE_OPTIONS refuses --cpu-prof).
     if (process.env.BENCH_DAEMON_NODE_OPTIONS) w.env.NODE_OPTIONS = process.env.BENCH_DAEMON_NODE_OPTIONS;
     d = await startDaemon(w);
     await d.waitFor(/ssh listening on 127\.0\.0\.1:\d+/);
