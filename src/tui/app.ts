@@ -24,7 +24,7 @@ import { IdleWatch, RENDER_BUDGET, RenderScheduler, Wakeup } from './scheduler.j
 import { ClusterTable } from './table.js';
 import { TasksPanel } from './tasks.js';
 import { clean, countdownChangesAt, escapeTags, plain, sinceChangesAt, truncate, untilChangesAt } from './text.js';
-import { TTL_WARN_MS } from '../cron/lifecycle.js';
+import { TTL_WARN_MS } from '../core/expiry.js';
 import type { TuiInput, TuiOptions, TuiViewState } from './index.js';
 import { shareTerminfo, slimPut } from './terminfo.js';
 import { applyPending, line, place, setText } from './widgets.js';

@@ -97,7 +97,7 @@ export function restoreGrids(screen: Widgets.Screen, snap: GridSnapshot): void {
         if (c) {
           c[0] = attrs[i]!;
           c[1] = chars[i]!;
-        } else line[x] = [attrs[i]!, chars[i]!];
+        } else line[x] = [attrs[i] as number, chars[i] as string];
       }
       line.dirty = false;
     }
@@ -145,7 +145,7 @@ export function frameKey(screen: Widgets.Screen, extra: string): string {
       return;
     }
     const p = e.position ?? {};
-    k += `\x01${e.type}:${p.left},${p.top},${p.right},${p.bottom},${p.width},${p.height}|${e.align ?? ''}${e.valign ?? ''}|${e.border?.type ?? ''}|${styleKey(e.style)}|${contentOf(el)}`;
+    k += `\x01${e.type}:${String(p.left)},${String(p.top)},${String(p.right)},${String(p.bottom)},${String(p.width)},${String(p.height)}|${e.align ?? ''}${e.valign ?? ''}|${e.border?.type ?? ''}|${styleKey(e.style)}|${contentOf(el)}`;
     // A label set through setLabel counts by its text (blessed may not have been handed it yet).
     const label = e._kLabel !== undefined ? e._label : undefined;
     if (label) k += `\x01label:${e._kLabel}`;
