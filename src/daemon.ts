@@ -5,7 +5,8 @@
 import { hostname } from 'node:os';
 import { UsersStore } from './access/users.js';
 import { loadPeerCred } from './control/peercred.js';
-import { startControlServer } from './control/server.js';
+import { Service } from './commands/service.js';
+import { startControlServer, type ControlServer } from './control/server.js';
 import { Engine, type LogFn } from './engine/engine.js';
 import type { Config } from './core/config.js';
 import { sanitizeLine } from './core/text.js';
@@ -65,7 +66,19 @@ export async function runDaemon(cfg: Config): Promise<number> {
     return 1;
   }
   const users = openUsers(cfg);
-  const control = await startControlServer(engine, daemonLog, users);
+  // The faces get the engine only as the Service the verbs run on.
+  const service = new Service(engine);
+  let control: ControlServer;
+  try {
+    control = await startControlServer(service, daemonLog, users);
+  } catch (e) {
+    // Nothing may keep the process alive (node-cron's timers, the users-file watcher) or hold the lock.
+    daemonLog('error', (e as Error).message);
+    jobs.stop();
+    users.close();
+    await engine.shutdown();
+    return 1;
+  }
   let ssh: SshServer | null = null;
   try {
     if (cfg.ssh.enabled) {
@@ -73,7 +86,7 @@ export async function runDaemon(cfg: Config): Promise<number> {
       daemonLog('info', `ssh host key ${hostKey.path}${hostKey.created ? ' (created)' : ''}: ${hostKey.fingerprint}`);
       const s = cfg.ssh;
       ssh = await startSshServer({
-        engine,
+        service,
         users,
         hostKey,
         host: s.host,

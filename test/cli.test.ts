@@ -10,7 +10,7 @@ import { CLI, cli, makeTestKey, makeWorld, poll, processesWithEnv, sshConnect, s
 
 function world(t: import('node:test').TestContext, overrides: Record<string, unknown> = {}): World {
   const w = makeWorld(overrides);
-  t.after(() => w.cleanup());
+  t.after(() => w.dispose());
   return w;
 }
 

@@ -12,7 +12,7 @@ import { CLI, cli, ctl, makeTestKey, makeWorld, startDaemon, type World } from '
 
 function world(t: import('node:test').TestContext, overrides: Record<string, unknown> = {}): World {
   const w = makeWorld(overrides);
-  t.after(() => w.cleanup());
+  t.after(() => w.dispose());
   return w;
 }
 

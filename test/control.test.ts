@@ -53,11 +53,14 @@ const run = (argv: string[]) => ({ type: 'run', argv, user: 'op1', isTTY: false,
 
 test('the control socket records the kernel\'s peer, not the user name the client sends', async (t) => {
   const w = makeWorld();
-  t.after(() => w.cleanup());
   // Another local user in the socket's group (gid 0 here, the daemon runs as root) must reach it.
   chmodSync(w.dir, 0o750);
   const d = await startDaemon(w);
-  t.after(() => d.stop());
+  // (after-hooks run in the order they were added: the daemon stops before its world is removed)
+  t.after(async () => {
+    await d.stop();
+    w.cleanup();
+  });
   const me = userInfo().username;
   assert.equal(process.getuid?.(), 0, 'this test runs as root');
 

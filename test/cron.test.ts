@@ -5,7 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Cluster, Task, TaskState } from '../src/core/types.js';
-import { expired, expiring, expiryWarning, quotaProblem, retentionPlan, ttlPass, type TtlEngine } from '../src/cron/lifecycle.js';
+import { expiring, expiryWarning } from '../src/core/expiry.js';
+import { expired, quotaProblem, retentionPlan, ttlPass, type TtlEngine } from '../src/cron/lifecycle.js';
 import { startJobs, type SchedulerDeps } from '../src/cron/scheduler.js';
 
 const AT = '2026-01-01T00:00:00.000Z';

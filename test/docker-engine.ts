@@ -14,7 +14,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test, type TestContext } from 'node:test';
+import { after, test, type TestContext } from 'node:test';
 import { ROOT } from './helpers.js';
 
 export const ENGINE_DIR = join(ROOT, 'test', 'engine');
@@ -86,9 +86,8 @@ export function dockerEngine(): Availability {
     try { own.destroy(); } catch { /* nothing was started */ }
     return (cached = { skip: `no docker engine can start here (${why}); set KINDLER_TEST_DOCKER_HOST or run bash .ci/run` });
   }
-  process.on('exit', () => {
-    spawnSync('bash', [DOCKERD_SH, 'destroy', own.dir], { stdio: 'inherit', timeout: 60_000 });
-  });
+  // When this file's tests are done (the test runner may end the process without an 'exit' event).
+  after(() => own.destroy());
   try {
     buildImage(own.host);
   } catch (e) {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ALICE, until, verb, withEngine } from './helpers.js';
-import type { EngineEvent } from '../src/engine/feed.js';
+import type { EngineEvent } from '../src/core/feed.js';
 import { createServer } from 'node:net';
 
 for (const provider of ['k3d', 'kind'] as const) {

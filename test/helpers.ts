@@ -12,6 +12,7 @@ import type { Config } from '../src/core/config.js';
 import { Engine } from '../src/engine/engine.js';
 import { loadConfig } from '../src/store/config.js';
 import { runCommand, type Principal } from '../src/commands/index.js';
+import { Service } from '../src/commands/service.js';
 import ssh2 from 'ssh2';
 import type { ConnectConfig, ParsedKey } from 'ssh2';
 import { UsersStore } from '../src/access/users.js';
@@ -45,8 +46,16 @@ export interface World {
   calls(): string;
   /** The docker containers (fake or real engine) whose names include `name`. */
   containers(name: string): string[];
-  /** The real engine's address when this world runs on it (see test/engine.ts), else undefined. */
+  /** The real engine's address when this world runs on it (see test/docker-engine.ts), else undefined. */
   dockerHost?: string;
+  /** Daemons started in this world (startDaemon adds them); dispose() stops them first. */
+  daemons: Set<{ stop(): Promise<unknown> }>;
+  /**
+   * Stops this world's daemons, then removes it. Use it in a test's after-hook registered before the
+   * daemons' own: after-hooks run in the order they were added, so a plain cleanup() would remove the
+   * directory under a running daemon.
+   */
+  dispose(): Promise<void>;
   cleanup(): void;
 }
 
@@ -109,6 +118,12 @@ export function makeWorld(overrides: Record<string, unknown> = {}, opts: WorldOp
     env.KINDLER_FAKE_ENGINE = 'docker';
   }
   const cfg = loadConfig(env);
+  const cleanup = () => {
+    // On the real engine: everything the stand-ins made for this world (they label it with the world).
+    if (opts.dockerHost) removeWorldObjects(docker, fakeDir);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const daemons = new Set<{ stop(): Promise<unknown> }>();
   const docker = (args: string[]): string => execFileSync(opts.dockerHost ? 'docker' : join(FAKE_BIN, 'docker'), args, { env, encoding: 'utf8' });
   return {
     dir, dataDir, fakeDir, home, configFile, env, cfg, dockerHost: opts.dockerHost,
@@ -119,10 +134,11 @@ export function makeWorld(overrides: Record<string, unknown> = {}, opts: WorldOp
       const out = docker(['ps', '-a', '--format', '{{.Names}}']);
       return out.split('\n').filter((n) => n && n.includes(name));
     },
-    cleanup: () => {
-      // On the real engine: everything the stand-ins made for this world (they label it with the world).
-      if (opts.dockerHost) removeWorldObjects(docker, fakeDir);
-      rmSync(dir, { recursive: true, force: true });
+    cleanup,
+    daemons,
+    dispose: async () => {
+      await Promise.all([...daemons].map((d) => d.stop()));
+      cleanup();
     },
   };
 }
@@ -231,17 +247,13 @@ export async function startDaemon(w: World): Promise<Daemon> {
       };
       check();
     });
-  await waitFor(/kindler daemon started/);
-  return {
-    proc,
-    output: () => out,
-    waitFor,
-    exited,
-    stop: async () => {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
-      return exited;
-    },
+  const stop = async () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+    return exited;
   };
+  w.daemons.add({ stop });
+  await waitFor(/kindler daemon started/);
+  return { proc, output: () => out, waitFor, exited, stop };
 }
 
 /** Polls a condition on engine events (not on time): resolves when `pred` holds after an event. */
@@ -336,7 +348,7 @@ export async function startTestSsh(w: World, engine: Engine, o: { users: string[
   users.load();
   const hostKey = loadOrCreateHostKey(join(w.dir, 'keys', 'ssh_host_ed25519_key'));
   const srv = await startSshServer({
-    engine, users, hostKey, host: '127.0.0.1', port: 0, log, hostName: 'testhost',
+    service: new Service(engine), users, hostKey, host: '127.0.0.1', port: 0, log, hostName: 'testhost',
     limits: { ...DEFAULT_SSH_LIMITS, ...o.limits },
     ...(o.openTui ? { openTui: o.openTui } : {}),
   });

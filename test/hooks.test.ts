@@ -135,7 +135,7 @@ test('the daemon gives hooks and route commands only allow-listed variables: its
       backend: 'host-port',
     },
   });
-  t.after(() => w.cleanup());
+  t.after(() => w.dispose());
   // What an operator might have in the service's environment: a token, the config path, a proxy, a named pass-through.
   w.env.KINDLER_TEST_SECRET = 'hunter2-do-not-pass';
   w.env.SOME_API_TOKEN = 'tok-do-not-pass';

@@ -172,7 +172,7 @@ test('migration 2 -> 3 is an explicit step: events numbered in order, records ke
 
 test('migration of a version-2 file with 20,000 finished tasks and audit: backup kept, everything equal through listTasks/getTask/listAudit', async (t) => {
   const w = makeWorld({ auditMaxEvents: 0 });
-  t.after(() => w.cleanup());
+  t.after(() => w.dispose());
   const doc = v2State(w.dataDir, { clusters: 200, tasks: 20000, events: 30000 });
   const text = JSON.stringify(doc);
   writeFileSync(join(w.dataDir, 'state.json'), text);
@@ -218,7 +218,7 @@ test('a migration interrupted before its state write is done again from the star
 test('tasks, task ID and audit --json are byte-identical to the code before the journal (fixture), after migrating and after a restart', async (t) => {
   const expected = JSON.parse(readFileSync(join(FIXTURES, 'expected-v2.json'), 'utf8')) as Record<string, { code: number; out: string }>;
   const w = makeWorld();
-  t.after(() => w.cleanup());
+  t.after(() => w.dispose());
   writeFileSync(join(w.dataDir, 'state.json'), JSON.stringify(v2State('/var/lib/kindler', FIXTURE_SIZE)));
   for (const round of ['migrated', 'restarted']) {
     const engine = await startEngine(w);
@@ -233,7 +233,7 @@ test('tasks, task ID and audit --json are byte-identical to the code before the 
 
 test('retention drops whole segments of tasks and audit, and the in-memory index with them', async (t) => {
   const w = makeWorld({ retentionDays: 30, auditRetentionDays: 30, auditMaxEvents: 0 });
-  t.after(() => w.cleanup());
+  t.after(() => w.dispose());
   // 40 days of finished tasks and audit events, one segment of each per day, ending now.
   const day = 86_400_000;
   const nowMs = Date.now();
@@ -271,7 +271,7 @@ test('retention drops whole segments of tasks and audit, and the in-memory index
 
 test('a torn journal line is reported by the daemon log and doctor, and the engine serves on', async (t) => {
   const w = makeWorld();
-  t.after(() => w.cleanup());
+  t.after(() => w.dispose());
   writeFileSync(join(w.dataDir, 'state.json'), JSON.stringify(v2State(w.dataDir, { clusters: 2, tasks: 5, events: 3 })));
   await (await startEngine(w)).shutdown();
   const seg = join(w.dataDir, 'journal', readdirSync(join(w.dataDir, 'journal')).find((f) => f.startsWith('tasks-'))!);

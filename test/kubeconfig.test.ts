@@ -18,6 +18,7 @@ import { startSshServer, DEFAULT_SSH_LIMITS, type SshLimits, type SshServer } fr
 import type { Engine } from '../src/engine/engine.js';
 import type { Principal } from '../src/commands/index.js';
 import { viewerAccount, viewerManifest } from '../src/provision/access.js';
+import { Service } from '../src/commands/service.js';
 import { cli, freePort, makeWorld, startDaemon, startEngine, verb, type World } from './helpers.js';
 
 // ---- keys, users, certificate ----------------------------------------------------------------------
@@ -109,7 +110,7 @@ async function setup(t: import('node:test').TestContext, o: { limits?: Partial<S
   const users = new UsersStore({ file: usersFile, log, debounceMs: 50 });
   users.load();
   const srv = await startSshServer({
-    engine, users, hostKey: HOST, host: '127.0.0.1', port: 0, log, hostName: 'testhost',
+    service: new Service(engine), users, hostKey: HOST, host: '127.0.0.1', port: 0, log, hostName: 'testhost',
     limits: { ...DEFAULT_SSH_LIMITS, maxUnauthenticated: 50, rateLimit: { failures: 1000, windowMs: 60_000, blockMs: 60_000, delayMs: 0 }, maxSessionsPerUser: 20, maxChannelsPerConnection: 10, ...o.limits },
     openTui: () => { throw new Error('no TUI in this test'); },
   });
@@ -574,9 +575,11 @@ test('an api.publicAddress this host does not have is refused before anything st
 
 test('the local CLI (control socket) prints the same kubeconfig; the tunnel command names ssh.publicHost and ssh.port; --mode direct exits 2', async (t) => {
   const w = makeWorld({ ssh: { enabled: false, port: 2222, publicHost: 'kindler.example', hostKeyFile: './keys/host_key', usersFile: './users.conf' } });
-  t.after(() => w.cleanup());
   const d = await startDaemon(w);
-  t.after(() => d.stop());
+  t.after(async () => {
+    await d.stop();
+    w.cleanup();
+  });
   const cr = await cli(w, ['create', 'dev', '--wait']);
   assert.equal(cr.code, 0, cr.stderr);
   const apiPort = (JSON.parse((await cli(w, ['show', 'dev', '--json'])).stdout) as { cluster: { apiPort: number } }).cluster.apiPort;

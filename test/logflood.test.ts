@@ -9,8 +9,9 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { startControlServer } from '../src/control/server.js';
+import { Service } from '../src/commands/service.js';
 import { Engine } from '../src/engine/engine.js';
-import type { EngineEvent } from '../src/engine/feed.js';
+import type { EngineEvent } from '../src/core/feed.js';
 import { LineSplitter } from '../src/engine/lines.js';
 import { LogBuffer } from '../src/tui/logbuffer.js';
 import { ALICE, makeTestKey, makeWorld, scriptEnv, startTestSsh } from './helpers.js';
@@ -73,7 +74,7 @@ test('log flood: every line on disk in order, a stalled watcher holds nothing up
   const dir = scriptsDir();
   const w = makeWorld({ scriptsDir: dir, checkHostPorts: false });
   const engine = await Engine.start(w.cfg, { role: 'test', scriptEnv: scriptEnv(w) });
-  const control = await startControlServer(engine, () => undefined);
+  const control = await startControlServer(new Service(engine), () => undefined);
   t.after(async () => {
     await control.close();
     await engine.shutdown();
@@ -192,7 +193,7 @@ test('logs --follow to a client that stops reading: the daemon holds one step of
   const dir = scriptsDir();
   const w = makeWorld({ scriptsDir: dir, checkHostPorts: false });
   const engine = await Engine.start(w.cfg, { role: 'test', scriptEnv: scriptEnv(w) });
-  const control = await startControlServer(engine, () => undefined);
+  const control = await startControlServer(new Service(engine), () => undefined);
   t.after(async () => {
     await control.close();
     await engine.shutdown();

@@ -237,7 +237,7 @@ describe('applyRoutes', { skip: NEEDS_HAPROXY }, () => {
     // A validator that fails on its own terms, and one that cannot even start: same guarantees.
     const failing = { ...cfg, validateCommand: [NODE, '-e', "console.error('validator says no: ' + process.argv[1]); process.exit(3)", '{file}'] };
     const next = renderRoutes([cluster('a'), cluster('c', { httpPort: 18092 })], cfg).text;
-    await assert.rejects(applyRoutes(next, failing, () => undefined), /exited 3[\s\S]*validator says no: .*\.kindler-.*\.tmp/);
+    await assert.rejects(applyRoutes(next, failing, () => undefined), /exited 3[\s\S]*validator says no: .*\.haproxy\.cfg\.\d+\.[0-9a-f]+\.tmp/);
     const missing = { ...cfg, validateCommand: [join(dir, 'no-such-haproxy'), '-c', '-f', '{file}'] };
     await assert.rejects(applyRoutes(next, missing, () => undefined), /could not start/);
     const noFile = { ...cfg, validateCommand: [HAPROXY, '-c'] };

@@ -13,6 +13,7 @@ import ssh2 from 'ssh2';
 import { UsersStore } from '../src/access/users.js';
 import { loadOrCreateHostKey } from '../src/ssh/hostkey.js';
 import { DEFAULT_SSH_LIMITS, startSshServer } from '../src/ssh/server.js';
+import { Service } from '../src/commands/service.js';
 import { makeWorld, startEngine } from './helpers.js';
 
 const { Client } = ssh2;
@@ -29,7 +30,7 @@ test(`${CYCLES} SSH TUI sessions opened and quit: the heap after GC returns to w
   const users = new UsersStore({ file: join(dir, 'users.conf') });
   users.load();
   const srv = await startSshServer({
-    engine, users, hostKey: loadOrCreateHostKey(join(dir, 'host')), host: '127.0.0.1', port: 0, log: () => undefined,
+    service: new Service(engine), users, hostKey: loadOrCreateHostKey(join(dir, 'host')), host: '127.0.0.1', port: 0, log: () => undefined,
     limits: { ...DEFAULT_SSH_LIMITS, maxSessionsPerUser: 16 }, hostName: 'memtest',
   });
   t.after(async () => {

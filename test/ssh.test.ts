@@ -19,6 +19,7 @@ import { splitCommand } from '../src/ssh/argv.js';
 import { FailureLimiter } from '../src/ssh/ratelimit.js';
 import { KindlerError } from '../src/core/errors.js';
 import type { Engine } from '../src/engine/engine.js';
+import { Service } from '../src/commands/service.js';
 import { makeWorld, startEngine, TwoFacedAgent, until, type World } from './helpers.js';
 
 const { Client, utils } = ssh2;
@@ -203,7 +204,7 @@ async function setup(t: import('node:test').TestContext, o: { limits?: Partial<S
   for (const p of users.load()) log('warn', `users file: ${p}`);
   users.watch();
   const srv = await startSshServer({
-    engine,
+    service: new Service(engine),
     users,
     hostKey: HOST,
     host: '127.0.0.1',

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { execFileSync, spawn } from 'node:child_process';
 import { Store, StateFileError, StateWriteError, SCHEMA_VERSION, migrate } from '../src/store/state.js';
 import { acquireLock, LockHeldError } from '../src/store/lock.js';
-import { APPEND_NOFOLLOW, EXCLUSIVE_CREATE, tempNameFor, writeFileAtomic, writeFileAtomicSync } from '../src/store/atomic.js';
+import { APPEND_NOFOLLOW, EXCLUSIVE_CREATE, tempNameFor, writeFileAtomic, writeFileAtomicSync } from '../src/os/atomic.js';
 import { LogCursor, readLogFile, readLogTail, TaskLog } from '../src/engine/logs.js';
 import { loadOrCreateHostKey } from '../src/ssh/hostkey.js';
 import { poll } from './helpers.js';

@@ -9,7 +9,7 @@ import { PassThrough } from 'node:stream';
 import type { Principal } from '../src/commands/index.js';
 import type { SessionBackend, VerbResult } from '../src/commands/session.js';
 import type { Cluster } from '../src/core/types.js';
-import type { Snapshot } from '../src/engine/feed.js';
+import type { Snapshot } from '../src/core/feed.js';
 import { TuiApp } from '../src/tui/app.js';
 import { capSize, MAX_SIZE } from '../src/tui/layout.js';
 import { RENDER_BUDGET, RenderScheduler } from '../src/tui/scheduler.js';

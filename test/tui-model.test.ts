@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { mock, test } from 'node:test';
 import type { Cluster, Task } from '../src/core/types.js';
-import type { EngineEvent } from '../src/engine/feed.js';
+import type { EngineEvent } from '../src/core/feed.js';
 import { CreateForm, DeletePrompt, LineInput, verbError } from '../src/tui/forms.js';
 import { fitHints, keyId, mainHints, type HintContext } from '../src/tui/keys.js';
 import { computeLayout, tooSmallText } from '../src/tui/layout.js';

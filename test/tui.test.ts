@@ -13,7 +13,7 @@ import { authorize, type Action, type Role } from '../src/access/authorize.js';
 import type { Principal } from '../src/commands/index.js';
 import { LocalSession, type SessionBackend, type VerbResult } from '../src/commands/session.js';
 import type { Cluster, Task } from '../src/core/types.js';
-import type { EngineEvent, EngineEventInput, SessionInfo, Snapshot } from '../src/engine/feed.js';
+import type { EngineEvent, EngineEventInput, SessionInfo, Snapshot } from '../src/core/feed.js';
 import { openTui, type TuiHandle, type TuiOptions } from '../src/tui/index.js';
 import { makeWorld, startEngine } from './helpers.js';
 

@@ -218,7 +218,7 @@ test('a deleted kindler.lock: the engine refuses to write, and the process that 
 
 test('the embedded CLI checks its lock before every write too', async (t) => {
   const w = makeWorld();
-  t.after(() => w.cleanup());
+  t.after(() => w.dispose());
   w.rule('k3d.cluster-create', 'hang');
   const p = spawn(process.execPath, [CLI, 'create', 'emb', '--wait'], { env: w.env, cwd: w.dir, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';

@@ -21,7 +21,7 @@ import ssh2 from 'ssh2';
 import type { ParsedKey } from 'ssh2';
 import { conflict, failed, notFound, usageError } from '../core/errors.js';
 import { sanitizeLine, shown } from '../core/text.js';
-import { errnoText, writeFileAtomicSync } from '../store/atomic.js';
+import { errnoText, writeFileAtomicSync } from '../os/atomic.js';
 import { isRole, ROLES, type Role } from './authorize.js';
 
 const { utils } = ssh2;

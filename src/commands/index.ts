@@ -646,13 +646,15 @@ const VERBS: Verb[] = [
       last: { type: 'bool', help: 'show the last pass from reconcile.jsonl' },
     },
     async run(p, ctx, json) {
+      const dryRun = Boolean(p.flags['dry-run']);
+      // --last shows what a pass did (drift, heals, errors across everyone's clusters): as a pass needs.
+      allow(ctx, dryRun && !p.flags.last ? 'read' : 'reconcile');
       if (p.flags.last) {
-        const last = await lastReconcile(ctx.engine);
-        print(ctx, json, { last }, () => (last ? `${jsonText(last, 2)}\n` : 'no reconcile pass has run yet\n'));
+        const { last, problems } = await lastReconcile(ctx.engine);
+        if (!json) for (const m of problems) ctx.io.err(`warning: ${sanitizeLine(m)}\n`);
+        print(ctx, json, { last, problems }, () => (last ? `${jsonText(last, 2)}\n` : 'no reconcile pass has run yet\n'));
         return EXIT.ok;
       }
-      const dryRun = Boolean(p.flags['dry-run']);
-      allow(ctx, dryRun ? 'read' : 'reconcile');
       const r = await runReconcile(ctx.engine, { dryRun });
       print(ctx, json, r, () => {
         const lines = r.drift.map((d) => `${d.kind.padEnd(9)} ${d.cluster}: ${d.detail}${d.heal !== 'report' && !dryRun ? ` (healing: ${d.heal})` : ''}`);

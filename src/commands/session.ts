@@ -5,7 +5,7 @@
 import type { Action } from '../access/authorize.js';
 import type { UsersStore } from '../access/users.js';
 import type { Engine } from '../engine/engine.js';
-import type { EngineEvent, Snapshot } from '../engine/feed.js';
+import type { EngineEvent, Snapshot } from '../core/feed.js';
 import { may, runCommand, type Principal } from './index.js';
 
 export interface VerbResult {

@@ -5,7 +5,7 @@ import { connect } from 'node:net';
 import { authorize, type Action } from '../access/authorize.js';
 import type { Principal } from '../commands/index.js';
 import type { SessionBackend, VerbResult } from '../commands/session.js';
-import type { EngineEvent, Snapshot } from '../engine/feed.js';
+import type { EngineEvent, Snapshot } from '../core/feed.js';
 import { NdjsonReader, type RunRequest, type ServerMessage } from './protocol.js';
 
 /** Connects, or resolves null when no daemon listens (no socket file, or nobody behind it). */

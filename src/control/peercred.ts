@@ -4,13 +4,12 @@
  * built by `npm ci` / `npm run build:native` into dist/peercred.node) asks for it. Without the addon
  * the daemon refuses to start: it never falls back to trusting the client.
  */
-import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { childEnv } from '../core/childenv.js';
+import { runCaptured } from '../os/run.js';
 
 /** The peer process as the kernel recorded it when it connected. */
 export interface PeerCred {
@@ -57,12 +56,9 @@ export function nameInPasswd(text: string, uid: number): string | undefined {
 }
 
 /** Asks NSS (LDAP, sssd, …) through getent; undefined when it has no answer within 3 s. */
-function getentName(uid: number): Promise<string | undefined> {
-  return new Promise((done) => {
-    execFile('getent', ['passwd', String(uid)], { timeout: 3000, env: childEnv(), encoding: 'utf8' }, (err, out) => {
-      done(err ? undefined : nameInPasswd(out, uid));
-    });
-  });
+async function getentName(uid: number): Promise<string | undefined> {
+  const r = await runCaptured('getent', ['passwd', String(uid)], { timeoutMs: 3000, maxOutput: 64 * 1024 });
+  return r.ok ? nameInPasswd(r.stdout, uid) : undefined;
 }
 
 /**

@@ -8,7 +8,7 @@
  * `user` is informational only and ignored by the daemon: it takes the caller from the kernel
  * (SO_PEERCRED, see peercred.ts).
  */
-import type { EngineEvent, Snapshot } from '../engine/feed.js';
+import type { EngineEvent, Snapshot } from '../core/feed.js';
 
 export interface RunRequest {
   type: 'run';

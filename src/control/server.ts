@@ -7,14 +7,15 @@
  * owner, task user, presence) under its login name: reaching the socket at all takes the daemon's
  * uid, root, or membership in the socket's group, and granting that group is granting admin.
  */
-import { chmodSync, unlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, unlinkSync, type Stats } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { UsersStore } from '../access/users.js';
-import { runCommand } from '../commands/index.js';
 import { whenDrained } from '../commands/io.js';
+import type { Service } from '../commands/service.js';
 import { sanitizeLine } from '../core/text.js';
-import type { Engine, LogFn } from '../engine/engine.js';
+import { errnoText } from '../os/atomic.js';
+import type { EngineEvent, EngineEventInput } from '../core/feed.js';
 import { localName, loadPeerCred, peerCredOf } from './peercred.js';
 import { NdjsonReader, type RunRequest, type ServerMessage, type SubscribeRequest } from './protocol.js';
 
@@ -30,6 +31,8 @@ export const CONTROL_BACKLOG = 1 << 20;
 export function socketPath(dataDir: string): string {
   return join(dataDir, 'kindler.sock');
 }
+
+export type LogFn = (level: 'info' | 'warn' | 'error', msg: string) => void;
 
 export interface ControlServer {
   path: string;
@@ -53,12 +56,25 @@ async function identify(sock: Socket, log: LogFn): Promise<string | null> {
  * Listens on the control socket. Call only while holding the state lock (the stale socket is removed).
  * Throws, before touching anything, when callers cannot be identified (the peer-credentials addon is missing).
  */
-export async function startControlServer(engine: Engine, log: LogFn, users?: UsersStore): Promise<ControlServer> {
+export async function startControlServer(service: Service, log: LogFn, users?: UsersStore): Promise<ControlServer> {
   loadPeerCred();
-  const path = socketPath(engine.cfg.dataDir);
+  const path = socketPath(service.cfg.dataDir);
+  const cannot = (why: string) => new Error(`control socket: cannot listen on ${path}: ${why}`);
+  let found: Stats | undefined;
   try {
-    unlinkSync(path);
-  } catch { /* none left */ }
+    found = lstatSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw cannot(errnoText(e));
+  }
+  // A stale socket (a daemon that died) is removed; anything else in its place is not ours to remove.
+  if (found && !found.isSocket()) throw cannot(`it is ${found.isDirectory() ? 'a directory' : found.isSymbolicLink() ? 'a symlink' : 'a file'}, not a socket; remove it`);
+  if (found) {
+    try {
+      unlinkSync(path);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw cannot(`the stale socket cannot be removed (${errnoText(e)})`);
+    }
+  }
   const sockets = new Set<Socket>();
   const server: Server = createServer((sock) => {
     sockets.add(sock);
@@ -88,23 +104,27 @@ export async function startControlServer(engine: Engine, log: LogFn, users?: Use
     const serve = (m: unknown, user: string) => {
       const sub = m as SubscribeRequest;
       if (sub?.type === 'subscribe') {
-        const leave = engine.joinSession({ user, role: 'admin', source: 'local' });
+        const leave = service.joinSession({ user, role: 'admin', source: 'local' });
         const behind = new Set<string>();
-        const { snapshot, unsubscribe } = engine.subscribe((event) => {
+        // This connection numbers what it sends itself, on from the snapshot's seq: a client drops events not
+        // newer than the last it applied, and the catch-up events below (made here, not by the feed) must each
+        // be newer than everything sent before them. The feed's own gaps (log events skipped) do not matter.
+        let seq = 0;
+        const emit = (event: EngineEventInput) => send({ type: 'event', event: { ...event, seq: ++seq } as EngineEvent });
+        const { snapshot, unsubscribe } = service.subscribe((event) => {
           if (event.type === 'log' && (behind.has(event.taskId) || sock.writableLength > CONTROL_BACKLOG)) {
             behind.add(event.taskId);
             return;
           }
-          send({ type: 'event', event });
+          emit(event);
         });
+        seq = snapshot.seq;
         const catchUp = () => {
           for (const taskId of behind) {
             if (sock.writableLength > CONTROL_BACKLOG) return;
             behind.delete(taskId);
-            const tail = engine.liveLog(taskId);
-            // Every non-log event up to lastSeq was sent: half a step orders this one after them and
-            // before the next real event (a client drops events not newer than the last it applied).
-            if (tail && tail.lines.length) send({ type: 'event', event: { seq: engine.feed.lastSeq + 0.5, type: 'log', taskId, from: tail.dropped, lines: tail.lines } });
+            const tail = service.liveLog(taskId);
+            if (tail && tail.lines.length) emit({ type: 'log', taskId, from: tail.dropped, lines: tail.lines });
           }
         };
         sock.on('drain', catchUp);
@@ -123,8 +143,7 @@ export async function startControlServer(engine: Engine, log: LogFn, users?: Use
         return;
       }
       const files = req.files && typeof req.files === 'object' ? req.files : {};
-      void runCommand(req.argv, {
-        engine,
+      void service.run(req.argv, {
         actor: { user, source: 'local-cli', role: 'admin' },
         ...(users ? { users } : {}),
         io: {
@@ -162,7 +181,7 @@ export async function startControlServer(engine: Engine, log: LogFn, users?: Use
     });
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (e) => reject(cannot(errnoText(e))));
     server.listen(path, () => {
       server.off('error', reject);
       resolve();

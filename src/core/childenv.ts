@@ -47,6 +47,23 @@ export const PASS_ENV_RE = /^[A-Za-z_][A-Za-z0-9_]*\*?$/;
 
 let configured: readonly string[] = [];
 
+/**
+ * The variable that marks every process kindler starts with the data directory it works for, so a
+ * restarted daemon can find what a crashed one left running (src/os/process.ts processesWithEnv).
+ */
+export const OWNER_ENV = 'KINDLER_OWNER';
+let owner: string | undefined;
+
+/** Marks every child started after this with OWNER_ENV=`value` (the daemon's resolved data directory). */
+export function setChildOwner(value: string | undefined): void {
+  owner = value;
+}
+
+/** The owner mark children get now, if any. */
+export function childOwner(): string | undefined {
+  return owner;
+}
+
 /** The operator's extra names and prefixes (config `passEnv`), for every child started after this. */
 export function setPassEnv(names: readonly string[]): void {
   configured = [...names];
@@ -65,6 +82,7 @@ function passes(name: string): boolean {
 export function childEnv(extra: Record<string, string | undefined> = {}, from: NodeJS.ProcessEnv = process.env): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(from)) if (v !== undefined && passes(k)) out[k] = v;
+  if (owner !== undefined) out[OWNER_ENV] = owner;
   for (const [k, v] of Object.entries(extra)) if (v !== undefined) out[k] = v;
   return out;
 }

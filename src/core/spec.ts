@@ -169,9 +169,9 @@ export function specialCidr(cidr: string): Cidr {
   return { base: addr.split('.').reduce((n, o) => n * 256 + Number(o), 0), prefix: Number(prefix) };
 }
 
-/** Throws a usage error naming the flag when a cluster's host port is not a whole number MIN_CLUSTER_PORT-65535. */
-export function assertClusterPort(k: 'httpPort' | 'httpsPort' | 'apiPort', v: number): void {
-  if (!Number.isInteger(v) || v < MIN_CLUSTER_PORT || v > PORT_MAX) throw usageError(`${flagOf(k)}: must be a port number ${MIN_CLUSTER_PORT}-${PORT_MAX} (got ${v})`, flagOf(k));
+/** Throws a usage error naming `field` (a flag, or a CSV column) when a cluster's host port is not a whole number MIN_CLUSTER_PORT-65535. */
+export function assertClusterPort(field: string, v: number): void {
+  if (!Number.isInteger(v) || v < MIN_CLUSTER_PORT || v > PORT_MAX) throw usageError(`${field}: must be a port number ${MIN_CLUSTER_PORT}-${PORT_MAX} (got ${v})`, field);
 }
 
 /** Checks the whole request; throws on the first broken rule. */
@@ -193,7 +193,7 @@ export function checkCreateRequest(req: CreateRequest): void {
   const seen = new Map<number, string>();
   for (const k of given) {
     const v = req[k]!;
-    assertClusterPort(k, v);
+    assertClusterPort(flagOf(k), v);
     const other = seen.get(v);
     if (other) throw usageError(`${flagOf(k)}: must differ from ${other} (both ${v})`, flagOf(k));
     seen.set(v, flagOf(k));

@@ -138,3 +138,17 @@ export interface AuditEvent {
   taskId?: string;
   detail?: string;
 }
+
+/** Whether state reaches the disk. */
+export interface StoreHealth {
+  /** False while the last write failed (or the lock was lost): changes live only in memory. */
+  saving: boolean;
+  /** Why not, in one line. */
+  problem?: string;
+  /** When saving stopped (ISO time). */
+  since?: string;
+  /** Failed writes since then. */
+  failures?: number;
+  /** The lock was lost: nothing is written again until kindler is restarted. */
+  lockLost?: boolean;
+}

@@ -4,7 +4,7 @@
  */
 import { appendFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { APPEND_NOFOLLOW } from '../store/atomic.js';
+import { APPEND_NOFOLLOW } from '../os/atomic.js';
 import type { Engine } from '../engine/engine.js';
 import { isTerminal } from '../core/types.js';
 import { listProviderClusters, reconcilePass, type DriftKind, type ReconcileResult } from './reconcile.js';
@@ -53,17 +53,32 @@ export function runReconcile(engine: Engine, o: { dryRun: boolean; heal?: Partia
   });
 }
 
-/** The last reconcile summary line, parsed, or null when none ran yet. */
-export async function lastReconcile(engine: Engine): Promise<Record<string, unknown> | null> {
+/**
+ * The last whole reconcile summary line, parsed (null when none ran yet), and the lines after it that are not
+ * whole JSON objects (a write cut short, e.g. by a crash): those are skipped and reported, never fatal.
+ */
+export async function lastReconcile(engine: Engine): Promise<{ last: Record<string, unknown> | null; problems: string[] }> {
   let text: string;
   try {
     text = await readFile(join(engine.cfg.dataDir, 'reconcile.jsonl'), 'utf8');
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { last: null, problems: [] };
     throw e;
   }
-  const lines = text.trimEnd().split('\n').filter(Boolean);
-  return lines.length ? (JSON.parse(lines[lines.length - 1]!) as Record<string, unknown>) : null;
+  const lines = text.split('\n');
+  const problems: string[] = [];
+  for (let i = lines.length - 1; i >= 0; i--) {
+    if (!lines[i]!.trim()) continue;
+    let v: unknown;
+    try {
+      v = JSON.parse(lines[i]!);
+    } catch {
+      v = undefined;
+    }
+    if (v && typeof v === 'object' && !Array.isArray(v)) return { last: v as Record<string, unknown>, problems };
+    problems.unshift(`reconcile.jsonl line ${i + 1}: not a whole JSON line (a write cut short); ignored`);
+  }
+  return { last: null, problems };
 }
 
 /** Deletes clusters whose TTL passed, as user kindler-ttl. */

@@ -2,35 +2,9 @@
  * Cluster lifecycle rules run by the scheduler: time-to-live, task retention, and the per-user quota.
  * The rules are pure; `ttlPass` is the only part that acts, and only through ordinary engine tasks.
  */
-import { formatDuration } from '../core/duration.js';
+import { expiryOf } from '../core/expiry.js';
 import { cleanLine } from '../core/text.js';
 import { isTerminal, type Cluster, type Task } from '../core/types.js';
-
-export const TTL_WARN_MS = 10 * 60_000;
-
-/** Milliseconds since the epoch of a cluster's expiry; null when it has none or it does not parse. */
-export function expiryOf(c: Cluster): number | null {
-  if (!c.expiresAt) return null;
-  const t = Date.parse(c.expiresAt);
-  return Number.isFinite(t) ? t : null;
-}
-
-/** Clusters that expire within `warnMs` from now (not yet expired), soonest first: for session warnings. */
-export function expiring(clusters: readonly Cluster[], nowMs: number, warnMs = TTL_WARN_MS): Cluster[] {
-  return clusters
-    .filter((c) => {
-      const at = expiryOf(c);
-      return c.desired !== 'absent' && at !== null && at > nowMs && at - nowMs <= warnMs;
-    })
-    .sort((a, b) => expiryOf(a)! - expiryOf(b)! || a.name.localeCompare(b.name));
-}
-
-/** One line for a session: `cluster dev expires in 9m (at 2026-01-01T10:00:00.000Z) and will be deleted`. */
-export function expiryWarning(c: Cluster, nowMs: number): string {
-  const at = expiryOf(c);
-  if (at === null) return `cluster ${c.name} has no expiry`;
-  return `cluster ${c.name} expires in ${formatDuration(Math.max(0, at - nowMs))} (at ${new Date(at).toISOString()}) and will be deleted`;
-}
 
 /**
  * Clusters past their expiry that the TTL job may delete: desired not `absent`, no active task (`active`

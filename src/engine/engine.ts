@@ -3,10 +3,11 @@
  * per-cluster lock), queues tasks under a global concurrency limit, runs the scripts, records every
  * outcome truthfully, and publishes a snapshot-and-events feed for every face.
  */
+import { Serial } from '../core/serial.js';
 import { mkdirSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { setPassEnv } from '../core/childenv.js';
+import { OWNER_ENV, setChildOwner, setPassEnv } from '../core/childenv.js';
 import type { Config } from '../core/config.js';
 import { conflict, failed, notFound, usageError } from '../core/errors.js';
 import { parseMarker, progressAt } from '../core/markers.js';
@@ -16,15 +17,17 @@ import { assertClusterPort, checkCreateRequest, checkSubnet, flagOf, MIN_CLUSTER
 import { parseDuration } from '../core/duration.js';
 import { cleanLine, sanitizeLine } from '../core/text.js';
 import { pickErrorLine } from '../core/errorline.js';
-import { isTerminal, registerOf, wantsRoute, type AuditEvent, type Cluster, type ClusterOptions, type Task, type TaskKind, type TaskState } from '../core/types.js';
+import { isTerminal, registerOf, wantsRoute, type AuditEvent, type Cluster, type ClusterOptions, type StoreHealth, type Task, type TaskKind, type TaskState } from '../core/types.js';
 import { countCsvRows, parseEnvironmentsCsv } from '../core/csv.js';
 import { dockerPublishers, hostIPv4Addresses, hostPortBusy } from '../provision/hostports.js';
 import { doctor, type ToolReport } from '../provision/doctor.js';
 import { routesStatus } from '../provision/routes.js';
 import { adoptCall, parseStatus, scriptFor, statusCall, type StatusResult } from '../provision/scripts.js';
-import { acquireLock, ownProcessGroup, processesWithEnv, processRunning, processStart, type Lock } from '../store/lock.js';
-import { StateWriteError, Store, type StateData, type StoreHealth } from '../store/state.js';
-import { Feed, type Listener, type SessionInfo, type Snapshot } from './feed.js';
+import { acquireLock, type Lock } from '../store/lock.js';
+import { ownProcessGroup, processesWithEnv, processRunning, processStart } from '../os/process.js';
+import { StateWriteError, Store, type StateData } from '../store/state.js';
+import type { Listener, SessionInfo, Snapshot } from '../core/feed.js';
+import { Feed } from './feed.js';
 import { LogCursor, readLogFile, readLogTail, TaskLog, type LogTail } from './logs.js';
 import { queryScript, runScript, signalGroup, type Run, type RunResult } from './runner.js';
 import type { PostStep } from './poststeps.js';
@@ -64,6 +67,8 @@ interface Running {
   post: PostStep[];
   /** Why kindler stopped the task itself (its log cannot be written): it fails with this reason. */
   abort?: string;
+  /** Settles once `finish` is done and the task has left `running` (whether or not its end was saved). */
+  ended: Promise<void>;
 }
 
 export interface ImportRow { line: number; name: string; result: 'imported' | 'refused'; reason?: string }
@@ -74,6 +79,9 @@ export interface ImportRow { line: number; name: string; result: 'imported' | 'r
  */
 export type RecreateGuard = (existing: Cluster, changes: string[]) => void;
 
+/** A port's column in the older tool's CSV (import-csv names it in refusals); the API port has none: its flag. */
+const csvField = (k: PortKind): string => (k === 'httpPort' ? 'http_port' : k === 'httpsPort' ? 'https_port' : flagOf(k));
+
 /** Work an import does between two yields to the event loop, so other requests are served meanwhile. */
 const IMPORT_SLICE_MS = 10;
 
@@ -82,7 +90,7 @@ const IMPORT_SLICE_MS = 10;
  * the absolute data directory. After a crash the next holder of the lock finds what the dead one left
  * running by it, even a process whose pid never reached the state file.
  */
-export const OWNER_ENV = 'KINDLER_OWNER';
+export { OWNER_ENV } from '../core/childenv.js';
 
 const STDERR_TAIL = 10;
 const KEEP_FINISHED_LOGS = 64;
@@ -101,7 +109,8 @@ export class Engine {
   /** Cluster name -> its queued or running task id. */
   private readonly active = new Map<string, string>();
   private readonly logs = new Map<string, TaskLog>();
-  private admitting: Promise<unknown> = Promise.resolve();
+  /** Admission is serialized: one verb's checks and record change at a time. */
+  private readonly admitting = new Serial();
   private stopping = false;
   private rechecks = new Set<Promise<void>>();
   private readonly log: LogFn;
@@ -166,6 +175,10 @@ export class Engine {
       throw e;
     }
     setPassEnv(cfg.passEnv);
+    // Every child (scripts, hooks, haproxy, doctor probes, kubectl, git) carries the owner mark, so
+    // recover() finds what a crashed daemon left running. One engine per daemon process: the mark is
+    // process-wide.
+    setChildOwner(resolve(cfg.dataDir));
     const scriptEnv = { ...opts.scriptEnv, [OWNER_ENV]: resolve(cfg.dataDir) };
     try {
       const engine = new Engine(cfg, store, lock, { ...opts, scriptEnv, postSteps: opts.postSteps ?? defaultPostSteps(cfg, scriptEnv) });
@@ -307,7 +320,8 @@ export class Engine {
   /** Resolves when the engine is no longer busy. */
   async idle(): Promise<void> {
     while (this.busy) {
-      await Promise.all([...this.running.values()].map((r) => r.run.done.catch(() => undefined)));
+      // Each task's end, not its script's: recording the end (post steps, the state write) takes time too.
+      await Promise.all([...this.running.values()].map((r) => r.ended));
       await Promise.all([...this.rechecks]);
       await new Promise((r) => setImmediate(r));
     }
@@ -323,9 +337,7 @@ export class Engine {
 
   /** Serialises admission so port allocation and the per-cluster lock hold under concurrency. */
   private admit<T>(fn: () => Promise<T>): Promise<T> {
-    const p = this.admitting.then(fn, fn);
-    this.admitting = p.catch(() => undefined);
-    return p;
+    return this.admitting.run(fn);
   }
 
   private refuseWhenStopping(): void {
@@ -457,8 +469,17 @@ export class Engine {
     return out;
   }
 
-  /** Honours given ports or refuses them; allocates omitted ones from the configured ranges. */
-  private async pickPorts(req: CreateRequest, existing: Cluster | undefined, others: Cluster[]): Promise<Record<PortKind, number>> {
+  /**
+   * Honours given ports or refuses them; allocates omitted ones from the configured ranges. `o.field` names a
+   * port in messages (default: its flag); `o.givenBusy` decides whether a given port is taken on the host.
+   */
+  private async pickPorts(
+    req: CreateRequest,
+    existing: Cluster | undefined,
+    others: Cluster[],
+    o: { field?: (k: PortKind) => string; givenBusy?: (port: number) => Promise<string | null> } = {},
+  ): Promise<Record<PortKind, number>> {
+    const field = o.field ?? flagOf;
     const taken = new Map<number, string>();
     for (const c of others) for (const k of ['httpPort', 'httpsPort', 'apiPort'] as const) taken.set(c[k], c.name);
     const own = this.ownPorts();
@@ -469,17 +490,17 @@ export class Engine {
       const want = req[k] ?? existing?.[k];
       if (want === undefined) continue;
       // Recorded ports are held to the same rules as given ones (a record may predate a rule).
-      assertClusterPort(k, want);
+      assertClusterPort(field(k), want);
       const key = own.get(want);
-      if (key) throw usageError(`${flagOf(k)}: ${want} is the routes frontend's own port (${key}); choose another`, flagOf(k));
+      if (key) throw usageError(`${field(k)}: ${want} is the routes frontend's own port (${key}); choose another`, field(k));
       const owner = taken.get(want);
-      if (owner) throw conflict(`${flagOf(k)}: ${want} is already used by cluster "${owner}"`, flagOf(k));
+      if (owner) throw conflict(`${field(k)}: ${want} is already used by cluster "${owner}"`, field(k));
       if (req[k] !== undefined) {
-        const busy = await this.hostBusy(want);
+        const busy = await (o.givenBusy ?? ((p: number) => this.hostBusy(p)))(want);
         if (busy) {
           const holders = await dockerPublishers(want, this.opts.scriptEnv);
           const who = holders.length ? `docker container${holders.length > 1 ? 's' : ''} ${holders.map((h) => `"${h}"`).join(', ')} publish${holders.length > 1 ? '' : 'es'} it` : busy;
-          throw conflict(`${flagOf(k)}: ${want} is not available: ${who}`, flagOf(k));
+          throw conflict(`${field(k)}: ${want} is not available: ${who}`, field(k));
         }
       }
       out[k] = want;
@@ -491,7 +512,7 @@ export class Engine {
       const skip = new Set([...taken.keys(), ...own.keys()]);
       for (;;) {
         const p = allocatePort(range, skip);
-        if (p === null) throw conflict(`${flagOf(k)}: no free port left in the configured range ${range.from}-${range.to}`, flagOf(k));
+        if (p === null) throw conflict(`${field(k)}: no free port left in the configured range ${range.from}-${range.to}`, field(k));
         if (!(await this.hostBusy(p))) {
           out[k] = p;
           taken.set(p, req.name);
@@ -742,17 +763,31 @@ export class Engine {
             throw conflict(`name: cluster "${req.name}" already exists`, 'name');
           }
           const others = [...this.store.data.clusters, ...added];
-          const ports = await this.pickPorts({ ...req, httpPort: undefined, httpsPort: undefined }, undefined, others).then((p) => p);
           // Imported ports are the old tool's real mappings: honoured exactly, or refused on conflict.
           for (const k of ['httpPort', 'httpsPort'] as const) {
             const v = req[k];
             if (v === undefined) continue;
             const key = own.get(v);
-            if (key) throw usageError(`${k === 'httpPort' ? 'http_port' : 'https_port'}: ${v} is the routes frontend's own port (${key})`);
+            if (key) throw usageError(`${csvField(k)}: ${v} is the routes frontend's own port (${key})`);
             const owner = others.find((c) => c.httpPort === v || c.httpsPort === v || c.apiPort === v);
-            if (owner) throw conflict(`${k === 'httpPort' ? 'http_port' : 'https_port'}: ${v} is already used by cluster "${owner.name}"`);
-            ports[k] = v;
+            if (owner) throw conflict(`${csvField(k)}: ${v} is already used by cluster "${owner.name}"`);
           }
+          // Given like create's flags: checked on the host, and never handed out to the row's other ports. A port
+          // in use is the row's own when the provider runs that cluster (the old tool's, still up): one status check.
+          let provided: boolean | undefined;
+          const givenBusy = async (port: number): Promise<string | null> => {
+            const busy = await this.hostBusy(port);
+            if (!busy) return null;
+            if (provided === undefined) {
+              try {
+                provided = (await this.probe(req.name, req.provider)).state !== 'absent';
+              } catch (e) {
+                return `${busy}, and whether ${req.provider} has a cluster named "${req.name}" could not be checked (${(e as Error).message})`;
+              }
+            }
+            return provided ? null : `${busy}, and ${req.provider} has no cluster named "${req.name}"`;
+          };
+          const ports = await this.pickPorts(req, undefined, others, { field: csvField, givenBusy });
           if (req.subnet) {
             const mine = parseSubnet(req.subnet);
             const clash = others.find((c) => c.subnet && subnetsOverlap(mine, parseSubnet(c.subnet)));
@@ -1038,7 +1073,7 @@ export class Engine {
     log.add(`[kindler] ${t.kind} ${c.name} (${c.provider}) started by ${t.user} as task ${t.id}`);
     if (typeof t.params?.retry === 'string') log.add(`[kindler] ${t.params.retry}`);
     const post = (this.opts.postSteps ?? []).filter((p) => p.applies(t.kind, c));
-    const state: Running = { task: t, log, stderrTail: [], reachedCreate: false, post, run: undefined as unknown as Run };
+    const state: Running = { task: t, log, stderrTail: [], reachedCreate: false, post, run: undefined as unknown as Run, ended: Promise.resolve() };
     state.run = runScript({
       script: call.script,
       args: call.args,
@@ -1061,7 +1096,7 @@ export class Engine {
     this.persist(t);
     // A runner error still ends the task (failed, with the reason); an error while recording the end
     // is logged loudly rather than handled twice.
-    state.run.done
+    state.ended = state.run.done
       .then(
         (r) => this.finish(state, r),
         (e: Error) => this.finish(state, { exitCode: null, signal: null, stopped: null, killed: false, spawnError: `internal error: ${e.message}` }),
@@ -1100,7 +1135,8 @@ export class Engine {
         t.step = m.title;
         t.progress = progressAt(m.n, of);
         if (m.key === 'create-cluster') s.reachedCreate = true;
-        s.log.add(`==> [${m.n}/${m.of}] ${m.title}`);
+        // The same count as the step record (the script's steps plus the post steps that follow them).
+        s.log.add(`==> [${m.n}/${of}] ${m.title}`);
         this.persist(t);
         break;
       }
@@ -1539,9 +1575,8 @@ export class Engine {
     }
     this.refusals.flush();
     for (const s of this.running.values()) s.run.stop('shutdown');
-    await Promise.all([...this.running.values()].map((s) => s.run.done.catch(() => undefined)));
     // `finish` always takes a task out of `running`, whether or not its end could be written.
-    while (this.running.size > 0) await new Promise((r) => setTimeout(r, 10));
+    await Promise.all([...this.running.values()].map((s) => s.ended));
     await Promise.all([...this.rechecks]);
     for (const l of this.logs.values()) await l.close();
     let lost: StateWriteError | null = null;

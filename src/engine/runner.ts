@@ -18,6 +18,7 @@ import { childEnv } from '../core/childenv.js';
 import { parseMarker } from '../core/markers.js';
 import { cleanLine } from '../core/text.js';
 import { ByteLines, LineSplitter, type Bulk } from './lines.js';
+import { groupGone, signalGroup } from '../os/process.js';
 
 /** `failed`: kindler stopped it because the task cannot go on (its log cannot be written). */
 export type StopReason = 'cancel' | 'timeout' | 'shutdown' | 'failed';
@@ -62,26 +63,7 @@ export interface Run {
   done: Promise<RunResult>;
 }
 
-/** Sends a signal to a whole process group; false when it no longer exists. */
-export function signalGroup(pid: number, signal: NodeJS.Signals): boolean {
-  try {
-    process.kill(-pid, signal);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Resolves once no process is left in the group (or after `ms`), re-killing stragglers. */
-export async function groupGone(pid: number, ms: number): Promise<boolean> {
-  const end = Date.now() + ms;
-  while (signalGroup(pid, 0 as unknown as NodeJS.Signals)) {
-    if (Date.now() > end) return false;
-    signalGroup(pid, 'SIGKILL');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  return true;
-}
+export { groupGone, signalGroup } from '../os/process.js';
 
 /** Polling intervals of a SpoolReader: right after data, and the longest wait while the file is idle. */
 export const SPOOL_FAST_MS = 8;

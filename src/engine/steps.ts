@@ -1,6 +1,7 @@
 /**
  * The post steps kindler runs, built from config: routes, the GitOps branch, registration hooks.
  */
+import { Serial } from '../core/serial.js';
 import type { Config } from '../core/config.js';
 import { wantsRoute, type Cluster } from '../core/types.js';
 import { hookEnv, listHooks, type HookPhase } from '../provision/hooks.js';
@@ -92,15 +93,12 @@ export function gitopsStep(cfg: Config): PostStep {
   };
   let currentLog: (l: string) => void = () => undefined;
   // One git operation at a time, so each task's git lines land in that task's log.
-  let chain: Promise<unknown> = Promise.resolve();
-  const serial = <T>(log: (l: string) => void, op: (g: Gitops) => Promise<T>): Promise<T> => {
-    const p = chain.then(() => {
+  const queue = new Serial();
+  const serial = <T>(log: (l: string) => void, op: (g: Gitops) => Promise<T>): Promise<T> =>
+    queue.run(() => {
       currentLog = log;
       return op(client(log));
     });
-    chain = p.catch(() => undefined);
-    return p;
-  };
   return {
     key: 'git-branch',
     title: (c, kind) => (kind === 'delete' ? `Archive and remove GitOps branch ${c.name}` : `Push GitOps branch ${c.name}`),

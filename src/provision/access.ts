@@ -7,7 +7,7 @@
  * memory: never argv, logs, the audit log or state.
  */
 import { createHash } from 'node:crypto';
-import { execa } from 'execa';
+import { runCaptured } from '../os/run.js';
 import { failed } from '../core/errors.js';
 import { sanitizeLine } from '../core/text.js';
 
@@ -40,22 +40,20 @@ export interface AdminEntry {
 const MAX_OUT = 1024 * 1024;
 
 async function kubectl(k: KubectlEnv, what: string, args: string[], input?: string): Promise<string> {
-  const r = await execa('kubectl', args, {
+  const r = await runCaptured('kubectl', args, {
     ...(k.env ? { env: k.env } : {}),
-    reject: false,
-    timeout: k.timeoutMs,
-    maxBuffer: MAX_OUT,
-    stripFinalNewline: false,
-    ...(input !== undefined ? { input } : { stdin: 'ignore' as const }),
-    encoding: 'utf8',
+    timeoutMs: k.timeoutMs,
+    maxOutput: MAX_OUT,
+    ...(input !== undefined ? { input } : {}),
   });
-  if (r.exitCode !== 0 || r.failed) {
-    const why = r.timedOut ? `timed out after ${k.timeoutMs} ms` : r.exitCode === undefined ? String((r as { code?: string }).code ?? r.shortMessage) : `exit ${r.exitCode}`;
+  if (!r.ok) {
+    const why = r.timedOut ? `timed out after ${k.timeoutMs} ms` : r.spawnError !== undefined ? r.spawnError : r.signal ? `killed by ${r.signal}` : `exit ${r.exitCode}`;
     // stderr only (never stdout: it may hold a credential); one sanitized line.
-    const errLine = String(r.stderr ?? '').split('\n').map((l) => l.trim()).filter(Boolean).slice(-1)[0] ?? '';
+    const errLine = r.stderr.split('\n').map((l) => l.trim()).filter(Boolean).slice(-1)[0] ?? '';
     throw failed(`kubectl ${what} failed (${why})${errLine ? `: ${sanitizeLine(errLine).slice(0, 300)}` : ''}`);
   }
-  return String(r.stdout ?? '');
+  if (r.dropped > 0) throw failed(`kubectl ${what} printed more than ${MAX_OUT} bytes`);
+  return r.stdout;
 }
 
 /** Reads the cluster, user and server of `context` in kindler's file (kubectl config view --minify --raw). */

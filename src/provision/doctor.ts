@@ -1,8 +1,7 @@
 /**
  * `kindler doctor`: which host tools are there, which versions, and what is not usable.
  */
-import { execa } from 'execa';
-import { childEnv } from '../core/childenv.js';
+import { runCaptured } from '../os/run.js';
 import { cleanLine } from '../core/text.js';
 
 export interface ToolReport {
@@ -29,16 +28,17 @@ const PROBES: Probe[] = [
 ];
 
 async function probe(p: Probe, env?: Record<string, string>): Promise<ToolReport> {
-  const r = await execa(p.cmd, p.args, { reject: false, timeout: 15_000, stdin: 'ignore', env: childEnv(env), extendEnv: false, all: true });
-  const text = cleanLine(String(r.all ?? ''), 4000);
-  if ((r as { code?: string }).code === 'ENOENT' || (r.exitCode === undefined && /ENOENT/.test(r.shortMessage ?? ''))) {
+  const r = await runCaptured(p.cmd, p.args, { timeoutMs: 15_000, ...(env ? { env } : {}) });
+  if (r.spawnError !== undefined && /ENOENT/.test(r.spawnError)) {
     return { name: p.name, found: false, usable: false, detail: `${p.cmd} is not on PATH`, required: p.required };
   }
-  const all = String(r.all ?? '');
+  const text = cleanLine(r.all, 4000);
   // A failed probe's output is its error, never a version (docker info prints the error where the version would be).
-  const version = r.exitCode === 0 ? p.version(all) : undefined;
-  if (r.exitCode !== 0) {
-    const why = p.name === 'docker' ? `the docker daemon is not reachable: ${cleanLine(all.trim().split('\n').pop() ?? '', 300)}` : `"${p.cmd} ${p.args.join(' ')}" exited ${r.exitCode ?? r.signal}: ${text.slice(0, 300)}`;
+  const version = r.ok ? p.version(r.all) : undefined;
+  if (!r.ok) {
+    const why = p.name === 'docker' && !r.timedOut && r.spawnError === undefined
+      ? `the docker daemon is not reachable: ${cleanLine(r.all.trim().split('\n').pop() ?? '', 300)}`
+      : `"${p.cmd} ${p.args.join(' ')}" ${r.how}: ${text.slice(0, 300)}`;
     return { name: p.name, found: true, ...(version ? { version } : {}), usable: false, detail: why, required: p.required };
   }
   return { name: p.name, found: true, ...(version ? { version } : {}), usable: true, detail: 'ok', required: p.required };

@@ -19,6 +19,7 @@ import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, realpathSy
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { GitError, simpleGit, type SimpleGit } from 'simple-git';
 import { childEnv } from '../core/childenv.js';
+import { Serial } from '../core/serial.js';
 import type { Cluster } from '../core/types.js';
 import { failed, refused, usageError } from '../core/errors.js';
 import { looksLikeName } from '../core/names.js';
@@ -175,7 +176,7 @@ interface RenderedFile {
 export class Gitops {
   readonly cfg: Readonly<GitopsConfig> & { baseBranch: string; timeoutMs: number };
   private readonly log: (line: string) => void;
-  private tail: Promise<unknown> = Promise.resolve();
+  private readonly queue = new Serial();
 
   /**
    * Checks the config as if enabled (throws a `refused` KindlerError naming the problem, URL redacted).
@@ -229,9 +230,7 @@ export class Gitops {
   // ---------------------------------------------------------------------------------------------------
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.tail.then(() => fn());
-    this.tail = run.catch(() => undefined);
-    return run;
+    return this.queue.run(fn);
   }
 
   private emit(line: string): void {

@@ -4,8 +4,7 @@
  */
 import { createServer } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import { execa } from 'execa';
-import { childEnv } from '../core/childenv.js';
+import { runCaptured } from '../os/run.js';
 import { cleanLine } from '../core/text.js';
 
 /** Resolves to a reason string when the port cannot be bound on all interfaces, or null when it is free. */
@@ -26,10 +25,8 @@ export function hostPortBusy(port: number): Promise<string | null> {
  * asked: this only names a holder for a refusal that stands without it.
  */
 export async function dockerPublishers(port: number, env?: Record<string, string>): Promise<string[]> {
-  const r = await execa('docker', ['ps', '--filter', `publish=${port}`, '--format', '{{.Names}}'], {
-    reject: false, timeout: 5_000, stdin: 'ignore', env: childEnv(env), extendEnv: false,
-  });
-  if (r.exitCode !== 0) return [];
+  const r = await runCaptured('docker', ['ps', '--filter', `publish=${port}`, '--format', '{{.Names}}'], { timeoutMs: 5_000, maxOutput: 64 * 1024, ...(env ? { env } : {}) });
+  if (!r.ok) return [];
   return String(r.stdout).split('\n').map((l) => cleanLine(l.trim(), 200)).filter(Boolean).sort();
 }
 

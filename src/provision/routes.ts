@@ -8,12 +8,13 @@
  * (never a dead 127.0.0.1 fallback), and cluster identifiers live in their own namespace so no cluster name can
  * merge into a static section.
  */
+import { KeyedSerial } from '../core/serial.js';
 import { isIP } from 'node:net';
-import { copyFile, link, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { copyFile, link, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { stageFile, syncDir } from '../os/atomic.js';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join, resolve } from 'node:path';
-import { execa } from 'execa';
-import { childEnv } from '../core/childenv.js';
+import { runCaptured } from '../os/run.js';
 import { wantsRoute, type Cluster } from '../core/types.js';
 import { failed, usageError } from '../core/errors.js';
 import { cleanLine, shown } from '../core/text.js';
@@ -266,17 +267,9 @@ interface CmdOutcome {
 
 async function runCommand(argv: readonly string[], timeoutMs: number): Promise<CmdOutcome> {
   const [cmd, ...args] = argv;
-  const r = await execa(cmd!, args, { reject: false, all: true, stdin: 'ignore', timeout: timeoutMs, stripFinalNewline: true, env: childEnv(), extendEnv: false });
-  const lines = String(r.all ?? '').split('\n').map((l) => cleanLine(l, 2000)).filter((l) => l.trim() !== '');
-  const ok = !r.failed && r.exitCode === 0;
-  const how = r.timedOut
-    ? `timed out after ${timeoutMs / 1000}s`
-    : r.signal
-      ? `killed by ${r.signal}`
-      : typeof r.exitCode === 'number'
-        ? `exited ${r.exitCode}`
-        : `could not start: ${cleanLine(r.shortMessage ?? r.message ?? 'unknown error', 300)}`;
-  return { ok, how, lines };
+  const r = await runCaptured(cmd!, args, { timeoutMs });
+  const lines = r.all.split('\n').map((l) => cleanLine(l, 2000)).filter((l) => l.trim() !== '');
+  return { ok: r.ok, how: r.how, lines };
 }
 
 function checkedArgv(argv: unknown, field: string, needsFile: boolean): string[] {
@@ -311,26 +304,9 @@ async function removeQuietly(file: string): Promise<void> {
   await unlink(file).catch(() => undefined);
 }
 
-async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r').catch(() => null);
-  if (!fh) return;
-  await fh.sync().catch(() => undefined);
-  await fh.close();
-}
 
-const queues = new Map<string, Promise<unknown>>();
-
-/** Runs applies to the same file one after another (within this process). */
-function serialized<T>(key: string, fn: () => Promise<T>): Promise<T> {
-  const prev = queues.get(key) ?? Promise.resolve();
-  const run = prev.then(fn, fn);
-  const tail = run.catch(() => undefined);
-  queues.set(key, tail);
-  void tail.then(() => {
-    if (queues.get(key) === tail) queues.delete(key);
-  });
-  return run;
-}
+/** Applies to the same file run one after another (within this process). */
+const applies = new KeyedSerial();
 
 const VALIDATE_TIMEOUT_MS = 60_000;
 const RELOAD_TIMEOUT_MS = 120_000;
@@ -343,7 +319,7 @@ const RELOAD_TIMEOUT_MS = 120_000;
  */
 export function applyRoutes(text: string, cfg: RoutesConfig, log: (line: string) => void): Promise<{ changed: boolean }> {
   const live = resolve(cfg.configFile);
-  return serialized(live, () => applyNow(text, cfg, live, log));
+  return applies.run(live, () => applyNow(text, cfg, live, log));
 }
 
 async function applyNow(text: string, cfg: RoutesConfig, live: string, log: (line: string) => void): Promise<{ changed: boolean }> {
@@ -354,9 +330,7 @@ async function applyNow(text: string, cfg: RoutesConfig, live: string, log: (lin
   const validate = checkedArgv(cfg.validateCommand ?? DEFAULT_VALIDATE_COMMAND, 'routes.validateCommand', true);
   const reload = checkedArgv(cfg.reloadCommand ?? DEFAULT_RELOAD_COMMAND, 'routes.reloadCommand', false);
   const dir = dirname(live);
-  const tag = `${process.pid}-${randomBytes(4).toString('hex')}`;
-  const tmp = join(dir, `.${basename(live)}.kindler-${tag}.tmp`);
-  const backup = join(dir, `.${basename(live)}.kindler-${tag}.prev`);
+  const backup = join(dir, `.${basename(live)}.kindler-${process.pid}-${randomBytes(4).toString('hex')}.prev`);
 
   let mode = 0o644;
   try {
@@ -365,20 +339,9 @@ async function applyNow(text: string, cfg: RoutesConfig, live: string, log: (lin
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
 
-  const fh = await open(tmp, 'wx', mode);
+  const staged = await stageFile(live, text, mode);
   try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } catch (e) {
-    await fh.close().catch(() => undefined);
-    await removeQuietly(tmp);
-    throw e;
-  }
-  await fh.close();
-
-  let renamed = false;
-  try {
-    const v = await runCommand(subst(validate, tmp), VALIDATE_TIMEOUT_MS);
+    const v = await runCommand(subst(validate, staged.path), VALIDATE_TIMEOUT_MS);
     for (const l of v.lines) log(`validate: ${l}`);
     if (!v.ok) {
       const detail = gist(v.lines);
@@ -397,9 +360,7 @@ async function applyNow(text: string, cfg: RoutesConfig, live: string, log: (lin
       await link(live, backup).catch(() => copyFile(live, backup));
       hasBackup = true;
     }
-    await rename(tmp, live);
-    renamed = true;
-    await syncDir(dir);
+    await staged.commit({ durable: true });
     log(`routes: wrote ${live}; reloading`);
 
     const r = await runCommand(subst(reload, live), RELOAD_TIMEOUT_MS);
@@ -420,7 +381,7 @@ async function applyNow(text: string, cfg: RoutesConfig, live: string, log: (lin
     log('routes: HAProxy reloaded');
     return { changed: true };
   } finally {
-    if (!renamed) await removeQuietly(tmp);
+    await staged.discard();
     await removeQuietly(backup);
   }
 }

@@ -15,7 +15,7 @@ import { authorize } from '../access/authorize.js';
 import type { Principal } from '../commands/index.js';
 import { TUNNEL_PORT } from '../commands/kubeconfig.js';
 import { sanitizeLine, shown } from '../core/text.js';
-import type { Engine } from '../engine/engine.js';
+import type { Service } from '../commands/service.js';
 import { serverHostPort } from '../provision/access.js';
 
 export type TunnelLog = (level: 'info' | 'warn' | 'error', msg: string) => void;
@@ -49,7 +49,7 @@ export interface Tunnel {
 }
 
 export interface TunnelOptions {
-  engine: Engine;
+  service: Service;
   log: TunnelLog;
   maxTunnelsPerUser: number;
   /** How long connecting to the API port may take before the channel is refused. */
@@ -65,7 +65,7 @@ export class Tunnels {
 
   constructor(private readonly o: TunnelOptions) {
     // A cluster that is being deleted (or is gone) loses its tunnels.
-    this.off = o.engine.feed.subscribe((e) => {
+    this.off = o.service.onEvent((e) => {
       if (e.type === 'cluster-removed') this.closeCluster(e.name, 'the cluster was removed');
       else if (e.type === 'cluster' && e.cluster.desired === 'absent') this.closeCluster(e.cluster.name, 'the cluster is being deleted');
       else if (e.type === 'task' && e.task.kind === 'delete' && e.task.state === 'running') this.closeCluster(e.task.cluster, 'the cluster is being deleted');
@@ -100,18 +100,18 @@ export class Tunnels {
 
   private refuse(conn: TunnelConn, p: Principal | undefined, dest: string, why: string, reject: () => void): void {
     this.o.log('warn', `ssh: ${conn.who}: tunnel to ${dest} refused: ${why}`);
-    if (p) this.o.engine.recordAudit(p, 'tunnel', dest.slice(0, 120), 'refused', why);
+    if (p) this.o.service.recordAudit(p, 'tunnel', dest.slice(0, 120), 'refused', why);
     reject();
   }
 
   private openUnsafe(conn: TunnelConn, info: TcpipRequestInfo, accept: () => ServerChannel, reject: () => void): void {
-    const { engine, log } = this.o;
+    const { service, log } = this.o;
     const destName = String(info.destIP);
     const destPort = Number(info.destPort);
     const dest = `${shown(destName, 64)}:${Number.isInteger(destPort) ? destPort : '?'}`;
     const p = conn.principal();
     if (!p) return this.refuse(conn, p, dest, 'the key is no longer in the users file', reject);
-    const c = engine.getCluster(destName);
+    const c = service.getCluster(destName);
     if (!c) return this.refuse(conn, p, dest, `only tunnels to a cluster's API are served (ssh -N -L P:NAME:${TUNNEL_PORT}); no cluster is named ${shown(destName, 64)}`, reject);
     if (destPort !== TUNNEL_PORT) return this.refuse(conn, p, dest, `only port ${TUNNEL_PORT} (the API server) of a cluster can be tunnelled to`, reject);
     const d = authorize(p, 'kubeconfig', { owner: c.owner, cluster: c.name });
@@ -196,7 +196,7 @@ export class Tunnels {
         ch.pipe(sock);
         if (!conn.audited.has(c.name)) {
           conn.audited.add(c.name);
-          engine.recordAudit(p, 'tunnel', c.name, 'ok', `to ${to.host}:${to.port}`);
+          service.recordAudit(p, 'tunnel', c.name, 'ok', `to ${to.host}:${to.port}`);
         }
         log('info', `ssh: ${conn.who}: tunnel to ${c.name} (${to.host}:${to.port}) open`);
       });
@@ -213,7 +213,7 @@ export class Tunnels {
       const text = await readFile(kubeconfig, 'utf8');
       const m = /^\s*server:\s*["']?(https:\/\/[^\s"']+)/m.exec(text.slice(0, 256 * 1024));
       const hp = m ? serverHostPort(m[1]!) : null;
-      const pub = this.o.engine.cfg.api.publicAddress;
+      const pub = this.o.service.cfg.api.publicAddress;
       if (hp && (hp.host === pub || LOOPBACK.has(hp.host))) host = hp.host === 'localhost' ? '127.0.0.1' : hp.host;
     } catch { /* no file: the default */ }
     return { host, port: apiPort };

@@ -8,7 +8,7 @@ import { dirname } from 'node:path';
 import ssh2 from 'ssh2';
 import type { ParsedKey } from 'ssh2';
 import { fingerprint } from '../access/users.js';
-import { writeFileAtomicSync } from '../store/atomic.js';
+import { writeFileAtomicSync } from '../os/atomic.js';
 
 const { utils } = ssh2;
 

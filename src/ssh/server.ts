@@ -32,13 +32,13 @@ import type { AuthContext, ClientInfo, Connection, ParsedKey, ServerChannel, Ses
 import type { Role } from '../access/authorize.js';
 import { fingerprint, type UsersStore } from '../access/users.js';
 import type { TuiHandle, TuiOptions, TuiViewState } from '../tui/index.js';
-import { runCommand, verbNames, wantsFlag, type Context, type IO, type Principal } from '../commands/index.js';
+import { verbNames, wantsFlag, type Context, type IO, type Principal } from '../commands/index.js';
 import { wrapWords } from '../commands/parse.js';
 import { whenDrained } from '../commands/io.js';
-import { LocalSession, type SessionBackend } from '../commands/session.js';
+import type { Service } from '../commands/service.js';
+import type { LocalSession, SessionBackend } from '../commands/session.js';
 import { EXIT, KindlerError, usageError } from '../core/errors.js';
 import { sanitizeLine, shown } from '../core/text.js';
-import type { Engine } from '../engine/engine.js';
 import { splitCommand } from './argv.js';
 import { inSession, installSessionGuard, type SessionScope } from './guard.js';
 import type { HostKey } from './hostkey.js';
@@ -123,7 +123,8 @@ function noTerminalHint(): string {
 export type OpenTui = (o: TuiOptions) => TuiHandle;
 
 export interface SshServerOptions {
-  engine: Engine;
+  /** The running kindler (verbs, sessions, events), from the entry point that started the engine. */
+  service: Service;
   users: UsersStore;
   /** From loadOrCreateHostKey(), or a private key (parsed or OpenSSH text). */
   hostKey: HostKey | ParsedKey | Buffer | string;
@@ -254,7 +255,7 @@ function hostKeyOf(k: SshServerOptions['hostKey']): { key: ParsedKey | Buffer | 
 }
 
 export async function startSshServer(opts: SshServerOptions): Promise<SshServer> {
-  const { engine, users, log, limits } = opts;
+  const { service, users, log, limits } = opts;
   const maxTui = limits.tuiMaxSize ?? TUI_MAX_SIZE;
   /** The size drawn for what the client asked (capped), remembering the ask when it was bigger. */
   const ptySize = (cols: number, rows: number, prev = { cols: 80, rows: 24 }): NonNullable<Sess['pty']> => {
@@ -302,7 +303,7 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
     ...(opts.keepalive ? { keepaliveInterval: opts.keepalive.intervalMs, keepaliveCountMax: opts.keepalive.countMax } : {}),
   });
   const uninstallGuard = installSessionGuard();
-  const tunnels = new Tunnels({ engine, log, maxTunnelsPerUser: limits.maxTunnelsPerUser });
+  const tunnels = new Tunnels({ service, log, maxTunnelsPerUser: limits.maxTunnelsPerUser });
 
   // ---- connections -----------------------------------------------------------------------------
 
@@ -825,7 +826,7 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
           write(s, `^C\ninterrupted — cancelling ${id} (its cleanup runs)\n`, true);
           const gone = new AbortController();
           ch.once('close', () => gone.abort());
-          cancelling = runCommand(['cancel', id, '--wait'], { ...ctx!, io: { ...ctx!.io, signal: gone.signal, onTask: () => undefined } })
+          cancelling = service.run(['cancel', id, '--wait'], { ...ctx!, io: { ...ctx!.io, signal: gone.signal, onTask: () => undefined } })
             .catch(() => undefined)
             .then(() => finish(s, 130));
           return;
@@ -834,7 +835,7 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
         finish(s, 130);
       }
     });
-    let ctx: Context | undefined;
+    let ctx: Omit<Context, 'engine'> | undefined;
     let argv: string[] | undefined;
     try {
       argv = splitCommand(command);
@@ -847,7 +848,6 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
     log('info', `ssh: ${who(s.conn)} (${principal.role}): exec ${shown(argv[0] ?? '(help)', 40)}${argv.length > 1 ? ` +${argv.length - 1} args` : ''}`);
     // `users` rides along for the users/whoami verbs (Context may declare `users?: UsersStore`).
     ctx = {
-      engine,
       users,
       ssh: { host: opts.host, port },
       actor: principal,
@@ -871,7 +871,7 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
         },
       } satisfies IO,
     };
-    const code = await runCommand(argv, ctx);
+    const code = await service.run(argv, ctx);
     if (cancelling) return;
     finish(s, code);
   };
@@ -902,7 +902,7 @@ export async function startSshServer(opts: SshServerOptions): Promise<SshServer>
       });
     });
     guarded(s, () => {
-      const local = new LocalSession(engine, principal, opts.hostName, users);
+      const local = service.session(principal, opts.hostName, users);
       s.backend = local;
       // Engine events reach the TUI inside the session's guard: a throwing listener closes this
       // session (the engine's feed would otherwise swallow the error silently).

@@ -11,7 +11,7 @@
 import { mkdirSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { APPEND_NOFOLLOW } from './atomic.js';
+import { APPEND_NOFOLLOW } from '../os/atomic.js';
 
 export type JournalKind = 'tasks' | 'audit';
 

@@ -2,8 +2,10 @@
  * The single-writer lock: `<dataDir>/kindler.lock` holds the owner's pid and process start time.
  * A lock whose owner is gone (or whose pid now belongs to another process) is stale and taken over.
  */
-import { closeSync, fstatSync, lstatSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, fstatSync, linkSync, lstatSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { processStart } from '../os/process.js';
 
 export class LockHeldError extends Error {
   constructor(readonly file: string, readonly pid: number, readonly role: string) {
@@ -18,74 +20,6 @@ export class LockLostError extends Error {
   constructor(readonly file: string, readonly why: string) {
     super(`the single-writer lock ${file} is no longer held by this process (${why}); kindler refuses to write state, restart it`);
   }
-}
-
-/** The kernel's start time of a process (field 22 of /proc/PID/stat), or null when it does not exist. */
-export function processStart(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const afterComm = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return afterComm[19] ?? null;
-  } catch {
-    return null;
-  }
-}
-
-/** A process seen in /proc: its id, its process group, and its state letter (R, S, D, T, …). */
-export interface ProcEntry {
-  pid: number;
-  pgid: number;
-  state: string;
-}
-
-function procStat(pid: number | 'self'): ProcEntry | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { pid: pid === 'self' ? process.pid : pid, pgid: Number(f[2]), state: f[0] ?? '?' };
-  } catch {
-    return null;
-  }
-}
-
-/** True while the process exists and is not a zombie (a zombie is dead, only not yet reaped). */
-export function processRunning(pid: number): boolean {
-  const st = procStat(pid);
-  return st !== null && st.state !== 'Z' && st.state !== 'X';
-}
-
-/** This process's own process group (from /proc), or null. */
-export function ownProcessGroup(): number | null {
-  return procStat('self')?.pgid ?? null;
-}
-
-/**
- * Every running (not zombie) process whose environment holds exactly `KEY=VALUE`, other than this one.
- * Only this user's processes are readable; where /proc cannot be read the answer is empty.
- */
-export function processesWithEnv(key: string, value: string): ProcEntry[] {
-  const want = Buffer.from(`${key}=${value}\0`);
-  const out: ProcEntry[] = [];
-  let entries: string[];
-  try {
-    entries = readdirSync('/proc');
-  } catch {
-    return out;
-  }
-  for (const e of entries) {
-    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
-    let env: Buffer;
-    try {
-      env = readFileSync(`/proc/${e}/environ`);
-    } catch {
-      continue; // gone, or another user's
-    }
-    const i = env.indexOf(want);
-    if (i < 0 || (i > 0 && env[i - 1] !== 0)) continue;
-    const st = procStat(Number(e));
-    if (st && st.state !== 'Z' && st.state !== 'X') out.push(st);
-  }
-  return out;
 }
 
 function alive(info: LockInfo): boolean {
@@ -107,66 +41,141 @@ export interface Lock {
   release(): void;
 }
 
-/** Takes the lock for this process or throws LockHeldError. `role` is shown to whoever is refused. */
+/**
+ * Takes the lock for this process or throws LockHeldError. `role` is shown to whoever is refused.
+ *
+ * The lock file appears with its whole content at once (written under a temp name, then hard-linked
+ * into place, which fails when the name exists), so nobody ever reads a half-written lock and takes it
+ * for stale. A stale lock (its owner is gone) is removed only under a second, short-lived lock
+ * (`kindler.lock.takeover`), after checking again that it is still the same stale file: two processes
+ * taking over at once can never remove a lock a live process has just created.
+ */
 export function acquireLock(dataDir: string, role: string): Lock {
   const file = join(dataDir, 'kindler.lock');
   const me: LockInfo = { pid: process.pid, start: processStart(process.pid) ?? '', role };
-  for (let attempt = 0; attempt < 5; attempt++) {
-    try {
-      const fd = openSync(file, 'wx', 0o600);
-      const content = JSON.stringify(me);
-      let ino: number;
-      let dev: number;
-      try {
-        writeSync(fd, content);
-        ({ ino, dev } = fstatSync(fd));
-      } finally {
-        closeSync(fd);
-      }
-      let released = false;
-      /** Why the lock file is not this process's any more, or null while it is. */
-      const lost = (): string | null => {
-        let st;
-        try {
-          st = lstatSync(file);
-        } catch (e) {
-          return (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'the lock file was deleted' : `the lock file cannot be checked: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
-        }
-        if (st.ino !== ino || st.dev !== dev) return 'the lock file was replaced by another one';
-        let cur: string;
-        try {
-          cur = readFileSync(file, 'utf8');
-        } catch (e) {
-          return `the lock file cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
-        }
-        return cur === content ? null : 'the lock file was overwritten';
-      };
-      return {
-        file,
-        verify() {
-          if (released) throw new LockLostError(file, 'it was released');
-          const why = lost();
-          if (why) throw new LockLostError(file, why);
-        },
-        release() {
-          if (released) return;
-          released = true;
-          // Only our own lock file goes: one that replaced it belongs to another process.
-          if (lost() === null) {
-            try {
-              unlinkSync(file);
-            } catch { /* already gone */ }
-          }
-        },
-      };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
-    let info: LockInfo | null = null;
-    try { info = JSON.parse(readFileSync(file, 'utf8')) as LockInfo; } catch { info = null; }
-    if (info && typeof info.pid === 'number' && alive(info)) throw new LockHeldError(file, info.pid, info.role ?? 'process');
-    // Stale (or unreadable half-written) lock: move it aside atomically so only one taker wins.
-    try { renameSync(file, `${file}.stale-${process.pid}`); unlinkSync(`${file}.stale-${process.pid}`); } catch { /* another taker won */ }
+  const content = JSON.stringify(me);
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const made = createComplete(file, content);
+    if (made) return lockHandle(file, content, made);
+    const seen = readLock(file);
+    if (!seen) continue; // released meanwhile: try again
+    if (seen.info && alive(seen.info)) throw new LockHeldError(file, seen.info.pid, seen.info.role ?? 'process');
+    removeStale(file, seen);
   }
-  throw new Error(`state lock ${file}: could not be taken after 5 attempts`);
+  throw new Error(`state lock ${file}: could not be taken after 20 attempts`);
+}
+
+/** Creates `file` holding `content`, all at once; its inode, or null when the name is taken. */
+function createComplete(file: string, content: string): { ino: number; dev: number } | null {
+  const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  const fd = openSync(tmp, 'wx', 0o600);
+  let id: { ino: number; dev: number };
+  try {
+    writeSync(fd, content);
+    const st = fstatSync(fd);
+    id = { ino: st.ino, dev: st.dev };
+  } finally {
+    closeSync(fd);
+  }
+  try {
+    linkSync(tmp, file);
+    return id;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return null;
+    throw e;
+  } finally {
+    unlinkSync(tmp);
+  }
+}
+
+interface Seen { ino: number; raw: string; info: LockInfo | null }
+
+/** The lock file as it is now (inode, content, parsed owner or null when corrupt), or null when there is none. */
+function readLock(file: string): Seen | null {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+  try {
+    const ino = fstatSync(fd).ino;
+    const raw = readFileSync(fd, 'utf8');
+    let info: LockInfo | null = null;
+    try {
+      const v = JSON.parse(raw) as LockInfo;
+      if (typeof v.pid === 'number') info = v;
+    } catch { /* corrupt */ }
+    return { ino, raw, info };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Removes the lock file if it is still exactly the stale one seen (same inode and content: a fresh lock
+ * that reused the inode has another owner in it), under the takeover lock.
+ */
+function removeStale(file: string, stale: Seen): void {
+  const takeover = `${file}.takeover`;
+  const mine = JSON.stringify({ pid: process.pid, start: processStart(process.pid) ?? '', role: 'takeover' });
+  const got = createComplete(takeover, mine);
+  if (!got) {
+    // Another process is taking over; its takeover lock is stale only when its owner is gone.
+    const t = readLock(takeover);
+    if (t && t.info && !alive(t.info)) unlinkIfSame(takeover, t.ino);
+    return;
+  }
+  try {
+    const now = readLock(file);
+    if (now && now.ino === stale.ino && now.raw === stale.raw && !(now.info && alive(now.info))) unlinkIfSame(file, stale.ino);
+  } finally {
+    unlinkIfSame(takeover, got.ino);
+  }
+}
+
+function unlinkIfSame(file: string, ino: number): void {
+  try {
+    if (lstatSync(file).ino === ino) unlinkSync(file);
+  } catch { /* already gone */ }
+}
+
+function lockHandle(file: string, content: string, id: { ino: number; dev: number }): Lock {
+  let released = false;
+  /** Why the lock file is not this process's any more, or null while it is. */
+  const lost = (): string | null => {
+    let st;
+    try {
+      st = lstatSync(file);
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'the lock file was deleted' : `the lock file cannot be checked: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+    }
+    if (st.ino !== id.ino || st.dev !== id.dev) return 'the lock file was replaced by another one';
+    let cur: string;
+    try {
+      cur = readFileSync(file, 'utf8');
+    } catch (e) {
+      return `the lock file cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+    }
+    return cur === content ? null : 'the lock file was overwritten';
+  };
+  return {
+    file,
+    verify() {
+      if (released) throw new LockLostError(file, 'it was released');
+      const why = lost();
+      if (why) throw new LockLostError(file, why);
+    },
+    release() {
+      if (released) return;
+      released = true;
+      // Only our own lock file goes: one that replaced it belongs to another process.
+      if (lost() === null) {
+        try {
+          unlinkSync(file);
+        } catch { /* already gone */ }
+      }
+    },
+  };
 }

@@ -18,10 +18,10 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Low, type Adapter } from 'lowdb';
 import { KindlerError } from '../core/errors.js';
-import { errnoText, writeFileAtomic } from './atomic.js';
+import { errnoText, writeFileAtomic } from '../os/atomic.js';
 import { LockLostError } from './lock.js';
 import { dayOf, Journal, type Segment } from './journal.js';
-import { isTerminal, ACTUAL_STATES, DESIRED_STATES, PROVIDERS, REGISTER_TARGETS, TASK_KINDS, TASK_STATES, type AuditEvent, type Cluster, type Task } from '../core/types.js';
+import { isTerminal, ACTUAL_STATES, DESIRED_STATES, PROVIDERS, REGISTER_TARGETS, TASK_KINDS, TASK_STATES, type AuditEvent, type Cluster, type StoreHealth, type Task } from '../core/types.js';
 
 export const SCHEMA_VERSION = 3;
 
@@ -207,20 +207,6 @@ export class StateWriteError extends KindlerError {
   constructor(readonly reason: string, readonly code: string | undefined, readonly lockLost: boolean) {
     super('failed', `${reason}; the change is kept in memory and saved once a write succeeds (kindler doctor shows the state of saving)`);
   }
-}
-
-/** Whether state reaches the disk. */
-export interface StoreHealth {
-  /** False while the last write failed (or the lock was lost): changes live only in memory. */
-  saving: boolean;
-  /** Why not, in one line. */
-  problem?: string;
-  /** When saving stopped (ISO time). */
-  since?: string;
-  /** Failed writes since then. */
-  failures?: number;
-  /** The lock was lost: nothing is written again until kindler is restarted. */
-  lockLost?: boolean;
 }
 
 export interface StoreOptions {

@@ -8,7 +8,7 @@ import type { Widgets } from 'blessed';
 import { formatDuration } from '../core/duration.js';
 import { isTerminal, type Cluster, type Task } from '../core/types.js';
 import type { SessionBackend, VerbResult } from '../commands/session.js';
-import type { EngineEvent, Snapshot } from '../engine/feed.js';
+import type { EngineEvent, Snapshot } from '../core/feed.js';
 import { cancelTarget, openDetails, toggleFor, type Dialog } from './actions.js';
 import { onKey } from './controls.js';
 import { verbError, type LineInput } from './forms.js';

@@ -3,10 +3,9 @@
  * and the pure functions that turn them into table rows, task lines and the presence summary.
  * No blessed here: every widget renders what this computes.
  */
-import type { Cluster, Task } from '../core/types.js';
+import type { Cluster, StoreHealth, Task } from '../core/types.js';
 import { isTerminal } from '../core/types.js';
-import type { EngineEvent, SessionInfo, Snapshot } from '../engine/feed.js';
-import type { StoreHealth } from '../store/state.js';
+import type { EngineEvent, SessionInfo, Snapshot } from '../core/feed.js';
 import { clean, fit, since, textBar, truncate, until } from './text.js';
 
 /** Columns the cluster table can be sorted by, in the order `S` cycles through them. */

@@ -7,7 +7,7 @@
 import type { VerbResult } from '../commands/session.js';
 import { formatDuration } from '../core/duration.js';
 import type { AuditEvent, Cluster } from '../core/types.js';
-import { TTL_WARN_MS, expiring, expiryOf } from '../cron/lifecycle.js';
+import { TTL_WARN_MS, expiring, expiryOf } from '../core/expiry.js';
 import type { Dialog } from './actions.js';
 import type { TuiApp } from './app.js';
 import { verbError } from './forms.js';

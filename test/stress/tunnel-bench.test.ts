@@ -192,7 +192,7 @@ test(`tunnel set-up time and ${MB} MB throughput: kindler's ssh -L vs OpenSSH ss
   const sshPort = await freePort();
   const w = makeWorld({ ssh: { enabled: true, host: '127.0.0.1', port: sshPort, hostKeyFile: './keys/host_key', usersFile: './users.conf' } });
   writeFileSync(join(w.dir, 'users.conf'), `bench admin ${pub}\n`, { mode: 0o640 });
-  t.after(() => w.cleanup());
+  t.after(() => w.dispose());
   const d = await startDaemon(w);
   t.after(() => d.stop());
   const cr = await cli(w, ['create', 'dev', '--wait']);

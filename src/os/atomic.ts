@@ -1,7 +1,8 @@
 /**
- * Writing files that others may have write access to the directory of, without ever following a
- * planted symlink: every atomic replace goes through a temp file with a random name created with
- * O_EXCL (which refuses an existing name, a symlink included), fsynced, then renamed over the target.
+ * Operating-system primitives, files. Writing files that others may have write access to the
+ * directory of, without ever following a planted symlink: every atomic replace goes through a temp
+ * file with a random name created with O_EXCL (which refuses an existing name, a symlink included),
+ * fsynced, then renamed over the target (stageFile, then commit).
  * Files appended to in place (task logs, the reconcile summary) are opened with O_NOFOLLOW.
  */
 import { closeSync, constants, fchmodSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
@@ -39,8 +40,21 @@ export function errnoText(e: unknown): string {
   return err instanceof Error ? err.message : String(e);
 }
 
-/** Writes `data` to `file` atomically: a reader sees the old file or the new one, never a torn one. */
-export async function writeFileAtomic(file: string, data: Buffer | string, mode: number): Promise<void> {
+/** A file written and fsynced under a temp name beside its target, not yet in place. */
+export interface Staged {
+  /** The temp file (to validate it before it goes live, say). */
+  readonly path: string;
+  /** Renames it over the target (and fsyncs the directory with `durable`); on failure the temp file is removed. */
+  commit(opts?: { durable?: boolean }): Promise<void>;
+  /** Removes the temp file (nothing happens when it was committed). */
+  discard(): Promise<void>;
+}
+
+/**
+ * Writes `data` under a fresh temp name beside `file` (created O_EXCL|O_NOFOLLOW, so never through a
+ * planted symlink), with `mode`, fsynced: the first half of every atomic replace in kindler.
+ */
+export async function stageFile(file: string, data: Buffer | string, mode: number): Promise<Staged> {
   const buf = typeof data === 'string' ? Buffer.from(data) : data;
   const tmp = tempNameFor(file);
   const fh = await open(tmp, EXCLUSIVE_CREATE, mode);
@@ -56,12 +70,41 @@ export async function writeFileAtomic(file: string, data: Buffer | string, mode:
     throw e;
   }
   await fh.close();
+  let done = false;
+  return {
+    path: tmp,
+    async commit(opts = {}) {
+      try {
+        await rename(tmp, file);
+      } catch (e) {
+        await unlink(tmp).catch(() => undefined);
+        throw e;
+      }
+      done = true;
+      if (opts.durable) await syncDir(dirname(file));
+    },
+    async discard() {
+      if (done) return;
+      done = true;
+      await unlink(tmp).catch(() => undefined);
+    },
+  };
+}
+
+/** fsyncs a directory (a rename in it is then durable); a directory that cannot be opened is left be. */
+export async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r').catch(() => null);
+  if (!fh) return;
   try {
-    await rename(tmp, file);
-  } catch (e) {
-    await unlink(tmp).catch(() => undefined);
-    throw e;
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
+}
+
+/** Writes `data` to `file` atomically: a reader sees the old file or the new one, never a torn one. */
+export async function writeFileAtomic(file: string, data: Buffer | string, mode: number): Promise<void> {
+  await (await stageFile(file, data, mode)).commit();
 }
 
 /** The synchronous twin of `writeFileAtomic`. */
