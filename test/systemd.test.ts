@@ -415,7 +415,7 @@ describe('install.sh', () => {
     const r = ok(INSTALL, ['install', '--root', root, '--node', NODE]);
     assert.match(r.out, /kindler: installed in /);
     const app = join(root, 'opt/kindler');
-    for (const p of ['dist/cli.js', 'scripts/create_env.sh', 'scripts/lib/common.sh', 'config/users.conf.example', 'node_modules/ssh2/package.json', 'bin/kindler']) {
+    for (const p of ['dist/cli.js', 'scripts/create_env.sh', 'scripts/lib/common.sh', 'scripts/lib/rules.sh', 'config/users.conf.example', 'node_modules/ssh2/package.json', 'bin/kindler']) {
       assert.ok(existsSync(join(app, p)), p);
     }
     // The CLI opens the state even for `version`: keep it in the temp root, never in the host's /var/lib/kindler.
