@@ -139,6 +139,7 @@ function disagreements(cases: Case[]): string[] {
     if (t.field !== b.field) return say('they name different fields');
     if (c.text === 'same' && t.rule !== b.rule && !t.rule!.startsWith(`${b.rule} (got `)) return say('they word the rule differently');
     if (c.ruleHas && !(t.rule!.includes(c.ruleHas) && b.rule!.includes(c.ruleHas))) return say(`the rule should name ${c.ruleHas}`);
+    return undefined;
   });
   return out;
 }
