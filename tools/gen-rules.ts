@@ -113,7 +113,7 @@ export function currentRules(): Rules {
 export function renderRulesSh(r: Rules = currentRules()): string {
   const perProvider = (name: string, m: Record<string, string | number>) => {
     for (const p of r.providers) if (m[p] === undefined) throw new Error(`gen-rules: ${name} has no value for provider ${p}`);
-    return `declare -grA ${name}=(${r.providers.map((p) => `[${word(p)}]=${word(m[p])}`).join(' ')})`;
+    return `declare -grA ${name}=(${r.providers.map((p) => `[${word(p)}]=${word(m[p]!)}`).join(' ')})`;
   };
   const counts = (k: 'min' | 'max') => `(${(['servers', 'agents'] as const).map((c) => `[${c}]=${word(r.counts[c][k])}`).join(' ')})`;
   const special = r.specialSubnets.map((s) => ({ ...specialCidr(s.cidr), cidr: s.cidr, what: s.what }));

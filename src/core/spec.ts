@@ -119,7 +119,7 @@ export function parseSubnet(raw: string): Cidr {
   if (octets.some((o) => o > 255)) throw bad('each address octet must be 0-255');
   const prefix = Number(m[5]);
   if (prefix < SUBNET_PREFIX.min || prefix > SUBNET_PREFIX.max) throw bad(`prefix length must be ${SUBNET_PREFIX.min}-${SUBNET_PREFIX.max}`);
-  const base = ((octets[0] << 24) >>> 0) + (octets[1] << 16) + (octets[2] << 8) + octets[3];
+  const base = ((octets[0]! << 24) >>> 0) + (octets[1]! << 16) + (octets[2]! << 8) + octets[3]!;
   const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
   if ((base & mask) >>> 0 !== base) throw bad('address must be the network address of the prefix');
   return { base, prefix };

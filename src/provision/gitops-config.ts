@@ -62,8 +62,8 @@ export function gitopsConfigProblem(cfg: GitopsConfig): string | null {
 function credentialProblem(repo: string): string | null {
   const m = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]*)@/i.exec(repo);
   if (!m) return null;
-  const scheme = m[1].toLowerCase();
-  const userinfo = m[2];
+  const scheme = m[1]!.toLowerCase();
+  const userinfo = m[2]!;
   const hint = 'use a credential helper or an ssh key instead';
   if (userinfo.includes(':')) return `gitops.repository: credentials in the URL are not allowed (${hint}): ${redactUrl(repo)}`;
   if (scheme === 'http' || scheme === 'https') {

@@ -131,7 +131,7 @@ export class Gitops {
         const output = Buffer.concat([...result.stdErr, ...result.stdOut]).toString('utf8');
         // simple-git's own error repeats the output; keep it only when it adds something (a timeout, say).
         const adds = error instanceof Error && error.message.split('\n').some((l) => l.trim() && !output.includes(l.trim()));
-        const extra = adds ? `\n${(error).message}` : '';
+        const extra = adds ? `\n${(error as Error).message}` : '';
         return new GitCommandFailed(result.exitCode, output + extra);
       },
       // The allow-listed environment only (core/childenv.ts); GIT_* names are left out because
@@ -223,7 +223,7 @@ export class Gitops {
     const refs = new Map<string, string>();
     for (const line of out.split('\n')) {
       const m = /^([0-9a-f]{40,64})\t(\S+)$/.exec(line.trim());
-      if (m) refs.set(m[2], m[1]);
+      if (m) refs.set(m[2]!, m[1]!);
     }
     return refs;
   }
@@ -239,7 +239,7 @@ export class Gitops {
     const tags = new Map<string, string>();
     for (const [ref, id] of refs) {
       const m = exact.exec(ref);
-      if (m) tags.set(m[1], refs.get(`${ref}^{}`) ?? id);
+      if (m) tags.set(m[1]!, refs.get(`${ref}^{}`) ?? id);
     }
     return { head: refs.get(`refs/heads/${name}`) ?? null, tags };
   }
@@ -324,7 +324,7 @@ export class Gitops {
   /** Reads and renders the template (before touching git, so a bad template fails early). */
   private render(op: string, c: Cluster, domain: string): RenderedFile[] {
     const vars: Record<string, string> = { name: c.name, domain, provider: c.provider };
-    const fill = (s: string) => s.replace(/\{\{(name|domain|provider)\}\}/g, (_m, k: string) => vars[k]);
+    const fill = (s: string) => s.replace(/\{\{(name|domain|provider)\}\}/g, (_m, k: string) => vars[k]!);
     const specPath = `clusters/${c.name}/cluster.json`;
     const out: RenderedFile[] = [];
     const dir = this.cfg.templateDir;

@@ -150,17 +150,17 @@ export class Store {
     for (const x of keyed) tasks.push(x.t);
     d.tasks = tasks;
     let order = jEvents.map((_, k) => k);
-    if (jN.some((n, k) => k > 0 && n < jN[k - 1])) order = order.sort((x, y) => jN[x] - jN[y]);
+    if (jN.some((n, k) => k > 0 && n < jN[k - 1]!)) order = order.sort((x, y) => jN[x]! - jN[y]!);
     const all: AuditEvent[] = [];
     const allN: number[] = [];
     for (const k of order) {
-      const n = jN[k];
+      const n = jN[k]!;
       // The same n twice: a batch appended again (a migration done over) — one copy.
       if (allN.length && allN[allN.length - 1] === n) continue;
-      all.push(jEvents[k]);
+      all.push(jEvents[k]!);
       allN.push(n);
     }
-    this.journaledUpTo = allN.length ? allN[allN.length - 1] : 0;
+    this.journaledUpTo = allN.length ? allN[allN.length - 1]! : 0;
     // state.json's events not yet moved; one already in the journal (a crash between the two steps) is skipped.
     for (const rec of d.audit as unknown as { n: unknown; e: AuditEvent }[]) {
       const n = rec?.n;
@@ -168,13 +168,13 @@ export class Store {
       all.push(rec.e);
       allN.push(n as number);
     }
-    this.persistedUpTo = Math.max(this.journaledUpTo, allN.length ? allN[allN.length - 1] : 0);
+    this.persistedUpTo = Math.max(this.journaledUpTo, allN.length ? allN[allN.length - 1]! : 0);
     d.audit = [];
     for (let k = 0; k < all.length; k++) {
-      const n = allN[k];
+      const n = allN[k]!;
       if (n < seqs.auditFrom) continue;
-      this.auditSeq.set(all[k], n);
-      d.audit.push(all[k]);
+      this.auditSeq.set(all[k]!, n);
+      d.audit.push(all[k]!);
       if (n >= seqs.nextAuditSeq) seqs.nextAuditSeq = n + 1;
     }
     const maxTask = tasks.reduce((m, t) => Math.max(m, Number(/^t-(\d+)$/.exec(t.id)?.[1] ?? 0)), 0);
@@ -217,7 +217,7 @@ export class Store {
     if (tasks.length) await this.journal.append('tasks', tasks, this.guard);
     const events: { day: string; rec: unknown; placed: (seg: Segment) => void }[] = [];
     for (let i = d.audit.length - 1; i >= 0; i--) {
-      const ev = d.audit[i];
+      const ev = d.audit[i]!;
       const n = this.auditSeq.get(ev);
       if (n === undefined || n > this.persistedUpTo) continue;
       if (n <= this.journaledUpTo) break;
@@ -228,7 +228,7 @@ export class Store {
     events.reverse();
     if (events.length) {
       await this.journal.append('audit', events, this.guard);
-      this.journaledUpTo = (events[events.length - 1].rec as { n: number }).n;
+      this.journaledUpTo = (events[events.length - 1]!.rec as { n: number }).n;
     }
   }
 
@@ -243,9 +243,9 @@ export class Store {
     }
     const audit: Record<string, unknown>[] = [];
     let start = d.audit.length;
-    while (start > 0 && (this.auditSeq.get(d.audit[start - 1]) ?? Infinity) > this.journaledUpTo) start--;
+    while (start > 0 && (this.auditSeq.get(d.audit[start - 1]!) ?? Infinity) > this.journaledUpTo) start--;
     for (let i = start; i < d.audit.length; i++) {
-      const ev = d.audit[i];
+      const ev = d.audit[i]!;
       let n = this.auditSeq.get(ev);
       if (n === undefined) {
         n = this.seqs.nextAuditSeq++;
