@@ -131,7 +131,7 @@ export class Gitops {
         const output = Buffer.concat([...result.stdErr, ...result.stdOut]).toString('utf8');
         // simple-git's own error repeats the output; keep it only when it adds something (a timeout, say).
         const adds = error instanceof Error && error.message.split('\n').some((l) => l.trim() && !output.includes(l.trim()));
-        const extra = adds ? `\n${(error as Error).message}` : '';
+        const extra = adds ? `\n${(error).message}` : '';
         return new GitCommandFailed(result.exitCode, output + extra);
       },
       // The allow-listed environment only (core/childenv.ts); GIT_* names are left out because

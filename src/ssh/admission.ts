@@ -20,13 +20,17 @@ export function createListener(core: SshCore, next: AdmissionStages): NetServer 
   const tcp: NetServer = createServer((sock) => {
     sock.on('error', () => undefined);
     const ip = normIp(sock.remoteAddress);
-    if (core.stopping) return sock.destroy();
+    if (core.stopping) {
+      sock.destroy();
+      return;
+    }
     // All connections together stay below the fd limit: a pending one makes room, or the newcomer is
     // dropped when every connection is logged in (each user holds at most maxConnectionsPerUser).
     const full = conns.size >= limits.maxConnections;
     if (full && slots.size() === 0) {
       logThrottled('conn cap', 'warn', `ssh: ${ip}: connection dropped: ${conns.size} connections open, all logged in (max ${limits.maxConnections})`);
-      return sock.destroy();
+      sock.destroy();
+      return;
     }
     const c: Conn = { id: ++core.connSeq, ip, sock, authed: false, released: false, delayed: new Set(), userCounted: false, failures: 0, sessions: new Set(), channels: 0, ending: false, tunnels: new Set() };
     // A newcomer is always admitted; a full table closes the least active pending connection of the
