@@ -10,8 +10,8 @@ import { errText, normIp, type Conn, type Sess, type SshCore } from './core.js';
 
 export interface AdmissionStages {
   /** Starts the SSH handshake on an admitted socket (may throw). */
-  handshake(sock: Socket): void;
-  onChannelGone(s: Sess): void;
+  handshake: (sock: Socket) => void;
+  onChannelGone: (s: Sess) => void;
 }
 
 export function createListener(core: SshCore, next: AdmissionStages): NetServer {

@@ -11,9 +11,9 @@ import { errText, type Conn, type Sess, type SshCore } from './core.js';
 import type { Tunnels } from './forward.js';
 
 export interface ConnectionStages {
-  onAuth(c: Conn, ctx: AuthContext): void;
-  onSession(c: Conn, session: Session): void;
-  onChannelGone(s: Sess): void;
+  onAuth: (c: Conn, ctx: AuthContext) => void;
+  onSession: (c: Conn, session: Session) => void;
+  onChannelGone: (s: Sess) => void;
   tunnels: Tunnels;
 }
 

@@ -45,7 +45,7 @@ export function createExec(core: SshCore, sessions: Sessions) {
           write(s, `^C\ninterrupted — cancelling ${id} (its cleanup runs)\n`, true);
           const gone = new AbortController();
           ch.once('close', () => gone.abort());
-          cancelling = service.run(['cancel', id, '--wait'], { ...ctx!, io: { ...ctx!.io, signal: gone.signal, onTask: () => undefined } })
+          cancelling = service.run(['cancel', id, '--wait'], { ...ctx, io: { ...ctx.io, signal: gone.signal, onTask: () => undefined } })
             .catch(() => undefined)
             .then(() => finish(s, 130));
           return;
@@ -54,7 +54,6 @@ export function createExec(core: SshCore, sessions: Sessions) {
         finish(s, 130);
       }
     });
-    let ctx: Omit<Context, 'engine'> | undefined;
     let argv: string[] | undefined;
     try {
       argv = splitCommand(command);
@@ -66,7 +65,7 @@ export function createExec(core: SshCore, sessions: Sessions) {
     }
     log('info', `ssh: ${who(s.conn)} (${principal.role}): exec ${shown(argv[0] ?? '(help)', 40)}${argv.length > 1 ? ` +${argv.length - 1} args` : ''}`);
     // `users` rides along for the users/whoami verbs (Context may declare `users?: UsersStore`).
-    ctx = {
+    const ctx: Omit<Context, 'engine'> = {
       users,
       ssh: { host: opts.host, port: core.port },
       actor: principal,
@@ -78,9 +77,7 @@ export function createExec(core: SshCore, sessions: Sessions) {
         isTTY: Boolean(s.pty),
         columns: s.pty?.cols ?? 80,
         signal: s.abort.signal,
-        readFile: async (): Promise<string> => {
-          throw Object.assign(new Error('files cannot be read over SSH; run the verb on the host'), { code: 'EACCES' });
-        },
+        readFile: (): Promise<string> => Promise.reject(Object.assign(new Error('files cannot be read over SSH; run the verb on the host'), { code: 'EACCES' })),
         onTask: (id: string) => void (taskId = id),
         readStdin: async (): Promise<string> => {
           if (s.pty) throw usageError('--key: - reads standard input, which is the terminal here; run ssh without -t and redirect it: ssh HOST … --key - < key.pub', 'key');

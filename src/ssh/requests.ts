@@ -13,8 +13,8 @@ import type { Sessions } from './session.js';
 import { noTerminalHint } from './shell.js';
 
 export interface RequestStages {
-  runExec(s: Sess, command: string): Promise<void>;
-  startShell(s: Sess, ch: ServerChannel, noColor?: boolean): Promise<void>;
+  runExec: (s: Sess, command: string) => Promise<void>;
+  startShell: (s: Sess, ch: ServerChannel, noColor?: boolean) => Promise<void>;
 }
 
 export function createRequests(core: SshCore, sessions: Sessions, next: RequestStages) {

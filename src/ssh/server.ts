@@ -43,7 +43,6 @@ import ssh2 from 'ssh2';
 import type { ParsedKey } from 'ssh2';
 import { EXIT } from '../core/errors.js';
 import { installSessionGuard } from './guard.js';
-import type { HostKey } from './hostkey.js';
 import { Tunnels } from './forward.js';
 import { createCore, errText } from './core.js';
 import { createListener } from './admission.js';
@@ -62,8 +61,8 @@ const { Server } = ssh2;
 
 /** ssh2 takes a parsed key only wrapped as `{ key }`. */
 function hostKeyOf(k: SshServerOptions['hostKey']): { key: ParsedKey | Buffer | string } {
-  if (typeof k === 'object' && k !== null && !Buffer.isBuffer(k) && 'fingerprint' in k && 'key' in k) return { key: (k as HostKey).key };
-  return { key: k as ParsedKey | Buffer | string };
+  if (typeof k === 'object' && k !== null && !Buffer.isBuffer(k) && 'fingerprint' in k && 'key' in k) return { key: (k).key };
+  return { key: k };
 }
 
 export async function startSshServer(opts: SshServerOptions): Promise<SshServer> {

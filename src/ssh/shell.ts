@@ -88,7 +88,7 @@ export function createShell(core: SshCore, sessions: Sessions) {
       log('info', `ssh: ${who(s.conn)} (${principal.role}): TUI session started (${cols}x${rows}${asked})`);
       const tui = openTui({
         input: input as unknown as TuiOptions['input'],
-        output: ch as unknown as TuiOptions['output'],
+        output: ch,
         columns: cols,
         rows,
         maxSize: maxTui,
