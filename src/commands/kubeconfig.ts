@@ -12,7 +12,7 @@ import { conflict, failed, KindlerError, notFound, refused, usageError } from '.
 import { parsePort } from '../core/ports.js';
 import { shown } from '../core/text.js';
 import { readAdminEntry, renderKubeconfig, serverHostPort, viewerAccount, viewerToken, type KubectlEnv } from '../provision/access.js';
-import type { Context } from './index.js';
+import type { Context } from './context.js';
 import type { FlagSpec, Parsed } from './parse.js';
 
 /** The port a tunnel's destination names: `NAME:6443`, as inside the cluster. */

@@ -1,0 +1,14 @@
+/** The `delete` verb. */
+import { report, WAIT } from '../follow.js';
+import { type Verb, allow } from './common.js';
+
+export const deleteVerb: Verb = {
+  name: 'delete',
+  summary: 'Delete a cluster (idempotent: an already-gone cluster is removed with a note).',
+  args: [{ name: 'name', required: true, help: 'cluster name' }],
+  flags: { ...WAIT },
+  async run(p, ctx, json) {
+    allow(ctx, 'delete', p.args.name!);
+    return report(ctx, p, json, await ctx.engine.delete(p.args.name!, ctx.actor));
+  },
+};

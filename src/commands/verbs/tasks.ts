@@ -1,0 +1,26 @@
+/** The `tasks` verb. */
+import { EXIT } from '../../core/errors.js';
+import { print } from '../follow.js';
+import { taskTable } from '../format.js';
+import { type Verb, fitWidth, countFlag } from './common.js';
+
+export const tasks: Verb = {
+  name: 'tasks',
+  summary: 'List tasks, newest first.',
+  args: [],
+  flags: {
+    cluster: { type: 'string', value: 'NAME', help: 'only this cluster' },
+    active: { type: 'bool', help: 'only queued and running tasks' },
+    limit: { type: 'string', value: 'N', help: 'at most N tasks (default 50)' },
+  },
+  async run(p, ctx, json) {
+    const limit = countFlag(p.flags.limit as string | undefined);
+    const tasks = ctx.engine.listTasks({
+      ...(p.flags.cluster ? { cluster: p.flags.cluster as string } : {}),
+      active: Boolean(p.flags.active),
+      limit: limit ?? 50,
+    });
+    print(ctx, json, { tasks }, () => taskTable(tasks, fitWidth(ctx)));
+    return EXIT.ok;
+  },
+};

@@ -1,0 +1,17 @@
+/** The `whoami` verb. */
+import { EXIT } from '../../core/errors.js';
+import { print } from '../follow.js';
+import type { Verb } from './common.js';
+
+export const whoami: Verb = {
+  name: 'whoami',
+  summary: 'Show who you are to kindler: user, role, how you connected.',
+  args: [],
+  flags: {},
+  async run(_p, ctx, json) {
+    const a = ctx.actor;
+    const me = { user: a.user, role: a.role, source: a.source, ...(a.fingerprint ? { fingerprint: a.fingerprint } : {}) };
+    print(ctx, json, me, () => `${me.user} (${me.role}) via ${me.source}${me.fingerprint ? `, key ${me.fingerprint}` : ''}\n`);
+    return EXIT.ok;
+  },
+};
