@@ -1,9 +1,7 @@
 /** The `adopt` verb. */
-import { EXIT, usageError } from '../../core/errors.js';
-import { looksLikeName } from '../../core/names.js';
-import { parseProvider } from '../../core/spec.js';
+import { EXIT } from '../../core/errors.js';
 import { print } from '../follow.js';
-import { type Verb, allow } from './common.js';
+import { type Verb, apiOf } from './common.js';
 
 export const adopt: Verb = {
   name: 'adopt',
@@ -11,10 +9,7 @@ export const adopt: Verb = {
   args: [{ name: 'name', required: true, help: 'the unmanaged cluster' }],
   flags: { provider: { type: 'string', value: 'k3d|kind', help: 'its provider (default from config)' } },
   async run(p, ctx, json) {
-    allow(ctx, 'reconcile');
-    const provider = parseProvider((p.flags.provider as string | undefined) ?? ctx.engine.cfg.defaults.provider);
-    if (!looksLikeName(p.args.name!)) throw usageError('name: must be a lowercase DNS label', 'name');
-    const c = await ctx.engine.adopt(p.args.name!, provider, ctx.actor);
+    const c = await apiOf(ctx).adopt(ctx.actor, { name: p.args.name!, ...(p.flags.provider !== undefined ? { provider: p.flags.provider as string } : {}) });
     print(ctx, json, { cluster: c }, () => `adopted ${c.name} (${c.provider}, ${c.actual})\n`);
     return EXIT.ok;
   },

@@ -1,12 +1,8 @@
 /** The `create` verb. */
-import { authorize } from '../../access/authorize.js';
-import { parseDuration } from '../../core/duration.js';
-import { refused } from '../../core/errors.js';
-import { parsePort } from '../../core/ports.js';
-import { checkImage, MIN_CLUSTER_PORT, parseCount, parseProvider, parseRegister, type CreateInput } from '../../core/spec.js';
 import { sanitizeLine } from '../../core/text.js';
+import type { CreateArgs } from '../api.js';
 import { report, WAIT } from '../follow.js';
-import { type Verb, allow } from './common.js';
+import { type Verb, apiOf } from './common.js';
 
 export const create: Verb = {
   name: 'create',
@@ -29,32 +25,22 @@ export const create: Verb = {
   },
   async run(p, ctx, json) {
     const f = p.flags as Record<string, string | undefined>;
-    // Only what was given: the engine fills the rest from the record (a retry) or the config defaults (a
-    // new cluster). An explicit --ttl must be a duration (an empty one is an error, not "no TTL").
-    const ttl = f.ttl;
-    const req: CreateInput = {
+    const args: CreateArgs = {
       name: p.args.name!,
-      ...(f.provider !== undefined ? { provider: parseProvider(f.provider) } : {}),
-      ...(f.servers !== undefined ? { servers: parseCount('servers', f.servers) } : {}),
-      ...(f.agents !== undefined ? { agents: parseCount('agents', f.agents) } : {}),
-      ...(f.image !== undefined ? (checkImage(f.image), { image: f.image }) : {}),
-      ...(f['http-port'] !== undefined ? { httpPort: parsePort('http-port', f['http-port'], MIN_CLUSTER_PORT) } : {}),
-      ...(f['https-port'] !== undefined ? { httpsPort: parsePort('https-port', f['https-port'], MIN_CLUSTER_PORT) } : {}),
-      ...(f['api-port'] !== undefined ? { apiPort: parsePort('api-port', f['api-port'], MIN_CLUSTER_PORT) } : {}),
+      ...(f.provider !== undefined ? { provider: f.provider } : {}),
+      ...(f.servers !== undefined ? { servers: f.servers } : {}),
+      ...(f.agents !== undefined ? { agents: f.agents } : {}),
+      ...(f.image !== undefined ? { image: f.image } : {}),
+      ...(f['http-port'] !== undefined ? { httpPort: f['http-port'] } : {}),
+      ...(f['https-port'] !== undefined ? { httpsPort: f['https-port'] } : {}),
+      ...(f['api-port'] !== undefined ? { apiPort: f['api-port'] } : {}),
       ...(f.subnet !== undefined ? { subnet: f.subnet } : {}),
-      ...(ttl !== undefined ? { ttlMs: parseDuration('ttl', ttl) } : {}),
+      ...(f.ttl !== undefined ? { ttl: f.ttl } : {}),
       ...(p.flags['remove-on-failure'] ? { removeOnFailure: true } : {}),
-      ...(p.flags['no-route'] !== undefined || f.register !== undefined
-        ? { options: { ...(p.flags['no-route'] !== undefined ? { route: !p.flags['no-route'] } : {}), ...(f.register !== undefined ? { register: parseRegister(f.register) } : {}) } }
-        : {}),
+      ...(p.flags['no-route'] !== undefined ? { route: !p.flags['no-route'] } : {}),
+      ...(f.register !== undefined ? { register: f.register } : {}),
     };
-    allow(ctx, 'create');
-    // Re-creating a recorded cluster acts on that record: decided (under the engine's admission lock,
-    // against the record as it is then) by the same authorize, and a refusal is audited like any other.
-    const task = await ctx.engine.create(req, ctx.actor, (existing, changes) => {
-      const d = authorize(ctx.actor, 'recreate', { owner: existing.owner, cluster: existing.name, changes });
-      if (!d.ok) throw refused(d.reason);
-    });
+    const task = await apiOf(ctx).create(ctx.actor, args);
     // A retry says what it reuses (the task's log starts with the same line).
     if (!json && typeof task.params?.retry === 'string') ctx.io.out(`${sanitizeLine(task.params.retry)}\n`);
     return report(ctx, p, json, task);

@@ -1,6 +1,6 @@
 /** The `delete` verb. */
 import { report, WAIT } from '../follow.js';
-import { type Verb, allow } from './common.js';
+import { type Verb, apiOf } from './common.js';
 
 export const deleteVerb: Verb = {
   name: 'delete',
@@ -8,7 +8,6 @@ export const deleteVerb: Verb = {
   args: [{ name: 'name', required: true, help: 'cluster name' }],
   flags: { ...WAIT },
   async run(p, ctx, json) {
-    allow(ctx, 'delete', p.args.name!);
-    return report(ctx, p, json, await ctx.engine.delete(p.args.name!, ctx.actor));
+    return report(ctx, p, json, await apiOf(ctx).delete(ctx.actor, { name: p.args.name! }));
   },
 };

@@ -1,8 +1,7 @@
 /** The `extend` verb. */
-import { parseDuration } from '../../core/duration.js';
 import { EXIT } from '../../core/errors.js';
 import { print } from '../follow.js';
-import { type Verb, allow } from './common.js';
+import { type Verb, apiOf } from './common.js';
 
 export const extend: Verb = {
   name: 'extend',
@@ -13,9 +12,7 @@ export const extend: Verb = {
   ],
   flags: {},
   async run(p, ctx, json) {
-    const ms = parseDuration('duration', p.args.duration!);
-    allow(ctx, 'extend', p.args.name!);
-    const c = await ctx.engine.extend(p.args.name!, ms, ctx.actor);
+    const c = await apiOf(ctx).extend(ctx.actor, { name: p.args.name!, duration: p.args.duration! });
     print(ctx, json, { cluster: c }, () => `${c.name} now expires at ${c.expiresAt}\n`);
     return EXIT.ok;
   },

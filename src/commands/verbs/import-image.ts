@@ -1,7 +1,6 @@
 /** The `import-image` verb. */
-import { checkImage } from '../../core/spec.js';
 import { report, WAIT } from '../follow.js';
-import { type Verb, allow } from './common.js';
+import { type Verb, apiOf } from './common.js';
 
 export const importImage: Verb = {
   name: 'import-image',
@@ -12,8 +11,6 @@ export const importImage: Verb = {
   ],
   flags: { ...WAIT },
   async run(p, ctx, json) {
-    checkImage(p.args.image!);
-    allow(ctx, 'import-image', p.args.name!);
-    return report(ctx, p, json, await ctx.engine.importImage(p.args.name!, p.args.image!, ctx.actor));
+    return report(ctx, p, json, await apiOf(ctx).importImage(ctx.actor, { name: p.args.name!, image: p.args.image! }));
   },
 };

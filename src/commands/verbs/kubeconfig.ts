@@ -1,8 +1,8 @@
 /** The `kubeconfig` verb. */
 import { EXIT } from '../../core/errors.js';
 import { print } from '../follow.js';
-import { KUBECONFIG_FLAGS, kubeconfigFor } from '../kubeconfig.js';
-import type { Verb } from './common.js';
+import { KUBECONFIG_FLAGS } from '../kubeconfig.js';
+import { type Verb, apiOf } from './common.js';
 
 export const kubeconfig: Verb = {
   name: 'kubeconfig',
@@ -10,7 +10,13 @@ export const kubeconfig: Verb = {
   args: [{ name: 'name', required: true, help: 'cluster name' }],
   flags: KUBECONFIG_FLAGS,
   async run(p, ctx, json) {
-    const r = await kubeconfigFor(p, ctx);
+    const f = p.flags as Record<string, string | undefined>;
+    const r = await apiOf(ctx).kubeconfig(ctx.actor, {
+      name: p.args.name!,
+      ...(f.mode !== undefined ? { mode: f.mode } : {}),
+      ...(f['local-port'] !== undefined ? { localPort: f['local-port'] } : {}),
+      ...(f.duration !== undefined ? { duration: f.duration } : {}),
+    });
     print(ctx, json, r, () => r.kubeconfig);
     if (!json && ctx.io.isTTY && r.tunnel) ctx.io.err(`open the tunnel with: ${r.tunnel.command}\n`);
     return EXIT.ok;

@@ -2,7 +2,7 @@
 import { EXIT } from '../../core/errors.js';
 import { print } from '../follow.js';
 import { clusterTable } from '../format.js';
-import { type Verb, fitWidth } from './common.js';
+import { type Verb, fitWidth, apiOf } from './common.js';
 
 export const list: Verb = {
   name: 'list',
@@ -10,8 +10,8 @@ export const list: Verb = {
   args: [],
   flags: {},
   async run(_p, ctx, json) {
-    const clusters = ctx.engine.listClusters();
-    print(ctx, json, { clusters }, () => clusterTable(clusters, fitWidth(ctx)));
+    const r = await apiOf(ctx).list(ctx.actor);
+    print(ctx, json, r, () => clusterTable(r.clusters, fitWidth(ctx)));
     return EXIT.ok;
   },
 };

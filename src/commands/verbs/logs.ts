@@ -1,7 +1,8 @@
 /** The `logs` verb. */
 import { EXIT } from '../../core/errors.js';
+import { countArg } from '../api.js';
 import { follow, taskLine, print } from '../follow.js';
-import { type Verb, countFlag, resolveTask } from './common.js';
+import { type Verb, apiOf } from './common.js';
 
 export const logs: Verb = {
   name: 'logs',
@@ -12,8 +13,9 @@ export const logs: Verb = {
     tail: { type: 'string', value: 'N', help: 'only the last N lines (the whole log is never loaded)' },
   },
   async run(p, ctx, json) {
-    const tail = countFlag(p.flags.tail as string | undefined, 'tail');
-    const t = resolveTask(ctx, p.args.ref!);
+    const tail = countArg(p.flags.tail as string | undefined, 'tail');
+    const api = apiOf(ctx);
+    const t = api.resolveTask(p.args.ref!);
     if (p.flags.follow && !json) {
       const final = await follow(ctx, t.id, { showLog: true, showProgress: false, ...(tail ? { tail } : {}) });
       if (final) ctx.io.err(taskLine(final));
@@ -25,8 +27,7 @@ export const logs: Verb = {
       return EXIT.ok;
     }
     if (p.flags.follow) await follow(ctx, t.id, { showLog: false, showProgress: false });
-    const { lines, from } = tail ? await ctx.engine.readLogTail(t.id, tail) : { lines: await ctx.engine.readLog(t.id), from: 0 };
-    print(ctx, json, { task: ctx.engine.getTask(t.id)!, from, lines }, () => '');
+    print(ctx, json, await api.readLog(t.id, tail), () => '');
     return EXIT.ok;
   },
 };

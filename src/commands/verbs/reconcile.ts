@@ -1,10 +1,9 @@
 /** The `reconcile` verb. */
 import { EXIT } from '../../core/errors.js';
 import { sanitizeLine } from '../../core/text.js';
-import { lastReconcile, runReconcile } from '../../cron/jobs.js';
 import { print } from '../follow.js';
 import { jsonText } from '../json.js';
-import { type Verb, allow } from './common.js';
+import { type Verb, apiOf } from './common.js';
 
 export const reconcile: Verb = {
   name: 'reconcile',
@@ -16,15 +15,14 @@ export const reconcile: Verb = {
   },
   async run(p, ctx, json) {
     const dryRun = Boolean(p.flags['dry-run']);
-    // --last shows what a pass did (drift, heals, errors across everyone's clusters): as a pass needs.
-    allow(ctx, dryRun && !p.flags.last ? 'read' : 'reconcile');
+    const api = apiOf(ctx);
     if (p.flags.last) {
-      const { last, problems } = await lastReconcile(ctx.engine);
+      const { last, problems } = await api.lastReconcile(ctx.actor);
       if (!json) for (const m of problems) ctx.io.err(`warning: ${sanitizeLine(m)}\n`);
       print(ctx, json, { last, problems }, () => (last ? `${jsonText(last, 2)}\n` : 'no reconcile pass has run yet\n'));
       return EXIT.ok;
     }
-    const r = await runReconcile(ctx.engine, { dryRun });
+    const r = await api.reconcile(ctx.actor, { dryRun });
     print(ctx, json, r, () => {
       const lines = r.drift.map((d) => `${d.kind.padEnd(9)} ${d.cluster}: ${d.detail}${d.heal !== 'report' && !dryRun ? ` (healing: ${d.heal})` : ''}`);
       for (const h of r.healed) lines.push(`healed    ${h.cluster}: ${h.kind} → task ${h.taskId}`);

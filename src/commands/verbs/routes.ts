@@ -2,7 +2,7 @@
 import { EXIT } from '../../core/errors.js';
 import { print } from '../follow.js';
 import { table } from '../format.js';
-import type { Verb } from './common.js';
+import { type Verb, apiOf } from './common.js';
 
 export const routes: Verb = {
   name: 'routes',
@@ -10,13 +10,12 @@ export const routes: Verb = {
   args: [],
   flags: {},
   async run(_p, ctx, json) {
-    const cfg = ctx.engine.cfg.routes;
-    if (!cfg.enabled) {
-      print(ctx, json, { enabled: false, routes: [], skipped: [], liveMatches: true }, () => 'routes are off (routes.enabled is false)\n');
+    const st = await apiOf(ctx).routes(ctx.actor);
+    if (!st.enabled) {
+      print(ctx, json, st, () => 'routes are off (routes.enabled is false)\n');
       return EXIT.ok;
     }
-    const st = await ctx.engine.routesStatus();
-    print(ctx, json, { enabled: true, ...st }, () =>
+    print(ctx, json, st, () =>
       (st.routes.length ? table(['HOST', 'ALSO', 'BACKEND', 'CLUSTER'], st.routes.map((r) => [r.host, r.wildcard, r.backend, r.cluster])) : 'no routes\n') +
       st.skipped.map((x) => `not routed: ${x.name}: ${x.reason}\n`).join('') +
       (st.liveMatches ? `live file ${st.liveFile} matches state\n` : `live file ${st.liveFile} does NOT match state (a route step failed, or the file was edited)\n`),

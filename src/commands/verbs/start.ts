@@ -1,6 +1,6 @@
 /** The `start` verb. */
 import { report, WAIT } from '../follow.js';
-import { type Verb, allow } from './common.js';
+import { type Verb, apiOf } from './common.js';
 
 export const start: Verb = {
   name: 'start',
@@ -8,7 +8,6 @@ export const start: Verb = {
   args: [{ name: 'name', required: true, help: 'cluster name' }],
   flags: { ...WAIT },
   async run(p, ctx, json) {
-    allow(ctx, 'start', p.args.name!);
-    return report(ctx, p, json, await ctx.engine.startCluster(p.args.name!, ctx.actor));
+    return report(ctx, p, json, await apiOf(ctx).start(ctx.actor, { name: p.args.name! }));
   },
 };

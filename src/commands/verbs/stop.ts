@@ -1,6 +1,6 @@
 /** The `stop` verb. */
 import { report, WAIT } from '../follow.js';
-import { type Verb, allow } from './common.js';
+import { type Verb, apiOf } from './common.js';
 
 export const stop: Verb = {
   name: 'stop',
@@ -8,7 +8,6 @@ export const stop: Verb = {
   args: [{ name: 'name', required: true, help: 'cluster name' }],
   flags: { ...WAIT },
   async run(p, ctx, json) {
-    allow(ctx, 'stop', p.args.name!);
-    return report(ctx, p, json, await ctx.engine.stopCluster(p.args.name!, ctx.actor));
+    return report(ctx, p, json, await apiOf(ctx).stop(ctx.actor, { name: p.args.name! }));
   },
 };

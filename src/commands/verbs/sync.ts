@@ -1,6 +1,6 @@
 /** The `sync` verb. */
 import { report, WAIT } from '../follow.js';
-import { type Verb, allow } from './common.js';
+import { type Verb, apiOf } from './common.js';
 
 export const sync: Verb = {
   name: 'sync',
@@ -8,7 +8,6 @@ export const sync: Verb = {
   args: [{ name: 'name', required: true, help: 'cluster name' }],
   flags: { ...WAIT },
   async run(p, ctx, json) {
-    allow(ctx, 'sync', p.args.name!);
-    return report(ctx, p, json, await ctx.engine.sync(p.args.name!, ctx.actor));
+    return report(ctx, p, json, await apiOf(ctx).sync(ctx.actor, { name: p.args.name! }));
   },
 };

@@ -1,10 +1,9 @@
 /** The `task` verb. */
 import { EXIT } from '../../core/errors.js';
 import { sanitizeLine } from '../../core/text.js';
-import { Engine } from '../../engine/engine.js';
 import { print } from '../follow.js';
 import { taskTable } from '../format.js';
-import { type Verb, resolveTask } from './common.js';
+import { type Verb, apiOf } from './common.js';
 
 export const task: Verb = {
   name: 'task',
@@ -12,8 +11,7 @@ export const task: Verb = {
   args: [{ name: 'id', required: true, help: 'task id (t-N)' }],
   flags: {},
   async run(p, ctx, json) {
-    Engine.checkTaskId(p.args.id!);
-    const t = resolveTask(ctx, p.args.id!);
+    const t = await apiOf(ctx).task(ctx.actor, { id: p.args.id! });
     print(ctx, json, { task: t }, () => {
       let s = taskTable([t]);
       for (const st of t.steps) s += `  [${st.n}/${st.of}] ${st.state.padEnd(9)} ${sanitizeLine(st.title)}\n`;

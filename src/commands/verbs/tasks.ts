@@ -2,7 +2,7 @@
 import { EXIT } from '../../core/errors.js';
 import { print } from '../follow.js';
 import { taskTable } from '../format.js';
-import { type Verb, fitWidth, countFlag } from './common.js';
+import { type Verb, fitWidth, apiOf } from './common.js';
 
 export const tasks: Verb = {
   name: 'tasks',
@@ -14,13 +14,12 @@ export const tasks: Verb = {
     limit: { type: 'string', value: 'N', help: 'at most N tasks (default 50)' },
   },
   async run(p, ctx, json) {
-    const limit = countFlag(p.flags.limit as string | undefined);
-    const tasks = ctx.engine.listTasks({
+    const r = await apiOf(ctx).tasks(ctx.actor, {
       ...(p.flags.cluster ? { cluster: p.flags.cluster as string } : {}),
       active: Boolean(p.flags.active),
-      limit: limit ?? 50,
+      ...(p.flags.limit !== undefined ? { limit: p.flags.limit as string } : {}),
     });
-    print(ctx, json, { tasks }, () => taskTable(tasks, fitWidth(ctx)));
+    print(ctx, json, r, () => taskTable(r.tasks, fitWidth(ctx)));
     return EXIT.ok;
   },
 };

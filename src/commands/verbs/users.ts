@@ -1,9 +1,8 @@
 /** The `users` verb. */
-import { EXIT, KindlerError, usageError } from '../../core/errors.js';
-import { shown } from '../../core/text.js';
+import { EXIT, usageError } from '../../core/errors.js';
 import { print } from '../follow.js';
 import { table } from '../format.js';
-import { type Verb, allow } from './common.js';
+import { type Verb, apiOf } from './common.js';
 
 /** Public key types a key line can start with. */
 const KEY_TYPE = /^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com)$/;
@@ -27,7 +26,6 @@ function joinKeyWords(argv: readonly string[]): string[] {
   return [...argv.slice(0, i), '--key', argv.slice(i + 1, end).join(' '), ...argv.slice(end)];
 }
 
-
 export const users: Verb = {
   name: 'users',
   summary: 'Manage users (admin): list | add NAME --role R --key KEY | remove NAME | set-role NAME ROLE | add-key NAME --key KEY | remove-key NAME FINGERPRINT',
@@ -43,69 +41,30 @@ export const users: Verb = {
   prepare: joinKeyWords,
   async run(p, ctx, json) {
     const action = p.args.action!;
-    const known = ['list', 'add', 'remove', 'set-role', 'add-key', 'remove-key'];
-    if (!known.includes(action)) throw usageError(`action: must be one of ${known.join(', ')} (got ${shown(action, 20)})`, 'action');
-    allow(ctx, 'users');
-    const users = ctx.users;
-    if (!users) throw new KindlerError('failed', 'users: this kindler has no users file configured');
-    const need = (field: 'name' | 'value', what: string): string => {
-      const v = p.args[field];
-      if (v === undefined) throw usageError(`${field === 'name' ? 'name' : what}: required for users ${action}`, field);
-      return v;
-    };
-    const flag = (f: 'role' | 'key'): string => {
-      const v = p.flags[f];
-      if (typeof v !== 'string') throw usageError(`--${f}: required for users ${action}`, f);
-      return v;
-    };
+    const key = p.flags.key as string | undefined;
     // `--key -`: the key line comes on standard input (ssh HOST users add bob ... --key - < bob.pub).
-    const keyLine = async (): Promise<string> => {
-      const v = flag('key');
-      if (v !== '-') return v;
+    const readKey = async (): Promise<string> => {
       if (!ctx.io.readStdin) throw usageError('--key: - (standard input) is not available here; give the key line itself', 'key');
       const text = await ctx.io.readStdin();
       const lines = text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
       if (lines.length !== 1) throw usageError(`--key: standard input must hold exactly one public key line (got ${lines.length})`, 'key');
       return lines[0]!;
     };
-    const extra = (field: 'value') => {
-      if (p.args[field] !== undefined) throw usageError(`users ${action}: unexpected argument ${shown(p.args[field]!, 30)}`);
-    };
-    let result: unknown;
-    switch (action) {
-      case 'list': {
-        if (p.args.name !== undefined) throw usageError('users list: takes no arguments');
-        const list = users.list();
-        print(ctx, json, { users: list }, () =>
-          list.length ? table(['USER', 'ROLE', 'KEYS'], list.map((u) => [u.name, u.role, u.keys.map((k) => `${k.fingerprint}${k.comment ? ` (${k.comment})` : ''}`).join(', ')])) : 'no users\n',
-        );
-        return EXIT.ok;
-      }
-      case 'add':
-        extra('value');
-        need('name', 'name');
-        flag('role');
-        result = users.add(p.args.name!, flag('role'), await keyLine());
-        break;
-      case 'remove':
-        extra('value');
-        if (need('name', 'name') === ctx.actor.user) throw new KindlerError('conflict', 'name: you cannot remove yourself');
-        result = users.remove(p.args.name!);
-        break;
-      case 'set-role':
-        result = users.setRole(need('name', 'name'), need('value', 'role'));
-        break;
-      case 'add-key':
-        extra('value');
-        need('name', 'name');
-        result = { user: p.args.name!, key: users.addKey(p.args.name!, await keyLine()) };
-        break;
-      case 'remove-key':
-        result = { user: need('name', 'name'), key: users.removeKey(p.args.name!, need('value', 'fingerprint')) };
-        break;
+    const r = await apiOf(ctx).users(ctx.actor, {
+      action,
+      ...(p.args.name !== undefined ? { name: p.args.name } : {}),
+      ...(p.args.value !== undefined ? { value: p.args.value } : {}),
+      ...(typeof p.flags.role === 'string' ? { role: p.flags.role } : {}),
+      ...(key !== undefined ? { key: key === '-' ? readKey : key } : {}),
+    });
+    if ('users' in r) {
+      const list = r.users;
+      print(ctx, json, { users: list }, () =>
+        list.length ? table(['USER', 'ROLE', 'KEYS'], list.map((u) => [u.name, u.role, u.keys.map((k) => `${k.fingerprint}${k.comment ? ` (${k.comment})` : ''}`).join(', ')])) : 'no users\n',
+      );
+      return EXIT.ok;
     }
-    ctx.engine.recordAudit(ctx.actor, `users-${action}`, p.args.name ?? '', 'ok');
-    print(ctx, json, { result }, () => `users ${action} ${p.args.name ?? ''}: done\n`);
+    print(ctx, json, { result: r.result }, () => `users ${action} ${p.args.name ?? ''}: done\n`);
     return EXIT.ok;
   },
 };

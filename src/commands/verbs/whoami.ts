@@ -1,7 +1,7 @@
 /** The `whoami` verb. */
 import { EXIT } from '../../core/errors.js';
 import { print } from '../follow.js';
-import type { Verb } from './common.js';
+import { type Verb, apiOf } from './common.js';
 
 export const whoami: Verb = {
   name: 'whoami',
@@ -9,8 +9,7 @@ export const whoami: Verb = {
   args: [],
   flags: {},
   async run(_p, ctx, json) {
-    const a = ctx.actor;
-    const me = { user: a.user, role: a.role, source: a.source, ...(a.fingerprint ? { fingerprint: a.fingerprint } : {}) };
+    const me = await apiOf(ctx).whoami(ctx.actor);
     print(ctx, json, me, () => `${me.user} (${me.role}) via ${me.source}${me.fingerprint ? `, key ${me.fingerprint}` : ''}\n`);
     return EXIT.ok;
   },
