@@ -4,7 +4,8 @@
 import { connect } from 'node:net';
 import { authorize, type Action } from '../access/authorize.js';
 import type { Principal } from '../commands/index.js';
-import type { SessionBackend, VerbResult } from '../commands/session.js';
+import { argvApi } from '../commands/argv-api.js';
+import type { SessionApi, SessionBackend, VerbResult } from '../commands/session.js';
 import type { EngineEvent, Snapshot } from '../core/feed.js';
 import { NdjsonReader, type RunRequest, type ServerMessage } from './protocol.js';
 
@@ -68,6 +69,8 @@ export function runRemote(sock: import('node:net').Socket, req: RunRequest, io: 
 export class RemoteSession implements SessionBackend {
   readonly principal: Principal;
   private readonly socks = new Set<import('node:net').Socket>();
+  /** The typed verbs, each run as its --json argv over its own connection. */
+  readonly api: SessionApi = argvApi((argv) => this.run(argv));
 
   constructor(private readonly path: string, user: string, readonly host: string) {
     this.principal = { user, source: 'local', role: 'admin' };
