@@ -1,13 +1,17 @@
 /**
  * The typed backend (src/commands/api.ts) as the TUI reaches it through a LocalSession: results are
  * the --json verbs' documents, failures are KindlerErrors of the verb's kind, message and field, and
- * a refusal is audited once with the verb and its target.
+ * a refusal is audited once with the verb and its target; over the control socket (kindler-tui
+ * beside a daemon) the same calls travel as typed messages.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { userInfo } from 'node:os';
 import { LocalSession } from '../src/commands/session.js';
+import { RemoteSession } from '../src/control/client.js';
+import { socketPath } from '../src/control/server.js';
 import { KindlerError } from '../src/core/errors.js';
-import { ALICE, until, verb, withEngine } from './helpers.js';
+import { ALICE, makeWorld, startDaemon, until, verb, withEngine } from './helpers.js';
 
 const rejects = async (p: Promise<unknown>, kind: string, message: RegExp, field?: string) => {
   const e = await p.then(
@@ -49,4 +53,30 @@ test('session api: typed results equal the --json verbs; typed errors carry kind
   await rejects(viewer.api.reconcile(), 'refused', /./);
   const ext = await admin.api.extend({ name: 'demo', duration: '1h' });
   assert.equal(ext.name, 'demo');
+});
+
+test('kindler-tui over the control socket: typed calls go as call messages and come back as results or KindlerErrors', async (t) => {
+  const w = makeWorld();
+  const d = await startDaemon(w);
+  const remote = new RemoteSession(socketPath(w.cfg.dataDir), 'someone', 'testhost');
+  t.after(async () => {
+    remote.close();
+    await d.stop();
+    w.cleanup();
+  });
+  await rejects(remote.api.create({ name: 'demo', ttl: 'soon' }), 'usage', /^ttl: /, 'ttl');
+  await rejects(remote.api.show({ name: 'nope' }), 'notFound', /no cluster named "?nope/);
+  const task = await remote.api.create({ name: 'demo', agents: '0' });
+  assert.equal(task.cluster, 'demo');
+  assert.equal(task.user, userInfo().username, 'the caller comes from the kernel, not the client');
+  const shown = await remote.api.show({ name: 'demo' });
+  assert.equal(shown.cluster.name, 'demo');
+  const r = await remote.api.reconcile({ dryRun: true });
+  assert.ok(Array.isArray(r.drift));
+  // A malformed call is refused as such.
+  const bad = await (remote.api as unknown as Record<string, (a: unknown) => Promise<unknown>>).show('not an object').then(
+    () => null,
+    (e: unknown) => e,
+  );
+  assert.ok(bad instanceof KindlerError && bad.kind === 'usage' && bad.message === 'malformed request', String(bad));
 });
