@@ -13,7 +13,7 @@ import { authorize, type Action } from '../access/authorize.js';
 import type { UserInfo, UsersStore } from '../access/users.js';
 import { parseDuration } from '../core/duration.js';
 import { KindlerError, refused, usageError } from '../core/errors.js';
-import { looksLikeName } from '../core/names.js';
+import { assertName } from '../core/names.js';
 import { parsePort } from '../core/ports.js';
 import { checkImage, MIN_CLUSTER_PORT, parseCount, parseProvider, parseRegister, type CreateInput } from '../core/spec.js';
 import { shown } from '../core/text.js';
@@ -295,7 +295,9 @@ export class Api {
   async adopt(actor: Principal, a: { name: string; provider?: string }): Promise<Cluster> {
     this.allow(actor, 'reconcile');
     const provider = parseProvider(a.provider ?? this.engine.cfg.defaults.provider);
-    if (!looksLikeName(a.name)) throw usageError('name: must be a lowercase DNS label', 'name');
+    // The rule for a cluster that exists already, as the scripts hold it: a reserved name may be adopted (it can
+    // never be created, but a cluster made by hand may carry one), and a kind name may be any DNS label.
+    assertName(a.name, provider, 'existing');
     return this.engine.adopt(a.name, provider, actor);
   }
 

@@ -52,10 +52,10 @@ export function parseEnvironmentsCsv(text: string): CsvRow[] {
       return;
     }
     try {
-      const [env, provider, nodePort, , portainer, route, http, https, subnet] = cells as unknown as string[];
+      const [env, provider, nodePort, , portainer, route, http, https, subnet] = cells;
       const req: CreateRequest = {
-        name: env!,
-        provider: parseProvider(provider!),
+        name: env,
+        provider: parseProvider(provider),
         servers: 1,
         agents: 0,
         ingressNodePort: nodePort ? parsePort('node_port', nodePort) : undefined,
@@ -63,7 +63,7 @@ export function parseEnvironmentsCsv(text: string): CsvRow[] {
         httpsPort: https ? parsePort('https_port', https, MIN_CLUSTER_PORT) : undefined,
         subnet: subnet || undefined,
         // The old tool's two switches map onto the per-cluster choices create --register / --no-route sets.
-        options: { route: parseBool('haproxy_route', route!), register: parseBool('register_portainer', portainer!) ? ['portainer'] : [] },
+        options: { route: parseBool('haproxy_route', route), register: parseBool('register_portainer', portainer) ? ['portainer'] : [] },
       };
       checkCreateRequest(req);
       rows.push({ line: i + 1, name, request: req });

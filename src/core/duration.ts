@@ -11,9 +11,9 @@ export function parseDuration(field: string, raw: string): number {
   const m = /^(?:[0-9]{1,6}[smhd])+$/.exec(raw);
   if (!m) throw usageError(`${field}: must be a duration like 30m, 2h, 1d or 1h30m (got ${shown(raw, 40)})`, field);
   let total = 0;
-  for (const part of raw.matchAll(/([0-9]+)([smhd])/g)) total += Number(part[1]) * UNIT_MS[part[2]!]!;
+  for (const part of raw.matchAll(/([0-9]+)([smhd])/g)) total += Number(part[1]) * UNIT_MS[part[2]];
   if (total <= 0) throw usageError(`${field}: must be longer than zero`, field);
-  if (total > 365 * UNIT_MS.d!) throw usageError(`${field}: must be at most 365d`, field);
+  if (total > 365 * UNIT_MS.d) throw usageError(`${field}: must be at most 365d`, field);
   return total;
 }
 

@@ -31,7 +31,7 @@ export function isToolErrorLine(line: string): boolean {
 export function pickErrorLine(lines: readonly string[]): string | undefined {
   let fallback: string | undefined;
   for (let i = lines.length - 1; i >= 0; i--) {
-    const line = cleanLine(lines[i]!, 2000).trim();
+    const line = cleanLine(lines[i], 2000).trim();
     if (!line || isErrorNoise(line)) continue;
     fallback ??= line;
     if (isToolErrorLine(line)) return line;

@@ -30,7 +30,7 @@ export function parseMarker(line: string): Marker | null {
       if (!m) return { type: 'invalid', text: line };
       const n = Number(m[1]), of = Number(m[2]);
       if (n < 1 || of < 1 || n > of) return { type: 'invalid', text: line };
-      return { type: 'step', n, of, key: m[3]!, title: m[4] || m[3]! };
+      return { type: 'step', n, of, key: m[3], title: m[4] || m[3] };
     }
     case 'note':
       return { type: 'note', text: arg };

@@ -351,7 +351,7 @@ export async function reconcilePass(deps: ReconcileDeps, opts: ReconcileOptions)
             result.skipped.push({ cluster: name, reason: 'changed while the pass ran; left for the next pass' });
             continue;
           }
-          const first = drifts[0]!;
+          const first = drifts[0];
           const task = await (first.heal === 'start'
             ? deps.engine.startCluster(name, actor)
             : first.heal === 'stop'

@@ -12,8 +12,8 @@ import type { Config } from '../core/config.js';
 import { conflict, failed, notFound, usageError } from '../core/errors.js';
 import { parseMarker, progressAt } from '../core/markers.js';
 import { kubeContextFor } from '../core/names.js';
-import { allocatePort, type PortKind } from '../core/ports.js';
-import { checkCreateRequest, checkSubnet, flagOf, MIN_CLUSTER_PORT, parseSubnet, subnetsOverlap, type CreateInput, type CreateRequest } from '../core/spec.js';
+import { allocatePort, PORT_MAX, type PortKind } from '../core/ports.js';
+import { assertClusterPort, checkCreateRequest, checkSubnet, flagOf, MIN_CLUSTER_PORT, parseSubnet, subnetsOverlap, type CreateInput, type CreateRequest } from '../core/spec.js';
 import { parseDuration } from '../core/duration.js';
 import { cleanLine, sanitizeLine } from '../core/text.js';
 import { pickErrorLine } from '../core/errorline.js';
@@ -490,7 +490,7 @@ export class Engine {
       const want = req[k] ?? existing?.[k];
       if (want === undefined) continue;
       // Recorded ports are held to the same rules as given ones (a record may predate a rule).
-      if (!Number.isInteger(want) || want < MIN_CLUSTER_PORT || want > 65535) throw usageError(`${field(k)}: must be a port number ${MIN_CLUSTER_PORT}-65535 (got ${want})`, field(k));
+      assertClusterPort(field(k), want);
       const key = own.get(want);
       if (key) throw usageError(`${field(k)}: ${want} is the routes frontend's own port (${key}); choose another`, field(k));
       const owner = taken.get(want);
@@ -644,7 +644,7 @@ export class Engine {
         };
         const state = found.state;
         if (state !== 'running' && state !== 'stopped' && state !== 'degraded') throw failed(`adopt: cluster.sh adopt gave state ${JSON.stringify(state)}`);
-        const ports = { httpPort: num('httpPort', 1, 65535), httpsPort: num('httpsPort', 1, 65535), apiPort: num('apiPort', 1, 65535) };
+        const ports = { httpPort: num('httpPort', 1, PORT_MAX), httpsPort: num('httpsPort', 1, PORT_MAX), apiPort: num('apiPort', 1, PORT_MAX) };
         const servers = num('servers', 1, 1000);
         const agents = num('agents', 0, 1000);
         const image = typeof found.image === 'string' && found.image ? found.image : undefined;
@@ -652,7 +652,7 @@ export class Engine {
         const own = this.ownPorts();
         for (const k of ['httpPort', 'httpsPort', 'apiPort'] as const) {
           const v = ports[k];
-          if (v < MIN_CLUSTER_PORT) throw usageError(`${flagOf(k)}: ${provider} cluster "${name}" publishes it on ${v}; kindler's clusters use ports ${MIN_CLUSTER_PORT}-65535, so it cannot be adopted`, flagOf(k));
+          if (v < MIN_CLUSTER_PORT) throw usageError(`${flagOf(k)}: ${provider} cluster "${name}" publishes it on ${v}; kindler's clusters use ports ${MIN_CLUSTER_PORT}-${PORT_MAX}, so it cannot be adopted`, flagOf(k));
           const key = own.get(v);
           if (key) throw conflict(`${flagOf(k)}: ${provider} cluster "${name}" publishes it on ${v}, the routes frontend's own port (${key}); it cannot be adopted`, flagOf(k));
           const other = this.store.data.clusters.find((c) => c.httpPort === v || c.httpsPort === v || c.apiPort === v);

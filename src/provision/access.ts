@@ -127,7 +127,7 @@ function jwtExpiry(token: string): string | undefined {
   const parts = token.split('.');
   if (parts.length !== 3) return undefined;
   try {
-    const p = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8')) as { exp?: unknown };
+    const p = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8')) as { exp?: unknown };
     return typeof p.exp === 'number' && Number.isFinite(p.exp) ? new Date(p.exp * 1000).toISOString() : undefined;
   } catch {
     return undefined;

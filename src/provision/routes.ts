@@ -267,7 +267,7 @@ interface CmdOutcome {
 
 async function runCommand(argv: readonly string[], timeoutMs: number): Promise<CmdOutcome> {
   const [cmd, ...args] = argv;
-  const r = await runCaptured(cmd!, args, { timeoutMs });
+  const r = await runCaptured(cmd, args, { timeoutMs });
   const lines = r.all.split('\n').map((l) => cleanLine(l, 2000)).filter((l) => l.trim() !== '');
   return { ok: r.ok, how: r.how, lines };
 }
@@ -279,7 +279,7 @@ function checkedArgv(argv: unknown, field: string, needsFile: boolean): string[]
   if (needsFile && !argv.some((a: string) => a.includes('{file}'))) {
     throw usageError(`${field}: must contain "{file}" (where the candidate config's path goes)`, field);
   }
-  return argv as string[];
+  return argv;
 }
 
 const subst = (argv: readonly string[], file: string) => argv.map((a) => a.split('{file}').join(file));

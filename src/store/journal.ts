@@ -60,7 +60,7 @@ export class Journal {
     for (const name of names) {
       const m = NAME.exec(name);
       if (!m) continue;
-      this.segments.push({ kind: m[1] as JournalKind, day: m[2]!, n: Number(m[3]), file: join(this.dir, name), size: 0, sealed: false });
+      this.segments.push({ kind: m[1] as JournalKind, day: m[2], n: Number(m[3]), file: join(this.dir, name), size: 0, sealed: false });
     }
     this.segments.sort(segmentOrder);
     for (const seg of this.segments) {
@@ -85,7 +85,7 @@ export class Journal {
       const lines = text.split('\n');
       const lastIndex = text.endsWith('\n') ? lines.length - 2 : lines.length - 1;
       for (let i = 0; i < lines.length; i++) {
-        const line = lines[i]!;
+        const line = lines[i];
         if (line === '' && i > lastIndex) continue;
         let rec: unknown;
         try {
