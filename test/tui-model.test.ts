@@ -3,6 +3,7 @@
  */
 import assert from 'node:assert/strict';
 import { mock, test } from 'node:test';
+import { KindlerError } from '../src/core/errors.js';
 import type { Cluster, Task } from '../src/core/types.js';
 import type { EngineEvent } from '../src/core/feed.js';
 import { CreateForm, DeletePrompt, LineInput, verbError } from '../src/tui/forms.js';
@@ -343,9 +344,9 @@ test('expiry: warnings only within 10 minutes, at most 3 lines; only future expi
 });
 
 test('reconcile and audit replies as dialog lines', () => {
-  const none = reconcileLines({ code: 0, out: JSON.stringify({ at: 'x', dryRun: false, drift: [], healed: [], skipped: [], errors: [] }), err: '' });
+  const none = reconcileLines({ at: 'x', dryRun: false, drift: [], healed: [], skipped: [], errors: [] } as unknown as Parameters<typeof reconcileLines>[0]);
   assert.ok(none.some((l) => l.includes('no drift')));
-  const bad = reconcileLines({ code: 5, out: '', err: 'error: reconcile needs the admin role\n' });
+  const bad = reconcileLines(new KindlerError('refused', 'reconcile needs the admin role'));
   assert.deepEqual(bad, ['{red-fg}reconcile needs the admin role{/red-fg}']);
   const ev = (at: string, user: string) => ({ at, user, source: 'ssh', action: 'create', target: 'c', result: 'ok' });
   const lines = auditLines([ev('2026-01-01T00:02:00Z', 'late'), ev('2026-01-01T00:01:00Z', 'early')]);

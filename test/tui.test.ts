@@ -808,7 +808,7 @@ test('a cluster expiring in 5 minutes shows a warning in every open session; e e
   const later = cluster('later', { owner: 'bob', expiresAt: new Date(Date.now() + 3 * 3_600_000).toISOString() });
   const ba = new FakeBackend('operator', 'alice', { clusters: [dev, later] });
   const bv = new FakeBackend('viewer', 'vic', { clusters: [dev, later] });
-  ba.handler = (argv) => (argv[0] === 'extend' ? { code: 0, out: `dev now expires at 2026-01-01T11:05:00.000Z\n`, err: '' } : ok({ task: null, from: 0, lines: [] }));
+  ba.handler = (argv) => (argv[0] === 'extend' ? ok({ cluster: { ...dev, expiresAt: '2026-01-01T11:05:00.000Z' } }) : ok({ task: null, from: 0, lines: [] }));
   const a = start(t, ba);
   const v = start(t, bv, { cols: 90, rows: 26 });
   const warn = /⚠ dev expires in 4m5\ds — kindler extend dev 2h/;
@@ -822,7 +822,7 @@ test('a cluster expiring in 5 minutes shows a warning in every open session; e e
   v.send('e');
   a.send('e');
   await a.waitFor('extend dev by 1h: dev now expires at 2026-01-01T11:05:00.000Z');
-  assert.deepEqual(ba.runs.filter((r) => r[0] !== 'logs'), [['extend', 'dev', '1h']]);
+  assert.deepEqual(ba.runs.filter((r) => r[0] !== 'logs'), [['extend', 'dev', '1h', '--json']]);
   assert.deepEqual(bv.runs.filter((r) => r[0] !== 'logs'), []);
   // Not offered on a cluster this operator may not extend.
   a.send('j');

@@ -12,8 +12,10 @@ import { conflict, failed, KindlerError, notFound, refused, usageError } from '.
 import { parsePort } from '../core/ports.js';
 import { shown } from '../core/text.js';
 import { readAdminEntry, renderKubeconfig, serverHostPort, viewerAccount, viewerToken, type KubectlEnv } from '../provision/access.js';
-import type { Context } from './index.js';
-import type { FlagSpec, Parsed } from './parse.js';
+import type { Config } from '../core/config.js';
+import type { Engine } from '../engine/engine.js';
+import type { Principal } from './context.js';
+import type { FlagSpec } from './parse.js';
 
 /** The port a tunnel's destination names: `NAME:6443`, as inside the cluster. */
 export const TUNNEL_PORT = 6443;
@@ -40,12 +42,20 @@ export interface KubeconfigResult {
   save: string;
 }
 
-/** Where clients reach the SSH service, for the tunnel command. */
-export function sshEndpoint(ctx: Context): { host: string; port: number } {
-  const s = ctx.engine.cfg.ssh;
-  const listen = ctx.ssh?.host ?? s.host;
+/** `kubeconfig`'s arguments, as given: mode tunnel (default) or direct, the tunnel's local port, a read-only token's lifetime. */
+export interface KubeconfigArgs {
+  name: string;
+  mode?: string;
+  localPort?: string;
+  duration?: string;
+}
+
+/** Where clients reach the SSH service, for the tunnel command: `ssh` is the service a verb came through, when it did. */
+export function sshEndpoint(cfg: Config, ssh?: { host: string; port: number }): { host: string; port: number } {
+  const s = cfg.ssh;
+  const listen = ssh?.host ?? s.host;
   const host = s.publicHost ?? (listen === '0.0.0.0' || listen === '::' || listen === '' ? hostname() : listen);
-  return { host, port: ctx.ssh?.port ?? s.port };
+  return { host, port: ssh?.port ?? s.port };
 }
 
 export function tunnelCommand(name: string, localPort: number, ep: { host: string; port: number }): string {
@@ -58,17 +68,16 @@ export function saveCommand(name: string, mode: string, ep: { host: string; port
   return `ssh kindler@${host}${ep.port === 22 ? '' : ` -p ${ep.port}`} kubeconfig ${name}${mode === 'direct' ? ' --mode direct' : ''} > kindler-${name}.yaml`;
 }
 
-export async function kubeconfigFor(p: Parsed, ctx: Context): Promise<KubeconfigResult> {
-  const { engine, actor } = ctx;
+export async function kubeconfigFor(engine: Engine, actor: Principal, a: KubeconfigArgs, ssh?: { host: string; port: number }): Promise<KubeconfigResult> {
   const cfg = engine.cfg;
-  const name = p.args.name!;
-  const rawMode = (p.flags.mode as string | undefined) ?? 'tunnel';
+  const name = a.name;
+  const rawMode = a.mode ?? 'tunnel';
   if (rawMode !== 'tunnel' && rawMode !== 'direct') throw usageError(`mode: must be tunnel or direct (got ${shown(rawMode, 20)})`, 'mode');
   const mode = rawMode;
-  const rawLocal = p.flags['local-port'] as string | undefined;
+  const rawLocal = a.localPort;
   if (rawLocal !== undefined && mode !== 'tunnel') throw usageError('local-port: only with --mode tunnel', 'local-port');
   const localPortFlag = rawLocal !== undefined ? parsePort('local-port', rawLocal, 1) : undefined;
-  const rawDuration = p.flags.duration as string | undefined;
+  const rawDuration = a.duration;
   const maxMs = parseDuration('access.maxTokenDuration', cfg.access.maxTokenDuration);
   let tokenMs = Math.min(parseDuration('access.defaultTokenDuration', cfg.access.defaultTokenDuration), maxMs);
   if (rawDuration !== undefined) {
@@ -107,7 +116,7 @@ export async function kubeconfigFor(p: Parsed, ctx: Context): Promise<Kubeconfig
       const lp = localPortFlag ?? c.apiPort;
       server = `https://127.0.0.1:${lp}`;
       tlsServerName = TUNNEL_TLS_NAME;
-      tunnel = { command: tunnelCommand(c.name, lp, sshEndpoint(ctx)), localPort: lp, destination: `${c.name}:${TUNNEL_PORT}` };
+      tunnel = { command: tunnelCommand(c.name, lp, sshEndpoint(cfg, ssh)), localPort: lp, destination: `${c.name}:${TUNNEL_PORT}` };
     }
     let user: Record<string, string>;
     let expiresAt: string | undefined;
@@ -125,7 +134,7 @@ export async function kubeconfigFor(p: Parsed, ctx: Context): Promise<Kubeconfig
       userName = `kindler-${c.name}-${account}`;
     }
     const context = `kindler-${c.name}`;
-    const save = saveCommand(c.name, mode, sshEndpoint(ctx));
+    const save = saveCommand(c.name, mode, sshEndpoint(cfg, ssh));
     const yaml = renderKubeconfig({ clusterName: context, contextName: context, userName, server, ...(entry.caData ? { caData: entry.caData } : {}), ...(tlsServerName ? { tlsServerName } : {}), user });
     const head = [
       `# kindler kubeconfig for cluster ${c.name} (context ${context}, ${mode} mode)`,

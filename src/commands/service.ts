@@ -10,7 +10,7 @@ import type { Listener, SessionInfo, Snapshot } from '../core/feed.js';
 import type { Cluster } from '../core/types.js';
 import type { Engine } from '../engine/engine.js';
 import { runCommand, type Context, type Principal } from './index.js';
-import { LocalSession } from './session.js';
+import { boundApi, LocalSession, type SessionApi } from './session.js';
 
 export class Service {
   constructor(private readonly engine: Engine) {}
@@ -28,6 +28,11 @@ export class Service {
   /** An interactive session (presence, watching, verbs) for `principal`; close it when done. */
   session(principal: Principal, host: string, users?: UsersStore): LocalSession {
     return new LocalSession(this.engine, principal, host, users);
+  }
+
+  /** The typed verbs of a session as `principal` (for a face that carries them, like the control socket). */
+  api(principal: Principal, users?: UsersStore): SessionApi {
+    return boundApi(this.engine, principal, users);
   }
 
   /** The snapshot, then every later event, in order (for a face that forwards them, like the control socket). */

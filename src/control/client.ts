@@ -4,9 +4,10 @@
 import { connect } from 'node:net';
 import { authorize, type Action } from '../access/authorize.js';
 import type { Principal } from '../commands/index.js';
-import type { SessionBackend, VerbResult } from '../commands/session.js';
+import { SESSION_VERBS, type SessionApi, type SessionBackend, type VerbResult } from '../commands/session.js';
+import { KindlerError } from '../core/errors.js';
 import type { EngineEvent, Snapshot } from '../core/feed.js';
-import { NdjsonReader, type RunRequest, type ServerMessage } from './protocol.js';
+import { NdjsonReader, type CallRequest, type RunRequest, type ServerMessage } from './protocol.js';
 
 /** Connects, or resolves null when no daemon listens (no socket file, or nobody behind it). */
 export function tryConnect(path: string): Promise<import('node:net').Socket | null> {
@@ -68,6 +69,8 @@ export function runRemote(sock: import('node:net').Socket, req: RunRequest, io: 
 export class RemoteSession implements SessionBackend {
   readonly principal: Principal;
   private readonly socks = new Set<import('node:net').Socket>();
+  /** The typed verbs, each a `call` message over its own connection: a result, or the KindlerError the daemon threw. */
+  readonly api: SessionApi = Object.fromEntries(Object.keys(SESSION_VERBS).map((verb) => [verb, (args?: unknown) => this.call(verb as keyof SessionApi, args)])) as unknown as SessionApi;
 
   constructor(private readonly path: string, user: string, readonly host: string) {
     this.principal = { user, source: 'local', role: 'admin' };
@@ -105,6 +108,46 @@ export class RemoteSession implements SessionBackend {
     const code = await runRemote(sock, { type: 'run', argv, user: this.principal.user, isTTY: false, columns: 120, files: {} }, { out: (s) => void (out += s), err: (s) => void (err += s) });
     this.socks.delete(sock);
     return { code, out, err };
+  }
+
+  private async call(verb: keyof SessionApi, args: unknown): Promise<unknown> {
+    const sock = await tryConnect(this.path);
+    if (!sock) throw new KindlerError('failed', 'the kindler daemon is not running');
+    this.socks.add(sock);
+    sock.setEncoding('utf8');
+    try {
+      return await new Promise((resolve, reject) => {
+        let answered = false;
+        const reader = new NdjsonReader((m) => {
+          const msg = m as ServerMessage;
+          if (msg.type === 'result') {
+            answered = true;
+            resolve(msg.value);
+          } else if (msg.type === 'error') {
+            answered = true;
+            reject(new KindlerError(msg.error.kind, msg.error.message, msg.error.field));
+          }
+        });
+        sock.on('data', (c: string) => {
+          try {
+            reader.push(c);
+          } catch (e) {
+            answered = true;
+            reject(new KindlerError('failed', `unreadable reply from ${verb}: ${(e as Error).message}`));
+            sock.destroy();
+          }
+        });
+        sock.on('error', () => undefined);
+        sock.on('close', () => {
+          if (!answered) reject(new KindlerError('failed', 'the kindler daemon closed the connection before the command finished'));
+        });
+        const req: CallRequest = { type: 'call', verb, ...(args !== undefined ? { args } : {}) };
+        sock.write(`${JSON.stringify(req)}\n`);
+      });
+    } finally {
+      this.socks.delete(sock);
+      sock.destroy();
+    }
   }
 
   may(action: Action, owner?: string, taskUser?: string): boolean {

@@ -4,10 +4,14 @@
  *              daemon -> { type: 'out' | 'err', data } | { type: 'task', id } ... then { type: 'exit', code }
  *   subscribe: client -> { type: 'subscribe', user }
  *              daemon -> { type: 'snapshot', snapshot } then { type: 'event', event } ... until closed
+ *   call:      client -> { type: 'call', verb, args }   (a typed verb of the session api: kindler-tui)
+ *              daemon -> { type: 'result', value } | { type: 'error', error: { kind, message, field? } }
  *
  * `user` is informational only and ignored by the daemon: it takes the caller from the kernel
  * (SO_PEERCRED, see peercred.ts).
  */
+import type { SessionApi } from '../commands/session.js';
+import type { ErrorKind } from '../core/errors.js';
 import type { EngineEvent, Snapshot } from '../core/feed.js';
 
 export interface RunRequest {
@@ -30,7 +34,18 @@ export interface SubscribeRequest {
   user?: string;
 }
 
+/** One typed verb of the session api, with its arguments (the daemon checks both, as every face's). */
+export interface CallRequest {
+  type: 'call';
+  verb: keyof SessionApi;
+  args?: unknown;
+}
+
 export type ServerMessage =
+  /** A call's result, as the session api returns it. */
+  | { type: 'result'; value: unknown }
+  /** A call's failure: the KindlerError it threw. */
+  | { type: 'error'; error: { kind: ErrorKind; message: string; field?: string } }
   | { type: 'out'; data: string }
   | { type: 'err'; data: string }
   | { type: 'exit'; code: number }

@@ -13,11 +13,13 @@ import { join } from 'node:path';
 import type { UsersStore } from '../access/users.js';
 import { whenDrained } from '../commands/io.js';
 import type { Service } from '../commands/service.js';
+import { SESSION_VERBS } from '../commands/session.js';
+import { KindlerError } from '../core/errors.js';
 import { sanitizeLine } from '../core/text.js';
 import { errnoText } from '../os/atomic.js';
 import type { EngineEvent, EngineEventInput } from '../core/feed.js';
 import { localName, loadPeerCred, peerCredOf } from './peercred.js';
-import { NdjsonReader, type RunRequest, type ServerMessage, type SubscribeRequest } from './protocol.js';
+import { NdjsonReader, type CallRequest, type RunRequest, type ServerMessage, type SubscribeRequest } from './protocol.js';
 
 /**
  * Bytes a watching client may leave unread before log lines stop being queued for it. A client
@@ -133,6 +135,26 @@ export async function startControlServer(service: Service, log: LogFn, users?: U
           unsubscribe();
           leave();
         });
+        return;
+      }
+      const call = m as CallRequest;
+      if (call?.type === 'call') {
+        // A typed verb (kindler-tui): the same api, checks and audit as the TUI in the daemon has.
+        const verb = typeof call.verb === 'string' && Object.hasOwn(SESSION_VERBS, call.verb) ? call.verb : null;
+        const args = call.args === undefined || (call.args !== null && typeof call.args === 'object' && !Array.isArray(call.args)) ? call.args : null;
+        const reply = (msg: ServerMessage) => {
+          send(msg);
+          sock.end();
+        };
+        if (!verb || args === null) return reply({ type: 'error', error: { kind: 'usage', message: 'malformed request' } });
+        const api = service.api({ user, source: 'local-cli', role: 'admin' }, users);
+        void (api[verb] as (a: unknown) => Promise<unknown>)(args).then(
+          (value) => reply({ type: 'result', value }),
+          (e: unknown) => {
+            const err = e instanceof KindlerError ? e : new KindlerError('failed', `internal error: ${(e as Error)?.message ?? e}`);
+            reply({ type: 'error', error: { kind: err.kind, message: sanitizeLine(err.message), ...(err.field ? { field: err.field } : {}) } });
+          },
+        );
         return;
       }
       const req = m as RunRequest;

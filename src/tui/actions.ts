@@ -1,12 +1,14 @@
 /**
- * What the TUI does through verbs (always `backend.run`, exactly as the CLI): start/stop, cancel,
- * details, create and delete. Results land on the status line or inline in the open dialog.
+ * What the TUI does through the session's typed verbs (the same checks, authorization and errors as
+ * the CLI): start/stop, cancel, details, create and delete. Results land on the status line or
+ * inline in the open dialog.
  */
-import type { VerbResult } from '../commands/session.js';
+import type { ShowResult } from '../commands/api.js';
+import { sessionApi, type SessionApi } from '../commands/session.js';
 import { clusterDetails } from '../commands/format.js';
 import type { Cluster, Task } from '../core/types.js';
 import type { TuiApp } from './app.js';
-import { verbError, type CreateForm, type DeletePrompt } from './forms.js';
+import { errorOf, type CreateForm, type DeletePrompt } from './forms.js';
 import { escapeTags, plain } from './text.js';
 import { stateSymbol } from './model.js';
 
@@ -21,27 +23,20 @@ export type Dialog =
   /** A yes/no question naming what `run` would do (y or enter runs it; n or esc closes). */
   | { kind: 'confirm'; title: string; lines: string[]; run: () => void };
 
-/** The task a successful mutating verb printed (`{task}` in its --json output). */
-export function parseTask(out: string): Task | undefined {
-  try {
-    const j = JSON.parse(out) as { task?: Task };
-    return j.task && typeof j.task.id === 'string' ? j.task : undefined;
-  } catch {
-    return undefined;
-  }
+/** The task a mutating verb answered with, when it is one. */
+function taskOf(t: Task | undefined): Task | undefined {
+  return t && typeof t.id === 'string' ? t : undefined;
 }
 
-/** Runs a verb and reports its task (or its one-line error) on the status line. */
-export function act(app: TuiApp, what: string, argv: string[]): void {
+/** Runs a typed verb and reports its task (or its one-line error) on the status line. */
+export function act(app: TuiApp, what: string, call: (api: SessionApi) => Promise<Task>): void {
   app.say(`${what}…`);
-  app.backend.run(argv).then(
-    app.guard((r: VerbResult) => {
-      if (r.code === 0) {
-        const t = parseTask(r.out);
-        app.say(t ? `${what}: task ${t.id} ${t.state}` : `${what}: done`);
-      } else app.say(`${what} failed: ${verbError(r.out, r.err).message}`, true);
+  call(sessionApi(app.backend)).then(
+    app.guard((r: Task | undefined) => {
+      const t = taskOf(r);
+      app.say(t ? `${what}: task ${t.id} ${t.state}` : `${what}: done`);
     }),
-    app.guard((e: unknown) => app.say(`${what} failed: ${(e as Error)?.message ?? e}`, true)),
+    app.guard((e: unknown) => app.say(`${what} failed: ${errorOf(e).message}`, true)),
   );
 }
 
@@ -128,7 +123,7 @@ export function clusterViewLines(c: Cluster, tasks: Task[], cli: string, noColor
   ];
 }
 
-/** Opens the cluster view: `show NAME --json` rendered (nodes, ports, kubeconfig command, record, steps, recent tasks). */
+/** Opens the cluster view: `show NAME --live` rendered (nodes, ports, kubeconfig command, record, steps, recent tasks). */
 export function openDetails(app: TuiApp): void {
   const c = app.focus === 'tasks' ? app.model.clusters.get(app.selectedTask()?.cluster ?? '') : app.selected();
   if (!c) return;
@@ -136,20 +131,17 @@ export function openDetails(app: TuiApp): void {
   const d: Dialog = { kind: 'details', name, lines: ['{gray-fg}loading…{/gray-fg}'] };
   app.dialog = d;
   app.overlay.reset();
-  app.backend.run(['show', name, '--json', '--live']).then(
-    app.guard((r: VerbResult) => {
-      if (r.code === 0) {
-        try {
-          const j = JSON.parse(r.out) as { cluster: Cluster; tasks?: Task[]; live?: LiveContainers };
-          d.lines = clusterViewLines(j.cluster, j.tasks ?? [], app.cli, app.log.noColor, j.live);
-        } catch {
-          d.lines = ['{red-fg}unreadable reply from show{/red-fg}'];
-        }
-      } else d.lines = [`{red-fg}${escapeTags(verbError(r.out, r.err).message)}{/red-fg}`];
+  sessionApi(app.backend).show({ name, live: true }).then(
+    app.guard((j: ShowResult) => {
+      try {
+        d.lines = clusterViewLines(j.cluster, j.tasks ?? [], app.cli, app.log.noColor, j.live);
+      } catch {
+        d.lines = ['{red-fg}unreadable reply from show{/red-fg}'];
+      }
       app.scheduler.request();
     }),
     app.guard((e: unknown) => {
-      d.lines = [`{red-fg}${escapeTags(plain((e as Error)?.message ?? e))}{/red-fg}`];
+      d.lines = [`{red-fg}${escapeTags(errorOf(e).message)}{/red-fg}`];
       app.scheduler.request();
     }),
   );
@@ -160,45 +152,39 @@ export function submitCreate(app: TuiApp, form: CreateForm): void {
   form.busy = true;
   form.error = undefined;
   form.errorField = undefined;
-  const argv = form.argv();
-  const name = argv[argv.length - 1] === '--' ? '' : argv[argv.length - 1]!;
-  app.backend.run(argv).then(
-    app.guard((r: VerbResult) => {
-      if (r.code === 0) {
-        const t = parseTask(r.out);
-        if (app.dialog?.kind === 'create' && app.dialog.form === form) app.dialog = null;
-        app.selName = name || app.selName;
-        app.pinnedTask = undefined;
-        app.focus = 'table';
-        app.say(`create ${name}: task ${t?.id ?? '?'} ${t?.state ?? 'queued'}`);
-        app.syncLog();
-      } else {
-        const e = verbError(r.out, r.err);
-        form.fail(e.message, e.field);
-      }
+  const args = form.args();
+  const name = args.name;
+  sessionApi(app.backend).create(args).then(
+    app.guard((r: Task | undefined) => {
+      const t = taskOf(r);
+      if (app.dialog?.kind === 'create' && app.dialog.form === form) app.dialog = null;
+      app.selName = name || app.selName;
+      app.pinnedTask = undefined;
+      app.focus = 'table';
+      app.say(`create ${name}: task ${t?.id ?? '?'} ${t?.state ?? 'queued'}`);
+      app.syncLog();
       app.scheduler.request();
     }),
     app.guard((e: unknown) => {
-      form.fail(plain((e as Error)?.message ?? e, 200));
+      const x = errorOf(e);
+      form.fail(x.message, x.field);
       app.scheduler.request();
     }),
   );
 }
 
-/** Runs `delete NAME --json` once the name was typed; a failure stays in the prompt. */
+/** Runs `delete NAME` once the name was typed; a failure stays in the prompt. */
 export function submitDelete(app: TuiApp, p: DeletePrompt): void {
   p.busy = true;
-  app.backend.run(['delete', p.name, '--json']).then(
-    app.guard((r: VerbResult) => {
-      if (r.code === 0) {
-        const t = parseTask(r.out);
-        if (app.dialog?.kind === 'delete' && app.dialog.prompt === p) app.dialog = null;
-        app.say(`delete ${p.name}: task ${t?.id ?? '?'} ${t?.state ?? 'queued'}`);
-      } else p.fail(verbError(r.out, r.err).message);
+  sessionApi(app.backend).delete({ name: p.name }).then(
+    app.guard((r: Task | undefined) => {
+      const t = taskOf(r);
+      if (app.dialog?.kind === 'delete' && app.dialog.prompt === p) app.dialog = null;
+      app.say(`delete ${p.name}: task ${t?.id ?? '?'} ${t?.state ?? 'queued'}`);
       app.scheduler.request();
     }),
     app.guard((e: unknown) => {
-      p.fail(plain((e as Error)?.message ?? e, 200));
+      p.fail(errorOf(e).message);
       app.scheduler.request();
     }),
   );

@@ -7,11 +7,11 @@ import blessed from 'blessed';
 import type { Widgets } from 'blessed';
 import { formatDuration } from '../core/duration.js';
 import { isTerminal, type Cluster, type Task } from '../core/types.js';
-import type { SessionBackend, VerbResult } from '../commands/session.js';
+import { sessionApi, type SessionBackend } from '../commands/session.js';
 import type { EngineEvent, Snapshot } from '../core/feed.js';
 import { cancelTarget, openDetails, toggleFor, type Dialog } from './actions.js';
 import { onKey } from './controls.js';
-import { verbError, type LineInput } from './forms.js';
+import { errorOf, type LineInput } from './forms.js';
 import { commandNames, fitHints, helpLines, helpWidth, mainHints, type Focus, type HelpFlags, type KeyEvent } from './keys.js';
 import { dropGrids, frameKey, restoreGrids, sharedFrames, snapshotGrids, VERIFY_FRAMES, type FrameState, type GridSnapshot } from './frames.js';
 import { capSize, computeLayout, MAX_SIZE, tooSmallText, type Layout, type TermSize } from './layout.js';
@@ -613,29 +613,24 @@ export class TuiApp {
     if (!buf.loaded) this.fetchLog();
   }
 
-  /** Fetches the end of the shown buffer's history with `logs ID --tail CAP --json` (one request in flight). */
+  /** Fetches the end of the shown buffer's history, the session's `logs` of its last CAP lines (one request in flight). */
   fetchLog(): void {
     const buf = this.log.buffer;
     if (this.fetching || !buf || buf.loaded) return;
     const id = buf.taskId;
     this.fetching = id;
-    const done = this.guard((r: VerbResult | null, err?: unknown) => {
+    const done = this.guard((j: { lines?: unknown; from?: unknown } | null, err?: unknown) => {
       this.fetching = null;
       if (this.log.buffer === buf && !buf.loaded) {
         let lines: string[] | null = null;
         let from = 0;
         let why: string | undefined;
-        if (r && r.code === 0) {
-          try {
-            const j = JSON.parse(r.out) as { lines?: unknown; from?: unknown };
-            if (Array.isArray(j.lines) && Number.isSafeInteger(j.from) && (j.from as number) >= 0) {
-              lines = j.lines.map((l) => String(l));
-              from = j.from as number;
-            } else why = 'log unavailable: unexpected reply';
-          } catch {
-            why = 'log unavailable: unreadable reply';
-          }
-        } else why = `log unavailable: ${r ? verbError(r.out, r.err).message : plain((err as Error)?.message ?? err, 200)}`;
+        if (j) {
+          if (Array.isArray(j.lines) && Number.isSafeInteger(j.from) && (j.from as number) >= 0) {
+            lines = j.lines.map((l) => String(l));
+            from = j.from as number;
+          } else why = 'log unavailable: unexpected reply';
+        } else why = `log unavailable: ${errorOf(err).message}`;
         const res = buf.history(lines, why, from);
         if (!res.ok) {
           const fresh = new LogBuffer(id);
@@ -646,7 +641,7 @@ export class TuiApp {
       }
       this.fetchLog();
     });
-    this.backend.run(['logs', id, '--tail', String(buf.cap), '--json']).then(
+    sessionApi(this.backend).logs({ ref: id, tail: buf.cap }).then(
       (r) => done(r),
       (e) => done(null, e),
     );

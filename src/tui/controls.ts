@@ -294,7 +294,7 @@ function mainKey(app: TuiApp, id: string): void {
       const a = app.focus === 'table' && !app.fullLog ? toggleFor(app, c) : undefined;
       if (a && c) {
         const n = clean(c.name, 60);
-        confirm(app, `${a} a cluster`, [`${a === 'stop' ? 'Stop' : 'Start'} cluster {bold}${escapeTags(n)}{/bold} (${escapeTags(clean(c.provider, 10))}, owner ${escapeTags(clean(c.owner, 40))})?`], () => act(app, `${a} ${n}`, [a, c.name, '--json']));
+        confirm(app, `${a} a cluster`, [`${a === 'stop' ? 'Stop' : 'Start'} cluster {bold}${escapeTags(n)}{/bold} (${escapeTags(clean(c.provider, 10))}, owner ${escapeTags(clean(c.owner, 40))})?`], () => act(app, `${a} ${n}`, (api) => api[a]({ name: c.name })));
       }
       return;
     }
@@ -303,7 +303,7 @@ function mainKey(app: TuiApp, id: string): void {
       if (t) {
         const what = `cancel ${clean(t.id, 20)} (${t.kind} ${clean(t.cluster, 60)})`;
         const other = t.user !== app.backend.principal.user ? `, started by {bold}${escapeTags(clean(t.user, 40))}{/bold}` : '';
-        confirm(app, 'cancel a task', [`Cancel task {bold}${escapeTags(clean(t.id, 20))}{/bold}: ${t.kind} of cluster {bold}${escapeTags(clean(t.cluster, 60))}{/bold} (${t.state}${other})?`], () => act(app, what, ['cancel', t.id, '--json']));
+        confirm(app, 'cancel a task', [`Cancel task {bold}${escapeTags(clean(t.id, 20))}{/bold}: ${t.kind} of cluster {bold}${escapeTags(clean(t.cluster, 60))}{/bold} (${t.state}${other})?`], () => act(app, what, (api) => api.cancel({ id: t.id })));
       }
       return;
     }

@@ -2,7 +2,9 @@
  * The TUI's small input state machines (pure, no blessed): a one-line text input, the create form
  * and the type-the-name delete prompt. Each renders itself as tagged lines for an overlay box.
  */
+import type { CreateArgs } from '../commands/api.js';
 import { parseDuration } from '../core/duration.js';
+import { KindlerError } from '../core/errors.js';
 import { nameProblem } from '../core/names.js';
 import { parsePort } from '../core/ports.js';
 import { checkImage, checkSubnet, MIN_CLUSTER_PORT, parseCount, SUBNET_KIND_RULE } from '../core/spec.js';
@@ -123,6 +125,12 @@ export function verbError(out: string, err: string): { message: string; field?: 
   return { message: plain(first.replace(/^error:\s*/, ''), 300) };
 }
 
+/** The one-line reason of a failed call (a KindlerError's message, and its field when it names one). */
+export function errorOf(e: unknown): { message: string; field?: string } {
+  if (e instanceof KindlerError) return { message: plain(e.message, 300), ...(e.field ? { field: e.field } : {}) };
+  return { message: plain((e as Error)?.message ?? e, 300) };
+}
+
 /** The create form. */
 export class CreateForm {
   readonly inputs: LineInput[] = CREATE_FIELDS.map(() => new LineInput(64));
@@ -196,6 +204,18 @@ export class CreateForm {
       else if (v !== '') flags.push(`--${f.key}=${v}`);
     });
     return ['create', ...flags, '--json', '--', ...(name ? [name] : [])];
+  }
+
+  /** The typed `create` arguments for the current values (blank fields are left to the daemon's defaults). */
+  args(): CreateArgs {
+    const a: Record<string, string> = { name: '' };
+    const key: Record<string, keyof CreateArgs> = { 'http-port': 'httpPort', 'https-port': 'httpsPort', 'api-port': 'apiPort' };
+    CREATE_FIELDS.forEach((f, i) => {
+      const v = f.choices ? f.choices[this.choice]! : this.inputs[i]!.value.trim();
+      if (f.key === 'name') a.name = v;
+      else if (f.choices ? v !== 'default' : v !== '') a[key[f.key] ?? f.key] = v;
+    });
+    return a as unknown as CreateArgs;
   }
 
   /** Shows a failed submit's reason inline (and marks its field). */

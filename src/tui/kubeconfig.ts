@@ -1,12 +1,12 @@
 /**
- * `K` on the selected cluster: runs `kubeconfig NAME --json` (the same verb as every face) and shows
+ * `K` on the selected cluster: calls the session's `kubeconfig` (the same verb as every face) and shows
  * the commands to use the cluster from the user's own machine, then the kubeconfig itself.
  */
 import type { KubeconfigResult } from '../commands/kubeconfig.js';
-import type { VerbResult } from '../commands/session.js';
+import { sessionApi } from '../commands/session.js';
 import type { Dialog } from './actions.js';
 import type { TuiApp } from './app.js';
-import { verbError } from './forms.js';
+import { errorOf } from './forms.js';
 import { escapeTags, plain } from './text.js';
 
 /** The overlay's lines for a kubeconfig reply (untrusted text: no tags, no control characters). */
@@ -31,19 +31,17 @@ export function openKubeconfig(app: TuiApp): void {
   const d: Dialog = { kind: 'details', name: `${c.name} — kubeconfig`, lines: ['{gray-fg}making the kubeconfig…{/gray-fg}'] };
   app.dialog = d;
   app.overlay.reset();
-  app.backend.run(['kubeconfig', c.name, '--json']).then(
-    app.guard((r: VerbResult) => {
-      if (r.code === 0) {
-        try {
-          d.lines = kubeconfigLines(JSON.parse(r.out) as KubeconfigResult);
-        } catch {
-          d.lines = ['{red-fg}unreadable reply from kubeconfig{/red-fg}'];
-        }
-      } else d.lines = [`{red-fg}${escapeTags(verbError(r.out, r.err).message)}{/red-fg}`];
+  sessionApi(app.backend).kubeconfig({ name: c.name }).then(
+    app.guard((r: KubeconfigResult) => {
+      try {
+        d.lines = kubeconfigLines(r);
+      } catch {
+        d.lines = ['{red-fg}unreadable reply from kubeconfig{/red-fg}'];
+      }
       app.scheduler.request();
     }),
     app.guard((e: unknown) => {
-      d.lines = [`{red-fg}${escapeTags(plain((e as Error)?.message ?? e))}{/red-fg}`];
+      d.lines = [`{red-fg}${escapeTags(errorOf(e).message)}{/red-fg}`];
       app.scheduler.request();
     }),
   );

@@ -1,16 +1,17 @@
 /**
- * The TUI's operator views, each a verb run through `backend.run` exactly as the CLI: `r` reconcile
+ * The TUI's operator views, each a typed verb of the session (the CLI's checks and errors): `r` reconcile
  * (admin), the `:` command prompt (`:audit`, `:reconcile`, `:help`, `:q`), `e` extend by 1h, and the
  * TTL warning lines every session shows for clusters about to expire. Untrusted text is cleaned and
  * tag-escaped before it is drawn.
  */
-import type { VerbResult } from '../commands/session.js';
+import type { ReconcileResult } from '../commands/api.js';
+import { sessionApi } from '../commands/session.js';
 import { formatDuration } from '../core/duration.js';
 import type { AuditEvent, Cluster } from '../core/types.js';
 import { TTL_WARN_MS, expiring, expiryOf } from '../core/expiry.js';
 import type { Dialog } from './actions.js';
 import type { TuiApp } from './app.js';
-import { verbError } from './forms.js';
+import { errorOf } from './forms.js';
 import { commandNames } from './keys.js';
 import { MAX_BANNER } from './layout.js';
 import { clean, escapeTags, fit, plain, truncate } from './text.js';
@@ -26,15 +27,10 @@ const esc = (v: unknown, max = 300) => escapeTags(plain(v, max));
 // ---- reconcile ---------------------------------------------------------------------------------
 
 /** The reconcile result's lines (tagged): drift, healed with task ids, skipped, errors; "no drift" when none. */
-export function reconcileLines(r: VerbResult): string[] {
-  let j: Record<string, unknown> | null = null;
-  try {
-    const v = JSON.parse(r.out) as unknown;
-    if (v && typeof v === 'object' && Array.isArray((v as { drift?: unknown }).drift)) j = v as Record<string, unknown>;
-  } catch {
-    /* not the result object */
-  }
-  if (!j) return [red(escapeTags(r.code === 0 ? 'unreadable reply from reconcile' : verbError(r.out, r.err).message))];
+export function reconcileLines(r: ReconcileResult | Error): string[] {
+  if (r instanceof Error) return [red(escapeTags(errorOf(r).message))];
+  const j = r && typeof r === 'object' && Array.isArray((r as { drift?: unknown }).drift) ? (r as unknown as Record<string, unknown>) : null;
+  if (!j) return [red('unreadable reply from reconcile')];
   const list = (k: string) => (Array.isArray(j![k]) ? (j![k] as Record<string, unknown>[]).filter((x) => x && typeof x === 'object') : []);
   const drift = list('drift');
   const healed = list('healed');
@@ -52,7 +48,7 @@ export function reconcileLines(r: VerbResult): string[] {
   return out;
 }
 
-/** `r`: runs `reconcile --json` (admin) and shows the result in a dialog; one pass at a time. */
+/** `r`: runs a reconcile pass (admin) and shows the result in a dialog; one pass at a time. */
 export function openReconcile(app: TuiApp): void {
   if (!app.backend.may('reconcile')) return;
   if (app.reconciling) {
@@ -71,20 +67,17 @@ export function openReconcile(app: TuiApp): void {
     if (app.dialog !== d) app.say(summary, error);
     app.scheduler.request();
   };
-  app.backend.run(['reconcile', '--json']).then(
-    app.guard((r: VerbResult) => {
+  sessionApi(app.backend).reconcile().then(
+    app.guard((r: ReconcileResult) => {
       const lines = reconcileLines(r);
-      let summary: string;
-      try {
-        const j = JSON.parse(r.out) as { drift: unknown[]; healed: unknown[]; errors: unknown[] };
-        summary = `reconcile: ${j.drift.length} drift, ${j.healed.length} healed, ${j.errors.length} errors`;
-      } catch {
-        summary = `reconcile failed: ${verbError(r.out, r.err).message}`;
-      }
-      done(lines, summary, r.code !== 0);
+      const n = (v: unknown) => (Array.isArray(v) ? v.length : 0);
+      const whole = Array.isArray(r?.drift);
+      const summary = whole ? `reconcile: ${n(r.drift)} drift, ${n(r.healed)} healed, ${n(r.errors)} errors` : 'reconcile failed: unreadable reply from reconcile';
+      // A pass that could not ask the provider (or a cluster) failed, as its exit code says.
+      done(lines, summary, !whole || n(r.errors) > 0);
     }),
     app.guard((e: unknown) => {
-      const m = plain((e as Error)?.message ?? e, 200);
+      const m = errorOf(e).message;
       done([red(escapeTags(m))], `reconcile failed: ${m}`, true);
     }),
   );
@@ -127,23 +120,14 @@ export function openAudit(app: TuiApp): void {
   const d: Dialog = { kind: 'audit', head: [AUDIT_HEAD], lines: ['{gray-fg}loading…{/gray-fg}'] };
   app.dialog = d;
   app.overlay.reset();
-  app.backend.run(['audit', '--json', '--limit', String(AUDIT_LIMIT)]).then(
-    app.guard((r: VerbResult) => {
-      if (r.code === 0) {
-        try {
-          const j = JSON.parse(r.out) as { events?: unknown };
-          d.lines = Array.isArray(j.events) ? auditLines(j.events) : [red('unexpected reply from audit')];
-        } catch {
-          d.lines = [red('unreadable reply from audit')];
-        }
-      } else d.lines = [red(escapeTags(verbError(r.out, r.err).message))];
-      if (app.dialog === d) app.overlay.end();
-      app.scheduler.request();
-    }),
-    app.guard((e: unknown) => {
-      d.lines = [red(esc((e as Error)?.message ?? e, 200))];
-      app.scheduler.request();
-    }),
+  const show = (lines: string[]) => {
+    d.lines = lines;
+    if (app.dialog === d) app.overlay.end();
+    app.scheduler.request();
+  };
+  sessionApi(app.backend).audit({ limit: AUDIT_LIMIT }).then(
+    app.guard((j: { events?: unknown }) => show(Array.isArray(j?.events) ? auditLines(j.events) : [red('unexpected reply from audit')])),
+    app.guard((e: unknown) => show([red(escapeTags(errorOf(e).message))])),
   );
 }
 
@@ -190,17 +174,14 @@ export function canExtend(app: TuiApp, c: Cluster | undefined): c is Cluster {
   return Boolean(c && c.expiresAt && c.desired !== 'absent' && app.backend.may('extend', c.owner));
 }
 
-/** `e`: `extend NAME 1h` for the selected cluster; the outcome goes to the status line. */
+/** `e`: extends the selected cluster by 1h; the outcome goes to the status line. */
 export function extendSelected(app: TuiApp, c: Cluster): void {
   const what = `extend ${clean(c.name, 60)} by ${EXTEND_BY}`;
   app.say(`${what}…`);
-  app.backend.run(['extend', c.name, EXTEND_BY]).then(
-    app.guard((r: VerbResult) => {
-      if (r.code !== 0) return app.say(`${what} failed: ${verbError(r.out, r.err).message}`, true);
-      const first = r.out.split('\n').find((l) => l.trim() !== '');
-      app.say(first ? `${what}: ${plain(first, 200)}` : `${what}: done`);
-    }),
-    app.guard((e: unknown) => app.say(`${what} failed: ${(e as Error)?.message ?? e}`, true)),
+  sessionApi(app.backend).extend({ name: c.name, duration: EXTEND_BY }).then(
+    // What `extend` prints: NAME now expires at TIME.
+    app.guard((x: Cluster | undefined) => app.say(x && x.name ? `${what}: ${plain(`${x.name} now expires at ${x.expiresAt}`, 200)}` : `${what}: done`)),
+    app.guard((e: unknown) => app.say(`${what} failed: ${errorOf(e).message}`, true)),
   );
 }
 
