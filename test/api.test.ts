@@ -74,7 +74,7 @@ test('kindler-tui over the control socket: typed calls go as call messages and c
   const r = await remote.api.reconcile({ dryRun: true });
   assert.ok(Array.isArray(r.drift));
   // A malformed call is refused as such.
-  const bad = await (remote.api as unknown as Record<string, (a: unknown) => Promise<unknown>>).show('not an object').then(
+  const bad = await (remote.api as unknown as Record<string, (a: unknown) => Promise<unknown>>).show!('not an object').then(
     () => null,
     (e: unknown) => e,
   );

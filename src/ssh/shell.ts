@@ -79,6 +79,8 @@ export function createShell(core: SshCore, sessions: Sessions) {
           local.subscribe((e) => {
             if (!s.finished) guarded(s, () => listener(e));
           }),
+        // The TUI's actions call the typed verbs directly; argv only for the command line.
+        api: local.api,
         run: (argv) => local.run(argv),
         may: (action, owner, taskUser) => local.may(action, owner, taskUser),
         close: () => local.close(),
