@@ -18,6 +18,11 @@ export default tseslint.config(
       '@typescript-eslint/no-misused-promises': 'error',
       // kindler strips control characters and escape sequences from untrusted text on purpose.
       'no-control-regex': 'off',
+      // An async function is how a throw becomes a rejection, for methods that implement a Promise API.
+      '@typescript-eslint/require-await': 'off',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
+      // `${x satisfies never}` in an exhaustiveness check names the impossible case.
+      '@typescript-eslint/restrict-template-expressions': ['error', { allowNever: true, allowNumber: true }],
     },
   },
   {

@@ -57,7 +57,7 @@ async function main(): Promise<number> {
   backend.close();
   if (engine) {
     if (engine.busy && !pipe.gone()) process.stderr.write('no kindler daemon is running: waiting here until the running tasks finish (Ctrl-C stops them)\n');
-    process.once('SIGINT', () => void engine!.shutdown().catch((e: Error) => process.stderr.write(`error: ${e.message}\n`)));
+    process.once('SIGINT', () => void engine.shutdown().catch((e: Error) => process.stderr.write(`error: ${e.message}\n`)));
     await engine.idle();
     await engine.shutdown();
   }

@@ -11,8 +11,8 @@ export type Shell = (typeof SHELLS)[number];
 
 /** Names the engine knows, asked only when a word needs them. */
 export interface Names {
-  clusters(): string[];
-  tasks(): string[];
+  clusters: () => string[];
+  tasks: () => string[];
 }
 
 /** Values a flag or argument takes, where they are a fixed set. */
@@ -41,7 +41,7 @@ export function complete(specs: readonly VerbSpec[], words: readonly string[], n
     const name = prev.slice(2);
     const f = flags[name];
     if (f?.type === 'string') {
-      if (FLAG_VALUES[name]) return pick(FLAG_VALUES[name]!);
+      if (FLAG_VALUES[name]) return pick(FLAG_VALUES[name]);
       if (name === 'cluster') return pick(safe(names.clusters));
       return [];
     }

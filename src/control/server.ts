@@ -17,7 +17,7 @@ import { SESSION_VERBS } from '../commands/session.js';
 import { KindlerError } from '../core/errors.js';
 import { sanitizeLine } from '../core/text.js';
 import { errnoText } from '../os/atomic.js';
-import type { EngineEvent, EngineEventInput } from '../core/feed.js';
+import type { EngineEventInput } from '../core/feed.js';
 import { localName, loadPeerCred, peerCredOf } from './peercred.js';
 import { NdjsonReader, type CallRequest, type RunRequest, type ServerMessage, type SubscribeRequest } from './protocol.js';
 
@@ -112,7 +112,7 @@ export async function startControlServer(service: Service, log: LogFn, users?: U
         // newer than the last it applied, and the catch-up events below (made here, not by the feed) must each
         // be newer than everything sent before them. The feed's own gaps (log events skipped) do not matter.
         let seq = 0;
-        const emit = (event: EngineEventInput) => send({ type: 'event', event: { ...event, seq: ++seq } as EngineEvent });
+        const emit = (event: EngineEventInput) => send({ type: 'event', event: { ...event, seq: ++seq } });
         const { snapshot, unsubscribe } = service.subscribe((event) => {
           if (event.type === 'log' && (behind.has(event.taskId) || sock.writableLength > CONTROL_BACKLOG)) {
             behind.add(event.taskId);
