@@ -23,6 +23,8 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' }],
       // `${x satisfies never}` in an exhaustiveness check names the impossible case.
       '@typescript-eslint/restrict-template-expressions': ['error', { allowNever: true, allowNumber: true }],
+      // A variable a cleanup hook reads before the test assigns it is declared first, with let.
+      'prefer-const': ['error', { ignoreReadBeforeAssign: true }],
     },
   },
   {

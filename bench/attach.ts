@@ -133,7 +133,7 @@ async function startSshd(bin: string, dir: string, key: BenchKey): Promise<Sshd>
   ].join('\n'));
   const proc = spawn(bin, ['-D', '-e', '-f', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
-  proc.stderr!.on('data', (d) => (err += d));
+  proc.stderr.on('data', (d) => (err += d));
   const end = Date.now() + 10_000;
   while (!(await canConnect(port))) {
     if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`sshd exited (${proc.exitCode ?? proc.signalCode}): ${err.trim().split('\n').at(-1) ?? ''}`);

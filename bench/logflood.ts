@@ -221,7 +221,7 @@ async function clientsMain(): Promise<void> {
       else if (m.type === 'finish') {
         // Every live session must come to show the last flood line (the view follows the tail).
         const lastLine = (r: string[]) => r.some((l) => SCREEN_RE.exec(l)?.[2] === String(cfg.lines - 1).padStart(7, '0'));
-        Promise.allSettled(live.map((s) => waitScreen(s, lastLine, m.waitMs, 'the last flood line'))).then(() => {
+        void Promise.allSettled(live.map((s) => waitScreen(s, lastLine, m.waitMs, 'the last flood line'))).then(() => {
           loop.disable();
           const cpu = process.cpuUsage(cpu0);
           send({
@@ -256,8 +256,8 @@ function sshExec(port: number, hostFp: string, priv: Buffer, command: string): P
     conn.on('ready', () =>
       conn.exec(command, (e, ch) => {
         if (e) return reject(e);
-        ch.on('data', (b: Buffer) => (out += b));
-        ch.stderr.on('data', (b: Buffer) => (err += b));
+        ch.on('data', (b: Buffer) => (out += b.toString()));
+        ch.stderr.on('data', (b: Buffer) => (err += b.toString()));
         ch.on('exit', (c: number | null) => (code = c));
         ch.on('close', () => {
           conn.end();

@@ -54,7 +54,7 @@ async function writeSweep(tasks: number) {
     const floor: number[] = [];
     const floorFile = join(w.dir, 'floor.json');
     for (let i = 0; i < 30; i++) {
-      let t0 = performance.now();
+      const t0 = performance.now();
       await store.update((d) => { d.nextTaskSeq++; });
       upd.push(performance.now() - t0);
       floor.push(floorWrite(readFileSync(file), floorFile));
@@ -132,10 +132,11 @@ async function tableFrames(state: StateData): Promise<{ key: number[]; full: num
     return { key, full, lone };
   } finally {
     handle.close();
-    if (!exited) throw new Error('the TUI did not close');
     session.close();
     await engine.shutdown();
     w.cleanup();
+    // (checked after the clean-up, and not thrown from finally, so it never hides the measurement's own error)
+    if (!exited) console.error('bench/state: the TUI did not close');
   }
 }
 

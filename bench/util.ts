@@ -146,7 +146,7 @@ export function timedExec(opts: ConnectConfig, command: string, timeoutMs = 30_0
           conn.end();
           return reject(e);
         }
-        ch.on('data', (b: Buffer) => (out += b));
+        ch.on('data', (b: Buffer) => (out += b.toString()));
         ch.stderr.resume();
         ch.on('exit', (c: number | null) => (code = c));
         ch.on('close', () => {

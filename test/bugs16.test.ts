@@ -33,6 +33,7 @@ function within<T>(p: Promise<T>, ms: number, what: string | (() => string)): Pr
 
 /** Counts every read of `map.size` (the engine's `running` map) from now on. */
 function countSizeReads(map: Map<unknown, unknown>): { reads: () => number } {
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- called with the map as this below
   const get = Object.getOwnPropertyDescriptor(Map.prototype, 'size')!.get!;
   let n = 0;
   Object.defineProperty(map, 'size', { configurable: true, get() { n++; return get.call(this) as number; } });

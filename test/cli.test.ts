@@ -49,7 +49,7 @@ test('create --wait prints progress and the live log, and exits with the task re
   t.after(() => d.stop());
   const ok = await cli(w, ['create', 'waity', '--wait']);
   assert.equal(ok.code, 0, ok.stderr);
-  assert.match(ok.stdout, /\[  0%\] Check docker/);
+  assert.match(ok.stdout, /\[ {2}0%\] Check docker/);
   assert.match(ok.stdout, /==> \[5\/5\]/);
   assert.match(ok.stdout, /task t-1: create waity succeeded/);
   w.rule('kubectl.wait', 'fail 1 never ready');

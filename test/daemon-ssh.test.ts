@@ -113,7 +113,7 @@ test('the role x verb matrix: viewer reads, operator acts on its own, admin on a
     ['operator deletes own', oper, ['delete', 'olgas', '--wait'], 0],
   ];
   for (const [label, k, args, code] of cases) {
-    const r = await ssh(port, (k as { path: string }).path, args);
+    const r = await ssh(port, (k).path, args);
     assert.equal(r.code, code, `${label}: ${r.stderr}`);
     if (code === 5) {
       assert.equal(r.stderr.trim().split('\n').length, 1, label);

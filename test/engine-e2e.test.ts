@@ -259,7 +259,7 @@ engineTest('the SSH tunnel carries bytes to the API listener inside the cluster:
         const timer = setTimeout(() => { sock.destroy(); resolve(got); }, 5000);
         sock.on('connect', () => sock.write(payload));
         sock.on('data', (d) => {
-          got += d;
+          got += d.toString();
           if (got.length >= payload.length) { clearTimeout(timer); sock.destroy(); resolve(got); }
         });
         sock.on('error', () => { clearTimeout(timer); resolve(''); });

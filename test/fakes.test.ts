@@ -254,7 +254,7 @@ describe('fake provider CLIs', { concurrency: true }, () => {
       assert.deepEqual([r.code, r.stderr], [1, 'ERROR: unknown flag: --nme\n']);
       r = await s.run('docker', ['ps', '--bogus']);
       assert.equal(r.code, 125);
-      assert.match(r.stderr, /^unknown flag: --bogus\n\nUsage:  docker ps \[OPTIONS\]/);
+      assert.match(r.stderr, /^unknown flag: --bogus\n\nUsage: {2}docker ps \[OPTIONS\]/);
       r = await s.run('docker', ['frobnicate']);
       assert.equal(r.code, 1);
       assert.match(r.stderr, /docker: unknown command: docker frobnicate/);

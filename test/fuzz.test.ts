@@ -293,7 +293,7 @@ after(async () => {
 });
 const fixture = async (): Promise<Fixture> => fx!;
 
-test(`${N} generated inputs through runCommand: one error line naming the field, a documented exit code, no state change, no control characters`, async (t) => {
+test(`${N} generated inputs through runCommand: one error line naming the field, a documented exit code, no state change, no control characters`, async () => {
   const { engine, users } = await fixture();
   const r = prng(SEED);
   const viewer: Principal = { user: 'vera', role: 'viewer', source: 'fuzz' };
@@ -365,7 +365,7 @@ test(`${SSH_N} generated inputs over real SSH exec channels answer exactly as ru
   assert.equal(stateKey(engine), before, `seed ${SEED}: no state change; tasks now: ${show(JSON.stringify(engine.store.data.tasks.slice(1).map((x) => [x.id, x.kind, x.cluster, x.user])))}`);
 });
 
-test(`${FORM_N} key sequences through the create form: fields hold printable text only, every failed submit names its field`, async (t) => {
+test(`${FORM_N} key sequences through the create form: fields hold printable text only, every failed submit names its field`, async () => {
   const { engine } = await fixture();
   const r = prng(SEED ^ 0xf0a3);
   const before = stateKey(engine);

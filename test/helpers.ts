@@ -227,8 +227,8 @@ export async function startDaemon(w: World): Promise<Daemon> {
     out += d.toString();
     for (const f of waiters.splice(0)) f();
   };
-  proc.stdout!.on('data', onData);
-  proc.stderr!.on('data', onData);
+  proc.stdout.on('data', onData);
+  proc.stderr.on('data', onData);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => proc.on('exit', (code, signal) => {
     for (const f of waiters.splice(0)) f();
     r({ code, signal });

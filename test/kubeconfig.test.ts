@@ -130,8 +130,8 @@ async function setup(t: import('node:test').TestContext, o: { limits?: Partial<S
     let stdout = '';
     let stderr = '';
     const pw = new Set<() => void>();
-    proc.stdout!.on('data', (d) => (stdout += d));
-    proc.stderr!.on('data', (d) => {
+    proc.stdout.on('data', (d) => (stdout += d));
+    proc.stderr.on('data', (d) => {
       stderr += d;
       for (const f of [...pw]) f();
     });

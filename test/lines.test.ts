@@ -49,10 +49,11 @@ function output(r: (n: number) => number): Buffer {
     else if (k < 89) parts.push(plain(r(40)), Buffer.from('\r'));
     else if (k < 90) parts.push(Buffer.from([0xff, 0xc3, 0x0a]));
     else if (k < 91) parts.push(Buffer.from([0xe6, 0xbc]), plain(r(60)), Buffer.from('\n')); // a cut character
-    else if (k < 91) parts.push(Buffer.from('c1 \u0085 \u009b31m\n'));
-    else if (k < 92) parts.push(plain(16_380 + r(10)), Buffer.from('\n')); // around the storage cap
-    else if (k < 93) parts.push(Buffer.from('\x7f del\n'));
-    else if (k < 94) parts.push(Buffer.from('\n'));
+    // (this branch had the same condition as the one above, so C1 controls never came up)
+    else if (k < 92) parts.push(Buffer.from('c1 \u0085 \u009b31m\n'));
+    else if (k < 93) parts.push(plain(16_380 + r(10)), Buffer.from('\n')); // around the storage cap
+    else if (k < 94) parts.push(Buffer.from('\x7f del\n'));
+    else if (k < 95) parts.push(Buffer.from('\n'));
     else parts.push(plain(r(30)), Buffer.from(' ::kindler:step inside a line\n'));
   }
   if (r(3) === 0) parts.push(plain(r(50))); // no newline at the end

@@ -94,7 +94,7 @@ describe('renderRoutes', { skip: NEEDS_HAPROXY }, () => {
         assert.match(r1.text, new RegExp(`^    acl acl_cluster_${n} hdr\\(host\\),field\\(1,:\\),lower -m end \\.${n}\\.example\\.test$`, 'm'));
       }
       for (const s of sections) assert.match(s, /^(?:fe_kindler_|be_kindler_|be_cluster_)/);
-      assert.match(r1.text, /^    default_backend be_kindler_default_404$/m);
+      assert.match(r1.text, /^ {4}default_backend be_kindler_default_404$/m);
       assert.ok(sections.includes('be_cluster_kindler-default-404'));
       const lr = r1.routes.find((r) => r.cluster === 'a')!;
       assert.deepEqual(lr, { host: 'a.example.test', wildcard: '*.a.example.test', backend: '127.0.0.1:20000', cluster: 'a', ...(cfg.listen.https ? { tlsBackend: '127.0.0.1:21000' } : {}) });
@@ -154,7 +154,7 @@ describe('renderRoutes', { skip: NEEDS_HAPROXY }, () => {
     for (const n of ['Upper', 'a_b', 'x backend evil', '-a', '']) assert.match(reason(n), /not a DNS label/, n);
     assert.equal(r.skipped.length, clusters.length - 1);
     assert.doesNotMatch(r.text, /server .*127\.0\.0\.1/);
-    assert.deepEqual([...r.text.matchAll(/^    server (.*)$/gm)].map((m) => m[1]), ["ingress 172.18.0.2:80", "ingress 172.18.0.2:443"]);
+    assert.deepEqual([...r.text.matchAll(/^ {4}server (.*)$/gm)].map((m) => m[1]), ["ingress 172.18.0.2:80", "ingress 172.18.0.2:443"]);
     assert.doesNotMatch(r.text, /evil|Upper|a_b/);
     assert.deepEqual(sectionNames(r.text).filter((s) => s.startsWith('be_cluster_')), ['be_cluster_ok', 'be_cluster_ok_tls']);
 
@@ -170,7 +170,7 @@ describe('renderRoutes', { skip: NEEDS_HAPROXY }, () => {
     const r3 = renderRoutes([cluster('np', { httpPort: 0 })], baseCfg('/nonexistent'));
     assert.deepEqual(r3.routes, []);
     assert.match(r3.skipped[0]!.reason, /no published HTTP port/);
-    assert.doesNotMatch(r3.text, /^    server /m);
+    assert.doesNotMatch(r3.text, /^ {4}server /m);
   });
 
   test('a bad config is refused with a usage error', () => {
@@ -422,7 +422,7 @@ describe('real routing through haproxy', { skip: NEEDS_HAPROXY }, () => {
     let stderr = '';
     master = spawn(HAPROXY, ['-W', '-db', '-f', cfg.configFile, '-p', join(dir, 'haproxy.pid')], { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
     master.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
-    const exited = new Promise<never>((_, rej) => master!.once('exit', (code, sig) => rej(new Error(`haproxy exited early (${code ?? sig}): ${stderr}`))));
+    const exited = new Promise<never>((_, rej) => master.once('exit', (code, sig) => rej(new Error(`haproxy exited early (${code ?? sig}): ${stderr}`))));
     exited.catch(() => undefined);
     await Promise.race([exited, until('haproxy to answer', async () => (await get(pHttp, 'nobody.example.test')).status === 404)]);
 
@@ -449,7 +449,7 @@ describe('real routing through haproxy', { skip: NEEDS_HAPROXY }, () => {
     // Remove b, apply with a real reload (SIGUSR2 to the master-worker), and wait until the old worker is
     // gone and exactly one new worker serves.
     const [oldWorker] = await until('one worker', async () => {
-      const c = childrenOf(master!.pid!);
+      const c = childrenOf(master.pid!);
       return c.length === 1 ? c : undefined;
     });
     const cfgLive = { ...cfg, reloadCommand: [NODE, '-e', "process.kill(Number(process.argv[1]), 'SIGUSR2')", String(master.pid)] };
@@ -457,7 +457,7 @@ describe('real routing through haproxy', { skip: NEEDS_HAPROXY }, () => {
     assert.deepEqual(await applyRoutes(renderRoutes([a], cfgLive).text, cfgLive, (l) => logs.push(l)), { changed: true });
     assert.ok(logs.includes('routes: HAProxy reloaded'), logs.join('\n'));
     await Promise.race([exited, until('the old worker to be replaced', async () => {
-      const c = childrenOf(master!.pid!);
+      const c = childrenOf(master.pid!);
       return c.length === 1 && c[0] !== oldWorker;
     })]);
     assert.equal((await get(pHttp, 'b.example.test')).status, 404);

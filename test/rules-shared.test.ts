@@ -109,7 +109,7 @@ function configVerdict(over: Partial<Config>, key: string, field: string): Verdi
   assert.deepEqual(others, [], 'no other problem');
   return p ? { ok: false, field, rule: p.slice(key.length + 2) } : { ok: true };
 }
-const BASE_CONFIG = { ...DEFAULT_CONFIG, dataDir: '/d', scriptsDir: '/s', hooksDir: '/h' } as Config;
+const BASE_CONFIG = { ...DEFAULT_CONFIG, dataDir: '/d', scriptsDir: '/s', hooksDir: '/h' };
 
 interface Case {
   what: string;

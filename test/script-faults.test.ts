@@ -18,7 +18,7 @@ import type { Task } from '../src/core/types.js';
 const b64 = (b: Buffer | string) => Buffer.from(b).toString('base64');
 
 // Anything a terminal would act on: C0 controls but newline, DEL, C1 controls (8-bit CSI and friends).
-// eslint-disable-next-line no-control-regex
+ 
 const RAW_CONTROL = /[\x00-\x09\x0b-\x1f\x7f-\x9f]/;
 
 /** The log file: every byte sanitized (no escape, no control but the newlines between lines). */

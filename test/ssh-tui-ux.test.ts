@@ -9,12 +9,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import xterm from '@xterm/headless';
 import { esc, slowCreateIn, sshTuiSuite, taskLine, type Key, type Tui } from './tui-harness.js';
-import { cli, poll, type World } from './helpers.js';
+import { cli, type World } from './helpers.js';
 import { terminalSafe } from '../src/tui/text.js';
 import { helpRows } from '../src/tui/keys.js';
 

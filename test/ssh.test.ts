@@ -11,7 +11,7 @@ import { connect as netConnect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import ssh2 from 'ssh2';
-import type { ClientChannel, ConnectConfig, HostBasedAuthMethod, KeyboardInteractiveAuthMethod, NoAuthMethod, ParsedKey, PasswordAuthMethod } from 'ssh2';
+import type { ClientChannel, ConnectConfig, HostBasedAuthMethod, KeyboardInteractiveAuthMethod, ParsedKey, PasswordAuthMethod } from 'ssh2';
 import { UsersStore } from '../src/access/users.js';
 import { loadOrCreateHostKey, HostKeyError, type HostKey } from '../src/ssh/hostkey.js';
 import { startSshServer, DEFAULT_SSH_LIMITS, type OpenTui, type SshLimits, type SshServer } from '../src/ssh/server.js';
@@ -377,7 +377,7 @@ function rsaClient(port: number, key: Key, algo: 'ssh-rsa' | 'rsa-sha2-256' | 'r
       const proto = (c as unknown as { _protocol: { authPK: AuthPK } })._protocol;
       const orig = proto.authPK.bind(proto);
       proto.authPK = (user, pub, _algo, sign) =>
-        orig(user, pub, algo, sign ? (buf, done) => done(key.priv.sign(buf, hash) as Buffer) : undefined);
+        orig(user, pub, algo, sign ? (buf, done) => done(key.priv.sign(buf, hash)) : undefined);
     });
     c.on('ready', () => {
       c.end();
@@ -548,7 +548,7 @@ test('unknown keys, passwords, keyboard-interactive, hostbased and none are refu
   await assert.rejects(
     h.client(null, {
       authHandler: [
-        { type: 'none', username: 'kindler' } as NoAuthMethod,
+        { type: 'none', username: 'kindler' },
         { type: 'password', username: 'kindler', password: 'secret' } as PasswordAuthMethod,
         { type: 'keyboard-interactive', username: 'kindler', prompt: (_n, _i, _l, _p, finish) => finish(['secret']) } as KeyboardInteractiveAuthMethod,
         { type: 'hostbased', username: 'kindler', localHostname: 'h', localUsername: 'alice', key: readFileSync(alice.path) } as HostBasedAuthMethod,

@@ -49,7 +49,7 @@ for (const [label, content, pattern] of [
 
 test('migration from the pre-release layout (version 0) is explicit', () => {
   const v0 = { clusters: [], tasks: [{ id: 't-4', kind: 'create', cluster: 'a', user: 'u', state: 'succeeded', progress: 100, createdAt: 'x' }] };
-  const d = migrate(v0 as Record<string, unknown>, 'f');
+  const d = migrate(v0, 'f');
   assert.equal(d.schemaVersion, SCHEMA_VERSION);
   assert.equal(d.nextTaskSeq, 5);
   assert.deepEqual(d.audit, []);

@@ -42,7 +42,7 @@ function kindOf(fn: () => unknown): string {
   try {
     fn();
   } catch (e) {
-    assert.ok(e instanceof KindlerError, `expected a KindlerError, got ${e}`);
+    assert.ok(e instanceof KindlerError, `expected a KindlerError, got ${String(e)}`);
     return `${e.kind}: ${e.message}`;
   }
   assert.fail('expected an error');

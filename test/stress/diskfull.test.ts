@@ -132,7 +132,7 @@ test('ENOSPC while tasks end: slots come back, queued work runs, every end is re
   assert.equal(refused.code, 1);
   assert.match(refused.err, /^error: create fd: not done: the state file could not be written \(ENOSPC/);
   const onDisk = readState(w).tasks.map((x) => x.state);
-  assert.ok(onDisk.includes('running'), `nothing is saved yet: ${onDisk}`);
+  assert.ok(onDisk.includes('running'), `nothing is saved yet: ${onDisk.join(', ')}`);
 
   free();
   await d.waitFor(/warn state is saved again/, 30000);

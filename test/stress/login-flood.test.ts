@@ -114,11 +114,11 @@ test(`a failed-login flood from 127.0.0.1 (${WIDTH} clients in a loop): alice lo
   const port = ssh.srv.port;
   const flood = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test', 'stress', 'login-flood-client.ts'), String(port), stranger.path, String(WIDTH)], { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] });
   let floodOut = '';
-  flood.stdout!.on('data', (d) => (floodOut += d));
+  flood.stdout.on('data', (d) => (floodOut += d));
   const floodExited = new Promise<void>((r) => flood.on('exit', () => r()));
   t.after(async () => {
     flood.kill('SIGCONT');
-    flood.stdin!.end();
+    flood.stdin.end();
     flood.kill('SIGTERM');
     await floodExited;
     await ssh.stop();

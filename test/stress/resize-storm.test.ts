@@ -131,7 +131,7 @@ test('8 viewers in a resize storm at 1000x1000: the admin\'s `list` stays under 
           stormWaiters.delete(check);
           clearTimeout(timer);
           resolve(all[n - 1]!);
-        } else if (/^error /m.test(stormOut) || storm!.exitCode !== null) {
+        } else if (/^error /m.test(stormOut) || storm.exitCode !== null) {
           stormWaiters.delete(check);
           clearTimeout(timer);
           reject(new Error(`the storm client failed:\n${stormOut}`));
@@ -145,13 +145,13 @@ test('8 viewers in a resize storm at 1000x1000: the admin\'s `list` stays under 
       check();
     });
   await stormLine(/^ready$/gm, 90_000);
-  const started = () => d!.output().split('\n').filter((l) => /vera from .*: TUI session started/.test(l));
+  const started = () => d.output().split('\n').filter((l) => /vera from .*: TUI session started/.test(l));
   await poll(() => started().length >= SESSIONS, 10_000, `${SESSIONS} TUI sessions to start on the daemon`);
 
   interface Round { sent: number; overSsh: number[]; overCtl: number[]; cpu: number; settledCpu: number; settleMs: number; rssBefore: number; rssPeak: number }
   /** One storm: `list` back to back (SSH and control socket by turns) until the client says it ended. */
   const round = async (n: number): Promise<Round> => {
-    if (n > 1) storm!.stdin!.write('again\n');
+    if (n > 1) storm.stdin!.write('again\n');
     const rssBefore = memMb(pid, 'VmRSS');
     await stormLine(/^storm-started$/gm, 10_000, n);
     const cpu0 = cpuMs(pid);

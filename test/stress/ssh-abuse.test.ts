@@ -271,7 +271,7 @@ test('refused: forwarding, agent, X11, env, subsystems, keyboard-interactive aft
     c.exec('version', { env: { KINDLER_SECRET: 'hunter2' } }, (e, s) => {
       if (e) return rej(e);
       let out = '';
-      s.on('data', (d: Buffer) => (out += d));
+      s.on('data', (d: Buffer) => (out += d.toString()));
       s.on('close', () => res(out));
     }),
   );

@@ -98,7 +98,7 @@ async function tunnel(key: string, user: string, port: number, dest: string): Pr
     let err = '';
     const ok = await deadline(
       new Promise<boolean>((resolve) => {
-        proc.stderr!.on('data', (d) => {
+        proc.stderr.on('data', (d) => {
           err += d;
           if (err.includes(`Local forwarding listening on 127.0.0.1 port ${lp}`)) resolve(true);
         });
@@ -153,7 +153,7 @@ async function xferOnce(key: string, user: string, port: number, dest: string): 
       const t0 = performance.now();
       const done = new Promise<number>((resolve, reject) => {
         let got = '';
-        s.on('data', (d) => (got += d));
+        s.on('data', (d) => (got += d.toString()));
         s.on('end', () => resolve(Number(got.trim())));
         s.on('error', reject);
       });
