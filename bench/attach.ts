@@ -26,8 +26,21 @@ import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { makeWorld, startDaemon, type Daemon } from '../test/helpers.js';
 import {
-  QUIET_SCHEDULES, connectOpts, findSshd, fmt, machine, runBench, makeKey, openTuiClient, pct, seedClusters, sshEndpoint, table, timedExec,
-  type BenchKey, type ScreenPred,
+  QUIET_SCHEDULES,
+  connectOpts,
+  findSshd,
+  fmt,
+  machine,
+  runBench,
+  makeKey,
+  openTuiClient,
+  pct,
+  seedClusters,
+  sshEndpoint,
+  table,
+  timedExec,
+  type BenchKey,
+  type ScreenPred,
 } from './util.js';
 
 const REPS = Number(process.env.BENCH_REPS ?? 40);
@@ -105,38 +118,45 @@ async function startSshd(bin: string, dir: string, key: BenchKey): Promise<Sshd>
   // unit normally creates.
   if (!existsSync('/run/sshd')) {
     if (process.getuid?.() === 0) mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
-    else throw new Error('the privilege-separation directory /run/sshd is missing and this is not root: create it as root (mkdir -p /run/sshd) or run the bench as root');
+    else
+      throw new Error(
+        'the privilege-separation directory /run/sshd is missing and this is not root: create it as root (mkdir -p /run/sshd) or run the bench as root',
+      );
   }
   const host = makeKey(dir, 'sshd_host');
   writeFileSync(join(dir, 'authorized_keys'), `${key.pub}\n`, { mode: 0o600 });
   const port = await freePort();
   const cfg = join(dir, 'sshd_config');
-  writeFileSync(cfg, [
-    `ListenAddress 127.0.0.1:${port}`,
-    `HostKey ${host.path}`,
-    `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
-    `PidFile ${join(dir, 'sshd.pid')}`,
-    'PubkeyAuthentication yes',
-    'PasswordAuthentication no',
-    'KbdInteractiveAuthentication no',
-    'PermitRootLogin prohibit-password',
-    'UsePAM no',
-    'StrictModes no',
-    'LogLevel ERROR',
-    // The anchor: no login shell start-up, no motd, no lastlog: every session runs /bin/true.
-    'ForceCommand /bin/true',
-    'PrintMotd no',
-    'PrintLastLog no',
-    'PermitUserEnvironment no',
-    'X11Forwarding no',
-    '',
-  ].join('\n'));
+  writeFileSync(
+    cfg,
+    [
+      `ListenAddress 127.0.0.1:${port}`,
+      `HostKey ${host.path}`,
+      `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
+      `PidFile ${join(dir, 'sshd.pid')}`,
+      'PubkeyAuthentication yes',
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'PermitRootLogin prohibit-password',
+      'UsePAM no',
+      'StrictModes no',
+      'LogLevel ERROR',
+      // The anchor: no login shell start-up, no motd, no lastlog: every session runs /bin/true.
+      'ForceCommand /bin/true',
+      'PrintMotd no',
+      'PrintLastLog no',
+      'PermitUserEnvironment no',
+      'X11Forwarding no',
+      '',
+    ].join('\n'),
+  );
   const proc = spawn(bin, ['-D', '-e', '-f', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   proc.stderr.on('data', (d) => (err += d));
   const end = Date.now() + 10_000;
   while (!(await canConnect(port))) {
-    if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`sshd exited (${proc.exitCode ?? proc.signalCode}): ${err.trim().split('\n').at(-1) ?? ''}`);
+    if (proc.exitCode !== null || proc.signalCode !== null)
+      throw new Error(`sshd exited (${proc.exitCode ?? proc.signalCode}): ${err.trim().split('\n').at(-1) ?? ''}`);
     if (Date.now() > end) {
       proc.kill('SIGKILL');
       throw new Error(`sshd did not listen within 10 s: ${err.trim()}`);
@@ -152,7 +172,16 @@ const stats = (v: number[]) => ({ p50: fmt(pct(v, 50)), p95: fmt(pct(v, 95)) });
 
 async function main(): Promise<void> {
   const w = makeWorld({
-    ssh: { enabled: true, host: '127.0.0.1', port: 0, hostKeyFile: './keys/host', usersFile: './users.conf', maxSessionsPerUser: 64, maxUnauthenticated: 64, maxConnectionsPerUser: 64 },
+    ssh: {
+      enabled: true,
+      host: '127.0.0.1',
+      port: 0,
+      hostKeyFile: './keys/host',
+      usersFile: './users.conf',
+      maxSessionsPerUser: 64,
+      maxUnauthenticated: 64,
+      maxConnectionsPerUser: 64,
+    },
     checkHostPorts: false,
     schedules: QUIET_SCHEDULES,
   });
@@ -168,7 +197,9 @@ async function main(): Promise<void> {
     const { port, hostFp } = sshEndpoint(d.output());
 
     const sshdBin = findSshd();
-    let sshdWhyNull: string | null = sshdBin ? null : 'OpenSSH sshd is not installed (looked in PATH, /usr/sbin, /usr/local/sbin, /sbin): install the Debian package openssh-server (as root: apt-get install -y openssh-server)';
+    let sshdWhyNull: string | null = sshdBin
+      ? null
+      : 'OpenSSH sshd is not installed (looked in PATH, /usr/sbin, /usr/local/sbin, /sbin): install the Debian package openssh-server (as root: apt-get install -y openssh-server)';
     if (sshdBin) {
       try {
         sshd = await startSshd(sshdBin, join(w.dir, 'sshd'), key);
@@ -182,7 +213,13 @@ async function main(): Promise<void> {
     }
 
     const floor: { readyMs: number[]; totalMs: number[] } = { readyMs: [], totalMs: [] };
-    const tui: { readyMs: number[]; shellMs: number[]; firstByteMs: number[]; frameMs: number[]; bytes: number[] } = { readyMs: [], shellMs: [], firstByteMs: [], frameMs: [], bytes: [] };
+    const tui: { readyMs: number[]; shellMs: number[]; firstByteMs: number[]; frameMs: number[]; bytes: number[] } = {
+      readyMs: [],
+      shellMs: [],
+      firstByteMs: [],
+      frameMs: [],
+      bytes: [],
+    };
     const openssh: number[] = [];
     for (let i = 0; i < WARMUP + REPS; i++) {
       const t = await attachOnce(port, key, hostFp, names);
@@ -217,7 +254,9 @@ async function main(): Promise<void> {
       },
       floorExecVersion: { totalMs: stats(floor.totalMs), readyMs: stats(floor.readyMs) },
       afterAuthMs: { tuiFrame: stats(tuiAfterAuth), floorExec: stats(floorAfterAuth) },
-      opensshAnchor: sshd ? { what: 'OpenSSH sshd on loopback, ForceCommand /bin/true: connect, handshake, auth, exec, channel closed', totalMs: stats(openssh) } : null,
+      opensshAnchor: sshd
+        ? { what: 'OpenSSH sshd on loopback, ForceCommand /bin/true: connect, handshake, auth, exec, channel closed', totalMs: stats(openssh) }
+        : null,
       opensshWhyNull: sshdWhyNull,
       overFloorMs: { p50: fmt(overP50), p95: fmt(overP95) },
       ratioVsFloorP50: fmt(pct(tui.frameMs, 50) / pct(floor.totalMs, 50), 2),
@@ -227,16 +266,25 @@ async function main(): Promise<void> {
     };
     process.stdout.write(`${JSON.stringify(result)}\n`);
     const p = (v: number[]) => `${fmt(pct(v, 50))} / ${fmt(pct(v, 95))}`;
-    process.stderr.write(table(`attach (${CLUSTERS} clusters, ${COLS}x${ROWS}, ${REPS} reps; ${load.cpus} CPUs, load ${startLoad.loadavg1} → ${load.loadavg1})`, [
-      ['metric (p50 / p95 ms)', 'kindler', 'baseline', 'ratio', 'target', 'pass'],
-      ['connect → TUI complete frame', p(tui.frameMs), `${p(floor.totalMs)} floor`, String(result.ratioVsFloorP50), `≤ floor + ${TARGET_MS}`, String(result.pass)],
-      ['  over the floor', `${fmt(overP50)} / ${fmt(overP95)}`, '', '', `≤ ${TARGET_MS}`, ''],
-      ['  vs OpenSSH sshd (ForceCommand /bin/true)', p(tui.frameMs), sshd ? p(openssh) : 'MISSING', String(result.ratioVsOpensshP50 ?? '-'), '', ''],
-      ['  after auth: frame vs exec done', p(tuiAfterAuth), `${p(floorAfterAuth)} floor`, '', '', ''],
-      ['  TUI: handshake+auth', p(tui.readyMs), `${p(floor.readyMs)} floor`, '', '', ''],
-      ['  TUI: shell channel open', p(tui.shellMs), '', '', '', ''],
-      ['  TUI: first byte', p(tui.firstByteMs), '', '', '', ''],
-    ]));
+    process.stderr.write(
+      table(`attach (${CLUSTERS} clusters, ${COLS}x${ROWS}, ${REPS} reps; ${load.cpus} CPUs, load ${startLoad.loadavg1} → ${load.loadavg1})`, [
+        ['metric (p50 / p95 ms)', 'kindler', 'baseline', 'ratio', 'target', 'pass'],
+        [
+          'connect → TUI complete frame',
+          p(tui.frameMs),
+          `${p(floor.totalMs)} floor`,
+          String(result.ratioVsFloorP50),
+          `≤ floor + ${TARGET_MS}`,
+          String(result.pass),
+        ],
+        ['  over the floor', `${fmt(overP50)} / ${fmt(overP95)}`, '', '', `≤ ${TARGET_MS}`, ''],
+        ['  vs OpenSSH sshd (ForceCommand /bin/true)', p(tui.frameMs), sshd ? p(openssh) : 'MISSING', String(result.ratioVsOpensshP50 ?? '-'), '', ''],
+        ['  after auth: frame vs exec done', p(tuiAfterAuth), `${p(floorAfterAuth)} floor`, '', '', ''],
+        ['  TUI: handshake+auth', p(tui.readyMs), `${p(floor.readyMs)} floor`, '', '', ''],
+        ['  TUI: shell channel open', p(tui.shellMs), '', '', '', ''],
+        ['  TUI: first byte', p(tui.firstByteMs), '', '', '', ''],
+      ]),
+    );
     if (!sshd) {
       // Never a silent null: say what is missing and fail the run.
       process.stderr.write(`OpenSSH ANCHOR MISSING: ${sshdWhyNull}\n`);

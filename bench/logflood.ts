@@ -77,8 +77,26 @@ ${STANDIN_CREATE_RESULT}`;
 
 const makeScriptsDir = () => writeStandinScripts('kindler-bench-flood-', CREATE);
 
-const CREATE_ARGS = ['--name', 'base', '--provider', 'k3d', '--servers', '1', '--agents', '0', '--http-port', '1', '--https-port', '2', '--api-port', '3',
-  '--kubeconfig', '/dev/null', '--wait-timeout', '30'];
+const CREATE_ARGS = [
+  '--name',
+  'base',
+  '--provider',
+  'k3d',
+  '--servers',
+  '1',
+  '--agents',
+  '0',
+  '--http-port',
+  '1',
+  '--https-port',
+  '2',
+  '--api-port',
+  '3',
+  '--kubeconfig',
+  '/dev/null',
+  '--wait-timeout',
+  '30',
+];
 
 /** The same script run by bash with stdout to /dev/null; returns wall ms. */
 function runToDevNull(script: string, cwd: string): Promise<number> {
@@ -111,7 +129,13 @@ type ToClients = { type: 'arm' } | { type: 'finish'; waitMs: number };
 type FromClients =
   | { type: 'ready' }
   | { type: 'error'; message: string }
-  | { type: 'result'; latencies: number[]; perSession: { drawn: number; sawLast: boolean; frames: number; bytes: number; shown: [number, number][] }[]; loopDelayP99Ms: number; cpuMs: number };
+  | {
+      type: 'result';
+      latencies: number[];
+      perSession: { drawn: number; sawLast: boolean; frames: number; bytes: number; shown: [number, number][] }[];
+      loopDelayP99Ms: number;
+      cpuMs: number;
+    };
 
 /** Wall-clock now in ms with sub-ms precision (comparable with bash's $EPOCHREALTIME). */
 const wallNow = () => performance.timeOrigin + performance.now();
@@ -129,14 +153,27 @@ async function clientsMain(): Promise<void> {
   const waiters = new Set<() => void>();
 
   /** shown: [wall ms, highest flood line on the screen], each time that highest line went up. */
-  interface S { term: InstanceType<typeof Terminal>; last: number; drawn: number; frames: number; bytes: number; shown: [number, number][]; screen(): string[] }
+  interface S {
+    term: InstanceType<typeof Terminal>;
+    last: number;
+    drawn: number;
+    frames: number;
+    bytes: number;
+    shown: [number, number][];
+    screen(): string[];
+  }
   const open = (): Promise<{ s: S; ch: ClientChannel }> =>
     new Promise((resolve, reject) => {
       const conn = new Client();
       conns.push(conn);
       const term = new Terminal({ cols: COLS, rows: ROWS, allowProposedApi: true, scrollback: 0 });
       const s: S = {
-        term, last: -1, drawn: 0, frames: 0, bytes: 0, shown: [],
+        term,
+        last: -1,
+        drawn: 0,
+        frames: 0,
+        bytes: 0,
+        shown: [],
         screen: () => {
           const b = term.buffer.active;
           return Array.from({ length: term.rows }, (_, y) => b.getLine(b.viewportY + y)?.translateToString(true) ?? '');
@@ -174,7 +211,11 @@ async function clientsMain(): Promise<void> {
         }),
       );
       conn.connect({
-        host: '127.0.0.1', port: cfg.port, username: 'kindler', privateKey: priv, readyTimeout: 30_000,
+        host: '127.0.0.1',
+        port: cfg.port,
+        username: 'kindler',
+        privateKey: priv,
+        readyTimeout: 30_000,
         hostVerifier: (raw: Buffer) => `SHA256:${createHash('sha256').update(raw).digest('base64').replace(/=+$/, '')}` === cfg.hostFp,
       });
     });
@@ -217,8 +258,7 @@ async function clientsMain(): Promise<void> {
           s.bytes = 0;
           s.shown = [];
         }
-      }
-      else if (m.type === 'finish') {
+      } else if (m.type === 'finish') {
         // Every live session must come to show the last flood line (the view follows the tail).
         const lastLine = (r: string[]) => r.some((l) => SCREEN_RE.exec(l)?.[2] === String(cfg.lines - 1).padStart(7, '0'));
         void Promise.allSettled(live.map((s) => waitScreen(s, lastLine, m.waitMs, 'the last flood line'))).then(() => {
@@ -266,7 +306,11 @@ function sshExec(port: number, hostFp: string, priv: Buffer, command: string): P
       }),
     );
     conn.connect({
-      host: '127.0.0.1', port, username: 'kindler', privateKey: priv, readyTimeout: 30_000,
+      host: '127.0.0.1',
+      port,
+      username: 'kindler',
+      privateKey: priv,
+      readyTimeout: 30_000,
       hostVerifier: (raw: Buffer) => `SHA256:${createHash('sha256').update(raw).digest('base64').replace(/=+$/, '')}` === hostFp,
     });
   });
@@ -346,7 +390,17 @@ async function main(): Promise<void> {
   const w = makeWorld({
     scriptsDir,
     checkHostPorts: false,
-    ssh: { enabled: true, host: '127.0.0.1', port: 0, hostKeyFile: './keys/host', usersFile: './users.conf', maxSessionsPerUser: SESSIONS + STALLED + 4, maxConnectionsPerUser: SESSIONS + STALLED + 4, maxUnauthenticated: SESSIONS + STALLED + 4, maxConnections: SESSIONS + STALLED + 20 },
+    ssh: {
+      enabled: true,
+      host: '127.0.0.1',
+      port: 0,
+      hostKeyFile: './keys/host',
+      usersFile: './users.conf',
+      maxSessionsPerUser: SESSIONS + STALLED + 4,
+      maxConnectionsPerUser: SESSIONS + STALLED + 4,
+      maxUnauthenticated: SESSIONS + STALLED + 4,
+      maxConnections: SESSIONS + STALLED + 20,
+    },
     timeouts: { create: 600, delete: 60, start: 60, stop: 60, 'import-image': 60, status: 20 },
   });
   w.env.KINDLER_INITIAL_ADMIN_KEYS = readFileSync(`${keyPath}.pub`, 'utf8').trim();
@@ -442,7 +496,10 @@ async function main(): Promise<void> {
 
     const stamps = new Float64Array(LINES).fill(NaN);
     const log = checkLogFile(join(w.dataDir, 'logs', `${task.id}.log`), LINES, stamps);
-    const every = everyLine(stamps, res.perSession.map((p) => p.shown));
+    const every = everyLine(
+      stamps,
+      res.perSession.map((p) => p.shown),
+    );
     const growthMb = (Math.max(rssPeak, hwm) - rssBefore) / 1024;
     const lat = res.latencies;
     const p50 = pct(lat, 50);
@@ -497,25 +554,40 @@ async function main(): Promise<void> {
         allSessionsShowedLastLine: allSawLast,
         framesPerSession: res.perSession.map((s) => s.frames),
         kbPerSession: res.perSession.map((s) => Math.round(s.bytes / 1024)),
-        clients: { note: 'the measuring side: its own event-loop delay is part of the latency', loopDelayP99Ms: fmt(res.loopDelayP99Ms), cpuMs: fmt(res.cpuMs) },
+        clients: {
+          note: 'the measuring side: its own event-loop delay is part of the latency',
+          loopDelayP99Ms: fmt(res.loopDelayP99Ms),
+          cpuMs: fmt(res.cpuMs),
+        },
         targetP99Ms: TARGET.p99Ms,
         pass: lat.length > 0 && p99 <= TARGET.p99Ms && allSawLast,
         passIsForThisLabelledFigureOnly: true,
       },
     };
     process.stdout.write(`${JSON.stringify(result)}\n`);
-    process.stderr.write(table(`log flood: ${LINES} lines (~${Math.round((LINES * 100) / 1e6)} MB), ${SESSIONS} TUI sessions + ${STALLED} stalled`, [
-      ['metric', 'kindler', 'baseline', 'ratio', 'target', 'pass'],
-      ['task wall (ms)', taskMs, `${fmt(baseMs)} bash >/dev/null`, fmt(ratio, 3), `≤ ${TARGET.ratio}×`, String(result.task.pass)],
-      ['daemon RSS growth (MB)', fmt(growthMb), `${fmt(rssBefore / 1024)} before`, '-', `≤ ${TARGET.rssMb}`, String(result.rss.pass)],
-      ['flood lines in log file', log.floodLines, `${LINES} printed`, '-', 'all, in order', String(log.ok)],
-      ['every line → every screen p50 (ms)', String(every.perLineAllScreensMs.p50), '-', '-', '', ''],
-      ['every line → every screen p99 (ms)', String(every.perLineAllScreensMs.p99), `${LINES} lines × ${SESSIONS} screens`, '-', `≤ ${TARGET.p99Ms}`, String(result.everyLine.pass)],
-      ['every line → every screen max (ms)', String(every.perLineAllScreensMs.max), `${every.unseenLines} unseen`, '-', '', ''],
-      ['  pooled (line, screen) p50 / p99 (ms)', `${every.pooledLineScreenMs.p50} / ${every.pooledLineScreenMs.p99}`, '', '', '', ''],
-      ['  drawn lines only p50 / p99 (ms)', `${fmt(p50)} / ${fmt(p99)}`, `${lat.length} drawn (line, screen) pairs`, '-', '(not the target figure)', ''],
-    ]));
-    process.stderr.write('"drawn lines only" counts just the lines a screen happened to draw (~1 in 250), pooled over screens; the every-line figure is the target one.\n');
+    process.stderr.write(
+      table(`log flood: ${LINES} lines (~${Math.round((LINES * 100) / 1e6)} MB), ${SESSIONS} TUI sessions + ${STALLED} stalled`, [
+        ['metric', 'kindler', 'baseline', 'ratio', 'target', 'pass'],
+        ['task wall (ms)', taskMs, `${fmt(baseMs)} bash >/dev/null`, fmt(ratio, 3), `≤ ${TARGET.ratio}×`, String(result.task.pass)],
+        ['daemon RSS growth (MB)', fmt(growthMb), `${fmt(rssBefore / 1024)} before`, '-', `≤ ${TARGET.rssMb}`, String(result.rss.pass)],
+        ['flood lines in log file', log.floodLines, `${LINES} printed`, '-', 'all, in order', String(log.ok)],
+        ['every line → every screen p50 (ms)', String(every.perLineAllScreensMs.p50), '-', '-', '', ''],
+        [
+          'every line → every screen p99 (ms)',
+          String(every.perLineAllScreensMs.p99),
+          `${LINES} lines × ${SESSIONS} screens`,
+          '-',
+          `≤ ${TARGET.p99Ms}`,
+          String(result.everyLine.pass),
+        ],
+        ['every line → every screen max (ms)', String(every.perLineAllScreensMs.max), `${every.unseenLines} unseen`, '-', '', ''],
+        ['  pooled (line, screen) p50 / p99 (ms)', `${every.pooledLineScreenMs.p50} / ${every.pooledLineScreenMs.p99}`, '', '', '', ''],
+        ['  drawn lines only p50 / p99 (ms)', `${fmt(p50)} / ${fmt(p99)}`, `${lat.length} drawn (line, screen) pairs`, '-', '(not the target figure)', ''],
+      ]),
+    );
+    process.stderr.write(
+      '"drawn lines only" counts just the lines a screen happened to draw (~1 in 250), pooled over screens; the every-line figure is the target one.\n',
+    );
     if (!log.ok) {
       process.stderr.write(`LOG FILE CHECK FAILED: ${log.problem}\n`);
       process.exitCode = 1;

@@ -72,16 +72,48 @@ function runDirect(script: string, args: string[], env: Record<string, string>, 
 }
 
 function createArgs(w: World, name: string): string[] {
-  return ['--name', name, '--provider', 'k3d', '--servers', '1', '--agents', '0', '--http-port', '20001', '--https-port', '20002', '--api-port', '20003',
-    '--kubeconfig', join(w.dataDir, 'kubeconfig', `${name}.yaml`), '--wait-timeout', '30'];
+  return [
+    '--name',
+    name,
+    '--provider',
+    'k3d',
+    '--servers',
+    '1',
+    '--agents',
+    '0',
+    '--http-port',
+    '20001',
+    '--https-port',
+    '20002',
+    '--api-port',
+    '20003',
+    '--kubeconfig',
+    join(w.dataDir, 'kubeconfig', `${name}.yaml`),
+    '--wait-timeout',
+    '30',
+  ];
 }
 
 const WIDE_PORTS = { http: { from: 21000, to: 21999 }, https: { from: 22000, to: 22999 }, api: { from: 23000, to: 23999 } };
 
-async function withEngine<T>(scriptsDir: string, delay: boolean, concurrency: number, fn: (e: Engine, w: World, env: Record<string, string>) => Promise<T>, scale = false, extraEnv: Record<string, string> = {}): Promise<T> {
+async function withEngine<T>(
+  scriptsDir: string,
+  delay: boolean,
+  concurrency: number,
+  fn: (e: Engine, w: World, env: Record<string, string>) => Promise<T>,
+  scale = false,
+  extraEnv: Record<string, string> = {},
+): Promise<T> {
   // auditMaxEvents above the scale's audit count: with the default (5,000) the first audited
   // action trims the log to 5,000 events and the scale state would not stay at scale.
-  const w = makeWorld({ scriptsDir, checkHostPorts: false, concurrency, ports: WIDE_PORTS, auditMaxEvents: Math.max(5000, SCALE.audit * 2), timeouts: { create: 600, delete: 60, start: 60, stop: 60, 'import-image': 60, status: 20 } });
+  const w = makeWorld({
+    scriptsDir,
+    checkHostPorts: false,
+    concurrency,
+    ports: WIDE_PORTS,
+    auditMaxEvents: Math.max(5000, SCALE.audit * 2),
+    timeouts: { create: 600, delete: 60, start: 60, stop: 60, 'import-image': 60, status: 20 },
+  });
   if (scale) writeFileSync(join(w.dataDir, 'state.json'), JSON.stringify(buildState(w.dataDir, SCALE.clusters, SCALE.tasks, SCALE.audit)), { mode: 0o600 });
   const env = { ...scriptEnv(w), ...(delay ? { BENCH_DELAY: '1' } : {}), ...extraEnv };
   const engine = await Engine.start(w.cfg, { role: 'test', scriptEnv: env });
@@ -107,43 +139,58 @@ async function main(): Promise<void> {
   const load0 = machine();
   try {
     // ---- 1. overhead with an instant provider: empty state, then the scale state ----
-    const serialRun = (scale: boolean) => withEngine(scriptsDir, false, 2, async (engine, w, env) => {
-      const createScript = join(scriptsDir, 'create_env.sh');
-      // warm-up (first spawn, first write, JIT), not counted
-      await createAndWait(engine, 'warm');
-      const stateBytes = statSync(join(w.dataDir, 'state.json')).size;
-      await runDirect(createScript, createArgs(w, 'warm'), env, scriptsDir);
-      const loop = loopDelayRecorder();
-      const kindler: number[] = [];
-      const task: number[] = [];
-      const direct: number[] = [];
-      const overhead: number[] = [];
-      let failures = 0;
-      for (let i = 0; i < SERIAL; i++) {
-        const name = `b${i}`;
-        const d = await runDirect(createScript, createArgs(w, name), env, scriptsDir);
-        const r = await loop.during(() => createAndWait(engine, name));
-        if (r.state !== 'succeeded') failures++;
-        kindler.push(r.wallMs);
-        task.push(r.taskMs);
-        direct.push(d);
-        overhead.push(r.wallMs - d);
-      }
-      const inState = { clusters: engine.store.data.clusters.length, tasks: engine.store.data.tasks.length, audit: engine.store.data.audit.length };
-      return { kindler, task, direct, overhead, failures, stateBytes, inState, loop: loop.result() };
-    }, scale);
+    const serialRun = (scale: boolean) =>
+      withEngine(
+        scriptsDir,
+        false,
+        2,
+        async (engine, w, env) => {
+          const createScript = join(scriptsDir, 'create_env.sh');
+          // warm-up (first spawn, first write, JIT), not counted
+          await createAndWait(engine, 'warm');
+          const stateBytes = statSync(join(w.dataDir, 'state.json')).size;
+          await runDirect(createScript, createArgs(w, 'warm'), env, scriptsDir);
+          const loop = loopDelayRecorder();
+          const kindler: number[] = [];
+          const task: number[] = [];
+          const direct: number[] = [];
+          const overhead: number[] = [];
+          let failures = 0;
+          for (let i = 0; i < SERIAL; i++) {
+            const name = `b${i}`;
+            const d = await runDirect(createScript, createArgs(w, name), env, scriptsDir);
+            const r = await loop.during(() => createAndWait(engine, name));
+            if (r.state !== 'succeeded') failures++;
+            kindler.push(r.wallMs);
+            task.push(r.taskMs);
+            direct.push(d);
+            overhead.push(r.wallMs - d);
+          }
+          const inState = { clusters: engine.store.data.clusters.length, tasks: engine.store.data.tasks.length, audit: engine.store.data.audit.length };
+          return { kindler, task, direct, overhead, failures, stateBytes, inState, loop: loop.result() };
+        },
+        scale,
+      );
     const serial = await serialRun(false);
     const serialScale = await serialRun(true);
 
     // ---- 1b. an in-process log flood at scale: event-loop delay while a create prints FLOOD_LINES lines ----
-    const flood = FLOOD_LINES > 0
-      ? await withEngine(scriptsDir, false, 2, async (engine) => {
-        await createAndWait(engine, 'fwarm'); // not counted (the warm-up create has no flood: BENCH_FLOOD is set below)
-        const loop = loopDelayRecorder();
-        const r = await loop.during(() => createAndWait(engine, 'flood'));
-        return { ...r, loop: loop.result() };
-      }, true, { BENCH_FLOOD: String(FLOOD_LINES) })
-      : null;
+    const flood =
+      FLOOD_LINES > 0
+        ? await withEngine(
+            scriptsDir,
+            false,
+            2,
+            async (engine) => {
+              await createAndWait(engine, 'fwarm'); // not counted (the warm-up create has no flood: BENCH_FLOOD is set below)
+              const loop = loopDelayRecorder();
+              const r = await loop.during(() => createAndWait(engine, 'flood'));
+              return { ...r, loop: loop.result() };
+            },
+            true,
+            { BENCH_FLOOD: String(FLOOD_LINES) },
+          )
+        : null;
 
     // ---- 2. concurrency with a 1 s provider ----
     const parallel = await withEngine(scriptsDir, true, CONCURRENCY, async (engine, w, env) => {
@@ -155,12 +202,14 @@ async function main(): Promise<void> {
       const createScript = join(scriptsDir, 'create_env.sh');
       let next = 0;
       const b0 = performance.now();
-      await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-        while (next < PARALLEL) {
-          const i = next++;
-          await runDirect(createScript, createArgs(w, `q${i}`), env, scriptsDir);
-        }
-      }));
+      await Promise.all(
+        Array.from({ length: CONCURRENCY }, async () => {
+          while (next < PARALLEL) {
+            const i = next++;
+            await runDirect(createScript, createArgs(w, `q${i}`), env, scriptsDir);
+          }
+        }),
+      );
       const directMs = performance.now() - b0;
       return { wallMs, directMs, failures };
     });
@@ -191,15 +240,17 @@ async function main(): Promise<void> {
         pass: scP95 <= 150 && sc.failures === 0,
         passLoopDelay: sc.loop.maxMs <= 50,
       },
-      flood: flood ? {
-        note: 'in-process engine at the scale state, no sessions attached: this process\'s event-loop delay while one create prints the lines',
-        lines: FLOOD_LINES,
-        state: flood.state,
-        wallMs: fmt(flood.wallMs),
-        loopDelay: flood.loop,
-        targetLoopDelayMaxMs: 50,
-        passLoopDelay: flood.loop.maxMs <= 50 && flood.state === 'succeeded',
-      } : null,
+      flood: flood
+        ? {
+            note: "in-process engine at the scale state, no sessions attached: this process's event-loop delay while one create prints the lines",
+            lines: FLOOD_LINES,
+            state: flood.state,
+            wallMs: fmt(flood.wallMs),
+            loopDelay: flood.loop,
+            targetLoopDelayMaxMs: 50,
+            passLoopDelay: flood.loop.maxMs <= 50 && flood.state === 'succeeded',
+          }
+        : null,
       overhead: {
         creates: SERIAL,
         failures: serial.failures,
@@ -227,20 +278,40 @@ async function main(): Promise<void> {
       },
     };
     process.stdout.write(`${JSON.stringify(result)}\n`);
-    process.stderr.write(table(`orchestration (load ${load0.loadavg1} → ${result.machine.loadavg1})`, [
-      ['metric', 'kindler', 'baseline', 'ratio', 'target', 'pass'],
-      ['create overhead p50, empty state (ms)', fmt(ovP50), '-', '-', '', ''],
-      ['create overhead p95, empty state (ms)', fmt(ovP95), '-', '-', '≤ 150', String(result.overhead.pass)],
-      ['  loop delay during creates max / p99 (ms)', `${serial.loop.maxMs} / ${serial.loop.p99Ms}`, '', '', '', ''],
-      [`create overhead p50, scale state ${(sc.stateBytes / 1e6).toFixed(1)} MB (ms)`, fmt(pct(sc.overhead, 50)), '-', '-', '', ''],
-      ['create overhead p95, scale state (ms)', fmt(scP95), '-', '-', '≤ 150', String(result.scale.pass)],
-      ['  create wall p50, scale (ms)', fmt(pct(sc.kindler, 50)), fmt(pct(sc.direct, 50)), String(result.scale.ratioP50), '', ''],
-      ['  loop delay during creates max / p99 (ms)', `${sc.loop.maxMs} / ${sc.loop.p99Ms}`, '', '', 'max ≤ 50', String(result.scale.passLoopDelay)],
-      ...(flood ? [[`loop delay, ${FLOOD_LINES}-line flood at scale max / p99 (ms)`, `${flood.loop.maxMs} / ${flood.loop.p99Ms}`, '', '', 'max ≤ 50', String(result.flood!.passLoopDelay)]] : []),
-      ['create wall p50 (ms)', fmt(pct(serial.kindler, 50)), fmt(pct(serial.direct, 50)), String(result.overhead.ratioP50), '', ''],
-      [`${PARALLEL}×create @${CONCURRENCY}, 1 s (ms)`, fmt(parallel.wallMs), `${IDEAL_MS} ideal`, String(result.concurrency.ratioVsIdeal), '≤ 1.1×', String(result.concurrency.pass)],
-      ['  vs direct scripts @4 (ms)', fmt(parallel.wallMs), fmt(parallel.directMs), String(result.concurrency.ratioVsBaseline), '', ''],
-    ]));
+    process.stderr.write(
+      table(`orchestration (load ${load0.loadavg1} → ${result.machine.loadavg1})`, [
+        ['metric', 'kindler', 'baseline', 'ratio', 'target', 'pass'],
+        ['create overhead p50, empty state (ms)', fmt(ovP50), '-', '-', '', ''],
+        ['create overhead p95, empty state (ms)', fmt(ovP95), '-', '-', '≤ 150', String(result.overhead.pass)],
+        ['  loop delay during creates max / p99 (ms)', `${serial.loop.maxMs} / ${serial.loop.p99Ms}`, '', '', '', ''],
+        [`create overhead p50, scale state ${(sc.stateBytes / 1e6).toFixed(1)} MB (ms)`, fmt(pct(sc.overhead, 50)), '-', '-', '', ''],
+        ['create overhead p95, scale state (ms)', fmt(scP95), '-', '-', '≤ 150', String(result.scale.pass)],
+        ['  create wall p50, scale (ms)', fmt(pct(sc.kindler, 50)), fmt(pct(sc.direct, 50)), String(result.scale.ratioP50), '', ''],
+        ['  loop delay during creates max / p99 (ms)', `${sc.loop.maxMs} / ${sc.loop.p99Ms}`, '', '', 'max ≤ 50', String(result.scale.passLoopDelay)],
+        ...(flood
+          ? [
+              [
+                `loop delay, ${FLOOD_LINES}-line flood at scale max / p99 (ms)`,
+                `${flood.loop.maxMs} / ${flood.loop.p99Ms}`,
+                '',
+                '',
+                'max ≤ 50',
+                String(result.flood!.passLoopDelay),
+              ],
+            ]
+          : []),
+        ['create wall p50 (ms)', fmt(pct(serial.kindler, 50)), fmt(pct(serial.direct, 50)), String(result.overhead.ratioP50), '', ''],
+        [
+          `${PARALLEL}×create @${CONCURRENCY}, 1 s (ms)`,
+          fmt(parallel.wallMs),
+          `${IDEAL_MS} ideal`,
+          String(result.concurrency.ratioVsIdeal),
+          '≤ 1.1×',
+          String(result.concurrency.pass),
+        ],
+        ['  vs direct scripts @4 (ms)', fmt(parallel.wallMs), fmt(parallel.directMs), String(result.concurrency.ratioVsBaseline), '', ''],
+      ]),
+    );
   } finally {
     rmSync(scriptsDir, { recursive: true, force: true });
   }

@@ -34,8 +34,24 @@ import { runRemote, tryConnect } from '../src/control/client.js';
 import { socketPath } from '../src/control/server.js';
 import { makeWorld, startDaemon, type Daemon, type World } from '../test/helpers.js';
 import {
-  QUIET_SCHEDULES, connectOpts, fmt, machine, runBench, makeKey, mapLimit, openTuiClient, pct, procCpuMs, procMem, seedClusters, settledMem, sshConnect, sshEndpoint, table,
-  type ScreenPred, type TuiClient,
+  QUIET_SCHEDULES,
+  connectOpts,
+  fmt,
+  machine,
+  runBench,
+  makeKey,
+  mapLimit,
+  openTuiClient,
+  pct,
+  procCpuMs,
+  procMem,
+  seedClusters,
+  settledMem,
+  sshConnect,
+  sshEndpoint,
+  table,
+  type ScreenPred,
+  type TuiClient,
 } from './util.js';
 
 const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 100);
@@ -53,8 +69,12 @@ const TARGET_FANOUT_P50_MS = 100;
 /** Every TTL_EVERY-th seeded cluster has a TTL (10 of the 30): their EXPIRES countdowns tick. */
 const TTL_EVERY = Number(process.env.BENCH_TTL_EVERY ?? 3);
 
-const loadedFrame: ScreenPred = (lines) => /^ kindler │ .+ │ \S+ \(admin\) │ /.test(lines[0] ?? '') && !lines[0]!.includes('connecting…') && lines.some((l) => l.includes(` clusters (`));
-const hasText = (s: string): ScreenPred => (lines) => lines.some((l) => l.includes(s));
+const loadedFrame: ScreenPred = (lines) =>
+  /^ kindler │ .+ │ \S+ \(admin\) │ /.test(lines[0] ?? '') && !lines[0]!.includes('connecting…') && lines.some((l) => l.includes(` clusters (`));
+const hasText =
+  (s: string): ScreenPred =>
+  (lines) =>
+    lines.some((l) => l.includes(s));
 
 /** Resolves once no client received a byte for `ms` (the daemon stopped drawing). */
 async function quiet(clients: TuiClient[], ms: number, deadlineMs = 60_000): Promise<void> {
@@ -74,7 +94,11 @@ async function quiet(clients: TuiClient[], ms: number, deadlineMs = 60_000): Pro
 }
 
 /** Daemon CPU (% of one core) over `seconds`, and bytes the clients received meanwhile. */
-async function idleCpu(pid: number, clients: TuiClient[], seconds: number): Promise<{ cpuPct: number; cpuMs: number; bytes: number; firstScreenWrites: number }> {
+async function idleCpu(
+  pid: number,
+  clients: TuiClient[],
+  seconds: number,
+): Promise<{ cpuPct: number; cpuMs: number; bytes: number; firstScreenWrites: number }> {
   const b0 = clients.reduce((n, c) => n + c.bytes, 0);
   const c0 = procCpuMs(pid);
   const t0 = performance.now();
@@ -92,7 +116,11 @@ async function create(w: World, name: string): Promise<number> {
   if (!sock) throw new Error('the daemon control socket is not there');
   let err = '';
   const t0 = performance.now();
-  const code = await runRemote(sock, { type: 'run', argv: ['create', name], user: userInfo().username, isTTY: false, columns: 100, files: {} }, { out: () => undefined, err: (s) => (err += s) });
+  const code = await runRemote(
+    sock,
+    { type: 'run', argv: ['create', name], user: userInfo().username, isTTY: false, columns: 100, files: {} },
+    { out: () => undefined, err: (s) => (err += s) },
+  );
   if (code !== 0) throw new Error(`create ${name} exited ${code}: ${err.trim()}`);
   return performance.now() - t0;
 }
@@ -124,7 +152,16 @@ async function fanout(w: World, pid: number, clients: TuiClient[], name: string)
   // Let the create task finish (the tasks panel empties) and the screens settle.
   await Promise.all(clients.map((c) => c.waitFor(hasText('no queued or running tasks'), 60_000, 'the create task to finish')));
   await quiet(clients, 500);
-  return { replyMs, firstMs: Math.min(...at), p50Ms: pct(at, 50), maxMs: Math.max(...at), screensMs: at, cpuMs, firstBytesMs: Math.min(...bytesAt), lastFirstBytesMs: Math.max(...bytesAt) };
+  return {
+    replyMs,
+    firstMs: Math.min(...at),
+    p50Ms: pct(at, 50),
+    maxMs: Math.max(...at),
+    screensMs: at,
+    cpuMs,
+    firstBytesMs: Math.min(...bytesAt),
+    lastFirstBytesMs: Math.max(...bytesAt),
+  };
 }
 
 const mb = (kb: number) => kb / 1024;
@@ -132,8 +169,15 @@ const mb = (kb: number) => kb / 1024;
 async function main(): Promise<void> {
   const w = makeWorld({
     ssh: {
-      enabled: true, host: '127.0.0.1', port: 0, hostKeyFile: './keys/host', usersFile: './users.conf',
-      maxSessionsPerUser: SESSIONS + 10, maxUnauthenticated: SESSIONS + 10, maxConnectionsPerUser: SESSIONS + 10, maxConnections: SESSIONS + 50,
+      enabled: true,
+      host: '127.0.0.1',
+      port: 0,
+      hostKeyFile: './keys/host',
+      usersFile: './users.conf',
+      maxSessionsPerUser: SESSIONS + 10,
+      maxUnauthenticated: SESSIONS + 10,
+      maxConnectionsPerUser: SESSIONS + 10,
+      maxConnections: SESSIONS + 50,
     },
     checkHostPorts: false,
     // The TTL sweep at its default (every minute), since some clusters have TTLs; the others quiet.
@@ -188,7 +232,7 @@ async function main(): Promise<void> {
     const openMs = performance.now() - t0;
     const cpuOpenMs = procCpuMs(pid) - cpuOpen0;
     // Every session sees all the others join (presence): wait for the last of those frames.
-    await Promise.all(opened.map((c) => c.waitFor(hasText(`you×${SESSIONS}`), 30_000, "presence of every session")));
+    await Promise.all(opened.map((c) => c.waitFor(hasText(`you×${SESSIONS}`), 30_000, 'presence of every session')));
     await quiet(opened, 1000);
     const memTui = await settledMem(pid);
 
@@ -207,7 +251,10 @@ async function main(): Promise<void> {
     const fanMaxP50 = pct(maxs, 50);
     const load = machine();
     const fanMaxWorst = Math.max(...maxs);
-    const singleP50 = pct(single.map((f) => f.maxMs), 50);
+    const singleP50 = pct(
+      single.map((f) => f.maxMs),
+      50,
+    );
     const result = {
       bench: 'sessions',
       machine: { ...load, loadavg1Start: startLoad.loadavg1 },
@@ -237,22 +284,63 @@ async function main(): Promise<void> {
         baselineNoSessionCpuPct: fmt(idle0.cpuPct, 2),
         baselineBareConnectionsCpuPct: fmt(idleConns.cpuPct, 2),
         ttlClusters: Math.ceil(CLUSTERS / Math.max(1, TTL_EVERY)) * (TTL_EVERY > 0 ? 1 : 0),
-        note: 'bytes while idle include the EXPIRES countdowns of the TTL\'d clusters changing on screen',
+        note: "bytes while idle include the EXPIRES countdowns of the TTL'd clusters changing on screen",
         targetCpuPct: TARGET_IDLE_CPU_PCT,
         pass: idle.cpuPct <= TARGET_IDLE_CPU_PCT,
         passAboveConnections: idle.cpuPct <= idleConns.cpuPct + TARGET_IDLE_CPU_PCT,
       },
       fanout: {
         updates: UPDATES,
-        everyScreenMs: { note: 'every (update, screen) pair: ms from the create request until that screen shows the new cluster', p50: fmt(pct(allScreens, 50)), p95: fmt(pct(allScreens, 95)), max: fmt(Math.max(...allScreens)), samples: allScreens.length },
+        everyScreenMs: {
+          note: 'every (update, screen) pair: ms from the create request until that screen shows the new cluster',
+          p50: fmt(pct(allScreens, 50)),
+          p95: fmt(pct(allScreens, 95)),
+          max: fmt(Math.max(...allScreens)),
+          samples: allScreens.length,
+        },
         lastScreenMs: { p50: fmt(fanMaxP50), max: fmt(fanMaxWorst) },
-        perScreenP50Ms: fmt(pct(many.map((f) => f.p50Ms), 50)),
-        firstScreenMs: fmt(pct(many.map((f) => f.firstMs), 50)),
-        bytesReachFirstMs: fmt(pct(many.map((f) => f.firstBytesMs), 50)),
-        bytesReachAllMs: fmt(pct(many.map((f) => f.lastFirstBytesMs), 50)),
-        createReplyMs: fmt(pct(many.map((f) => f.replyMs), 50)),
-        daemonCpuMs: fmt(pct(many.map((f) => f.cpuMs), 50)),
-        baselineOneSessionDaemonCpuMs: fmt(pct(single.map((f) => f.cpuMs), 50)),
+        perScreenP50Ms: fmt(
+          pct(
+            many.map((f) => f.p50Ms),
+            50,
+          ),
+        ),
+        firstScreenMs: fmt(
+          pct(
+            many.map((f) => f.firstMs),
+            50,
+          ),
+        ),
+        bytesReachFirstMs: fmt(
+          pct(
+            many.map((f) => f.firstBytesMs),
+            50,
+          ),
+        ),
+        bytesReachAllMs: fmt(
+          pct(
+            many.map((f) => f.lastFirstBytesMs),
+            50,
+          ),
+        ),
+        createReplyMs: fmt(
+          pct(
+            many.map((f) => f.replyMs),
+            50,
+          ),
+        ),
+        daemonCpuMs: fmt(
+          pct(
+            many.map((f) => f.cpuMs),
+            50,
+          ),
+        ),
+        baselineOneSessionDaemonCpuMs: fmt(
+          pct(
+            single.map((f) => f.cpuMs),
+            50,
+          ),
+        ),
         baselineOneSessionMs: { p50: fmt(singleP50), max: fmt(Math.max(...single.map((f) => f.maxMs))) },
         ratioP50: fmt(fanMaxP50 / singleP50, 2),
         targetP50Ms: TARGET_FANOUT_P50_MS,
@@ -261,19 +349,49 @@ async function main(): Promise<void> {
       },
     };
     process.stdout.write(`${JSON.stringify(result)}\n`);
-    process.stderr.write(table(`sessions (${SESSIONS} TUI sessions, ${COLS}x${ROWS}, ${CLUSTERS} clusters; ${load.cpus} CPUs, load ${startLoad.loadavg1} → ${load.loadavg1})`, [
-      ['metric', 'kindler', 'baseline', 'ratio', 'target', 'pass'],
-      ['daemon RSS per session (MB)', fmt(perSessionMb, 2), `${fmt(perConnMb, 2)} per bare SSH conn`, String(result.memory.ratio), `≤ ${TARGET_RSS_MB}`, String(result.memory.pass)],
-      ['  RSS before / conns / TUIs (MB)', `${fmt(mb(mem0.rssKb))} / ${fmt(mb(memConns.rssKb))} / ${fmt(mb(memTui.rssKb))}`, '', '', '', ''],
-      [`idle CPU over ${IDLE_S} s (% core)`, fmt(idle.cpuPct, 2), `${fmt(idleConns.cpuPct, 2)} bare conns, ${fmt(idle0.cpuPct, 2)} none`, '-', `≤ ${TARGET_IDLE_CPU_PCT}`, String(result.idle.pass)],
-      ['  bytes sent while idle (chunks to one screen)', `${idle.bytes} (${idle.firstScreenWrites})`, '', '', '', ''],
-      ['update → each screen p50 / max (ms)', `${result.fanout.everyScreenMs.p50} / ${result.fanout.everyScreenMs.max}`, `${fmt(singleP50)} one session`, '-', `≤ ${TARGET_FANOUT_P50_MS} / ≤ ${TARGET_FANOUT_MS}`, String(result.fanout.pass)],
-      ['  update → last screen p50 / max (ms)', `${fmt(fanMaxP50)} / ${fmt(fanMaxWorst)}`, `${fmt(singleP50)} one session`, String(result.fanout.ratioP50), '', ''],
-      ['  first screen / create reply (ms)', `${result.fanout.firstScreenMs} / ${result.fanout.createReplyMs}`, '', '', '', ''],
-      ['  first bytes at first / all clients', `${result.fanout.bytesReachFirstMs} / ${result.fanout.bytesReachAllMs}`, '', '', '', ''],
-      ['  daemon CPU until on all screens (ms)', result.fanout.daemonCpuMs, `${result.fanout.baselineOneSessionDaemonCpuMs} one session`, '', '', ''],
-      [`open ${SESSIONS} TUIs (ms, daemon CPU ms)`, `${fmt(openMs)} (${fmt(cpuOpenMs)})`, `${fmt(connectMs)} connect only`, '', '', ''],
-    ]));
+    process.stderr.write(
+      table(`sessions (${SESSIONS} TUI sessions, ${COLS}x${ROWS}, ${CLUSTERS} clusters; ${load.cpus} CPUs, load ${startLoad.loadavg1} → ${load.loadavg1})`, [
+        ['metric', 'kindler', 'baseline', 'ratio', 'target', 'pass'],
+        [
+          'daemon RSS per session (MB)',
+          fmt(perSessionMb, 2),
+          `${fmt(perConnMb, 2)} per bare SSH conn`,
+          String(result.memory.ratio),
+          `≤ ${TARGET_RSS_MB}`,
+          String(result.memory.pass),
+        ],
+        ['  RSS before / conns / TUIs (MB)', `${fmt(mb(mem0.rssKb))} / ${fmt(mb(memConns.rssKb))} / ${fmt(mb(memTui.rssKb))}`, '', '', '', ''],
+        [
+          `idle CPU over ${IDLE_S} s (% core)`,
+          fmt(idle.cpuPct, 2),
+          `${fmt(idleConns.cpuPct, 2)} bare conns, ${fmt(idle0.cpuPct, 2)} none`,
+          '-',
+          `≤ ${TARGET_IDLE_CPU_PCT}`,
+          String(result.idle.pass),
+        ],
+        ['  bytes sent while idle (chunks to one screen)', `${idle.bytes} (${idle.firstScreenWrites})`, '', '', '', ''],
+        [
+          'update → each screen p50 / max (ms)',
+          `${result.fanout.everyScreenMs.p50} / ${result.fanout.everyScreenMs.max}`,
+          `${fmt(singleP50)} one session`,
+          '-',
+          `≤ ${TARGET_FANOUT_P50_MS} / ≤ ${TARGET_FANOUT_MS}`,
+          String(result.fanout.pass),
+        ],
+        [
+          '  update → last screen p50 / max (ms)',
+          `${fmt(fanMaxP50)} / ${fmt(fanMaxWorst)}`,
+          `${fmt(singleP50)} one session`,
+          String(result.fanout.ratioP50),
+          '',
+          '',
+        ],
+        ['  first screen / create reply (ms)', `${result.fanout.firstScreenMs} / ${result.fanout.createReplyMs}`, '', '', '', ''],
+        ['  first bytes at first / all clients', `${result.fanout.bytesReachFirstMs} / ${result.fanout.bytesReachAllMs}`, '', '', '', ''],
+        ['  daemon CPU until on all screens (ms)', result.fanout.daemonCpuMs, `${result.fanout.baselineOneSessionDaemonCpuMs} one session`, '', '', ''],
+        [`open ${SESSIONS} TUIs (ms, daemon CPU ms)`, `${fmt(openMs)} (${fmt(cpuOpenMs)})`, `${fmt(connectMs)} connect only`, '', '', ''],
+      ]),
+    );
   } finally {
     await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
     for (const c of conns) c.end();

@@ -49,13 +49,17 @@ async function writeSweep(tasks: number) {
     writeFileSync(file, JSON.stringify(doc), { mode: 0o600 });
     const bytes = statSync(file).size;
     const store = await Store.open(w.dataDir);
-    await store.update((d) => { d.nextTaskSeq++; });
+    await store.update((d) => {
+      d.nextTaskSeq++;
+    });
     const upd: number[] = [];
     const floor: number[] = [];
     const floorFile = join(w.dir, 'floor.json');
     for (let i = 0; i < 30; i++) {
       const t0 = performance.now();
-      await store.update((d) => { d.nextTaskSeq++; });
+      await store.update((d) => {
+        d.nextTaskSeq++;
+      });
       upd.push(performance.now() - t0);
       floor.push(floorWrite(readFileSync(file), floorFile));
     }
@@ -89,16 +93,17 @@ async function tableFrames(state: StateData): Promise<{ key: number[]; full: num
     text = (text + d.toString('latin1')).slice(-20000);
     onFrame?.();
   });
-  const frame = (act: () => void) => new Promise<number>((resolve, reject) => {
-    const t0 = performance.now();
-    const timer = setTimeout(() => reject(new Error('no frame within 5 s')), 5000);
-    onFrame = () => {
-      onFrame = null;
-      clearTimeout(timer);
-      resolve(performance.now() - t0);
-    };
-    act();
-  });
+  const frame = (act: () => void) =>
+    new Promise<number>((resolve, reject) => {
+      const t0 = performance.now();
+      const timer = setTimeout(() => reject(new Error('no frame within 5 s')), 5000);
+      onFrame = () => {
+        onFrame = null;
+        clearTimeout(timer);
+        resolve(performance.now() - t0);
+      };
+      act();
+    });
   const session = new LocalSession(engine, { user: 'user0', role: 'admin', source: 'bench' }, 'bench');
   // One session, the same few screens over and over: frames shared between sessions would let it
   // replay its own earlier frames without rendering. This times the render, so every frame renders.
@@ -106,14 +111,30 @@ async function tableFrames(state: StateData): Promise<{ key: number[]; full: num
   let exited = false;
   // Keys and resizes go back to back here, so the per-session render budget (which holds a session's
   // frames past 100 ms of drawing a second) is lifted: this measures the cost of one frame.
-  const handle = openTui({ input, output, columns: 120, rows: 40, backend: session, renderBudget: { ms: 1e9, perMs: 1000 }, onExit: () => { exited = true; } });
+  const handle = openTui({
+    input,
+    output,
+    columns: 120,
+    rows: 40,
+    backend: session,
+    renderBudget: { ms: 1e9, perMs: 1000 },
+    onExit: () => {
+      exited = true;
+    },
+  });
   try {
     // The first complete frame: the last cluster's name is drawn once the snapshot arrived.
     const last = state.clusters[0]!.name;
     const deadline = Date.now() + 10_000;
     while (!text.includes(last)) {
       if (Date.now() > deadline) throw new Error('the table never showed its rows');
-      await new Promise<void>((r) => { onFrame = () => { onFrame = null; r(); }; setTimeout(r, 50); });
+      await new Promise<void>((r) => {
+        onFrame = () => {
+          onFrame = null;
+          r();
+        };
+        setTimeout(r, 50);
+      });
     }
     const key: number[] = [];
     const full: number[] = [];
@@ -169,7 +190,9 @@ async function main(): Promise<void> {
     // dataDir/journal); it is timed on its own. Every later start reads state.json plus the journals.
     const t0m = performance.now();
     const first = await Store.open(w.dataDir);
-    await first.update((d) => { d.nextTaskSeq++; }); // the first write moves finished records out
+    await first.update((d) => {
+      d.nextTaskSeq++;
+    }); // the first write moves finished records out
     const migrateMs = performance.now() - t0m;
     const journalDir = join(w.dataDir, 'journal');
     if (!existsSync(journalDir)) throw new Error('the first write made no journal');
@@ -209,11 +232,17 @@ async function main(): Promise<void> {
     const floorFile = join(w.dir, 'floor.json');
     const loop = loopDelayRecorder();
     try {
-      await engine.store.update((d) => { d.nextTaskSeq++; }); // warm-up
+      await engine.store.update((d) => {
+        d.nextTaskSeq++;
+      }); // warm-up
       writeFileSync(plainFile, text);
       for (let i = 0; i < WRITES; i++) {
         let t0 = performance.now();
-        await loop.during(() => engine.store.update((d) => { d.nextTaskSeq++; }));
+        await loop.during(() =>
+          engine.store.update((d) => {
+            d.nextTaskSeq++;
+          }),
+        );
         writeMs.push(performance.now() - t0);
         // the floor: the bytes now on disk (already serialised), written to a temp file, fsynced, renamed
         floorMs.push(floorWrite(readFileSync(file), floorFile));
@@ -226,7 +255,8 @@ async function main(): Promise<void> {
       await engine.shutdown();
     }
     const after = JSON.parse(readFileSync(file, 'utf8')) as StateData;
-    if (after.nextTaskSeq !== TASKS + 1 + WRITES + 2) /* + the warm-up write and the migrating first write */ throw new Error(`writes were lost: nextTaskSeq ${after.nextTaskSeq}`);
+    if (after.nextTaskSeq !== TASKS + 1 + WRITES + 2)
+      /* + the warm-up write and the migrating first write */ throw new Error(`writes were lost: nextTaskSeq ${after.nextTaskSeq}`);
 
     const sweep = [];
     for (const n of SWEEP) sweep.push(await writeSweep(n));
@@ -268,8 +298,17 @@ async function main(): Promise<void> {
         clusters: CLUSTERS,
         frames: FRAMES,
         keyFrameMs: { p50: fmt(pct(frames.many.key, 50)), p95: fmt(pct(frames.many.key, 95)), max: fmt(Math.max(...frames.many.key)) },
-        relayoutMs: { note: 'resizes back to back: each waits for the 16 ms reflow frame gap after the previous one', p50: fmt(pct(frames.many.full, 50)), p95: fmt(pct(frames.many.full, 95)) },
-        loneRelayoutMs: { note: 'a resize more than the frame gap after the last reflow: drawn at once, the relayout itself', p50: fmt(pct(frames.many.lone, 50)), p95: fmt(pct(frames.many.lone, 95)), max: fmt(Math.max(...frames.many.lone)) },
+        relayoutMs: {
+          note: 'resizes back to back: each waits for the 16 ms reflow frame gap after the previous one',
+          p50: fmt(pct(frames.many.full, 50)),
+          p95: fmt(pct(frames.many.full, 95)),
+        },
+        loneRelayoutMs: {
+          note: 'a resize more than the frame gap after the last reflow: drawn at once, the relayout itself',
+          p50: fmt(pct(frames.many.lone, 50)),
+          p95: fmt(pct(frames.many.lone, 95)),
+          max: fmt(Math.max(...frames.many.lone)),
+        },
         baselineTwoClustersLoneRelayoutMs: { p95: fmt(pct(frames.one.lone, 95)) },
         baselineTwoClustersKeyFrameMs: { p50: fmt(pct(frames.one.key, 50)), p95: fmt(pct(frames.one.key, 95)) },
         baselineTwoClustersRelayoutMs: { p95: fmt(pct(frames.one.full, 95)) },
@@ -279,19 +318,66 @@ async function main(): Promise<void> {
       },
     };
     process.stdout.write(`${JSON.stringify(result)}\n`);
-    process.stderr.write(table(`state (${CLUSTERS} clusters, ${TASKS} tasks, ${AUDIT} audit events, ${(bytes / 1e6).toFixed(1)} MB; load ${load0.loadavg1} → ${result.machine.loadavg1})`, [
-      ['metric', 'kindler', 'baseline', 'ratio', 'target', 'pass'],
-      ['Engine.start p50 / max (ms)', `${fmt(startP50)} / ${fmt(startMax)}`, fmt(pct(parseMs, 50)), String(result.start.ratioStartP50), '≤ 1000', String(result.start.pass)],
-      ['Store.open p50 (ms)', fmt(pct(openMs, 50)), fmt(pct(parseMs, 50)), String(result.start.ratioOpenP50), '', ''],
-      ['state write p50 (ms)', fmt(pct(writeMs, 50)), `${fmt(pct(floorMs, 50))} fsynced floor`, '-', '', ''],
-      ['state write p95 (ms)', fmt(wP95), `${fmt(pct(floorMs, 95))} fsynced floor`, String(result.write.ratioP95), '≤ 20', String(result.write.pass)],
-      ['  writeFileSync, no fsync p95 (ms)', '-', fmt(pct(plainMs, 95)), '', '', ''],
-      ['  event-loop delay during writes max / p99 (ms)', `${result.write.loopDelayDuringWrites.maxMs} / ${result.write.loopDelayDuringWrites.p99Ms}`, '', '', '', ''],
-      ...sweep.map((r) => [`write p95, ${r.tasks} tasks, ${(r.bytes / 1e6).toFixed(1)} MB (ms)`, r.updateMs.p95, `${r.floorMs.p95} floor`, String(r.ratioP95), '≤ 20', String(r.updateMs.p95 <= 20)]),
-      [`table key frame p95, ${CLUSTERS} clusters (ms)`, fmt(pct(frames.many.key, 95)), `${fmt(pct(frames.one.key, 95))} (2 clusters)`, String(result.tableFrame.ratioKeyP95), '≤ 16', String(pct(frames.many.key, 95) <= 16)],
-      [`table lone relayout p95, ${CLUSTERS} clusters (ms)`, fmt(pct(frames.many.lone, 95)), `${fmt(pct(frames.one.lone, 95))} (2 clusters)`, fmt(pct(frames.many.lone, 95) / pct(frames.one.lone, 95), 2), '≤ 16', String(pct(frames.many.lone, 95) <= 16)],
-      [`  back-to-back resizes p95 (incl. 16 ms frame gap)`, fmt(pct(frames.many.full, 95)), `${fmt(pct(frames.one.full, 95))} (2 clusters)`, fmt(pct(frames.many.full, 95) / pct(frames.one.full, 95), 2), '-', ''],
-    ]));
+    process.stderr.write(
+      table(
+        `state (${CLUSTERS} clusters, ${TASKS} tasks, ${AUDIT} audit events, ${(bytes / 1e6).toFixed(1)} MB; load ${load0.loadavg1} → ${result.machine.loadavg1})`,
+        [
+          ['metric', 'kindler', 'baseline', 'ratio', 'target', 'pass'],
+          [
+            'Engine.start p50 / max (ms)',
+            `${fmt(startP50)} / ${fmt(startMax)}`,
+            fmt(pct(parseMs, 50)),
+            String(result.start.ratioStartP50),
+            '≤ 1000',
+            String(result.start.pass),
+          ],
+          ['Store.open p50 (ms)', fmt(pct(openMs, 50)), fmt(pct(parseMs, 50)), String(result.start.ratioOpenP50), '', ''],
+          ['state write p50 (ms)', fmt(pct(writeMs, 50)), `${fmt(pct(floorMs, 50))} fsynced floor`, '-', '', ''],
+          ['state write p95 (ms)', fmt(wP95), `${fmt(pct(floorMs, 95))} fsynced floor`, String(result.write.ratioP95), '≤ 20', String(result.write.pass)],
+          ['  writeFileSync, no fsync p95 (ms)', '-', fmt(pct(plainMs, 95)), '', '', ''],
+          [
+            '  event-loop delay during writes max / p99 (ms)',
+            `${result.write.loopDelayDuringWrites.maxMs} / ${result.write.loopDelayDuringWrites.p99Ms}`,
+            '',
+            '',
+            '',
+            '',
+          ],
+          ...sweep.map((r) => [
+            `write p95, ${r.tasks} tasks, ${(r.bytes / 1e6).toFixed(1)} MB (ms)`,
+            r.updateMs.p95,
+            `${r.floorMs.p95} floor`,
+            String(r.ratioP95),
+            '≤ 20',
+            String(r.updateMs.p95 <= 20),
+          ]),
+          [
+            `table key frame p95, ${CLUSTERS} clusters (ms)`,
+            fmt(pct(frames.many.key, 95)),
+            `${fmt(pct(frames.one.key, 95))} (2 clusters)`,
+            String(result.tableFrame.ratioKeyP95),
+            '≤ 16',
+            String(pct(frames.many.key, 95) <= 16),
+          ],
+          [
+            `table lone relayout p95, ${CLUSTERS} clusters (ms)`,
+            fmt(pct(frames.many.lone, 95)),
+            `${fmt(pct(frames.one.lone, 95))} (2 clusters)`,
+            fmt(pct(frames.many.lone, 95) / pct(frames.one.lone, 95), 2),
+            '≤ 16',
+            String(pct(frames.many.lone, 95) <= 16),
+          ],
+          [
+            `  back-to-back resizes p95 (incl. 16 ms frame gap)`,
+            fmt(pct(frames.many.full, 95)),
+            `${fmt(pct(frames.one.full, 95))} (2 clusters)`,
+            fmt(pct(frames.many.full, 95) / pct(frames.one.full, 95), 2),
+            '-',
+            '',
+          ],
+        ],
+      ),
+    );
   } finally {
     w.cleanup();
   }

@@ -29,7 +29,11 @@ export function fmt(v: number, digits = 1): number {
 export function table(title: string, rows: (string | number)[][]): string {
   const cells = rows.map((r) => r.map(String));
   const widths = cells[0]!.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   const out = [`== ${title} ==`, line(cells[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.slice(1).map(line)];
   return `${out.join('\n')}\n`;
 }
@@ -196,11 +200,13 @@ export function openTuiClient(opts: ConnectConfig, cols: number, rows: number, e
     const waiters = new Set<() => void>();
     const t0 = performance.now();
     let closed = false;
-    const gone = new Promise<void>((r) => conn.once('close', () => {
-      closed = true;
-      for (const f of [...waiters]) f();
-      r();
-    }));
+    const gone = new Promise<void>((r) =>
+      conn.once('close', () => {
+        closed = true;
+        for (const f of [...waiters]) f();
+        r();
+      }),
+    );
     const lines = () => {
       const b = term.buffer.active;
       return Array.from({ length: term.rows }, (_, y) => b.getLine(b.viewportY + y)?.translateToString(true) ?? '');
@@ -323,12 +329,14 @@ export function sshConnect(opts: ConnectConfig): Promise<InstanceType<typeof Cli
 export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(items.length);
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!, i);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i]!, i);
+      }
+    }),
+  );
   return out;
 }
 
@@ -406,14 +414,29 @@ export function buildState(dataDir: string, clusterCount: number, taskCount: num
       steps: [
         { n: 1, of: 3, key: 'preflight', title: 'Checking tools', state: 'succeeded', startedAt: iso(at + 100), finishedAt: iso(at + 1000) },
         { n: 2, of: 3, key: 'create', title: 'Creating cluster', state: 'succeeded', startedAt: iso(at + 1000), finishedAt: iso(at + 20_000) },
-        { n: 3, of: 3, key: 'kubeconfig', title: 'Writing kubeconfig', state: failed ? 'failed' : 'succeeded', startedAt: iso(at + 20_000), finishedAt: iso(at + 21_000) },
+        {
+          n: 3,
+          of: 3,
+          key: 'kubeconfig',
+          title: 'Writing kubeconfig',
+          state: failed ? 'failed' : 'succeeded',
+          startedAt: iso(at + 20_000),
+          finishedAt: iso(at + 21_000),
+        },
       ],
       createdAt: iso(at),
       startedAt: iso(at + 50),
       finishedAt: iso(at + 21_000),
       exitCode: failed ? 1 : 0,
       notes: i % 11 === 0 ? ['k3d cluster was already absent'] : [],
-      ...(failed ? { error: { reason: 'kubectl wait failed (exit 1): timed out waiting for the condition', stderrTail: ['error: timed out waiting for the condition on nodes/k3d-x-server-0'] } } : {}),
+      ...(failed
+        ? {
+            error: {
+              reason: 'kubectl wait failed (exit 1): timed out waiting for the condition',
+              stderrTail: ['error: timed out waiting for the condition on nodes/k3d-x-server-0'],
+            },
+          }
+        : {}),
       params: { newRecord: true, pid: 10000 + i, pidStart: '123456' },
       logLines: 40,
     };
@@ -422,7 +445,10 @@ export function buildState(dataDir: string, clusterCount: number, taskCount: num
   const audit: AuditEvent[] = Array.from({ length: auditCount }, (_, i) => ({
     at: iso(i * 6_000),
     user: `user${i % 25}`,
-    fingerprint: `SHA256:${createHash('sha256').update(`user${i % 25}`).digest('base64').replace(/=+$/, '')}`,
+    fingerprint: `SHA256:${createHash('sha256')
+      .update(`user${i % 25}`)
+      .digest('base64')
+      .replace(/=+$/, '')}`,
     source: i % 3 === 0 ? 'ssh' : 'cli',
     action: actions[i % actions.length]!,
     target: cname(i % Math.max(1, clusterCount)),
@@ -502,7 +528,11 @@ export async function runBench(file: string, main: () => Promise<void>): Promise
       maxBuffer: 256 * 1024 * 1024,
     });
     loads.push({ before, after: fmt(loadavg()[0]!, 2) });
-    const line = (res.stdout ?? '').trim().split('\n').filter((l) => l.startsWith('{')).at(-1);
+    const line = (res.stdout ?? '')
+      .trim()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .at(-1);
     if (res.status !== 0 || !line) {
       failed++;
       process.stderr.write(`-- run ${r + 1} failed (exit ${res.status ?? res.signal})\n`);
@@ -523,12 +553,16 @@ export async function runBench(file: string, main: () => Promise<void>): Promise
     passes[k] = `${v.filter(Boolean).length}/${v.length}`;
   }
   const bench = (raw[0] as { bench?: string } | undefined)?.bench ?? file;
-  process.stdout.write(`${JSON.stringify({ bench, runs, failedRuns: failed, machine: { cpus: cpus().length, node: process.version, loadavg1: loads }, figures, passes, raw })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ bench, runs, failedRuns: failed, machine: { cpus: cpus().length, node: process.version, loadavg1: loads }, figures, passes, raw })}\n`,
+  );
   const shown = Object.entries(figures).filter(([k]) => !/\.\d+(\.|$)/.test(k) || k.startsWith('writeSweep') || k.startsWith('scale'));
-  process.stderr.write(table(`${bench}: median [min–max] over ${raw.length} runs; load ${loads.map((l) => l.before).join(', ')}`, [
-    ['figure', 'median', 'range'],
-    ...shown.map(([k, f]) => [k, f.median, `[${f.min}–${f.max}]`]),
-    ...Object.entries(passes).map(([k, p]) => [k, `pass ${p}`, '']),
-  ]));
+  process.stderr.write(
+    table(`${bench}: median [min–max] over ${raw.length} runs; load ${loads.map((l) => l.before).join(', ')}`, [
+      ['figure', 'median', 'range'],
+      ...shown.map(([k, f]) => [k, f.median, `[${f.min}–${f.max}]`]),
+      ...Object.entries(passes).map(([k, p]) => [k, `pass ${p}`, '']),
+    ]),
+  );
   if (failed) process.exitCode = 1;
 }

@@ -61,7 +61,7 @@ function readsStdin(argv: readonly string[]): boolean {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const columns = process.stdout.isTTY ? process.stdout.columns ?? 80 : 80;
+  const columns = process.stdout.isTTY ? (process.stdout.columns ?? 80) : 80;
   // Help and version need no config, no daemon and no state lock.
   const asked = helpRequest(argv, columns);
   if (asked) {
@@ -84,7 +84,11 @@ async function main(argv: string[]): Promise<number> {
       sock.destroy();
       return runRemoteQuiet(cfg.dataDir, argv);
     }
-    out(complete(VERB_SPECS, argv.slice(1), { clusters: () => [], tasks: () => [] }).map((w) => `${w}\n`).join(''));
+    out(
+      complete(VERB_SPECS, argv.slice(1), { clusters: () => [], tasks: () => [] })
+        .map((w) => `${w}\n`)
+        .join(''),
+    );
     return 0;
   }
   const sock = await tryConnect(socketPath(cfg.dataDir));
@@ -99,7 +103,9 @@ async function main(argv: string[]): Promise<number> {
       if (p !== undefined) {
         try {
           files[p] = await readFile(resolve(p), 'utf8');
-        } catch { /* the verb reports the unreadable file */ }
+        } catch {
+          /* the verb reports the unreadable file */
+        }
       }
     }
     let stdin: string | undefined;
@@ -122,13 +128,25 @@ async function main(argv: string[]): Promise<number> {
     });
     // The reader went away: closing the connection makes the daemon abort the verb.
     stopOnGone = () => sock.destroy();
-    const code = await runRemote(sock, { type: 'run', argv, user: localUser(), isTTY: Boolean(process.stdout.isTTY), columns: process.stdout.columns ?? 80, files, ...(stdin !== undefined ? { stdin } : {}) }, {
-      out,
-      err,
-      writable: () => whenDrained(process.stdout),
-      onTask: (id) => (taskId = id),
-      closedByUs: () => interrupted,
-    });
+    const code = await runRemote(
+      sock,
+      {
+        type: 'run',
+        argv,
+        user: localUser(),
+        isTTY: Boolean(process.stdout.isTTY),
+        columns: process.stdout.columns ?? 80,
+        files,
+        ...(stdin !== undefined ? { stdin } : {}),
+      },
+      {
+        out,
+        err,
+        writable: () => whenDrained(process.stdout),
+        onTask: (id) => (taskId = id),
+        closedByUs: () => interrupted,
+      },
+    );
     if (!interrupted) return code;
     if (process.stdout.isTTY) out('\r\x1b[2K');
     if (!taskId) {
@@ -147,7 +165,11 @@ async function main(argv: string[]): Promise<number> {
     }
     process.removeAllListeners('SIGINT');
     process.on('SIGINT', () => again.destroy());
-    await runRemote(again, { type: 'run', argv: ['cancel', taskId, '--wait'], user: localUser(), isTTY: false, columns: 80, files: {} }, { out, err, writable: () => whenDrained(process.stdout), closedByUs: () => true });
+    await runRemote(
+      again,
+      { type: 'run', argv: ['cancel', taskId, '--wait'], user: localUser(), isTTY: false, columns: 80, files: {} },
+      { out, err, writable: () => whenDrained(process.stdout), closedByUs: () => true },
+    );
     return 130;
   }
   const engine = await Engine.start(cfg, {
@@ -204,7 +226,11 @@ async function runRemoteQuiet(dataDir: string, argv: string[]): Promise<number> 
   const sock = await tryConnect(socketPath(dataDir)).catch(() => null);
   if (!sock) return 0;
   let text = '';
-  const code = await runRemote(sock, { type: 'run', argv, user: localUser(), isTTY: false, columns: 80, files: {} }, { out: (s) => void (text += s), err: () => undefined, closedByUs: () => true });
+  const code = await runRemote(
+    sock,
+    { type: 'run', argv, user: localUser(), isTTY: false, columns: 80, files: {} },
+    { out: (s) => void (text += s), err: () => undefined, closedByUs: () => true },
+  );
   if (code === 0) out(text);
   return 0;
 }

@@ -49,7 +49,17 @@ export async function runDaemon(cfg: Config): Promise<number> {
   try {
     jobs = startJobs(
       [
-        { name: 'reconcile', expr: cfg.schedules.reconcile, run: () => runReconcile(engine, { dryRun: false, log: daemonLog }).then((r) => daemonLog(r.drift.length || r.errors.length ? 'warn' : 'info', `reconcile: ${r.drift.length} drift, ${r.healed.length} healed, ${r.errors.length} errors`)) },
+        {
+          name: 'reconcile',
+          expr: cfg.schedules.reconcile,
+          run: () =>
+            runReconcile(engine, { dryRun: false, log: daemonLog }).then((r) =>
+              daemonLog(
+                r.drift.length || r.errors.length ? 'warn' : 'info',
+                `reconcile: ${r.drift.length} drift, ${r.healed.length} healed, ${r.errors.length} errors`,
+              ),
+            ),
+        },
         { name: 'ttl', expr: cfg.schedules.ttl, run: () => runTtl(engine, daemonLog) },
         { name: 'retention', expr: cfg.schedules.retention, run: () => runRetention(engine, daemonLog) },
       ],
@@ -100,7 +110,12 @@ export async function runDaemon(cfg: Config): Promise<number> {
           noChannelTimeoutMs: s.noChannelTimeoutSeconds * 1000,
           loginGraceMs: s.loginGraceSeconds * 1000,
           maxAuthTries: s.maxAuthTries,
-          rateLimit: { failures: s.rateLimit.failures, windowMs: s.rateLimit.windowSeconds * 1000, blockMs: s.rateLimit.blockSeconds * 1000, delayMs: s.rateLimit.delaySeconds * 1000 },
+          rateLimit: {
+            failures: s.rateLimit.failures,
+            windowMs: s.rateLimit.windowSeconds * 1000,
+            blockMs: s.rateLimit.blockSeconds * 1000,
+            delayMs: s.rateLimit.delaySeconds * 1000,
+          },
           maxSessionsPerUser: s.maxSessionsPerUser,
           maxChannelsPerConnection: s.maxChannelsPerConnection,
           idleWarnMs: s.idleWarnSeconds * 1000,

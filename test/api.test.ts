@@ -49,7 +49,13 @@ test('session api: typed results equal the --json verbs; typed errors carry kind
   // A refusal is audited once, with the verb and the cluster it was for.
   await rejects(viewer.api.delete({ name: 'demo' }), 'refused', /./);
   const refusals = engine.listAudit({ user: 'vic', limit: 50 }).filter((e) => e.result === 'refused');
-  assert.deepEqual(refusals.map((e) => [e.action, e.target]), [['create', 'demo'], ['delete', 'demo']]);
+  assert.deepEqual(
+    refusals.map((e) => [e.action, e.target]),
+    [
+      ['create', 'demo'],
+      ['delete', 'demo'],
+    ],
+  );
   await rejects(viewer.api.reconcile(), 'refused', /./);
   const ext = await admin.api.extend({ name: 'demo', duration: '1h' });
   assert.equal(ext.name, 'demo');

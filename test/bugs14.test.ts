@@ -20,7 +20,12 @@ const oneLine = (s: string) => s.trim().split('\n').length === 1;
 
 /** The argv of the last `<tool> …` call whose argv contains `word`. */
 function lastCall(w: World, tool: string, word: string): string[] {
-  const lines = w.calls().trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { tool: string; argv: string[] });
+  const lines = w
+    .calls()
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { tool: string; argv: string[] });
   const hit = lines.filter((l) => l.tool === tool && l.argv.includes(word)).at(-1);
   assert.ok(hit, `no ${tool} call with ${word}`);
   return hit.argv;
@@ -61,13 +66,19 @@ test('the verb prints the retry line; an explicit other provider on a retry is r
   const tasks = engine.listTasks().length;
   const r = await verb(engine, ['create', 'dev2', '--provider', 'k3d'], op1);
   assert.equal(r.code, 4, r.err);
-  assert.equal(r.err, 'error: provider: cluster "dev2" is recorded as kind; a retry keeps its provider (omit --provider, or delete it first to change provider)\n');
+  assert.equal(
+    r.err,
+    'error: provider: cluster "dev2" is recorded as kind; a retry keeps its provider (omit --provider, or delete it first to change provider)\n',
+  );
   assert.deepEqual(engine.getCluster('dev2'), before);
   assert.equal(engine.listTasks().length, tasks);
 
   const again = await verb(engine, ['create', 'dev2'], op1);
   assert.equal(again.code, 0, again.err);
-  assert.match(again.out, /^retrying dev2 with its recorded settings: provider kind; servers 1; agents 0; image \(the provider's default\); ports http \d+, https \d+, api \d+; subnet \(none\); expires never; route on; register none\ntask t-\d+: create dev2 queued/);
+  assert.match(
+    again.out,
+    /^retrying dev2 with its recorded settings: provider kind; servers 1; agents 0; image \(the provider's default\); ports http \d+, https \d+, api \d+; subnet \(none\); expires never; route on; register none\ntask t-\d+: create dev2 queued/,
+  );
   await engine.idle();
 });
 
@@ -132,18 +143,49 @@ function tool(w: World, bin: string, args: string[]): void {
 test('adopt records the ports docker publishes (k3d serverlb, kind control plane) and writes a 0600 kubeconfig', async (t) => {
   const { w, engine } = await withEngine(t);
   const p = w.cfg.ports;
-  tool(w, 'k3d', ['cluster', 'create', 'stray', '--kubeconfig-update-default=false', '--api-port', `127.0.0.1:${p.api.to}`, '-p', `${p.http.to}:80@loadbalancer`, '-p', `${p.https.to}:443@loadbalancer`, '--agents', '1']);
+  tool(w, 'k3d', [
+    'cluster',
+    'create',
+    'stray',
+    '--kubeconfig-update-default=false',
+    '--api-port',
+    `127.0.0.1:${p.api.to}`,
+    '-p',
+    `${p.http.to}:80@loadbalancer`,
+    '-p',
+    `${p.https.to}:443@loadbalancer`,
+    '--agents',
+    '1',
+  ]);
   const kindCfg = join(w.dir, 'kind.yaml');
-  writeFileSync(kindCfg, [
-    'apiVersion: kind.x-k8s.io/v1alpha4', 'kind: Cluster', 'networking:', `  apiServerPort: ${p.api.to - 1}`, 'nodes:', '- role: control-plane', '  extraPortMappings:',
-    '  - containerPort: 80', `    hostPort: ${p.http.to - 1}`, '  - containerPort: 443', `    hostPort: ${p.https.to - 1}`, '- role: worker', '- role: worker', '',
-  ].join('\n'));
+  writeFileSync(
+    kindCfg,
+    [
+      'apiVersion: kind.x-k8s.io/v1alpha4',
+      'kind: Cluster',
+      'networking:',
+      `  apiServerPort: ${p.api.to - 1}`,
+      'nodes:',
+      '- role: control-plane',
+      '  extraPortMappings:',
+      '  - containerPort: 80',
+      `    hostPort: ${p.http.to - 1}`,
+      '  - containerPort: 443',
+      `    hostPort: ${p.https.to - 1}`,
+      '- role: worker',
+      '- role: worker',
+      '',
+    ].join('\n'),
+  );
   tool(w, 'kind', ['create', 'cluster', '--name', 'kx', '--config', kindCfg, '--kubeconfig', join(w.dir, 'kind-own.kubeconfig')]);
 
   const a = await verb(engine, ['adopt', 'stray', '--provider', 'k3d']);
   assert.equal(a.code, 0, a.err);
   const c = engine.getCluster('stray')!;
-  assert.deepEqual([c.httpPort, c.httpsPort, c.apiPort, c.servers, c.agents, c.actual, c.desired], [p.http.to, p.https.to, p.api.to, 1, 1, 'running', 'present']);
+  assert.deepEqual(
+    [c.httpPort, c.httpsPort, c.apiPort, c.servers, c.agents, c.actual, c.desired],
+    [p.http.to, p.https.to, p.api.to, 1, 1, 'running', 'present'],
+  );
   assert.equal(c.kubeconfig, join(w.dataDir, 'kubeconfig', 'stray.yaml'));
   assert.equal(statSync(c.kubeconfig).mode & 0o777, 0o600);
   assert.match(readFileSync(c.kubeconfig, 'utf8'), /current-context: k3d-stray/);
@@ -163,7 +205,18 @@ test('adopt records the ports docker publishes (k3d serverlb, kind control plane
 test('adopt of a stopped k3d cluster reads its port bindings; a cluster without ingress ports or with a taken port is refused, nothing kept', async (t) => {
   const { w, engine } = await withEngine(t);
   const p = w.cfg.ports;
-  tool(w, 'k3d', ['cluster', 'create', 'nap', '--kubeconfig-update-default=false', '--api-port', `127.0.0.1:${p.api.to}`, '-p', `${p.http.to}:80@loadbalancer`, '-p', `${p.https.to}:443@loadbalancer`]);
+  tool(w, 'k3d', [
+    'cluster',
+    'create',
+    'nap',
+    '--kubeconfig-update-default=false',
+    '--api-port',
+    `127.0.0.1:${p.api.to}`,
+    '-p',
+    `${p.http.to}:80@loadbalancer`,
+    '-p',
+    `${p.https.to}:443@loadbalancer`,
+  ]);
   tool(w, 'k3d', ['cluster', 'stop', 'nap']);
   const a = await verb(engine, ['adopt', 'nap', '--provider', 'k3d']);
   assert.equal(a.code, 0, a.err);
@@ -174,12 +227,26 @@ test('adopt of a stopped k3d cluster reads its port bindings; a cluster without 
   const bare = await verb(engine, ['adopt', 'bare', '--provider', 'kind']);
   assert.equal(bare.code, 1, bare.err);
   assert.ok(oneLine(bare.err), bare.err);
-  assert.match(bare.err, /^error: adopt: cannot read kind cluster "bare" from docker: kind cluster bare publishes no host port for ingress HTTP \(80\/tcp on bare-control-plane\)/);
+  assert.match(
+    bare.err,
+    /^error: adopt: cannot read kind cluster "bare" from docker: kind cluster bare publishes no host port for ingress HTTP \(80\/tcp on bare-control-plane\)/,
+  );
   assert.equal(engine.getCluster('bare'), undefined);
 
   // A second cluster publishing a port another record holds (the record is stale, the cluster real).
   tool(w, 'k3d', ['cluster', 'delete', 'nap']);
-  tool(w, 'k3d', ['cluster', 'create', 'twin', '--kubeconfig-update-default=false', '--api-port', `127.0.0.1:${p.api.to - 5}`, '-p', `${p.http.to}:80@loadbalancer`, '-p', `${p.https.to - 5}:443@loadbalancer`]);
+  tool(w, 'k3d', [
+    'cluster',
+    'create',
+    'twin',
+    '--kubeconfig-update-default=false',
+    '--api-port',
+    `127.0.0.1:${p.api.to - 5}`,
+    '-p',
+    `${p.http.to}:80@loadbalancer`,
+    '-p',
+    `${p.https.to - 5}:443@loadbalancer`,
+  ]);
   const twin = await verb(engine, ['adopt', 'twin', '--provider', 'k3d']);
   assert.equal(twin.code, 4, twin.err);
   assert.equal(twin.err, `error: http-port: k3d cluster "twin" publishes it on ${p.http.to}, which cluster "nap" has recorded; it cannot be adopted\n`);
@@ -189,14 +256,17 @@ test('adopt of a stopped k3d cluster reads its port bindings; a cluster without 
 
 // ---- 3: the reason is the line that says what failed ----------------------------------------------
 
-test('a kind create failing in kubeadm: the reason is the ERROR line with its command output, not kubeadm\'s stack-trace hint', async (t) => {
+test("a kind create failing in kubeadm: the reason is the ERROR line with its command output, not kubeadm's stack-trace hint", async (t) => {
   const { w, engine } = await withEngine(t);
   w.rule('kind.create-cluster', "fail 1 error execution phase wait-control-plane: couldn't initialize a Kubernetes cluster");
   const r = await verb(engine, ['create', 'kfail', '--provider', 'kind', '--wait', '--json']);
   assert.equal(r.code, 1);
   const reason: string = JSON.parse(r.out).task.error.reason;
   assert.doesNotMatch(reason, /stack trace/);
-  assert.match(reason, /^kind create cluster failed \(exit 1\): failed to create cluster: failed to init node with kubeadm: command "docker exec --privileged kfail-control-p\.\.\." failed with error: exit status 1 \(command output: error execution phase wait-control-plane: couldn't initialize a Kubernetes cluster\)$/);
+  assert.match(
+    reason,
+    /^kind create cluster failed \(exit 1\): failed to create cluster: failed to init node with kubeadm: command "docker exec --privileged kfail-control-p\.\.\." failed with error: exit status 1 \(command output: error execution phase wait-control-plane: couldn't initialize a Kubernetes cluster\)$/,
+  );
   assert.match(engine.getCluster('kfail')!.lastError!, /couldn't initialize a Kubernetes cluster\)$/);
 });
 
@@ -204,7 +274,9 @@ test('a kind create failing in kubeadm: the reason is the ERROR line with its co
 function pick(w: World, stderr: string): string {
   const file = join(w.dir, `stderr-${Math.random().toString(36).slice(2)}.txt`);
   writeFileSync(file, stderr);
-  const r = spawnSync('bash', ['-c', 'source "$1"; kd_pick_error_line "$2"; printf "%s" "$REPLY"', 'pick', join(ROOT, 'scripts', 'lib', 'common.sh'), file], { encoding: 'utf8' });
+  const r = spawnSync('bash', ['-c', 'source "$1"; kd_pick_error_line "$2"; printf "%s" "$REPLY"', 'pick', join(ROOT, 'scripts', 'lib', 'common.sh'), file], {
+    encoding: 'utf8',
+  });
   assert.equal(r.status, 0, r.stderr);
   return r.stdout;
 }
@@ -212,26 +284,57 @@ function pick(w: World, stderr: string): string {
 test('kd_pick_error_line and pickErrorLine pick the line that says what failed, for every tool', async (t) => {
   const { w } = await withEngine(t);
   const cases: [string, string[], string, string?][] = [
-    ['kind, kubeadm', [
-      'Creating cluster "dev" ...', ' ✗ Starting control-plane 🕹️', 'Deleted nodes: ["dev-control-plane"]',
+    [
+      'kind, kubeadm',
+      [
+        'Creating cluster "dev" ...',
+        ' ✗ Starting control-plane 🕹️',
+        'Deleted nodes: ["dev-control-plane"]',
+        'ERROR: failed to create cluster: failed to init node with kubeadm: command "docker exec --privileged dev-control-plane kubeadm init --config=/kind/kubeadm.conf --skip-token-print --v=6" failed with error: exit status 1',
+        'Command Output: I1203 06:00:00.000000 123 initconfiguration.go:260] loading configuration',
+        '[init] Using Kubernetes version: v1.33.1',
+        "error execution phase wait-control-plane: couldn't initialize a Kubernetes cluster",
+        'To see the stack trace of this error execute with --v=5 or higher',
+      ],
+      'failed to create cluster: failed to init node with kubeadm: command "docker exec --privileged dev-control-pla..." failed with error: exit status 1 (command output: error execution phase wait-control-plane: couldn\'t initialize a Kubernetes cluster)',
       'ERROR: failed to create cluster: failed to init node with kubeadm: command "docker exec --privileged dev-control-plane kubeadm init --config=/kind/kubeadm.conf --skip-token-print --v=6" failed with error: exit status 1',
-      'Command Output: I1203 06:00:00.000000 123 initconfiguration.go:260] loading configuration', '[init] Using Kubernetes version: v1.33.1',
-      "error execution phase wait-control-plane: couldn't initialize a Kubernetes cluster", 'To see the stack trace of this error execute with --v=5 or higher',
-    ], 'failed to create cluster: failed to init node with kubeadm: command "docker exec --privileged dev-control-pla..." failed with error: exit status 1 (command output: error execution phase wait-control-plane: couldn\'t initialize a Kubernetes cluster)',
-    'ERROR: failed to create cluster: failed to init node with kubeadm: command "docker exec --privileged dev-control-plane kubeadm init --config=/kind/kubeadm.conf --skip-token-print --v=6" failed with error: exit status 1'],
-    ['kind, port taken', [
-      'ERROR: failed to create cluster: command "docker run --name dev-control-plane --hostname dev-control-plane --publish=0.0.0.0:8080:80/TCP kindest/node:v1.33.1" failed with error: exit status 125',
-      'Command Output: 5f2c1d', 'docker: Error response from daemon: driver failed programming external connectivity on endpoint dev-control-plane: Bind for 0.0.0.0:8080 failed: port is already allocated', '', "Run 'docker run --help' for more information",
-    ], 'failed to create cluster: command "docker run --name dev-control-plane --ho..." failed with error: exit status 125 (command output: Error response from daemon: driver failed programming external connectivity on endpoint dev-control-plane: Bind for 0.0.0.0:8080 failed: port is already allocated)'],
-    ['k3d, rolled back', [
-      '\x1b[31mERRO\x1b[0m[0012] Failed Cluster Start: Failed to add one or more helper nodes: Bind for 0.0.0.0:443 failed: port is already allocated ',
-      '\x1b[31mERRO\x1b[0m[0012] Failed to create cluster >>> Rolling Back ', '\x1b[31mERRO\x1b[0m[0012] failed to get cluster: No nodes found for given cluster ',
-      '\x1b[31mFATA\x1b[0m[0012] Cluster creation FAILED, also FAILED to rollback changes! ',
-    ], 'Failed Cluster Start: Failed to add one or more helper nodes: Bind for 0.0.0.0:443 failed: port is already allocated'],
+    ],
+    [
+      'kind, port taken',
+      [
+        'ERROR: failed to create cluster: command "docker run --name dev-control-plane --hostname dev-control-plane --publish=0.0.0.0:8080:80/TCP kindest/node:v1.33.1" failed with error: exit status 125',
+        'Command Output: 5f2c1d',
+        'docker: Error response from daemon: driver failed programming external connectivity on endpoint dev-control-plane: Bind for 0.0.0.0:8080 failed: port is already allocated',
+        '',
+        "Run 'docker run --help' for more information",
+      ],
+      'failed to create cluster: command "docker run --name dev-control-plane --ho..." failed with error: exit status 125 (command output: Error response from daemon: driver failed programming external connectivity on endpoint dev-control-plane: Bind for 0.0.0.0:8080 failed: port is already allocated)',
+    ],
+    [
+      'k3d, rolled back',
+      [
+        '\x1b[31mERRO\x1b[0m[0012] Failed Cluster Start: Failed to add one or more helper nodes: Bind for 0.0.0.0:443 failed: port is already allocated ',
+        '\x1b[31mERRO\x1b[0m[0012] Failed to create cluster >>> Rolling Back ',
+        '\x1b[31mERRO\x1b[0m[0012] failed to get cluster: No nodes found for given cluster ',
+        '\x1b[31mFATA\x1b[0m[0012] Cluster creation FAILED, also FAILED to rollback changes! ',
+      ],
+      'Failed Cluster Start: Failed to add one or more helper nodes: Bind for 0.0.0.0:443 failed: port is already allocated',
+    ],
     ['k3d, logfmt', ['time="2026-01-01T00:00:00Z" level=fatal msg="No nodes found for given cluster"', 'trailing noise'], 'No nodes found for given cluster'],
     ['kubectl wait', ['error: timed out waiting for the condition on nodes/k3d-dev-server-0'], 'timed out waiting for the condition on nodes/k3d-dev-server-0'],
-    ['kubectl, refused', ['E1203 06:00:00.000000 1 memcache.go:265] couldn\'t get current server API group list: connect: connection refused', 'The connection to the server 127.0.0.1:6550 was refused - did you specify the right host or port?'], 'The connection to the server 127.0.0.1:6550 was refused - did you specify the right host or port?'],
-    ['docker start', ['Error response from daemon: No such container: x', 'Error: failed to start containers: x'], 'Error response from daemon: No such container: x'],
+    [
+      'kubectl, refused',
+      [
+        "E1203 06:00:00.000000 1 memcache.go:265] couldn't get current server API group list: connect: connection refused",
+        'The connection to the server 127.0.0.1:6550 was refused - did you specify the right host or port?',
+      ],
+      'The connection to the server 127.0.0.1:6550 was refused - did you specify the right host or port?',
+    ],
+    [
+      'docker start',
+      ['Error response from daemon: No such container: x', 'Error: failed to start containers: x'],
+      'Error response from daemon: No such container: x',
+    ],
     ['no error line', ['something went wrong', ''], 'something went wrong'],
   ];
   for (const [what, lines, want, wantTs] of cases) {
@@ -251,21 +354,43 @@ test('names: kind stops at 40 (NAME-external-load-balancer fits in 63), k3d at 3
   assert.ok(`${'a'.repeat(NAME_LIMIT.kind)}-external-load-balancer`.length <= 63);
   assert.ok(`k3d-${'a'.repeat(NAME_LIMIT.k3d)}-serverlb`.length <= 63);
   assert.equal(nameProblem('a'.repeat(40), 'kind'), null);
-  assert.equal(nameProblem('a'.repeat(41), 'kind'), 'name: must be at most 40 characters for kind: its longest node container, NAME-external-load-balancer, is also a hostname and must fit in 63 (got 41)');
+  assert.equal(
+    nameProblem('a'.repeat(41), 'kind'),
+    'name: must be at most 40 characters for kind: its longest node container, NAME-external-load-balancer, is also a hostname and must fit in 63 (got 41)',
+  );
   assert.equal(nameProblem('a'.repeat(33), 'k3d'), "name: must be at most 32 characters for k3d: k3d's own limit for cluster names (got 33)");
   assert.match(nameProblem('kindler', 'kind')!, /reserved/);
 
   const long = `k${'a'.repeat(40)}`;
   const r = await verb(engine, ['create', long, '--provider', 'kind']);
   assert.equal(r.code, 2);
-  assert.equal(r.err, 'error: name: must be at most 40 characters for kind: its longest node container, NAME-external-load-balancer, is also a hostname and must fit in 63 (got 41)\n');
+  assert.equal(
+    r.err,
+    'error: name: must be at most 40 characters for kind: its longest node container, NAME-external-load-balancer, is also a hostname and must fit in 63 (got 41)\n',
+  );
   assert.deepEqual(engine.listClusters(), []);
 
   const env = { ...w.env };
   const script = (name: string, args: string[]) => spawnSync('bash', [join(ROOT, 'scripts', name), ...args], { env, encoding: 'utf8' });
-  const create = script('create_env.sh', ['--name', long, '--provider', 'kind', '--http-port', '20001', '--https-port', '20002', '--api-port', '20003', '--kubeconfig', join(w.dir, 'x.yaml')]);
+  const create = script('create_env.sh', [
+    '--name',
+    long,
+    '--provider',
+    'kind',
+    '--http-port',
+    '20001',
+    '--https-port',
+    '20002',
+    '--api-port',
+    '20003',
+    '--kubeconfig',
+    join(w.dir, 'x.yaml'),
+  ]);
   assert.equal(create.status, 2);
-  assert.equal(create.stderr, 'error: --name: must be at most 40 characters for kind: its longest node container, NAME-external-load-balancer, is also a hostname and must fit in 63 (got 41)\n');
+  assert.equal(
+    create.stderr,
+    'error: --name: must be at most 40 characters for kind: its longest node container, NAME-external-load-balancer, is also a hostname and must fit in 63 (got 41)\n',
+  );
   // An existing cluster (a single-control-plane kind may have a longer name) is still reachable.
   const status = script('cluster.sh', ['status', '--name', long, '--provider', 'kind']);
   assert.equal(status.status, 0, status.stderr);

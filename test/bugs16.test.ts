@@ -36,7 +36,13 @@ function countSizeReads(map: Map<unknown, unknown>): { reads: () => number } {
   // eslint-disable-next-line @typescript-eslint/unbound-method -- called with the map as this below
   const get = Object.getOwnPropertyDescriptor(Map.prototype, 'size')!.get!;
   let n = 0;
-  Object.defineProperty(map, 'size', { configurable: true, get() { n++; return get.call(this) as number; } });
+  Object.defineProperty(map, 'size', {
+    configurable: true,
+    get() {
+      n++;
+      return get.call(this) as number;
+    },
+  });
   return { reads: () => n };
 }
 
@@ -64,12 +70,15 @@ test('1: the last store.update of a task rejecting (not a StateWriteError) frees
   assert.ok(planted, 'the end write was reached');
   assert.equal(engine.busy, false);
   assert.equal(engine.getTask(second)!.state, 'succeeded', 'the queued task got the freed slot');
-  assert.ok(logs.some((l) => l.startsWith(`error task ${first}: could not record its end`)), logs.join('\n'));
+  assert.ok(
+    logs.some((l) => l.startsWith(`error task ${first}: could not record its end`)),
+    logs.join('\n'),
+  );
   await within(engine.shutdown(), 10_000, 'shutdown()');
   assert.equal(existsSync(join(w.dataDir, 'kindler.lock')), false, 'the lock is released');
 });
 
-test('1: idle() and shutdown() wait on the task\'s end (an event), never polling or spinning while it is being recorded', async (t) => {
+test("1: idle() and shutdown() wait on the task's end (an event), never polling or spinning while it is being recorded", async (t) => {
   const { w, engine } = await withEngine(t);
   const store = engine.store;
   const update = store.update.bind(store);
@@ -138,7 +147,7 @@ test('2: a daemon whose control socket path cannot be bound (a directory in its 
 
 // ---- 3: catch-up events after a lagging watcher each get their own seq -------------------------
 
-test('3: a watcher that fell behind on two tasks gets both tasks\' tails, each applied by the TUI model', async (t) => {
+test("3: a watcher that fell behind on two tasks gets both tasks' tails, each applied by the TUI model", async (t) => {
   const { w, engine } = await withEngine(t);
   const a = JSON.parse((await verb(engine, ['create', 'laga', '--json'])).out).task.id as string;
   const b = JSON.parse((await verb(engine, ['create', 'lagb', '--json'])).out).task.id as string;
@@ -161,15 +170,19 @@ test('3: a watcher that fell behind on two tasks gets both tasks\' tails, each a
     for (const f of [...wakers]) f();
   });
   const until = (pred: () => boolean, what: string) =>
-    within(new Promise<void>((resolve) => {
-      const check = () => {
-        if (!pred()) return;
-        wakers.delete(check);
-        resolve();
-      };
-      wakers.add(check);
-      check();
-    }), 20_000, what);
+    within(
+      new Promise<void>((resolve) => {
+        const check = () => {
+          if (!pred()) return;
+          wakers.delete(check);
+          resolve();
+        };
+        wakers.add(check);
+        check();
+      }),
+      20_000,
+      what,
+    );
   sock.write(`${JSON.stringify({ type: 'subscribe', user: 'x' })}\n`);
   await until(() => msgs.some((m) => m.type === 'snapshot'), 'the snapshot');
 
@@ -190,13 +203,20 @@ test('3: a watcher that fell behind on two tasks gets both tasks\' tails, each a
     if (m.type === 'snapshot') model.load(m.snapshot as Parameters<TuiModel['load']>[0]);
     else if (m.type === 'event') {
       const changed = model.apply(m.event as Parameters<TuiModel['apply']>[0]);
-      for (const [id, tail] of [[a, tailA], [b, tailB]] as const) if (isTail(m.event, id, tail)) applied.set(id, changed !== null);
+      for (const [id, tail] of [
+        [a, tailA],
+        [b, tailB],
+      ] as const)
+        if (isTail(m.event, id, tail)) applied.set(id, changed !== null);
     }
   }
   // Before the fix both carried lastSeq + 0.5: the model dropped the second as stale.
   assert.deepEqual(Object.fromEntries(applied), { [a]: true, [b]: true });
   const seqs = msgs.filter((m) => m.type === 'event').map((m) => m.event!.seq);
-  assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y));
+  assert.deepEqual(
+    seqs,
+    [...seqs].sort((x, y) => x - y),
+  );
   assert.equal(new Set(seqs).size, seqs.length, 'every event has its own seq');
 });
 
@@ -220,14 +240,14 @@ test('4: import-csv never allocates a port the row imports, and an imported port
   // The old tool's cluster `legacy` runs (its port is in use because it is the one publishing it).
   execFileSync(join(FAKE_BIN, 'k3d'), ['cluster', 'create', 'legacy', '--kubeconfig-update-default=false'], { env: w.env, stdio: 'pipe' });
   const file = join(w.dir, 'environments.csv');
-  writeFileSync(file, [
-    `own,k3d,,,false,false,,${api},`,
-    `ghost,k3d,,,false,false,${busy},,`,
-    `legacy,k3d,,,false,false,${held},,`,
-  ].join('\n'));
+  writeFileSync(file, [`own,k3d,,,false,false,,${api},`, `ghost,k3d,,,false,false,${busy},,`, `legacy,k3d,,,false,false,${held},,`].join('\n'));
   const r = await verb(engine, ['import-csv', file, '--json']);
   const rows = JSON.parse(r.out).rows as { name: string; result: string; reason?: string }[];
-  assert.deepEqual(rows.map((x) => `${x.name}:${x.result}`), ['own:imported', 'ghost:refused', 'legacy:imported'], r.out);
+  assert.deepEqual(
+    rows.map((x) => `${x.name}:${x.result}`),
+    ['own:imported', 'ghost:refused', 'legacy:imported'],
+    r.out,
+  );
   const own = engine.getCluster('own')!;
   assert.equal(own.httpsPort, api);
   // Before the fix the API port was allocated without the row's own https port: both were `api`.
@@ -254,11 +274,20 @@ test('5: the log numbers steps [n/m] with the same m as the step records, post s
   assert.equal(r.code, 0, r.err);
   const task = JSON.parse(r.out).task as { id: string; steps: { n: number; of: number; key: string }[] };
   const of = task.steps.at(-1)!.of;
-  assert.ok(task.steps.every((s) => s.of === of), JSON.stringify(task.steps));
-  assert.deepEqual(task.steps.map((s) => s.n), Array.from({ length: of }, (_x, i) => i + 1));
+  assert.ok(
+    task.steps.every((s) => s.of === of),
+    JSON.stringify(task.steps),
+  );
+  assert.deepEqual(
+    task.steps.map((s) => s.n),
+    Array.from({ length: of }, (_x, i) => i + 1),
+  );
   const numbered = (await engine.readLog(task.id)).map((l) => /^==> \[(\d+)\/(\d+)\] /.exec(l)).filter((m) => m !== null);
   // Before the fix the script's steps said [n/5] and the post steps went on [6/7].
-  assert.deepEqual(numbered.map((m) => `${m[1]}/${m[2]}`), task.steps.map((s) => `${s.n}/${of}`));
+  assert.deepEqual(
+    numbered.map((m) => `${m[1]}/${m[2]}`),
+    task.steps.map((s) => `${s.n}/${of}`),
+  );
 });
 
 // ---- 7 and 8: reconcile --last is authorized, and a torn last line is ignored and reported -------

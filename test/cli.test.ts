@@ -6,7 +6,22 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { CLI, cli, makeTestKey, makeWorld, poll, processesWithEnv, sshConnect, sshExec, startDaemon, startEngine, startTestSsh, tasksOnDisk, type Proc, type World } from './helpers.js';
+import {
+  CLI,
+  cli,
+  makeTestKey,
+  makeWorld,
+  poll,
+  processesWithEnv,
+  sshConnect,
+  sshExec,
+  startDaemon,
+  startEngine,
+  startTestSsh,
+  tasksOnDisk,
+  type Proc,
+  type World,
+} from './helpers.js';
 
 function world(t: import('node:test').TestContext, overrides: Record<string, unknown> = {}): World {
   const w = makeWorld(overrides);
@@ -24,14 +39,42 @@ test('the CLI through the daemon and embedded give the same --json output', asyn
   assert.equal(created.code, 0, created.stderr);
   assert.equal(JSON.parse(created.stdout).task.state, 'succeeded');
   const bad = await cli(w, ['create', 'Same', '--json']);
-  const viaDaemon = await Promise.all([['list', '--json'], ['show', 'same', '--json'], ['tasks', '--json'], ['task', 't-1', '--json'], ['logs', 't-1', '--json'], ['version', '--json'], ['show', 'nope', '--json']].map((a) => cli(w, a)));
+  const viaDaemon = await Promise.all(
+    [
+      ['list', '--json'],
+      ['show', 'same', '--json'],
+      ['tasks', '--json'],
+      ['task', 't-1', '--json'],
+      ['logs', 't-1', '--json'],
+      ['version', '--json'],
+      ['show', 'nope', '--json'],
+    ].map((a) => cli(w, a)),
+  );
   const stopped = await d.stop();
   assert.equal(stopped.code, 0);
   assert.ok(!existsSync(join(w.dataDir, 'kindler.sock')), 'socket removed on stop');
   const badEmbedded = await cli(w, ['create', 'Same', '--json']);
-  const embedded = await Promise.all([['list', '--json'], ['show', 'same', '--json'], ['tasks', '--json'], ['task', 't-1', '--json'], ['logs', 't-1', '--json'], ['version', '--json'], ['show', 'nope', '--json']].map((a) => cli(w, a)));
+  const embedded = await Promise.all(
+    [
+      ['list', '--json'],
+      ['show', 'same', '--json'],
+      ['tasks', '--json'],
+      ['task', 't-1', '--json'],
+      ['logs', 't-1', '--json'],
+      ['version', '--json'],
+      ['show', 'nope', '--json'],
+    ].map((a) => cli(w, a)),
+  );
   // Embedded runs are serialised by the lock; run them again one by one for the comparison.
-  for (const [i, args] of [['list', '--json'], ['show', 'same', '--json'], ['tasks', '--json'], ['task', 't-1', '--json'], ['logs', 't-1', '--json'], ['version', '--json'], ['show', 'nope', '--json']].entries()) {
+  for (const [i, args] of [
+    ['list', '--json'],
+    ['show', 'same', '--json'],
+    ['tasks', '--json'],
+    ['task', 't-1', '--json'],
+    ['logs', 't-1', '--json'],
+    ['version', '--json'],
+    ['show', 'nope', '--json'],
+  ].entries()) {
     const e = embedded[i]!.code === 1 && /locked/.test(embedded[i]!.stderr) ? await cli(w, args) : embedded[i]!;
     assert.equal(e.code, viaDaemon[i]!.code, `${args.join(' ')}: ${e.stderr}`);
     assert.equal(stripVolatile(e.stdout), stripVolatile(viaDaemon[i]!.stdout), args.join(' '));
@@ -130,7 +173,11 @@ test('kill -9 of the daemon mid-task: after restart the task is interrupted, sta
   assert.match(cluster.lastError, /interrupted/);
   // The script's process group has no live member (zombies the container's init has not reaped yet are dead).
   const pid = Number(task.params.pid);
-  assert.deepEqual(processesWithEnv('KINDLER_FAKE_DIR', w.fakeDir).filter((p) => p.pgid === pid), [], 'no orphaned script is left');
+  assert.deepEqual(
+    processesWithEnv('KINDLER_FAKE_DIR', w.fakeDir).filter((p) => p.pgid === pid),
+    [],
+    'no orphaned script is left',
+  );
   assert.deepEqual(w.containers('crashy'), []);
 });
 
@@ -185,10 +232,27 @@ test('reconcile: --dry-run reports drift (exit 10), a pass heals it, --last show
   execFileSync('k3d', ['cluster', 'stop', 'drifty'], { env: w.env });
   // Made outside kindler, with its own host ports: adopt records the ones docker publishes.
   const p = w.cfg.ports;
-  execFileSync('k3d', ['cluster', 'create', 'stray', '--kubeconfig-update-default=false', '--api-port', `127.0.0.1:${p.api.to}`, '-p', `${p.http.to}:80@loadbalancer`, '-p', `${p.https.to}:443@loadbalancer`], { env: w.env });
+  execFileSync(
+    'k3d',
+    [
+      'cluster',
+      'create',
+      'stray',
+      '--kubeconfig-update-default=false',
+      '--api-port',
+      `127.0.0.1:${p.api.to}`,
+      '-p',
+      `${p.http.to}:80@loadbalancer`,
+      '-p',
+      `${p.https.to}:443@loadbalancer`,
+    ],
+    { env: w.env },
+  );
   const dry = await cli(w, ['reconcile', '--dry-run', '--json']);
   assert.equal(dry.code, 10, dry.stderr);
-  const kinds = JSON.parse(dry.stdout).drift.map((x: { kind: string; cluster: string }) => `${x.kind}:${x.cluster}`).sort();
+  const kinds = JSON.parse(dry.stdout)
+    .drift.map((x: { kind: string; cluster: string }) => `${x.kind}:${x.cluster}`)
+    .sort();
   assert.deepEqual(kinds, ['stopped:drifty', 'unmanaged:stray']);
   const heal = await cli(w, ['reconcile', '--json']);
   assert.equal(heal.code, 0, heal.stderr);
@@ -196,7 +260,11 @@ test('reconcile: --dry-run reports drift (exit 10), a pass heals it, --last show
   assert.equal(healed.length, 1);
   assert.equal((await cli(w, ['logs', healed[0].taskId, '--follow'])).code, 0);
   const after = await cli(w, ['reconcile', '--dry-run', '--json']);
-  assert.deepEqual(JSON.parse(after.stdout).drift.map((x: { kind: string }) => x.kind), ['unmanaged'], 'stray is only reported, never deleted');
+  assert.deepEqual(
+    JSON.parse(after.stdout).drift.map((x: { kind: string }) => x.kind),
+    ['unmanaged'],
+    'stray is only reported, never deleted',
+  );
   const last = JSON.parse((await cli(w, ['reconcile', '--last', '--json'])).stdout).last;
   assert.equal(last.dryRun, true);
   w.rule('docker-down', '');
@@ -221,7 +289,10 @@ test('reconcile records a missing cluster as absent in the table, and never dele
   execFileSync('kind', ['delete', 'cluster', '--name', 'gone'], { env: w.env });
   const r = await cli(w, ['reconcile', '--json']);
   assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual(JSON.parse(r.stdout).drift.map((x: { kind: string; heal: string }) => `${x.kind}:${x.heal}`), ['missing:report']);
+  assert.deepEqual(
+    JSON.parse(r.stdout).drift.map((x: { kind: string; heal: string }) => `${x.kind}:${x.heal}`),
+    ['missing:report'],
+  );
   const c = JSON.parse((await cli(w, ['show', 'gone', '--json'])).stdout).cluster;
   assert.equal(c.actual, 'absent');
   assert.equal(c.desired, 'present');

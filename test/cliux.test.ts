@@ -29,8 +29,11 @@ interface Live {
 /** Runs the CLI as a process: in a pty of `cols` columns (script(1)) when `tty`, else on pipes. */
 function run(w: World, args: string[], o: { tty?: { cols: number }; timeoutMs?: number; input?: string } = {}): Live {
   const argv = o.tty
-    ? ['script', ['-q', '-e', '-c', `stty cols ${o.tty.cols} rows 30; exec ${shq(process.execPath)} ${shq(CLI)} ${args.map(shq).join(' ')}`, '/dev/null']] as const
-    : [process.execPath, [CLI, ...args]] as const;
+    ? ([
+        'script',
+        ['-q', '-e', '-c', `stty cols ${o.tty.cols} rows 30; exec ${shq(process.execPath)} ${shq(CLI)} ${args.map(shq).join(' ')}`, '/dev/null'],
+      ] as const)
+    : ([process.execPath, [CLI, ...args]] as const);
   const p = spawn(argv[0], [...argv[1]], { env: w.env, cwd: w.dir, stdio: ['pipe', 'pipe', 'pipe'] });
   if (o.input !== undefined) p.stdin.end(o.input);
   let out = '';
@@ -139,48 +142,56 @@ test('doctor with docker down: no version (JSON version absent), the error is in
 
 // ---- 9: tables fit the terminal -----------------------------------------------------------------
 
-test('tasks fits the terminal width (cells cut with …, no row wraps); off a terminal nothing is cut', { skip: !has('script') && 'script(1) is not installed' }, async (t) => {
-  const w = world(t);
-  w.rule('kubectl.wait', 'fail 1 the cluster never became ready, this reason is long enough to be wider than any terminal row');
-  const d = await startDaemon(w);
-  t.after(() => d.stop());
-  const c = await cli(w, ['create', 'a-rather-long-cluster-name', '--wait']);
-  assert.equal(c.code, 1);
-  const tty = await run(w, ['tasks'], { tty: { cols: 70 } }).done;
-  assert.equal(tty.code, 0, tty.err);
-  const lines = tty.out.split(/\r?\n/).filter(Boolean);
-  assert.equal(lines.length, 2, `header and one row, none wrapped:\n${tty.out}`);
-  for (const l of lines) assert.ok([...l].length <= 70, `wider than 70: ${l}`);
-  assert.match(lines[1]!, /…/);
-  assert.match(lines[1]!, /^t-1 /);
-  const pipe = await cli(w, ['tasks']);
-  assert.equal(pipe.code, 0);
-  assert.match(pipe.stdout, /this reason is long enough to be wider than any terminal row\n$/);
-  assert.doesNotMatch(pipe.stdout, /…/);
-});
+test(
+  'tasks fits the terminal width (cells cut with …, no row wraps); off a terminal nothing is cut',
+  { skip: !has('script') && 'script(1) is not installed' },
+  async (t) => {
+    const w = world(t);
+    w.rule('kubectl.wait', 'fail 1 the cluster never became ready, this reason is long enough to be wider than any terminal row');
+    const d = await startDaemon(w);
+    t.after(() => d.stop());
+    const c = await cli(w, ['create', 'a-rather-long-cluster-name', '--wait']);
+    assert.equal(c.code, 1);
+    const tty = await run(w, ['tasks'], { tty: { cols: 70 } }).done;
+    assert.equal(tty.code, 0, tty.err);
+    const lines = tty.out.split(/\r?\n/).filter(Boolean);
+    assert.equal(lines.length, 2, `header and one row, none wrapped:\n${tty.out}`);
+    for (const l of lines) assert.ok([...l].length <= 70, `wider than 70: ${l}`);
+    assert.match(lines[1]!, /…/);
+    assert.match(lines[1]!, /^t-1 /);
+    const pipe = await cli(w, ['tasks']);
+    assert.equal(pipe.code, 0);
+    assert.match(pipe.stdout, /this reason is long enough to be wider than any terminal row\n$/);
+    assert.doesNotMatch(pipe.stdout, /…/);
+  },
+);
 
 // ---- 8: --wait on a terminal, Ctrl-C ----------------------------------------------------------
 
-test('create --wait on a terminal keeps a progress line (spinner, bar, elapsed) pinned under the log; off a terminal plain lines', { skip: !has('script') && 'script(1) is not installed' }, async (t) => {
-  const w = world(t);
-  const d = await startDaemon(w);
-  t.after(() => d.stop());
-  const r = await run(w, ['create', 'pinned', '--wait'], { tty: { cols: 100 } }).done;
-  assert.equal(r.code, 0, r.out);
-  const BAR = /[|/\\-] \[[#.]{30}\] +\d+% \d+:\d\d /;
-  assert.match(r.out, BAR, 'the progress line has a spinner, the bar and the elapsed time');
-  // After a log line the progress line is drawn again, below it (before the next log line).
-  const afterFirst = r.out.slice(r.out.indexOf('==> [1/5]'));
-  const next = afterFirst.indexOf('==> [2/5]');
-  assert.ok(next > 0, r.out);
-  assert.match(afterFirst.slice(0, next), BAR, `the line under the log is redrawn:\n${JSON.stringify(afterFirst.slice(0, next))}`);
-  assert.match(r.out, /task t-1: create pinned succeeded/);
-  // Off a terminal: plain step lines, no control sequences.
-  const plain = await cli(w, ['create', 'plain', '--wait']);
-  assert.equal(plain.code, 0);
-  assert.match(plain.stdout, /\[ {2}0%\] Check docker/);
-  assert.doesNotMatch(plain.stdout, /\x1b|\r/);
-});
+test(
+  'create --wait on a terminal keeps a progress line (spinner, bar, elapsed) pinned under the log; off a terminal plain lines',
+  { skip: !has('script') && 'script(1) is not installed' },
+  async (t) => {
+    const w = world(t);
+    const d = await startDaemon(w);
+    t.after(() => d.stop());
+    const r = await run(w, ['create', 'pinned', '--wait'], { tty: { cols: 100 } }).done;
+    assert.equal(r.code, 0, r.out);
+    const BAR = /[|/\\-] \[[#.]{30}\] +\d+% \d+:\d\d /;
+    assert.match(r.out, BAR, 'the progress line has a spinner, the bar and the elapsed time');
+    // After a log line the progress line is drawn again, below it (before the next log line).
+    const afterFirst = r.out.slice(r.out.indexOf('==> [1/5]'));
+    const next = afterFirst.indexOf('==> [2/5]');
+    assert.ok(next > 0, r.out);
+    assert.match(afterFirst.slice(0, next), BAR, `the line under the log is redrawn:\n${JSON.stringify(afterFirst.slice(0, next))}`);
+    assert.match(r.out, /task t-1: create pinned succeeded/);
+    // Off a terminal: plain step lines, no control sequences.
+    const plain = await cli(w, ['create', 'plain', '--wait']);
+    assert.equal(plain.code, 0);
+    assert.match(plain.stdout, /\[ {2}0%\] Check docker/);
+    assert.doesNotMatch(plain.stdout, /\x1b|\r/);
+  },
+);
 
 test('Ctrl-C of create --wait with a daemon: detached (the task continues, exit 130); --cancel-on-interrupt cancels it and waits', async (t) => {
   const w = world(t);
@@ -214,7 +225,7 @@ test('Ctrl-C of create --wait with a daemon: detached (the task continues, exit 
 
 // ---- 10: --key - ---------------------------------------------------------------------------------
 
-test('users add --key - reads the key line from the CLI\'s standard input, through the daemon and embedded', async (t) => {
+test("users add --key - reads the key line from the CLI's standard input, through the daemon and embedded", async (t) => {
   const w = world(t);
   const bob = makeTestKey(w.dir, 'bob');
   const carl = makeTestKey(w.dir, 'carl');
@@ -226,7 +237,10 @@ test('users add --key - reads the key line from the CLI\'s standard input, throu
   const viaDaemon = await run(w, ['users', 'add-key', 'bob', '--key', '-'], { input: carl.pub }).done;
   assert.deepEqual([viaDaemon.code, viaDaemon.err], [0, ''], viaDaemon.out);
   const list = JSON.parse((await cli(w, ['users', 'list', '--json'])).stdout).users;
-  assert.deepEqual(list.find((u: { name: string }) => u.name === 'bob').keys.map((k: { fingerprint: string }) => k.fingerprint), [bob.fp, carl.fp]);
+  assert.deepEqual(
+    list.find((u: { name: string }) => u.name === 'bob').keys.map((k: { fingerprint: string }) => k.fingerprint),
+    [bob.fp, carl.fp],
+  );
 });
 
 // ---- 11: privileged ports -----------------------------------------------------------------------

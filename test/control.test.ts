@@ -35,7 +35,11 @@ s.on('close', () => { process.stdout.write(out); process.stderr.write(err); proc
 s.on('error', (e) => { process.stderr.write(String(e)); process.exit(98); });
 `;
 
-interface Raw { code: number | null; out: string; err: string }
+interface Raw {
+  code: number | null;
+  out: string;
+  err: string;
+}
 
 /** Runs the raw client, optionally under `setpriv` (as another uid), with a deadline. */
 function raw(w: World, req: object, setpriv: string[] = []): Promise<Raw> {
@@ -51,7 +55,7 @@ function raw(w: World, req: object, setpriv: string[] = []): Promise<Raw> {
 
 const run = (argv: string[]) => ({ type: 'run', argv, user: 'op1', isTTY: false, columns: 100, files: {} });
 
-test('the control socket records the kernel\'s peer, not the user name the client sends', async (t) => {
+test("the control socket records the kernel's peer, not the user name the client sends", async (t) => {
   const w = makeWorld();
   // Another local user in the socket's group (gid 0 here, the daemon runs as root) must reach it.
   chmodSync(w.dir, 0o750);
@@ -87,14 +91,20 @@ test('the control socket records the kernel\'s peer, not the user name the clien
   // Presence (the TUI's subscribe) names the peer too.
   const sub = await raw(w, { type: 'subscribe', user: 'op1' }, nobody);
   assert.equal(sub.code, 0, sub.err);
-  assert.deepEqual(JSON.parse(sub.out).map((s: { user: string }) => s.user), ['nobody']);
+  assert.deepEqual(
+    JSON.parse(sub.out).map((s: { user: string }) => s.user),
+    ['nobody'],
+  );
 
   const show = (name: string) => raw(w, run(['show', name, '--json'])).then((r) => JSON.parse(r.out).cluster.owner as string);
   assert.equal(await show('mine'), me);
   assert.equal(await show('theirs'), 'nobody');
   const audit = await raw(w, run(['audit', '--json']));
   const events = JSON.parse(audit.out).events as { user: string; action: string; target: string }[];
-  const creates = events.filter((e) => e.action === 'create').map((e) => `${e.user}:${e.target}`).sort();
+  const creates = events
+    .filter((e) => e.action === 'create')
+    .map((e) => `${e.user}:${e.target}`)
+    .sort();
   assert.deepEqual(creates, [`${me}:mine`, 'nobody:theirs'].sort());
   assert.ok(!audit.out.includes('op1'), 'the name the client sent is recorded nowhere');
 });

@@ -31,7 +31,10 @@ test('names: each broken rule is named', () => {
 test('ports: parse and allocate', () => {
   assert.equal(parsePort('http-port', '18080'), 18080);
   for (const bad of ['0', '65536', '-1', 'abc', '80.5', '', ' 80']) {
-    assert.throws(() => parsePort('http-port', bad), (e: KindlerError) => e.kind === 'usage' && /^http-port: /.test(e.message));
+    assert.throws(
+      () => parsePort('http-port', bad),
+      (e: KindlerError) => e.kind === 'usage' && /^http-port: /.test(e.message),
+    );
   }
   assert.equal(allocatePort({ from: 10, to: 12 }, new Set([10, 11])), 12);
   assert.equal(allocatePort({ from: 10, to: 11 }, new Set([10, 11])), null);
@@ -52,7 +55,10 @@ test('subnets and create requests', () => {
   assert.throws(() => parseSubnet('10.101.0.1/16'), /network address/);
   assert.throws(() => parseSubnet('10.300.0.0/16'), /octet/);
   assert.throws(() => checkCreateRequest({ name: 'dev', provider: 'kind', servers: 1, agents: 0, subnet: '10.1.0.0/16' }), /subnet: only k3d/);
-  assert.throws(() => checkCreateRequest({ name: 'dev', provider: 'k3d', servers: 1, agents: 0, httpPort: 18080, httpsPort: 18080 }), /https-port: must differ from http-port/);
+  assert.throws(
+    () => checkCreateRequest({ name: 'dev', provider: 'k3d', servers: 1, agents: 0, httpPort: 18080, httpsPort: 18080 }),
+    /https-port: must differ from http-port/,
+  );
   assert.throws(() => checkCreateRequest({ name: 'dev', provider: 'k3d', servers: 1, agents: 21 }), /agents: must be a whole number 0-20/);
 });
 
@@ -81,7 +87,13 @@ test('CSV import rows: imported or refused with the reason', () => {
 });
 
 test('markers', () => {
-  assert.deepEqual(parseMarker('::kindler:step 2/5 create-cluster Creating the cluster'), { type: 'step', n: 2, of: 5, key: 'create-cluster', title: 'Creating the cluster' });
+  assert.deepEqual(parseMarker('::kindler:step 2/5 create-cluster Creating the cluster'), {
+    type: 'step',
+    n: 2,
+    of: 5,
+    key: 'create-cluster',
+    title: 'Creating the cluster',
+  });
   assert.deepEqual(parseMarker('::kindler:result {"a":1}'), { type: 'result', value: { a: 1 } });
   assert.equal(parseMarker('::kindler:result [1]')!.type, 'invalid');
   assert.equal(parseMarker('::kindler:step 6/5 x')!.type, 'invalid');

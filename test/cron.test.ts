@@ -16,15 +16,36 @@ const iso = (ms: number) => new Date(ms).toISOString();
 
 function cluster(name: string, over: Partial<Cluster> = {}): Cluster {
   return {
-    name, provider: 'k3d', servers: 1, agents: 0, httpPort: 18080, httpsPort: 18443, apiPort: 16443,
-    owner: 'alice', createdAt: AT, desired: 'present', actual: 'running',
-    kubeContext: `k3d-${name}`, kubeconfig: `/tmp/${name}.yaml`, updatedAt: AT, ...over,
+    name,
+    provider: 'k3d',
+    servers: 1,
+    agents: 0,
+    httpPort: 18080,
+    httpsPort: 18443,
+    apiPort: 16443,
+    owner: 'alice',
+    createdAt: AT,
+    desired: 'present',
+    actual: 'running',
+    kubeContext: `k3d-${name}`,
+    kubeconfig: `/tmp/${name}.yaml`,
+    updatedAt: AT,
+    ...over,
   };
 }
 
 function task(id: string, clusterName: string, state: TaskState, finishedMsAgo?: number): Task {
   return {
-    id, kind: 'start', cluster: clusterName, user: 'alice', state, progress: 0, steps: [], createdAt: iso(NOW - 100 * 86_400_000), notes: [], logLines: 0,
+    id,
+    kind: 'start',
+    cluster: clusterName,
+    user: 'alice',
+    state,
+    progress: 0,
+    steps: [],
+    createdAt: iso(NOW - 100 * 86_400_000),
+    notes: [],
+    logLines: 0,
     ...(finishedMsAgo !== undefined ? { finishedAt: iso(NOW - finishedMsAgo) } : {}),
   };
 }
@@ -40,8 +61,14 @@ test('expiring: only clusters inside the warning window, soonest first', () => {
     cluster('going', { expiresAt: iso(NOW + MIN), desired: 'absent' }),
     cluster('forever'),
   ];
-  assert.deepEqual(expiring(cs, NOW).map((c) => c.name), ['sooner', 'soon']);
-  assert.deepEqual(expiring(cs, NOW, 60 * MIN).map((c) => c.name), ['sooner', 'soon', 'later']);
+  assert.deepEqual(
+    expiring(cs, NOW).map((c) => c.name),
+    ['sooner', 'soon'],
+  );
+  assert.deepEqual(
+    expiring(cs, NOW, 60 * MIN).map((c) => c.name),
+    ['sooner', 'soon', 'later'],
+  );
   assert.equal(expiryWarning(cs[1]!, NOW), `cluster soon expires in 9m (at ${iso(NOW + 9 * MIN)}) and will be deleted`);
 });
 
@@ -56,11 +83,19 @@ test('expired: past expiry, not meant absent, no active task, never on a bad dat
     cluster('future', { expiresAt: iso(NOW + MIN) }),
     cluster('forever'),
   ];
-  assert.deepEqual(expired(cs, NOW, new Set(['busy'])).map((c) => c.name), ['old', 'exact']);
+  assert.deepEqual(
+    expired(cs, NOW, new Set(['busy'])).map((c) => c.name),
+    ['old', 'exact'],
+  );
 });
 
 test('ttlPass queues a delete per expired cluster as kindler-ttl; one refusal does not stop the others', async () => {
-  const cs = [cluster('a', { expiresAt: iso(NOW - 3 * MIN) }), cluster('b', { expiresAt: iso(NOW - 2 * MIN) }), cluster('c', { expiresAt: iso(NOW - MIN) }), cluster('d', { expiresAt: iso(NOW + MIN) })];
+  const cs = [
+    cluster('a', { expiresAt: iso(NOW - 3 * MIN) }),
+    cluster('b', { expiresAt: iso(NOW - 2 * MIN) }),
+    cluster('c', { expiresAt: iso(NOW - MIN) }),
+    cluster('d', { expiresAt: iso(NOW + MIN) }),
+  ];
   const calls: { name: string; user: string; source: string; role: string }[] = [];
   let seq = 0;
   const engine: TtlEngine = {
@@ -74,9 +109,15 @@ test('ttlPass queues a delete per expired cluster as kindler-ttl; one refusal do
     },
   };
   const r = await ttlPass({ engine, now: () => NOW });
-  assert.deepEqual(calls.map((c) => c.name), ['a', 'b', 'c']);
+  assert.deepEqual(
+    calls.map((c) => c.name),
+    ['a', 'b', 'c'],
+  );
   assert.ok(calls.every((c) => c.user === 'kindler-ttl' && c.source === 'scheduler' && c.role === 'admin'));
-  assert.deepEqual(r.deleted.map((x) => x.cluster), ['a', 'c']);
+  assert.deepEqual(
+    r.deleted.map((x) => x.cluster),
+    ['a', 'c'],
+  );
   assert.deepEqual(r.errors, [{ cluster: 'b', error: 'cluster "b" already has stop task t-3 running' }]);
 });
 
@@ -123,9 +164,7 @@ test("retentionPlan prunes old finished tasks but keeps each existing cluster's 
 // ---- quota ---------------------------------------------------------------------------------------------
 
 test('quotaProblem: every record the user owns counts; 0 means no limit; re-using a record is never refused', () => {
-  const cs = [
-    cluster('a1'), cluster('a2', { desired: 'stopped' }), cluster('a3', { actual: 'failed' }), cluster('b1', { owner: 'bob' }),
-  ];
+  const cs = [cluster('a1'), cluster('a2', { desired: 'stopped' }), cluster('a3', { actual: 'failed' }), cluster('b1', { owner: 'bob' })];
   assert.equal(quotaProblem(cs, 'alice', 3), 'quota: alice already has 3 clusters (limit 3)');
   assert.equal(quotaProblem(cs, 'alice', 2), 'quota: alice already has 3 clusters (limit 2)');
   assert.equal(quotaProblem(cs, 'alice', 4), null);
@@ -175,12 +214,31 @@ function gate() {
 test('a bad expression refuses the whole set, naming the job and the expression', () => {
   const cron = fakeCron();
   assert.throws(
-    () => startJobs([{ name: 'ttl', expr: '* * * * *', run: () => undefined }, { name: 'reconcile', expr: '*/5 * * *', run: () => undefined }], cron),
+    () =>
+      startJobs(
+        [
+          { name: 'ttl', expr: '* * * * *', run: () => undefined },
+          { name: 'reconcile', expr: '*/5 * * *', run: () => undefined },
+        ],
+        cron,
+      ),
     /cron: job "reconcile": "\*\/5 \* \* \*" is not a valid cron expression/,
   );
   assert.equal(cron.tasks.length, 0, 'nothing was scheduled');
-  assert.throws(() => startJobs([{ name: 'x', expr: '* * * * *', run: () => undefined }, { name: 'x', expr: '* * * * *', run: () => undefined }], fakeCron()), /defined twice/);
-  const throwing = fakeCron(() => { throw new Error('parser crashed'); });
+  assert.throws(
+    () =>
+      startJobs(
+        [
+          { name: 'x', expr: '* * * * *', run: () => undefined },
+          { name: 'x', expr: '* * * * *', run: () => undefined },
+        ],
+        fakeCron(),
+      ),
+    /defined twice/,
+  );
+  const throwing = fakeCron(() => {
+    throw new Error('parser crashed');
+  });
   assert.throws(() => startJobs([{ name: 'y', expr: '* * * * *', run: () => undefined }], throwing), /job "y"/);
 });
 
@@ -188,7 +246,19 @@ test('a job never overlaps itself; skipped ticks are logged', async () => {
   const cron = fakeCron();
   let runs = 0;
   let g = gate();
-  const jobs = startJobs([{ name: 'reconcile', expr: '*/5 * * * *', run: async () => { runs++; await g.p; } }], cron);
+  const jobs = startJobs(
+    [
+      {
+        name: 'reconcile',
+        expr: '*/5 * * * *',
+        run: async () => {
+          runs++;
+          await g.p;
+        },
+      },
+    ],
+    cron,
+  );
   const first = cron.tick('reconcile');
   await cron.tick('reconcile');
   await cron.tick('reconcile');
@@ -216,10 +286,20 @@ test('jobs are independent: one running does not block another', async () => {
   const cron = fakeCron();
   const g = gate();
   const seen: string[] = [];
-  const jobs = startJobs([
-    { name: 'slow', expr: '* * * * *', run: async () => { seen.push('slow'); await g.p; } },
-    { name: 'fast', expr: '* * * * *', run: () => void seen.push('fast') },
-  ], cron);
+  const jobs = startJobs(
+    [
+      {
+        name: 'slow',
+        expr: '* * * * *',
+        run: async () => {
+          seen.push('slow');
+          await g.p;
+        },
+      },
+      { name: 'fast', expr: '* * * * *', run: () => void seen.push('fast') },
+    ],
+    cron,
+  );
   const slow = cron.tick('slow');
   await cron.tick('fast');
   assert.deepEqual(seen, ['slow', 'fast']);
@@ -232,10 +312,26 @@ test('jobs are independent: one running does not block another', async () => {
 test('errors in a job are logged, never thrown, and the job runs again next tick', async () => {
   const cron = fakeCron();
   let n = 0;
-  const jobs = startJobs([
-    { name: 'bad', expr: '* * * * *', run: async () => { n++; throw new Error('state write failed'); } },
-    { name: 'sync-throw', expr: '* * * * *', run: () => { throw new Error('synchronous boom'); } },
-  ], cron);
+  const jobs = startJobs(
+    [
+      {
+        name: 'bad',
+        expr: '* * * * *',
+        run: async () => {
+          n++;
+          throw new Error('state write failed');
+        },
+      },
+      {
+        name: 'sync-throw',
+        expr: '* * * * *',
+        run: () => {
+          throw new Error('synchronous boom');
+        },
+      },
+    ],
+    cron,
+  );
   await cron.tick('bad');
   await cron.tick('bad');
   await cron.tick('sync-throw');
@@ -250,8 +346,17 @@ test('errors in a job are logged, never thrown, and the job runs again next tick
 test('runJobNow refuses an unknown job; stop() stops and destroys every task and ignores later ticks', async () => {
   const cron = fakeCron();
   let runs = 0;
-  const jobs = startJobs([{ name: 'ttl', expr: '* * * * *', run: () => void runs++ }, { name: 'retention', expr: '0 3 * * *', run: () => undefined }], cron);
-  assert.deepEqual(cron.tasks.map((t) => `${t.name} ${t.expr}`), ['ttl * * * * *', 'retention 0 3 * * *']);
+  const jobs = startJobs(
+    [
+      { name: 'ttl', expr: '* * * * *', run: () => void runs++ },
+      { name: 'retention', expr: '0 3 * * *', run: () => undefined },
+    ],
+    cron,
+  );
+  assert.deepEqual(
+    cron.tasks.map((t) => `${t.name} ${t.expr}`),
+    ['ttl * * * * *', 'retention 0 3 * * *'],
+  );
   assert.throws(() => jobs.runJobNow('nope'), /no job named "nope" \(jobs: ttl, retention\)/);
   jobs.stop();
   assert.ok(cron.tasks.every((t) => t.stopped && t.destroyed));

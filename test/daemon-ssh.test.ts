@@ -25,14 +25,35 @@ let w: World;
 let d: Daemon;
 let port = 0;
 
-export interface SshResult { code: number | null; stdout: string; stderr: string }
+export interface SshResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
 
 /** One exec over the real OpenSSH client. */
 export function ssh(p: number, keyPath: string, args: string[], timeoutMs = 60000): Promise<SshResult> {
   return new Promise((resolve) => {
     execFile(
       'ssh',
-      ['-p', String(p), '-i', keyPath, '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-o', 'LogLevel=ERROR', 'kindler@127.0.0.1', ...args],
+      [
+        '-p',
+        String(p),
+        '-i',
+        keyPath,
+        '-o',
+        'StrictHostKeyChecking=no',
+        '-o',
+        'UserKnownHostsFile=/dev/null',
+        '-o',
+        'BatchMode=yes',
+        '-o',
+        'IdentitiesOnly=yes',
+        '-o',
+        'LogLevel=ERROR',
+        'kindler@127.0.0.1',
+        ...args,
+      ],
       { timeout: timeoutMs },
       (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stdout, stderr }),
     );
@@ -66,14 +87,25 @@ test('first start: host key created owner-only and its fingerprint logged; the b
 });
 
 test('an admin adds users over SSH; the same verbs, JSON and exit codes as the local CLI', async () => {
-  for (const [name, role, k] of [['olga', 'operator', oper], ['otto', 'operator', other], ['vera', 'viewer', view]] as const) {
+  for (const [name, role, k] of [
+    ['olga', 'operator', oper],
+    ['otto', 'operator', other],
+    ['vera', 'viewer', view],
+  ] as const) {
     const r = await ssh(port, admin.path, ['users', 'add', name, '--role', role, '--key', `"${k.pub}"`]);
     assert.equal(r.code, 0, r.stderr);
   }
-  const listed = JSON.parse((await ssh(port, admin.path, ['users', 'list', '--json'])).stdout).users.map((u: { name: string; role: string }) => `${u.name}:${u.role}`);
+  const listed = JSON.parse((await ssh(port, admin.path, ['users', 'list', '--json'])).stdout).users.map(
+    (u: { name: string; role: string }) => `${u.name}:${u.role}`,
+  );
   assert.ok(listed.includes('olga:operator') && listed.includes('vera:viewer'), listed.join(','));
   // Same verb over SSH and locally: identical stdout and exit code.
-  for (const args of [['list', '--json'], ['version', '--json'], ['show', 'nope', '--json'], ['create', 'Bad_Name', '--json']]) {
+  for (const args of [
+    ['list', '--json'],
+    ['version', '--json'],
+    ['show', 'nope', '--json'],
+    ['create', 'Bad_Name', '--json'],
+  ]) {
     const remote = await ssh(port, admin.path, args);
     const local = await cli(w, args);
     assert.equal(remote.code, local.code, args.join(' '));
@@ -113,7 +145,7 @@ test('the role x verb matrix: viewer reads, operator acts on its own, admin on a
     ['operator deletes own', oper, ['delete', 'olgas', '--wait'], 0],
   ];
   for (const [label, k, args, code] of cases) {
-    const r = await ssh(port, (k).path, args);
+    const r = await ssh(port, k.path, args);
     assert.equal(r.code, code, `${label}: ${r.stderr}`);
     if (code === 5) {
       assert.equal(r.stderr.trim().split('\n').length, 1, label);

@@ -27,7 +27,7 @@ test('an engine the suite was told to use that does not answer fails every engin
   assert.match(out, /KINDLER_TEST_DOCKER_HOST=unix:\/\/\/nonexistent\/kindler-test\/docker\.sock does not answer: .*(Cannot connect|no such file)/i, out);
 });
 
-test('an engine that cannot start at all skips every engine test with the daemon\'s own error line', () => {
+test("an engine that cannot start at all skips every engine test with the daemon's own error line", () => {
   // A PATH with docker, bash and the basics but no dockerd.
   const bin = mkdtempSync(join(tmpdir(), 'kindler-nodockerd-'));
   try {

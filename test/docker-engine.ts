@@ -24,12 +24,22 @@ const IMAGE_SH = join(ENGINE_DIR, 'image.sh');
 export type Availability = { host: string } | { skip: string } | { error: string };
 
 function firstLine(s: string): string {
-  return s.split('\n').map((l) => l.trim()).filter(Boolean).pop() ?? '';
+  return (
+    s
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean)
+      .pop() ?? ''
+  );
 }
 
 /** Does the engine at `host` answer? null when it does, else docker's own error line. */
 export function engineProblem(host: string): string | null {
-  const r = spawnSync('docker', ['version', '--format', '{{.Server.Version}}'], { env: { ...process.env, DOCKER_HOST: host }, encoding: 'utf8', timeout: 20_000 });
+  const r = spawnSync('docker', ['version', '--format', '{{.Server.Version}}'], {
+    env: { ...process.env, DOCKER_HOST: host },
+    encoding: 'utf8',
+    timeout: 20_000,
+  });
   if (r.error) return `docker: ${r.error.message}`;
   return r.status === 0 ? null : firstLine(r.stderr) || `docker version exited ${r.status}`;
 }
@@ -83,7 +93,11 @@ export function dockerEngine(): Availability {
   const own = new PrivateEngine();
   const why = own.start();
   if (why) {
-    try { own.destroy(); } catch { /* nothing was started */ }
+    try {
+      own.destroy();
+    } catch {
+      /* nothing was started */
+    }
     return (cached = { skip: `no docker engine can start here (${why}); set KINDLER_TEST_DOCKER_HOST or run bash .ci/run` });
   }
   // When this file's tests are done (the test runner may end the process without an 'exit' event).

@@ -12,7 +12,11 @@ import { fileURLToPath } from 'node:url';
 
 const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'bin');
 
-interface Result { code: number; stdout: string; stderr: string }
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 
 function sandbox() {
   const root = mkdtempSync(path.join(tmpdir(), 'kindler-fakes-'));
@@ -21,7 +25,8 @@ function sandbox() {
   mkdirSync(fake);
   mkdirSync(home);
   const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${BIN}${path.delimiter}${process.env.PATH ?? ''}`, KINDLER_FAKE_DIR: fake, HOME: home };
-  for (const k of ['KUBECONFIG', 'XDG_CONFIG_HOME', 'LOG_COLORS', 'LOG_TIMESTAMPS', 'KIND_CLUSTER_NAME', 'DOCKER_HOST', 'KIND_EXPERIMENTAL_DOCKER_NETWORK']) delete env[k];
+  for (const k of ['KUBECONFIG', 'XDG_CONFIG_HOME', 'LOG_COLORS', 'LOG_TIMESTAMPS', 'KIND_CLUSTER_NAME', 'DOCKER_HOST', 'KIND_EXPERIMENTAL_DOCKER_NETWORK'])
+    delete env[k];
   const run = (cmd: string, args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<Result> =>
     new Promise((resolve) => {
       execFile(cmd, args, { env: { ...env, ...extraEnv }, cwd: root }, (error, stdout, stderr) => {
@@ -40,19 +45,36 @@ type Sandbox = ReturnType<typeof sandbox>;
 
 async function withSandbox(fn: (s: Sandbox) => Promise<void>) {
   const s = sandbox();
-  try { await fn(s); } finally { s.cleanup(); }
+  try {
+    await fn(s);
+  } finally {
+    s.cleanup();
+  }
 }
-function lines(s: string) { return s.split('\n').filter(Boolean); }
+function lines(s: string) {
+  return s.split('\n').filter(Boolean);
+}
 
-interface FakeContainer { name: string; state: string; labels: Record<string, string>; networks: Record<string, { ip: string }> }
-interface FakeState { containers: FakeContainer[]; networks: { name: string; subnet: string | null }[] }
+interface FakeContainer {
+  name: string;
+  state: string;
+  labels: Record<string, string>;
+  networks: Record<string, { ip: string }>;
+}
+interface FakeState {
+  containers: FakeContainer[];
+  networks: { name: string; subnet: string | null }[];
+}
 /** Read the fake engine's store directly (cheaper than a docker call for plain assertions). */
 function store(s: Sandbox): FakeState {
   const f = path.join(s.fake, 'state.json');
   return existsSync(f) ? JSON.parse(readFileSync(f, 'utf8')) : { containers: [], networks: [] };
 }
 function names(s: Sandbox, label?: string): string[] {
-  return store(s).containers.filter((c) => !label || label.split('=')[0]! in c.labels && (!label.includes('=') || c.labels[label.split('=')[0]!] === label.split('=')[1])).map((c) => c.name).sort();
+  return store(s)
+    .containers.filter((c) => !label || (label.split('=')[0]! in c.labels && (!label.includes('=') || c.labels[label.split('=')[0]!] === label.split('=')[1])))
+    .map((c) => c.name)
+    .sort();
 }
 
 describe('fake provider CLIs', { concurrency: true }, () => {
@@ -68,10 +90,21 @@ describe('fake provider CLIs', { concurrency: true }, () => {
 
   test('k3d: create / list / stop / start / delete round trip', async () => {
     await withSandbox(async (s) => {
-      let r = await s.run('k3d', ['cluster', 'create', 'dev', '-a', '1', '-p', '18080:80@loadbalancer', '--api-port', '6550', '--kubeconfig-update-default=false']);
+      let r = await s.run('k3d', [
+        'cluster',
+        'create',
+        'dev',
+        '-a',
+        '1',
+        '-p',
+        '18080:80@loadbalancer',
+        '--api-port',
+        '6550',
+        '--kubeconfig-update-default=false',
+      ]);
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stderr, '');
-      assert.ok(r.stdout.includes('\x1b[36mINFO\x1b[0m[0000] portmapping \'18080:80\' targets the loadbalancer'), r.stdout);
+      assert.ok(r.stdout.includes("\x1b[36mINFO\x1b[0m[0000] portmapping '18080:80' targets the loadbalancer"), r.stdout);
       assert.match(r.stdout, /Cluster 'dev' created successfully!/);
       assert.match(r.stdout, /export KUBECONFIG=\$\(k3d kubeconfig write dev\)\nkubectl cluster-info\n$/);
       assert.equal(existsSync(path.join(s.home, '.kube', 'config')), false, 'must not touch the default kubeconfig');
@@ -114,7 +147,10 @@ describe('fake provider CLIs', { concurrency: true }, () => {
       assert.equal(r.code, 0);
       assert.match(r.stdout, /Deleting cluster network 'k3d-dev'[\s\S]*Successfully deleted cluster dev!/);
       assert.deepEqual(names(s), []);
-      assert.equal(store(s).networks.some((n) => n.name === 'k3d-dev'), false);
+      assert.equal(
+        store(s).networks.some((n) => n.name === 'k3d-dev'),
+        false,
+      );
       assert.equal(existsSync(kc), false, 'standalone kubeconfig removed');
       r = await s.run('k3d', ['cluster', 'delete', 'dev']);
       assert.equal(r.code, 0);
@@ -138,27 +174,30 @@ describe('fake provider CLIs', { concurrency: true }, () => {
   test('kind: create from a config with extraPortMappings, then delete', async () => {
     await withSandbox(async (s) => {
       const cfgFile = path.join(s.root, 'kind.yaml');
-      writeFileSync(cfgFile, [
-        'kind: Cluster',
-        'apiVersion: kind.x-k8s.io/v1alpha4',
-        'nodes:',
-        '- role: control-plane',
-        '  kubeadmConfigPatches:',
-        '  - |',
-        '    kind: InitConfiguration',
-        '    nodeRegistration:',
-        '      kubeletExtraArgs:',
-        '        node-labels: "ingress-ready=true"',
-        '  extraPortMappings:',
-        '  - containerPort: 80',
-        '    hostPort: 18093',
-        '    protocol: TCP',
-        '  - containerPort: 443',
-        '    hostPort: 18446',
-        '    listenAddress: "127.0.0.1"',
-        '- role: worker',
-        '',
-      ].join('\n'));
+      writeFileSync(
+        cfgFile,
+        [
+          'kind: Cluster',
+          'apiVersion: kind.x-k8s.io/v1alpha4',
+          'nodes:',
+          '- role: control-plane',
+          '  kubeadmConfigPatches:',
+          '  - |',
+          '    kind: InitConfiguration',
+          '    nodeRegistration:',
+          '      kubeletExtraArgs:',
+          '        node-labels: "ingress-ready=true"',
+          '  extraPortMappings:',
+          '  - containerPort: 80',
+          '    hostPort: 18093',
+          '    protocol: TCP',
+          '  - containerPort: 443',
+          '    hostPort: 18446',
+          '    listenAddress: "127.0.0.1"',
+          '- role: worker',
+          '',
+        ].join('\n'),
+      );
       const kc = path.join(s.root, 'kubeconfig');
       let r = await s.run('kind', ['create', 'cluster', '--name', 'dev-a', '--config', cfgFile, '--kubeconfig', kc, '--wait', '60s']);
       assert.equal(r.code, 0, r.stderr);
@@ -204,7 +243,10 @@ describe('fake provider CLIs', { concurrency: true }, () => {
       writeFileSync(f, 'kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n  extraPortMapping:\n  - containerPort: 80\n');
       let r = await s.run('kind', ['create', 'cluster', '--config', f]);
       assert.equal(r.code, 1);
-      assert.equal(r.stderr, 'ERROR: failed to create cluster: unable to decode config: yaml: unmarshal errors:\n  line 5: field extraPortMapping not found in type v1alpha4.Node\n');
+      assert.equal(
+        r.stderr,
+        'ERROR: failed to create cluster: unable to decode config: yaml: unmarshal errors:\n  line 5: field extraPortMapping not found in type v1alpha4.Node\n',
+      );
       writeFileSync(f, 'kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha3\n');
       r = await s.run('kind', ['create', 'cluster', '--config', f]);
       assert.match(r.stderr, /unknown apiVersion: kind\.x-k8s\.io\/v1alpha3/);
@@ -222,19 +264,31 @@ describe('fake provider CLIs', { concurrency: true }, () => {
 
       r = await s.run('k3d', ['cluster', 'create', 'b', '-p', '18080:80@loadbalancer', '--kubeconfig-update-default=false']);
       assert.equal(r.code, 1);
-      assert.match(r.stderr, /ERRO.*Failed Cluster Start: Failed to add one or more helper nodes: .*Bind for 0\.0\.0\.0:18080 failed: port is already allocated/);
+      assert.match(
+        r.stderr,
+        /ERRO.*Failed Cluster Start: Failed to add one or more helper nodes: .*Bind for 0\.0\.0\.0:18080 failed: port is already allocated/,
+      );
       assert.match(r.stderr, /Failed to create cluster >>> Rolling Back[\s\S]*FATA.*Cluster creation FAILED, all changes have been rolled back!/);
       assert.match(r.stdout, /Deleting cluster 'b'/);
       assert.deepEqual(names(s, 'k3d.cluster=b'), []);
-      assert.deepEqual(store(s).networks.map((n) => n.name), before);
+      assert.deepEqual(
+        store(s).networks.map((n) => n.name),
+        before,
+      );
 
       const cfg = path.join(s.root, 'kind.yaml');
-      writeFileSync(cfg, 'kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n  extraPortMappings:\n  - containerPort: 80\n    hostPort: 18080\n- role: worker\n');
+      writeFileSync(
+        cfg,
+        'kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n  extraPortMappings:\n  - containerPort: 80\n    hostPort: 18080\n- role: worker\n',
+      );
       r = await s.run('kind', ['create', 'cluster', '--name', 'c', '--config', cfg]);
       assert.equal(r.code, 1);
       assert.ok(r.stderr.includes(' ✗ Preparing nodes 📦 📦 \n'), r.stderr);
       assert.match(r.stderr, /Deleted nodes: \[/);
-      assert.match(r.stderr, /ERROR: failed to create cluster: command "docker run --name c-control-plane .*--publish=0\.0\.0\.0:18080:80\/TCP.*" failed with error: exit status 125\nCommand Output: [0-9a-f]{64}\ndocker: Error response from daemon: .*Bind for 0\.0\.0\.0:18080 failed: port is already allocated/);
+      assert.match(
+        r.stderr,
+        /ERROR: failed to create cluster: command "docker run --name c-control-plane .*--publish=0\.0\.0\.0:18080:80\/TCP.*" failed with error: exit status 125\nCommand Output: [0-9a-f]{64}\ndocker: Error response from daemon: .*Bind for 0\.0\.0\.0:18080 failed: port is already allocated/,
+      );
       assert.deepEqual(names(s, 'io.x-k8s.kind.cluster=c'), []);
       assert.equal(existsSync(path.join(s.home, '.kube', 'config')), false);
     });
@@ -249,7 +303,10 @@ describe('fake provider CLIs', { concurrency: true }, () => {
       r = await s.run('k3d', ['cluster', 'create', 'x', '-a', 'two']);
       assert.match(r.stderr, /invalid argument "two" for "-a, --agents" flag: strconv\.ParseInt: parsing "two": invalid syntax/);
       r = await s.run('k3d', ['cluster', 'create', 'Bad_Name']);
-      assert.match(r.stderr, /Failed Cluster Configuration Validation: {2}provided cluster name 'Bad_Name' does not match requirements: Invalid cluster name\. name Bad_Name is not a valid hostname as per RFC 1123/);
+      assert.match(
+        r.stderr,
+        /Failed Cluster Configuration Validation: {2}provided cluster name 'Bad_Name' does not match requirements: Invalid cluster name\. name Bad_Name is not a valid hostname as per RFC 1123/,
+      );
       r = await s.run('kind', ['create', 'cluster', '--nme', 'x']);
       assert.deepEqual([r.code, r.stderr], [1, 'ERROR: unknown flag: --nme\n']);
       r = await s.run('docker', ['ps', '--bogus']);
@@ -332,7 +389,10 @@ describe('fake provider CLIs', { concurrency: true }, () => {
       r = await s.run('kubectl', ['get', 'nodes', '-o', 'json']);
       const list = JSON.parse(r.stdout);
       assert.equal(list.kind, 'List');
-      assert.deepEqual(list.items.map((n: { metadata: { name: string } }) => n.metadata.name), ['k3d-dev-server-0']);
+      assert.deepEqual(
+        list.items.map((n: { metadata: { name: string } }) => n.metadata.name),
+        ['k3d-dev-server-0'],
+      );
       r = await s.run('kubectl', ['get', 'nodes', '-o', 'jsonpath={.items[*].status.conditions[?(@.type=="Ready")].status}']);
       assert.equal(r.stdout, 'True');
 
@@ -355,7 +415,10 @@ describe('fake provider CLIs', { concurrency: true }, () => {
       const child = spawn('k3d', ['cluster', 'create', 'h', '--kubeconfig-update-default=false'], { env: s.env, cwd: s.root });
       let stdout = '';
       await new Promise<void>((resolve, reject) => {
-        child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); if (stdout.includes("Starting node 'k3d-h-server-0'")) resolve(); });
+        child.stdout.on('data', (d: Buffer) => {
+          stdout += d.toString();
+          if (stdout.includes("Starting node 'k3d-h-server-0'")) resolve();
+        });
         child.on('exit', () => reject(new Error(`exited early: ${stdout}`)));
       });
       const r = await s.run('docker', ['ps', '-a', '--filter', 'label=k3d.cluster=h', '--format', '{{.Names}} {{.State}}']);
@@ -372,11 +435,34 @@ describe('fake provider CLIs', { concurrency: true }, () => {
     await withSandbox(async (s) => {
       const kc = path.join(s.root, 'kubeconfig');
       const cfgFile = path.join(s.root, 'kind.yaml');
-      const labelled = (label: boolean) => ['apiVersion: kind.x-k8s.io/v1alpha4', 'kind: Cluster', 'nodes:', '- role: control-plane', ...(label ? ['  labels:', '    ingress-ready: "true"'] : []), ''].join('\n');
+      const labelled = (label: boolean) =>
+        [
+          'apiVersion: kind.x-k8s.io/v1alpha4',
+          'kind: Cluster',
+          'nodes:',
+          '- role: control-plane',
+          ...(label ? ['  labels:', '    ingress-ready: "true"'] : []),
+          '',
+        ].join('\n');
       writeFileSync(cfgFile, labelled(false));
       assert.equal((await s.run('kind', ['create', 'cluster', '--name', 'ing', '--config', cfgFile, '--kubeconfig', kc])).code, 0);
       const file = path.join(s.root, 'app.yaml');
-      const deployment = ['apiVersion: apps/v1', 'kind: Deployment', 'metadata:', '  name: web', '  namespace: demo', 'spec:', '  template:', '    spec:', '      nodeSelector:', '        ingress-ready: "true"', '      tolerations:', '      - key: node-role.kubernetes.io/control-plane', '        operator: Equal', '        effect: NoSchedule'];
+      const deployment = [
+        'apiVersion: apps/v1',
+        'kind: Deployment',
+        'metadata:',
+        '  name: web',
+        '  namespace: demo',
+        'spec:',
+        '  template:',
+        '    spec:',
+        '      nodeSelector:',
+        '        ingress-ready: "true"',
+        '      tolerations:',
+        '      - key: node-role.kubernetes.io/control-plane',
+        '        operator: Equal',
+        '        effect: NoSchedule',
+      ];
       writeFileSync(file, ['---', 'apiVersion: v1', 'kind: Namespace', 'metadata:', '  name: demo', '---', ...deployment, ''].join('\n'));
       let r = await s.run('kubectl', ['--kubeconfig', kc, 'apply', '-f', file]);
       assert.deepEqual([r.code, r.stdout, r.stderr], [0, 'namespace/demo created\ndeployment.apps/web created\n', '']);
@@ -394,11 +480,20 @@ describe('fake provider CLIs', { concurrency: true }, () => {
       writeFileSync(file, 'apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\n');
       r = await s.run('kubectl', ['--kubeconfig', kc, 'apply', '-f', file]);
       assert.equal(r.code, 1);
-      assert.match(r.stderr, /^error: resource mapping not found for name: "w" namespace: "" from ".*": no matches for kind "Widget" in version "example.com\/v1"\nensure CRDs are installed first\n$/);
+      assert.match(
+        r.stderr,
+        /^error: resource mapping not found for name: "w" namespace: "" from ".*": no matches for kind "Widget" in version "example.com\/v1"\nensure CRDs are installed first\n$/,
+      );
       assert.deepEqual(await s.run('kubectl', ['--kubeconfig', kc, 'apply']), { code: 1, stdout: '', stderr: 'error: must specify one of -f and -k\n' });
-      assert.equal((await s.run('kubectl', ['--kubeconfig', kc, 'apply', '-f', path.join(s.root, 'missing.yaml')])).stderr, `error: the path "${path.join(s.root, 'missing.yaml')}" does not exist\n`);
+      assert.equal(
+        (await s.run('kubectl', ['--kubeconfig', kc, 'apply', '-f', path.join(s.root, 'missing.yaml')])).stderr,
+        `error: the path "${path.join(s.root, 'missing.yaml')}" does not exist\n`,
+      );
       assert.equal((await s.run('kubectl', ['--kubeconfig', kc, 'apply', '-f', 'https://example.com/x.yaml'])).code, 3);
-      assert.equal((await s.run('kubectl', ['--kubeconfig', kc, 'apply', '-f', file, '--bogus'])).stderr, "error: unknown flag: --bogus\nSee 'kubectl apply --help' for usage.\n");
+      assert.equal(
+        (await s.run('kubectl', ['--kubeconfig', kc, 'apply', '-f', file, '--bogus'])).stderr,
+        "error: unknown flag: --bogus\nSee 'kubectl apply --help' for usage.\n",
+      );
 
       // A labelled control plane: the deployment fits (taint tolerated) and becomes available.
       assert.equal((await s.run('kind', ['delete', 'cluster', '--name', 'ing', '--kubeconfig', kc])).code, 0);
@@ -420,8 +515,17 @@ describe('fake provider CLIs', { concurrency: true }, () => {
     await withSandbox(async (s) => {
       await s.run('docker', ['ps', '-a']);
       await s.run('kind', ['get', 'clusters']);
-      const calls = readFileSync(path.join(s.fake, 'calls.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-      assert.deepEqual(calls.map((c) => [c.tool, c.argv]), [['docker', ['ps', '-a']], ['kind', ['get', 'clusters']]]);
+      const calls = readFileSync(path.join(s.fake, 'calls.log'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
+      assert.deepEqual(
+        calls.map((c) => [c.tool, c.argv]),
+        [
+          ['docker', ['ps', '-a']],
+          ['kind', ['get', 'clusters']],
+        ],
+      );
       assert.equal(calls[0].cwd, s.root);
       assert.ok(!Number.isNaN(Date.parse(calls[0].time)));
     });

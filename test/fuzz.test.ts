@@ -56,15 +56,136 @@ function prng(seed: number) {
 type Rng = ReturnType<typeof prng>;
 
 const NASTY = [
-  '', ' ', '-', '--', '---', '-h', '=', '\\', "'", '"', '`', '$(id)', '`id`', ';rm -rf /', '|cat', '&&', '../../etc/passwd', '%s%n%x',
-  '{bold}x{/bold}', '{red-fg}', '{', '}', '{/}', '\x00', '\x07', '\x08', '\t', '\n', '\r', '\r\n', '\x0b', '\x0c', '\x1b', '\x7f',
-  '\x1b[2J', '\x1b[H', '\x1b]0;pwned\x07', '\x1b]52;c;cHduZWQ=\x07', '\x1bP+q\x1b\\', '\x1b[31m', '\x1bc', '\x9b2J', '\x9d0;t\x9c', '\u0085',
-  'é', 'e\u0301', 'ümlaut', '日本語', '한국어', '🙂', '👩‍💻', '\u202eevil', '\u200b', '\ufeff', '\ud7ff', 'Ω', 'ǅ', 'ﬁ',
-  'NaN', 'Infinity', '-1', '0', '00', '080', '1e3', '0x50', '1.5', ' 80', '80 ', '65536', '99999999999999999999', '+1',
-  'true', 'false', 'null', 'undefined', '__proto__', 'constructor', 'toString', 'hasOwnProperty',
+  '',
+  ' ',
+  '-',
+  '--',
+  '---',
+  '-h',
+  '=',
+  '\\',
+  "'",
+  '"',
+  '`',
+  '$(id)',
+  '`id`',
+  ';rm -rf /',
+  '|cat',
+  '&&',
+  '../../etc/passwd',
+  '%s%n%x',
+  '{bold}x{/bold}',
+  '{red-fg}',
+  '{',
+  '}',
+  '{/}',
+  '\x00',
+  '\x07',
+  '\x08',
+  '\t',
+  '\n',
+  '\r',
+  '\r\n',
+  '\x0b',
+  '\x0c',
+  '\x1b',
+  '\x7f',
+  '\x1b[2J',
+  '\x1b[H',
+  '\x1b]0;pwned\x07',
+  '\x1b]52;c;cHduZWQ=\x07',
+  '\x1bP+q\x1b\\',
+  '\x1b[31m',
+  '\x1bc',
+  '\x9b2J',
+  '\x9d0;t\x9c',
+  '\u0085',
+  'é',
+  'e\u0301',
+  'ümlaut',
+  '日本語',
+  '한국어',
+  '🙂',
+  '👩‍💻',
+  '\u202eevil',
+  '\u200b',
+  '\ufeff',
+  '\ud7ff',
+  'Ω',
+  'ǅ',
+  'ﬁ',
+  'NaN',
+  'Infinity',
+  '-1',
+  '0',
+  '00',
+  '080',
+  '1e3',
+  '0x50',
+  '1.5',
+  ' 80',
+  '80 ',
+  '65536',
+  '99999999999999999999',
+  '+1',
+  'true',
+  'false',
+  'null',
+  'undefined',
+  '__proto__',
+  'constructor',
+  'toString',
+  'hasOwnProperty',
 ];
-const VERB_NAMES = ['list', 'show', 'create', 'delete', 'start', 'stop', 'sync', 'import-image', 'tasks', 'task', 'logs', 'cancel', 'import-csv', 'extend', 'audit', 'adopt', 'routes', 'whoami', 'users', 'version', 'help'];
-const FLAG_NAMES = ['provider', 'servers', 'agents', 'image', 'http-port', 'https-port', 'api-port', 'subnet', 'ttl', 'remove-on-failure', 'wait', 'json', 'help', 'cluster', 'active', 'limit', 'follow', 'user', 'since', 'dry-run', 'last', 'role', 'key', 'bogus'];
+const VERB_NAMES = [
+  'list',
+  'show',
+  'create',
+  'delete',
+  'start',
+  'stop',
+  'sync',
+  'import-image',
+  'tasks',
+  'task',
+  'logs',
+  'cancel',
+  'import-csv',
+  'extend',
+  'audit',
+  'adopt',
+  'routes',
+  'whoami',
+  'users',
+  'version',
+  'help',
+];
+const FLAG_NAMES = [
+  'provider',
+  'servers',
+  'agents',
+  'image',
+  'http-port',
+  'https-port',
+  'api-port',
+  'subnet',
+  'ttl',
+  'remove-on-failure',
+  'wait',
+  'json',
+  'help',
+  'cluster',
+  'active',
+  'limit',
+  'follow',
+  'user',
+  'since',
+  'dry-run',
+  'last',
+  'role',
+  'key',
+  'bogus',
+];
 
 /** A random string: a nasty token, random code points (any plane, controls included), or something very long. */
 function junk(r: Rng, maxLen = 40): string {
@@ -75,7 +196,8 @@ function junk(r: Rng, maxLen = 40): string {
       return r.pick(NASTY) + r.pick(NASTY) + r.pick(NASTY);
     case 2: {
       let s = '';
-      for (let i = r.int(maxLen); i > 0; i--) s += String.fromCodePoint(r.pick([r.int(0x20), 0x20 + r.int(0x60), 0x7f + r.int(0x21), 0xa0 + r.int(0x2000), 0x1f300 + r.int(0x300)]));
+      for (let i = r.int(maxLen); i > 0; i--)
+        s += String.fromCodePoint(r.pick([r.int(0x20), 0x20 + r.int(0x60), 0x7f + r.int(0x21), 0xa0 + r.int(0x2000), 0x1f300 + r.int(0x300)]));
       return s;
     }
     case 3:
@@ -256,7 +378,16 @@ async function run(engine: Engine, argv: string[], actor: Principal, users?: Use
     engine,
     actor,
     ...(users ? { users } : {}),
-    io: { out: (s) => (out += s), err: (s) => (err += s), isTTY: false, columns: 100, signal: new AbortController().signal, readFile: async () => { throw Object.assign(new Error('no files here'), { code: 'EACCES' }); } },
+    io: {
+      out: (s) => (out += s),
+      err: (s) => (err += s),
+      isTTY: false,
+      columns: 100,
+      signal: new AbortController().signal,
+      readFile: async () => {
+        throw Object.assign(new Error('no files here'), { code: 'EACCES' });
+      },
+    },
   });
   return { code, out, err };
 }
@@ -309,7 +440,9 @@ test(`${N} generated inputs through runCommand: one error line naming the field,
     const problem = judge(actor === viewer ? { ...inp, field: undefined } : inp, res.code, res.out, res.err);
     const changed = res.code !== 0 && stateKey(engine) !== before;
     if (problem || changed) {
-      assert.fail(`seed ${SEED}, input #${i} as ${actor.role}: ${problem ?? 'a failing input changed the state'}\nargv: ${show(JSON.stringify(inp.argv))}\nexit ${res.code}\nstdout: ${show(res.out)}\nstderr: ${show(res.err)}`);
+      assert.fail(
+        `seed ${SEED}, input #${i} as ${actor.role}: ${problem ?? 'a failing input changed the state'}\nargv: ${show(JSON.stringify(inp.argv))}\nexit ${res.code}\nstdout: ${show(res.out)}\nstderr: ${show(res.err)}`,
+      );
     }
     if (res.code === 0) stats.ok++;
     else stats.invalid++;
@@ -333,36 +466,51 @@ test(`${SSH_N} generated inputs over real SSH exec channels answer exactly as ru
   const inputs = Array.from({ length: SSH_N }, () => genInput(r));
   let next = 0;
   const before = stateKey(engine);
-  await Promise.all(Array.from({ length: 4 }, async () => {
-    while (next < inputs.length) {
-      const i = next++;
-      const inp = inputs[i]!;
-      const pty = i % 5 === 0;
-      let command = inp.argv.map(quote).join(' ');
-      // Unquoted: the splitter sees the raw characters. The tail keeps such a line from ever being a
-      // valid create (a repeated flag, or extra arguments after --, or inside an open quote).
-      if (i % 7 === 0) command = `${inp.argv.join(' ')} --servers=0 --servers=0`;
-      // SSH itself caps a packet at ~35,000 bytes (ssh2 drops the connection); kindler's own cap is 16,384 characters.
-      const cut = Buffer.byteLength(command) > 30_000;
-      if (cut) {
-        let bytes = 0;
-        command = [...command].filter((ch) => (bytes += Buffer.byteLength(ch)) <= 30_000).join('');
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      while (next < inputs.length) {
+        const i = next++;
+        const inp = inputs[i]!;
+        const pty = i % 5 === 0;
+        let command = inp.argv.map(quote).join(' ');
+        // Unquoted: the splitter sees the raw characters. The tail keeps such a line from ever being a
+        // valid create (a repeated flag, or extra arguments after --, or inside an open quote).
+        if (i % 7 === 0) command = `${inp.argv.join(' ')} --servers=0 --servers=0`;
+        // SSH itself caps a packet at ~35,000 bytes (ssh2 drops the connection); kindler's own cap is 16,384 characters.
+        const cut = Buffer.byteLength(command) > 30_000;
+        if (cut) {
+          let bytes = 0;
+          command = [...command].filter((ch) => (bytes += Buffer.byteLength(ch)) <= 30_000).join('');
+        }
+        const res = await sshExec(c, command, { pty });
+        const out = res.stdout.toString('utf8');
+        const err = res.stderr.toString('utf8');
+        const code = res.code ?? -1;
+        const splitFails = cut || /[\0\r\n]/.test(command) || command.length > 16_384 || i % 7 === 0;
+        const problem = judge(
+          { ...inp, ...(splitFails ? { field: undefined, invalid: inp.invalid && i % 7 !== 0 } : {}) },
+          code,
+          out,
+          err,
+          pty ? '\n\t\r' : '\n\t',
+        );
+        let differs: string | null = null;
+        if (!splitFails) {
+          const local = await run(engine, inp.argv, sshActor, users);
+          if (local.code !== code || local.err !== err.replace(/\r\n/g, '\n')) differs = `runCommand answered exit ${local.code} ${show(local.err)}`;
+        }
+        if (problem || differs)
+          assert.fail(
+            `seed ${SEED}, ssh input #${i}${pty ? ' (pty)' : ''}: ${problem ?? differs}\ncommand: ${show(command)}\nexit ${code}\nstdout: ${show(out)}\nstderr: ${show(err)}`,
+          );
       }
-      const res = await sshExec(c, command, { pty });
-      const out = res.stdout.toString('utf8');
-      const err = res.stderr.toString('utf8');
-      const code = res.code ?? -1;
-      const splitFails = cut || /[\0\r\n]/.test(command) || command.length > 16_384 || (i % 7 === 0);
-      const problem = judge({ ...inp, ...(splitFails ? { field: undefined, invalid: inp.invalid && i % 7 !== 0 } : {}) }, code, out, err, pty ? '\n\t\r' : '\n\t');
-      let differs: string | null = null;
-      if (!splitFails) {
-        const local = await run(engine, inp.argv, sshActor, users);
-        if (local.code !== code || local.err !== err.replace(/\r\n/g, '\n')) differs = `runCommand answered exit ${local.code} ${show(local.err)}`;
-      }
-      if (problem || differs) assert.fail(`seed ${SEED}, ssh input #${i}${pty ? ' (pty)' : ''}: ${problem ?? differs}\ncommand: ${show(command)}\nexit ${code}\nstdout: ${show(out)}\nstderr: ${show(err)}`);
-    }
-  }));
-  assert.equal(stateKey(engine), before, `seed ${SEED}: no state change; tasks now: ${show(JSON.stringify(engine.store.data.tasks.slice(1).map((x) => [x.id, x.kind, x.cluster, x.user])))}`);
+    }),
+  );
+  assert.equal(
+    stateKey(engine),
+    before,
+    `seed ${SEED}: no state change; tasks now: ${show(JSON.stringify(engine.store.data.tasks.slice(1).map((x) => [x.id, x.kind, x.cluster, x.user])))}`,
+  );
 });
 
 test(`${FORM_N} key sequences through the create form: fields hold printable text only, every failed submit names its field`, async () => {
@@ -493,7 +641,11 @@ test(`${TUI_N} create-form submissions in the real TUI: the error names the fiel
     const row = CREATE_FIELDS.find((f) => f.key === bad)!;
     assert.match(s, new RegExp(`› ${row.label.replace(/ /g, '\\s')}:.*✗`), `seed ${SEED}, tui #${i}: the ${bad} row is focused and marked`);
     // What went to the terminal: blessed's own CSI sequences, and nothing else that is not text.
-    const sent = raw.slice(mark).replace(/\x1b\[[0-9;?>=]*[ -/]*[@-~]/g, '').replace(/\x1b[()][0-9A-Za-z]/g, '').replace(/\x1b[=>78]/g, '');
+    const sent = raw
+      .slice(mark)
+      .replace(/\x1b\[[0-9;?>=]*[ -/]*[@-~]/g, '')
+      .replace(/\x1b[()][0-9A-Za-z]/g, '')
+      .replace(/\x1b[=>78]/g, '');
     const ctl = controlIn(sent, '\r\n\b');
     if (ctl !== undefined) assert.fail(`seed ${SEED}, tui #${i}: ${JSON.stringify(ctl)} reached the terminal (value ${show(v)})`);
     input.write('\x1b');

@@ -38,7 +38,12 @@ function makeRemote(root: string, label: string): string {
 
 function remoteHeads(bare: string): Map<string, string> {
   const out = git(bare, 'for-each-ref', '--format=%(refname) %(objectname)', 'refs/heads', 'refs/tags');
-  return new Map(out.split('\n').filter(Boolean).map((l) => l.split(' ') as [string, string]));
+  return new Map(
+    out
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.split(' ') as [string, string]),
+  );
 }
 
 function cluster(name: string, extra: Partial<Cluster> = {}): Cluster {
@@ -175,16 +180,20 @@ describe('branches against a bare remote over file://', () => {
     const spec = JSON.parse(json) as Record<string, unknown>;
     assert.deepEqual(Object.keys(spec), ['name', 'provider', 'servers', 'agents', 'image', 'ports', 'subnet', 'domain', 'owner', 'createdAt']);
     assert.deepEqual(spec, {
-      name: 'alpha', provider: 'k3d', servers: 1, agents: 0, image: 'rancher/k3s:v1.31.4-k3s1',
-      ports: { http: 18080, https: 18443, api: 16443 }, subnet: '10.101.0.0/16', domain: 'dev.example.test',
-      owner: 'alice', createdAt: '2025-01-02T03:04:05.000Z',
+      name: 'alpha',
+      provider: 'k3d',
+      servers: 1,
+      agents: 0,
+      image: 'rancher/k3s:v1.31.4-k3s1',
+      ports: { http: 18080, https: 18443, api: 16443 },
+      subnet: '10.101.0.0/16',
+      domain: 'dev.example.test',
+      owner: 'alice',
+      createdAt: '2025-01-02T03:04:05.000Z',
     });
     assert.doesNotMatch(raw, /SECRET|kubeconfig|hunter2/i);
 
-    assert.equal(
-      git(bare, 'show', `${first.commit}:apps/alpha.yaml`),
-      'name: alpha\nhost: alpha.dev.example.test\nprovider: k3d\nhelm: {{ .Values.keep }}',
-    );
+    assert.equal(git(bare, 'show', `${first.commit}:apps/alpha.yaml`), 'name: alpha\nhost: alpha.dev.example.test\nprovider: k3d\nhelm: {{ .Values.keep }}');
     assert.equal(git(bare, 'show', `${first.commit}:apps/nested/static.txt`), 'unchanged');
     assert.match(git(bare, 'ls-tree', first.commit, 'hook.sh'), /^100755 /);
     assert.equal(git(bare, 'show', `${first.commit}:README.md`), '# gitops');
@@ -221,7 +230,14 @@ describe('branches against a bare remote over file://', () => {
 
   test('status reports remote heads, null for missing branches', async () => {
     const s = await gitops.status(['alpha', 'beta', 'nope']);
-    assert.deepEqual([...s], [['alpha', updated.commit], ['beta', remoteHeads(bare).get('refs/heads/beta')], ['nope', null]]);
+    assert.deepEqual(
+      [...s],
+      [
+        ['alpha', updated.commit],
+        ['beta', remoteHeads(bare).get('refs/heads/beta')],
+        ['nope', null],
+      ],
+    );
   });
 
   test('archiveAndDelete tags the head, pushes the tag and deletes the branch, verified', async () => {
@@ -264,7 +280,7 @@ describe('branches against a bare remote over file://', () => {
 });
 
 describe('failures', () => {
-  test('a push rejected by a pre-receive hook rejects with git\'s whole message', async () => {
+  test("a push rejected by a pre-receive hook rejects with git's whole message", async () => {
     const bare = makeRemote(root, 'hooked');
     writeFileSync(join(bare, 'hooks', 'pre-receive'), '#!/bin/sh\necho "denied by policy" >&2; exit 1\n');
     chmodSync(join(bare, 'hooks', 'pre-receive'), 0o755);
@@ -278,7 +294,10 @@ describe('failures', () => {
       return true;
     });
     assert.equal(remoteHeads(bare).has('refs/heads/delta'), false);
-    assert.ok(lines.some((l) => /^gitops createBranch: git push .*\(failed, \d+ ms\): .*denied by policy/.test(l)), 'the log line shows the cause');
+    assert.ok(
+      lines.some((l) => /^gitops createBranch: git push .*\(failed, \d+ ms\): .*denied by policy/.test(l)),
+      'the log line shows the cause',
+    );
     // once the policy is lifted the same call succeeds
     rmSync(join(bare, 'hooks', 'pre-receive'));
     const ok = await g.createBranch(cluster('delta'), 'dev.example.test');
@@ -290,7 +309,11 @@ describe('failures', () => {
     const g = new Gitops(config(bare, 'nobase', { baseBranch: 'trunk' }), () => {});
     await assert.rejects(g.createBranch(cluster('eps'), 'dev.example.test'), /gitops createBranch: base branch "trunk" does not exist/);
     const missing = new Gitops(config(join(root, 'no-such.git'), 'missing'), () => {});
-    await assert.rejects(missing.ensureClone(), (e: unknown) => e instanceof Error && /^gitops ensureClone: git clone /.test(e.message) && /does not exist|not appear to be a git repository/.test(e.message));
+    await assert.rejects(
+      missing.ensureClone(),
+      (e: unknown) =>
+        e instanceof Error && /^gitops ensureClone: git clone /.test(e.message) && /does not exist|not appear to be a git repository/.test(e.message),
+    );
   });
 
   test('a non-empty workDir that is not a clone is refused (even inside another repository)', async () => {

@@ -58,11 +58,15 @@ test('the verbs print byte-identical output for the same inputs (golden file)', 
     // A task log interleaves a tool's stdout and stderr as they arrived: compare its lines as a set.
     // kind ends with one of four salutations, picked at random.
     const salutation = /^(Have a nice day!|Thanks for using kind!|Not sure what to do next\?|Have a question, bug, or feature request\?).*$/gm;
-    const out = argv[0] === 'logs' && !argv.includes('--json') ? `${r.out.replace(salutation, '<kind salutation>').split('\n').filter(Boolean).sort().join('\n')}\n` : r.out.replace(salutation, '<kind salutation>');
+    const out =
+      argv[0] === 'logs' && !argv.includes('--json')
+        ? `${r.out.replace(salutation, '<kind salutation>').split('\n').filter(Boolean).sort().join('\n')}\n`
+        : r.out.replace(salutation, '<kind salutation>');
     text += `==> ${actor?.user ?? 'alice'}: kindler ${argv.join(' ')}\nexit ${r.code}\n--- stdout\n${out}--- stderr\n${r.err}\n`;
   }
   const norm = text
-    .split(w.dir).join('<world>')
+    .split(w.dir)
+    .join('<world>')
     .replace(/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z/g, '<time>')
     .replace(/\b\d{4}-\d\d-\d\d \d\d:\d\d(:\d\d)?\b/g, '<time>')
     .replace(/\b\d\d:\d\d:\d\d\b/g, '<hms>')
@@ -84,6 +88,8 @@ test('the verbs print byte-identical output for the same inputs (golden file)', 
     const a = want.split('\n');
     const b = norm.split('\n');
     const i = a.findIndex((l, k) => l !== b[k]);
-    assert.fail(`output differs from ${GOLDEN} at line ${i + 1}:\n  golden: ${a[i]}\n  now:    ${b[i]}\n(run with KINDLER_UPDATE_GOLDEN=1 to accept a deliberate change)`);
+    assert.fail(
+      `output differs from ${GOLDEN} at line ${i + 1}:\n  golden: ${a[i]}\n  now:    ${b[i]}\n(run with KINDLER_UPDATE_GOLDEN=1 to accept a deliberate change)`,
+    );
   }
 });

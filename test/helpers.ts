@@ -126,7 +126,14 @@ export function makeWorld(overrides: Record<string, unknown> = {}, opts: WorldOp
   const daemons = new Set<{ stop(): Promise<unknown> }>();
   const docker = (args: string[]): string => execFileSync(opts.dockerHost ? 'docker' : join(FAKE_BIN, 'docker'), args, { env, encoding: 'utf8' });
   return {
-    dir, dataDir, fakeDir, home, configFile, env, cfg, dockerHost: opts.dockerHost,
+    dir,
+    dataDir,
+    fakeDir,
+    home,
+    configFile,
+    env,
+    cfg,
+    dockerHost: opts.dockerHost,
     rule: (name, content) => writeFileSync(join(fakeDir, 'control', name), `${content}\n`),
     calls: () => (existsSync(join(fakeDir, 'calls.log')) ? readFileSync(join(fakeDir, 'calls.log'), 'utf8') : ''),
     clearRule: (name) => rmSync(join(fakeDir, 'control', name), { force: true }),
@@ -178,7 +185,14 @@ export async function verb(engine: Engine, argv: string[], actor: Principal = AL
   const code = await runCommand(argv, {
     engine,
     actor,
-    io: { out: (s) => (out += s), err: (s) => (err += s), isTTY: false, columns: 100, signal: new AbortController().signal, readFile: async (p) => readFileSync(p, 'utf8') },
+    io: {
+      out: (s) => (out += s),
+      err: (s) => (err += s),
+      isTTY: false,
+      columns: 100,
+      signal: new AbortController().signal,
+      readFile: async (p) => readFileSync(p, 'utf8'),
+    },
   });
   return { code, out, err };
 }
@@ -229,10 +243,12 @@ export async function startDaemon(w: World): Promise<Daemon> {
   };
   proc.stdout.on('data', onData);
   proc.stderr.on('data', onData);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => proc.on('exit', (code, signal) => {
-    for (const f of waiters.splice(0)) f();
-    r({ code, signal });
-  }));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+    proc.on('exit', (code, signal) => {
+      for (const f of waiters.splice(0)) f();
+      r({ code, signal });
+    }),
+  );
   const waitFor = (re: RegExp, ms = 30000) =>
     new Promise<void>((resolveWait, reject) => {
       const timer = setTimeout(() => reject(new Error(`daemon output did not match ${re} within ${ms} ms:\n${out}`)), ms);
@@ -348,7 +364,13 @@ export async function startTestSsh(w: World, engine: Engine, o: { users: string[
   users.load();
   const hostKey = loadOrCreateHostKey(join(w.dir, 'keys', 'ssh_host_ed25519_key'));
   const srv = await startSshServer({
-    service: new Service(engine), users, hostKey, host: '127.0.0.1', port: 0, log, hostName: 'testhost',
+    service: new Service(engine),
+    users,
+    hostKey,
+    host: '127.0.0.1',
+    port: 0,
+    log,
+    hostName: 'testhost',
     limits: { ...DEFAULT_SSH_LIMITS, ...o.limits },
     ...(o.openTui ? { openTui: o.openTui } : {}),
   });
@@ -369,7 +391,17 @@ export async function startTestSsh(w: World, engine: Engine, o: { users: string[
       wakers.add(check);
       check();
     });
-  return { srv, users, logs, count, waitLog, stop: async () => { await srv.stop(); users.close(); } };
+  return {
+    srv,
+    users,
+    logs,
+    count,
+    waitLog,
+    stop: async () => {
+      await srv.stop();
+      users.close();
+    },
+  };
 }
 
 /** Connects an ssh2 client; rejects with the client's error (or a close before ready). */
@@ -430,10 +462,14 @@ export async function ctl(w: World, argv: string[], user = 'tester'): Promise<Ct
   if (!sock) return { code: 1, out: '', err: 'no daemon is listening', dropped: true };
   let out = '';
   let err = '';
-  const code = await runRemote(sock, { type: 'run', argv, user, isTTY: false, columns: 120, files: {} }, {
-    out: (s) => (out += s),
-    err: (s) => (err += s),
-  });
+  const code = await runRemote(
+    sock,
+    { type: 'run', argv, user, isTTY: false, columns: 120, files: {} },
+    {
+      out: (s) => (out += s),
+      err: (s) => (err += s),
+    },
+  );
   const exited = !/closed the connection before the command finished/.test(err);
   return { code, out, err, dropped: !exited };
 }
@@ -507,7 +543,10 @@ export async function withEngine(t: import('node:test').TestContext, overrides: 
 
 /** An SSH agent that offers one key and signs with another: a login-bypass attempt that must fail. */
 export class TwoFacedAgent extends ssh2.BaseAgent {
-  constructor(private readonly shows: ParsedKey, private readonly signsWith: ParsedKey) {
+  constructor(
+    private readonly shows: ParsedKey,
+    private readonly signsWith: ParsedKey,
+  ) {
     super();
   }
   override getIdentities(cb: (err: Error | undefined, keys?: ParsedKey[]) => void): void {
@@ -577,5 +616,8 @@ export function auditOnDisk(dataDir: string): Record<string, unknown>[] {
   const byN = new Map<number, Record<string, unknown>>();
   for (const rec of readJournal(dataDir).audit) byN.set(rec.n as number, rec.e as Record<string, unknown>);
   for (const r of state.audit) if (!byN.has(r.n)) byN.set(r.n, r.e);
-  return [...byN.entries()].filter(([n]) => n >= (state.auditFrom ?? 1)).sort((a, b) => a[0] - b[0]).map(([, ev]) => ev);
+  return [...byN.entries()]
+    .filter(([n]) => n >= (state.auditFrom ?? 1))
+    .sort((a, b) => a[0] - b[0])
+    .map(([, ev]) => ev);
 }

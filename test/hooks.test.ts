@@ -45,14 +45,17 @@ test('argocd-register: cluster add at the internal API address on create, cluste
   const kubeconfig = join(w.dir, 'dev.yaml');
   writeFileSync(kubeconfig, 'apiVersion: v1\nkind: Config\n');
   // argocd records the mode of the kubeconfig it is given and whether it exists after the hook (below).
-  w.stub('argocd', `prev=""; for a in "$@"; do if [[ $prev == --kubeconfig ]]; then stat -c '%a' "$a" >> ${w.calls}.mode; echo "$a" >> ${w.calls}.kc; fi; prev=$a; done`);
+  w.stub(
+    'argocd',
+    `prev=""; for a in "$@"; do if [[ $prev == --kubeconfig ]]; then stat -c '%a' "$a" >> ${w.calls}.mode; echo "$a" >> ${w.calls}.kc; fi; prev=$a; done`,
+  );
   // kubectl: the context's cluster for `config view`, silence for set-cluster.
   w.stub('kubectl', 'case "$*" in *"config view"*) echo k3d-dev;; esac');
   const env = { PATH: `${w.bin}:${process.env.PATH}` };
   execFileSync(join(AVAILABLE, 'argocd-register'), { env: { ...env, ...facts('post-create'), KINDLER_CLUSTER_KUBECONFIG: kubeconfig } });
   execFileSync(join(AVAILABLE, 'argocd-register'), { env: { ...env, ...facts('post-delete') } });
   const tmpKc = readFileSync(`${w.calls}.kc`, 'utf8').trim();
-  assert.notEqual(tmpKc, kubeconfig, 'Argo CD gets a copy, never kindler\'s own kubeconfig');
+  assert.notEqual(tmpKc, kubeconfig, "Argo CD gets a copy, never kindler's own kubeconfig");
   assert.equal(readFileSync(`${w.calls}.mode`, 'utf8').trim(), '600');
   assert.ok(!existsSync(tmpKc), 'the copy is removed');
   assert.deepEqual(readFileSync(w.calls, 'utf8').trim().split('\n'), [
@@ -61,13 +64,19 @@ test('argocd-register: cluster add at the internal API address on create, cluste
     `argocd cluster add k3d-dev --kubeconfig ${tmpKc} --name dev --upsert --yes`,
     'argocd cluster rm dev --yes',
   ]);
-  assert.equal(readFileSync(kubeconfig, 'utf8'), 'apiVersion: v1\nkind: Config\n', 'kindler\'s kubeconfig is untouched');
+  assert.equal(readFileSync(kubeconfig, 'utf8'), 'apiVersion: v1\nkind: Config\n', "kindler's kubeconfig is untouched");
   w.stub('argocd', 'echo "rpc error: Unauthenticated" >&2; exit 20');
-  const r = spawnSync(join(AVAILABLE, 'argocd-register'), { env: { ...env, ...facts('post-create'), KINDLER_CLUSTER_KUBECONFIG: kubeconfig }, encoding: 'utf8' });
+  const r = spawnSync(join(AVAILABLE, 'argocd-register'), {
+    env: { ...env, ...facts('post-create'), KINDLER_CLUSTER_KUBECONFIG: kubeconfig },
+    encoding: 'utf8',
+  });
   assert.equal(r.status, 20);
   assert.match(r.stderr, /Unauthenticated/);
   // No internal address yet: refused with the reason, argocd never called.
-  const none = spawnSync(join(AVAILABLE, 'argocd-register'), { env: { ...env, ...facts('post-create'), KINDLER_CLUSTER_KUBECONFIG: kubeconfig, KINDLER_API_SERVER_INTERNAL: '' }, encoding: 'utf8' });
+  const none = spawnSync(join(AVAILABLE, 'argocd-register'), {
+    env: { ...env, ...facts('post-create'), KINDLER_CLUSTER_KUBECONFIG: kubeconfig, KINDLER_API_SERVER_INTERNAL: '' },
+    encoding: 'utf8',
+  });
   assert.notEqual(none.status, 0);
   assert.match(none.stderr, /no node address yet/);
 });
@@ -79,7 +88,12 @@ test('the shipped hooks do nothing for a cluster that did not ask to be register
   w.stub('curl');
   w.stub('kubectl');
   const env = { PATH: `${w.bin}:${process.env.PATH}`, PORTAINER_URL: 'https://portainer.example.test:9443', PORTAINER_API_KEY_FILE: join(w.dir, 'missing') };
-  for (const [hook, register] of [['argocd-register', 'portainer'], ['portainer-register', 'argocd'], ['argocd-register', ''], ['portainer-register', '']] as const) {
+  for (const [hook, register] of [
+    ['argocd-register', 'portainer'],
+    ['portainer-register', 'argocd'],
+    ['argocd-register', ''],
+    ['portainer-register', ''],
+  ] as const) {
     for (const phase of ['post-create', 'post-delete']) {
       const r = spawnSync(join(AVAILABLE, hook), { env: { ...env, ...facts(phase), KINDLER_REGISTER: register }, encoding: 'utf8' });
       assert.equal(r.status, 0, r.stderr);
@@ -95,14 +109,24 @@ test('portainer-register: the API calls are made and the token never appears in 
   const token = join(w.dir, 'token');
   writeFileSync(token, 'ptr_SECRET_TOKEN\n');
   // curl stand-in: records argv, returns an endpoint list for GET, accepts -H @file.
-  w.stub('curl', `for a in "$@"; do case "$a" in @*) cat "\${a#@}" >> ${w.calls}.headers;; esac; done\ncase "$*" in *" -G "*) echo '[{"Id":4,"Name":"dev"},{"Id":5,"Name":"other"}]';; esac`);
+  w.stub(
+    'curl',
+    `for a in "$@"; do case "$a" in @*) cat "\${a#@}" >> ${w.calls}.headers;; esac; done\ncase "$*" in *" -G "*) echo '[{"Id":4,"Name":"dev"},{"Id":5,"Name":"other"}]';; esac`,
+  );
   const hasJq = spawnSync('sh', ['-c', 'command -v jq']).status === 0;
-  if (!hasJq) w.stub('jq', `exec ${process.execPath} -e 'const a=process.argv; let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{for(const e of JSON.parse(s)) if(e.Name===a[a.indexOf("--arg")+2]) console.log(e.Id)})' -- "$@"`);
+  if (!hasJq)
+    w.stub(
+      'jq',
+      `exec ${process.execPath} -e 'const a=process.argv; let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{for(const e of JSON.parse(s)) if(e.Name===a[a.indexOf("--arg")+2]) console.log(e.Id)})' -- "$@"`,
+    );
   const env = { PATH: `${w.bin}:${process.env.PATH}`, PORTAINER_URL: 'https://portainer.example.test:9443', PORTAINER_API_KEY_FILE: token };
   execFileSync(join(AVAILABLE, 'portainer-register'), { env: { ...env, ...facts('post-create') } });
   execFileSync(join(AVAILABLE, 'portainer-register'), { env: { ...env, ...facts('post-delete') } });
   const calls = readFileSync(w.calls, 'utf8');
-  assert.match(calls, /-X POST https:\/\/portainer\.example\.test:9443\/api\/endpoints -F Name=dev -F EndpointCreationType=2 -F URL=tcp:\/\/172\.18\.0\.3:30778/);
+  assert.match(
+    calls,
+    /-X POST https:\/\/portainer\.example\.test:9443\/api\/endpoints -F Name=dev -F EndpointCreationType=2 -F URL=tcp:\/\/172\.18\.0\.3:30778/,
+  );
   assert.match(calls, /-X DELETE https:\/\/portainer\.example\.test:9443\/api\/endpoints\/4\n/);
   assert.doesNotMatch(calls, /api\/endpoints\/5/);
   assert.doesNotMatch(calls, /SECRET/, 'the token is never in argv');
@@ -111,7 +135,12 @@ test('portainer-register: the API calls are made and the token never appears in 
 
 /** `env` output as a map. */
 function envOf(text: string): Map<string, string> {
-  return new Map(text.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as [string, string]));
+  return new Map(
+    text
+      .split('\n')
+      .filter((l) => l.includes('='))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as [string, string]),
+  );
 }
 
 test('the daemon gives hooks and route commands only allow-listed variables: its secrets stay in the daemon', async (t) => {
@@ -149,7 +178,8 @@ test('the daemon gives hooks and route commands only allow-listed variables: its
   for (const f of ['hook.env', 'validate.env', 'reload.env']) {
     const env = envOf(readFileSync(join(base, f), 'utf8'));
     const names = [...env.keys()];
-    for (const secret of ['KINDLER_TEST_SECRET', 'SOME_API_TOKEN', 'KINDLER_CONFIG']) assert.ok(!env.has(secret), `${f}: ${secret} must not be passed (got ${names.join(' ')})`);
+    for (const secret of ['KINDLER_TEST_SECRET', 'SOME_API_TOKEN', 'KINDLER_CONFIG'])
+      assert.ok(!env.has(secret), `${f}: ${secret} must not be passed (got ${names.join(' ')})`);
     assert.doesNotMatch(readFileSync(join(base, f), 'utf8'), /do-not-pass/, f);
     assert.equal(env.get('PATH'), w.env.PATH, `${f}: PATH is passed`);
     assert.equal(env.get('HOME'), w.env.HOME, `${f}: HOME is passed`);
@@ -173,7 +203,15 @@ test('a script gets the allow-listed environment plus what kindler sets, nothing
   setPassEnv([]);
   writeFileSync(join(dir, 'env.sh'), 'env\n');
   const lines: string[] = [];
-  const run = runScript({ script: join(dir, 'env.sh'), args: [], cwd: dir, env: { KINDLER_TASK_ID: 't-9' }, timeoutMs: 20_000, graceMs: 1000, onLine: (l) => lines.push(l) });
+  const run = runScript({
+    script: join(dir, 'env.sh'),
+    args: [],
+    cwd: dir,
+    env: { KINDLER_TASK_ID: 't-9' },
+    timeoutMs: 20_000,
+    graceMs: 1000,
+    onLine: (l) => lines.push(l),
+  });
   const r = await run.done;
   assert.equal(r.exitCode, 0);
   const env = envOf(lines.join('\n'));
@@ -194,7 +232,12 @@ test('portainer-register with PORTAINER_AGENT_MANIFEST: the agent is applied and
   writeFileSync(manifest, 'apiVersion: v1\nkind: Namespace\nmetadata:\n  name: portainer\n');
   w.stub('curl');
   w.stub('kubectl');
-  const env = { PATH: `${w.bin}:${process.env.PATH}`, PORTAINER_URL: 'https://portainer.example.test:9443', PORTAINER_API_KEY_FILE: token, PORTAINER_AGENT_MANIFEST: manifest };
+  const env = {
+    PATH: `${w.bin}:${process.env.PATH}`,
+    PORTAINER_URL: 'https://portainer.example.test:9443',
+    PORTAINER_API_KEY_FILE: token,
+    PORTAINER_AGENT_MANIFEST: manifest,
+  };
   execFileSync(join(AVAILABLE, 'portainer-register'), { env: { ...env, ...facts('post-create') } });
   const calls = readFileSync(w.calls, 'utf8').trim().split('\n');
   assert.deepEqual(calls.slice(0, 2), [

@@ -25,7 +25,11 @@ import { cli, freePort, makeWorld, startDaemon, startEngine, verb, type World } 
 
 const KEYS = mkdtempSync(join(tmpdir(), 'kindler-kc-keys-'));
 process.on('exit', () => rmSync(KEYS, { recursive: true, force: true }));
-interface Key { name: string; path: string; pub: string }
+interface Key {
+  name: string;
+  path: string;
+  pub: string;
+}
 function makeKey(name: string): Key {
   const path = join(KEYS, name);
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', name, '-f', path]);
@@ -55,18 +59,61 @@ function selfSigned(): { key: string; cert: string } {
   const dir = join(KEYS, 'tls');
   mkdirSync(dir, { recursive: true });
   if (!existsSync(join(dir, 'cert.pem'))) {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=localhost',
-      '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:0.0.0.0', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:0.0.0.0',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
   }
   return { key: readFileSync(join(dir, 'key.pem'), 'utf8'), cert: readFileSync(join(dir, 'cert.pem'), 'utf8') };
 }
 
 // ---- harness ---------------------------------------------------------------------------------------
 
-const SSH_BASE = ['-F', '/dev/null', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-o', 'ConnectTimeout=10'];
+const SSH_BASE = [
+  '-F',
+  '/dev/null',
+  '-o',
+  'StrictHostKeyChecking=no',
+  '-o',
+  'UserKnownHostsFile=/dev/null',
+  '-o',
+  'BatchMode=yes',
+  '-o',
+  'IdentitiesOnly=yes',
+  '-o',
+  'ConnectTimeout=10',
+];
 
-interface Proc { code: number | null; stdout: string; stderr: string }
-interface Live { proc: ChildProcess; err(): string; waitErr(re: RegExp, ms?: number): Promise<void>; done: Promise<Proc> }
+interface Proc {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+interface Live {
+  proc: ChildProcess;
+  err(): string;
+  waitErr(re: RegExp, ms?: number): Promise<void>;
+  done: Promise<Proc>;
+}
 
 interface H {
   w: World;
@@ -110,9 +157,24 @@ async function setup(t: import('node:test').TestContext, o: { limits?: Partial<S
   const users = new UsersStore({ file: usersFile, log, debounceMs: 50 });
   users.load();
   const srv = await startSshServer({
-    service: new Service(engine), users, hostKey: HOST, host: '127.0.0.1', port: 0, log, hostName: 'testhost',
-    limits: { ...DEFAULT_SSH_LIMITS, maxUnauthenticated: 50, rateLimit: { failures: 1000, windowMs: 60_000, blockMs: 60_000, delayMs: 0 }, maxSessionsPerUser: 20, maxChannelsPerConnection: 10, ...o.limits },
-    openTui: () => { throw new Error('no TUI in this test'); },
+    service: new Service(engine),
+    users,
+    hostKey: HOST,
+    host: '127.0.0.1',
+    port: 0,
+    log,
+    hostName: 'testhost',
+    limits: {
+      ...DEFAULT_SSH_LIMITS,
+      maxUnauthenticated: 50,
+      rateLimit: { failures: 1000, windowMs: 60_000, blockMs: 60_000, delayMs: 0 },
+      maxSessionsPerUser: 20,
+      maxChannelsPerConnection: 10,
+      ...o.limits,
+    },
+    openTui: () => {
+      throw new Error('no TUI in this test');
+    },
   });
   const procs = new Set<ChildProcess>();
   t.after(async () => {
@@ -125,7 +187,10 @@ async function setup(t: import('node:test').TestContext, o: { limits?: Partial<S
   const spawnSsh = (key: Key, args: string[], opts: string[] = []): Live => {
     const env = { ...process.env };
     delete env.SSH_AUTH_SOCK;
-    const proc = spawn('ssh', [...SSH_BASE, '-p', String(srv.port), '-i', key.path, ...opts, 'kindler@127.0.0.1', ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn('ssh', [...SSH_BASE, '-p', String(srv.port), '-i', key.path, ...opts, 'kindler@127.0.0.1', ...args], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     procs.add(proc);
     let stdout = '';
     let stderr = '';
@@ -150,7 +215,10 @@ async function setup(t: import('node:test').TestContext, o: { limits?: Partial<S
     return { proc, err: () => stderr, waitErr: (re, ms = 15_000) => waitText(() => stderr, pw, re, ms, 'ssh stderr'), done };
   };
   return {
-    w, engine, srv, logs,
+    w,
+    engine,
+    srv,
+    logs,
     waitLog: async (re, from = 0, ms = 15_000) => {
       await waitText(() => logs.slice(from).join('\n'), wake, re, ms, 'the server log');
       return logs.slice(from).find((l) => re.test(l))!;
@@ -279,76 +347,117 @@ function closed(s: { once(ev: 'close', f: () => void): unknown; destroyed?: bool
   });
 }
 
-interface KcJson { cluster: string; context: string; mode: string; server: string; credential: string; expiresAt?: string; kubeconfig: string; tunnel: { command: string; localPort: number; destination: string } | null }
-
-/** The kubeconfig as the real kubectl reads it (`kubectl config view --raw -o json`). */
-function kubectlView(dir: string, text: string): { clusters: { name: string; cluster: Record<string, string> }[]; users: { name: string; user: Record<string, string> }[]; contexts: { name: string }[]; 'current-context': string } {
-  const file = join(dir, `kc-${Math.random().toString(36).slice(2)}.yaml`);
-  writeFileSync(file, text, { mode: 0o600 });
-  return JSON.parse(execFileSync(KUBECTL, ['config', 'view', '--kubeconfig', file, '--raw', '-o', 'json'], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin', HOME: dir } }));
+interface KcJson {
+  cluster: string;
+  context: string;
+  mode: string;
+  server: string;
+  credential: string;
+  expiresAt?: string;
+  kubeconfig: string;
+  tunnel: { command: string; localPort: number; destination: string } | null;
 }
 
-const calls = (h: H) => h.w.calls().split('\n').filter(Boolean).map((l) => JSON.parse(l) as { tool: string; argv: string[] });
+/** The kubeconfig as the real kubectl reads it (`kubectl config view --raw -o json`). */
+function kubectlView(
+  dir: string,
+  text: string,
+): {
+  clusters: { name: string; cluster: Record<string, string> }[];
+  users: { name: string; user: Record<string, string> }[];
+  contexts: { name: string }[];
+  'current-context': string;
+} {
+  const file = join(dir, `kc-${Math.random().toString(36).slice(2)}.yaml`);
+  writeFileSync(file, text, { mode: 0o600 });
+  return JSON.parse(
+    execFileSync(KUBECTL, ['config', 'view', '--kubeconfig', file, '--raw', '-o', 'json'], { encoding: 'utf8', env: { PATH: '/usr/bin:/bin', HOME: dir } }),
+  );
+}
+
+const calls = (h: H) =>
+  h.w
+    .calls()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { tool: string; argv: string[] });
 
 // ---- tests -----------------------------------------------------------------------------------------
 
-test('an operator tunnels to their own cluster: bytes flow end to end to a TLS API stand-in, TLS verifies as localhost; the tunnel ends when the cluster is deleted', { skip: !HAVE_OPENSSL && 'openssl is not installed (needed for the stand-in API certificate)' }, async (t) => {
-  const h = await setup(t);
-  await createCluster(h, 'dev', BOB);
-  const c = h.engine.getCluster('dev')!;
-  const api = await fakeApi(t, c.apiPort);
-  // The tunnel first (on a port free right now), then the kubeconfig for that local port.
-  const from = h.logs.length;
-  const t0 = Date.now();
-  const { live: tun, ports: [lp] } = await openTunnel(h, bob, ['dev:6443']);
-  const listenMs = Date.now() - t0;
+test(
+  'an operator tunnels to their own cluster: bytes flow end to end to a TLS API stand-in, TLS verifies as localhost; the tunnel ends when the cluster is deleted',
+  { skip: !HAVE_OPENSSL && 'openssl is not installed (needed for the stand-in API certificate)' },
+  async (t) => {
+    const h = await setup(t);
+    await createCluster(h, 'dev', BOB);
+    const c = h.engine.getCluster('dev')!;
+    const api = await fakeApi(t, c.apiPort);
+    // The tunnel first (on a port free right now), then the kubeconfig for that local port.
+    const from = h.logs.length;
+    const t0 = Date.now();
+    const {
+      live: tun,
+      ports: [lp],
+    } = await openTunnel(h, bob, ['dev:6443']);
+    const listenMs = Date.now() - t0;
 
-  const r = await h.ssh(bob, ['kubeconfig', 'dev', '--local-port', String(lp), '--json']);
-  assert.equal(r.code, 0, r.stderr);
-  const j = JSON.parse(r.stdout) as KcJson;
-  assert.equal(j.context, 'kindler-dev');
-  assert.equal(j.mode, 'tunnel');
-  assert.equal(j.credential, 'admin');
-  assert.equal(j.server, `https://127.0.0.1:${lp}`);
-  assert.equal(j.tunnel!.command, `ssh -N -L ${lp}:dev:6443 kindler@127.0.0.1 -p ${h.srv.port}`);
-  assert.match(j.kubeconfig, /tls-server-name: "localhost"/);
-  assert.match(j.kubeconfig, /client-key-data: /);
-  assert.ok(j.kubeconfig.includes(`# open the tunnel first (leave it running): ${j.tunnel!.command}`));
-  // The default local port is the cluster's API port (so the same file also works on the host itself).
-  const dflt = await h.ssh(bob, ['kubeconfig', 'dev']);
-  assert.equal(dflt.code, 0, dflt.stderr);
-  assert.match(dflt.stdout, new RegExp(`server: "https://127\\.0\\.0\\.1:${c.apiPort}"`));
-  assert.match(dflt.stdout, new RegExp(`ssh -N -L ${c.apiPort}:dev:6443 kindler@127\\.0\\.0\\.1 -p ${h.srv.port}`));
+    const r = await h.ssh(bob, ['kubeconfig', 'dev', '--local-port', String(lp), '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as KcJson;
+    assert.equal(j.context, 'kindler-dev');
+    assert.equal(j.mode, 'tunnel');
+    assert.equal(j.credential, 'admin');
+    assert.equal(j.server, `https://127.0.0.1:${lp}`);
+    assert.equal(j.tunnel!.command, `ssh -N -L ${lp}:dev:6443 kindler@127.0.0.1 -p ${h.srv.port}`);
+    assert.match(j.kubeconfig, /tls-server-name: "localhost"/);
+    assert.match(j.kubeconfig, /client-key-data: /);
+    assert.ok(j.kubeconfig.includes(`# open the tunnel first (leave it running): ${j.tunnel!.command}`));
+    // The default local port is the cluster's API port (so the same file also works on the host itself).
+    const dflt = await h.ssh(bob, ['kubeconfig', 'dev']);
+    assert.equal(dflt.code, 0, dflt.stderr);
+    assert.match(dflt.stdout, new RegExp(`server: "https://127\\.0\\.0\\.1:${c.apiPort}"`));
+    assert.match(dflt.stdout, new RegExp(`ssh -N -L ${c.apiPort}:dev:6443 kindler@127\\.0\\.0\\.1 -p ${h.srv.port}`));
 
-  const t1 = Date.now();
-  const s = await tlsThrough(lp!, api.cert);
-  s.write('hello through the tunnel\n');
-  await readUntil(s, 'hello through the tunnel\n');
-  t.diagnostic(`ssh -L start -> listening ${listenMs} ms; connect -> first byte back through the tunnel (TLS handshake included) ${Date.now() - t1} ms`);
-  await h.waitLog(/bob from 127\.0\.0\.1: tunnel to dev \(127\.0\.0\.1:\d+\) open/, from);
-  const audit = h.engine.listAudit({ user: 'bob' }).filter((e) => e.action === 'tunnel');
-  assert.deepEqual(audit.map((e) => [e.target, e.result]), [['dev', 'ok']]);
-  assert.ok(h.engine.listAudit({ user: 'bob' }).some((e) => e.action === 'kubeconfig' && e.target === 'dev' && e.result === 'ok' && /admin credential/.test(e.detail ?? '')));
+    const t1 = Date.now();
+    const s = await tlsThrough(lp!, api.cert);
+    s.write('hello through the tunnel\n');
+    await readUntil(s, 'hello through the tunnel\n');
+    t.diagnostic(`ssh -L start -> listening ${listenMs} ms; connect -> first byte back through the tunnel (TLS handshake included) ${Date.now() - t1} ms`);
+    await h.waitLog(/bob from 127\.0\.0\.1: tunnel to dev \(127\.0\.0\.1:\d+\) open/, from);
+    const audit = h.engine.listAudit({ user: 'bob' }).filter((e) => e.action === 'tunnel');
+    assert.deepEqual(
+      audit.map((e) => [e.target, e.result]),
+      [['dev', 'ok']],
+    );
+    assert.ok(
+      h.engine
+        .listAudit({ user: 'bob' })
+        .some((e) => e.action === 'kubeconfig' && e.target === 'dev' && e.result === 'ok' && /admin credential/.test(e.detail ?? '')),
+    );
 
-  // The kubeconfig parses with the real kubectl.
-  if (existsSync(KUBECTL)) {
-    const v = kubectlView(h.w.dir, j.kubeconfig);
-    assert.equal(v['current-context'], 'kindler-dev');
-    assert.deepEqual(v.contexts.map((x) => x.name), ['kindler-dev']);
-    assert.equal(v.clusters[0]!.cluster.server, `https://127.0.0.1:${lp}`);
-    assert.equal(v.clusters[0]!.cluster['tls-server-name'], 'localhost');
-    assert.ok(v.users[0]!.user['client-certificate-data']);
-  } else t.diagnostic(`skipped the kubectl parse check: ${KUBECTL} is missing`);
+    // The kubeconfig parses with the real kubectl.
+    if (existsSync(KUBECTL)) {
+      const v = kubectlView(h.w.dir, j.kubeconfig);
+      assert.equal(v['current-context'], 'kindler-dev');
+      assert.deepEqual(
+        v.contexts.map((x) => x.name),
+        ['kindler-dev'],
+      );
+      assert.equal(v.clusters[0]!.cluster.server, `https://127.0.0.1:${lp}`);
+      assert.equal(v.clusters[0]!.cluster['tls-server-name'], 'localhost');
+      assert.ok(v.users[0]!.user['client-certificate-data']);
+    } else t.diagnostic(`skipped the kubectl parse check: ${KUBECTL} is missing`);
 
-  // Deleting the cluster ends its tunnels.
-  const gone = closed(s, 20_000, 'the TLS connection through the tunnel');
-  const del = await verb(h.engine, ['delete', 'dev', '--wait'], BOB);
-  assert.equal(del.code, 0, del.err);
-  await gone;
-  await h.waitLog(/tunnel to dev closed: the cluster (is being deleted|was removed)/, from);
-  tun.proc.kill('SIGTERM');
-  await tun.done;
-});
+    // Deleting the cluster ends its tunnels.
+    const gone = closed(s, 20_000, 'the TLS connection through the tunnel');
+    const del = await verb(h.engine, ['delete', 'dev', '--wait'], BOB);
+    assert.equal(del.code, 0, del.err);
+    await gone;
+    await h.waitLog(/tunnel to dev closed: the cluster (is being deleted|was removed)/, from);
+    tun.proc.kill('SIGTERM');
+    await tun.done;
+  },
+);
 
 test('tunnels to 127.0.0.1:22, to another port of a cluster and to an unknown name are refused, logged and audited; -R stays refused', async (t) => {
   const h = await setup(t);
@@ -366,7 +475,11 @@ test('tunnels to 127.0.0.1:22, to another port of a cluster and to an unknown na
   await h.waitLog(/bob from 127\.0\.0\.1: tunnel to "127\.0\.0\.1":22 refused: only tunnels to a cluster's API are served/, from);
   await h.waitLog(/bob from 127\.0\.0\.1: tunnel to "dev":80 refused: only port 6443/, from);
   await h.waitLog(/bob from 127\.0\.0\.1: tunnel to "nosuch":6443 refused: only tunnels to a cluster's API are served .* no cluster is named "nosuch"/, from);
-  const refusedTargets = h.engine.listAudit({ user: 'bob' }).filter((e) => e.action === 'tunnel' && e.result === 'refused').map((e) => e.target).sort();
+  const refusedTargets = h.engine
+    .listAudit({ user: 'bob' })
+    .filter((e) => e.action === 'tunnel' && e.result === 'refused')
+    .map((e) => e.target)
+    .sort();
   assert.deepEqual(refusedTargets, ['"127.0.0.1":22', '"dev":80', '"nosuch":6443']);
   tun.proc.kill('SIGTERM');
   await tun.done;
@@ -381,7 +494,10 @@ test('tunnels count against ssh.maxChannelsPerConnection; the daemon survives an
   await createCluster(h, 'dev', BOB);
   const c = h.engine.getCluster('dev')!;
   const from = h.logs.length;
-  const { live: tun, ports: [lp] } = await openTunnel(h, bob, ['dev:6443']);
+  const {
+    live: tun,
+    ports: [lp],
+  } = await openTunnel(h, bob, ['dev:6443']);
   // Nothing listens on the API port: the channel is refused, the client's connection closes, nothing else breaks.
   await throughTunnelClosed(lp!, tun);
   await h.waitLog(new RegExp(`tunnel to dev closed: API socket 127\\.0\\.0\\.1:${c.apiPort}: ECONNREFUSED`), from).catch((e: Error) => {
@@ -396,7 +512,14 @@ test('tunnels count against ssh.maxChannelsPerConnection; the daemon survives an
   };
   const a = await open();
   const b = await open();
-  for (const x of [a, b]) await new Promise<void>((resolve, reject) => { const tm = setTimeout(() => reject(new Error('no data through the tunnel')), 10_000); x.once('data', () => { clearTimeout(tm); resolve(); }); });
+  for (const x of [a, b])
+    await new Promise<void>((resolve, reject) => {
+      const tm = setTimeout(() => reject(new Error('no data through the tunnel')), 10_000);
+      x.once('data', () => {
+        clearTimeout(tm);
+        resolve();
+      });
+    });
   const third = await open();
   await closed(third, 10_000, 'the third tunnel channel');
   await h.waitLog(/tunnel to "dev":6443 refused: too many channels open on this connection \(ssh\.maxChannelsPerConnection\)/, from);
@@ -423,19 +546,27 @@ test("an operator asking for another operator's cluster gets a read-only token, 
   const exp = Date.parse(j.expiresAt!);
   assert.ok(Math.abs(exp - (Date.now() + 8 * 3600_000)) < 120_000, `expires in about 8h: ${j.expiresAt}`);
   assert.match(j.kubeconfig, /# credential: read-only \(ServiceAccount kube-system\/kindler-view-carl, ClusterRole view\), expires /);
-  const kc = calls(h).slice(before).filter((c) => c.tool === 'kubectl');
+  const kc = calls(h)
+    .slice(before)
+    .filter((c) => c.tool === 'kubectl');
   const file = h.engine.getCluster('dev')!.kubeconfig;
-  assert.deepEqual(kc.map((c) => c.argv), [
-    ['config', 'view', '--kubeconfig', file, '--context', 'k3d-dev', '--minify', '--raw', '-o', 'json'],
-    ['--kubeconfig', file, '--context', 'k3d-dev', 'apply', '-f', '-'],
-    ['--kubeconfig', file, '--context', 'k3d-dev', 'create', 'token', 'kindler-view-carl', '-n', 'kube-system', '--duration=28800s'],
-  ]);
+  assert.deepEqual(
+    kc.map((c) => c.argv),
+    [
+      ['config', 'view', '--kubeconfig', file, '--context', 'k3d-dev', '--minify', '--raw', '-o', 'json'],
+      ['--kubeconfig', file, '--context', 'k3d-dev', 'apply', '-f', '-'],
+      ['--kubeconfig', file, '--context', 'k3d-dev', 'create', 'token', 'kindler-view-carl', '-n', 'kube-system', '--duration=28800s'],
+    ],
+  );
   // The ServiceAccount and its binding to the built-in view ClusterRole exist in the (fake) cluster.
   // (The stand-in keeps applied objects on the cluster's first API node container.)
   type Obj = { kind: string; namespace: string; name: string; object: { roleRef?: { name: string }; subjects?: { name: string; namespace: string }[] } };
   const st = JSON.parse(readFileSync(join(h.w.fakeDir, 'state.json'), 'utf8')) as { containers: { name: string; fake: { objects?: Obj[] } }[] };
   const objs = st.containers.find((c) => c.name === 'k3d-dev-server-0')?.fake.objects ?? [];
-  assert.ok(objs.some((o) => o.kind === 'ServiceAccount' && o.namespace === 'kube-system' && o.name === 'kindler-view-carl'), JSON.stringify(objs));
+  assert.ok(
+    objs.some((o) => o.kind === 'ServiceAccount' && o.namespace === 'kube-system' && o.name === 'kindler-view-carl'),
+    JSON.stringify(objs),
+  );
   const binding = objs.find((o) => o.kind === 'ClusterRoleBinding' && o.name === 'kindler-view-carl');
   assert.equal(binding?.object.roleRef?.name, 'view');
   assert.deepEqual(binding?.object.subjects, [{ kind: 'ServiceAccount', name: 'kindler-view-carl', namespace: 'kube-system' }]);
@@ -449,8 +580,15 @@ test("an operator asking for another operator's cluster gets a read-only token, 
   await h.engine.idle();
   // The state file and the journals beside it (finished tasks and audit events move there).
   const journal = join(h.w.dataDir, 'journal');
-  const stateText = [join(h.w.dataDir, 'state.json'), ...(existsSync(journal) ? readdirSync(journal).map((f) => join(journal, f)) : [])].map((f) => readFileSync(f, 'utf8')).join('\n');
-  for (const [where, text] of [['logs', h.logs.join('\n')], ['audit', JSON.stringify(h.engine.listAudit({}))], ['state', stateText], ['argv', h.w.calls()]] as const) {
+  const stateText = [join(h.w.dataDir, 'state.json'), ...(existsSync(journal) ? readdirSync(journal).map((f) => join(journal, f)) : [])]
+    .map((f) => readFileSync(f, 'utf8'))
+    .join('\n');
+  for (const [where, text] of [
+    ['logs', h.logs.join('\n')],
+    ['audit', JSON.stringify(h.engine.listAudit({}))],
+    ['state', stateText],
+    ['argv', h.w.calls()],
+  ] as const) {
     assert.ok(!text.includes(token), `the token is not in the ${where}`);
     assert.ok(!text.includes(token.split('.')[1]!), `no part of the token is in the ${where}`);
   }
@@ -509,46 +647,60 @@ test('a cluster whose create failed has no kubeconfig: one line says so (exit 4)
 });
 
 /** A non-loopback IPv4 address of this host (docker can publish on it), or undefined. */
-const HOST_ADDR = Object.values(networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+const HOST_ADDR = Object.values(networkInterfaces())
+  .flat()
+  .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
 
-test('with api.publicAddress, k3d and kind are created with the API on that address and in its certificate; --mode direct names it', { skip: !HOST_ADDR && 'this host has no non-loopback IPv4 address to publish an API on' }, async (t) => {
-  const ADDR = HOST_ADDR!;
-  const h = await setup(t, { config: { api: { publicAddress: ADDR } } });
-  await createCluster(h, 'pub', BOB);
-  const c = h.engine.getCluster('pub')!;
-  const create = calls(h).find((x) => x.tool === 'k3d' && x.argv[0] === 'cluster' && x.argv[1] === 'create')!;
-  assert.ok(create.argv.includes(`${ADDR}:${c.apiPort}`), create.argv.join(' '));
-  const i = create.argv.indexOf('--k3s-arg');
-  assert.equal(create.argv[i + 1], `--tls-san=${ADDR}@server:*`);
-  const r = await h.ssh(bob, ['kubeconfig', 'pub', '--mode', 'direct', '--json']);
-  assert.equal(r.code, 0, r.stderr);
-  const j = JSON.parse(r.stdout) as KcJson;
-  assert.equal(j.server, `https://${ADDR}:${c.apiPort}`);
-  assert.equal(j.tunnel, null);
-  assert.doesNotMatch(j.kubeconfig, /tls-server-name/);
+test(
+  'with api.publicAddress, k3d and kind are created with the API on that address and in its certificate; --mode direct names it',
+  { skip: !HOST_ADDR && 'this host has no non-loopback IPv4 address to publish an API on' },
+  async (t) => {
+    const ADDR = HOST_ADDR!;
+    const h = await setup(t, { config: { api: { publicAddress: ADDR } } });
+    await createCluster(h, 'pub', BOB);
+    const c = h.engine.getCluster('pub')!;
+    const create = calls(h).find((x) => x.tool === 'k3d' && x.argv[0] === 'cluster' && x.argv[1] === 'create')!;
+    assert.ok(create.argv.includes(`${ADDR}:${c.apiPort}`), create.argv.join(' '));
+    const i = create.argv.indexOf('--k3s-arg');
+    assert.equal(create.argv[i + 1], `--tls-san=${ADDR}@server:*`);
+    const r = await h.ssh(bob, ['kubeconfig', 'pub', '--mode', 'direct', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as KcJson;
+    assert.equal(j.server, `https://${ADDR}:${c.apiPort}`);
+    assert.equal(j.tunnel, null);
+    assert.doesNotMatch(j.kubeconfig, /tls-server-name/);
 
-  // kind: the config file carries apiServerAddress and certSANs. The create is held mid-way to read it.
-  h.w.rule('kind.create-cluster', 'hang');
-  const task = await h.engine.create({ name: 'kpub', provider: 'kind' }, BOB);
-  const cfgFile = await new Promise<string>((resolve, reject) => {
-    const deadline = setTimeout(() => { off(); reject(new Error('kind create was not called')); }, 20_000);
-    const check = () => {
-      const call = calls(h).find((x) => x.tool === 'kind' && x.argv[0] === 'create');
-      if (!call) return;
-      clearTimeout(deadline);
-      off();
-      resolve(call.argv[call.argv.indexOf('--config') + 1]!);
-    };
-    const off = h.engine.feed.subscribe(() => check());
-    check();
-  });
-  const text = readFileSync(cfgFile, 'utf8');
-  assert.match(text, new RegExp(`apiServerAddress: "${ADDR.replace(/\./g, '\\.')}"`));
-  assert.match(text, new RegExp(`kubeadmConfigPatches:\\n- \\|\\n  kind: ClusterConfiguration\\n  apiServer:\\n    certSANs:\\n    - "${ADDR.replace(/\./g, '\\.')}"\\n    - "127\\.0\\.0\\.1"\\n    - "localhost"\\n`));
-  h.w.clearRule('kind.create-cluster');
-  await h.engine.cancel(task.id, BOB);
-  await h.engine.waitForTask(task.id);
-});
+    // kind: the config file carries apiServerAddress and certSANs. The create is held mid-way to read it.
+    h.w.rule('kind.create-cluster', 'hang');
+    const task = await h.engine.create({ name: 'kpub', provider: 'kind' }, BOB);
+    const cfgFile = await new Promise<string>((resolve, reject) => {
+      const deadline = setTimeout(() => {
+        off();
+        reject(new Error('kind create was not called'));
+      }, 20_000);
+      const check = () => {
+        const call = calls(h).find((x) => x.tool === 'kind' && x.argv[0] === 'create');
+        if (!call) return;
+        clearTimeout(deadline);
+        off();
+        resolve(call.argv[call.argv.indexOf('--config') + 1]!);
+      };
+      const off = h.engine.feed.subscribe(() => check());
+      check();
+    });
+    const text = readFileSync(cfgFile, 'utf8');
+    assert.match(text, new RegExp(`apiServerAddress: "${ADDR.replace(/\./g, '\\.')}"`));
+    assert.match(
+      text,
+      new RegExp(
+        `kubeadmConfigPatches:\\n- \\|\\n  kind: ClusterConfiguration\\n  apiServer:\\n    certSANs:\\n    - "${ADDR.replace(/\./g, '\\.')}"\\n    - "127\\.0\\.0\\.1"\\n    - "localhost"\\n`,
+      ),
+    );
+    h.w.clearRule('kind.create-cluster');
+    await h.engine.cancel(task.id, BOB);
+    await h.engine.waitForTask(task.id);
+  },
+);
 
 test('the read-only ServiceAccount name is valid for every user name, and distinct ones stay distinct', () => {
   assert.equal(viewerAccount('carl'), 'kindler-view-carl');
@@ -556,7 +708,10 @@ test('the read-only ServiceAccount name is valid for every user name, and distin
   for (const n of odd) assert.match(n, /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
   assert.equal(new Set(odd).size, odd.length);
   const m = JSON.parse(viewerManifest('kindler-view-carl')) as { items: { kind: string; roleRef?: { name: string } }[] };
-  assert.deepEqual(m.items.map((x) => x.kind), ['ServiceAccount', 'ClusterRoleBinding']);
+  assert.deepEqual(
+    m.items.map((x) => x.kind),
+    ['ServiceAccount', 'ClusterRoleBinding'],
+  );
   assert.equal(m.items[1]!.roleRef!.name, 'view');
 });
 
@@ -566,7 +721,10 @@ test('an api.publicAddress this host does not have is refused before anything st
     const r = await verb(h.engine, ['create', `nope${provider}`, '--provider', provider, '--wait'], BOB);
     assert.equal(r.code, 1, r.err);
     assert.equal(r.err.trim().split('\n').length, 1, r.err);
-    assert.match(r.err, /^error: api\.publicAddress: 198\.51\.100\.77 is not an address of this host \(it has 127\.0\.0\.1[^)]*\), so docker cannot publish a cluster's API on it; add the address to an interface or change api\.publicAddress$/m);
+    assert.match(
+      r.err,
+      /^error: api\.publicAddress: 198\.51\.100\.77 is not an address of this host \(it has 127\.0\.0\.1[^)]*\), so docker cannot publish a cluster's API on it; add the address to an interface or change api\.publicAddress$/m,
+    );
     assert.equal(h.engine.getCluster(`nope${provider}`), undefined);
   }
   assert.equal(h.engine.listTasks({}).length, 0, 'no task');
@@ -607,10 +765,14 @@ test('tunnels are capped per user across connections (ssh.maxTunnelsPerUser); cl
   const from = h.logs.length;
   const one = await openTunnel(h, bob, ['dev:6443']);
   const two = await openTunnel(h, bob, ['dev:6443']);
-  const data = (x: import('node:net').Socket) => new Promise<void>((resolve, reject) => {
-    const tm = setTimeout(() => reject(new Error('no data through the tunnel')), 10_000);
-    x.once('data', () => { clearTimeout(tm); resolve(); });
-  });
+  const data = (x: import('node:net').Socket) =>
+    new Promise<void>((resolve, reject) => {
+      const tm = setTimeout(() => reject(new Error('no data through the tunnel')), 10_000);
+      x.once('data', () => {
+        clearTimeout(tm);
+        resolve();
+      });
+    });
   const first = netConnect({ port: one.ports[0]!, host: '127.0.0.1' });
   first.on('error', () => undefined);
   await data(first);

@@ -48,10 +48,12 @@ function output(r: (n: number) => number): Buffer {
     else if (k < 88) parts.push(plain(r(40)), Buffer.from('\r\n'));
     else if (k < 89) parts.push(plain(r(40)), Buffer.from('\r'));
     else if (k < 90) parts.push(Buffer.from([0xff, 0xc3, 0x0a]));
-    else if (k < 91) parts.push(Buffer.from([0xe6, 0xbc]), plain(r(60)), Buffer.from('\n')); // a cut character
+    else if (k < 91)
+      parts.push(Buffer.from([0xe6, 0xbc]), plain(r(60)), Buffer.from('\n')); // a cut character
     // (this branch had the same condition as the one above, so C1 controls never came up)
     else if (k < 92) parts.push(Buffer.from('c1 \u0085 \u009b31m\n'));
-    else if (k < 93) parts.push(plain(16_380 + r(10)), Buffer.from('\n')); // around the storage cap
+    else if (k < 93)
+      parts.push(plain(16_380 + r(10)), Buffer.from('\n')); // around the storage cap
     else if (k < 94) parts.push(Buffer.from('\x7f del\n'));
     else if (k < 95) parts.push(Buffer.from('\n'));
     else parts.push(plain(r(30)), Buffer.from(' ::kindler:step inside a line\n'));
@@ -81,18 +83,22 @@ test('bulk and per-line paths give the same lines in the same order, whatever th
     const tailN = 1 + r(600);
     const got: string[] = [];
     const seen: Bulk[] = [];
-    const bl = new ByteLines((l) => got.push(l), (bulk) => {
-      seen.push(bulk);
-      const all = bulk.bytes.toString('latin1').split('\n');
-      assert.equal(all.pop(), '', 'a bulk ends with a newline');
-      assert.equal(all.length, bulk.count, 'a bulk counts its lines');
-      assert.deepEqual(bulk.tail, all.slice(-tailN), 'a bulk carries its last lines');
-      for (const l of all) {
-        assert.equal(cleanLine(l), l, `a bulk line needs no sanitizing or cap (seed ${SEED})`);
-        assert.equal(parseMarker(l), null, `a bulk line is no marker (seed ${SEED})`);
-      }
-      got.push(...all);
-    }, tailN);
+    const bl = new ByteLines(
+      (l) => got.push(l),
+      (bulk) => {
+        seen.push(bulk);
+        const all = bulk.bytes.toString('latin1').split('\n');
+        assert.equal(all.pop(), '', 'a bulk ends with a newline');
+        assert.equal(all.length, bulk.count, 'a bulk counts its lines');
+        assert.deepEqual(bulk.tail, all.slice(-tailN), 'a bulk carries its last lines');
+        for (const l of all) {
+          assert.equal(cleanLine(l), l, `a bulk line needs no sanitizing or cap (seed ${SEED})`);
+          assert.equal(parseMarker(l), null, `a bulk line is no marker (seed ${SEED})`);
+        }
+        got.push(...all);
+      },
+      tailN,
+    );
     // Chunks as the spool reader makes them: up to 256 KiB, often much less.
     for (let i = 0; i < b.length;) {
       const n = 1 + r(r(4) === 0 ? 300_000 : 9000);
@@ -113,7 +119,11 @@ test('a character cut at a chunk boundary at the start of a line stays before th
   const plainRun = Buffer.from(`${'plain line\n'.repeat(1000)}`);
   for (const cut of [Buffer.from([0xe6]), Buffer.from([0xe6, 0xbc])]) {
     const got: string[] = [];
-    const bl = new ByteLines((l) => got.push(l), (bulk) => got.push(...bulk.bytes.toString('latin1').split('\n').slice(0, -1)), 10);
+    const bl = new ByteLines(
+      (l) => got.push(l),
+      (bulk) => got.push(...bulk.bytes.toString('latin1').split('\n').slice(0, -1)),
+      10,
+    );
     bl.push(Buffer.concat([Buffer.from('first\n'), cut]));
     bl.push(plainRun);
     bl.end();
@@ -156,13 +166,29 @@ test('a task log fed bulks: every line in the file in order, events say what the
 
   const file = readFileSync(log.file, 'utf8').split('\n');
   assert.equal(file.pop(), '');
-  assert.deepEqual(file, Array.from({ length: 1224 }, (_, i) => `line ${i}`));
+  assert.deepEqual(
+    file,
+    Array.from({ length: 1224 }, (_, i) => `line ${i}`),
+  );
   assert.equal(log.total, 1224);
-  assert.deepEqual(events.map((e) => [e.from, e.skipped, e.lines.length]), [[151, 151, 72], [1173, 950, 51]]);
-  for (const e of events) assert.deepEqual(e.lines, Array.from({ length: e.lines.length }, (_, i) => `line ${e.from + i}`));
+  assert.deepEqual(
+    events.map((e) => [e.from, e.skipped, e.lines.length]),
+    [
+      [151, 151, 72],
+      [1173, 950, 51],
+    ],
+  );
+  for (const e of events)
+    assert.deepEqual(
+      e.lines,
+      Array.from({ length: e.lines.length }, (_, i) => `line ${e.from + i}`),
+    );
   const tail = log.tail();
   assert.equal(tail.dropped, 1224 - 50);
-  assert.deepEqual(tail.lines, Array.from({ length: 50 }, (_, i) => `line ${1174 + i}`));
+  assert.deepEqual(
+    tail.lines,
+    Array.from({ length: 50 }, (_, i) => `line ${1174 + i}`),
+  );
 
   // A TUI window joined to these events starts over at a skip instead of asking for the lines.
   const b = new LogBuffer('t-1', 100);

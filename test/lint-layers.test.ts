@@ -31,11 +31,14 @@ test('lint:layers fails with one line per planted violation: a face importing en
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const files: Record<string, string> = {
     'src/core/types.ts': "import { Engine } from '../engine/engine.js';\nexport type Id = string;\nexport const e = Engine;\n",
-    'src/engine/engine.ts': "import { authorize } from '../access/authorize.js';\nimport type { Id } from '../core/types.js';\nexport class Engine { id: Id = ''; a = authorize; }\n",
-    'src/access/authorize.ts': "export const authorize = () => true;\n",
+    'src/engine/engine.ts':
+      "import { authorize } from '../access/authorize.js';\nimport type { Id } from '../core/types.js';\nexport class Engine { id: Id = ''; a = authorize; }\n",
+    'src/access/authorize.ts': 'export const authorize = () => true;\n',
     'src/store/state.ts': "export type { Id } from '../core/types.js';\nexport interface S { n: number }\n",
-    'src/commands/index.ts': "import { Engine } from '../engine/engine.js';\nexport const run = async () => (await import('../daemon.js')).main(new Engine());\n",
-    'src/tui/model.ts': "import type { Engine } from '../engine/engine.js';\nimport { run } from '../commands/index.js';\nexport const m = (e: Engine) => [e, run];\n",
+    'src/commands/index.ts':
+      "import { Engine } from '../engine/engine.js';\nexport const run = async () => (await import('../daemon.js')).main(new Engine());\n",
+    'src/tui/model.ts':
+      "import type { Engine } from '../engine/engine.js';\nimport { run } from '../commands/index.js';\nexport const m = (e: Engine) => [e, run];\n",
     'src/control/protocol.ts': "export type S = import('../store/state.js').S;\n",
     'src/daemon.ts': "import { Engine } from './engine/engine.js';\nexport const main = (e: Engine) => e;\n",
     'src/extra/odd.ts': 'export const odd = 1;\n',

@@ -17,12 +17,18 @@ import { ROOT } from './helpers.js';
 const WORKER = join(ROOT, 'test', 'fixtures', 'lock-worker.ts');
 
 function runWorkers(dir: string, n: number, ms: number): Promise<{ held: number; lost: number; busy: number; errors: string[] }[]> {
-  return Promise.all(Array.from({ length: n }, () => new Promise<{ held: number; lost: number; busy: number; errors: string[] }>((resolve, reject) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', WORKER, dir, String(ms)], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    p.stdout.on('data', (d) => (out += d));
-    p.on('close', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`worker exited ${code}: ${out}`))));
-  })));
+  return Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<{ held: number; lost: number; busy: number; errors: string[] }>((resolve, reject) => {
+          const p = spawn(process.execPath, ['--import', 'tsx', WORKER, dir, String(ms)], { stdio: ['ignore', 'pipe', 'inherit'] });
+          let out = '';
+          p.stdout.on('data', (d) => (out += d));
+          p.on('close', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`worker exited ${code}: ${out}`))));
+        }),
+    ),
+  );
 }
 
 test('6 processes taking and releasing the lock for 3 s: every one that got it still holds it when it checks', async (t) => {
@@ -52,6 +58,10 @@ test('a stale lock (its owner is gone) is taken over by exactly one of 6 racing 
   // Racing takers of one stale lock: none ever loses the lock it got.
   writeFileSync(join(dir, 'kindler.lock'), JSON.stringify({ pid: 99_999_999, start: '1', role: 'daemon' }));
   const r = await runWorkers(dir, 6, 1500);
-  assert.equal(r.reduce((a, x) => a + x.lost, 0), 0, r.flatMap((x) => x.errors).join('\n'));
+  assert.equal(
+    r.reduce((a, x) => a + x.lost, 0),
+    0,
+    r.flatMap((x) => x.errors).join('\n'),
+  );
   assert.ok(r.reduce((a, x) => a + x.held, 0) >= 6);
 });

@@ -24,12 +24,15 @@ const BIG = 10 * 1024 * 1024;
 
 /** Stand-in provider: create floods LINES lines, one 10 MB line, a last line, then touches $FLOOD_DONE. */
 const scriptsDir = () =>
-  writeStandinScripts('kindler-flood-test-', `printf '::kindler:step 1/1 create-cluster Creating cluster %s\\n' "$name"
+  writeStandinScripts(
+    'kindler-flood-test-',
+    `printf '::kindler:step 1/1 create-cluster Creating cluster %s\\n' "$name"
 for ((i = 0; i < ${LINES}; i++)); do printf 'flood line %07d ${PAD}\\n' "$i"; done
 head -c ${BIG} /dev/zero | tr '\\0' 'y'
 printf '\\nafter the big line\\n'
 if [ -n "\${FLOOD_DONE:-}" ]; then : > "$FLOOD_DONE"; fi
-${STANDIN_CREATE_RESULT}`);
+${STANDIN_CREATE_RESULT}`,
+  );
 
 /** Checks the task's log file: the flood lines 0..LINES-1 once each, in order, then the big line (capped) and the last line. */
 function checkLog(file: string): void {
@@ -91,8 +94,10 @@ test('log flood: every line on disk in order, a stalled watcher holds nothing up
   const off = engine.feed.subscribe((e: EngineEvent) => {
     if (e.type !== 'log') return;
     const skipped = e.skipped ?? 0;
-    if (expectedFrom >= 0 && e.from - skipped !== expectedFrom && !feedProblem) feedProblem = `log event from ${e.from} (skipped ${skipped}), expected ${expectedFrom}`;
-    if (skipped > 0 && e.lines.length < Math.min(w.cfg.logRingLines, e.from) && !feedProblem) feedProblem = `an event after a skip carries ${e.lines.length} lines`;
+    if (expectedFrom >= 0 && e.from - skipped !== expectedFrom && !feedProblem)
+      feedProblem = `log event from ${e.from} (skipped ${skipped}), expected ${expectedFrom}`;
+    if (skipped > 0 && e.lines.length < Math.min(w.cfg.logRingLines, e.from) && !feedProblem)
+      feedProblem = `an event after a skip carries ${e.lines.length} lines`;
     expectedFrom = e.from + e.lines.length;
     fedLines += e.lines.length;
     skippedLines += skipped;
@@ -253,7 +258,32 @@ test('logs --follow over SSH to a client that stops reading (real OpenSSH): boun
   });
   const task = await engine.create({ name: 'flood', provider: 'k3d', servers: 1, agents: 0 }, ALICE);
   const port = ssh.srv.port;
-  const child = spawn('ssh', ['-F', '/dev/null', '-p', String(port), '-i', key.path, '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-o', 'LogLevel=ERROR', 'kindler@127.0.0.1', 'logs', task.id, '--follow'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    'ssh',
+    [
+      '-F',
+      '/dev/null',
+      '-p',
+      String(port),
+      '-i',
+      key.path,
+      '-o',
+      'StrictHostKeyChecking=no',
+      '-o',
+      'UserKnownHostsFile=/dev/null',
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      'IdentitiesOnly=yes',
+      '-o',
+      'LogLevel=ERROR',
+      'kindler@127.0.0.1',
+      'logs',
+      task.id,
+      '--follow',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   t.after(() => child.kill('SIGKILL'));
   // Nobody reads ssh's stdout: the pipe fills, ssh stops taking data, the channel's window closes.
   child.stdout.pause();

@@ -85,7 +85,9 @@ test('logs --tail: last lines with their index in --json, plain lines in text; a
   const c = await verb(engine, ['create', 'tailed', '--wait', '--json']);
   assert.equal(c.code, 0, c.out + c.err);
   const id = JSON.parse(c.out).task.id as string;
-  const whole = readFileSync(join(w.dataDir, 'logs', `${id}.log`), 'utf8').split('\n').slice(0, -1);
+  const whole = readFileSync(join(w.dataDir, 'logs', `${id}.log`), 'utf8')
+    .split('\n')
+    .slice(0, -1);
   assert.ok(whole.length > 10);
 
   const j = await verb(engine, ['logs', id, '--tail', '4', '--json']);

@@ -18,7 +18,12 @@ const dir = mkdtempSync(join(tmpdir(), 'kindler-exec-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 
 function envOf(text: string): Map<string, string> {
-  return new Map(text.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  return new Map(
+    text
+      .split('\n')
+      .filter((l) => l.includes('='))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+  );
 }
 
 test('a child gets the allow-listed environment, what the caller sets and the owner mark; never a daemon secret', async (t) => {
@@ -38,7 +43,7 @@ test('a child gets the allow-listed environment, what the caller sets and the ow
   assert.equal(env.get('PATH'), process.env.PATH);
 });
 
-test('kubectl for access runs through it: the daemon\'s secrets never reach kubectl (they did: it inherited the whole environment)', async (t) => {
+test("kubectl for access runs through it: the daemon's secrets never reach kubectl (they did: it inherited the whole environment)", async (t) => {
   process.env.KINDLER_TEST_SECRET = 'hunter2-do-not-pass';
   t.after(() => delete process.env.KINDLER_TEST_SECRET);
   const bin = join(dir, 'bin');
@@ -47,7 +52,10 @@ test('kubectl for access runs through it: the daemon\'s secrets never reach kube
   mkdirSync(bin, { recursive: true });
   writeFileSync(join(bin, 'kubectl'), `#!/bin/sh\nenv > '${out}'\necho 'error: stand-in' >&2\nexit 1\n`);
   chmodSync(join(bin, 'kubectl'), 0o755);
-  await assert.rejects(readAdminEntry({ env: { PATH: `${bin}:${process.env.PATH}` }, timeoutMs: 10_000 }, '/nonexistent', 'ctx'), /kubectl config view failed \(exit 1\): error: stand-in/);
+  await assert.rejects(
+    readAdminEntry({ env: { PATH: `${bin}:${process.env.PATH}` }, timeoutMs: 10_000 }, '/nonexistent', 'ctx'),
+    /kubectl config view failed \(exit 1\): error: stand-in/,
+  );
   const env = envOf(readFileSync(out, 'utf8'));
   assert.equal(env.has('KINDLER_TEST_SECRET'), false, [...env.keys()].join(' '));
 });
@@ -84,7 +92,10 @@ test('the reason is one sanitized line: how it ended and its last stderr line, e
 });
 
 test('output is bounded per stream; what is dropped is counted', async () => {
-  const r = await runCaptured('bash', ['-c', 'head -c 100000 /dev/zero | tr "\\0" x; head -c 5000 /dev/zero | tr "\\0" y >&2'], { timeoutMs: 10_000, maxOutput: 1000 });
+  const r = await runCaptured('bash', ['-c', 'head -c 100000 /dev/zero | tr "\\0" x; head -c 5000 /dev/zero | tr "\\0" y >&2'], {
+    timeoutMs: 10_000,
+    maxOutput: 1000,
+  });
   assert.equal(r.ok, true, r.reason);
   assert.equal(r.stdout.length, 1000);
   assert.equal(r.stderr.length, 1000);
@@ -115,7 +126,12 @@ test('every child process starts in src/os: no other source file imports child_p
   for (const f of files) {
     const rel = f.slice(root.length + 1);
     const text = readFileSync(f, 'utf8');
-    if (/from ['"](node:)?child_process['"]|from ['"]execa['"]|require\(['"](node:)?child_process['"]\)/.test(text) && !rel.startsWith('os/') && rel !== 'engine/runner.ts') spawners.push(rel);
+    if (
+      /from ['"](node:)?child_process['"]|from ['"]execa['"]|require\(['"](node:)?child_process['"]\)/.test(text) &&
+      !rel.startsWith('os/') &&
+      rel !== 'engine/runner.ts'
+    )
+      spawners.push(rel);
     if (/from ['"]simple-git['"]/.test(text) && rel !== 'provision/gitops.ts') git.push(rel);
   }
   assert.deepEqual(spawners, [], 'these files start processes outside src/os');

@@ -18,7 +18,10 @@ function recordingHooks(dir: string): { hooksDir: string; out: string } {
   for (const phase of ['post-create', 'post-delete']) {
     mkdirSync(join(hooksDir, `${phase}.d`), { recursive: true });
     const file = join(hooksDir, `${phase}.d`, '10-record');
-    writeFileSync(file, `#!/usr/bin/env bash\nset -euo pipefail\nprintf '%s register=%s api=%s internal=%s\\n' "$KINDLER_HOOK_PHASE" "$KINDLER_REGISTER" "$KINDLER_API_SERVER" "$KINDLER_API_SERVER_INTERNAL" >> ${out}\n`);
+    writeFileSync(
+      file,
+      `#!/usr/bin/env bash\nset -euo pipefail\nprintf '%s register=%s api=%s internal=%s\\n' "$KINDLER_HOOK_PHASE" "$KINDLER_REGISTER" "$KINDLER_API_SERVER" "$KINDLER_API_SERVER_INTERNAL" >> ${out}\n`,
+    );
     chmodSync(file, 0o755);
   }
   return { hooksDir, out };
@@ -26,7 +29,10 @@ function recordingHooks(dir: string): { hooksDir: string; out: string } {
 
 /** The address docker reports for a container (the fake docker, queried the way create_env.sh does). */
 function dockerAddress(w: World, container: string): string {
-  return execFileSync(join(FAKE_BIN, 'docker'), ['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', container], { env: w.env, encoding: 'utf8' }).trim();
+  return execFileSync(join(FAKE_BIN, 'docker'), ['inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}', container], {
+    env: w.env,
+    encoding: 'utf8',
+  }).trim();
 }
 
 test('create --register and --no-route: stored, shown in show and list, passed to hooks with both API server addresses', async (t) => {
@@ -65,7 +71,11 @@ test('create --register and --no-route: stored, shown in show and list, passed t
 
 test('a bad --register is one line naming the field and the rule, exit 2, and changes nothing', async (t) => {
   const { engine } = await withEngine(t);
-  for (const [value, extra] of [['portainer,gitlab', ''], ['argocd,argocd', '; argocd is given twice'], ['', '']] as const) {
+  for (const [value, extra] of [
+    ['portainer,gitlab', ''],
+    ['argocd,argocd', '; argocd is given twice'],
+    ['', ''],
+  ] as const) {
     const r = await verb(engine, ['create', 'bad', '--register', value]);
     assert.equal(r.code, 2, r.err);
     assert.equal(r.err.trim().split('\n').length, 1, r.err);

@@ -26,14 +26,31 @@ const AT = '2026-01-01T00:00:00.000Z';
 
 function cluster(name: string, over: Partial<Cluster> = {}): Cluster {
   return {
-    name, provider: 'k3d', servers: 1, agents: 0, httpPort: 18080, httpsPort: 18443, apiPort: 16443,
-    owner: 'alice', createdAt: AT, desired: 'present', actual: 'running',
-    kubeContext: `k3d-${name}`, kubeconfig: `/tmp/${name}.yaml`, updatedAt: AT, ...over,
+    name,
+    provider: 'k3d',
+    servers: 1,
+    agents: 0,
+    httpPort: 18080,
+    httpsPort: 18443,
+    apiPort: 16443,
+    owner: 'alice',
+    createdAt: AT,
+    desired: 'present',
+    actual: 'running',
+    kubeContext: `k3d-${name}`,
+    kubeconfig: `/tmp/${name}.yaml`,
+    updatedAt: AT,
+    ...over,
   };
 }
 
 const prov = (name: string, state: ProviderCluster['state'] = 'running', over: Partial<ProviderCluster> = {}): ProviderCluster => ({
-  name, provider: 'k3d', state, nodes: 1, running: state === 'running' ? 1 : 0, ...over,
+  name,
+  provider: 'k3d',
+  state,
+  nodes: 1,
+  running: state === 'running' ? 1 : 0,
+  ...over,
 });
 
 const kinds = (d: Drift[]) => d.map((x) => `${x.kind}:${x.cluster}:${x.heal}`).sort();
@@ -41,18 +58,12 @@ const kinds = (d: Drift[]) => d.map((x) => `${x.kind}:${x.cluster}:${x.heal}`).s
 // ---- computeDrift ---------------------------------------------------------------------------------
 
 test('no drift when records and provider agree', () => {
-  const d = computeDrift(
-    [cluster('a'), cluster('b', { desired: 'stopped', actual: 'stopped' })],
-    [prov('a'), prov('b', 'stopped')],
-  );
+  const d = computeDrift([cluster('a'), cluster('b', { desired: 'stopped', actual: 'stopped' })], [prov('a'), prov('b', 'stopped')]);
   assert.deepEqual(d, []);
 });
 
 test('stopped: desired present, provider stopped or degraded -> start', () => {
-  const d = computeDrift(
-    [cluster('a'), cluster('b')],
-    [prov('a', 'stopped'), prov('b', 'degraded', { nodes: 2, running: 1 })],
-  );
+  const d = computeDrift([cluster('a'), cluster('b')], [prov('a', 'stopped'), prov('b', 'degraded', { nodes: 2, running: 1 })]);
   assert.deepEqual(kinds(d), ['stopped:a:start', 'stopped:b:start']);
   assert.match(d.find((x) => x.cluster === 'b')!.detail, /1 of 2 nodes running/);
 });
@@ -111,7 +122,13 @@ test('route: a missing route names its cluster; a whole-file mismatch goes throu
 test('branch: a running cluster without its GitOps branch -> sync; unknown branches are not judged', () => {
   const cs = [cluster('a'), cluster('b'), cluster('c', { desired: 'stopped', actual: 'stopped' })];
   const ps = [prov('a'), prov('b'), prov('c', 'stopped')];
-  const d = computeDrift(cs, ps, { branches: new Map<string, string | null>([['a', null], ['b', 'abc123'], ['c', null]]) });
+  const d = computeDrift(cs, ps, {
+    branches: new Map<string, string | null>([
+      ['a', null],
+      ['b', 'abc123'],
+      ['c', null],
+    ]),
+  });
   assert.deepEqual(kinds(d), ['branch:a:sync']);
 });
 
@@ -119,25 +136,48 @@ test('branch: a running cluster without its GitOps branch -> sync; unknown branc
 
 test('providerInventory checks the answer and refuses nonsense', async () => {
   assert.deepEqual(await providerInventory(async () => [prov('a')])(), [prov('a')]);
-  await assert.rejects(providerInventory(async () => [{ name: 'a', provider: 'minikube', state: 'running', nodes: 1, running: 1 } as unknown as ProviderCluster]), /provider minikube/);
-  await assert.rejects(providerInventory(async () => [{ name: 'a', provider: 'k3d', state: 'absent', nodes: 0, running: 0 } as unknown as ProviderCluster]), /state absent/);
+  await assert.rejects(
+    providerInventory(async () => [{ name: 'a', provider: 'minikube', state: 'running', nodes: 1, running: 1 } as unknown as ProviderCluster]),
+    /provider minikube/,
+  );
+  await assert.rejects(
+    providerInventory(async () => [{ name: 'a', provider: 'k3d', state: 'absent', nodes: 0, running: 0 } as unknown as ProviderCluster]),
+    /state absent/,
+  );
 });
 
 // ---- reconcilePass with a fake engine --------------------------------------------------------------
 
-interface Call { method: string; name: string; actor: PassActor }
+interface Call {
+  method: string;
+  name: string;
+  actor: PassActor;
+}
 
 function fakeEngine(clusters: Cluster[], opts: { fail?: Set<string>; active?: Task[] } = {}): ReconcileEngine & { calls: Call[] } {
   const calls: Call[] = [];
   let seq = 100;
-  const act = (method: string) => async (name: string, actor: PassActor): Promise<Task> => {
-    calls.push({ method, name, actor });
-    if (opts.fail?.has(name)) throw new Error(`boom for ${name}`);
-    const c = clusters.find((x) => x.name === name)!;
-    const id = `t-${++seq}`;
-    c.lastTaskId = id;
-    return { id, kind: method === 'startCluster' ? 'start' : method === 'stopCluster' ? 'stop' : 'sync', cluster: name, user: actor.user, state: 'queued', progress: 0, steps: [], createdAt: AT, notes: [], logLines: 0 };
-  };
+  const act =
+    (method: string) =>
+    async (name: string, actor: PassActor): Promise<Task> => {
+      calls.push({ method, name, actor });
+      if (opts.fail?.has(name)) throw new Error(`boom for ${name}`);
+      const c = clusters.find((x) => x.name === name)!;
+      const id = `t-${++seq}`;
+      c.lastTaskId = id;
+      return {
+        id,
+        kind: method === 'startCluster' ? 'start' : method === 'stopCluster' ? 'stop' : 'sync',
+        cluster: name,
+        user: actor.user,
+        state: 'queued',
+        progress: 0,
+        steps: [],
+        createdAt: AT,
+        notes: [],
+        logLines: 0,
+      };
+    };
   return {
     calls,
     listClusters: () => clusters.map((c) => structuredClone(c)),
@@ -174,10 +214,13 @@ test('reconcilePass heals stopped, running, route and branch through the engine,
 
 test('two drifts on one cluster that heal the same way share one task', async () => {
   const e = fakeEngine([cluster('a')]);
-  const r = await reconcilePass(deps(e, [prov('a')], {
-    routesStatus: async () => ({ liveMatches: false, routes: [{ cluster: 'a' }], missing: ['a'] }),
-    branchStatus: async () => new Map([['a', null]]),
-  }), { dryRun: false });
+  const r = await reconcilePass(
+    deps(e, [prov('a')], {
+      routesStatus: async () => ({ liveMatches: false, routes: [{ cluster: 'a' }], missing: ['a'] }),
+      branchStatus: async () => new Map([['a', null]]),
+    }),
+    { dryRun: false },
+  );
   assert.equal(e.calls.length, 1);
   assert.deepEqual(r.healed.map((h) => h.kind).sort(), ['branch', 'route']);
   assert.equal(new Set(r.healed.map((h) => h.taskId)).size, 1);
@@ -197,8 +240,14 @@ test("one cluster's failing heal does not stop the others", async () => {
   const e = fakeEngine([cluster('a'), cluster('b'), cluster('c')], { fail: new Set(['b']) });
   const d = deps(e, [prov('a', 'stopped'), prov('b', 'stopped'), prov('c', 'stopped')]);
   const r = await reconcilePass(d, { dryRun: false });
-  assert.deepEqual(e.calls.map((c) => c.name), ['a', 'b', 'c']);
-  assert.deepEqual(r.healed.map((h) => h.cluster), ['a', 'c']);
+  assert.deepEqual(
+    e.calls.map((c) => c.name),
+    ['a', 'b', 'c'],
+  );
+  assert.deepEqual(
+    r.healed.map((h) => h.cluster),
+    ['a', 'c'],
+  );
   assert.deepEqual(r.errors, [{ cluster: 'b', error: 'boom for b' }]);
   assert.deepEqual(JSON.parse(d.lines[0]!).errors, [{ cluster: 'b', error: 'boom for b' }]);
 });
@@ -225,25 +274,35 @@ test('a cluster with an active task is skipped and not healed', async () => {
   const r = await reconcilePass(deps(e, [prov('a', 'stopped')]), { dryRun: false });
   assert.equal(e.calls.length, 0);
   assert.deepEqual(r.drift, []);
-  assert.deepEqual(r.skipped.map((s) => s.cluster), ['a']);
+  assert.deepEqual(
+    r.skipped.map((s) => s.cluster),
+    ['a'],
+  );
 });
 
 test('a cluster that changed during the pass is left for the next pass', async () => {
   const cs = [cluster('a')];
   const e = fakeEngine(cs);
-  const r = await reconcilePass(deps(e, [], {
-    listProvider: async () => {
-      cs[0]!.lastTaskId = 't-55'; // a user's task started while docker was being asked
-      return [prov('a', 'stopped')];
-    },
-  }), { dryRun: false });
+  const r = await reconcilePass(
+    deps(e, [], {
+      listProvider: async () => {
+        cs[0]!.lastTaskId = 't-55'; // a user's task started while docker was being asked
+        return [prov('a', 'stopped')];
+      },
+    }),
+    { dryRun: false },
+  );
   assert.equal(e.calls.length, 0);
   assert.match(r.skipped.find((s) => s.cluster === 'a')!.reason, /changed while the pass ran/);
 });
 
 test('a provider that cannot be asked gives an error, never "everything is missing"', async () => {
   const e = fakeEngine([cluster('a'), cluster('b')]);
-  const d = deps(e, [], { listProvider: async () => { throw new Error('Cannot connect to the Docker daemon'); } });
+  const d = deps(e, [], {
+    listProvider: async () => {
+      throw new Error('Cannot connect to the Docker daemon');
+    },
+  });
   const r = await reconcilePass(d, { dryRun: false });
   assert.deepEqual(r.drift, []);
   assert.equal(e.calls.length, 0);
@@ -253,17 +312,34 @@ test('a provider that cannot be asked gives an error, never "everything is missi
 
 test('a failing routes or gitops check is recorded and the rest of the pass goes on', async () => {
   const e = fakeEngine([cluster('a')]);
-  const r = await reconcilePass(deps(e, [prov('a', 'stopped')], {
-    routesStatus: async () => { throw new Error('cannot read haproxy.cfg'); },
-    branchStatus: async () => { throw new Error('ls-remote failed'); },
-  }), { dryRun: false });
-  assert.deepEqual(r.healed.map((h) => h.cluster), ['a']);
+  const r = await reconcilePass(
+    deps(e, [prov('a', 'stopped')], {
+      routesStatus: async () => {
+        throw new Error('cannot read haproxy.cfg');
+      },
+      branchStatus: async () => {
+        throw new Error('ls-remote failed');
+      },
+    }),
+    { dryRun: false },
+  );
+  assert.deepEqual(
+    r.healed.map((h) => h.cluster),
+    ['a'],
+  );
   assert.deepEqual(r.errors.map((x) => x.cluster).sort(), ['(gitops)', '(routes)']);
 });
 
 test('a summary writer that fails does not throw out of the pass', async () => {
   const e = fakeEngine([cluster('a')]);
-  const r = await reconcilePass(deps(e, [prov('a')], { appendSummary: () => { throw new Error('disk full'); } }), { dryRun: true });
+  const r = await reconcilePass(
+    deps(e, [prov('a')], {
+      appendSummary: () => {
+        throw new Error('disk full');
+      },
+    }),
+    { dryRun: true },
+  );
   assert.deepEqual(r.errors, [{ cluster: '(summary)', error: 'disk full' }]);
 });
 
@@ -318,7 +394,10 @@ test('integration: stopped behind our back is started, missing only reported, st
   assert.match(since, /"cluster","start","alpha"/);
   assert.doesNotMatch(since, /"delete"|"create"|"rm"|"stop"/, 'a reconcile creates, deletes and stops nothing here');
   const audit = engine.store.data.audit.filter((a) => a.user === 'kindler-reconcile');
-  assert.deepEqual(audit.map((a) => `${a.action}:${a.target}:${a.source}`), ['start:alpha:scheduler']);
+  assert.deepEqual(
+    audit.map((a) => `${a.action}:${a.target}:${a.source}`),
+    ['start:alpha:scheduler'],
+  );
 
   const after = await reconcilePass(d, { dryRun: false });
   assert.deepEqual(kinds(after.drift), ['missing:beta:report', 'unmanaged:stray:report']);

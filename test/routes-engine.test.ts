@@ -22,13 +22,14 @@ function haproxyPath(): string | null {
 const HAPROXY = haproxyPath();
 const SKIP = HAPROXY ? false : 'haproxy is not installed here (.ci/run installs it, so CI always runs this)';
 
-const freePort = () => new Promise<number>((res) => {
-  const s = createNet();
-  s.listen(0, '127.0.0.1', () => {
-    const p = (s.address() as { port: number }).port;
-    s.close(() => res(p));
+const freePort = () =>
+  new Promise<number>((res) => {
+    const s = createNet();
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => res(p));
+    });
   });
-});
 
 function get(port: number, host: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve) => {
@@ -51,10 +52,17 @@ test('routes follow create and delete through a real HAProxy; an invalid file ne
   const { mkdirSync } = await import('node:fs');
   mkdirSync(join(dir, 'haproxy'));
   // HAProxy needs a valid file to start: an empty rendering (404 for every host).
-  writeFileSync(configFile, `global\n    maxconn 100\ndefaults\n    mode http\n    timeout connect 5s\n    timeout client 10s\n    timeout server 10s\nfrontend f\n    bind 127.0.0.1:${listen}\n    http-request return status 404\n`);
+  writeFileSync(
+    configFile,
+    `global\n    maxconn 100\ndefaults\n    mode http\n    timeout connect 5s\n    timeout client 10s\n    timeout server 10s\nfrontend f\n    bind 127.0.0.1:${listen}\n    http-request return status 404\n`,
+  );
   const master: ChildProcess = spawn(HAPROXY as string, ['-W', '-db', '-f', configFile], { detached: true, stdio: 'ignore' });
   t.after(() => {
-    try { process.kill(-master.pid!, 'SIGKILL'); } catch { /* gone */ }
+    try {
+      process.kill(-master.pid!, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
     probe.cleanup();
   });
   const routes = {
@@ -98,7 +106,10 @@ test('routes follow create and delete through a real HAProxy; an invalid file ne
   assert.equal(st.code, 0, st.err);
   const routesNow = JSON.parse(st.out);
   assert.equal(routesNow.liveMatches, true);
-  assert.deepEqual(routesNow.routes.map((x: { host: string }) => x.host), ['web.example.test']);
+  assert.deepEqual(
+    routesNow.routes.map((x: { host: string }) => x.host),
+    ['web.example.test'],
+  );
 
   // Delete: when the task reports success the host answers 404.
   const d = await verb(engine, ['delete', 'web', '--wait', '--json']);
@@ -130,16 +141,28 @@ test('a kind cluster is routed to its http host port like k3d, through a real HA
   const configFile = join(probe.dir, 'haproxy', 'kindler.cfg');
   const { mkdirSync } = await import('node:fs');
   mkdirSync(join(probe.dir, 'haproxy'));
-  writeFileSync(configFile, `global\n    maxconn 100\ndefaults\n    mode http\n    timeout connect 5s\n    timeout client 10s\n    timeout server 10s\nfrontend f\n    bind 127.0.0.1:${listen}\n    http-request return status 404\n`);
+  writeFileSync(
+    configFile,
+    `global\n    maxconn 100\ndefaults\n    mode http\n    timeout connect 5s\n    timeout client 10s\n    timeout server 10s\nfrontend f\n    bind 127.0.0.1:${listen}\n    http-request return status 404\n`,
+  );
   const master: ChildProcess = spawn(HAPROXY as string, ['-W', '-db', '-f', configFile], { detached: true, stdio: 'ignore' });
   t.after(() => {
-    try { process.kill(-master.pid!, 'SIGKILL'); } catch { /* gone */ }
+    try {
+      process.kill(-master.pid!, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
     probe.cleanup();
   });
   const w = makeWorld({
     routes: {
-      enabled: true, baseDomain: 'example.test', listen: { http: { address: '127.0.0.1', port: listen } }, configFile,
-      validateCommand: [HAPROXY as string, '-c', '-f', '{file}'], reloadCommand: ['kill', '-USR2', String(master.pid)], backend: 'host-port',
+      enabled: true,
+      baseDomain: 'example.test',
+      listen: { http: { address: '127.0.0.1', port: listen } },
+      configFile,
+      validateCommand: [HAPROXY as string, '-c', '-f', '{file}'],
+      reloadCommand: ['kill', '-USR2', String(master.pid)],
+      backend: 'host-port',
     },
   });
   const engine = await startEngine(w);
@@ -151,7 +174,10 @@ test('a kind cluster is routed to its http host port like k3d, through a real HA
   const r = await verb(engine, ['create', 'kweb', '--provider', 'kind', '--wait', '--json']);
   assert.equal(r.code, 0, r.out + r.err);
   const task = JSON.parse(r.out).task;
-  assert.deepEqual(task.steps.map((s: { key: string }) => s.key), ['preflight', 'create-cluster', 'kubeconfig', 'wait-ready', 'ingress', 'node-address', 'route']);
+  assert.deepEqual(
+    task.steps.map((s: { key: string }) => s.key),
+    ['preflight', 'create-cluster', 'kubeconfig', 'wait-ready', 'ingress', 'node-address', 'route'],
+  );
   const c = engine.getCluster('kweb')!;
   assert.equal(c.domain, 'kweb.example.test');
   assert.match(readFileSync(configFile, 'utf8'), new RegExp(`server ingress 127\\.0\\.0\\.1:${c.httpPort}\n`));
@@ -177,7 +203,10 @@ test('a kind cluster is routed to its http host port like k3d, through a real HA
   assert.doesNotMatch(readFileSync(configFile, 'utf8'), /be_cluster_quiet/);
   const st = JSON.parse((await verb(engine, ['routes', '--json'])).out);
   assert.equal(st.liveMatches, true);
-  assert.deepEqual(st.routes.map((x: { host: string }) => x.host), ['kweb.example.test']);
+  assert.deepEqual(
+    st.routes.map((x: { host: string }) => x.host),
+    ['kweb.example.test'],
+  );
   assert.match(st.skipped.find((s: { name: string }) => s.name === 'quiet').reason, /switched off .*--no-route/);
   const quietIngress = createHttp((_req, res) => res.end('quiet'));
   await new Promise<void>((res) => quietIngress.listen(quiet.httpPort, '127.0.0.1', res));

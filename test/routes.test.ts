@@ -24,9 +24,21 @@ const NODE = process.execPath;
 
 function cluster(name: string, over: Partial<Cluster> = {}): Cluster {
   return {
-    name, provider: 'kind', servers: 1, agents: 0, httpPort: 18090, httpsPort: 18443, apiPort: 16443,
-    owner: 'tester', createdAt: '2024-01-01T00:00:00.000Z', desired: 'present', actual: 'running',
-    kubeContext: `kind-${name}`, kubeconfig: `/tmp/${name}.yaml`, updatedAt: '2024-01-01T00:00:00.000Z', ...over,
+    name,
+    provider: 'kind',
+    servers: 1,
+    agents: 0,
+    httpPort: 18090,
+    httpsPort: 18443,
+    apiPort: 16443,
+    owner: 'tester',
+    createdAt: '2024-01-01T00:00:00.000Z',
+    desired: 'present',
+    actual: 'running',
+    kubeContext: `kind-${name}`,
+    kubeconfig: `/tmp/${name}.yaml`,
+    updatedAt: '2024-01-01T00:00:00.000Z',
+    ...over,
   };
 }
 
@@ -76,7 +88,10 @@ describe('renderRoutes', { skip: NEEDS_HAPROXY }, () => {
       assert.equal(r1.text, r2.text);
       assert.equal(r1.text, r3.text);
       assert.deepEqual(r1.routes, r2.routes);
-      assert.deepEqual(r1.routes.map((r) => r.cluster), [...names].sort());
+      assert.deepEqual(
+        r1.routes.map((r) => r.cluster),
+        [...names].sort(),
+      );
       assert.deepEqual(r1.skipped, []);
       assert.doesNotMatch(r1.text, /\d{4}-\d\d-\d\dT/); // no timestamps
       const check = haproxyCheck(dir, r1.text);
@@ -97,7 +112,13 @@ describe('renderRoutes', { skip: NEEDS_HAPROXY }, () => {
       assert.match(r1.text, /^ {4}default_backend be_kindler_default_404$/m);
       assert.ok(sections.includes('be_cluster_kindler-default-404'));
       const lr = r1.routes.find((r) => r.cluster === 'a')!;
-      assert.deepEqual(lr, { host: 'a.example.test', wildcard: '*.a.example.test', backend: '127.0.0.1:20000', cluster: 'a', ...(cfg.listen.https ? { tlsBackend: '127.0.0.1:21000' } : {}) });
+      assert.deepEqual(lr, {
+        host: 'a.example.test',
+        wildcard: '*.a.example.test',
+        backend: '127.0.0.1:20000',
+        cluster: 'a',
+        ...(cfg.listen.https ? { tlsBackend: '127.0.0.1:21000' } : {}),
+      });
     }
   });
 
@@ -112,14 +133,22 @@ describe('renderRoutes', { skip: NEEDS_HAPROXY }, () => {
   test('node-address mode routes to node:ingressNodePort (default 80) and node:443, IPv6 included', (t) => {
     const dir = tempDir(t);
     const cfg = baseCfg(dir, { backend: 'node-address' });
-    const r = renderRoutes([
-      cluster('a', { nodeAddress: '172.18.0.2', ingressNodePort: 30080 }),
-      cluster('b', { nodeAddress: '172.18.0.3' }),
-      cluster('c', { nodeAddress: 'fd00::3' }),
-    ], cfg);
-    assert.deepEqual(r.routes.map((x) => [x.cluster, x.backend, x.tlsBackend]), [
-      ['a', '172.18.0.2:30080', '172.18.0.2:443'], ['b', '172.18.0.3:80', '172.18.0.3:443'], ['c', '[fd00::3]:80', '[fd00::3]:443'],
-    ]);
+    const r = renderRoutes(
+      [
+        cluster('a', { nodeAddress: '172.18.0.2', ingressNodePort: 30080 }),
+        cluster('b', { nodeAddress: '172.18.0.3' }),
+        cluster('c', { nodeAddress: 'fd00::3' }),
+      ],
+      cfg,
+    );
+    assert.deepEqual(
+      r.routes.map((x) => [x.cluster, x.backend, x.tlsBackend]),
+      [
+        ['a', '172.18.0.2:30080', '172.18.0.2:443'],
+        ['b', '172.18.0.3:80', '172.18.0.3:443'],
+        ['c', '[fd00::3]:80', '[fd00::3]:443'],
+      ],
+    );
     const check = haproxyCheck(dir, r.text);
     assert.ok(check.ok, check.out);
   });
@@ -142,7 +171,10 @@ describe('renderRoutes', { skip: NEEDS_HAPROXY }, () => {
       cluster('', { nodeAddress: '172.18.0.12' }),
     ];
     const r = renderRoutes(clusters, cfg);
-    assert.deepEqual(r.routes.map((x) => x.cluster), ['ok']);
+    assert.deepEqual(
+      r.routes.map((x) => x.cluster),
+      ['ok'],
+    );
     const reason = (n: string) => r.skipped.find((s) => s.name === n)?.reason ?? '(not skipped)';
     assert.match(reason('noaddr'), /no node address/);
     assert.match(reason('loop'), /loopback/);
@@ -154,13 +186,22 @@ describe('renderRoutes', { skip: NEEDS_HAPROXY }, () => {
     for (const n of ['Upper', 'a_b', 'x backend evil', '-a', '']) assert.match(reason(n), /not a DNS label/, n);
     assert.equal(r.skipped.length, clusters.length - 1);
     assert.doesNotMatch(r.text, /server .*127\.0\.0\.1/);
-    assert.deepEqual([...r.text.matchAll(/^ {4}server (.*)$/gm)].map((m) => m[1]), ["ingress 172.18.0.2:80", "ingress 172.18.0.2:443"]);
+    assert.deepEqual(
+      [...r.text.matchAll(/^ {4}server (.*)$/gm)].map((m) => m[1]),
+      ['ingress 172.18.0.2:80', 'ingress 172.18.0.2:443'],
+    );
     assert.doesNotMatch(r.text, /evil|Upper|a_b/);
-    assert.deepEqual(sectionNames(r.text).filter((s) => s.startsWith('be_cluster_')), ['be_cluster_ok', 'be_cluster_ok_tls']);
+    assert.deepEqual(
+      sectionNames(r.text).filter((s) => s.startsWith('be_cluster_')),
+      ['be_cluster_ok', 'be_cluster_ok_tls'],
+    );
 
     // The caller can vouch for a cluster that is being created.
     const r2 = renderRoutes(clusters, cfg, { creating: ['new'] });
-    assert.deepEqual(r2.routes.map((x) => x.cluster), ['new', 'ok']);
+    assert.deepEqual(
+      r2.routes.map((x) => x.cluster),
+      ['new', 'ok'],
+    );
     assert.equal(routable(clusters[7]!), false);
     assert.equal(routable(clusters[7]!, { creating: new Set(['new']) }), true);
     assert.equal(routable(clusters[0]!), true);
@@ -183,7 +224,10 @@ describe('renderRoutes', { skip: NEEDS_HAPROXY }, () => {
       [{ backend: 'nope' as RoutesConfig['backend'] }, /backend/],
     ];
     for (const [over, re] of bad) {
-      assert.throws(() => renderRoutes([cluster('a')], { ...good, ...over }), (e: unknown) => e instanceof KindlerError && e.kind === 'usage' && re.test(e.message));
+      assert.throws(
+        () => renderRoutes([cluster('a')], { ...good, ...over }),
+        (e: unknown) => e instanceof KindlerError && e.kind === 'usage' && re.test(e.message),
+      );
     }
   });
 });
@@ -206,16 +250,22 @@ describe('applyRoutes', { skip: NEEDS_HAPROXY }, () => {
     assert.equal(reloads(dir), 1);
     assert.deepEqual(await applyRoutes(text, cfg, (l) => lines.push(l)), { changed: false });
     assert.equal(reloads(dir), 1);
-    assert.ok(lines.some((l) => /already up to date/.test(l)), lines.join('\n'));
+    assert.ok(
+      lines.some((l) => /already up to date/.test(l)),
+      lines.join('\n'),
+    );
     assert.deepEqual(leftovers(dir), []);
 
     const st = await routesStatus(clusters, cfg);
     assert.equal(st.liveMatches, true);
-    assert.deepEqual(st.routes.map((r) => r.host), ['a.example.test', 'b.example.test']);
+    assert.deepEqual(
+      st.routes.map((r) => r.host),
+      ['a.example.test', 'b.example.test'],
+    );
     assert.equal((await routesStatus([clusters[0]!], cfg)).liveMatches, false);
   });
 
-  test('an invalid candidate never replaces the working file; the error carries haproxy\'s lines', async (t) => {
+  test("an invalid candidate never replaces the working file; the error carries haproxy's lines", async (t) => {
     const dir = tempDir(t);
     const cfg = baseCfg(dir);
     const good = renderRoutes([cluster('a')], cfg).text;
@@ -224,12 +274,18 @@ describe('applyRoutes', { skip: NEEDS_HAPROXY }, () => {
 
     const lines: string[] = [];
     const bad = renderRoutes([cluster('a'), cluster('b', { httpPort: 18091 })], cfg).text + 'bogus-directive here\n';
-    await assert.rejects(applyRoutes(bad, cfg, (l) => lines.push(l)), (e: Error) => {
-      assert.match(e.message, /unknown keyword 'bogus-directive'/);
-      assert.match(e.message, /left unchanged/);
-      return true;
-    });
-    assert.ok(lines.some((l) => /ALERT.*unknown keyword 'bogus-directive'/.test(l)), lines.join('\n'));
+    await assert.rejects(
+      applyRoutes(bad, cfg, (l) => lines.push(l)),
+      (e: Error) => {
+        assert.match(e.message, /unknown keyword 'bogus-directive'/);
+        assert.match(e.message, /left unchanged/);
+        return true;
+      },
+    );
+    assert.ok(
+      lines.some((l) => /ALERT.*unknown keyword 'bogus-directive'/.test(l)),
+      lines.join('\n'),
+    );
     assert.equal(readFileSync(cfg.configFile, 'utf8'), good);
     assert.equal(reloads(dir), 1);
     assert.deepEqual(leftovers(dir), []);
@@ -237,11 +293,20 @@ describe('applyRoutes', { skip: NEEDS_HAPROXY }, () => {
     // A validator that fails on its own terms, and one that cannot even start: same guarantees.
     const failing = { ...cfg, validateCommand: [NODE, '-e', "console.error('validator says no: ' + process.argv[1]); process.exit(3)", '{file}'] };
     const next = renderRoutes([cluster('a'), cluster('c', { httpPort: 18092 })], cfg).text;
-    await assert.rejects(applyRoutes(next, failing, () => undefined), /exited 3[\s\S]*validator says no: .*\.haproxy\.cfg\.\d+\.[0-9a-f]+\.tmp/);
+    await assert.rejects(
+      applyRoutes(next, failing, () => undefined),
+      /exited 3[\s\S]*validator says no: .*\.haproxy\.cfg\.\d+\.[0-9a-f]+\.tmp/,
+    );
     const missing = { ...cfg, validateCommand: [join(dir, 'no-such-haproxy'), '-c', '-f', '{file}'] };
-    await assert.rejects(applyRoutes(next, missing, () => undefined), /could not start/);
+    await assert.rejects(
+      applyRoutes(next, missing, () => undefined),
+      /could not start/,
+    );
     const noFile = { ...cfg, validateCommand: [HAPROXY, '-c'] };
-    await assert.rejects(applyRoutes(next, noFile, () => undefined), /must contain "\{file\}"/);
+    await assert.rejects(
+      applyRoutes(next, noFile, () => undefined),
+      /must contain "\{file\}"/,
+    );
     assert.equal(readFileSync(cfg.configFile, 'utf8'), good);
     assert.equal(reloads(dir), 1);
     assert.deepEqual(leftovers(dir), []);
@@ -254,7 +319,10 @@ describe('applyRoutes', { skip: NEEDS_HAPROXY }, () => {
     const v2 = renderRoutes([cluster('a'), cluster('b', { httpPort: 18091 })], cfg).text;
     await applyRoutes(v1, cfg, () => undefined);
     const broken = { ...cfg, reloadCommand: [NODE, '-e', "console.error('reload exploded'); process.exit(7)"] };
-    await assert.rejects(applyRoutes(v2, broken, () => undefined), /exited 7[\s\S]*reload exploded/);
+    await assert.rejects(
+      applyRoutes(v2, broken, () => undefined),
+      /exited 7[\s\S]*reload exploded/,
+    );
     assert.equal(readFileSync(cfg.configFile, 'utf8'), v1);
     assert.deepEqual(leftovers(dir), []);
     assert.deepEqual(await applyRoutes(v2, cfg, () => undefined), { changed: true });
@@ -264,7 +332,10 @@ describe('applyRoutes', { skip: NEEDS_HAPROXY }, () => {
     // First-ever apply with a failing reload leaves no file behind.
     const dir2 = tempDir(t);
     const cfg2 = { ...baseCfg(dir2), reloadCommand: broken.reloadCommand };
-    await assert.rejects(applyRoutes(v1, cfg2, () => undefined), /reload exploded/);
+    await assert.rejects(
+      applyRoutes(v1, cfg2, () => undefined),
+      /reload exploded/,
+    );
     assert.equal(existsSync(cfg2.configFile), false);
   });
 
@@ -456,10 +527,13 @@ describe('real routing through haproxy', { skip: NEEDS_HAPROXY }, () => {
     const logs: string[] = [];
     assert.deepEqual(await applyRoutes(renderRoutes([a], cfgLive).text, cfgLive, (l) => logs.push(l)), { changed: true });
     assert.ok(logs.includes('routes: HAProxy reloaded'), logs.join('\n'));
-    await Promise.race([exited, until('the old worker to be replaced', async () => {
-      const c = childrenOf(master.pid!);
-      return c.length === 1 && c[0] !== oldWorker;
-    })]);
+    await Promise.race([
+      exited,
+      until('the old worker to be replaced', async () => {
+        const c = childrenOf(master.pid!);
+        return c.length === 1 && c[0] !== oldWorker;
+      }),
+    ]);
     assert.equal((await get(pHttp, 'b.example.test')).status, 404);
     assert.equal((await get(pHttp, 'x.b.example.test')).status, 404);
     assert.equal((await get(pHttp, 'a.example.test')).body, 'cluster-a host=a.example.test');

@@ -16,7 +16,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { currentRules, renderRulesSh, RULES_SH, type Rules } from '../tools/gen-rules.js';
 import { assertName, EXISTING_NAME_LIMIT, NAME_LIMIT, RESERVED_NAMES, type NameUse } from '../src/core/names.js';
-import { checkCreateRequest, checkImage, checkSubnet, IMAGE_MAX, LIMITS, parseCount, parseProvider, SPECIAL_SUBNETS, specialCidr, SUBNET_PREFIX, WAIT_TIMEOUT_SECONDS } from '../src/core/spec.js';
+import {
+  checkCreateRequest,
+  checkImage,
+  checkSubnet,
+  IMAGE_MAX,
+  LIMITS,
+  parseCount,
+  parseProvider,
+  SPECIAL_SUBNETS,
+  specialCidr,
+  SUBNET_PREFIX,
+  WAIT_TIMEOUT_SECONDS,
+} from '../src/core/spec.js';
 import { MIN_CLUSTER_PORT, parsePort, PORT_MAX } from '../src/core/ports.js';
 import { API_ADDRESS_REFUSED, configProblems, DEFAULT_CONFIG, type Config } from '../src/core/config.js';
 import { KindlerError } from '../src/core/errors.js';
@@ -40,11 +52,11 @@ const HARNESS = [
   '    args+=("$a")',
   '  done',
   '  if [[ ${args[0]} != kd_check_* ]]; then',
-  "    printf 'not a validator: %s\\n' \"${args[0]}\" >&2",
+  '    printf \'not a validator: %s\\n\' "${args[0]}" >&2',
   '    exit 99',
   '  fi',
   '  if out=$( ("${args[@]}") 2>&1); then rc=0; else rc=$?; fi',
-  "  printf '%s\\t%s\\0' \"$rc\" \"$out\"",
+  '  printf \'%s\\t%s\\0\' "$rc" "$out"',
   'done',
 ].join('\n');
 
@@ -152,10 +164,47 @@ const ip = (n: number) => [24, 16, 8, 0].map((s) => (n >>> s) & 255).join('.');
 function nameCases(): Case[] {
   const lengths = [...new Set([...Object.values(NAME_LIMIT), ...Object.values(EXISTING_NAME_LIMIT)].flatMap((l) => [l - 1, l, l + 1]))];
   const inputs = [
-    'dev', 'a', 'a1', 'a1-b2', 'x-1-y', '', 'Dev', 'DEV', '1dev', '-dev', 'dev-', 'a--b', 'a---b', 'dev_1', 'dev.x', 'dev x', ' dev', 'dev ',
-    'dév', 'é', '日本', 'dev\n', '\ndev', 'dev\t', '\x1b[31mred', '$(id)', "a'b", 'a"b', 'a/b', 'a*', '[a]',
-    ...lengths.map(a), `${a(40)}-`, `${a(20)}--${a(20)}`, 'é'.repeat(20), `a${'é'.repeat(40)}`, a(500),
-    ...RESERVED_NAMES, ...RESERVED_NAMES.map((r) => `${r}1`), 'ADMIN', 'admin-',
+    'dev',
+    'a',
+    'a1',
+    'a1-b2',
+    'x-1-y',
+    '',
+    'Dev',
+    'DEV',
+    '1dev',
+    '-dev',
+    'dev-',
+    'a--b',
+    'a---b',
+    'dev_1',
+    'dev.x',
+    'dev x',
+    ' dev',
+    'dev ',
+    'dév',
+    'é',
+    '日本',
+    'dev\n',
+    '\ndev',
+    'dev\t',
+    '\x1b[31mred',
+    '$(id)',
+    "a'b",
+    'a"b',
+    'a/b',
+    'a*',
+    '[a]',
+    ...lengths.map(a),
+    `${a(40)}-`,
+    `${a(20)}--${a(20)}`,
+    'é'.repeat(20),
+    `a${'é'.repeat(40)}`,
+    a(500),
+    ...RESERVED_NAMES,
+    ...RESERVED_NAMES.map((r) => `${r}1`),
+    'ADMIN',
+    'admin-',
   ];
   const out: Case[] = [];
   for (const p of PROVIDERS) {
@@ -181,9 +230,35 @@ function nameCases(): Case[] {
 
 function imageCases(): Case[] {
   const inputs = [
-    'nginx', 'nginx:1.27', 'rancher/k3s:v1.30.4-k3s1', `registry.local:5000/team/app@sha256:${'0'.repeat(64)}`, 'localhost/x_y', '0x',
-    a(IMAGE_MAX), a(IMAGE_MAX + 1), `${'a/'.repeat((IMAGE_MAX - 1) / 2)}a`, 'Nginx', 'x:Y', '-x', '.x', '_x', '/x', ':x', '@x', 'a b', 'a;b',
-    '$(id)', '', 'é', 'x\n', '\nx', 'x\t', 'a*', 'a?', 'a[1]', "a'b",
+    'nginx',
+    'nginx:1.27',
+    'rancher/k3s:v1.30.4-k3s1',
+    `registry.local:5000/team/app@sha256:${'0'.repeat(64)}`,
+    'localhost/x_y',
+    '0x',
+    a(IMAGE_MAX),
+    a(IMAGE_MAX + 1),
+    `${'a/'.repeat((IMAGE_MAX - 1) / 2)}a`,
+    'Nginx',
+    'x:Y',
+    '-x',
+    '.x',
+    '_x',
+    '/x',
+    ':x',
+    '@x',
+    'a b',
+    'a;b',
+    '$(id)',
+    '',
+    'é',
+    'x\n',
+    '\nx',
+    'x\t',
+    'a*',
+    'a?',
+    'a[1]',
+    "a'b",
   ];
   return inputs.map((v) => ({
     what: `image ${JSON.stringify(v.length > 50 ? `${v.slice(0, 20)}…(${v.length})` : v)}`,
@@ -198,8 +273,25 @@ function subnetCases(): Case[] {
   const { min, max } = SUBNET_PREFIX;
   const cases: { v: string; ok?: boolean; ruleHas?: string }[] = [
     ...['10.101.0.0/16', '172.16.0.0/12', '192.168.0.0/16', '100.128.0.0/16', '198.20.0.0/16', '10.0.0.16/28', '010.0.0.0/8'].map((v) => ({ v, ok: true })),
-    ...['10.0.0.1/16', '256.0.0.0/8', '10.0.0.0', '10.0.0/8', '10.0.0.0/016', '1000.0.0.0/8', ' 10.0.0.0/8', '10.0.0.0/8 ', '10.0.0.0/8\n',
-      'fd00::/64', '', '10.0.0.0/-8', '10.0.0.0/0', '10.0.0.0/32', '10.0.0.0/8/8', '10.0.0.0./8', '١٠.0.0.0/8'].map((v) => ({ v, ok: false })),
+    ...[
+      '10.0.0.1/16',
+      '256.0.0.0/8',
+      '10.0.0.0',
+      '10.0.0/8',
+      '10.0.0.0/016',
+      '1000.0.0.0/8',
+      ' 10.0.0.0/8',
+      '10.0.0.0/8 ',
+      '10.0.0.0/8\n',
+      'fd00::/64',
+      '',
+      '10.0.0.0/-8',
+      '10.0.0.0/0',
+      '10.0.0.0/32',
+      '10.0.0.0/8/8',
+      '10.0.0.0./8',
+      '١٠.0.0.0/8',
+    ].map((v) => ({ v, ok: false })),
     // The prefix edges, on a network address for every one of them.
     ...[min - 1, min, max, max + 1].map((q) => ({ v: `10.0.0.0/${q}`, ok: q >= min && q <= max })),
   ];
@@ -231,7 +323,26 @@ function countCases(): Case[] {
   for (const f of ['servers', 'agents'] as const) {
     const { min, max } = LIMITS[f];
     const edges = [min - 1, min, max, max + 1].filter((n) => n >= 0);
-    const inputs = [...edges.map(String), '00', '01', '007', '0007', '020', '0020', '-1', '+1', '1.0', '1e1', ' 1', '1 ', '', 'two', '99999999999999999999', '٣', '0x1'];
+    const inputs = [
+      ...edges.map(String),
+      '00',
+      '01',
+      '007',
+      '0007',
+      '020',
+      '0020',
+      '-1',
+      '+1',
+      '1.0',
+      '1e1',
+      ' 1',
+      '1 ',
+      '',
+      'two',
+      '99999999999999999999',
+      '٣',
+      '0x1',
+    ];
     for (const v of inputs) {
       out.push({
         what: `${f} ${JSON.stringify(v)}`,
@@ -247,7 +358,24 @@ function countCases(): Case[] {
 
 function portCases(): Case[] {
   const edges = [0, 1, MIN_CLUSTER_PORT - 1, MIN_CLUSTER_PORT, MIN_CLUSTER_PORT + 1, PORT_MAX, PORT_MAX + 1];
-  const inputs = [...edges.map(String), '80', '443', '01024', '001024', '0080', '070000', '-1', '+1024', '1024.0', '0x400', ' 1024', '1024 ', '', 'http', '99999999999'];
+  const inputs = [
+    ...edges.map(String),
+    '80',
+    '443',
+    '01024',
+    '001024',
+    '0080',
+    '070000',
+    '-1',
+    '+1024',
+    '1024.0',
+    '0x400',
+    ' 1024',
+    '1024 ',
+    '',
+    'http',
+    '99999999999',
+  ];
   const out: Case[] = [];
   for (const f of ['http-port', 'https-port', 'api-port']) {
     for (const v of inputs) {
@@ -263,19 +391,27 @@ function portCases(): Case[] {
   }
   // The three together: each a port, then all different (the later flag is named), as `kindler create` checks them.
   const triples: [string, string, string, boolean?][] = [
-    ['2000', '2001', '2002', true], ['2000', '2000', '2002', false], ['2000', '2001', '2000', false], ['2000', '2001', '2001', false],
-    ['2000', '2000', '2000', false], ['80', '2000', '2000', false], ['2000', '2000', '70000', false], ['02000', '2000', '2001', false],
-    ['1024', '65535', '1025', true], ['1023', '1023', '1023', false],
+    ['2000', '2001', '2002', true],
+    ['2000', '2000', '2002', false],
+    ['2000', '2001', '2000', false],
+    ['2000', '2001', '2001', false],
+    ['2000', '2000', '2000', false],
+    ['80', '2000', '2000', false],
+    ['2000', '2000', '70000', false],
+    ['02000', '2000', '2001', false],
+    ['1024', '65535', '1025', true],
+    ['1023', '1023', '1023', false],
   ];
   for (const [h, s, api, ok] of triples) {
     out.push({
       what: `ports ${h} ${s} ${api}`,
-      ts: () => tsVerdict(() => {
-        const httpPort = parsePort('http-port', h, MIN_CLUSTER_PORT);
-        const httpsPort = parsePort('https-port', s, MIN_CLUSTER_PORT);
-        const apiPort = parsePort('api-port', api, MIN_CLUSTER_PORT);
-        checkCreateRequest({ name: 'dev', provider: 'k3d', servers: 1, agents: 0, httpPort, httpsPort, apiPort });
-      }),
+      ts: () =>
+        tsVerdict(() => {
+          const httpPort = parsePort('http-port', h, MIN_CLUSTER_PORT);
+          const httpsPort = parsePort('https-port', s, MIN_CLUSTER_PORT);
+          const apiPort = parsePort('api-port', api, MIN_CLUSTER_PORT);
+          checkCreateRequest({ name: 'dev', provider: 'k3d', servers: 1, agents: 0, httpPort, httpsPort, apiPort });
+        }),
       bash: ['kd_check_cluster_ports', `http-port=${h}`, `https-port=${s}`, `api-port=${api}`],
       text: 'field',
       ok,
@@ -297,10 +433,25 @@ function waitTimeoutCases(): Case[] {
 
 function apiAddressCases(): Case[] {
   const inputs: [string, boolean?][] = [
-    ['127.0.0.1', true], ['192.168.1.10', true], ['10.0.0.1', true], ['255.255.255.254', true], ['1.2.3.4', true],
+    ['127.0.0.1', true],
+    ['192.168.1.10', true],
+    ['10.0.0.1', true],
+    ['255.255.255.254', true],
+    ['1.2.3.4', true],
     ...API_ADDRESS_REFUSED.map((x): [string, boolean] => [x, false]),
-    ['256.1.1.1', false], ['01.2.3.4', false], ['1.2.3.04', false], ['1.2.3', false], ['1.2.3.4.5', false], [' 1.2.3.4', false], ['1.2.3.4 ', false],
-    ['1.2.3.4\n', false], ['::1', false], ['', false], ['localhost', false], ['1.2.3.-4', false], ['1.2.3.4/32', false],
+    ['256.1.1.1', false],
+    ['01.2.3.4', false],
+    ['1.2.3.04', false],
+    ['1.2.3', false],
+    ['1.2.3.4.5', false],
+    [' 1.2.3.4', false],
+    ['1.2.3.4 ', false],
+    ['1.2.3.4\n', false],
+    ['::1', false],
+    ['', false],
+    ['localhost', false],
+    ['1.2.3.-4', false],
+    ['1.2.3.4/32', false],
   ];
   return inputs.map(([v, ok]) => ({
     what: `api address ${JSON.stringify(v)}`,
@@ -346,13 +497,26 @@ test(`${RULES_SH} is what tools/gen-rules.ts writes from src/core today (else: n
 });
 
 test('the TypeScript and the bash validators agree on names, images, subnets, counts, ports, wait timeouts, API addresses and providers', (t) => {
-  const tables = { names: nameCases(), images: imageCases(), subnets: subnetCases(), counts: countCases(), ports: portCases(), waitTimeouts: waitTimeoutCases(), apiAddresses: apiAddressCases(), providers: providerCases() };
+  const tables = {
+    names: nameCases(),
+    images: imageCases(),
+    subnets: subnetCases(),
+    counts: countCases(),
+    ports: portCases(),
+    waitTimeouts: waitTimeoutCases(),
+    apiAddresses: apiAddressCases(),
+    providers: providerCases(),
+  };
   const all = Object.values(tables).flat();
   const t0 = performance.now();
   const bad = disagreements(all);
   const ms = performance.now() - t0;
   assert.deepEqual(bad, [], `${bad.length} of ${all.length} inputs:\n${bad.join('\n')}`);
-  t.diagnostic(`${all.length} inputs (${Object.entries(tables).map(([k, v]) => `${k} ${v.length}`).join(', ')}), bash side in one process: ${ms.toFixed(0)} ms`);
+  t.diagnostic(
+    `${all.length} inputs (${Object.entries(tables)
+      .map(([k, v]) => `${k} ${v.length}`)
+      .join(', ')}), bash side in one process: ${ms.toFixed(0)} ms`,
+  );
   // The table reaches both outcomes everywhere (a table that only ever accepts proves little).
   for (const [k, cases] of Object.entries(tables)) {
     const verdicts = cases.map((c) => c.ts().ok);
@@ -447,7 +611,10 @@ test('the bash validators take every limit from rules.sh: a rules.sh with other 
     [['kd_check_provider', 'provider', 'x'], 'provider: must be k3d, kind or mk'],
     [['kd_check_provider', 'provider', 'x', 'all'], 'provider: must be k3d, kind, mk or all'],
   ];
-  const got = bashVerdicts(cases.map(([c]) => c), join(dir, 'lib'));
+  const got = bashVerdicts(
+    cases.map(([c]) => c),
+    join(dir, 'lib'),
+  );
   cases.forEach(([call, want], i) => {
     const g = got[i]!;
     assert.equal(g.ok ? null : `${g.field}: ${g.rule}`, want, JSON.stringify(call));
@@ -455,8 +622,29 @@ test('the bash validators take every limit from rules.sh: a rules.sh with other 
 
   // The scripts themselves hold no limit either: create_env.sh with these rules.
   const kc = join(dir, 'never.yaml');
-  const create = (extra: string[], provider = 'k3d') => spawnSync('bash', [join(dir, 'create_env.sh'), '--provider', provider, '--servers', '2', '--agents', '1',
-    '--http-port', '3001', '--https-port', '3002', '--api-port', '3003', '--kubeconfig', kc, ...extra], { encoding: 'utf8' });
+  const create = (extra: string[], provider = 'k3d') =>
+    spawnSync(
+      'bash',
+      [
+        join(dir, 'create_env.sh'),
+        '--provider',
+        provider,
+        '--servers',
+        '2',
+        '--agents',
+        '1',
+        '--http-port',
+        '3001',
+        '--https-port',
+        '3002',
+        '--api-port',
+        '3003',
+        '--kubeconfig',
+        kc,
+        ...extra,
+      ],
+      { encoding: 'utf8' },
+    );
   const mk = create(['--name', 'abcdef'], 'mk');
   assert.deepEqual([mk.status, mk.stderr], [2, 'error: --name: must be at most 5 characters for mk: mk rule (got 6)\n']);
   for (const [extra, line] of [
@@ -469,7 +657,11 @@ test('the bash validators take every limit from rules.sh: a rules.sh with other 
     assert.deepEqual([r.status, r.stderr, r.stdout], [2, line, ''], extra.join(' '));
   }
   // Defaults are not rules: the default servers (1) is below this rules.sh's minimum.
-  const r = spawnSync('bash', [join(dir, 'create_env.sh'), '--name', 'abc', '--provider', 'k3d', '--http-port', '3001', '--https-port', '3002', '--api-port', '3003', '--kubeconfig', kc], { encoding: 'utf8' });
+  const r = spawnSync(
+    'bash',
+    [join(dir, 'create_env.sh'), '--name', 'abc', '--provider', 'k3d', '--http-port', '3001', '--https-port', '3002', '--api-port', '3003', '--kubeconfig', kc],
+    { encoding: 'utf8' },
+  );
   assert.deepEqual([r.status, r.stderr], [2, 'error: --servers: must be a whole number 2-3\n']);
   assert.ok(!existsSync(kc));
 
@@ -477,7 +669,10 @@ test('the bash validators take every limit from rules.sh: a rules.sh with other 
   rmSync(join(dir, 'lib', 'rules.sh'));
   const none = spawnSync('bash', [join(dir, 'cluster.sh'), 'list'], { encoding: 'utf8' });
   assert.equal(none.status, 1, none.stderr);
-  assert.equal(none.stdout, `::kindler:error cannot read ${join(dir, 'lib')}/rules.sh (the input rules, generated by npm run gen:rules): the installation is incomplete\n`);
+  assert.equal(
+    none.stdout,
+    `::kindler:error cannot read ${join(dir, 'lib')}/rules.sh (the input rules, generated by npm run gen:rules): the installation is incomplete\n`,
+  );
 });
 
 test('a reserved name: create_env.sh refuses it (exit 2, nothing run); delete_env.sh and cluster.sh act on such a cluster; adopt takes it, create does not', async (t) => {
@@ -488,8 +683,24 @@ test('a reserved name: create_env.sh refuses it (exit 2, nothing run); delete_en
   const kc = join(w.dir, 'admin.yaml');
   for (const provider of PROVIDERS as readonly Provider[]) {
     const before = w.calls();
-    const create = script('create_env.sh', ['--name', 'admin', '--provider', provider, '--http-port', '20001', '--https-port', '20002', '--api-port', '20003', '--kubeconfig', kc]);
-    assert.deepEqual([create.status, create.stdout, create.stderr], [2, '', 'error: --name: "admin" is reserved (kindler itself, its static routes or git use it)\n']);
+    const create = script('create_env.sh', [
+      '--name',
+      'admin',
+      '--provider',
+      provider,
+      '--http-port',
+      '20001',
+      '--https-port',
+      '20002',
+      '--api-port',
+      '20003',
+      '--kubeconfig',
+      kc,
+    ]);
+    assert.deepEqual(
+      [create.status, create.stdout, create.stderr],
+      [2, '', 'error: --name: "admin" is reserved (kindler itself, its static routes or git use it)\n'],
+    );
     assert.equal(w.calls(), before, 'no tool was called');
     const status = script('cluster.sh', ['status', '--name', 'admin', '--provider', provider]);
     assert.equal(status.status, 0, status.stderr);
@@ -502,12 +713,25 @@ test('a reserved name: create_env.sh refuses it (exit 2, nothing run); delete_en
     assert.match(stop.stdout, /::kindler:error cluster admin does not exist/);
   }
   // A privileged port is refused by the script as by the engine.
-  const low = script('create_env.sh', ['--name', 'dev', '--provider', 'k3d', '--http-port', '80', '--https-port', '20002', '--api-port', '20003', '--kubeconfig', kc]);
+  const low = script('create_env.sh', [
+    '--name',
+    'dev',
+    '--provider',
+    'k3d',
+    '--http-port',
+    '80',
+    '--https-port',
+    '20002',
+    '--api-port',
+    '20003',
+    '--kubeconfig',
+    kc,
+  ]);
   assert.deepEqual([low.status, low.stderr], [2, `error: --http-port: must be a port number ${MIN_CLUSTER_PORT}-${PORT_MAX}\n`]);
   assert.ok(!existsSync(kc));
 });
 
-test('the engine: create refuses a reserved name; adopt holds a name to the rule for existing clusters (the scripts\' rule)', async (t) => {
+test("the engine: create refuses a reserved name; adopt holds a name to the rule for existing clusters (the scripts' rule)", async (t) => {
   const { engine } = await withEngine(t);
   const r = await verb(engine, ['create', 'admin']);
   assert.deepEqual([r.code, r.err], [2, 'error: name: "admin" is reserved (kindler itself, its static routes or git use it)\n']);

@@ -25,7 +25,11 @@ test("an operator cannot re-create another operator's record; an admin retries i
   const { w, engine } = await withEngine(t);
   const base = w.cfg.ports.http.from;
   w.rule('k3d.cluster-create', 'fail 1 boom');
-  const first = await verb(engine, ['create', 'dev1', '--image', 'rancher/k3s:v1.30.4-k3s1', '--http-port', String(base + 3), '--subnet', '10.131.0.0/16', '--wait', '--json'], op1);
+  const first = await verb(
+    engine,
+    ['create', 'dev1', '--image', 'rancher/k3s:v1.30.4-k3s1', '--http-port', String(base + 3), '--subnet', '10.131.0.0/16', '--wait', '--json'],
+    op1,
+  );
   assert.equal(first.code, 1, first.err);
   const before = engine.getCluster('dev1')!;
   assert.equal(before.actual, 'failed');
@@ -54,7 +58,11 @@ test("an operator cannot re-create another operator's record; an admin retries i
   assert.match(refusedByOp2[0]!.detail!, /operators may only re-create their own clusters/);
 
   // An admin who is not the owner: may retry, but not change the owner's image, ports or subnet.
-  for (const [flag, value] of [['--image', 'other/k3s:2'], ['--http-port', String(base + 8)], ['--subnet', '10.132.0.0/16']] as const) {
+  for (const [flag, value] of [
+    ['--image', 'other/k3s:2'],
+    ['--http-port', String(base + 8)],
+    ['--subnet', '10.132.0.0/16'],
+  ] as const) {
     const r = await verb(engine, ['create', 'dev1', flag, value], admin);
     assert.equal(r.code, 5, `${flag}: ${r.err}`);
     assert.match(r.err, new RegExp(`^error: ${flag.slice(2)}: cluster "dev1" belongs to op1; only its owner may change its ${flag.slice(2)} on re-create`));
@@ -83,7 +91,13 @@ test("an operator cannot re-create another operator's record; an admin retries i
   assert.equal(done.image, 'rancher/k3s:v1.30.4-k3s1');
   assert.equal(done.httpPort, base + 9);
   assert.equal(done.subnet, '10.131.0.0/16');
-  const create = JSON.parse(readFileSync(join(w.fakeDir, 'calls.log'), 'utf8').trim().split('\n').filter((l) => /"cluster","create"/.test(l)).at(-1)!);
+  const create = JSON.parse(
+    readFileSync(join(w.fakeDir, 'calls.log'), 'utf8')
+      .trim()
+      .split('\n')
+      .filter((l) => /"cluster","create"/.test(l))
+      .at(-1)!,
+  );
   assert.ok(create.argv.includes('rancher/k3s:v1.30.4-k3s1'), `the retry ran with the recorded image: ${create.argv.join(' ')}`);
 });
 
@@ -121,13 +135,20 @@ test('a refusal flood from one user keeps the state file bounded; the rest are c
   t.diagnostic(`${FLOOD} refusals in ${ms.toFixed(0)} ms: state.json ${sizeBefore} -> ${statSync(file).size} bytes; ${limit} recorded + 1 summary`);
 });
 
-test('the refusal limiter: per user, per minute window; the window\'s end hands over one summary with the count', async () => {
+test("the refusal limiter: per user, per minute window; the window's end hands over one summary with the count", async () => {
   const { RefusalLimiter } = await import('../src/engine/refusals.js');
   let clock = Date.parse('2026-01-01T00:00:00Z');
   const summaries: { user: string; count: number; limit: number; from: string; to: string; source: string }[] = [];
-  const lim = new RefusalLimiter(() => 2, (s) => summaries.push(s), () => clock);
+  const lim = new RefusalLimiter(
+    () => 2,
+    (s) => summaries.push(s),
+    () => clock,
+  );
   const a = { user: 'a', source: 'ssh' };
-  assert.deepEqual([1, 2, 3, 4, 5].map(() => lim.admit(a)), [true, true, false, false, false]);
+  assert.deepEqual(
+    [1, 2, 3, 4, 5].map(() => lim.admit(a)),
+    [true, true, false, false, false],
+  );
   assert.equal(lim.admit({ user: 'b', source: 'cli' }), true, 'another user has a limit of their own');
   assert.deepEqual([...lim.pending()], [['a', 3]]);
   clock += 59_999;
@@ -138,7 +159,13 @@ test('the refusal limiter: per user, per minute window; the window\'s end hands 
   assert.deepEqual(summaries[0], { user: 'a', source: 'ssh', count: 4, limit: 2, from: '2026-01-01T00:00:00.000Z', to: '2026-01-01T00:01:00.000Z' });
   lim.flush();
   assert.equal(summaries.length, 1, 'nothing suppressed in the new window: no summary');
-  assert.equal(new RefusalLimiter(() => 0, () => assert.fail('no limit, no summary')).admit(a), true);
+  assert.equal(
+    new RefusalLimiter(
+      () => 0,
+      () => assert.fail('no limit, no summary'),
+    ).admit(a),
+    true,
+  );
 });
 
 test('the audit log is bounded by count as events come, and pruned by age and count by the retention job', async (t) => {
@@ -163,7 +190,10 @@ test('the audit log is bounded by count as events come, and pruned by age and co
   await runRetention(engine, (_l, m) => logs.push(m));
   assert.equal(engine.listAudit().length, max - 60);
   assert.equal(engine.listAudit()[0]!.user, 'v160');
-  assert.ok(logs.some((l) => /retention: pruned 60 audit event/.test(l)), logs.join('\n'));
+  assert.ok(
+    logs.some((l) => /retention: pruned 60 audit event/.test(l)),
+    logs.join('\n'),
+  );
 });
 
 // ---- item 6: import-csv --------------------------------------------------------------------------
@@ -180,7 +210,10 @@ test('import-csv: a file over the row cap is refused whole; a capped import leav
   const wrapDir = join(w.dir, 'wrap');
   mkdirSync(wrapDir);
   const callLog = join(w.dir, 'docker-calls.log');
-  writeFileSync(join(wrapDir, 'docker'), `#!/usr/bin/env bash\necho "+" >>'${callLog}'\n'${join(FAKE_BIN, 'docker')}' "$@"\nrc=$?\necho "-" >>'${callLog}'\nexit $rc\n`);
+  writeFileSync(
+    join(wrapDir, 'docker'),
+    `#!/usr/bin/env bash\necho "+" >>'${callLog}'\n'${join(FAKE_BIN, 'docker')}' "$@"\nrc=$?\necho "-" >>'${callLog}'\nexit $rc\n`,
+  );
   chmodSync(join(wrapDir, 'docker'), 0o755);
   const env = scriptEnv(w);
   const engine = await Engine.start(w.cfg, { role: 'test', scriptEnv: { ...env, PATH: `${wrapDir}:${env.PATH}` } });
@@ -240,11 +273,16 @@ test('import-csv: a file over the row cap is refused whole; a capped import leav
   for (const c of calls) peak = Math.max(peak, (now += c === '+' ? 1 : -1));
   assert.equal(calls.filter((c) => c === '+').length, imported, 'one status check per imported record');
   assert.ok(peak <= w.cfg.concurrency, `at most ${w.cfg.concurrency} status checks at once (saw ${peak})`);
-  assert.ok(engine.listClusters().every((c) => c.actual === 'absent'), 'all re-checked');
+  assert.ok(
+    engine.listClusters().every((c) => c.actual === 'absent'),
+    'all re-checked',
+  );
 
   const worstList = Math.max(...lists);
   const worstLag = lag.max / 1e6;
-  t.diagnostic(`import of ${max} rows: ${importMs.toFixed(0)} ms, with status checks ${totalMs.toFixed(0)} ms; ${lists.length} lists served, worst ${worstList.toFixed(0)} ms; event loop delay max ${worstLag.toFixed(0)} ms; peak concurrent status checks ${peak}`);
+  t.diagnostic(
+    `import of ${max} rows: ${importMs.toFixed(0)} ms, with status checks ${totalMs.toFixed(0)} ms; ${lists.length} lists served, worst ${worstList.toFixed(0)} ms; event loop delay max ${worstLag.toFixed(0)} ms; peak concurrent status checks ${peak}`,
+  );
   assert.ok(lists.length >= 10, `list was served during the import (${lists.length} times)`);
   assert.ok(worstList < 250, `list answered within 250 ms during the import (worst ${worstList.toFixed(0)} ms)`);
 });
@@ -258,10 +296,17 @@ test('special-purpose subnets are refused with the range named (every listed ran
     // A subnet the parser takes (prefix 8-28) inside or around each special range.
     const p = Math.min(28, Math.max(8, Number(prefix)));
     const probe = Number(prefix) < 8 ? `${addr.split('.')[0]}.0.0.0/8` : `${addr}/${p}`;
-    assert.throws(() => checkSubnet(probe), (e: Error) => e.message.startsWith(`subnet: must not overlap a special-purpose range (${s.cidr} is `), probe);
+    assert.throws(
+      () => checkSubnet(probe),
+      (e: Error) => e.message.startsWith(`subnet: must not overlap a special-purpose range (${s.cidr} is `),
+      probe,
+    );
   }
   for (const ok of ['10.101.0.0/16', '172.16.0.0/12', '192.168.0.0/16', '100.128.0.0/16', '198.20.0.0/16']) assert.doesNotThrow(() => checkSubnet(ok), ok);
-  assert.throws(() => checkCreateRequest({ name: 'dev', provider: 'k3d', servers: 1, agents: 0, apiPort: 1023 }), /^Error: api-port: must be a port number 1024-65535 \(got 1023\)$/);
+  assert.throws(
+    () => checkCreateRequest({ name: 'dev', provider: 'k3d', servers: 1, agents: 0, apiPort: 1023 }),
+    /^Error: api-port: must be a port number 1024-65535 \(got 1023\)$/,
+  );
 });
 
 test('create and import-csv refuse special-purpose subnets, privileged ports and the routes frontend port; nothing changes', async (t) => {
@@ -281,7 +326,10 @@ test('create and import-csv refuse special-purpose subnets, privileged ports and
   };
   const { w, engine } = await withEngine(t, { routes, ports: probe.cfg.ports });
   const cases: [string[], RegExp][] = [
-    [['create', 'x', '--subnet', '0.0.0.0/8'], /^error: subnet: must not overlap a special-purpose range \(0\.0\.0\.0\/8 is "this network", RFC 791\) \(got "0\.0\.0\.0\/8"\)$/],
+    [
+      ['create', 'x', '--subnet', '0.0.0.0/8'],
+      /^error: subnet: must not overlap a special-purpose range \(0\.0\.0\.0\/8 is "this network", RFC 791\) \(got "0\.0\.0\.0\/8"\)$/,
+    ],
     [['create', 'x', '--subnet', '127.0.0.0/8'], /^error: subnet: must not overlap a special-purpose range \(127\.0\.0\.0\/8 is loopback, RFC 1122\)/],
     [['create', 'x', '--subnet', '127.42.0.0/16'], /^error: subnet: must not overlap a special-purpose range \(127\.0\.0\.0\/8 is loopback/],
     [['create', 'x', '--subnet', '169.254.0.0/16'], /^error: subnet: must not overlap a special-purpose range \(169\.254\.0\.0\/16 is link-local/],
@@ -291,8 +339,14 @@ test('create and import-csv refuse special-purpose subnets, privileged ports and
     [['create', 'x', '--http-port', '80'], /^error: http-port: must be a port number 1024-65535 \(got "80"\)$/],
     [['create', 'x', '--https-port', '443'], /^error: https-port: must be a port number 1024-65535 \(got "443"\)$/],
     [['create', 'x', '--api-port', '1023'], /^error: api-port: must be a port number 1024-65535 \(got "1023"\)$/],
-    [['create', 'x', '--http-port', String(listen)], new RegExp(`^error: http-port: ${listen} is the routes frontend's own port \\(routes.listen.http.port\\); choose another$`)],
-    [['create', 'x', '--api-port', String(listen + 1)], new RegExp(`^error: api-port: ${listen + 1} is the routes frontend's own port \\(routes.listen.https.port\\); choose another$`)],
+    [
+      ['create', 'x', '--http-port', String(listen)],
+      new RegExp(`^error: http-port: ${listen} is the routes frontend's own port \\(routes.listen.http.port\\); choose another$`),
+    ],
+    [
+      ['create', 'x', '--api-port', String(listen + 1)],
+      new RegExp(`^error: api-port: ${listen + 1} is the routes frontend's own port \\(routes.listen.https.port\\); choose another$`),
+    ],
   ];
   for (const [argv, re] of cases) {
     const r = await verb(engine, argv);
@@ -311,19 +365,28 @@ test('create and import-csv refuse special-purpose subnets, privileged ports and
 
   // import-csv applies the same rules, row by row.
   const file = join(w.dir, 'environments.csv');
-  writeFileSync(file, [
-    `loop,k3d,,,false,false,,,127.0.0.0/16`,
-    `cgnat,k3d,,,false,false,,,100.64.0.0/16`,
-    `low,k3d,,,false,false,80,,`,
-    `front,k3d,,,false,false,${listen},,`,
-    `fine,k3d,,,false,false,,,10.140.0.0/16`,
-  ].join('\n'));
+  writeFileSync(
+    file,
+    [
+      `loop,k3d,,,false,false,,,127.0.0.0/16`,
+      `cgnat,k3d,,,false,false,,,100.64.0.0/16`,
+      `low,k3d,,,false,false,80,,`,
+      `front,k3d,,,false,false,${listen},,`,
+      `fine,k3d,,,false,false,,,10.140.0.0/16`,
+    ].join('\n'),
+  );
   const r = await verb(engine, ['import-csv', file, '--json']);
   const rows = JSON.parse(r.out).rows as { name: string; result: string; reason?: string }[];
-  assert.deepEqual(rows.map((x) => `${x.name}:${x.result}`), ['loop:refused', 'cgnat:refused', 'low:refused', 'front:refused', 'fine:imported']);
+  assert.deepEqual(
+    rows.map((x) => `${x.name}:${x.result}`),
+    ['loop:refused', 'cgnat:refused', 'low:refused', 'front:refused', 'fine:imported'],
+  );
   assert.match(rows[0]!.reason!, /^subnet: must not overlap a special-purpose range \(127\.0\.0\.0\/8 is loopback/);
   assert.match(rows[1]!.reason!, /^subnet: must not overlap a special-purpose range \(100\.64\.0\.0\/10 is shared address space/);
   assert.match(rows[2]!.reason!, /^http_port: must be a port number 1024-65535 \(got "80"\)$/);
   assert.match(rows[3]!.reason!, new RegExp(`^http_port: ${listen} is the routes frontend's own port \\(routes.listen.http.port\\)$`));
-  assert.deepEqual(engine.listClusters().map((c) => c.name), ['fine', 'web']);
+  assert.deepEqual(
+    engine.listClusters().map((c) => c.name),
+    ['fine', 'web'],
+  );
 });

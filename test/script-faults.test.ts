@@ -18,7 +18,7 @@ import type { Task } from '../src/core/types.js';
 const b64 = (b: Buffer | string) => Buffer.from(b).toString('base64');
 
 // Anything a terminal would act on: C0 controls but newline, DEL, C1 controls (8-bit CSI and friends).
- 
+
 const RAW_CONTROL = /[\x00-\x09\x0b-\x1f\x7f-\x9f]/;
 
 /** The log file: every byte sanitized (no escape, no control but the newlines between lines). */
@@ -99,7 +99,10 @@ test('a provider error followed by a failed roll-back: the reason is the error, 
 });
 
 test('a tool that ignores SIGTERM past the timeout: the script is killed before its trap runs, and kindler cleans up', async (t) => {
-  const { w, engine } = await withEngine(t, { timeouts: { create: 8, delete: 60, start: 60, stop: 60, 'import-image': 60, status: 20 }, cancelGraceSeconds: 1 });
+  const { w, engine } = await withEngine(t, {
+    timeouts: { create: 8, delete: 60, start: 60, stop: 60, 'import-image': 60, status: 20 },
+    cancelGraceSeconds: 1,
+  });
   // The script's TERM trap waits for the tool first, so it never reaches its own cleanup.
   w.rule('kubectl.wait', 'hang\nignore-term');
   const task = await createAndWait(engine, 'deaf');
@@ -112,7 +115,10 @@ test('a tool that ignores SIGTERM past the timeout: the script is killed before 
 });
 
 test('a hang past the timeout whose cleanup hangs too: killed, then cleaned up by kindler', async (t) => {
-  const { w, engine } = await withEngine(t, { timeouts: { create: 8, delete: 60, start: 60, stop: 60, 'import-image': 60, status: 20 }, cancelGraceSeconds: 1 });
+  const { w, engine } = await withEngine(t, {
+    timeouts: { create: 8, delete: 60, start: 60, stop: 60, 'import-image': 60, status: 20 },
+    cancelGraceSeconds: 1,
+  });
   // The wait hangs until the timeout's SIGTERM; the script's own cleanup then hangs in k3d cluster
   // delete, which ignores SIGTERM, so only SIGKILL ends the script and kindler's own cleanup (the
   // delete script) must finish the job. (A wait that ignored SIGTERM too would keep the script's trap
@@ -160,7 +166,10 @@ test('a 10 MB single line on stdout and on stderr: the task ends with a bounded 
   const { w, engine } = await withEngine(t, { timeouts: { create: 60, delete: 60, start: 60, stop: 60, 'import-image': 60, status: 20 } });
   const kib = b64('x'.repeat(1024));
   // 10 MiB on stdout with its newline, then 10 MiB on stderr without one, then the tool dies.
-  w.rule('k3d.cluster-create', [`write stdout ${kib} 10240`, `write stdout ${b64('\n')}`, `write stderr ${b64('y'.repeat(1024))} 10240`, 'signal SIGKILL'].join('\n'));
+  w.rule(
+    'k3d.cluster-create',
+    [`write stdout ${kib} 10240`, `write stdout ${b64('\n')}`, `write stderr ${b64('y'.repeat(1024))} 10240`, 'signal SIGKILL'].join('\n'),
+  );
   const started = Date.now();
   const task = await createAndWait(engine, 'huge');
   // Not the timeout: the script read the huge line and still gave its reason at once.
@@ -196,24 +205,41 @@ test('binary output (NUL, invalid UTF-8, escape sequences): nothing raw reaches 
   assertCleanError(task);
   // bash cannot hold a NUL: the script's copy of the line ends there; kindler's own stderr tail has it all.
   assert.match(task.error!.reason, /^k3d cluster create failed \(exit 137\): killed by SIGKILL \(its last error output: bin:\)$/);
-  assert.ok(task.error!.stderrTail.some((l) => /bin: .*red/.test(l)), JSON.stringify(task.error!.stderrTail));
+  assert.ok(
+    task.error!.stderrTail.some((l) => /bin: .*red/.test(l)),
+    JSON.stringify(task.error!.stderrTail),
+  );
   assertNothingLeft(w, engine, 'binary', task);
   const log = assertCleanLog(w, task.id);
   assert.match(log, /bin: /);
   // Every face prints from the same sanitized text: the logs and task verbs, plain and --json.
-  for (const argv of [['logs', task.id], ['task', task.id], ['show', 'binary']]) {
+  for (const argv of [
+    ['logs', task.id],
+    ['task', task.id],
+    ['show', 'binary'],
+  ]) {
     const r = await verb(engine, argv);
     assert.equal(r.code, 0, r.err);
     assert.doesNotMatch(r.out.replace(/\n/g, ''), RAW_CONTROL, `${argv.join(' ')} prints no raw control character`);
     const j = await verb(engine, [...argv, '--json']);
-    assert.doesNotMatch(JSON.stringify(JSON.parse(j.out)), /\\u00(0[0-8]|1[0-9a-f]|7f|[89][0-9a-f])|\\u001b/i, `${argv.join(' ')} --json holds no control character`);
+    assert.doesNotMatch(
+      JSON.stringify(JSON.parse(j.out)),
+      /\\u00(0[0-8]|1[0-9a-f]|7f|[89][0-9a-f])|\\u001b/i,
+      `${argv.join(' ')} --json holds no control character`,
+    );
   }
 });
 
 test('a tool with output only on stderr: the reason is its telling stderr line', async (t) => {
   const { w, engine } = await withEngine(t);
   // A tool that writes only to stderr (several lines, the telling one last) and fails in preflight.
-  w.rule('docker.info', [`write stderr ${b64('WARNING: no swap limit support\nerror during connect: this error may indicate that the docker daemon is not running\n')}`, 'fail 1 permission denied while trying to connect'].join('\n'));
+  w.rule(
+    'docker.info',
+    [
+      `write stderr ${b64('WARNING: no swap limit support\nerror during connect: this error may indicate that the docker daemon is not running\n')}`,
+      'fail 1 permission denied while trying to connect',
+    ].join('\n'),
+  );
   const pre = await createAndWait(engine, 'quiet');
   assert.match(pre.error!.reason, /^docker is not reachable \(docker info exit 1\): .*permission denied/);
   assert.equal(pre.cleanup, 'not-needed');
@@ -227,7 +253,11 @@ test('a script that prints no marker, only stderr: failed with its last stderr l
   const scripts = mkdtempSync(join(tmpdir(), 'kindler-scripts-'));
   t.after(() => rmSync(scripts, { recursive: true, force: true }));
   for (const f of ['delete_env.sh', 'cluster.sh', 'lib']) symlinkSync(join(ROOT, 'scripts', f), join(scripts, f));
-  writeFileSync(join(scripts, 'create_env.sh'), '#!/usr/bin/env bash\necho "starting" >&2\nprintf \'\\033[31mfatal:\\033[0m cannot read /etc/kindler/token\\n\' >&2\nexit 3\n', { mode: 0o755 });
+  writeFileSync(
+    join(scripts, 'create_env.sh'),
+    '#!/usr/bin/env bash\necho "starting" >&2\nprintf \'\\033[31mfatal:\\033[0m cannot read /etc/kindler/token\\n\' >&2\nexit 3\n',
+    { mode: 0o755 },
+  );
   const { w, engine } = await withEngine(t, { scriptsDir: scripts });
   const r = await verb(engine, ['create', 'quiet2', '--wait', '--json']);
   assert.equal(r.code, 1);

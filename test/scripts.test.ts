@@ -64,7 +64,11 @@ function sandbox(): Sandbox {
   const tool = (name: string, args: string[]) => execFileSync(join(FAKE_BIN, name), args, { env, encoding: 'utf8' });
   const lines = (s: string) => s.split('\n').filter(Boolean);
   return {
-    dir, fake, home, kcDir, env,
+    dir,
+    fake,
+    home,
+    kcDir,
+    env,
     rule: (name, content) => writeFileSync(join(fake, 'control', name), `${content}\n`),
     clearRule: (name) => rmSync(join(fake, 'control', name), { force: true }),
     tool,
@@ -140,7 +144,10 @@ function start(script: string, args: string[], sb: Sandbox): Running {
         }
       },
       end() {
-        if (buf) { sink.push(buf); onLine(buf); }
+        if (buf) {
+          sink.push(buf);
+          onLine(buf);
+        }
         buf = '';
       },
     };
@@ -180,7 +187,11 @@ function show(r: RunResult): string {
 
 /** Marker-contract checks that hold for every run. */
 function checkContract(r: RunResult): void {
-  assert.deepEqual(r.markers.filter((m) => m.type === 'invalid'), [], `invalid marker lines\n${show(r)}`);
+  assert.deepEqual(
+    r.markers.filter((m) => m.type === 'invalid'),
+    [],
+    `invalid marker lines\n${show(r)}`,
+  );
   const steps = r.markers.filter((m) => m.type === 'step');
   steps.forEach((s, i) => {
     assert.equal(s.type === 'step' && s.n, i + 1, `steps must count 1, 2, …\n${show(r)}`);
@@ -223,9 +234,21 @@ async function env(provider: Provider, name = `t-${provider}`): Promise<Env> {
 
 function createArgs(e: Env, extra: string[] = []): string[] {
   return [
-    '--name', e.name, '--provider', e.provider,
-    '--http-port', String(e.ports[0]), '--https-port', String(e.ports[1]), '--api-port', String(e.ports[2]),
-    '--kubeconfig', e.kubeconfig, '--wait-timeout', '30', ...extra,
+    '--name',
+    e.name,
+    '--provider',
+    e.provider,
+    '--http-port',
+    String(e.ports[0]),
+    '--https-port',
+    String(e.ports[1]),
+    '--api-port',
+    String(e.ports[2]),
+    '--kubeconfig',
+    e.kubeconfig,
+    '--wait-timeout',
+    '30',
+    ...extra,
   ];
 }
 const nameArgs = (e: Env) => ['--name', e.name, '--provider', e.provider];
@@ -244,8 +267,16 @@ async function status(e: Env): Promise<Record<string, unknown>> {
     assert.match(x.state, /^[a-z]+$/, JSON.stringify(x));
   }
   if (rest.state === 'absent') assert.deepEqual(containers, []);
-  if (rest.state === 'running') assert.ok(containers.every((x) => x.state === 'running'), JSON.stringify(containers));
-  if (rest.state === 'stopped') assert.ok(containers.every((x) => x.state !== 'running'), JSON.stringify(containers));
+  if (rest.state === 'running')
+    assert.ok(
+      containers.every((x) => x.state === 'running'),
+      JSON.stringify(containers),
+    );
+  if (rest.state === 'stopped')
+    assert.ok(
+      containers.every((x) => x.state !== 'running'),
+      JSON.stringify(containers),
+    );
   return rest;
 }
 
@@ -328,7 +359,10 @@ for (const provider of PROVIDERS) {
       checkContract(d2);
       assert.equal(d2.code, 0, show(d2));
       assert.deepEqual(d2.result, { name: e.name, provider, deleted: false });
-      assert.ok(notes(d2).some((n) => n.includes('already absent')), show(d2));
+      assert.ok(
+        notes(d2).some((n) => n.includes('already absent')),
+        show(d2),
+      );
       assertHomeUntouched(e.sb);
     });
 
@@ -392,7 +426,12 @@ for (const provider of PROVIDERS) {
       const first = await run(CREATE, createArgs(e), e.sb);
       assert.equal(first.code, 0, show(first));
       // The fake docker does not really listen, so preflight passes and the provider hits the bind.
-      const e2: Env = { ...e, name: `${e.name}-b`, kubeconfig: join(e.sb.kcDir, 'b.yaml'), ports: [(await freePorts())[0], e.ports[1], (await freePorts())[2]] };
+      const e2: Env = {
+        ...e,
+        name: `${e.name}-b`,
+        kubeconfig: join(e.sb.kcDir, 'b.yaml'),
+        ports: [(await freePorts())[0], e.ports[1], (await freePorts())[2]],
+      };
       const r = await run(CREATE, createArgs(e2), e.sb);
       checkContract(r);
       assert.equal(r.code, 1, show(r));
@@ -422,7 +461,11 @@ for (const provider of PROVIDERS) {
 
     test('start/stop/import of a missing cluster: "does not exist"', async () => {
       const e = await env(provider);
-      for (const args of [['start', ...nameArgs(e)], ['stop', ...nameArgs(e)], ['import-image', ...nameArgs(e), '--image', 'nginx:1']]) {
+      for (const args of [
+        ['start', ...nameArgs(e)],
+        ['stop', ...nameArgs(e)],
+        ['import-image', ...nameArgs(e), '--image', 'nginx:1'],
+      ]) {
         const r = await run(CLUSTER, args, e.sb);
         checkContract(r);
         assert.equal(r.code, 1, show(r));
@@ -460,7 +503,10 @@ describe('k3d specifics', () => {
     const r = await run(CREATE, createArgs(e), e.sb);
     assert.notEqual(r.code, 0, show(r));
     assert.deepEqual(cleanupPhases(r), ['begin', 'done'], show(r));
-    assert.ok(notes(r).some((n) => n.includes(`network k3d-${e.name} already exists`)), show(r));
+    assert.ok(
+      notes(r).some((n) => n.includes(`network k3d-${e.name} already exists`)),
+      show(r),
+    );
     assert.ok(e.sb.networks().includes(`k3d-${e.name}`), 'the foreign network is kept');
     assert.deepEqual(e.sb.containers(), []);
   });
@@ -489,8 +535,18 @@ describe('kind specifics', () => {
 
 describe('kind ingress', () => {
   const MANIFEST = join(SCRIPTS, 'manifests', 'ingress-nginx-kind-v1.12.1.yaml');
-  interface FakeObject { kind: string; namespace: string; name: string; source: string; object: Record<string, unknown> }
-  const calls = (e: Env) => readFileSync(join(e.sb.fake, 'calls.log'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { tool: string; argv: string[] });
+  interface FakeObject {
+    kind: string;
+    namespace: string;
+    name: string;
+    source: string;
+    object: Record<string, unknown>;
+  }
+  const calls = (e: Env) =>
+    readFileSync(join(e.sb.fake, 'calls.log'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { tool: string; argv: string[] });
   /** The objects the kubectl stand-in recorded as applied to the cluster (kept on its first control-plane container). */
   const applied = (e: Env): FakeObject[] => {
     const st = JSON.parse(readFileSync(join(e.sb.fake, 'state.json'), 'utf8')) as { containers: { name: string; fake: { objects?: FakeObject[] } }[] };
@@ -503,20 +559,38 @@ describe('kind ingress', () => {
     checkContract(r);
     assert.equal(r.code, 0, show(r));
     // The node the controller must run on carries the label, and its 80/443 go to the cluster's host ports.
-    const nodes = JSON.parse(e.sb.tool('kubectl', ['--kubeconfig', e.kubeconfig, 'get', 'nodes', '-o', 'json'])) as { items: { metadata: { name: string; labels: Record<string, string> } }[] };
+    const nodes = JSON.parse(e.sb.tool('kubectl', ['--kubeconfig', e.kubeconfig, 'get', 'nodes', '-o', 'json'])) as {
+      items: { metadata: { name: string; labels: Record<string, string> } }[];
+    };
     assert.equal(nodes.items.find((n) => n.metadata.name === `${e.name}-control-plane`)?.metadata.labels['ingress-ready'], 'true');
     const ports = e.sb.tool('docker', ['ps', '--filter', `name=${e.name}-control-plane`, '--format', '{{.Ports}}']);
     assert.match(ports, new RegExp(`0\\.0\\.0\\.0:${e.ports[0]}->80/tcp`));
     assert.match(ports, new RegExp(`0\\.0\\.0\\.0:${e.ports[1]}->443/tcp`));
     // kubectl apply -f of the file shipped in the repo (no URL), then a wait on the controller, in that order.
-    const kubectl = calls(e).filter((c) => c.tool === 'kubectl').map((c) => c.argv);
+    const kubectl = calls(e)
+      .filter((c) => c.tool === 'kubectl')
+      .map((c) => c.argv);
     const ai = kubectl.findIndex((a) => a.includes('apply'));
     const wi = kubectl.findIndex((a) => a.includes('deployment/ingress-nginx-controller'));
     assert.deepEqual(kubectl[ai], ['--kubeconfig', e.kubeconfig, '--context', `kind-${e.name}`, 'apply', '-f', MANIFEST]);
-    assert.deepEqual(kubectl[wi], ['--kubeconfig', e.kubeconfig, '--context', `kind-${e.name}`, '-n', 'ingress-nginx', 'wait', '--for=condition=available', 'deployment/ingress-nginx-controller', '--timeout=30s']);
+    assert.deepEqual(kubectl[wi], [
+      '--kubeconfig',
+      e.kubeconfig,
+      '--context',
+      `kind-${e.name}`,
+      '-n',
+      'ingress-nginx',
+      'wait',
+      '--for=condition=available',
+      'deployment/ingress-nginx-controller',
+      '--timeout=30s',
+    ]);
     assert.ok(ai >= 0 && wi > ai, JSON.stringify(kubectl));
     const objs = applied(e);
-    assert.ok(objs.every((o) => o.source === MANIFEST), 'every object came from the shipped manifest');
+    assert.ok(
+      objs.every((o) => o.source === MANIFEST),
+      'every object came from the shipped manifest',
+    );
     const dep = objs.find((o) => o.kind === 'Deployment');
     assert.equal(`${dep?.namespace}/${dep?.name}`, 'ingress-nginx/ingress-nginx-controller');
     assert.ok(objs.some((o) => o.kind === 'IngressClass' && o.name === 'nginx'));
@@ -531,16 +605,23 @@ describe('kind ingress', () => {
   test('a controller that never becomes available fails the create with the reason, and the cluster is removed', async () => {
     const e = await env('kind');
     writeFileSync(join(e.sb.fake, 'control', 'deployments-not-available'), 'ingress-nginx/ingress-nginx-controller\n');
-    const r = await run(CREATE, createArgs(e).map((a, i, all) => (all[i - 1] === '--wait-timeout' ? '1' : a)), e.sb);
+    const r = await run(
+      CREATE,
+      createArgs(e).map((a, i, all) => (all[i - 1] === '--wait-timeout' ? '1' : a)),
+      e.sb,
+    );
     checkContract(r);
     assert.equal(r.code, 1, show(r));
     assert.deepEqual(stepKeys(r), ['preflight', 'create-cluster', 'kubeconfig', 'wait-ready', 'ingress']);
-    assert.match(errorText(r), /^ingress-nginx did not become available within 1s \(kubectl wait exit 1\): timed out waiting for the condition on deployments\/ingress-nginx-controller$/);
+    assert.match(
+      errorText(r),
+      /^ingress-nginx did not become available within 1s \(kubectl wait exit 1\): timed out waiting for the condition on deployments\/ingress-nginx-controller$/,
+    );
     assert.deepEqual(cleanupPhases(r), ['begin', 'done']);
     assertNothingLeft(e);
   });
 
-  test('a failing apply fails the create with kubectl\'s error line', async () => {
+  test("a failing apply fails the create with kubectl's error line", async () => {
     const e = await env('kind');
     e.sb.rule('kubectl.apply', 'fail 1 the server could not find the requested resource');
     const r = await run(CREATE, createArgs(e), e.sb);
@@ -648,9 +729,24 @@ describe('usage errors: exit 2, one line naming the flag, nothing run', () => {
     ['repeated flag', CREATE, [...ok, '--name', 'other'], /^error: --name: given more than once$/],
     ['positional argument', CREATE, [...ok, 'extra'], /^error: extra: unexpected argument/],
     ['bad name', CREATE, [...without('--name'), '--name', 'Bad_Name'], /^error: --name: must start with a lowercase letter$/],
-    ['bad name characters', CREATE, [...without('--name'), '--name', 'bad_name'], /^error: --name: only lowercase letters, digits and "-" are allowed \(a DNS label\)$/],
-    ['reserved name', CREATE, [...without('--name'), '--name', 'admin'], /^error: --name: "admin" is reserved \(kindler itself, its static routes or git use it\)$/],
-    ['k3d name too long', CREATE, [...without('--name'), '--name', 'a'.repeat(33)], /^error: --name: must be at most 32 characters for k3d: k3d's own limit for cluster names \(got 33\)$/],
+    [
+      'bad name characters',
+      CREATE,
+      [...without('--name'), '--name', 'bad_name'],
+      /^error: --name: only lowercase letters, digits and "-" are allowed \(a DNS label\)$/,
+    ],
+    [
+      'reserved name',
+      CREATE,
+      [...without('--name'), '--name', 'admin'],
+      /^error: --name: "admin" is reserved \(kindler itself, its static routes or git use it\)$/,
+    ],
+    [
+      'k3d name too long',
+      CREATE,
+      [...without('--name'), '--name', 'a'.repeat(33)],
+      /^error: --name: must be at most 32 characters for k3d: k3d's own limit for cluster names \(got 33\)$/,
+    ],
     ['bad provider', CREATE, [...without('--provider'), '--provider', 'minikube'], /^error: --provider: must be k3d or kind$/],
     ['bad port', CREATE, [...without('--http-port'), '--http-port', '70000'], /^error: --http-port: must be a port number 1024-65535$/],
     ['privileged port', CREATE, [...without('--api-port'), '--api-port', '443'], /^error: --api-port: must be a port number 1024-65535$/],
@@ -658,10 +754,30 @@ describe('usage errors: exit 2, one line naming the flag, nothing run', () => {
     ['servers 0', CREATE, [...ok, '--servers', '0'], /^error: --servers: must be a whole number 1-7$/],
     ['relative kubeconfig', CREATE, [...without('--kubeconfig'), '--kubeconfig', 'rel.yaml'], /^error: --kubeconfig: must be an absolute path$/],
     ['bad subnet', CREATE, [...ok, '--subnet', '10.0.0.1/16'], /^error: --subnet: address must be the network address of the prefix$/],
-    ['special-purpose subnet: loopback', CREATE, [...ok, '--subnet', '127.0.0.0/8'], /^error: --subnet: must not overlap a special-purpose range \(127\.0\.0\.0\/8 is loopback, RFC 1122\)$/],
-    ['special-purpose subnet: inside "this network"', CREATE, [...ok, '--subnet', '0.0.0.0/8'], /^error: --subnet: must not overlap a special-purpose range \(0\.0\.0\.0\/8 is "this network", RFC 791\)$/],
-    ['special-purpose subnet: around carrier NAT', CREATE, [...ok, '--subnet', '100.0.0.0/8'], /^error: --subnet: must not overlap a special-purpose range \(100\.64\.0\.0\/10 is shared address space/],
-    ['special-purpose subnet: documentation', CREATE, [...ok, '--subnet', '203.0.113.0/24'], /^error: --subnet: must not overlap a special-purpose range \(203\.0\.113\.0\/24 is documentation TEST-NET-3, RFC 5737\)$/],
+    [
+      'special-purpose subnet: loopback',
+      CREATE,
+      [...ok, '--subnet', '127.0.0.0/8'],
+      /^error: --subnet: must not overlap a special-purpose range \(127\.0\.0\.0\/8 is loopback, RFC 1122\)$/,
+    ],
+    [
+      'special-purpose subnet: inside "this network"',
+      CREATE,
+      [...ok, '--subnet', '0.0.0.0/8'],
+      /^error: --subnet: must not overlap a special-purpose range \(0\.0\.0\.0\/8 is "this network", RFC 791\)$/,
+    ],
+    [
+      'special-purpose subnet: around carrier NAT',
+      CREATE,
+      [...ok, '--subnet', '100.0.0.0/8'],
+      /^error: --subnet: must not overlap a special-purpose range \(100\.64\.0\.0\/10 is shared address space/,
+    ],
+    [
+      'special-purpose subnet: documentation',
+      CREATE,
+      [...ok, '--subnet', '203.0.113.0/24'],
+      /^error: --subnet: must not overlap a special-purpose range \(203\.0\.113\.0\/24 is documentation TEST-NET-3, RFC 5737\)$/,
+    ],
     ['subnet with kind', CREATE, [...without('--provider'), '--provider', 'kind', '--subnet', '10.0.0.0/16'], /^error: --subnet: only k3d clusters/],
     ['bad image', CREATE, [...ok, '--image', 'Nginx;rm'], /^error: --image: must be a docker image reference/],
     ['delete: missing --kubeconfig', DELETE, ['--name', 'dev', '--provider', 'kind'], /^error: --kubeconfig: is required$/],
@@ -672,7 +788,12 @@ describe('usage errors: exit 2, one line naming the flag, nothing run', () => {
     ['cluster stop: flag of another subcommand', CLUSTER, ['stop', '--name', 'dev', '--provider', 'k3d', '--image', 'x'], /^error: --image: unknown flag$/],
     ['cluster list: bad provider', CLUSTER, ['list', '--provider', 'docker'], /^error: --provider: must be k3d, kind or all$/],
     ['cluster import-image: missing --image', CLUSTER, ['import-image', '--name', 'dev', '--provider', 'k3d'], /^error: --image: is required$/],
-    ['cluster start: bad --wait-timeout', CLUSTER, ['start', '--name', 'dev', '--provider', 'k3d', '--wait-timeout', '0'], /^error: --wait-timeout: must be a whole number 1-86400$/],
+    [
+      'cluster start: bad --wait-timeout',
+      CLUSTER,
+      ['start', '--name', 'dev', '--provider', 'k3d', '--wait-timeout', '0'],
+      /^error: --wait-timeout: must be a whole number 1-86400$/,
+    ],
   ];
   for (const [title, script, args, re] of cases) {
     test(title, async () => {

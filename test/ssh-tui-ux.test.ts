@@ -69,13 +69,19 @@ function assertFramed(s: Tui, cols: number, rows: number, what: string): void {
     const first = s.cell(0, y)?.chars ?? '';
     if (!LEFT_EDGE.has(first)) continue;
     const last = s.cell(cols - 1, y);
-    assert.ok(last && RIGHT_EDGE.has(last.chars), `${what}: row ${y} does not end with its border in column ${cols}: ${JSON.stringify(lines[y])}\n${lines.join('\n')}`);
+    assert.ok(
+      last && RIGHT_EDGE.has(last.chars),
+      `${what}: row ${y} does not end with its border in column ${cols}: ${JSON.stringify(lines[y])}\n${lines.join('\n')}`,
+    );
   }
   for (let y = 0; y < rows; y++) {
     for (let x = 0; x < cols; x++) {
       const c = s.cell(x, y)!;
       // Wide cells only for characters drawn as they are (CJK): emoji and sequences are placeholders.
-      assert.ok(c.width !== 2 || terminalSafe(c.chars) === c.chars, `${what}: a wide cell ${JSON.stringify(c.chars)} at ${x},${y}: ${JSON.stringify(lines[y])}`);
+      assert.ok(
+        c.width !== 2 || terminalSafe(c.chars) === c.chars,
+        `${what}: a wide cell ${JSON.stringify(c.chars)} at ${x},${y}: ${JSON.stringify(lines[y])}`,
+      );
     }
   }
 }
@@ -89,45 +95,69 @@ function logRows(s: Tui): string[] {
   return out;
 }
 
-test('18.1 kind output with emoji: the log pane, full-screen log and back keep every border and leave nothing behind; Ctrl-L repaints', { timeout: 90_000 }, async (t) => {
-  const r = await cli(w, ['create', 'emoji1', '--provider', 'kind', '--wait', '--json']);
-  assert.equal(r.code, 0, r.stderr);
-  const id = JSON.parse(r.stdout).task.id as string;
-  const disk = readFileSync(join(w.dataDir, 'logs', `${id}.log`), 'utf8').trimEnd().split('\n');
-  // The real kind lines, emoji included, are in the task's log.
-  assert.ok(disk.some((l) => l.includes('Preparing nodes 📦')), disk.join('\n'));
-  assert.ok(disk.some((l) => l.includes('Ensuring node image') && l.includes('🖼')), disk.join('\n'));
-  assert.ok(disk.some((l) => /[👋😊😅🙂]/u.test(l)), disk.join('\n'));
-  const s = await open(t, admin, 'admin');
-  await filterTo(s, 'emoji1');
-  await s.waitFor((x) => new RegExp(`log ${id} create emoji1 · succeeded`).test(x) && x.includes(`task ${id} succeeded`));
-  assertFramed(s, 120, 40, 'panels');
-  s.send('l');
-  await s.waitFor((x) => !x.includes('NAME') && x.includes('Preparing nodes'));
-  assertFramed(s, 120, 40, 'full-screen log');
-  // Everything of the log fits: each row is exactly one log line, as sanitized for the terminal.
-  const expected = new Set(disk.map((l) => terminalSafe(l).trimEnd()));
-  for (const row of logRows(s)) assert.ok(row === '' || expected.has(row) || (row.endsWith('…') && [...expected].some((l) => l.startsWith(row.slice(0, -1)))), `a log row that is no log line: ${JSON.stringify(row)}\n${s.screen()}`);
-  s.send('\x1b');
-  await s.waitFor((x) => x.includes('NAME') && /emoji1\s+kind\s+present\s+running/.test(x));
-  assertFramed(s, 120, 40, 'back to the panels');
-  for (const row of logRows(s)) assert.ok(row === '' || [...expected].some((l) => l.startsWith(row.replace(/…$/, ''))), `a stray log row: ${JSON.stringify(row)}\n${s.screen()}`);
-  // The details dialog over it: framed too.
-  s.send('\r');
-  await s.waitFor('recent tasks:');
-  assertFramed(s, 120, 40, 'details');
-  s.send('\x1b');
-  await s.waitFor((x) => !x.includes('recent tasks:'));
-  assertFramed(s, 120, 40, 'details closed');
-  // Ctrl-L: a full clear and repaint, the same screen after it.
-  const before = s.screen();
-  const clears = s.clears();
-  s.send('\x0c');
-  await s.waitFor((x) => s.clears() > clears && x.includes('NAME') && /emoji1\s+kind/.test(x), 5_000);
-  assertFramed(s, 120, 40, 'after Ctrl-L');
-  const same = (x: string[]) => x.slice(1).map((l) => l.trimEnd()).join('\n');
-  assert.equal(same(s.lines()), same(before.split('\n')));
-});
+test(
+  '18.1 kind output with emoji: the log pane, full-screen log and back keep every border and leave nothing behind; Ctrl-L repaints',
+  { timeout: 90_000 },
+  async (t) => {
+    const r = await cli(w, ['create', 'emoji1', '--provider', 'kind', '--wait', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const id = JSON.parse(r.stdout).task.id as string;
+    const disk = readFileSync(join(w.dataDir, 'logs', `${id}.log`), 'utf8')
+      .trimEnd()
+      .split('\n');
+    // The real kind lines, emoji included, are in the task's log.
+    assert.ok(
+      disk.some((l) => l.includes('Preparing nodes 📦')),
+      disk.join('\n'),
+    );
+    assert.ok(
+      disk.some((l) => l.includes('Ensuring node image') && l.includes('🖼')),
+      disk.join('\n'),
+    );
+    assert.ok(
+      disk.some((l) => /[👋😊😅🙂]/u.test(l)),
+      disk.join('\n'),
+    );
+    const s = await open(t, admin, 'admin');
+    await filterTo(s, 'emoji1');
+    await s.waitFor((x) => new RegExp(`log ${id} create emoji1 · succeeded`).test(x) && x.includes(`task ${id} succeeded`));
+    assertFramed(s, 120, 40, 'panels');
+    s.send('l');
+    await s.waitFor((x) => !x.includes('NAME') && x.includes('Preparing nodes'));
+    assertFramed(s, 120, 40, 'full-screen log');
+    // Everything of the log fits: each row is exactly one log line, as sanitized for the terminal.
+    const expected = new Set(disk.map((l) => terminalSafe(l).trimEnd()));
+    for (const row of logRows(s))
+      assert.ok(
+        row === '' || expected.has(row) || (row.endsWith('…') && [...expected].some((l) => l.startsWith(row.slice(0, -1)))),
+        `a log row that is no log line: ${JSON.stringify(row)}\n${s.screen()}`,
+      );
+    s.send('\x1b');
+    await s.waitFor((x) => x.includes('NAME') && /emoji1\s+kind\s+present\s+running/.test(x));
+    assertFramed(s, 120, 40, 'back to the panels');
+    for (const row of logRows(s))
+      assert.ok(row === '' || [...expected].some((l) => l.startsWith(row.replace(/…$/, ''))), `a stray log row: ${JSON.stringify(row)}\n${s.screen()}`);
+    // The details dialog over it: framed too.
+    s.send('\r');
+    await s.waitFor('recent tasks:');
+    assertFramed(s, 120, 40, 'details');
+    s.send('\x1b');
+    await s.waitFor((x) => !x.includes('recent tasks:'));
+    assertFramed(s, 120, 40, 'details closed');
+    // Ctrl-L: a full clear and repaint, the same screen after it.
+    const before = s.screen();
+    const clears = s.clears();
+    s.send('\x0c');
+    await s.waitFor((x) => s.clears() > clears && x.includes('NAME') && /emoji1\s+kind/.test(x), 5_000);
+    assertFramed(s, 120, 40, 'after Ctrl-L');
+    const same = (x: string[]) =>
+      x
+        .slice(1)
+        .map((l) => l.trimEnd())
+        .join('\n');
+    assert.equal(same(s.lines()), same(before.split('\n')));
+  },
+);
 
 test('18.2 the progress bar of the selected task row is not inverted', { timeout: 60_000 }, async (t) => {
   const s = await open(t, admin, 'admin');
@@ -154,7 +184,13 @@ test('18.3 q and esc close help, details, audit, reconcile and the full-screen l
   const s = await open(t, admin, 'admin');
   await filterTo(s, 'qview');
   const main = (x: string) => x.includes('NAME') && /qview\s+k3d/.test(x) && !/this help|recent tasks:|audit \(newest last\)|─ reconcile ─/.test(x);
-  for (const [open, shown] of [['?', 'this help'], ['\r', 'recent tasks:'], [':audit\r', 'audit (newest last)'], ['r', '─ reconcile ─'], ['l', '· succeeded']] as const) {
+  for (const [open, shown] of [
+    ['?', 'this help'],
+    ['\r', 'recent tasks:'],
+    [':audit\r', 'audit (newest last)'],
+    ['r', '─ reconcile ─'],
+    ['l', '· succeeded'],
+  ] as const) {
     for (const close of ['q', '\x1b']) {
       s.send(open);
       await s.waitFor((x) => x.includes(shown) && (open !== 'l' || !x.includes('NAME')));
@@ -185,35 +221,39 @@ test('18.3 Ctrl-C with input in a form asks first; n goes back to the form', { t
   assert.equal((await s.closed).code, 0);
 });
 
-test('18.4 s and x ask first, naming the target; delete of a cluster with an active task is refused with the key to cancel it', { timeout: 90_000 }, async (t) => {
-  assert.equal((await cli(w, ['create', 'conf1', '--wait'])).code, 0);
-  const s = await open(t, admin, 'admin');
-  await filterTo(s, 'conf1');
-  await s.waitFor(/conf1\s+k3d\s+present\s+running/);
-  s.send('s');
-  await s.waitFor('Stop cluster conf1 (k3d, owner');
-  s.send('n');
-  await s.waitFor((x) => !x.includes('Stop cluster conf1'));
-  assert.equal(JSON.parse((await cli(w, ['show', 'conf1', '--json'])).stdout).cluster.desired, 'present', 'no stop was asked for');
-  // Another user's (the local CLI user's) create: x names it and whose it is.
-  const id = await slowCreate(t, 'conf2', 6);
-  await filterTo(s, 'conf2');
-  await s.waitFor((x) => Boolean(taskLine(x, 'conf2')));
-  s.send('x');
-  await s.waitFor(`Cancel task ${id}: create of cluster conf2 (`);
-  assert.match(s.screen(), new RegExp(`started by ${esc(ME.slice(0, 20))}`));
-  s.send('\x1b');
-  await s.waitFor((x) => !x.includes('Cancel task'));
-  s.send('d');
-  await s.waitFor(`cannot delete conf2: task ${id} (create, running) is still active; press x to cancel it first`);
-  assert.ok(!s.screen().includes('Delete cluster conf2?'), 'no name prompt');
-  assert.equal(JSON.parse((await cli(w, ['show', 'conf2', '--json'])).stdout).cluster.actual === 'creating' || true, true);
-  s.send('x');
-  await s.waitFor(`Cancel task ${id}`);
-  s.send('y');
-  await s.waitFor(new RegExp(`cancel ${id} \\(create conf2\\)`));
-  await s.waitFor(new RegExp(`create conf2: task ${id} cancelled`), 30_000);
-});
+test(
+  '18.4 s and x ask first, naming the target; delete of a cluster with an active task is refused with the key to cancel it',
+  { timeout: 90_000 },
+  async (t) => {
+    assert.equal((await cli(w, ['create', 'conf1', '--wait'])).code, 0);
+    const s = await open(t, admin, 'admin');
+    await filterTo(s, 'conf1');
+    await s.waitFor(/conf1\s+k3d\s+present\s+running/);
+    s.send('s');
+    await s.waitFor('Stop cluster conf1 (k3d, owner');
+    s.send('n');
+    await s.waitFor((x) => !x.includes('Stop cluster conf1'));
+    assert.equal(JSON.parse((await cli(w, ['show', 'conf1', '--json'])).stdout).cluster.desired, 'present', 'no stop was asked for');
+    // Another user's (the local CLI user's) create: x names it and whose it is.
+    const id = await slowCreate(t, 'conf2', 6);
+    await filterTo(s, 'conf2');
+    await s.waitFor((x) => Boolean(taskLine(x, 'conf2')));
+    s.send('x');
+    await s.waitFor(`Cancel task ${id}: create of cluster conf2 (`);
+    assert.match(s.screen(), new RegExp(`started by ${esc(ME.slice(0, 20))}`));
+    s.send('\x1b');
+    await s.waitFor((x) => !x.includes('Cancel task'));
+    s.send('d');
+    await s.waitFor(`cannot delete conf2: task ${id} (create, running) is still active; press x to cancel it first`);
+    assert.ok(!s.screen().includes('Delete cluster conf2?'), 'no name prompt');
+    assert.equal(JSON.parse((await cli(w, ['show', 'conf2', '--json'])).stdout).cluster.actual === 'creating' || true, true);
+    s.send('x');
+    await s.waitFor(`Cancel task ${id}`);
+    s.send('y');
+    await s.waitFor(new RegExp(`cancel ${id} \\(create conf2\\)`));
+    await s.waitFor(new RegExp(`create conf2: task ${id} cancelled`), 30_000);
+  },
+);
 
 test('18.5 ssh -t HOST -- --no-color: no cell is coloured, the selection keeps reverse video', { timeout: 60_000 }, async (t) => {
   assert.equal((await cli(w, ['create', 'nocolor', '--wait'])).code, 0);
@@ -313,12 +353,38 @@ test('18 help fits 80x24: wrapped at word boundaries, every key listed (e : n/N 
     await s.waitFor((x) => !x.includes(m[0]));
   }
   const text = seen.join('\n');
-  for (const k of ['↑/↓ j/k', 'PgUp/PgDn', 'g/G', 'enter', 'c ', 'd ', 's ', 'e ', 'x ', 'r ', ':', '/', 'n / N', 'S ', 'f ', 'l ', 'tab / shift-tab', '?', 'esc', 'Ctrl-L', 'q, Ctrl-C'])
-    assert.ok(seen.some((l) => l.startsWith(k)), `help lists ${k}:\n${text}`);
+  for (const k of [
+    '↑/↓ j/k',
+    'PgUp/PgDn',
+    'g/G',
+    'enter',
+    'c ',
+    'd ',
+    's ',
+    'e ',
+    'x ',
+    'r ',
+    ':',
+    '/',
+    'n / N',
+    'S ',
+    'f ',
+    'l ',
+    'tab / shift-tab',
+    '?',
+    'esc',
+    'Ctrl-L',
+    'q, Ctrl-C',
+  ])
+    assert.ok(
+      seen.some((l) => l.startsWith(k)),
+      `help lists ${k}:\n${text}`,
+    );
   // Wrapped at word boundaries: every word of every description is on screen whole.
   const words = new Set(text.split(/\s+/));
   const flags = { canCreate: true, canAct: true, canCancel: true, canExtend: true, canReconcile: true, canAudit: true };
-  for (const [, d] of helpRows(flags)) for (const word of d.split(' ')) assert.ok(words.has(word), `the word ${JSON.stringify(word)} is cut or missing:\n${text}`);
+  for (const [, d] of helpRows(flags))
+    for (const word of d.split(' ')) assert.ok(words.has(word), `the word ${JSON.stringify(word)} is cut or missing:\n${text}`);
 });
 
 test("18 states: a failed cluster's row has the ✗ symbol in red and its last error on the status line", { timeout: 60_000 }, async (t) => {
@@ -393,7 +459,10 @@ function localTui(t: { after(fn: () => unknown): void }, env: Record<string, str
   };
 }
 
-for (const [what, env] of [['NO_COLOR=1', { NO_COLOR: '1', TERM: 'xterm-256color' }], ['TERM=dumb', { TERM: 'dumb' }]] as const) {
+for (const [what, env] of [
+  ['NO_COLOR=1', { NO_COLOR: '1', TERM: 'xterm-256color' }],
+  ['TERM=dumb', { TERM: 'dumb' }],
+] as const) {
   test(`18.5 local kindler-tui with ${what}: no cell is coloured, the selection keeps reverse video`, { timeout: 60_000 }, async (t) => {
     const name = `local${what.startsWith('NO') ? 'nc' : 'dumb'}`;
     assert.equal((await cli(w, ['create', name, '--wait'])).code, 0);
@@ -408,37 +477,41 @@ for (const [what, env] of [['NO_COLOR=1', { NO_COLOR: '1', TERM: 'xterm-256color
   });
 }
 
-test('18.1 CJK, fullwidth, combining marks, ZWJ/flag/keycap sequences and variation selectors in a log: framed, nothing left behind', { timeout: 90_000 }, async (t) => {
-  const lines = [
-    'cjk: 中文字幕 日本語 한국어 end',
-    'fullwidth: ＡＢＣ ｶﾀｶﾅ end',
-    'combining: e\u0301 a\u0308 n\u0303 x\u0301\u0302 end',
-    'zwj: 👩\u200d👩\u200d👧 👨🏽\u200d💻 end',
-    'flags and keycaps: 🇩🇪 1️⃣ #️⃣ end',
-    'variation selectors: ⚠️ ❤️ ✔️ ☺\ufe0e end',
-  ];
-  w.rule('kind.create-cluster', `write stderr ${Buffer.from(lines.join('\n') + '\n').toString('base64')}\nonce`);
-  t.after(() => w.clearRule('kind.create-cluster'));
-  const r = await cli(w, ['create', 'wide1', '--provider', 'kind', '--wait', '--json']);
-  assert.equal(r.code, 0, r.stderr);
-  const id = JSON.parse(r.stdout).task.id as string;
-  const disk = readFileSync(join(w.dataDir, 'logs', `${id}.log`), 'utf8');
-  for (const l of lines) assert.ok(disk.includes(l), `the log has ${l}`);
-  // Tall enough that the whole kind create log (its ingress step included) fits the full-screen log.
-  const s = await open(t, admin, 'admin', 120, 60);
-  await filterTo(s, 'wide1');
-  s.send('l');
-  await s.waitFor((x) => !x.includes('NAME') && x.includes('variation selectors') && x.includes(`task ${id} succeeded`));
-  assertFramed(s, 120, 60, 'full-screen log');
-  const rows = logRows(s);
-  for (const l of lines) assert.ok(rows.includes(terminalSafe(l)), `row for ${l}: ${JSON.stringify(terminalSafe(l))}\n${s.screen()}`);
-  // The kept characters are as typed: CJK and composed accents.
-  assert.ok(rows.includes('cjk: 中文字幕 日本語 한국어 end'));
-  assert.ok(rows.some((x) => x.startsWith('combining: é ä ñ x')));
-  s.send('\x1b');
-  await s.waitFor((x) => x.includes('NAME') && /wide1\s+kind/.test(x));
-  assertFramed(s, 120, 60, 'back to the panels');
-});
+test(
+  '18.1 CJK, fullwidth, combining marks, ZWJ/flag/keycap sequences and variation selectors in a log: framed, nothing left behind',
+  { timeout: 90_000 },
+  async (t) => {
+    const lines = [
+      'cjk: 中文字幕 日本語 한국어 end',
+      'fullwidth: ＡＢＣ ｶﾀｶﾅ end',
+      'combining: e\u0301 a\u0308 n\u0303 x\u0301\u0302 end',
+      'zwj: 👩\u200d👩\u200d👧 👨🏽\u200d💻 end',
+      'flags and keycaps: 🇩🇪 1️⃣ #️⃣ end',
+      'variation selectors: ⚠️ ❤️ ✔️ ☺\ufe0e end',
+    ];
+    w.rule('kind.create-cluster', `write stderr ${Buffer.from(lines.join('\n') + '\n').toString('base64')}\nonce`);
+    t.after(() => w.clearRule('kind.create-cluster'));
+    const r = await cli(w, ['create', 'wide1', '--provider', 'kind', '--wait', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const id = JSON.parse(r.stdout).task.id as string;
+    const disk = readFileSync(join(w.dataDir, 'logs', `${id}.log`), 'utf8');
+    for (const l of lines) assert.ok(disk.includes(l), `the log has ${l}`);
+    // Tall enough that the whole kind create log (its ingress step included) fits the full-screen log.
+    const s = await open(t, admin, 'admin', 120, 60);
+    await filterTo(s, 'wide1');
+    s.send('l');
+    await s.waitFor((x) => !x.includes('NAME') && x.includes('variation selectors') && x.includes(`task ${id} succeeded`));
+    assertFramed(s, 120, 60, 'full-screen log');
+    const rows = logRows(s);
+    for (const l of lines) assert.ok(rows.includes(terminalSafe(l)), `row for ${l}: ${JSON.stringify(terminalSafe(l))}\n${s.screen()}`);
+    // The kept characters are as typed: CJK and composed accents.
+    assert.ok(rows.includes('cjk: 中文字幕 日本語 한국어 end'));
+    assert.ok(rows.some((x) => x.startsWith('combining: é ä ñ x')));
+    s.send('\x1b');
+    await s.waitFor((x) => x.includes('NAME') && /wide1\s+kind/.test(x));
+    assertFramed(s, 120, 60, 'back to the panels');
+  },
+);
 
 // ---- issue 18: mine filter, sort keys, cluster view, log pane toggles, view restore, mouse ---------
 
@@ -522,45 +595,49 @@ test('18 enter drills into a cluster: nodes with their state, ports, the kubecon
   await s.waitFor((x) => !/as docker reports them now/.test(x) && /● drill/.test(x));
 });
 
-test('18 log pane: w wraps, t drops the tools\' time stamps, levels are coloured, ==> bold; the title names the whole-log command', { timeout: 90_000 }, async (t) => {
-  const text = [
-    'time="2026-01-02T03:04:05Z" level=warning msg="stamped warning"',
-    'INFO[0007] plain info line',
-    'level=error msg="an error line"',
-    `long-${'y'.repeat(150)}-tailmark`,
-    '',
-  ].join('\n');
-  w.rule('k3d.cluster-create', `write stdout ${Buffer.from(text).toString('base64')}`);
-  t.after(() => w.clearRule('k3d.cluster-create'));
-  await made('logfx');
-  const s = await open(t, admin, 'admin', 120, 60);
-  await filterTo(s, 'logfx');
-  s.send('l'); // the full-screen log: the whole create log fits
-  await s.waitFor((x) => /an error line/.test(x) && /whole log: ssh \S+ logs t-\d+ > file/.test(x));
-  // Levels: the error line red, the warning yellow, a step line bold.
-  const cellAt = (re: RegExp, sub: string) => {
-    const y = rowOf(s, re);
-    assert.ok(y >= 0, `no row ${re}:\n${s.screen()}`);
-    return s.cell(s.lines()[y]!.indexOf(sub), y)!;
-  };
-  assert.equal(cellAt(/an error line/, 'level=error').fg, 1, 'error line red');
-  assert.equal(cellAt(/stamped warning/, 'level=warning').fg, 3, 'warning line yellow');
-  assert.equal(cellAt(/==> \[/, '==>').bold, true, 'step line bold');
-  // Wrap: the long line's end appears on the next row.
-  assert.ok(!s.screen().includes('tailmark'));
-  s.send('w');
-  await s.waitFor((x) => x.includes('tailmark') && / · wrap/.test(x));
-  s.send('w');
-  await s.waitFor((x) => !x.includes('tailmark'));
-  // Stamps: time="…" and INFO[0007] go, the level stays.
-  assert.match(s.screen(), /time="2026-01-02T03:04:05Z" level=warning/);
-  s.send('t');
-  await s.waitFor((x) => /│level=warning msg="stamped warning"/.test(x) && /│INFO plain info line/.test(x) && / · no stamps/.test(x));
-  s.send('t');
-  await s.waitFor(/INFO\[0007\] plain info line/);
-  s.send('l');
-  await s.waitFor(/ clusters /);
-});
+test(
+  "18 log pane: w wraps, t drops the tools' time stamps, levels are coloured, ==> bold; the title names the whole-log command",
+  { timeout: 90_000 },
+  async (t) => {
+    const text = [
+      'time="2026-01-02T03:04:05Z" level=warning msg="stamped warning"',
+      'INFO[0007] plain info line',
+      'level=error msg="an error line"',
+      `long-${'y'.repeat(150)}-tailmark`,
+      '',
+    ].join('\n');
+    w.rule('k3d.cluster-create', `write stdout ${Buffer.from(text).toString('base64')}`);
+    t.after(() => w.clearRule('k3d.cluster-create'));
+    await made('logfx');
+    const s = await open(t, admin, 'admin', 120, 60);
+    await filterTo(s, 'logfx');
+    s.send('l'); // the full-screen log: the whole create log fits
+    await s.waitFor((x) => /an error line/.test(x) && /whole log: ssh \S+ logs t-\d+ > file/.test(x));
+    // Levels: the error line red, the warning yellow, a step line bold.
+    const cellAt = (re: RegExp, sub: string) => {
+      const y = rowOf(s, re);
+      assert.ok(y >= 0, `no row ${re}:\n${s.screen()}`);
+      return s.cell(s.lines()[y]!.indexOf(sub), y)!;
+    };
+    assert.equal(cellAt(/an error line/, 'level=error').fg, 1, 'error line red');
+    assert.equal(cellAt(/stamped warning/, 'level=warning').fg, 3, 'warning line yellow');
+    assert.equal(cellAt(/==> \[/, '==>').bold, true, 'step line bold');
+    // Wrap: the long line's end appears on the next row.
+    assert.ok(!s.screen().includes('tailmark'));
+    s.send('w');
+    await s.waitFor((x) => x.includes('tailmark') && / · wrap/.test(x));
+    s.send('w');
+    await s.waitFor((x) => !x.includes('tailmark'));
+    // Stamps: time="…" and INFO[0007] go, the level stays.
+    assert.match(s.screen(), /time="2026-01-02T03:04:05Z" level=warning/);
+    s.send('t');
+    await s.waitFor((x) => /│level=warning msg="stamped warning"/.test(x) && /│INFO plain info line/.test(x) && / · no stamps/.test(x));
+    s.send('t');
+    await s.waitFor(/INFO\[0007\] plain info line/);
+    s.send('l');
+    await s.waitFor(/ clusters /);
+  },
+);
 
 test('18 reconnecting with the same key restores the cluster, focus, filter, sort, mine and log position and toggles', { timeout: 90_000 }, async (t) => {
   const rest = key('rest');
@@ -583,7 +660,15 @@ test('18 reconnecting with the same key restores the cluster, focus, filter, sor
   s.send('q');
   await s.closed;
   const again = await open(t, rest, 'rosa again', 120, 40, undefined, false);
-  await again.waitFor((x) => /your last view is back/.test(x) && /filter: rest/.test(x) && / · mine ·/.test(x) && /NAME↓/.test(x) && new RegExp(`create resta .* paused at ${paused} · wrap`).test(x) && /search/.test(again.footer()));
+  await again.waitFor(
+    (x) =>
+      /your last view is back/.test(x) &&
+      /filter: rest/.test(x) &&
+      / · mine ·/.test(x) &&
+      /NAME↓/.test(x) &&
+      new RegExp(`create resta .* paused at ${paused} · wrap`).test(x) &&
+      /search/.test(again.footer()),
+  );
   // Another key's session is not affected.
   const other = await open(t, oper, 'olga');
   await other.waitFor((x) => !/filter: rest/.test(x));

@@ -139,28 +139,32 @@ test('resize: 120x40 → 100x30 reflows, 70x20 shows the too-small view, 100x30 
   assert.ok(!s.anyWrapped(), `a row wrapped:\n${back}`);
 });
 
-test('a 1000x1000 terminal is drawn at the 300x120 cap, in its top left corner; a window change to another huge size draws nothing new', { timeout: 60_000 }, async (t) => {
-  const s = await connectTui(view, 'huge', 1000, 1000);
-  t.after(() => s.close());
-  const capped = (x: string) => {
-    const rows = x.split('\n');
-    return /^┌─* clusters \(\d+\)/.test(rows[1]!) && [...rows[1]!].length === 300 && /q quit/.test(rows[119]!) && rows.slice(120).every((r) => r === '');
-  };
-  const frame = await s.waitFor(capped, 20_000);
-  for (const line of frame.split('\n')) assert.ok([...line].length <= 300, `a row wider than the cap: ${line.length}`);
-  assert.match(frame.split('\n')[0]!, /kindler │ .* │ vera \(viewer\) │/);
-  await d.waitFor(/vera from 127\.0\.0\.1 \(viewer\): TUI session started \(300x120; the terminal is 1000x1000, drawn at the cap\)/);
-  // Still bigger than the cap: the same 300x120 frame, no reflow (no clear) and nothing redrawn.
-  const before = s.clears();
-  s.setWindow(1200, 900);
-  s.send('?'); // answered after the window change: once help is up, the change was handled
-  await s.waitFor('this help');
-  assert.equal(s.clears(), before, 'a window change within the cap reflowed the screen');
-  const rows = s.lines();
-  assert.ok([...rows[1]!].length === 300 && rows.slice(120).every((r) => r === ''), s.screen());
-  s.send('\x1b');
-  await s.waitFor((x) => !x.includes('this help') && capped(x));
-});
+test(
+  'a 1000x1000 terminal is drawn at the 300x120 cap, in its top left corner; a window change to another huge size draws nothing new',
+  { timeout: 60_000 },
+  async (t) => {
+    const s = await connectTui(view, 'huge', 1000, 1000);
+    t.after(() => s.close());
+    const capped = (x: string) => {
+      const rows = x.split('\n');
+      return /^┌─* clusters \(\d+\)/.test(rows[1]!) && [...rows[1]!].length === 300 && /q quit/.test(rows[119]!) && rows.slice(120).every((r) => r === '');
+    };
+    const frame = await s.waitFor(capped, 20_000);
+    for (const line of frame.split('\n')) assert.ok([...line].length <= 300, `a row wider than the cap: ${line.length}`);
+    assert.match(frame.split('\n')[0]!, /kindler │ .* │ vera \(viewer\) │/);
+    await d.waitFor(/vera from 127\.0\.0\.1 \(viewer\): TUI session started \(300x120; the terminal is 1000x1000, drawn at the cap\)/);
+    // Still bigger than the cap: the same 300x120 frame, no reflow (no clear) and nothing redrawn.
+    const before = s.clears();
+    s.setWindow(1200, 900);
+    s.send('?'); // answered after the window change: once help is up, the change was handled
+    await s.waitFor('this help');
+    assert.equal(s.clears(), before, 'a window change within the cap reflowed the screen');
+    const rows = s.lines();
+    assert.ok([...rows[1]!].length === 300 && rows.slice(120).every((r) => r === ''), s.screen());
+    s.send('\x1b');
+    await s.waitFor((x) => !x.includes('this help') && capped(x));
+  },
+);
 
 test('a burst of 20 window changes makes at most 2-3 reflows (one per frame), and the last size wins', { timeout: 60_000 }, async (t) => {
   const s = await open(t, view, 'burst', 120, 40);
@@ -241,7 +245,9 @@ test('attaching mid-task shows the current progress and the log so far', { timeo
   assert.match(l.step, /Create the k3d cluster midtask/);
   await filterTo(s, 'midtask');
   s.send('l'); // the log full-screen: everything so far fits
-  const log = await s.waitFor((x) => !x.includes('NAME') && new RegExp(`log ${id} create midtask · running \\d+%`).test(x) && x.includes("Starting node 'k3d-midtask-server-0'"));
+  const log = await s.waitFor(
+    (x) => !x.includes('NAME') && new RegExp(`log ${id} create midtask · running \\d+%`).test(x) && x.includes("Starting node 'k3d-midtask-server-0'"),
+  );
   assert.match(log, new RegExp(`\\[kindler\\] create midtask \\(k3d\\) started by ${esc(ME)} as task ${id}`));
   assert.match(log, /==> \[1\/5\] Check docker/);
   assert.match(log, /==> \[2\/5\] Create the k3d cluster midtask/);
@@ -253,7 +259,9 @@ test('reconnecting after a task finished shows its full log (from disk)', { time
   const r = await cli(w, ['create', 'finished', '--wait', '--json']);
   assert.equal(r.code, 0, r.stderr);
   const id = /t-\d+/.exec(r.stdout)![0];
-  const disk = readFileSync(join(w.dataDir, 'logs', `${id}.log`), 'utf8').trimEnd().split('\n');
+  const disk = readFileSync(join(w.dataDir, 'logs', `${id}.log`), 'utf8')
+    .trimEnd()
+    .split('\n');
   assert.ok(disk.length > 5 && disk.at(-1)!.includes(`task ${id} succeeded`), disk.join('\n'));
   const s = await open(t, admin, 'admin');
   await filterTo(s, 'finished');
@@ -283,51 +291,63 @@ test('reconnecting after a task finished shows its full log (from disk)', { time
   assert.deepEqual(missing, [], `lines not shown; last screen:\n${s.screen()}`);
 });
 
-test('q ends the session with exit status 0; 300 connect/quit cycles end cleanly; the daemon RSS stays bounded (+64 MB; the leak check proper is ssh-memory.test.ts, on the heap after GC)', { timeout: 150_000 }, async () => {
-  const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${d.proc.pid}/status`, 'utf8'))![1]) / 1024;
-  const cycle = async (k: Key, label: string) => {
-    const s = await connectTui(k, label, 100, 30);
-    try {
-      await s.waitFor((x) => / clusters \(\d+\)/.test(x) && /q quit/.test(x), 15_000);
+test(
+  'q ends the session with exit status 0; 300 connect/quit cycles end cleanly; the daemon RSS stays bounded (+64 MB; the leak check proper is ssh-memory.test.ts, on the heap after GC)',
+  { timeout: 150_000 },
+  async () => {
+    const rss = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${d.proc.pid}/status`, 'utf8'))![1]) / 1024;
+    const cycle = async (k: Key, label: string) => {
+      const s = await connectTui(k, label, 100, 30);
+      try {
+        await s.waitFor((x) => / clusters \(\d+\)/.test(x) && /q quit/.test(x), 15_000);
+        s.send('q');
+        let timer: NodeJS.Timeout | undefined;
+        const { code } = await Promise.race([
+          s.closed,
+          new Promise<never>(
+            (_, rej) => (timer = setTimeout(() => rej(new Error(`[${label}] the channel did not close within 10 s of q; screen:\n${s.screen()}`)), 10_000)),
+          ),
+        ]).finally(() => clearTimeout(timer));
+        assert.equal(code, 0, `${label}: exit status`);
+      } finally {
+        await s.close();
+      }
+    };
+    // Each key opens on the view its last session left (a full-screen log, where q only closes the log):
+    // first back to the default view, which the quits below then keep.
+    for (const k of [admin, oper, view]) {
+      const s = await open({ after: () => undefined }, k, 'reset');
       s.send('q');
-      let timer: NodeJS.Timeout | undefined;
-      const { code } = await Promise.race([
-        s.closed,
-        new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(`[${label}] the channel did not close within 10 s of q; screen:\n${s.screen()}`)), 10_000))),
-      ]).finally(() => clearTimeout(timer));
-      assert.equal(code, 0, `${label}: exit status`);
-    } finally {
+      await s.closed;
       await s.close();
     }
-  };
-  // Each key opens on the view its last session left (a full-screen log, where q only closes the log):
-  // first back to the default view, which the quits below then keep.
-  for (const k of [admin, oper, view]) {
-    const s = await open({ after: () => undefined }, k, 'reset');
-    s.send('q');
-    await s.closed;
-    await s.close();
-  }
-  const run = async (n: number, lanes: number) => {
-    const ks = [admin, oper, view];
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: lanes }, async (_, lane) => {
-        for (let i = next++; i < n; i = next++) await cycle(ks[(i + lane) % ks.length]!, `cycle ${i}`);
-      }),
+    const run = async (n: number, lanes: number) => {
+      const ks = [admin, oper, view];
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: lanes }, async (_, lane) => {
+          for (let i = next++; i < n; i = next++) await cycle(ks[(i + lane) % ks.length]!, `cycle ${i}`);
+        }),
+      );
+    };
+    await run(150, 2); // warm-up: RSS climbs for the first few hundred sessions (allocator, JIT), then holds
+    const before = rss();
+    const started = Date.now();
+    await run(300, 2);
+    const after = rss();
+    console.log(
+      `rss before/after: ${before.toFixed(1)} MB / ${after.toFixed(1)} MB (${(after - before >= 0 ? '+' : '') + (after - before).toFixed(1)} MB) over 300 cycles in ${Date.now() - started} ms`,
     );
-  };
-  await run(150, 2); // warm-up: RSS climbs for the first few hundred sessions (allocator, JIT), then holds
-  const before = rss();
-  const started = Date.now();
-  await run(300, 2);
-  const after = rss();
-  console.log(`rss before/after: ${before.toFixed(1)} MB / ${after.toFixed(1)} MB (${(after - before >= 0 ? '+' : '') + (after - before).toFixed(1)} MB) over 300 cycles in ${Date.now() - started} ms`);
-  // RSS swings by tens of MB here without any leak (allocator arenas, JIT); this only catches a gross one.
-  assert.ok(after - before <= 64, `RSS grew by ${(after - before).toFixed(1)} MB`);
-  // The daemon ended every session it started (each quit reached its cleanup).
-  const count = (re: RegExp) => d.output().split('\n').filter((l) => re.test(l)).length;
-  await poll(() => count(/TUI session started/) === count(/TUI session ended/), 10_000, 'every TUI session to end on the daemon');
-  assert.ok(count(/TUI session ended \(quit\)/) >= 220, `${count(/TUI session ended \(quit\)/)} sessions ended by quit`);
-  assert.doesNotMatch(d.output(), /session failed and was closed|internal error/);
-});
+    // RSS swings by tens of MB here without any leak (allocator arenas, JIT); this only catches a gross one.
+    assert.ok(after - before <= 64, `RSS grew by ${(after - before).toFixed(1)} MB`);
+    // The daemon ended every session it started (each quit reached its cleanup).
+    const count = (re: RegExp) =>
+      d
+        .output()
+        .split('\n')
+        .filter((l) => re.test(l)).length;
+    await poll(() => count(/TUI session started/) === count(/TUI session ended/), 10_000, 'every TUI session to end on the daemon');
+    assert.ok(count(/TUI session ended \(quit\)/) >= 220, `${count(/TUI session ended \(quit\)/)} sessions ended by quit`);
+    assert.doesNotMatch(d.output(), /session failed and was closed|internal error/);
+  },
+);

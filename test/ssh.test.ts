@@ -72,7 +72,10 @@ const stubTui: OpenTui = (o) => {
       o.output.write('bye\r\n');
       exit(0, 'quit');
     } else if (s.includes('x')) throw new Error('stub: synchronous crash');
-    else if (s.includes('t')) setTimeout(() => { throw new Error('stub: crash in a timer'); }, 1);
+    else if (s.includes('t'))
+      setTimeout(() => {
+        throw new Error('stub: crash in a timer');
+      }, 1);
     else if (s.includes('p')) void Promise.reject(new Error('stub: rejected promise'));
     else if (s.includes('r')) void o.backend.run(['list', '--json']).then((r) => o.output.write(`run: ${r.code} ${r.out.trim()}\r\n`));
     else if (s.includes('f')) armed = true;
@@ -185,9 +188,27 @@ function emitterOf() {
   };
 }
 
-const SSH_BASE = ['-F', '/dev/null', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-o', 'LogLevel=ERROR', '-o', 'ConnectTimeout=10'];
+const SSH_BASE = [
+  '-F',
+  '/dev/null',
+  '-o',
+  'StrictHostKeyChecking=no',
+  '-o',
+  'UserKnownHostsFile=/dev/null',
+  '-o',
+  'BatchMode=yes',
+  '-o',
+  'IdentitiesOnly=yes',
+  '-o',
+  'LogLevel=ERROR',
+  '-o',
+  'ConnectTimeout=10',
+];
 
-async function setup(t: import('node:test').TestContext, o: { limits?: Partial<SshLimits>; users?: string; keepalive?: { intervalMs: number; countMax: number }; realTui?: boolean } = {}): Promise<H> {
+async function setup(
+  t: import('node:test').TestContext,
+  o: { limits?: Partial<SshLimits>; users?: string; keepalive?: { intervalMs: number; countMax: number }; realTui?: boolean } = {},
+): Promise<H> {
   const w = makeWorld();
   const engine = await startEngine(w);
   const usersFile = join(w.dir, 'config', 'users.conf');
@@ -272,7 +293,14 @@ async function setup(t: import('node:test').TestContext, o: { limits?: Partial<S
       c.on('ready', () => resolve(c));
       c.on('error', (err) => reject(err));
       c.on('close', () => reject(new Error('connection closed before it was ready')));
-      c.connect({ host: '127.0.0.1', port: srv.port, username: 'kindler', readyTimeout: 10_000, ...(key ? { privateKey: readFileSync(key.path) } : {}), ...extra });
+      c.connect({
+        host: '127.0.0.1',
+        port: srv.port,
+        username: 'kindler',
+        readyTimeout: 10_000,
+        ...(key ? { privateKey: readFileSync(key.path) } : {}),
+        ...extra,
+      });
     });
 
   const shell = async (key: Key, size = { cols: 100, rows: 30 }): Promise<Shell> => {
@@ -319,7 +347,12 @@ async function setup(t: import('node:test').TestContext, o: { limits?: Partial<S
     });
 
   return {
-    w, engine, users, usersFile, srv, logs,
+    w,
+    engine,
+    users,
+    usersFile,
+    srv,
+    logs,
     waitLog: waitLogFrom,
     ssh: (key, args, so) => spawnSsh(key, args, so).done,
     spawnSsh,
@@ -369,15 +402,19 @@ function expectKindlerError(fn: () => unknown, re: RegExp): void {
  * `hash` ("ssh-rsa" + "sha1" is what clients older than OpenSSH 7.2 do). ssh2's client always picks
  * rsa-sha2-256 when the server lists it, so its USERAUTH_REQUEST is rewritten once the key exchange is done.
  */
-function rsaClient(port: number, key: Key, algo: 'ssh-rsa' | 'rsa-sha2-256' | 'rsa-sha2-512', hash: 'sha1' | 'sha256' | 'sha512'): Promise<InstanceType<typeof Client>> {
+function rsaClient(
+  port: number,
+  key: Key,
+  algo: 'ssh-rsa' | 'rsa-sha2-256' | 'rsa-sha2-512',
+  hash: 'sha1' | 'sha256' | 'sha512',
+): Promise<InstanceType<typeof Client>> {
   return new Promise((resolve, reject) => {
     const c = new Client();
     c.once('handshake', () => {
       type AuthPK = (user: string, pub: unknown, algo?: unknown, sign?: (buf: Buffer, done: (sig: Buffer) => void) => void) => void;
       const proto = (c as unknown as { _protocol: { authPK: AuthPK } })._protocol;
       const orig = proto.authPK.bind(proto);
-      proto.authPK = (user, pub, _algo, sign) =>
-        orig(user, pub, algo, sign ? (buf, done) => done(key.priv.sign(buf, hash)) : undefined);
+      proto.authPK = (user, pub, _algo, sign) => orig(user, pub, algo, sign ? (buf, done) => done(key.priv.sign(buf, hash)) : undefined);
     });
     c.on('ready', () => {
       c.end();
@@ -439,11 +476,17 @@ test('the host key is created once with mode 0600, reused, and never silently re
   assert.equal(again.fingerprint, first.fingerprint);
 
   chmodSync(path, 0o644);
-  assert.throws(() => loadOrCreateHostKey(path), (e: Error) => e instanceof HostKeyError && e.message.includes(path) && /chmod 600/.test(e.message));
+  assert.throws(
+    () => loadOrCreateHostKey(path),
+    (e: Error) => e instanceof HostKeyError && e.message.includes(path) && /chmod 600/.test(e.message),
+  );
   chmodSync(path, 0o600);
   const good = readFileSync(path);
   writeFileSync(path, 'not a key\n');
-  assert.throws(() => loadOrCreateHostKey(path), (e: Error) => e instanceof HostKeyError && e.message.startsWith(`host key ${path}: not a usable private key`));
+  assert.throws(
+    () => loadOrCreateHostKey(path),
+    (e: Error) => e instanceof HostKeyError && e.message.startsWith(`host key ${path}: not a usable private key`),
+  );
   assert.equal(readFileSync(path, 'utf8'), 'not a key\n', 'the broken key is left for a human');
   writeFileSync(path, `${first.publicLine}\n`);
   assert.throws(() => loadOrCreateHostKey(path), /holds a public key/);
@@ -462,7 +505,9 @@ test('verbs over ssh: identity from the key, JSON output, exit codes, one-line e
   const list = await h.ssh(alice, ['list', '--json'], { opts: ['-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${known}`] });
   assert.equal(list.code, 0, list.stderr);
   assert.deepEqual(JSON.parse(list.stdout), { clusters: [] });
-  await h.waitLog(new RegExp(`^info ssh: alice \\(admin\\) logged in from 127\\.0\\.0\\.1 with key ${alice.fp.replace(/[+/]/g, '\\$&')} \\(login name "kindler"\\)$`));
+  await h.waitLog(
+    new RegExp(`^info ssh: alice \\(admin\\) logged in from 127\\.0\\.0\\.1 with key ${alice.fp.replace(/[+/]/g, '\\$&')} \\(login name "kindler"\\)$`),
+  );
 
   const version = await h.ssh(alice, ['version']);
   assert.deepEqual([version.code, version.stdout, version.stderr], [0, 'kindler 0.1.0\n', '']);
@@ -588,7 +633,11 @@ test('port forwarding anywhere but a cluster API is refused: -L, -D, -R and -W',
 
   let from = h.logs.length;
   const l = raw(lport);
-  await h.waitLog(new RegExp(`alice from 127\\.0\\.0\\.1: tunnel to "127\\.0\\.0\\.1":${h.srv.port} refused: only tunnels to a cluster's API are served`), 10_000, from);
+  await h.waitLog(
+    new RegExp(`alice from 127\\.0\\.0\\.1: tunnel to "127\\.0\\.0\\.1":${h.srv.port} refused: only tunnels to a cluster's API are served`),
+    10_000,
+    from,
+  );
   assert.equal(l.data().includes('SSH-2.0-kindler'), false, 'nothing was connected through the tunnel');
   await l.closed;
 
@@ -684,7 +733,10 @@ test('users add/add-key over ssh: --key - reads the key from stdin; an unquoted 
   const split = await h.ssh(alice, ['users', 'add', 'eve', '--role', 'viewer', '--key', eve.pub]);
   assert.deepEqual([split.code, split.stderr], [0, ''], split.stdout);
   const eveKeys = JSON.parse((await h.ssh(alice, ['users', 'list', '--json'])).stdout).users.find((u: { name: string }) => u.name === 'eve').keys;
-  assert.deepEqual(eveKeys.map((k: { fingerprint: string; comment?: string }) => [k.fingerprint, k.comment]), [[eve.fp, 'eve']]);
+  assert.deepEqual(
+    eveKeys.map((k: { fingerprint: string; comment?: string }) => [k.fingerprint, k.comment]),
+    [[eve.fp, 'eve']],
+  );
   // The documented quoting, --key "'ssh-ed25519 AAAA… fay'": the local shell takes the double quotes
   // (this spawn has no shell, so it gets what that shell passes), the server's split the single ones.
   const quoted = await h.ssh(alice, ['users', 'add', 'fay', '--role', 'viewer', '--key', `'${fay.pub}'`]);
@@ -730,7 +782,7 @@ test('create --http-port 80 over ssh exits 2 naming the rule', async (t) => {
 
 // ---- the TUI ---------------------------------------------------------------------------------------
 
-test('ssh -t opens the TUI for the key\'s user; q quits with exit 0; resize reaches the TUI', async (t) => {
+test("ssh -t opens the TUI for the key's user; q quits with exit 0; resize reaches the TUI", async (t) => {
   const h = await setup(t);
   const live = h.spawnSsh(bob, [], { opts: ['-tt'] });
   await live.waitOut(/stub tui: bob operator ssh 127\.0\.0\.1 80x24 on testhost idle/);
@@ -754,24 +806,33 @@ test('ssh -t opens the TUI for the key\'s user; q quits with exit 0; resize reac
   assert.equal(await s.exit, 0);
 });
 
-test('the real TUI (src/tui, loaded on the first shell) renders over SSH, survives a resize and quits with q', { skip: !existsSync(join(import.meta.dirname, '..', 'src', 'tui', 'index.ts')) && 'src/tui is not there yet' }, async (t) => {
-  const h = await setup(t, { realTui: true });
-  const s = await h.shell(alice, { cols: 120, rows: 40 });
-  await s.waitFor(/Clusters|clusters/, 20_000);
-  s.stream.setWindow(24, 80, 0, 0);
-  await h.waitLog(/alice from 127\.0\.0\.1 \(admin\): TUI session started \(120x40\)/);
-  s.send('q');
-  assert.equal(await s.exit, 0);
-  await h.waitLog(/alice from 127\.0\.0\.1: TUI session ended \(quit\)/);
-  assert.equal(h.srv.sessions(), 0);
-  assert.equal(h.engine.snapshot().sessions.length, 0);
-});
+test(
+  'the real TUI (src/tui, loaded on the first shell) renders over SSH, survives a resize and quits with q',
+  { skip: !existsSync(join(import.meta.dirname, '..', 'src', 'tui', 'index.ts')) && 'src/tui is not there yet' },
+  async (t) => {
+    const h = await setup(t, { realTui: true });
+    const s = await h.shell(alice, { cols: 120, rows: 40 });
+    await s.waitFor(/Clusters|clusters/, 20_000);
+    s.stream.setWindow(24, 80, 0, 0);
+    await h.waitLog(/alice from 127\.0\.0\.1 \(admin\): TUI session started \(120x40\)/);
+    s.send('q');
+    assert.equal(await s.exit, 0);
+    await h.waitLog(/alice from 127\.0\.0\.1: TUI session ended \(quit\)/);
+    assert.equal(h.srv.sessions(), 0);
+    assert.equal(h.engine.snapshot().sessions.length, 0);
+  },
+);
 
 test('a crash inside one session closes only that session, with a message and a log line', async (t) => {
   const h = await setup(t);
   const other = await h.shell(bob);
   await other.waitFor(/stub tui: bob/);
-  for (const [key, what] of [['x', 'synchronous crash'], ['t', 'crash in a timer'], ['p', 'rejected promise'], ['f', 'feed listener crash on presence']] as const) {
+  for (const [key, what] of [
+    ['x', 'synchronous crash'],
+    ['t', 'crash in a timer'],
+    ['p', 'rejected promise'],
+    ['f', 'feed listener crash on presence'],
+  ] as const) {
     const s = await h.shell(alice);
     await s.waitFor(/stub tui: alice/);
     s.send(key);
@@ -846,7 +907,9 @@ test('failed logins from 127.0.0.1 (shared by every local user) never lock out a
     assert.match(r.stderr, /Permission denied \(publickey\)/, 'an unknown key is refused at the handshake, not dropped before it');
     ms.push(r.ms);
   }
-  await h.waitLog(/ssh: 127\.0\.0\.1: 3 failed logins within 60000 ms; for 60000 ms its pending connections are closed first when the pre-auth table is full and its failed attempts are answered after 300 ms \(keys in the users file still log in from it at once\)/);
+  await h.waitLog(
+    /ssh: 127\.0\.0\.1: 3 failed logins within 60000 ms; for 60000 ms its pending connections are closed first when the pre-auth table is full and its failed attempts are answered after 300 ms \(keys in the users file still log in from it at once\)/,
+  );
   assert.ok(ms[3]! >= 300, `a failed attempt from the marked address is answered after the delay (took ${ms[3]} ms)`);
   await h.waitLog(new RegExp(`ssh: key ${stranger.fp.replace(/[+/]/g, '\\$&')}: 3 failed logins within 60000 ms \\(last from 127\\.0\\.0\\.1\\)`));
   // The same address, a listed key: served at once (before the fix it was dropped for 60 s).
@@ -899,7 +962,9 @@ test('40 idle pre-auth connections from 127.0.0.1 (table of 32) do not lock out 
   const r = await h.ssh(alice, ['version']);
   assert.equal(r.code, 0, r.stderr);
   assert.ok(r.ms < 5000, `took ${r.ms} ms`);
-  await h.waitLog(/127\.0\.0\.1: a connection not logged in yet was closed to make room for one from 127\.0\.0\.1 \(32 not logged in, max 32; \d+ still pending from 127\.0\.0\.1\)/);
+  await h.waitLog(
+    /127\.0\.0\.1: a connection not logged in yet was closed to make room for one from 127\.0\.0\.1 \(32 not logged in, max 32; \d+ still pending from 127\.0\.0\.1\)/,
+  );
   assert.equal(closed, 9, 'the login took one more idle slot, not the login');
   assert.equal(h.logs.filter((l) => /connection dropped/.test(l)).length, 0);
   // Logged-in connections do not hold pre-auth slots.
@@ -1005,7 +1070,9 @@ test('RSA: ssh-rsa (SHA-1) signatures are refused with a clear log line; the rea
   const sha1 = await h.ssh(rsa, ['version'], { opts: ['-o', 'PubkeyAcceptedAlgorithms=ssh-rsa', '-o', 'HostKeyAlgorithms=ssh-ed25519'] });
   assert.equal(sha1.code, 255, sha1.stdout);
   assert.match(sha1.stderr, /Permission denied \(publickey\)/);
-  await h.waitLog(new RegExp(`login refused: key ${rsa.fp.replace(/[+/]/g, '\\$&')}: ssh-rsa \\(SHA-1\\) signatures are not accepted; use rsa-sha2-256 or rsa-sha2-512`));
+  await h.waitLog(
+    new RegExp(`login refused: key ${rsa.fp.replace(/[+/]/g, '\\$&')}: ssh-rsa \\(SHA-1\\) signatures are not accepted; use rsa-sha2-256 or rsa-sha2-512`),
+  );
   assert.equal(h.logs.filter((l) => /rsauser .*logged in/.test(l)).length, 0);
   // The defaults work (OpenSSH picks rsa-sha2-256: ssh2's server-sig-algs list is missing a comma
   // before rsa-sha2-512, so OpenSSH never sees that one), and so does rsa-sha2-256 forced.
@@ -1022,7 +1089,10 @@ test('RSA: ssh-rsa (SHA-1) signatures are refused with a clear log line; the rea
   // "rsa-sha2-*" with a SHA-1 signature inside is a bad signature; SHA-256/512 signatures pass.
   await assert.rejects(rsaClient(h.srv.port, rsa, 'rsa-sha2-256', 'sha1'), /All configured authentication methods failed/);
   await h.waitLog(new RegExp(`login refused: bad signature for key ${rsa.fp.replace(/[+/]/g, '\\$&')}`), 10_000, from);
-  for (const [algo, hash] of [['rsa-sha2-256', 'sha256'], ['rsa-sha2-512', 'sha512']] as const) {
+  for (const [algo, hash] of [
+    ['rsa-sha2-256', 'sha256'],
+    ['rsa-sha2-512', 'sha512'],
+  ] as const) {
     const c = await rsaClient(h.srv.port, rsa, algo, hash);
     assert.ok(c, `${algo} logs in`);
   }
@@ -1032,7 +1102,9 @@ test('sessions per user and channels per connection are capped; a refused sessio
   const h = await setup(t, { limits: { maxSessionsPerUser: 2, maxChannelsPerConnection: 2 } });
   const c = await h.client(alice);
   const open = () =>
-    new Promise<ClientChannel>((resolve, reject) => c.shell({ term: 'xterm', cols: 80, rows: 24, height: 0, width: 0 }, (err, s) => (err ? reject(err) : resolve(s))));
+    new Promise<ClientChannel>((resolve, reject) =>
+      c.shell({ term: 'xterm', cols: 80, rows: 24, height: 0, width: 0 }, (err, s) => (err ? reject(err) : resolve(s))),
+    );
   const s1 = (await open()).resume();
   const s2 = (await open()).resume();
   await assert.rejects(open(), /open failure|Channel open failure/i);

@@ -1,6 +1,19 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { constants as fsConstants, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, symlinkSync, unlinkSync, writeFileSync, existsSync, statSync } from 'node:fs';
+import {
+  constants as fsConstants,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+  existsSync,
+  statSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync, spawn } from 'node:child_process';
@@ -17,7 +30,9 @@ test('a missing file starts empty; writes are durable and atomic', async () => {
   const dir = tmp();
   const s = await Store.open(dir);
   assert.equal(s.data.schemaVersion, SCHEMA_VERSION);
-  await s.update((d) => { d.nextTaskSeq = 7; });
+  await s.update((d) => {
+    d.nextTaskSeq = 7;
+  });
   const onDisk = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8'));
   assert.equal(onDisk.nextTaskSeq, 7);
   assert.equal(statSync(join(dir, 'state.json')).mode & 0o777, 0o600);
@@ -27,7 +42,13 @@ test('a missing file starts empty; writes are durable and atomic', async () => {
 test('many updates in one tick share one write', async () => {
   const s = await Store.open(tmp());
   const before = s.writeTimes.length;
-  await Promise.all(Array.from({ length: 50 }, (_, i) => s.update((d) => { d.nextTaskSeq = i + 1; })));
+  await Promise.all(
+    Array.from({ length: 50 }, (_, i) =>
+      s.update((d) => {
+        d.nextTaskSeq = i + 1;
+      }),
+    ),
+  );
   assert.equal(s.writeTimes.length - before, 1);
 });
 
@@ -35,7 +56,11 @@ for (const [label, content, pattern] of [
   ['corrupt JSON', '{"schemaVersion": 1, "clusters": [', /is not valid JSON/],
   ['empty file', '', /is not valid JSON/],
   ['newer version', JSON.stringify({ schemaVersion: 99, nextTaskSeq: 1, clusters: [], tasks: [], audit: [] }), /schemaVersion 99 is newer/],
-  ['bad record', JSON.stringify({ schemaVersion: 1, nextTaskSeq: 1, clusters: [{ name: 'x', provider: 'docker' }], tasks: [], audit: [] }), /clusters\[0\]\.provider: must be one of k3d, kind/],
+  [
+    'bad record',
+    JSON.stringify({ schemaVersion: 1, nextTaskSeq: 1, clusters: [{ name: 'x', provider: 'docker' }], tasks: [], audit: [] }),
+    /clusters\[0\]\.provider: must be one of k3d, kind/,
+  ],
   ['not an object', '[1,2]', /must hold a JSON object/],
 ] as const) {
   test(`a state file with ${label} is refused, named, and left untouched`, async () => {
@@ -57,9 +82,27 @@ test('migration from the pre-release layout (version 0) is explicit', () => {
 });
 
 test('migration 1 -> 2 gives every cluster its per-cluster choices: the import switches carried over, defaults elsewhere', async () => {
-  const base = { name: 'x', provider: 'kind', servers: 1, agents: 0, httpPort: 18090, httpsPort: 18443, apiPort: 16443, owner: 'u', createdAt: 't', desired: 'present', actual: 'unknown', kubeContext: 'kind-x', kubeconfig: '/k/x.yaml', updatedAt: 't' };
+  const base = {
+    name: 'x',
+    provider: 'kind',
+    servers: 1,
+    agents: 0,
+    httpPort: 18090,
+    httpsPort: 18443,
+    apiPort: 16443,
+    owner: 'u',
+    createdAt: 't',
+    desired: 'present',
+    actual: 'unknown',
+    kubeContext: 'kind-x',
+    kubeconfig: '/k/x.yaml',
+    updatedAt: 't',
+  };
   const v1 = {
-    schemaVersion: 1, nextTaskSeq: 1, tasks: [], audit: [],
+    schemaVersion: 1,
+    nextTaskSeq: 1,
+    tasks: [],
+    audit: [],
     clusters: [
       { ...base, name: 'imported', options: { registerPortainer: true, route: false } },
       { ...base, name: 'plain' },
@@ -70,11 +113,14 @@ test('migration 1 -> 2 gives every cluster its per-cluster choices: the import s
   writeFileSync(join(dir, 'state.json'), JSON.stringify(v1));
   const s = await Store.open(dir);
   assert.equal(s.data.schemaVersion, SCHEMA_VERSION);
-  assert.deepEqual(s.data.clusters.map((c) => [c.name, c.options]), [
-    ['imported', { route: false, register: ['portainer'] }],
-    ['plain', { route: true, register: [] }],
-    ['routed', { route: true, register: [] }],
-  ]);
+  assert.deepEqual(
+    s.data.clusters.map((c) => [c.name, c.options]),
+    [
+      ['imported', { route: false, register: ['portainer'] }],
+      ['plain', { route: true, register: [] }],
+      ['routed', { route: true, register: [] }],
+    ],
+  );
   // A version-2 file with a bad choice is refused with the field and the rule.
   writeFileSync(join(dir, 'state.json'), JSON.stringify({ ...v1, schemaVersion: 2, clusters: [{ ...base, options: { register: ['gitlab'] } }] }));
   await assert.rejects(Store.open(dir), /clusters\[0\]\.options\.register: must be a list of distinct portainer, argocd/);
@@ -83,7 +129,10 @@ test('migration 1 -> 2 gives every cluster its per-cluster choices: the import s
 test('the lock refuses a second holder and takes over a stale one', async () => {
   const dir = tmp();
   const a = acquireLock(dir, 'daemon');
-  assert.throws(() => acquireLock(dir, 'cli'), (e: Error) => e instanceof LockHeldError && /locked by a running kindler daemon \(pid \d+\)/.test(e.message));
+  assert.throws(
+    () => acquireLock(dir, 'cli'),
+    (e: Error) => e instanceof LockHeldError && /locked by a running kindler daemon \(pid \d+\)/.test(e.message),
+  );
   a.release();
   // A lock left by a process that is gone.
   const child = spawn(process.execPath, ['-e', '0']);
@@ -104,7 +153,9 @@ test('a crash mid-write leaves the old or the new file, never a torn one', async
   // file must parse and be one of the versions written.
   const dir = tmp();
   const s = await Store.open(dir);
-  await s.update((d) => { d.nextTaskSeq = 1; });
+  await s.update((d) => {
+    d.nextTaskSeq = 1;
+  });
   const script = `
     import { Store } from ${JSON.stringify(new URL('../src/store/state.ts', import.meta.url).pathname)};
     const s = await Store.open(${JSON.stringify(dir)});
@@ -130,7 +181,9 @@ test('the temp file is new and unguessable: a symlink planted at a temp name is 
   // Where the state temp file used to be: <file>.<pid>.tmp, opened with 'w' (which follows a symlink).
   symlinkSync(victim, join(dir, `state.json.${process.pid}.tmp`));
   const s = await Store.open(dir);
-  await s.update((d) => { d.nextTaskSeq = 3; });
+  await s.update((d) => {
+    d.nextTaskSeq = 3;
+  });
   assert.equal(readFileSync(victim, 'utf8'), 'precious\n');
   assert.equal(JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')).nextTaskSeq, 3);
   assert.ok(lstatSync(join(dir, 'state.json')).isFile());
@@ -153,38 +206,53 @@ test('every atomic write makes its temp file with O_EXCL and a random name', asy
   assert.deepEqual(readdirSync(dir), ['f']);
 });
 
-test('a failed write rejects its callers, keeps the change, says state is not saved, and is retried until it succeeds', { skip: process.getuid?.() === 0 ? false : 'needs root (chattr)' }, async (t) => {
-  const dir = tmp();
-  const file = join(dir, 'state.json');
-  const s = await Store.open(dir, { retryMs: { first: 50, max: 200 } });
-  await s.update((d) => { d.nextTaskSeq = 2; });
-  const seen: boolean[] = [];
-  s.onHealth = (h) => seen.push(h.saving);
-  execFileSync('chattr', ['+i', file]);
-  t.after(() => execFileSync('chattr', ['-i', file]));
-  await assert.rejects(s.update((d) => { d.nextTaskSeq = 9; }), (e: Error) => e instanceof StateWriteError && e.message.startsWith('the state file could not be written (EPERM: operation not permitted); the change is kept in memory'));
-  assert.equal(s.data.nextTaskSeq, 9);
-  const h = s.health();
-  assert.equal(h.saving, false);
-  assert.match(h.problem!, /EPERM/);
-  assert.ok(h.since);
-  // Retries fail on their own (no new update needed) while the cause stays.
-  await poll(() => (s.health().failures ?? 0) >= 3, 10000, 'retries');
-  assert.equal(JSON.parse(readFileSync(file, 'utf8')).nextTaskSeq, 2);
-  execFileSync('chattr', ['-i', file]);
-  await poll(() => s.health().saving, 10000, 'saving to resume');
-  assert.equal(JSON.parse(readFileSync(file, 'utf8')).nextTaskSeq, 9);
-  assert.deepEqual(seen, [false, true]);
-  assert.deepEqual(readdirSync(dir), ['state.json'], 'failed attempts leave no temp file');
-  s.close();
-});
+test(
+  'a failed write rejects its callers, keeps the change, says state is not saved, and is retried until it succeeds',
+  { skip: process.getuid?.() === 0 ? false : 'needs root (chattr)' },
+  async (t) => {
+    const dir = tmp();
+    const file = join(dir, 'state.json');
+    const s = await Store.open(dir, { retryMs: { first: 50, max: 200 } });
+    await s.update((d) => {
+      d.nextTaskSeq = 2;
+    });
+    const seen: boolean[] = [];
+    s.onHealth = (h) => seen.push(h.saving);
+    execFileSync('chattr', ['+i', file]);
+    t.after(() => execFileSync('chattr', ['-i', file]));
+    await assert.rejects(
+      s.update((d) => {
+        d.nextTaskSeq = 9;
+      }),
+      (e: Error) =>
+        e instanceof StateWriteError &&
+        e.message.startsWith('the state file could not be written (EPERM: operation not permitted); the change is kept in memory'),
+    );
+    assert.equal(s.data.nextTaskSeq, 9);
+    const h = s.health();
+    assert.equal(h.saving, false);
+    assert.match(h.problem!, /EPERM/);
+    assert.ok(h.since);
+    // Retries fail on their own (no new update needed) while the cause stays.
+    await poll(() => (s.health().failures ?? 0) >= 3, 10000, 'retries');
+    assert.equal(JSON.parse(readFileSync(file, 'utf8')).nextTaskSeq, 2);
+    execFileSync('chattr', ['-i', file]);
+    await poll(() => s.health().saving, 10000, 'saving to resume');
+    assert.equal(JSON.parse(readFileSync(file, 'utf8')).nextTaskSeq, 9);
+    assert.deepEqual(seen, [false, true]);
+    assert.deepEqual(readdirSync(dir), ['state.json'], 'failed attempts leave no temp file');
+    s.close();
+  },
+);
 
 test('a lock deleted, replaced or overwritten under its holder stops every write; release leaves a lock that is not its own', async () => {
   for (const how of ['deleted', 'replaced by another one', 'overwritten'] as const) {
     const dir = tmp();
     const lock = acquireLock(dir, 'daemon');
     const s = await Store.open(dir, { guard: () => lock.verify() });
-    await s.update((d) => { d.nextTaskSeq = 2; });
+    await s.update((d) => {
+      d.nextTaskSeq = 2;
+    });
     const lockFile = join(dir, 'kindler.lock');
     const other = JSON.stringify({ pid: 1, start: 'x', role: 'cli' });
     if (how === 'deleted') unlinkSync(lockFile);
@@ -192,7 +260,12 @@ test('a lock deleted, replaced or overwritten under its holder stops every write
       writeFileSync(join(dir, 'other'), other);
       renameSync(join(dir, 'other'), lockFile);
     } else writeFileSync(lockFile, other);
-    await assert.rejects(s.update((d) => { d.nextTaskSeq = 3; }), (e: Error) => e instanceof StateWriteError && e.lockLost && e.message.includes(`the lock file was ${how}`));
+    await assert.rejects(
+      s.update((d) => {
+        d.nextTaskSeq = 3;
+      }),
+      (e: Error) => e instanceof StateWriteError && e.lockLost && e.message.includes(`the lock file was ${how}`),
+    );
     assert.equal(JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')).nextTaskSeq, 2);
     assert.equal(s.health().lockLost, true);
     lock.release();
@@ -208,9 +281,18 @@ test('a task log is opened with O_NOFOLLOW and never throws: a symlink or a dire
   writeFileSync(victim, 'precious\n');
   symlinkSync(victim, join(dir, 't-1.log'));
   mkdirSync(join(dir, 't-2.log'));
-  for (const [id, code] of [['t-1', 'ELOOP'], ['t-2', 'EISDIR']] as const) {
+  for (const [id, code] of [
+    ['t-1', 'ELOOP'],
+    ['t-2', 'EISDIR'],
+  ] as const) {
     const errors: string[] = [];
-    const log = new TaskLog(dir, id, 10, () => undefined, (r) => errors.push(r));
+    const log = new TaskLog(
+      dir,
+      id,
+      10,
+      () => undefined,
+      (r) => errors.push(r),
+    );
     log.add('one');
     log.add('two');
     await log.drain();

@@ -12,8 +12,19 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
-  chmodSync, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync,
-  statSync, symlinkSync, writeFileSync,
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -28,9 +39,7 @@ const NODE = process.execPath;
 
 const ANALYZE = ['/usr/bin/systemd-analyze', '/bin/systemd-analyze'].find((p) => existsSync(p));
 /** Tests that need systemd-analyze say why they are skipped where it is missing (.ci/run installs it). */
-const NEEDS_ANALYZE = ANALYZE
-  ? false
-  : 'systemd-analyze is not installed here (Debian package "systemd"; .ci/run installs it, so CI always runs this)';
+const NEEDS_ANALYZE = ANALYZE ? false : 'systemd-analyze is not installed here (Debian package "systemd"; .ci/run installs it, so CI always runs this)';
 const MAX_EXPOSURE = 2.5;
 
 type T = { after: (fn: () => void) => void; diagnostic: (msg: string) => void };
@@ -41,7 +50,12 @@ function tempDir(t: T, tag: string): string {
   return d;
 }
 
-interface Run { status: number | null; out: string; err: string; lines: string[] }
+interface Run {
+  status: number | null;
+  out: string;
+  err: string;
+  lines: string[];
+}
 
 function run(file: string, args: string[]): Run {
   const r = spawnSync(file, args, { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C' } });
@@ -133,9 +147,7 @@ describe('the unit', () => {
     assert.equal(one('KillMode'), 'control-group');
     assert.equal(one('StateDirectory'), 'kindler');
     assert.equal(one('ConfigurationDirectory'), 'kindler');
-    assert.deepEqual(k.get('Environment'), [
-      'KINDLER_CONFIG=/etc/kindler/kindler.json', 'KINDLER_DATA_DIR=/var/lib/kindler', 'HOME=/var/lib/kindler',
-    ]);
+    assert.deepEqual(k.get('Environment'), ['KINDLER_CONFIG=/etc/kindler/kindler.json', 'KINDLER_DATA_DIR=/var/lib/kindler', 'HOME=/var/lib/kindler']);
     // The daemon's stop: SIGTERM to tasks, 10 s grace, then exit; the stop timeout leaves room for that.
     const stop = /^(\d+)s$/.exec(one('TimeoutStopSec'));
     assert.ok(stop && Number(stop[1]) >= 10 + 20, 'TimeoutStopSec leaves room for the 10 s task grace');
@@ -165,7 +177,11 @@ describe('the unit', () => {
     const said = `${r.out}${r.err}`.trim();
     t.diagnostic(`systemd-analyze verify: exit ${r.status}${said ? `: ${said}` : ', nothing printed'}`);
     assert.equal(r.status, 0, said);
-    assert.deepEqual(said.split('\n').filter((l) => l.includes('kindler.service')), [], 'nothing said about the unit');
+    assert.deepEqual(
+      said.split('\n').filter((l) => l.includes('kindler.service')),
+      [],
+      'nothing said about the unit',
+    );
 
     // The check is live: a misspelt key and a bad value are reported.
     const bad = join(dir, 'bad', 'kindler.service');
@@ -192,9 +208,21 @@ describe('the unit', () => {
     assert.ok(passed.length > 40, `the checks were parsed:\n${r.out}`);
     t.diagnostic(`open: ${open.join(' ')}`);
     assert.ok(open.includes('MemoryDenyWriteExecute='), 'MemoryDenyWriteExecute stays off (V8 JIT)');
-    for (const s of ['NoNewPrivileges=', 'ProtectSystem=', 'ProtectHome=', 'PrivateTmp=', 'PrivateDevices=', 'User=/DynamicUser=',
-      'CapabilityBoundingSet=~CAP_SYS_ADMIN', 'SystemCallFilter=~@privileged', 'SystemCallFilter=~@resources',
-      'RestrictNamespaces=~user', 'RestrictAddressFamilies=~AF_NETLINK', 'AmbientCapabilities=', 'SystemCallArchitectures=']) {
+    for (const s of [
+      'NoNewPrivileges=',
+      'ProtectSystem=',
+      'ProtectHome=',
+      'PrivateTmp=',
+      'PrivateDevices=',
+      'User=/DynamicUser=',
+      'CapabilityBoundingSet=~CAP_SYS_ADMIN',
+      'SystemCallFilter=~@privileged',
+      'SystemCallFilter=~@resources',
+      'RestrictNamespaces=~user',
+      'RestrictAddressFamilies=~AF_NETLINK',
+      'AmbientCapabilities=',
+      'SystemCallArchitectures=',
+    ]) {
       assert.ok(passed.includes(s), `${s} is closed`);
     }
     const readme = readFileSync(UNIT_README, 'utf8');
@@ -218,7 +246,11 @@ describe('install.sh', () => {
       /^would: create directory .*\/etc\/kindler \(mode 1770\)$/,
       /^would: write .*\/etc\/kindler\/kindler\.json \(mode 0640\)$/,
       /^would: write .*\/etc\/systemd\/system\/kindler\.service \(mode 0644\)$/,
-    ]) assert.ok(would.some((l) => re.test(l)), `planned: ${re}\n${r.out}`);
+    ])
+      assert.ok(
+        would.some((l) => re.test(l)),
+        `planned: ${re}\n${r.out}`,
+      );
     assert.ok(r.lines.includes('skip: create system user kindler (home /var/lib/kindler) and add it to group docker (--root: not the running system)'));
     assert.ok(r.lines.includes('skip: systemctl daemon-reload (--root: not the running system)'));
     assert.match(r.out, new RegExp(`kindler: dry run: ${would.length} change\\(s\\) planned, nothing changed`));
@@ -258,7 +290,7 @@ describe('install.sh', () => {
     for (const d of ['hooks.d', 'hooks.d/post-create.d', 'hooks.d/post-delete.d']) assert.equal(modeOf(join(root, 'etc/kindler', d)), 0o750, d);
     const confFile = join(root, 'etc/kindler/kindler.json');
     assert.equal(modeOf(confFile), 0o640);
-    assert.ok(!existsSync(join(root, 'etc/kindler/users.conf')), 'users.conf is the daemon\'s to write');
+    assert.ok(!existsSync(join(root, 'etc/kindler/users.conf')), "users.conf is the daemon's to write");
     const cfg = loadConfig({ KINDLER_CONFIG: confFile });
     assert.equal(cfg.dataDir, '/var/lib/kindler');
     assert.equal(cfg.hooksDir, '/etc/kindler/hooks.d');
@@ -276,7 +308,10 @@ describe('install.sh', () => {
     const before = snapshot(root);
     const second = ok(installer, ['install', '--root', root, '--node', NODE]);
     assert.deepEqual(snapshot(root), before);
-    assert.deepEqual(second.lines.filter((l) => l.startsWith('done: ')), []);
+    assert.deepEqual(
+      second.lines.filter((l) => l.startsWith('done: ')),
+      [],
+    );
     assert.ok(second.lines.includes(`unchanged: ${app} (the app matches ${src})`));
     assert.ok(second.lines.includes(`kept: ${confFile} (exists; never overwritten)`));
     assert.match(second.out, /\(no changes\)\n$/);
@@ -313,9 +348,18 @@ describe('install.sh', () => {
     rmSync(join(src, 'node_modules/dep/extra.js'));
     chmodSync(join(src, 'scripts/create_env.sh'), 0o644);
     const r = ok(installer, ['install', '--root', root, '--prefix', '/srv/kindler', '--node', NODE]);
-    assert.ok(r.lines.some((l) => /^done: copy the app .*files differ from the checkout\)$/.test(l)), r.out);
-    assert.ok(r.lines.some((l) => /^done: move .*\/srv\/kindler aside to .*\/srv\/kindler\.kindler-old$/.test(l)), r.out);
-    assert.ok(r.lines.some((l) => /^done: remove previous copy .*\/srv\/kindler\.kindler-old$/.test(l)), r.out);
+    assert.ok(
+      r.lines.some((l) => /^done: copy the app .*files differ from the checkout\)$/.test(l)),
+      r.out,
+    );
+    assert.ok(
+      r.lines.some((l) => /^done: move .*\/srv\/kindler aside to .*\/srv\/kindler\.kindler-old$/.test(l)),
+      r.out,
+    );
+    assert.ok(
+      r.lines.some((l) => /^done: remove previous copy .*\/srv\/kindler\.kindler-old$/.test(l)),
+      r.out,
+    );
     const app = join(root, 'srv/kindler');
     assert.equal(readFileSync(join(app, 'dist/cli.js'), 'utf8'), "console.log('newer');\n");
     assert.ok(existsSync(join(app, 'dist/added.js')));
@@ -329,7 +373,10 @@ describe('install.sh', () => {
     const wrapper = readFileSync(join(app, 'bin/kindler'), 'utf8');
     writeFileSync(join(app, 'bin/kindler'), wrapper.replace('exec ', 'exec env NODE_OPTIONS=--inspect '));
     const n = ok(installer, ['install', '--root', root, '--prefix', '/srv/kindler', '--node', NODE]);
-    assert.ok(n.lines.some((l) => /^done: copy the app .*bin\/kindler differs\)$/.test(l)), n.out);
+    assert.ok(
+      n.lines.some((l) => /^done: copy the app .*bin\/kindler differs\)$/.test(l)),
+      n.out,
+    );
     assert.equal(readFileSync(join(app, 'bin/kindler'), 'utf8'), wrapper);
   });
 
@@ -344,7 +391,10 @@ describe('install.sh', () => {
     const before = snapshot(root);
     const dry = ok(installer, ['uninstall', '--dry-run', '--root', root]);
     assert.deepEqual(snapshot(root), before, 'a dry run removes nothing');
-    assert.ok(dry.lines.some((l) => /^would: remove app .*\/srv\/kindler$/.test(l)), 'the prefix comes from the installed unit');
+    assert.ok(
+      dry.lines.some((l) => /^would: remove app .*\/srv\/kindler$/.test(l)),
+      'the prefix comes from the installed unit',
+    );
 
     const r = ok(installer, ['uninstall', '--root', root]);
     assert.ok(r.lines.includes('skip: systemctl disable --now kindler.service (--root: not the running system)'));
@@ -415,7 +465,15 @@ describe('install.sh', () => {
     const r = ok(INSTALL, ['install', '--root', root, '--node', NODE]);
     assert.match(r.out, /kindler: installed in /);
     const app = join(root, 'opt/kindler');
-    for (const p of ['dist/cli.js', 'scripts/create_env.sh', 'scripts/lib/common.sh', 'scripts/lib/rules.sh', 'config/users.conf.example', 'node_modules/ssh2/package.json', 'bin/kindler']) {
+    for (const p of [
+      'dist/cli.js',
+      'scripts/create_env.sh',
+      'scripts/lib/common.sh',
+      'scripts/lib/rules.sh',
+      'config/users.conf.example',
+      'node_modules/ssh2/package.json',
+      'bin/kindler',
+    ]) {
       assert.ok(existsSync(join(app, p)), p);
     }
     // The CLI opens the state even for `version`: keep it in the temp root, never in the host's /var/lib/kindler.

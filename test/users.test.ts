@@ -100,7 +100,15 @@ test('valid lines load; malformed lines are reported with file:line and skipped'
   assert.match(problems[9]!, /expected "NAME ROLE KEYTYPE BASE64 \[comment\]"/);
 
   const list = users.list();
-  assert.deepEqual(list.map((u) => [u.name, u.role, u.keys.length]), [['alice', 'admin', 2], ['bob', 'operator', 1], ['carol', 'viewer', 1], ['rick', 'operator', 1]]);
+  assert.deepEqual(
+    list.map((u) => [u.name, u.role, u.keys.length]),
+    [
+      ['alice', 'admin', 2],
+      ['bob', 'operator', 1],
+      ['carol', 'viewer', 1],
+      ['rick', 'operator', 1],
+    ],
+  );
   assert.equal(users.get('carol')!.keys[0]!.comment, "carol carol's laptop   with spaces");
   assert.equal(users.get('bob')!.keys[0]!.line, 10);
 
@@ -150,22 +158,61 @@ test('edits re-read the file, keep comments, write atomically with mode 0640, an
   assert.equal(users.get('bob')!.role, 'viewer');
   assert.equal(users.findByKey('ecdsa-sha2-nistp256', C.blob)!.user, 'bob');
 
-  assert.match(kindOf(() => users.add('bob', 'viewer', newKey().pub)), /^conflict: user: bob already exists/);
-  assert.match(kindOf(() => users.add('carol', 'viewer', B.pub)), /^conflict: key: SHA256:\S+ already belongs to bob/);
-  assert.match(kindOf(() => users.add('Carol', 'viewer', newKey().pub)), /^usage: name: "Carol" is not a valid user name/);
-  assert.match(kindOf(() => users.add('carol', 'root', newKey().pub)), /^usage: role: must be one of viewer, operator, admin/);
-  assert.match(kindOf(() => users.add('carol', 'viewer', 'ssh-ed25519 AAAA')), /^usage: key: /);
-  assert.match(kindOf(() => users.add('carol', 'viewer', `${newKey().pub}\nmallory admin ${newKey().pub}`)), /^usage: key: must be one line/);
-  assert.match(kindOf(() => users.remove('nobody')), /^notFound: user: no user named "nobody"/);
-  assert.match(kindOf(() => users.addKey('nobody', newKey().pub)), /^notFound: user: no user named "nobody"/);
-  assert.match(kindOf(() => users.removeKey('bob', 'SHA256:' + 'A'.repeat(43))), /^notFound: key: bob has no key/);
-  assert.match(kindOf(() => users.removeKey('bob', 'nonsense')), /^usage: key: give a fingerprint/);
+  assert.match(
+    kindOf(() => users.add('bob', 'viewer', newKey().pub)),
+    /^conflict: user: bob already exists/,
+  );
+  assert.match(
+    kindOf(() => users.add('carol', 'viewer', B.pub)),
+    /^conflict: key: SHA256:\S+ already belongs to bob/,
+  );
+  assert.match(
+    kindOf(() => users.add('Carol', 'viewer', newKey().pub)),
+    /^usage: name: "Carol" is not a valid user name/,
+  );
+  assert.match(
+    kindOf(() => users.add('carol', 'root', newKey().pub)),
+    /^usage: role: must be one of viewer, operator, admin/,
+  );
+  assert.match(
+    kindOf(() => users.add('carol', 'viewer', 'ssh-ed25519 AAAA')),
+    /^usage: key: /,
+  );
+  assert.match(
+    kindOf(() => users.add('carol', 'viewer', `${newKey().pub}\nmallory admin ${newKey().pub}`)),
+    /^usage: key: must be one line/,
+  );
+  assert.match(
+    kindOf(() => users.remove('nobody')),
+    /^notFound: user: no user named "nobody"/,
+  );
+  assert.match(
+    kindOf(() => users.addKey('nobody', newKey().pub)),
+    /^notFound: user: no user named "nobody"/,
+  );
+  assert.match(
+    kindOf(() => users.removeKey('bob', 'SHA256:' + 'A'.repeat(43))),
+    /^notFound: key: bob has no key/,
+  );
+  assert.match(
+    kindOf(() => users.removeKey('bob', 'nonsense')),
+    /^usage: key: give a fingerprint/,
+  );
 
   // The last admin can be neither removed nor demoted; a user's last key cannot be removed.
-  assert.match(kindOf(() => users.remove('alice')), /^conflict: user: alice is the last admin/);
-  assert.match(kindOf(() => users.setRole('alice', 'operator')), /^conflict: role: alice is the last admin/);
+  assert.match(
+    kindOf(() => users.remove('alice')),
+    /^conflict: user: alice is the last admin/,
+  );
+  assert.match(
+    kindOf(() => users.setRole('alice', 'operator')),
+    /^conflict: role: alice is the last admin/,
+  );
   users.removeKey('bob', C.fp);
-  assert.match(kindOf(() => users.removeKey('bob', B.pub)), /^conflict: key: \S+ is bob's only key/);
+  assert.match(
+    kindOf(() => users.removeKey('bob', B.pub)),
+    /^conflict: key: \S+ is bob's only key/,
+  );
   users.addKey('bob', C.pub);
   users.removeKey('bob', C.fp.slice('SHA256:'.length));
   assert.equal(users.get('bob')!.keys.length, 1);
@@ -173,7 +220,10 @@ test('edits re-read the file, keep comments, write atomically with mode 0640, an
   users.setRole('bob', 'admin');
   users.setRole('alice', 'viewer');
   users.remove('alice');
-  assert.deepEqual(users.list().map((u) => u.name), ['bob']);
+  assert.deepEqual(
+    users.list().map((u) => u.name),
+    ['bob'],
+  );
   assert.equal(readFileSync(file, 'utf8'), `# header comment\n# between\nbob admin ${B.pub}\n# added by hand\n`);
   assert.ok(changes >= 8);
 });
@@ -194,10 +244,19 @@ test('first run: KINDLER_INITIAL_ADMIN_KEYS adds admins only when no admin exist
   const named = newKey('ed25519', 'ops_lead');
   const env = [A.pub, '', named.pub, 'ssh-ed25519 garbage', `${newKey('ed25519', 'x y').pub}`].join('\n');
   const r = users.bootstrap(env);
-  assert.deepEqual(r.added.map((a) => a.user), ['admin', 'ops_lead', 'admin']);
+  assert.deepEqual(
+    r.added.map((a) => a.user),
+    ['admin', 'ops_lead', 'admin'],
+  );
   assert.equal(r.problems.length, 1);
   assert.match(r.problems[0]!, /KINDLER_INITIAL_ADMIN_KEYS line 4: key: /);
-  assert.deepEqual(users.list().map((u) => [u.name, u.role, u.keys.length]), [['admin', 'admin', 2], ['ops_lead', 'admin', 1]]);
+  assert.deepEqual(
+    users.list().map((u) => [u.name, u.role, u.keys.length]),
+    [
+      ['admin', 'admin', 2],
+      ['ops_lead', 'admin', 1],
+    ],
+  );
   assert.equal(statSync(file).mode & 0o777, 0o640);
   assert.match(readFileSync(file, 'utf8'), /^# kindler users: NAME ROLE KEYTYPE BASE64 \[comment\]\n/);
 
@@ -226,7 +285,14 @@ test('the watcher reloads after a change and logs; its own writes are not reload
   const file = tempFile(t, `alice admin ${A.pub}\n`);
   const logs: string[] = [];
   let wake: (() => void) | undefined;
-  const users = new UsersStore({ file, debounceMs: 50, log: (_l, m) => { logs.push(m); wake?.(); } });
+  const users = new UsersStore({
+    file,
+    debounceMs: 50,
+    log: (_l, m) => {
+      logs.push(m);
+      wake?.();
+    },
+  });
   users.load();
   users.watch();
   t.after(() => users.close());

@@ -15,7 +15,23 @@ import { TuiModel, storageNotice } from '../src/tui/model.js';
 import type { Task } from '../src/core/types.js';
 import { KindlerError } from '../src/core/errors.js';
 import { UsersStore } from '../src/access/users.js';
-import { ALICE, CAN_MOUNT, CLI, FAKE_BIN, fillDisk, makeTestKey, makeWorld, mountTmpfs, poll, scriptEnv, startEngine, tasksOnDisk, until, verb, type World } from './helpers.js';
+import {
+  ALICE,
+  CAN_MOUNT,
+  CLI,
+  FAKE_BIN,
+  fillDisk,
+  makeTestKey,
+  makeWorld,
+  mountTmpfs,
+  poll,
+  scriptEnv,
+  startEngine,
+  tasksOnDisk,
+  until,
+  verb,
+  type World,
+} from './helpers.js';
 
 const skip = CAN_MOUNT ? false : 'needs root (tmpfs mounts, chattr)';
 
@@ -102,25 +118,43 @@ test('ENOSPC while tasks end: both slots come back, the ends are recorded once s
     if (r.code !== 0) assert.match(r.err, /the state file could not be written \(ENOSPC: no space left on device\); the change is kept in memory/);
   }
   const ended = await Promise.all([engine.waitForTask(a.id), engine.waitForTask(b.id)]);
-  assert.deepEqual(ended.map((x) => x.state), ['cancelled', 'cancelled']);
+  assert.deepEqual(
+    ended.map((x) => x.state),
+    ['cancelled', 'cancelled'],
+  );
   assert.equal(saving(engine), false);
   await until(engine, () => !engine.busy, 30000, 'the engine to be idle');
   // Not on disk yet.
-  assert.deepEqual(onDisk(w).tasks.map((x) => x.state), ['running', 'running']);
+  assert.deepEqual(
+    onDisk(w).tasks.map((x) => x.state),
+    ['running', 'running'],
+  );
 
   free();
   await until(engine, () => saving(engine), 20000, 'saving to resume');
   // Finished, they are in the journal (taken from there at the next start, as tasksOnDisk does).
-  assert.deepEqual(tasksOnDisk(w.dataDir).map((x) => [x.id, x.state]), [[a.id, 'cancelled'], [b.id, 'cancelled']]);
+  assert.deepEqual(
+    tasksOnDisk(w.dataDir).map((x) => [x.id, x.state]),
+    [
+      [a.id, 'cancelled'],
+      [b.id, 'cancelled'],
+    ],
+  );
   // Both slots are free: two more creates run at once and finish.
   w.clearRule('k3d.cluster-create');
   const c = await engine.create({ name: 'fc', provider: 'k3d', servers: 1, agents: 0 }, ALICE);
   const d = await engine.create({ name: 'fd', provider: 'k3d', servers: 1, agents: 0 }, ALICE);
   const done = await Promise.all([engine.waitForTask(c.id), engine.waitForTask(d.id)]);
-  assert.deepEqual(done.map((x) => x.state), ['succeeded', 'succeeded']);
+  assert.deepEqual(
+    done.map((x) => x.state),
+    ['succeeded', 'succeeded'],
+  );
   // Shutdown ends promptly and saves.
   await engine.shutdown();
-  assert.deepEqual(tasksOnDisk(w.dataDir).map((x) => x.state), ['cancelled', 'cancelled', 'succeeded', 'succeeded']);
+  assert.deepEqual(
+    tasksOnDisk(w.dataDir).map((x) => x.state),
+    ['cancelled', 'cancelled', 'succeeded', 'succeeded'],
+  );
 });
 
 test('a task log that cannot be written (full disk, a directory, a symlink) fails the task with the reason; the engine lives', { skip }, async (t) => {
@@ -196,7 +230,10 @@ test('a deleted kindler.lock: the engine refuses to write, and the process that 
   unlinkSync(join(w.dataDir, 'kindler.lock'));
   const r = await verb(engine, ['create', 'two']);
   assert.equal(r.code, 1);
-  assert.match(r.err, /^error: create two: not done: the state file was not written: the single-writer lock .*kindler\.lock is no longer held by this process \(the lock file was deleted\); kindler refuses to write state, restart it$/m);
+  assert.match(
+    r.err,
+    /^error: create two: not done: the state file was not written: the single-writer lock .*kindler\.lock is no longer held by this process \(the lock file was deleted\); kindler refuses to write state, restart it$/m,
+  );
   assert.equal(engine.getCluster('two'), undefined);
   assert.equal(engine.storageHealth().lockLost, true);
 
@@ -208,7 +245,10 @@ test('a deleted kindler.lock: the engine refuses to write, and the process that 
     p.on('close', (code) => resolve({ code, stderr }));
   });
   assert.equal(cli.code, 0, cli.stderr);
-  const names = () => onDisk(w).clusters.map((c) => c.name).sort();
+  const names = () =>
+    onDisk(w)
+      .clusters.map((c) => c.name)
+      .sort();
   assert.deepEqual(names(), ['one', 'three']);
   // The first engine's writes stay refused: its memory (without "three") never overwrites the file.
   await assert.rejects(engine.extend('one', 3_600_000, ALICE), /single-writer lock .* is no longer held/);
@@ -225,20 +265,27 @@ test('the embedded CLI checks its lock before every write too', async (t) => {
   p.stderr.on('data', (d) => (stderr += d));
   const closed = new Promise<number | null>((resolve) => p.on('close', (code) => resolve(code)));
   const file = join(w.dataDir, 'state.json');
-  await poll(() => {
-    try {
-      return (JSON.parse(readFileSync(file, 'utf8')) as { tasks: Task[] }).tasks[0]?.steps.some((s) => s.key === 'create-cluster') === true;
-    } catch {
-      return false;
-    }
-  }, 30000, 'the CLI task to reach its create step');
+  await poll(
+    () => {
+      try {
+        return (JSON.parse(readFileSync(file, 'utf8')) as { tasks: Task[] }).tasks[0]?.steps.some((s) => s.key === 'create-cluster') === true;
+      } catch {
+        return false;
+      }
+    },
+    30000,
+    'the CLI task to reach its create step',
+  );
   const before = readFileSync(file, 'utf8');
   // Another process's lock replaces the CLI's.
   writeFileSync(join(w.dataDir, 'kindler.lock'), JSON.stringify({ pid: process.pid, start: 'x', role: 'test' }));
   p.kill('SIGINT');
   const code = await closed;
   assert.notEqual(code, 0);
-  assert.match(stderr, /state is not being saved: the state file was not written: the single-writer lock .* is no longer held by this process \(the lock file was (replaced by another one|overwritten)\)/);
+  assert.match(
+    stderr,
+    /state is not being saved: the state file was not written: the single-writer lock .* is no longer held by this process \(the lock file was (replaced by another one|overwritten)\)/,
+  );
   assert.equal(readFileSync(file, 'utf8'), before, 'the CLI wrote nothing after losing the lock');
   assert.equal(JSON.parse(readFileSync(join(w.dataDir, 'kindler.lock'), 'utf8')).pid, process.pid, "the other process's lock is left alone");
 });
@@ -258,7 +305,7 @@ test('a symlink planted at reconcile.jsonl is refused, not appended through', as
   assert.equal(readFileSync(victim, 'utf8'), 'precious\n');
 });
 
-test('a users file that cannot be written (full disk) is the verb\'s error, and nothing changes', { skip }, async (t) => {
+test("a users file that cannot be written (full disk) is the verb's error, and nothing changes", { skip }, async (t) => {
   const w = makeWorld();
   const dir = join(w.dir, 'etc');
   mkdirSync(dir);
@@ -272,9 +319,16 @@ test('a users file that cannot be written (full disk) is the verb\'s error, and 
   users.load();
   const key = makeTestKey(w.dir, 'k1');
   const free = fillDisk(dir);
-  assert.throws(() => users.add('bob', 'viewer', key.pub), (e: Error) => e instanceof KindlerError && e.message === `users file: cannot write ${file} (ENOSPC: no space left on device); nothing was changed`);
+  assert.throws(
+    () => users.add('bob', 'viewer', key.pub),
+    (e: Error) => e instanceof KindlerError && e.message === `users file: cannot write ${file} (ENOSPC: no space left on device); nothing was changed`,
+  );
   assert.equal(users.get('bob'), undefined);
-  assert.deepEqual(readdirSync(dir).filter((n) => n.endsWith('.tmp')), [], 'no temp file is left');
+  assert.deepEqual(
+    readdirSync(dir).filter((n) => n.endsWith('.tmp')),
+    [],
+    'no temp file is left',
+  );
   free();
   users.add('bob', 'viewer', key.pub);
   assert.equal(users.get('bob')?.role, 'viewer');

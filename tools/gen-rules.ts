@@ -13,11 +13,31 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  EXISTING_NAME_LIMIT, EXISTING_NAME_LIMIT_RULE, NAME_CHARS, NAME_CHARS_RULE, NAME_EMPTY_RULE, NAME_FIRST_CHARS, NAME_FIRST_RULE, NAME_LIMIT,
-  NAME_LIMIT_RULE, NAME_NO_END, NAME_NO_RUN, RESERVED_NAME_RULE, RESERVED_NAMES,
+  EXISTING_NAME_LIMIT,
+  EXISTING_NAME_LIMIT_RULE,
+  NAME_CHARS,
+  NAME_CHARS_RULE,
+  NAME_EMPTY_RULE,
+  NAME_FIRST_CHARS,
+  NAME_FIRST_RULE,
+  NAME_LIMIT,
+  NAME_LIMIT_RULE,
+  NAME_NO_END,
+  NAME_NO_RUN,
+  RESERVED_NAME_RULE,
+  RESERVED_NAMES,
 } from '../src/core/names.js';
 import {
-  CIDR_PATTERN, COUNT_DIGITS, IMAGE_MAX, IMAGE_PATTERN, IMAGE_RULE, LIMITS, SPECIAL_SUBNETS, specialCidr, SUBNET_KIND_RULE, SUBNET_PREFIX,
+  CIDR_PATTERN,
+  COUNT_DIGITS,
+  IMAGE_MAX,
+  IMAGE_PATTERN,
+  IMAGE_RULE,
+  LIMITS,
+  SPECIAL_SUBNETS,
+  specialCidr,
+  SUBNET_KIND_RULE,
+  SUBNET_PREFIX,
   WAIT_TIMEOUT_SECONDS,
 } from '../src/core/spec.js';
 import { MIN_CLUSTER_PORT, PORT_DIGITS, PORT_MAX } from '../src/core/ports.js';
@@ -175,10 +195,22 @@ export function renderRulesSh(r: Rules = currentRules()): string {
     scalar('KD_RULE_SUBNET_PREFIX_MIN', r.subnetPrefix.min),
     scalar('KD_RULE_SUBNET_PREFIX_MAX', r.subnetPrefix.max),
     scalar('KD_RULE_SUBNET_KIND_RULE', r.subnetKindRule),
-    list('KD_RULE_SPECIAL_BASE', special.map((s) => s.base)),
-    list('KD_RULE_SPECIAL_PREFIX', special.map((s) => s.prefix)),
-    list('KD_RULE_SPECIAL_CIDR', special.map((s) => s.cidr)),
-    list('KD_RULE_SPECIAL_WHAT', special.map((s) => s.what)),
+    list(
+      'KD_RULE_SPECIAL_BASE',
+      special.map((s) => s.base),
+    ),
+    list(
+      'KD_RULE_SPECIAL_PREFIX',
+      special.map((s) => s.prefix),
+    ),
+    list(
+      'KD_RULE_SPECIAL_CIDR',
+      special.map((s) => s.cidr),
+    ),
+    list(
+      'KD_RULE_SPECIAL_WHAT',
+      special.map((s) => s.what),
+    ),
     '',
     '# The API address of a new cluster (config.ts IPV4_PATTERN, API_ADDRESS_REFUSED, API_ADDRESS_RULE).',
     scalar('KD_RULE_IPV4_PATTERN', r.ipv4Pattern),

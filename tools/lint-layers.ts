@@ -60,9 +60,12 @@ export function importsOf(file: string, text: string): string[] {
   const sf = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, false, ts.ScriptKind.TS);
   const out: string[] = [];
   const visit = (n: ts.Node): void => {
-    if ((ts.isImportDeclaration(n) || ts.isExportDeclaration(n)) && n.moduleSpecifier && ts.isStringLiteral(n.moduleSpecifier)) out.push(n.moduleSpecifier.text);
-    else if (ts.isImportEqualsDeclaration(n) && ts.isExternalModuleReference(n.moduleReference) && ts.isStringLiteral(n.moduleReference.expression)) out.push(n.moduleReference.expression.text);
-    else if (ts.isCallExpression(n) && n.expression.kind === ts.SyntaxKind.ImportKeyword && n.arguments[0] && ts.isStringLiteralLike(n.arguments[0])) out.push(n.arguments[0].text);
+    if ((ts.isImportDeclaration(n) || ts.isExportDeclaration(n)) && n.moduleSpecifier && ts.isStringLiteral(n.moduleSpecifier))
+      out.push(n.moduleSpecifier.text);
+    else if (ts.isImportEqualsDeclaration(n) && ts.isExternalModuleReference(n.moduleReference) && ts.isStringLiteral(n.moduleReference.expression))
+      out.push(n.moduleReference.expression.text);
+    else if (ts.isCallExpression(n) && n.expression.kind === ts.SyntaxKind.ImportKeyword && n.arguments[0] && ts.isStringLiteralLike(n.arguments[0]))
+      out.push(n.arguments[0].text);
     else if (ts.isImportTypeNode(n) && ts.isLiteralTypeNode(n.argument) && ts.isStringLiteral(n.argument.literal)) out.push(n.argument.literal.text);
     ts.forEachChild(n, visit);
   };
@@ -109,9 +112,12 @@ export function checkLayers(root: string, shownFrom = process.cwd()): string[] {
       const theirs = layerOf(rel);
       if (!theirs || theirs === mine) continue;
       const at = `${show(file)}: imports '${spec}' (${theirs.name})`;
-      if (mine.name === 'face' && FACE_FORBIDDEN.has(theirs.name)) problems.push(`${at}: a face never imports engine, cron or store (act through commands, read the shapes in core)`);
-      else if (theirs.rank > mine.rank) problems.push(`${at}: ${mine.name} (rank ${mine.rank}) must not import the higher layer ${theirs.name} (rank ${theirs.rank})`);
-      else if (theirs.rank === mine.rank) problems.push(`${at}: ${mine.name} and ${theirs.name} sit side by side (rank ${mine.rank}) and must not import each other`);
+      if (mine.name === 'face' && FACE_FORBIDDEN.has(theirs.name))
+        problems.push(`${at}: a face never imports engine, cron or store (act through commands, read the shapes in core)`);
+      else if (theirs.rank > mine.rank)
+        problems.push(`${at}: ${mine.name} (rank ${mine.rank}) must not import the higher layer ${theirs.name} (rank ${theirs.rank})`);
+      else if (theirs.rank === mine.rank)
+        problems.push(`${at}: ${mine.name} and ${theirs.name} sit side by side (rank ${mine.rank}) and must not import each other`);
     }
   }
   return problems;

@@ -59,7 +59,11 @@ export function authorize(who: Principal, action: Action, target: Target = {}): 
   if (OWNED.includes(action)) {
     const mine = target.owner === who.user || (action === 'cancel' && target.taskUser === who.user);
     if (mine) return { ok: true };
-    if (action === 'recreate') return { ok: false, reason: `name: ${target.cluster ? `cluster "${target.cluster}"` : 'the cluster'} belongs to ${target.owner ?? 'someone else'}; operators may only re-create their own clusters` };
+    if (action === 'recreate')
+      return {
+        ok: false,
+        reason: `name: ${target.cluster ? `cluster "${target.cluster}"` : 'the cluster'} belongs to ${target.owner ?? 'someone else'}; operators may only re-create their own clusters`,
+      };
     return { ok: false, reason: `${action}: operators may only act on their own clusters (owner is ${target.owner ?? 'someone else'})` };
   }
   return { ok: false, reason: `${action} is not allowed for ${who.role}` };

@@ -125,7 +125,10 @@ function parseKeyParts(type: string, base64: string, rawComment: string, field: 
 
 export function checkName(name: string): void {
   if (!NAME_RE.test(name)) {
-    throw usageError(`name: ${shown(name, 40)} is not a valid user name (lowercase letters, digits, "_" and "-", starting with a letter or "_", at most 32)`, 'name');
+    throw usageError(
+      `name: ${shown(name, 40)} is not a valid user name (lowercase letters, digits, "_" and "-", starting with a letter or "_", at most 32)`,
+      'name',
+    );
   }
 }
 

@@ -25,10 +25,34 @@ import { shown } from '../core/text.js';
 import { errnoText, writeFileAtomicSync } from '../os/atomic.js';
 import type { Role } from './authorize.js';
 import { addUser, addUserKey, removeUser, removeUserKey, setUserRole } from './users-edit.js';
-import { checkName, checkRole, DEFAULT_USERS_FILE, NAME_RE, parsePublicKeyLine, parseUsers, toUsers, type Entry, type KeyMatch, type Parsed, type UserInfo, type UserKeyInfo } from './users-file.js';
+import {
+  checkName,
+  checkRole,
+  DEFAULT_USERS_FILE,
+  NAME_RE,
+  parsePublicKeyLine,
+  parseUsers,
+  toUsers,
+  type Entry,
+  type KeyMatch,
+  type Parsed,
+  type UserInfo,
+  type UserKeyInfo,
+} from './users-file.js';
 import { watchUsersFile } from './users-watch.js';
 
-export { DEFAULT_USERS_FILE, fingerprint, KEY_TYPES, NAME_RE, parsePublicKeyLine, parseUsers, type KeyMatch, type ParsedPublicKey, type UserInfo, type UserKeyInfo } from './users-file.js';
+export {
+  DEFAULT_USERS_FILE,
+  fingerprint,
+  KEY_TYPES,
+  NAME_RE,
+  parsePublicKeyLine,
+  parseUsers,
+  type KeyMatch,
+  type ParsedPublicKey,
+  type UserInfo,
+  type UserKeyInfo,
+} from './users-file.js';
 
 type LogFn = (level: 'info' | 'warn' | 'error', msg: string) => void;
 
@@ -98,8 +122,11 @@ export class UsersStore extends EventEmitter {
     if (text === null) problems.unshift(`${this.file}: no users file; nobody can log in over SSH`);
     else {
       try {
-        if (statSync(this.file).mode & 0o022) problems.unshift(`${this.file}: writable by group or others; only its owner should be able to change who may log in`);
-      } catch { /* raced with a rename: the next load reports it */ }
+        if (statSync(this.file).mode & 0o022)
+          problems.unshift(`${this.file}: writable by group or others; only its owner should be able to change who may log in`);
+      } catch {
+        /* raced with a rename: the next load reports it */
+      }
     }
     this.lastProblems = problems;
   }
@@ -115,7 +142,10 @@ export class UsersStore extends EventEmitter {
     const problems = this.load();
     if (this.lastText === before && reason !== 'SIGHUP') return problems;
     const users = this.list();
-    this.log('info', `users file reloaded (${reason}): ${users.length} users, ${this.entries.length} keys${problems.length ? `, ${problems.length} problems` : ''}`);
+    this.log(
+      'info',
+      `users file reloaded (${reason}): ${users.length} users, ${this.entries.length} keys${problems.length ? `, ${problems.length} problems` : ''}`,
+    );
     for (const p of problems) this.log('warn', `users file: ${p}`);
     return problems;
   }
@@ -131,7 +161,6 @@ export class UsersStore extends EventEmitter {
     this.watching?.close();
     this.watching = undefined;
   }
-
 
   // ---- reading -------------------------------------------------------------------------------
 

@@ -71,7 +71,8 @@ export interface DoctorResult {
   journal?: string[];
 }
 
-export type RoutesResult = { enabled: false; routes: never[]; skipped: never[]; liveMatches: true } | ({ enabled: true } & Awaited<ReturnType<Engine['routesStatus']>>);
+export type RoutesResult =
+  { enabled: false; routes: never[]; skipped: never[]; liveMatches: true } | ({ enabled: true } & Awaited<ReturnType<Engine['routesStatus']>>);
 
 export interface WhoamiResult {
   user: string;

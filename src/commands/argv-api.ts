@@ -76,7 +76,22 @@ export function argvApi(run: (argv: string[]) => Promise<VerbResult>): SessionAp
     extend: async (a) => (await call<{ cluster: never }>(['extend', a.name, a.duration, '--json'])).cluster,
     logs: (a) => call(['logs', a.ref, ...(a.tail !== undefined ? ['--tail', String(a.tail)] : []), '--json']),
     reconcile: (a = {}) => call(['reconcile', '--json', ...(a.dryRun ? ['--dry-run'] : [])]),
-    audit: (a = {}) => call(['audit', '--json', ...(a.limit !== undefined ? ['--limit', String(a.limit)] : []), ...(a.user ? ['--user', a.user] : []), ...(a.since ? ['--since', a.since] : [])]),
-    kubeconfig: (a) => call(['kubeconfig', a.name, '--json', ...(a.mode ? ['--mode', a.mode] : []), ...(a.localPort ? ['--local-port', a.localPort] : []), ...(a.duration ? ['--duration', a.duration] : [])]),
+    audit: (a = {}) =>
+      call([
+        'audit',
+        '--json',
+        ...(a.limit !== undefined ? ['--limit', String(a.limit)] : []),
+        ...(a.user ? ['--user', a.user] : []),
+        ...(a.since ? ['--since', a.since] : []),
+      ]),
+    kubeconfig: (a) =>
+      call([
+        'kubeconfig',
+        a.name,
+        '--json',
+        ...(a.mode ? ['--mode', a.mode] : []),
+        ...(a.localPort ? ['--local-port', a.localPort] : []),
+        ...(a.duration ? ['--duration', a.duration] : []),
+      ]),
   };
 }

@@ -41,7 +41,19 @@ export function clusterTable(clusters: Cluster[], fit?: number): string {
   if (clusters.length === 0) return 'no clusters\n';
   return table(
     ['NAME', 'PROVIDER', 'DESIRED', 'ACTUAL', 'NODES', 'HTTP', 'HTTPS', 'API', 'OWNER', 'EXPIRES', 'LAST TASK'],
-    clusters.map((c) => [c.name, c.provider, c.desired, c.actual, `${c.servers}+${c.agents}`, c.httpPort, c.httpsPort, c.apiPort, c.owner, expiresIn(c), c.lastTaskId]),
+    clusters.map((c) => [
+      c.name,
+      c.provider,
+      c.desired,
+      c.actual,
+      `${c.servers}+${c.agents}`,
+      c.httpPort,
+      c.httpsPort,
+      c.apiPort,
+      c.owner,
+      expiresIn(c),
+      c.lastTaskId,
+    ]),
     fit,
   );
 }
@@ -81,7 +93,9 @@ export function clusterDetails(c: Cluster, tasks: Task[]): string {
   let out = kv.map(([k, v]) => `${k.padEnd(14)} ${sanitizeLine(v === undefined || v === '' ? '-' : String(v))}`).join('\n');
   if (c.steps?.length) {
     out += `\n\nsteps (task ${c.steps[0]!.taskId}):\n`;
-    out += c.steps.map((s) => `  ${s.state.padEnd(10)} ${s.at.slice(11, 19)}  ${sanitizeLine(s.title)}${s.error ? ` — ${sanitizeLine(s.error)}` : ''}`).join('\n');
+    out += c.steps
+      .map((s) => `  ${s.state.padEnd(10)} ${s.at.slice(11, 19)}  ${sanitizeLine(s.title)}${s.error ? ` — ${sanitizeLine(s.error)}` : ''}`)
+      .join('\n');
   }
   if (tasks.length) out += `\n\nrecent tasks:\n${taskTable(tasks).replace(/^/gm, '  ').trimEnd()}`;
   return `${out}\n`;

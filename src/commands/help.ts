@@ -13,11 +13,17 @@ import { VERBS } from './verbs/index.js';
 export function daemonHelp(columns = 80): string {
   const width = Math.max(40, columns);
   return [
-    ...wrapWords('Run the kindler daemon in the foreground: the engine, the control socket, the schedules and (when enabled) the SSH service. Local CLI only.', width),
+    ...wrapWords(
+      'Run the kindler daemon in the foreground: the engine, the control socket, the schedules and (when enabled) the SSH service. Local CLI only.',
+      width,
+    ),
     '',
     'usage: kindler daemon',
     '',
-    ...wrapWords('It takes no arguments: configure it with the file named by KINDLER_CONFIG. It stops cleanly on SIGTERM or Ctrl-C (running tasks are recorded as interrupted).', width),
+    ...wrapWords(
+      'It takes no arguments: configure it with the file named by KINDLER_CONFIG. It stops cleanly on SIGTERM or Ctrl-C (running tasks are recorded as interrupted).',
+      width,
+    ),
     '',
   ].join('\n');
 }
@@ -30,9 +36,17 @@ export function generalHelp(columns = 80): string {
     'usage: kindler VERB [ARGS] [--json]',
     '',
     'verbs:',
-    ...twoColumns([...VERBS.filter((v) => !v.hidden).map((v): [string, string] => [v.name, v.summary]), ['daemon', 'Run the daemon in the foreground (local CLI only).']], width, 2, 14),
+    ...twoColumns(
+      [...VERBS.filter((v) => !v.hidden).map((v): [string, string] => [v.name, v.summary]), ['daemon', 'Run the daemon in the foreground (local CLI only).']],
+      width,
+      2,
+      14,
+    ),
     '',
-    ...wrapWords('exit codes: 0 ok, 1 the operation failed, 2 usage or validation error, 3 not found, 4 conflict, 5 not allowed, 130 interrupted (Ctrl-C)', width),
+    ...wrapWords(
+      'exit codes: 0 ok, 1 the operation failed, 2 usage or validation error, 3 not found, 4 conflict, 5 not allowed, 130 interrupted (Ctrl-C)',
+      width,
+    ),
     "kindler help VERB (or kindler VERB --help) shows the verb's arguments and flags; kindler --version its version.",
     '',
   ].join('\n');
@@ -51,7 +65,8 @@ export function verbNames(): string[] {
 export function helpRequest(argv: readonly string[], columns = 80): { out: string; err: string; code: number } | null {
   const [first, ...rest] = argv;
   if (first === undefined || first === '--help' || first === '-h') return { out: generalHelp(columns), err: '', code: EXIT.ok };
-  if (first === '--version' || first === '-V') return { out: wantsJson(rest) ? `${jsonText({ version: VERSION })}\n` : `kindler ${VERSION}\n`, err: '', code: EXIT.ok };
+  if (first === '--version' || first === '-V')
+    return { out: wantsJson(rest) ? `${jsonText({ version: VERSION })}\n` : `kindler ${VERSION}\n`, err: '', code: EXIT.ok };
   if (first === 'daemon' && rest.length === 1 && (rest[0] === '--help' || rest[0] === '-h')) return { out: daemonHelp(columns), err: '', code: EXIT.ok };
   if (first !== 'help') return null;
   const topic = rest.find((a) => !a.startsWith('-'));

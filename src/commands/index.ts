@@ -36,7 +36,9 @@ export async function runCommand(argv: readonly string[], ctx: Context): Promise
         complete(VERBS, rest, {
           clusters: () => (may(ctx.actor, 'read') ? engine.listClusters().map((c) => c.name) : []),
           tasks: () => (may(ctx.actor, 'read') ? engine.listTasks({ limit: 50 }).map((t) => t.id) : []),
-        }).map((w) => `${w}\n`).join(''),
+        })
+          .map((w) => `${w}\n`)
+          .join(''),
       );
       return EXIT.ok;
     }
@@ -53,7 +55,8 @@ export async function runCommand(argv: readonly string[], ctx: Context): Promise
     const err = e instanceof KindlerError ? e : new KindlerError('failed', `internal error: ${(e as Error).message}`);
     const message = sanitizeLine(err.message);
     // The argv is untrusted: audit it sanitized and cut, never raw (it is shown and stored).
-    if (err.kind === 'refused') ctx.engine.recordAudit(ctx.actor, sanitizeLine(argv[0] ?? '').slice(0, 40), sanitizeLine(argv[1] ?? '').slice(0, 120), 'refused', message);
+    if (err.kind === 'refused')
+      ctx.engine.recordAudit(ctx.actor, sanitizeLine(argv[0] ?? '').slice(0, 40), sanitizeLine(argv[1] ?? '').slice(0, 120), 'refused', message);
     if (json) ctx.io.out(`${jsonText({ error: { kind: err.kind, message, exitCode: err.exitCode, ...(err.field ? { field: err.field } : {}) } })}\n`);
     ctx.io.err(`error: ${message}\n`);
     return err.exitCode;

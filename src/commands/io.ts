@@ -51,7 +51,11 @@ export function whenDrained(stream: Backlogged, limit = OUTPUT_BACKLOG): Promise
  * GONE_EXIT. `codes` are the errors that mean "gone" (a terminal that hung up says EIO). Other
  * stream errors are thrown as before.
  */
-export function watchBrokenPipe(onGone: () => void, codes: readonly string[] = ['EPIPE'], streams: NodeJS.WritableStream[] = [process.stdout, process.stderr]): { gone(): boolean } {
+export function watchBrokenPipe(
+  onGone: () => void,
+  codes: readonly string[] = ['EPIPE'],
+  streams: NodeJS.WritableStream[] = [process.stdout, process.stderr],
+): { gone(): boolean } {
   let gone = false;
   for (const s of streams) {
     s.on('error', (e: NodeJS.ErrnoException) => {

@@ -1,6 +1,5 @@
 /** JSON text for a client's terminal. */
 
-
 /**
  * JSON for a client's terminal: JSON.stringify escapes C0 controls but passes DEL, the C1 controls
  * (U+0080-U+009F, e.g. U+009B is CSI to many terminals) and U+2028/U+2029 through raw. Those are

@@ -25,7 +25,11 @@ export const TUNNEL_TLS_NAME = 'localhost';
 export const KUBECONFIG_FLAGS: Record<string, FlagSpec> = {
   mode: { type: 'string', value: 'tunnel|direct', help: 'tunnel (default): server https://127.0.0.1:P through `ssh -L`; direct: the API on api.publicAddress' },
   'local-port': { type: 'string', value: 'P', help: "tunnel only: the local port of the tunnel (default: the cluster's API port)" },
-  duration: { type: 'string', value: 'DURATION', help: 'read-only credentials only: token lifetime (default access.defaultTokenDuration, at most access.maxTokenDuration)' },
+  duration: {
+    type: 'string',
+    value: 'DURATION',
+    help: 'read-only credentials only: token lifetime (default access.defaultTokenDuration, at most access.maxTokenDuration)',
+  },
 };
 
 export interface KubeconfigResult {
@@ -82,23 +86,33 @@ export async function kubeconfigFor(engine: Engine, actor: Principal, a: Kubecon
   let tokenMs = Math.min(parseDuration('access.defaultTokenDuration', cfg.access.defaultTokenDuration), maxMs);
   if (rawDuration !== undefined) {
     tokenMs = parseDuration('duration', rawDuration);
-    if (tokenMs > maxMs) throw usageError(`duration: at most ${cfg.access.maxTokenDuration} (access.maxTokenDuration in the kindler config; got ${shown(rawDuration, 20)})`, 'duration');
+    if (tokenMs > maxMs)
+      throw usageError(
+        `duration: at most ${cfg.access.maxTokenDuration} (access.maxTokenDuration in the kindler config; got ${shown(rawDuration, 20)})`,
+        'duration',
+      );
     if (tokenMs < 10 * 60_000) throw usageError('duration: at least 10m (the API server refuses shorter tokens)', 'duration');
   }
   const publicAddress = cfg.api.publicAddress;
   if (mode === 'direct' && !publicAddress) {
-    throw usageError('mode: --mode direct needs api.publicAddress in the kindler config (the host address clients reach cluster APIs on, e.g. "api": {"publicAddress": "192.168.1.10"}); without it use --mode tunnel', 'mode');
+    throw usageError(
+      'mode: --mode direct needs api.publicAddress in the kindler config (the host address clients reach cluster APIs on, e.g. "api": {"publicAddress": "192.168.1.10"}); without it use --mode tunnel',
+      'mode',
+    );
   }
   const c = engine.getCluster(name);
   if (!c) throw notFound(`cluster: no cluster named ${shown(name, 40)}`);
   const d = authorize(actor, 'kubeconfig', { owner: c.owner });
   if (!d.ok) throw refused(d.reason);
   const admin = authorize(actor, 'kubeconfig-admin', { owner: c.owner, cluster: c.name }).ok;
-  if (admin && rawDuration !== undefined) throw usageError(`duration: only read-only credentials expire; you get ${c.name}'s admin credential (omit --duration)`, 'duration');
+  if (admin && rawDuration !== undefined)
+    throw usageError(`duration: only read-only credentials expire; you get ${c.name}'s admin credential (omit --duration)`, 'duration');
   if (c.desired === 'absent') throw conflict(`cluster: ${c.name} is being deleted`);
   // A cluster whose create has not finished (or failed) has no kubeconfig yet: say that, not kubectl's stat error.
   if (c.actual === 'creating' || c.actual === 'failed' || c.actual === 'absent') {
-    throw conflict(`cluster: ${c.name} is ${c.actual}${c.actual === 'failed' && c.lastError ? ` (${shown(c.lastError, 120)})` : ''}; it has no kubeconfig until a create succeeds`);
+    throw conflict(
+      `cluster: ${c.name} is ${c.actual}${c.actual === 'failed' && c.lastError ? ` (${shown(c.lastError, 120)})` : ''}; it has no kubeconfig until a create succeeds`,
+    );
   }
   const k: KubectlEnv = { ...(engine.scriptEnv ? { env: engine.scriptEnv } : {}), timeoutMs: cfg.timeouts.status * 1000 };
   try {
@@ -109,7 +123,10 @@ export async function kubeconfigFor(engine: Engine, actor: Principal, a: Kubecon
     if (mode === 'direct') {
       const at = serverHostPort(entry.server);
       if (!publicAddress || !isPublishableAddress(publicAddress) || at?.host !== publicAddress) {
-        throw conflict(`mode: ${c.name} was created before api.publicAddress was ${publicAddress}, so its API is not published there nor in its certificate; use --mode tunnel (or re-create the cluster)`, 'mode');
+        throw conflict(
+          `mode: ${c.name} was created before api.publicAddress was ${publicAddress}, so its API is not published there nor in its certificate; use --mode tunnel (or re-create the cluster)`,
+          'mode',
+        );
       }
       server = `https://${publicAddress}:${at.port}`;
     } else {
@@ -135,10 +152,20 @@ export async function kubeconfigFor(engine: Engine, actor: Principal, a: Kubecon
     }
     const context = `kindler-${c.name}`;
     const save = saveCommand(c.name, mode, sshEndpoint(cfg, ssh));
-    const yaml = renderKubeconfig({ clusterName: context, contextName: context, userName, server, ...(entry.caData ? { caData: entry.caData } : {}), ...(tlsServerName ? { tlsServerName } : {}), user });
+    const yaml = renderKubeconfig({
+      clusterName: context,
+      contextName: context,
+      userName,
+      server,
+      ...(entry.caData ? { caData: entry.caData } : {}),
+      ...(tlsServerName ? { tlsServerName } : {}),
+      user,
+    });
     const head = [
       `# kindler kubeconfig for cluster ${c.name} (context ${context}, ${mode} mode)`,
-      admin ? `# credential: ${c.name}'s admin credential` : `# credential: read-only (ServiceAccount kube-system/${account}, ClusterRole view), expires ${expiresAt} (${formatDuration(tokenMs)})`,
+      admin
+        ? `# credential: ${c.name}'s admin credential`
+        : `# credential: read-only (ServiceAccount kube-system/${account}, ClusterRole view), expires ${expiresAt} (${formatDuration(tokenMs)})`,
       ...(tunnel ? [`# open the tunnel first (leave it running): ${tunnel.command}`] : []),
       `# then: kubectl --kubeconfig kindler-${c.name}.yaml get nodes   (this file, saved e.g. with: ${save})`,
     ];

@@ -48,7 +48,7 @@ export function parseArgs(spec: VerbSpec, argv: readonly string[]): Parsed {
       onlyArgs = true;
       continue;
     }
-    if (!onlyArgs && (a === '-h')) {
+    if (!onlyArgs && a === '-h') {
       flags.help = true;
       continue;
     }
@@ -60,7 +60,8 @@ export function parseArgs(spec: VerbSpec, argv: readonly string[]): Parsed {
       if (f.type === 'bool') {
         if (eq >= 0) {
           const v = a.slice(eq + 1);
-          if (v !== 'true' && v !== 'false') throw usageError(`--${name}: is a switch: give --${name}, --${name}=true or --${name}=false (got ${shown(v, 20)})`, name);
+          if (v !== 'true' && v !== 'false')
+            throw usageError(`--${name}: is a switch: give --${name}, --${name}=true or --${name}=false (got ${shown(v, 20)})`, name);
           flags[name] = v === 'true';
         } else flags[name] = true;
         continue;
@@ -76,7 +77,8 @@ export function parseArgs(spec: VerbSpec, argv: readonly string[]): Parsed {
       flags[name] = v;
       continue;
     }
-    if (!onlyArgs && a.startsWith('-') && a.length > 1) throw usageError(`${flagLabel(a)}: unknown flag for "${spec.name}" (see kindler ${spec.name} --help)`, fieldOf(a));
+    if (!onlyArgs && a.startsWith('-') && a.length > 1)
+      throw usageError(`${flagLabel(a)}: unknown flag for "${spec.name}" (see kindler ${spec.name} --help)`, fieldOf(a));
     positional.push(a);
   }
   const args: Parsed['args'] = {};
@@ -159,9 +161,19 @@ export function helpText(spec: VerbSpec, columns = 80): string {
   const lines = [...wrapWords(spec.summary, width), '', ...wrapWords(`usage: ${usageLine(spec)}`, width - 9).map((l, i) => (i ? `         ${l}` : l))];
   if (spec.args.length) {
     lines.push('', 'arguments:');
-    lines.push(...twoColumns(spec.args.map((a) => [a.name.toUpperCase(), a.help]), width));
+    lines.push(
+      ...twoColumns(
+        spec.args.map((a) => [a.name.toUpperCase(), a.help]),
+        width,
+      ),
+    );
   }
   lines.push('', 'flags:');
-  lines.push(...twoColumns(Object.entries({ ...spec.flags, ...COMMON_FLAGS }).map(([k, f]) => [`--${k}${f.type === 'string' ? ` ${f.value ?? 'VALUE'}` : ''}`, f.help]), width));
+  lines.push(
+    ...twoColumns(
+      Object.entries({ ...spec.flags, ...COMMON_FLAGS }).map(([k, f]) => [`--${k}${f.type === 'string' ? ` ${f.value ?? 'VALUE'}` : ''}`, f.help]),
+      width,
+    ),
+  );
   return `${lines.join('\n')}\n`;
 }

@@ -84,7 +84,12 @@ export class LocalSession implements SessionBackend {
   private readonly abort = new AbortController();
   readonly api: SessionApi;
 
-  constructor(private readonly engine: Engine, readonly principal: Principal, readonly host: string, private readonly users?: UsersStore) {
+  constructor(
+    private readonly engine: Engine,
+    readonly principal: Principal,
+    readonly host: string,
+    private readonly users?: UsersStore,
+  ) {
     this.leave = engine.joinSession({ user: principal.user, role: principal.role, source: principal.source });
     this.api = boundApi(engine, principal, users);
   }
@@ -149,7 +154,8 @@ export function boundApi(engine: Engine, principal: Principal, users?: UsersStor
         return await fn(principal, a);
       } catch (e) {
         const err = e instanceof KindlerError ? e : new KindlerError('failed', `internal error: ${(e as Error).message}`);
-        if (err.kind === 'refused') engine.recordAudit(principal, how.verb, sanitizeLine(a === undefined ? '' : how.target(a)).slice(0, 120), 'refused', sanitizeLine(err.message));
+        if (err.kind === 'refused')
+          engine.recordAudit(principal, how.verb, sanitizeLine(a === undefined ? '' : how.target(a)).slice(0, 120), 'refused', sanitizeLine(err.message));
         throw err;
       }
     };

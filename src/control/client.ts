@@ -43,8 +43,7 @@ export function runRemote(sock: import('node:net').Socket, req: RunRequest, io: 
       const msg = m as ServerMessage;
       if (msg.type === 'out') {
         if (io.out(msg.data) === false) full = true;
-      }
-      else if (msg.type === 'err') io.err(msg.data);
+      } else if (msg.type === 'err') io.err(msg.data);
       else if (msg.type === 'exit') code = msg.code;
       else if (msg.type === 'task') io.onTask?.(msg.id);
     });
@@ -70,9 +69,15 @@ export class RemoteSession implements SessionBackend {
   readonly principal: Principal;
   private readonly socks = new Set<import('node:net').Socket>();
   /** The typed verbs, each a `call` message over its own connection: a result, or the KindlerError the daemon threw. */
-  readonly api: SessionApi = Object.fromEntries(Object.keys(SESSION_VERBS).map((verb) => [verb, (args?: unknown) => this.call(verb as keyof SessionApi, args)])) as unknown as SessionApi;
+  readonly api: SessionApi = Object.fromEntries(
+    Object.keys(SESSION_VERBS).map((verb) => [verb, (args?: unknown) => this.call(verb as keyof SessionApi, args)]),
+  ) as unknown as SessionApi;
 
-  constructor(private readonly path: string, user: string, readonly host: string) {
+  constructor(
+    private readonly path: string,
+    user: string,
+    readonly host: string,
+  ) {
     this.principal = { user, source: 'local', role: 'admin' };
   }
 
@@ -87,7 +92,13 @@ export class RemoteSession implements SessionBackend {
         const msg = m as ServerMessage;
         if (msg.type === 'snapshot') {
           snapshot = msg.snapshot;
-          resolve({ snapshot, unsubscribe: () => { sock.destroy(); this.socks.delete(sock); } });
+          resolve({
+            snapshot,
+            unsubscribe: () => {
+              sock.destroy();
+              this.socks.delete(sock);
+            },
+          });
         } else if (msg.type === 'event') listener(msg.event);
       });
       sock.on('data', (c: string) => reader.push(c));
@@ -105,7 +116,11 @@ export class RemoteSession implements SessionBackend {
     this.socks.add(sock);
     let out = '';
     let err = '';
-    const code = await runRemote(sock, { type: 'run', argv, user: this.principal.user, isTTY: false, columns: 120, files: {} }, { out: (s) => void (out += s), err: (s) => void (err += s) });
+    const code = await runRemote(
+      sock,
+      { type: 'run', argv, user: this.principal.user, isTTY: false, columns: 120, files: {} },
+      { out: (s) => void (out += s), err: (s) => void (err += s) },
+    );
     this.socks.delete(sock);
     return { code, out, err };
   }

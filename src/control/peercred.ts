@@ -30,7 +30,9 @@ export function loadPeerCred(): void {
     addon = createRequire(import.meta.url)(ADDON_PATH) as { peerCred(fd: number): PeerCred };
   } catch (e) {
     const why = (e as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND' ? 'it is missing' : (e as Error).message.split('\n')[0];
-    throw new Error(`control socket: cannot identify local callers without ${ADDON_PATH} (${why}); build it with "npm run build:native" (needs g++, make, python3 and the node headers)`);
+    throw new Error(
+      `control socket: cannot identify local callers without ${ADDON_PATH} (${why}); build it with "npm run build:native" (needs g++, make, python3 and the node headers)`,
+    );
   }
 }
 
@@ -69,7 +71,9 @@ export async function localName(uid: number): Promise<string> {
   let name: string | undefined;
   try {
     name = nameInPasswd(readFileSync('/etc/passwd', 'utf8'), uid);
-  } catch { /* unreadable: ask NSS */ }
+  } catch {
+    /* unreadable: ask NSS */
+  }
   name ??= await getentName(uid);
   return name && NAME_RE.test(name) ? name : `uid:${uid}`;
 }

@@ -57,7 +57,10 @@ export type ServerMessage =
 /** Splits a stream of NDJSON into parsed messages; a bad line or an oversized message is an error. */
 export class NdjsonReader {
   private buf = '';
-  constructor(private readonly onMessage: (m: unknown) => void, private readonly maxBytes = 64 << 20) {}
+  constructor(
+    private readonly onMessage: (m: unknown) => void,
+    private readonly maxBytes = 64 << 20,
+  ) {}
   push(chunk: string): void {
     this.buf += chunk;
     if (this.buf.length > this.maxBytes) throw new Error('message too large');

@@ -69,7 +69,8 @@ export async function startControlServer(service: Service, log: LogFn, users?: U
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw cannot(errnoText(e));
   }
   // A stale socket (a daemon that died) is removed; anything else in its place is not ours to remove.
-  if (found && !found.isSocket()) throw cannot(`it is ${found.isDirectory() ? 'a directory' : found.isSymbolicLink() ? 'a symlink' : 'a file'}, not a socket; remove it`);
+  if (found && !found.isSocket())
+    throw cannot(`it is ${found.isDirectory() ? 'a directory' : found.isSymbolicLink() ? 'a symlink' : 'a file'}, not a socket; remove it`);
   if (found) {
     try {
       unlinkSync(path);
@@ -165,28 +166,30 @@ export async function startControlServer(service: Service, log: LogFn, users?: U
         return;
       }
       const files = req.files && typeof req.files === 'object' ? req.files : {};
-      void service.run(req.argv, {
-        actor: { user, source: 'local-cli', role: 'admin' },
-        ...(users ? { users } : {}),
-        io: {
-          out: (data) => send({ type: 'out', data }),
-          err: (data) => send({ type: 'err', data }),
-          writable: () => whenDrained(sock),
-          isTTY: Boolean(req.isTTY),
-          columns: Number(req.columns) > 0 ? Number(req.columns) : 80,
-          signal: abort.signal,
-          readStdin: async () => (typeof req.stdin === 'string' ? req.stdin : ''),
-          onTask: (id) => send({ type: 'task', id }),
-          readFile: async (p) => {
-            const text = files[p];
-            if (typeof text !== 'string') throw Object.assign(new Error('not sent by the client'), { code: 'ENOENT' });
-            return text;
+      void service
+        .run(req.argv, {
+          actor: { user, source: 'local-cli', role: 'admin' },
+          ...(users ? { users } : {}),
+          io: {
+            out: (data) => send({ type: 'out', data }),
+            err: (data) => send({ type: 'err', data }),
+            writable: () => whenDrained(sock),
+            isTTY: Boolean(req.isTTY),
+            columns: Number(req.columns) > 0 ? Number(req.columns) : 80,
+            signal: abort.signal,
+            readStdin: async () => (typeof req.stdin === 'string' ? req.stdin : ''),
+            onTask: (id) => send({ type: 'task', id }),
+            readFile: async (p) => {
+              const text = files[p];
+              if (typeof text !== 'string') throw Object.assign(new Error('not sent by the client'), { code: 'ENOENT' });
+              return text;
+            },
           },
-        },
-      }).then((code) => {
-        send({ type: 'exit', code });
-        sock.end();
-      });
+        })
+        .then((code) => {
+          send({ type: 'exit', code });
+          sock.end();
+        });
     };
     sock.on('data', (chunk: string) => {
       try {

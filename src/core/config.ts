@@ -219,14 +219,17 @@ export function configProblems(c: Config): string[] {
   if (c.auditMaxEvents > 0 && c.auditMaxEvents < 100) out.push('auditMaxEvents: must be 0 (no limit) or at least 100');
   posInt('importCsvMaxRows', c.importCsvMaxRows);
   for (const k of ['reconcile', 'ttl', 'retention'] as const) if (typeof c.schedules?.[k] !== 'string') out.push(`schedules.${k}: must be a cron expression`);
-  for (const k of ['missing', 'stopped', 'running', 'route', 'branch'] as const) if (typeof c.reconcile?.heal?.[k] !== 'boolean') out.push(`reconcile.heal.${k}: must be true or false`);
+  for (const k of ['missing', 'stopped', 'running', 'route', 'branch'] as const)
+    if (typeof c.reconcile?.heal?.[k] !== 'boolean') out.push(`reconcile.heal.${k}: must be true or false`);
   const r = c.routes;
   if (typeof r?.enabled !== 'boolean') out.push('routes.enabled: must be true or false');
   else if (r.enabled) {
     if (!/^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/.test(r.baseDomain ?? '')) out.push('routes.baseDomain: must be a DNS name like 192.168.1.10.sslip.io');
     if (!r.listen?.http || !Number.isInteger(r.listen.http.port)) out.push('routes.listen.http: must be {"address": A, "port": P}');
     if (typeof r.configFile !== 'string' || !r.configFile) out.push('routes.configFile: must be a path');
-    for (const k of ['validateCommand', 'reloadCommand'] as const) if (!Array.isArray(r[k]) || !r[k].length || !r[k].every((x) => typeof x === 'string')) out.push(`routes.${k}: must be a non-empty list of strings (argv)`);
+    for (const k of ['validateCommand', 'reloadCommand'] as const)
+      if (!Array.isArray(r[k]) || !r[k].length || !r[k].every((x) => typeof x === 'string'))
+        out.push(`routes.${k}: must be a non-empty list of strings (argv)`);
     if (r.backend !== 'host-port' && r.backend !== 'node-address') out.push('routes.backend: must be host-port or node-address');
   }
   const g = c.gitops;
@@ -250,7 +253,8 @@ export function configProblems(c: Config): string[] {
   posInt('taskListLimit', c.taskListLimit);
   for (const k of ['http', 'https', 'api'] as const) {
     const r = c.ports?.[k];
-    if (!r || !validRange(r) || r.from < MIN_CLUSTER_PORT) out.push(`ports.${k}: must be {"from": P, "to": Q} with ${MIN_CLUSTER_PORT} <= P <= Q <= ${PORT_MAX} (ports below ${MIN_CLUSTER_PORT} are privileged)`);
+    if (!r || !validRange(r) || r.from < MIN_CLUSTER_PORT)
+      out.push(`ports.${k}: must be {"from": P, "to": Q} with ${MIN_CLUSTER_PORT} <= P <= Q <= ${PORT_MAX} (ports below ${MIN_CLUSTER_PORT} are privileged)`);
   }
   if (!(PROVIDERS as readonly string[]).includes(c.defaults?.provider)) out.push(`defaults.provider: must be ${PROVIDERS.join(' or ')}`);
   for (const k of ['servers', 'agents'] as const) {
@@ -263,19 +267,42 @@ export function configProblems(c: Config): string[] {
   if (typeof ssh?.host !== 'string' || !ssh.host) out.push('ssh.host: must be an address to listen on');
   posInt('ssh.port', ssh?.port, 0);
   if (ssh?.port > 65535) out.push('ssh.port: must be 0-65535');
-  for (const k of ['maxUnauthenticated', 'maxConnections', 'maxConnectionsPerUser', 'noChannelTimeoutSeconds', 'loginGraceSeconds', 'maxAuthTries', 'maxSessionsPerUser', 'maxChannelsPerConnection', 'idleWarnSeconds', 'idleCloseSeconds'] as const) posInt(`ssh.${k}`, ssh?.[k]);
-  if (ssh && Number.isInteger(ssh.maxConnections) && Number.isInteger(ssh.maxUnauthenticated) && ssh.maxUnauthenticated > ssh.maxConnections) out.push('ssh.maxUnauthenticated: must not be more than ssh.maxConnections');
-  if (ssh && Number.isInteger(ssh.maxConnections) && ssh.maxConnections > 100_000) out.push('ssh.maxConnections: must be at most 100000 (and below the fd limit)');
+  for (const k of [
+    'maxUnauthenticated',
+    'maxConnections',
+    'maxConnectionsPerUser',
+    'noChannelTimeoutSeconds',
+    'loginGraceSeconds',
+    'maxAuthTries',
+    'maxSessionsPerUser',
+    'maxChannelsPerConnection',
+    'idleWarnSeconds',
+    'idleCloseSeconds',
+  ] as const)
+    posInt(`ssh.${k}`, ssh?.[k]);
+  if (ssh && Number.isInteger(ssh.maxConnections) && Number.isInteger(ssh.maxUnauthenticated) && ssh.maxUnauthenticated > ssh.maxConnections)
+    out.push('ssh.maxUnauthenticated: must not be more than ssh.maxConnections');
+  if (ssh && Number.isInteger(ssh.maxConnections) && ssh.maxConnections > 100_000)
+    out.push('ssh.maxConnections: must be at most 100000 (and below the fd limit)');
   for (const k of ['failures', 'windowSeconds', 'blockSeconds'] as const) posInt(`ssh.rateLimit.${k}`, ssh?.rateLimit?.[k]);
   posInt('ssh.rateLimit.delaySeconds', ssh?.rateLimit?.delaySeconds, 0);
-  if (ssh?.rateLimit && Number.isInteger(ssh.rateLimit.delaySeconds) && Number.isInteger(ssh.loginGraceSeconds) && ssh.rateLimit.delaySeconds >= ssh.loginGraceSeconds) out.push('ssh.rateLimit.delaySeconds: must be less than ssh.loginGraceSeconds');
+  if (
+    ssh?.rateLimit &&
+    Number.isInteger(ssh.rateLimit.delaySeconds) &&
+    Number.isInteger(ssh.loginGraceSeconds) &&
+    ssh.rateLimit.delaySeconds >= ssh.loginGraceSeconds
+  )
+    out.push('ssh.rateLimit.delaySeconds: must be less than ssh.loginGraceSeconds');
   posInt('ssh.maxTunnelsPerUser', ssh?.maxTunnelsPerUser);
-  if (ssh?.publicHost !== undefined && (typeof ssh.publicHost !== 'string' || !/^[A-Za-z0-9.:_-]{1,253}$/.test(ssh.publicHost))) out.push('ssh.publicHost: must be a host name or address');
+  if (ssh?.publicHost !== undefined && (typeof ssh.publicHost !== 'string' || !/^[A-Za-z0-9.:_-]{1,253}$/.test(ssh.publicHost)))
+    out.push('ssh.publicHost: must be a host name or address');
   const api = c.api;
   if (!api || typeof api !== 'object') out.push('api: must be an object');
-  else if (api.publicAddress !== undefined && (typeof api.publicAddress !== 'string' || !isPublishableAddress(api.publicAddress))) out.push(`api.publicAddress: ${API_ADDRESS_RULE}`);
+  else if (api.publicAddress !== undefined && (typeof api.publicAddress !== 'string' || !isPublishableAddress(api.publicAddress)))
+    out.push(`api.publicAddress: ${API_ADDRESS_RULE}`);
   const acc = c.access;
-  for (const k of ['defaultTokenDuration', 'maxTokenDuration'] as const) if (typeof acc?.[k] !== 'string' || !/^(?:[0-9]{1,6}[smhd])+$/.test(acc[k])) out.push(`access.${k}: must be a duration like 8h or 1d`);
+  for (const k of ['defaultTokenDuration', 'maxTokenDuration'] as const)
+    if (typeof acc?.[k] !== 'string' || !/^(?:[0-9]{1,6}[smhd])+$/.test(acc[k])) out.push(`access.${k}: must be a duration like 8h or 1d`);
   if (ssh && ssh.idleWarnSeconds >= ssh.idleCloseSeconds) out.push('ssh.idleWarnSeconds: must be less than ssh.idleCloseSeconds');
   return out;
 }

@@ -6,7 +6,17 @@ import { KindlerError } from './errors.js';
 import { checkCreateRequest, MIN_CLUSTER_PORT, parseProvider, type CreateRequest } from './spec.js';
 import { parsePort } from './ports.js';
 
-export const CSV_COLUMNS = ['env', 'provider', 'node_port', 'pf_port', 'register_portainer', 'haproxy_route', 'http_port', 'https_port', 'cluster_subnet'] as const;
+export const CSV_COLUMNS = [
+  'env',
+  'provider',
+  'node_port',
+  'pf_port',
+  'register_portainer',
+  'haproxy_route',
+  'http_port',
+  'https_port',
+  'cluster_subnet',
+] as const;
 
 export interface CsvRow {
   line: number;

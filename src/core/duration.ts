@@ -21,9 +21,12 @@ export function parseDuration(field: string, raw: string): number {
 export function formatDuration(ms: number): string {
   const neg = ms < 0;
   let s = Math.floor(Math.abs(ms) / 1000);
-  const d = Math.floor(s / 86400); s -= d * 86400;
-  const h = Math.floor(s / 3600); s -= h * 3600;
-  const m = Math.floor(s / 60); s -= m * 60;
+  const d = Math.floor(s / 86400);
+  s -= d * 86400;
+  const h = Math.floor(s / 3600);
+  s -= h * 3600;
+  const m = Math.floor(s / 60);
+  s -= m * 60;
   const out = d ? `${d}d${h ? `${h}h` : ''}` : h ? `${h}h${m ? `${m}m` : ''}` : m ? `${m}m${s ? `${s}s` : ''}` : `${s}s`;
   return neg ? `-${out}` : out;
 }

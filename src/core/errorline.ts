@@ -15,7 +15,8 @@ const NOISE: readonly RegExp[] = [
   /^Command Output:$|^Stack Trace:/,
 ];
 
-const ERROR_LINE = /^(ERROR: |(FATA|ERRO)(\[\d+\])? |error: |Error: |Error response from daemon: |Error from server|Error in configuration|The connection to the server )|^time=.* level=(fatal|error) /;
+const ERROR_LINE =
+  /^(ERROR: |(FATA|ERRO)(\[\d+\])? |error: |Error: |Error response from daemon: |Error from server|Error in configuration|The connection to the server )|^time=.* level=(fatal|error) /;
 
 /** True for a line that never says what failed (hints, roll-back and summary lines). */
 export function isErrorNoise(line: string): boolean {

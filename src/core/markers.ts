@@ -28,7 +28,8 @@ export function parseMarker(line: string): Marker | null {
     case 'step': {
       const m = /^(\d+)\/(\d+)\s+([a-z0-9][a-z0-9-]*)\s*(.*)$/.exec(arg);
       if (!m) return { type: 'invalid', text: line };
-      const n = Number(m[1]), of = Number(m[2]);
+      const n = Number(m[1]),
+        of = Number(m[2]);
       if (n < 1 || of < 1 || n > of) return { type: 'invalid', text: line };
       return { type: 'step', n, of, key: m[3]!, title: m[4] || m[3]! };
     }

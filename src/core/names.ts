@@ -73,8 +73,28 @@ export const NAME_CHARS_RULE = 'only lowercase letters, digits and "-" are allow
  * adopted, deleted, started, stopped and inspected.
  */
 export const RESERVED_NAMES: readonly string[] = [
-  'devops', 'kindler', 'haproxy', 'portainer', 'argocd', 'git', 'gitea', 'main', 'master', 'default',
-  'kind', 'k3d', 'k3s-default', 'docker', 'registry', 'localhost', 'admin', 'api', 'www', 'archive', 'head', 'origin',
+  'devops',
+  'kindler',
+  'haproxy',
+  'portainer',
+  'argocd',
+  'git',
+  'gitea',
+  'main',
+  'master',
+  'default',
+  'kind',
+  'k3d',
+  'k3s-default',
+  'docker',
+  'registry',
+  'localhost',
+  'admin',
+  'api',
+  'www',
+  'archive',
+  'head',
+  'origin',
 ];
 
 /** Why a reserved name is refused, for the error line. */

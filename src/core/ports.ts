@@ -4,7 +4,10 @@
 import { usageError } from './errors.js';
 import { shown } from './text.js';
 
-export interface PortRange { from: number; to: number }
+export interface PortRange {
+  from: number;
+  to: number;
+}
 export type PortKind = 'httpPort' | 'httpsPort' | 'apiPort';
 export const PORT_KINDS: readonly PortKind[] = ['httpPort', 'httpsPort', 'apiPort'];
 

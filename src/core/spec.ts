@@ -98,7 +98,10 @@ export function checkImage(image: string): void {
   if (image.length > IMAGE_MAX || !IMAGE_RE.test(image)) throw usageError(`image: ${IMAGE_RULE}`, 'image');
 }
 
-export interface Cidr { base: number; prefix: number }
+export interface Cidr {
+  base: number;
+  prefix: number;
+}
 
 /** The prefix lengths a cluster subnet may have. */
 export const SUBNET_PREFIX = { min: 8, max: 28 } as const;
@@ -128,7 +131,7 @@ export function parseSubnet(raw: string): Cidr {
 export function subnetsOverlap(a: Cidr, b: Cidr): boolean {
   const p = Math.min(a.prefix, b.prefix);
   const mask = (0xffffffff << (32 - p)) >>> 0;
-  return ((a.base & mask) >>> 0) === ((b.base & mask) >>> 0);
+  return (a.base & mask) >>> 0 === (b.base & mask) >>> 0;
 }
 
 /**
@@ -171,7 +174,8 @@ export function specialCidr(cidr: string): Cidr {
 
 /** Throws a usage error naming `field` (a flag, or a CSV column) when a cluster's host port is not a whole number MIN_CLUSTER_PORT-65535. */
 export function assertClusterPort(field: string, v: number): void {
-  if (!Number.isInteger(v) || v < MIN_CLUSTER_PORT || v > PORT_MAX) throw usageError(`${field}: must be a port number ${MIN_CLUSTER_PORT}-${PORT_MAX} (got ${v})`, field);
+  if (!Number.isInteger(v) || v < MIN_CLUSTER_PORT || v > PORT_MAX)
+    throw usageError(`${field}: must be a port number ${MIN_CLUSTER_PORT}-${PORT_MAX} (got ${v})`, field);
 }
 
 /** Checks the whole request; throws on the first broken rule. */

@@ -45,8 +45,17 @@ export function runReconcile(engine: Engine, o: { dryRun: boolean; heal?: Partia
       // Drift that was only reported still shows in every table: record what the provider has now.
       const healed = new Set(result.healed.map((h) => h.cluster));
       // A failed record keeps `failed` and its reason: the provider's state of its leftovers is in the drift line.
-      const failedRecords = new Set(engine.listClusters().filter((c) => c.actual === 'failed').map((c) => c.name));
-      const stale = new Set(result.drift.filter((d) => d.kind !== 'unmanaged' && d.kind !== 'route' && d.kind !== 'branch' && !healed.has(d.cluster) && !failedRecords.has(d.cluster)).map((d) => d.cluster));
+      const failedRecords = new Set(
+        engine
+          .listClusters()
+          .filter((c) => c.actual === 'failed')
+          .map((c) => c.name),
+      );
+      const stale = new Set(
+        result.drift
+          .filter((d) => d.kind !== 'unmanaged' && d.kind !== 'route' && d.kind !== 'branch' && !healed.has(d.cluster) && !failedRecords.has(d.cluster))
+          .map((d) => d.cluster),
+      );
       for (const name of stale) await engine.refresh(name);
     }
     return result;

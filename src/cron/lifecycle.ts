@@ -43,7 +43,12 @@ export interface TtlResult {
 /** Queues a delete (as `kindler-ttl`) for every expired cluster, each on its own: one failure never stops the rest. */
 export async function ttlPass(deps: TtlDeps): Promise<TtlResult> {
   const nowMs = deps.now?.() ?? Date.now();
-  const active = new Set(deps.engine.listTasks({ active: true }).filter((t) => !isTerminal(t.state)).map((t) => t.cluster));
+  const active = new Set(
+    deps.engine
+      .listTasks({ active: true })
+      .filter((t) => !isTerminal(t.state))
+      .map((t) => t.cluster),
+  );
   const out: TtlResult = { deleted: [], errors: [] };
   for (const c of expired(deps.engine.listClusters(), nowMs, active)) {
     try {

@@ -83,8 +83,10 @@ export function parseProviderList(value: Record<string, unknown>): ProviderClust
     const nodes = Number(o.nodes ?? 0);
     const running = Number(o.running ?? 0);
     if (typeof name !== 'string' || !name) throw failed(`cluster.sh list: row ${i + 1} has no name`);
-    if (!PROVIDERS.includes(provider as Provider)) throw failed(`cluster.sh list: row ${i + 1} (${cleanLine(name, 80)}) has provider ${cleanLine(String(provider), 20)}`);
-    if (!LIST_STATES.includes(state as (typeof LIST_STATES)[number])) throw failed(`cluster.sh list: row ${i + 1} (${cleanLine(name, 80)}) has state ${cleanLine(String(state), 20)}`);
+    if (!PROVIDERS.includes(provider as Provider))
+      throw failed(`cluster.sh list: row ${i + 1} (${cleanLine(name, 80)}) has provider ${cleanLine(String(provider), 20)}`);
+    if (!LIST_STATES.includes(state as (typeof LIST_STATES)[number]))
+      throw failed(`cluster.sh list: row ${i + 1} (${cleanLine(name, 80)}) has state ${cleanLine(String(state), 20)}`);
     if (!Number.isInteger(nodes) || !Number.isInteger(running)) throw failed(`cluster.sh list: row ${i + 1} (${cleanLine(name, 80)}) has bad node counts`);
     return { name, provider: provider as Provider, state: state as ProviderCluster['state'], nodes, running };
   });
@@ -102,7 +104,13 @@ export function providerInventory(run: () => Promise<ProviderCluster[]>): Provid
 /** Runs `cluster.sh list --provider all`; throws when docker could not be asked (it never reports "empty" then). */
 export async function listProviderClusters(cfg: Config, scriptEnv?: Record<string, string>): Promise<ProviderCluster[]> {
   try {
-    const result = await queryScript({ script: join(cfg.scriptsDir, 'cluster.sh'), args: ['list', '--provider', 'all'], cwd: cfg.scriptsDir, ...(scriptEnv ? { env: scriptEnv } : {}), timeoutMs: cfg.timeouts.status * 1000 });
+    const result = await queryScript({
+      script: join(cfg.scriptsDir, 'cluster.sh'),
+      args: ['list', '--provider', 'all'],
+      cwd: cfg.scriptsDir,
+      ...(scriptEnv ? { env: scriptEnv } : {}),
+      timeoutMs: cfg.timeouts.status * 1000,
+    });
     return parseProviderList(result);
   } catch (e) {
     throw failed(`cannot list the provider's clusters: ${(e as Error).message}`);
@@ -143,7 +151,10 @@ export function analyseDrift(clusters: readonly Cluster[], provider: readonly Pr
     const p = seen.get(key(c.provider, c.name));
     if (!p && c.actual === 'failed') {
       // A failed create that left nothing behind is what the record already says: not drift.
-      skipped.push({ cluster: c.name, reason: `failed (not drift)${c.lastError ? `: ${cleanLine(c.lastError, 300)}` : ''}; kindler create ${c.name} retries it, kindler delete ${c.name} forgets it` });
+      skipped.push({
+        cluster: c.name,
+        reason: `failed (not drift)${c.lastError ? `: ${cleanLine(c.lastError, 300)}` : ''}; kindler create ${c.name} retries it, kindler delete ${c.name} forgets it`,
+      });
       continue;
     }
     if (!p) {
@@ -159,7 +170,12 @@ export function analyseDrift(clusters: readonly Cluster[], provider: readonly Pr
       // What a failed create left behind is never started automatically: it is the user's to delete or retry.
       drift.push(
         c.actual === 'failed'
-          ? { kind: 'stopped', cluster: c.name, detail: `its create failed and the provider still has it ${nodesText(p)}; not started automatically (kindler delete ${c.name} removes what is left)`, heal: 'report' }
+          ? {
+              kind: 'stopped',
+              cluster: c.name,
+              detail: `its create failed and the provider still has it ${nodesText(p)}; not started automatically (kindler delete ${c.name} removes what is left)`,
+              heal: 'report',
+            }
           : { kind: 'stopped', cluster: c.name, detail: `desired present but the provider reports it ${nodesText(p)}`, heal: 'start' },
       );
       continue;
@@ -183,7 +199,13 @@ export function analyseDrift(clusters: readonly Cluster[], provider: readonly Pr
     drift.push(
       via
         ? { kind: 'route', cluster: via, detail: `the live HAProxy file does not match state; a sync of ${via} re-renders it whole`, heal: 'sync' }
-        : { kind: 'route', cluster: '(routes)', detail: 'the live HAProxy file does not match state and no running cluster can carry a sync; it is re-rendered by the next start, stop, create or delete', heal: 'report' },
+        : {
+            kind: 'route',
+            cluster: '(routes)',
+            detail:
+              'the live HAProxy file does not match state and no running cluster can carry a sync; it is re-rendered by the next start, stop, create or delete',
+            heal: 'report',
+          },
     );
   }
 
@@ -309,7 +331,12 @@ export async function reconcilePass(deps: ReconcileDeps, opts: ReconcileOptions)
   }
 
   if (provider) {
-    const active = new Set(deps.engine.listTasks({ active: true }).filter((t) => !isTerminal(t.state)).map((t) => t.cluster));
+    const active = new Set(
+      deps.engine
+        .listTasks({ active: true })
+        .filter((t) => !isTerminal(t.state))
+        .map((t) => t.cluster),
+    );
     const extra: DriftExtra = { active };
     if (deps.routesStatus) {
       try {

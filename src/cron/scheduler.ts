@@ -116,7 +116,10 @@ export function startJobs(jobs: readonly Job[], deps: SchedulerDeps): Jobs {
     for (const t of tasks) stopTask(t);
     throw e;
   }
-  log('info', `cron: ${jobs.length} job${jobs.length === 1 ? '' : 's'} scheduled${jobs.length ? `: ${jobs.map((j) => `${j.name} (${j.expr})`).join(', ')}` : ''}`);
+  log(
+    'info',
+    `cron: ${jobs.length} job${jobs.length === 1 ? '' : 's'} scheduled${jobs.length ? `: ${jobs.map((j) => `${j.name} (${j.expr})`).join(', ')}` : ''}`,
+  );
 
   return {
     runJobNow(name: string): Promise<JobOutcome> {

@@ -36,7 +36,10 @@ export function errnoText(e: unknown): string {
     const known = getSystemErrorMap().get(err.errno);
     if (known) return `${known[0]}: ${known[1]}`;
   }
-  if (err?.code) return `${err.code}: ${String(err.message ?? '').replace(/^[A-Z0-9_]+: /, '').replace(/, \w+ '.*'$/, '')}`;
+  if (err?.code)
+    return `${err.code}: ${String(err.message ?? '')
+      .replace(/^[A-Z0-9_]+: /, '')
+      .replace(/, \w+ '.*'$/, '')}`;
   return err instanceof Error ? err.message : String(e);
 }
 
@@ -121,7 +124,9 @@ export function writeFileAtomicSync(file: string, data: Buffer | string, mode: n
     closeSync(fd);
     try {
       unlinkSync(tmp);
-    } catch { /* already gone */ }
+    } catch {
+      /* already gone */
+    }
     throw e;
   }
   closeSync(fd);
@@ -130,7 +135,9 @@ export function writeFileAtomicSync(file: string, data: Buffer | string, mode: n
   } catch (e) {
     try {
       unlinkSync(tmp);
-    } catch { /* already gone */ }
+    } catch {
+      /* already gone */
+    }
     throw e;
   }
 }

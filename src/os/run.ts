@@ -109,7 +109,12 @@ export async function runCaptured(file: string, args: readonly string[], o: Capt
       : signal
         ? `killed by ${signal}`
         : `exited ${exitCode}`;
-  const last = (text: string) => text.split('\n').map((l) => l.trim()).filter(Boolean).pop() ?? '';
+  const last = (text: string) =>
+    text
+      .split('\n')
+      .map((l) => l.trim())
+      .filter(Boolean)
+      .pop() ?? '';
   const told = last(stderr);
   const reason = ok ? '' : cleanLine(told ? `${how}: ${told}` : how, 400);
   return { ok, exitCode, signal, timedOut, ...(spawnError !== undefined ? { spawnError } : {}), how, stdout, stderr, all, dropped, reason };

@@ -47,9 +47,20 @@ async function kubectl(k: KubectlEnv, what: string, args: string[], input?: stri
     ...(input !== undefined ? { input } : {}),
   });
   if (!r.ok) {
-    const why = r.timedOut ? `timed out after ${k.timeoutMs} ms` : r.spawnError !== undefined ? r.spawnError : r.signal ? `killed by ${r.signal}` : `exit ${r.exitCode}`;
+    const why = r.timedOut
+      ? `timed out after ${k.timeoutMs} ms`
+      : r.spawnError !== undefined
+        ? r.spawnError
+        : r.signal
+          ? `killed by ${r.signal}`
+          : `exit ${r.exitCode}`;
     // stderr only (never stdout: it may hold a credential); one sanitized line.
-    const errLine = r.stderr.split('\n').map((l) => l.trim()).filter(Boolean).slice(-1)[0] ?? '';
+    const errLine =
+      r.stderr
+        .split('\n')
+        .map((l) => l.trim())
+        .filter(Boolean)
+        .slice(-1)[0] ?? '';
     throw failed(`kubectl ${what} failed (${why})${errLine ? `: ${sanitizeLine(errLine).slice(0, 300)}` : ''}`);
   }
   if (r.dropped > 0) throw failed(`kubectl ${what} printed more than ${MAX_OUT} bytes`);
@@ -78,13 +89,17 @@ export async function readAdminEntry(k: KubectlEnv, file: string, context: strin
   }
   if (!Object.keys(user).length) throw failed(`kubeconfig ${file}: the user of context ${context} has no embedded credential`);
   const ca = cl['certificate-authority-data'];
-  if (ca !== undefined && (typeof ca !== 'string' || !/^[A-Za-z0-9+/=]{1,65536}$/.test(ca))) throw failed(`kubeconfig ${file}: the cluster's certificate-authority-data is not base64`);
+  if (ca !== undefined && (typeof ca !== 'string' || !/^[A-Za-z0-9+/=]{1,65536}$/.test(ca)))
+    throw failed(`kubeconfig ${file}: the cluster's certificate-authority-data is not base64`);
   return { server: cl.server, ...(typeof ca === 'string' ? { caData: ca } : {}), user };
 }
 
 /** `kindler-view-USER`, a valid ServiceAccount name for any kindler user name (a hash keeps mapped names apart). */
 export function viewerAccount(user: string): string {
-  const clean = user.toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/-+$/, '');
+  const clean = user
+    .toLowerCase()
+    .replace(/[^a-z0-9-]/g, '-')
+    .replace(/-+$/, '');
   const name = `kindler-view-${clean}`;
   if (clean === user && clean.length > 0) return name;
   return `${name}${clean ? '-' : ''}${createHash('sha256').update(user).digest('hex').slice(0, 8)}`;
@@ -114,7 +129,13 @@ export function viewerManifest(account: string): string {
  * `seconds`. Returns the token (from kubectl's stdout) and its expiry (the token's own `exp` when it
  * is a JWT, else now + seconds).
  */
-export async function viewerToken(k: KubectlEnv, file: string, context: string, account: string, seconds: number): Promise<{ token: string; expiresAt: string }> {
+export async function viewerToken(
+  k: KubectlEnv,
+  file: string,
+  context: string,
+  account: string,
+  seconds: number,
+): Promise<{ token: string; expiresAt: string }> {
   const base = ['--kubeconfig', file, '--context', context];
   await kubectl(k, 'apply (read-only ServiceAccount and binding)', [...base, 'apply', '-f', '-'], viewerManifest(account));
   const asked = Date.now();

@@ -14,7 +14,13 @@ export interface ToolReport {
   required: 'always' | 'k3d' | 'kind' | 'routes' | 'gitops';
 }
 
-interface Probe { name: string; cmd: string; args: string[]; required: ToolReport['required']; version: (out: string) => string | undefined }
+interface Probe {
+  name: string;
+  cmd: string;
+  args: string[];
+  required: ToolReport['required'];
+  version: (out: string) => string | undefined;
+}
 
 const first = (re: RegExp) => (out: string) => re.exec(out)?.[1];
 
@@ -36,9 +42,10 @@ async function probe(p: Probe, env?: Record<string, string>): Promise<ToolReport
   // A failed probe's output is its error, never a version (docker info prints the error where the version would be).
   const version = r.ok ? p.version(r.all) : undefined;
   if (!r.ok) {
-    const why = p.name === 'docker' && !r.timedOut && r.spawnError === undefined
-      ? `the docker daemon is not reachable: ${cleanLine(r.all.trim().split('\n').pop() ?? '', 300)}`
-      : `"${p.cmd} ${p.args.join(' ')}" ${r.how}: ${text.slice(0, 300)}`;
+    const why =
+      p.name === 'docker' && !r.timedOut && r.spawnError === undefined
+        ? `the docker daemon is not reachable: ${cleanLine(r.all.trim().split('\n').pop() ?? '', 300)}`
+        : `"${p.cmd} ${p.args.join(' ')}" ${r.how}: ${text.slice(0, 300)}`;
     return { name: p.name, found: true, ...(version ? { version } : {}), usable: false, detail: why, required: p.required };
   }
   return { name: p.name, found: true, ...(version ? { version } : {}), usable: true, detail: 'ok', required: p.required };

@@ -108,14 +108,23 @@ export function fullProblem(cfg: GitopsConfig): string | null {
 export function branchNameOk(b: string): boolean {
   return (
     /^[A-Za-z0-9._/-]+$/.test(b) &&
-    !b.startsWith('-') && !b.startsWith('/') && !b.endsWith('/') && !b.endsWith('.') && !b.endsWith('.lock') &&
-    !b.includes('..') && !b.includes('//') && !b.split('/').some((s) => s.startsWith('.'))
+    !b.startsWith('-') &&
+    !b.startsWith('/') &&
+    !b.endsWith('/') &&
+    !b.endsWith('.') &&
+    !b.endsWith('.lock') &&
+    !b.includes('..') &&
+    !b.includes('//') &&
+    !b.split('/').some((s) => s.startsWith('.'))
   );
 }
 
 /** `YYYYMMDDTHHMMSSZ` in UTC. */
 export function archiveStamp(d = new Date()): string {
-  return d.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/[-:]/g, '');
+  return d
+    .toISOString()
+    .replace(/\.\d{3}Z$/, 'Z')
+    .replace(/[-:]/g, '');
 }
 
 /** The archive tag convention: `archive/NAME-YYYYMMDDTHHMMSSZ`. */
@@ -139,4 +148,3 @@ export function clusterSpecJson(c: Cluster, domain: string): string {
   };
   return `${JSON.stringify(spec, null, 2)}\n`;
 }
-

@@ -24,14 +24,27 @@ import type { Cluster } from '../core/types.js';
 import { failed, refused, usageError } from '../core/errors.js';
 import { looksLikeName } from '../core/names.js';
 import { cleanLine, sanitizeLine } from '../core/text.js';
-import { archiveTagName, clusterSpecJson, DEFAULT_TIMEOUT_MS, DOMAIN, fullProblem, redactUrl, SHA, type ArchiveResult, type GitopsConfig } from './gitops-config.js';
+import {
+  archiveTagName,
+  clusterSpecJson,
+  DEFAULT_TIMEOUT_MS,
+  DOMAIN,
+  fullProblem,
+  redactUrl,
+  SHA,
+  type ArchiveResult,
+  type GitopsConfig,
+} from './gitops-config.js';
 import { safeRemove, safeWrite, walk } from './gitops-files.js';
 
 export { archiveStamp, archiveTagName, clusterSpecJson, gitopsConfigProblem, redactUrl, type ArchiveResult, type GitopsConfig } from './gitops-config.js';
 
 /** A git command that exited non-zero: whole output kept (stderr then stdout) plus the exit code. */
 class GitCommandFailed extends GitError {
-  constructor(readonly exitCode: number | null, text: string) {
+  constructor(
+    readonly exitCode: number | null,
+    text: string,
+  ) {
     // A GitError subclass, so simple-git passes it through instead of wrapping it as "Error: …".
     super(undefined, text.trim() ? `${text.trim()}\n(exit code ${exitCode ?? 'none'})` : `exit code ${exitCode ?? 'none'}, no output`);
   }
@@ -131,7 +144,7 @@ export class Gitops {
         const output = Buffer.concat([...result.stdErr, ...result.stdOut]).toString('utf8');
         // simple-git's own error repeats the output; keep it only when it adds something (a timeout, say).
         const adds = error instanceof Error && error.message.split('\n').some((l) => l.trim() && !output.includes(l.trim()));
-        const extra = adds ? `\n${(error).message}` : '';
+        const extra = adds ? `\n${error.message}` : '';
         return new GitCommandFailed(result.exitCode, output + extra);
       },
       // The allow-listed environment only (core/childenv.ts); GIT_* names are left out because
@@ -156,9 +169,18 @@ export class Gitops {
         return '';
       }
       const raw = e instanceof Error ? e.message : String(e);
-      let full = redactUrl(raw).split('\n').map((l) => sanitizeLine(l).trimEnd()).join('\n').trim() || 'no message';
+      let full =
+        redactUrl(raw)
+          .split('\n')
+          .map((l) => sanitizeLine(l).trimEnd())
+          .join('\n')
+          .trim() || 'no message';
       if (/block timeout reached/.test(full)) full += `\n(git produced no output for ${this.cfg.timeoutMs} ms and was stopped)`;
-      const gist = full.split('\n').filter((l) => l.trim() && !/^(Pushing to |To |Done$)/.test(l)).join(' | ') || full;
+      const gist =
+        full
+          .split('\n')
+          .filter((l) => l.trim() && !/^(Pushing to |To |Done$)/.test(l))
+          .join(' | ') || full;
       this.emit(`gitops ${op}: git ${shownArgs} (failed, ${Date.now() - started} ms): ${gist}`);
       throw failed(redactUrl(`gitops ${op}: git ${shownArgs} failed: ${full}`));
     }
@@ -353,4 +375,3 @@ export class Gitops {
     return out;
   }
 }
-

@@ -68,4 +68,3 @@ export function apiServerInternal(c: Pick<Cluster, 'nodeAddress'>): string {
   if (v === 6) return `https://[${a}]:6443`;
   return '';
 }
-

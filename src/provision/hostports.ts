@@ -25,9 +25,17 @@ export function hostPortBusy(port: number): Promise<string | null> {
  * asked: this only names a holder for a refusal that stands without it.
  */
 export async function dockerPublishers(port: number, env?: Record<string, string>): Promise<string[]> {
-  const r = await runCaptured('docker', ['ps', '--filter', `publish=${port}`, '--format', '{{.Names}}'], { timeoutMs: 5_000, maxOutput: 64 * 1024, ...(env ? { env } : {}) });
+  const r = await runCaptured('docker', ['ps', '--filter', `publish=${port}`, '--format', '{{.Names}}'], {
+    timeoutMs: 5_000,
+    maxOutput: 64 * 1024,
+    ...(env ? { env } : {}),
+  });
   if (!r.ok) return [];
-  return String(r.stdout).split('\n').map((l) => cleanLine(l.trim(), 200)).filter(Boolean).sort();
+  return String(r.stdout)
+    .split('\n')
+    .map((l) => cleanLine(l.trim(), 200))
+    .filter(Boolean)
+    .sort();
 }
 
 /** The IPv4 addresses this host's interfaces have now (loopback included). */

@@ -214,10 +214,7 @@ export function renderRoutes(clusters: readonly Cluster[], cfg: RoutesConfig, se
   );
   for (const t of targets) {
     const host = `${t.name}.${base}`;
-    L.push(
-      `    acl ${aclHost(t.name)} hdr(host),field(1,:),lower -m str ${host}`,
-      `    acl ${aclHost(t.name)} hdr(host),field(1,:),lower -m end .${host}`,
-    );
+    L.push(`    acl ${aclHost(t.name)} hdr(host),field(1,:),lower -m str ${host}`, `    acl ${aclHost(t.name)} hdr(host),field(1,:),lower -m end .${host}`);
   }
   for (const t of targets) L.push(`    use_backend ${beHttp(t.name)} if ${aclHost(t.name)}`);
   L.push(`    default_backend ${BE_404}`, '');
@@ -232,10 +229,7 @@ export function renderRoutes(clusters: readonly Cluster[], cfg: RoutesConfig, se
     );
     for (const t of targets) {
       const host = `${t.name}.${base}`;
-      L.push(
-        `    acl ${aclSni(t.name)} req.ssl_sni,lower -m str ${host}`,
-        `    acl ${aclSni(t.name)} req.ssl_sni,lower -m end .${host}`,
-      );
+      L.push(`    acl ${aclSni(t.name)} req.ssl_sni,lower -m str ${host}`, `    acl ${aclSni(t.name)} req.ssl_sni,lower -m end .${host}`);
     }
     for (const t of targets) L.push(`    use_backend ${beTls(t.name)} if ${aclSni(t.name)}`);
     L.push(`    default_backend ${BE_TLS_REJECT}`, '');
@@ -268,7 +262,10 @@ interface CmdOutcome {
 async function runCommand(argv: readonly string[], timeoutMs: number): Promise<CmdOutcome> {
   const [cmd, ...args] = argv;
   const r = await runCaptured(cmd!, args, { timeoutMs });
-  const lines = r.all.split('\n').map((l) => cleanLine(l, 2000)).filter((l) => l.trim() !== '');
+  const lines = r.all
+    .split('\n')
+    .map((l) => cleanLine(l, 2000))
+    .filter((l) => l.trim() !== '');
   return { ok: r.ok, how: r.how, lines };
 }
 
@@ -303,7 +300,6 @@ async function readIfExists(file: string): Promise<Buffer | null> {
 async function removeQuietly(file: string): Promise<void> {
   await unlink(file).catch(() => undefined);
 }
-
 
 /** Applies to the same file run one after another (within this process). */
 const applies = new KeyedSerial();

@@ -5,7 +5,10 @@ import { join } from 'node:path';
 import type { Config } from '../core/config.js';
 import type { Cluster, TaskKind } from '../core/types.js';
 
-export interface ScriptCall { script: string; args: string[] }
+export interface ScriptCall {
+  script: string;
+  args: string[];
+}
 
 /** The script and flags for a task of `kind` on `c`. */
 export function scriptFor(cfg: Config, kind: TaskKind, c: Cluster, params: Record<string, unknown> = {}): ScriptCall {
@@ -15,13 +18,20 @@ export function scriptFor(cfg: Config, kind: TaskKind, c: Cluster, params: Recor
     case 'create': {
       const args = [
         ...base,
-        '--servers', String(c.servers),
-        '--agents', String(c.agents),
-        '--http-port', String(c.httpPort),
-        '--https-port', String(c.httpsPort),
-        '--api-port', String(c.apiPort),
-        '--kubeconfig', c.kubeconfig,
-        '--wait-timeout', String(cfg.waitTimeoutSeconds),
+        '--servers',
+        String(c.servers),
+        '--agents',
+        String(c.agents),
+        '--http-port',
+        String(c.httpPort),
+        '--https-port',
+        String(c.httpsPort),
+        '--api-port',
+        String(c.apiPort),
+        '--kubeconfig',
+        c.kubeconfig,
+        '--wait-timeout',
+        String(cfg.waitTimeoutSeconds),
       ];
       if (c.image) args.push('--image', c.image);
       if (c.subnet) args.push('--subnet', c.subnet);
@@ -56,8 +66,17 @@ export function adoptCall(cfg: Config, name: string, provider: string, kubeconfi
 export type ProviderState = 'running' | 'stopped' | 'degraded' | 'absent';
 
 /** One container of a cluster as docker reports it (name, the provider's role label, docker state). */
-export interface ContainerState { name: string; role: string; state: string }
-export interface StatusResult { state: ProviderState; nodes: number; running: number; containers?: ContainerState[] }
+export interface ContainerState {
+  name: string;
+  role: string;
+  state: string;
+}
+export interface StatusResult {
+  state: ProviderState;
+  nodes: number;
+  running: number;
+  containers?: ContainerState[];
+}
 
 export function parseStatus(v: Record<string, unknown>): StatusResult | null {
   const state = v.state;

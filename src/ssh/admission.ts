@@ -32,13 +32,30 @@ export function createListener(core: SshCore, next: AdmissionStages): NetServer 
       sock.destroy();
       return;
     }
-    const c: Conn = { id: ++core.connSeq, ip, sock, authed: false, released: false, delayed: new Set(), userCounted: false, failures: 0, sessions: new Set(), channels: 0, ending: false, tunnels: new Set() };
+    const c: Conn = {
+      id: ++core.connSeq,
+      ip,
+      sock,
+      authed: false,
+      released: false,
+      delayed: new Set(),
+      userCounted: false,
+      failures: 0,
+      sessions: new Set(),
+      channels: 0,
+      ending: false,
+      tunnels: new Set(),
+    };
     // A newcomer is always admitted; a full table closes the least active pending connection of the
     // source holding the most (blocked sources first; never one that offered a listed key while others remain).
     const adm = slots.admit(ip, c, full);
     if (adm.evict) {
       const v = adm.evict;
-      logThrottled(`evict ${v.ip}`, 'warn', `ssh: ${v.ip}: a connection not logged in yet was closed to make room for one from ${ip} (${full ? `${conns.size} connections open, max ${limits.maxConnections}` : `${limits.maxUnauthenticated} not logged in, max ${limits.maxUnauthenticated}`}; ${slots.held(v.ip)} still pending from ${v.ip})`);
+      logThrottled(
+        `evict ${v.ip}`,
+        'warn',
+        `ssh: ${v.ip}: a connection not logged in yet was closed to make room for one from ${ip} (${full ? `${conns.size} connections open, max ${limits.maxConnections}` : `${limits.maxUnauthenticated} not logged in, max ${limits.maxUnauthenticated}`}; ${slots.held(v.ip)} still pending from ${v.ip})`,
+      );
       release(v);
       v.sock.destroy();
       conns.delete(v);

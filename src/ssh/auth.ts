@@ -22,7 +22,10 @@ export function createAuth(core: SshCore) {
     const rl = limits.rateLimit;
     if (limiter.fail(c.ip, c.id, fp)) {
       // Not a lockout: everyone on the host may share this address. Listed keys still log in from it.
-      log('warn', `ssh: ${c.ip}: ${rl.failures} failed logins within ${rl.windowMs} ms; for ${rl.blockMs} ms its pending connections are closed first when the pre-auth table is full and its failed attempts are answered after ${rl.delayMs} ms (keys in the users file still log in from it at once)`);
+      log(
+        'warn',
+        `ssh: ${c.ip}: ${rl.failures} failed logins within ${rl.windowMs} ms; for ${rl.blockMs} ms its pending connections are closed first when the pre-auth table is full and its failed attempts are answered after ${rl.delayMs} ms (keys in the users file still log in from it at once)`,
+      );
     }
     if (fp && limiter.keyFailures(fp) === rl.failures) log('warn', `ssh: key ${fp}: ${rl.failures} failed logins within ${rl.windowMs} ms (last from ${c.ip})`);
     const last = c.failures >= limits.maxAuthTries;
@@ -30,7 +33,9 @@ export function createAuth(core: SshCore) {
     const answer = () => {
       try {
         ctx.reject(['publickey']);
-      } catch { /* the connection is gone */ }
+      } catch {
+        /* the connection is gone */
+      }
       if (last) endConn(c);
     };
     const delay = rl.delayMs > 0 && !c.ending && limiter.blockedFor(c.ip) > 0 ? rl.delayMs : 0;
@@ -75,7 +80,10 @@ export function createAuth(core: SshCore) {
     const held = userConns.get(match.user) ?? 0;
     if (held >= limits.maxConnectionsPerUser) {
       // Not a failed login: the key is fine, the user holds too many connections.
-      log('warn', `ssh: ${c.ip}: login of ${match.user} with key ${fp} refused: ${held} connections already logged in for ${match.user} (max ${limits.maxConnectionsPerUser}); close some and retry`);
+      log(
+        'warn',
+        `ssh: ${c.ip}: login of ${match.user} with key ${fp} refused: ${held} connections already logged in for ${match.user} (max ${limits.maxConnectionsPerUser}); close some and retry`,
+      );
       ctx.reject(['publickey']);
       return endConn(c);
     }

@@ -41,7 +41,9 @@ export function createConnection(core: SshCore, next: ConnectionStages) {
         log('error', `ssh: ${c.ip}: authentication handler failed: ${errText(e)}`);
         try {
           ctx.reject(['publickey']);
-        } catch { /* already answered */ }
+        } catch {
+          /* already answered */
+        }
       }
     });
     client.on('ready', () => {

@@ -45,7 +45,8 @@ export function createExec(core: SshCore, sessions: Sessions) {
           write(s, `^C\ninterrupted — cancelling ${id} (its cleanup runs)\n`, true);
           const gone = new AbortController();
           ch.once('close', () => gone.abort());
-          cancelling = service.run(['cancel', id, '--wait'], { ...ctx, io: { ...ctx.io, signal: gone.signal, onTask: () => undefined } })
+          cancelling = service
+            .run(['cancel', id, '--wait'], { ...ctx, io: { ...ctx.io, signal: gone.signal, onTask: () => undefined } })
             .catch(() => undefined)
             .then(() => finish(s, 130));
           return;
@@ -77,10 +78,15 @@ export function createExec(core: SshCore, sessions: Sessions) {
         isTTY: Boolean(s.pty),
         columns: s.pty?.cols ?? 80,
         signal: s.abort.signal,
-        readFile: (): Promise<string> => Promise.reject(Object.assign(new Error('files cannot be read over SSH; run the verb on the host'), { code: 'EACCES' })),
+        readFile: (): Promise<string> =>
+          Promise.reject(Object.assign(new Error('files cannot be read over SSH; run the verb on the host'), { code: 'EACCES' })),
         onTask: (id: string) => void (taskId = id),
         readStdin: async (): Promise<string> => {
-          if (s.pty) throw usageError('--key: - reads standard input, which is the terminal here; run ssh without -t and redirect it: ssh HOST … --key - < key.pub', 'key');
+          if (s.pty)
+            throw usageError(
+              '--key: - reads standard input, which is the terminal here; run ssh without -t and redirect it: ssh HOST … --key - < key.pub',
+              'key',
+            );
           if (!stdinEnded) await new Promise<void>((r) => stdinWaiters.push(r));
           if (stdin.length > MAX_STDIN) throw usageError(`--key: standard input is longer than ${MAX_STDIN} bytes`, 'key');
           return stdin;

@@ -94,7 +94,9 @@ export class Tunnels {
       this.o.log('error', `ssh: ${conn.who}: tunnel request failed: ${sanitizeLine(e instanceof Error ? e.message : String(e)).slice(0, 200)}`);
       try {
         reject();
-      } catch { /* the connection is gone */ }
+      } catch {
+        /* the connection is gone */
+      }
     }
   }
 
@@ -112,13 +114,21 @@ export class Tunnels {
     const p = conn.principal();
     if (!p) return this.refuse(conn, p, dest, 'the key is no longer in the users file', reject);
     const c = service.getCluster(destName);
-    if (!c) return this.refuse(conn, p, dest, `only tunnels to a cluster's API are served (ssh -N -L P:NAME:${TUNNEL_PORT}); no cluster is named ${shown(destName, 64)}`, reject);
+    if (!c)
+      return this.refuse(
+        conn,
+        p,
+        dest,
+        `only tunnels to a cluster's API are served (ssh -N -L P:NAME:${TUNNEL_PORT}); no cluster is named ${shown(destName, 64)}`,
+        reject,
+      );
     if (destPort !== TUNNEL_PORT) return this.refuse(conn, p, dest, `only port ${TUNNEL_PORT} (the API server) of a cluster can be tunnelled to`, reject);
     const d = authorize(p, 'kubeconfig', { owner: c.owner, cluster: c.name });
     if (!d.ok) return this.refuse(conn, p, dest, d.reason, reject);
     if (c.desired === 'absent') return this.refuse(conn, p, dest, `${c.name} is being deleted`, reject);
     const held = this.perUser.get(p.user) ?? 0;
-    if (held >= this.o.maxTunnelsPerUser) return this.refuse(conn, p, dest, `${held} tunnels already open for ${p.user} (max ${this.o.maxTunnelsPerUser}); close some`, reject);
+    if (held >= this.o.maxTunnelsPerUser)
+      return this.refuse(conn, p, dest, `${held} tunnels already open for ${p.user} (max ${this.o.maxTunnelsPerUser}); close some`, reject);
     if (!conn.takeChannel()) return this.refuse(conn, p, dest, 'too many channels open on this connection (ssh.maxChannelsPerConnection)', reject);
     this.perUser.set(p.user, held + 1);
 
@@ -146,61 +156,73 @@ export class Tunnels {
           settled = true;
           try {
             reject();
-          } catch { /* gone */ }
+          } catch {
+            /* gone */
+          }
         }
         try {
           t.sock?.destroy();
-        } catch { /* already gone */ }
+        } catch {
+          /* already gone */
+        }
         if (channel) {
           try {
             channel.destroy();
-          } catch { /* already gone */ }
+          } catch {
+            /* already gone */
+          }
         }
       },
     };
     this.all.add(t);
     conn.tunnels.add(t);
-    const timer = setTimeout(() => t.close(`connecting to the API of ${c.name} took longer than ${this.o.connectTimeoutMs ?? 10_000} ms`), this.o.connectTimeoutMs ?? 10_000);
+    const timer = setTimeout(
+      () => t.close(`connecting to the API of ${c.name} took longer than ${this.o.connectTimeoutMs ?? 10_000} ms`),
+      this.o.connectTimeoutMs ?? 10_000,
+    );
     timer.unref();
 
-    void this.target(c.name, c.kubeconfig, c.apiPort).then((to) => {
-      if (t.closed) return;
-      const sock = connect({ host: to.host, port: to.port });
-      t.sock = sock;
-      sock.on('error', (e: NodeJS.ErrnoException) => t.close(`API socket ${to.host}:${to.port}: ${e.code ?? sanitizeLine(e.message).slice(0, 100)}`));
-      sock.on('close', () => {
-        if (!channel) return t.close(undefined);
-        // The API side is done: pipe() ends the channel after what is buffered; the client closes it.
-        setTimeout(() => t.close('the API side closed'), 30_000).unref();
-      });
-      sock.once('connect', () => {
+    void this.target(c.name, c.kubeconfig, c.apiPort).then(
+      (to) => {
         if (t.closed) return;
-        clearTimeout(timer);
-        settled = true;
-        let ch: ServerChannel | undefined;
-        try {
-          ch = accept();
-        } catch {
-          ch = undefined;
-        }
-        if (!ch) return t.close('the client went away');
-        channel = ch;
-        t.channel = ch;
-        sock.setNoDelay(true);
-        ch.on('error', (e: Error) => t.close(`channel: ${sanitizeLine(e.message).slice(0, 100)}`));
-        ch.on('close', () => t.close('the client closed it'));
-        ch.on('data', (b: Buffer) => (t.up += b.length));
-        sock.on('data', (b: Buffer) => (t.down += b.length));
-        // pipe() carries backpressure both ways: a slow side holds the other, never memory.
-        sock.pipe(ch);
-        ch.pipe(sock);
-        if (!conn.audited.has(c.name)) {
-          conn.audited.add(c.name);
-          service.recordAudit(p, 'tunnel', c.name, 'ok', `to ${to.host}:${to.port}`);
-        }
-        log('info', `ssh: ${conn.who}: tunnel to ${c.name} (${to.host}:${to.port}) open`);
-      });
-    }, (e: unknown) => t.close(`cannot find the API of ${c.name}: ${sanitizeLine(String(e)).slice(0, 100)}`));
+        const sock = connect({ host: to.host, port: to.port });
+        t.sock = sock;
+        sock.on('error', (e: NodeJS.ErrnoException) => t.close(`API socket ${to.host}:${to.port}: ${e.code ?? sanitizeLine(e.message).slice(0, 100)}`));
+        sock.on('close', () => {
+          if (!channel) return t.close(undefined);
+          // The API side is done: pipe() ends the channel after what is buffered; the client closes it.
+          setTimeout(() => t.close('the API side closed'), 30_000).unref();
+        });
+        sock.once('connect', () => {
+          if (t.closed) return;
+          clearTimeout(timer);
+          settled = true;
+          let ch: ServerChannel | undefined;
+          try {
+            ch = accept();
+          } catch {
+            ch = undefined;
+          }
+          if (!ch) return t.close('the client went away');
+          channel = ch;
+          t.channel = ch;
+          sock.setNoDelay(true);
+          ch.on('error', (e: Error) => t.close(`channel: ${sanitizeLine(e.message).slice(0, 100)}`));
+          ch.on('close', () => t.close('the client closed it'));
+          ch.on('data', (b: Buffer) => (t.up += b.length));
+          sock.on('data', (b: Buffer) => (t.down += b.length));
+          // pipe() carries backpressure both ways: a slow side holds the other, never memory.
+          sock.pipe(ch);
+          ch.pipe(sock);
+          if (!conn.audited.has(c.name)) {
+            conn.audited.add(c.name);
+            service.recordAudit(p, 'tunnel', c.name, 'ok', `to ${to.host}:${to.port}`);
+          }
+          log('info', `ssh: ${conn.who}: tunnel to ${c.name} (${to.host}:${to.port}) open`);
+        });
+      },
+      (e: unknown) => t.close(`cannot find the API of ${c.name}: ${sanitizeLine(String(e)).slice(0, 100)}`),
+    );
   }
 
   /**
@@ -215,7 +237,9 @@ export class Tunnels {
       const hp = m ? serverHostPort(m[1]!) : null;
       const pub = this.o.service.cfg.api.publicAddress;
       if (hp && (hp.host === pub || LOOPBACK.has(hp.host))) host = hp.host === 'localhost' ? '127.0.0.1' : hp.host;
-    } catch { /* no file: the default */ }
+    } catch {
+      /* no file: the default */
+    }
     return { host, port: apiPort };
   }
 }

@@ -36,7 +36,9 @@ function wrapEmit(): void {
       if (scope) {
         try {
           scope.fail(args[0]);
-        } catch { /* fail() must not throw; never let it become a second crash */ }
+        } catch {
+          /* fail() must not throw; never let it become a second crash */
+        }
         return true;
       }
     }

@@ -62,14 +62,17 @@ export function loadOrCreateHostKey(path: string = DEFAULT_HOST_KEY_FILE): HostK
     try {
       // Atomic, through a fresh O_EXCL temp file: a symlink planted at the .pub name is replaced, never followed.
       writeFileAtomicSync(`${path}.pub`, `${pair.public.trim()}\n`, 0o644);
-    } catch { /* the .pub copy is a convenience */ }
+    } catch {
+      /* the .pub copy is a convenience */
+    }
     created = true;
   }
   let text: Buffer;
   try {
     const st = statSync(path);
     if (!st.isFile()) throw new HostKeyError(`host key ${path}: not a regular file`);
-    if (st.mode & 0o077) throw new HostKeyError(`host key ${path}: readable or writable by group or others (mode ${(st.mode & 0o777).toString(8)}); run: chmod 600 ${path}`);
+    if (st.mode & 0o077)
+      throw new HostKeyError(`host key ${path}: readable or writable by group or others (mode ${(st.mode & 0o777).toString(8)}); run: chmod 600 ${path}`);
     text = readFileSync(path);
   } catch (e) {
     if (e instanceof HostKeyError) throw e;
@@ -81,7 +84,8 @@ export function loadOrCreateHostKey(path: string = DEFAULT_HOST_KEY_FILE): HostK
   } catch (e) {
     key = e as Error;
   }
-  if (key instanceof Error) throw new HostKeyError(`host key ${path}: not a usable private key (${key.message}); fix or remove the file (a new key changes the host's identity)`);
+  if (key instanceof Error)
+    throw new HostKeyError(`host key ${path}: not a usable private key (${key.message}); fix or remove the file (a new key changes the host's identity)`);
   if (!key.isPrivateKey()) throw new HostKeyError(`host key ${path}: holds a public key, not a private key`);
   const blob = key.getPublicSSH();
   return {

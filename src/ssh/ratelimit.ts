@@ -13,7 +13,10 @@ export function addressKey(ip: string): string {
   const t = tail ? tail.split(':') : [];
   // An embedded IPv4 tail (::ffff:1.2.3.4) counts as two groups; only the first four matter here.
   const groups = tail === undefined ? h : [...h, ...Array<string>(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t];
-  return `${groups.slice(0, 4).map((g) => (parseInt(g, 16) || 0).toString(16)).join(':')}::/64`;
+  return `${groups
+    .slice(0, 4)
+    .map((g) => (parseInt(g, 16) || 0).toString(16))
+    .join(':')}::/64`;
 }
 
 /**
@@ -40,7 +43,11 @@ export class FailureLimiter {
   private readonly m = new Map<string, Entry>();
   private readonly keys = new Map<string, number[]>();
 
-  constructor(private readonly o: RateLimit, private readonly now: () => number = Date.now, private readonly maxEntries = 10_000) {}
+  constructor(
+    private readonly o: RateLimit,
+    private readonly now: () => number = Date.now,
+    private readonly maxEntries = 10_000,
+  ) {}
 
   private prune(e: Entry, t: number): void {
     while (e.fails.length && e.fails[0]!.t <= t - this.o.windowMs) e.fails.shift();
@@ -150,7 +157,10 @@ export class PreAuthSlots<T> {
   private readonly shielded = new Map<T, string>();
   private n = 0;
 
-  constructor(private readonly max: number, private readonly isBlocked: (source: string) => boolean = () => false) {}
+  constructor(
+    private readonly max: number,
+    private readonly isBlocked: (source: string) => boolean = () => false,
+  ) {}
 
   /**
    * Admits a connection from `ip`. Returns the connection the caller must close to make room (when the

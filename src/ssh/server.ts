@@ -61,7 +61,7 @@ const { Server } = ssh2;
 
 /** ssh2 takes a parsed key only wrapped as `{ key }`. */
 function hostKeyOf(k: SshServerOptions['hostKey']): { key: ParsedKey | Buffer | string } {
-  if (typeof k === 'object' && k !== null && !Buffer.isBuffer(k) && 'fingerprint' in k && 'key' in k) return { key: (k).key };
+  if (typeof k === 'object' && k !== null && !Buffer.isBuffer(k) && 'fingerprint' in k && 'key' in k) return { key: k.key };
   return { key: k };
 }
 

@@ -23,7 +23,9 @@ export function createSessions(core: SshCore) {
     try {
       const stream = stderr ? ch.stderr : ch;
       if (stream.writable) stream.write(data);
-    } catch { /* the client went away */ }
+    } catch {
+      /* the client went away */
+    }
   };
 
   /** Releases what a session holds. Idempotent. */
@@ -61,7 +63,9 @@ export function createSessions(core: SshCore) {
         ch.resume(); // blessed's teardown pauses its input; a paused channel never closes
         ch.exit(code);
         ch.end();
-      } catch { /* the client went away */ }
+      } catch {
+        /* the client went away */
+      }
     }
   };
 
@@ -96,7 +100,9 @@ export function createSessions(core: SshCore) {
       try {
         s.tui.close(message);
         closed = true;
-      } catch { /* the TUI is broken: write the message ourselves */ }
+      } catch {
+        /* the TUI is broken: write the message ourselves */
+      }
       if (!closed) write(s, `\r\n${message}\r\n`, true);
     } else write(s, `${s.kind === 'exec' ? 'error: ' : ''}${message}\n`, true);
     finish(s, EXIT.failed, 'internal error');

@@ -7,7 +7,10 @@ export class TtyInput extends EventEmitter {
   isRaw = true;
   readable = true;
   destroyed = false;
-  constructor(public columns: number, public rows: number) {
+  constructor(
+    public columns: number,
+    public rows: number,
+  ) {
     super();
   }
   setRawMode(mode: boolean): this {

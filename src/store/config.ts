@@ -59,7 +59,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   cfg.hooksDir = rel(raw.hooksDir, join(cfg.scriptsDir, 'hooks.d'));
   cfg.routes.configFile = rel((raw.routes as Record<string, unknown> | undefined)?.configFile, cfg.routes.configFile);
   const rawGit = (raw.gitops ?? {}) as Record<string, unknown>;
-  if (typeof rawGit.repository === 'string' && rawGit.repository && !/^[a-z][a-z0-9+.-]*:\/\/|^[^/]+@[^:]+:/i.test(rawGit.repository)) cfg.gitops.repository = rel(rawGit.repository, '');
+  if (typeof rawGit.repository === 'string' && rawGit.repository && !/^[a-z][a-z0-9+.-]*:\/\/|^[^/]+@[^:]+:/i.test(rawGit.repository))
+    cfg.gitops.repository = rel(rawGit.repository, '');
   if (typeof rawGit.templateDir === 'string') cfg.gitops.templateDir = rel(rawGit.templateDir, '');
   const rawSsh = (raw.ssh ?? {}) as Record<string, unknown>;
   cfg.ssh.hostKeyFile = rel(rawSsh.hostKeyFile, resolve(PACKAGE_ROOT, DEFAULT_CONFIG.ssh.hostKeyFile));

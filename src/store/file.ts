@@ -28,7 +28,8 @@ export class AtomicJsonFile implements Adapter<StateData> {
     } catch (e) {
       throw new StateFileError(`state file ${this.file}: is not valid JSON (${(e as Error).message}); it was left untouched`);
     }
-    if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw new StateFileError(`state file ${this.file}: must hold a JSON object; it was left untouched`);
+    if (!doc || typeof doc !== 'object' || Array.isArray(doc))
+      throw new StateFileError(`state file ${this.file}: must hold a JSON object; it was left untouched`);
     const raw = (doc as Record<string, unknown>).schemaVersion;
     this.readVersion = typeof raw === 'number' ? raw : 0;
     const data = migrate(doc as Record<string, unknown>, this.file);
@@ -42,4 +43,3 @@ export class AtomicJsonFile implements Adapter<StateData> {
     return writeFileAtomic(this.file, Buffer.from(JSON.stringify(data)), 0o600);
   }
 }
-

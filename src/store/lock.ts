@@ -8,16 +8,27 @@ import { join } from 'node:path';
 import { processStart } from '../os/process.js';
 
 export class LockHeldError extends Error {
-  constructor(readonly file: string, readonly pid: number, readonly role: string) {
+  constructor(
+    readonly file: string,
+    readonly pid: number,
+    readonly role: string,
+  ) {
     super(`state ${file} is locked by a running kindler ${role} (pid ${pid}); stop it or use it instead`);
   }
 }
 
-interface LockInfo { pid: number; start: string; role: string }
+interface LockInfo {
+  pid: number;
+  start: string;
+  role: string;
+}
 
 /** The lock this process took is gone or belongs to someone else now: writing state would make two writers. */
 export class LockLostError extends Error {
-  constructor(readonly file: string, readonly why: string) {
+  constructor(
+    readonly file: string,
+    readonly why: string,
+  ) {
     super(`the single-writer lock ${file} is no longer held by this process (${why}); kindler refuses to write state, restart it`);
   }
 }
@@ -25,7 +36,12 @@ export class LockLostError extends Error {
 function alive(info: LockInfo): boolean {
   const start = processStart(info.pid);
   if (start === null) {
-    try { process.kill(info.pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+    try {
+      process.kill(info.pid, 0);
+      return true;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'EPERM';
+    }
   }
   return start === info.start;
 }
@@ -88,7 +104,11 @@ function createComplete(file: string, content: string): { ino: number; dev: numb
   }
 }
 
-interface Seen { ino: number; raw: string; info: LockInfo | null }
+interface Seen {
+  ino: number;
+  raw: string;
+  info: LockInfo | null;
+}
 
 /** The lock file as it is now (inode, content, parsed owner or null when corrupt), or null when there is none. */
 function readLock(file: string): Seen | null {
@@ -106,7 +126,9 @@ function readLock(file: string): Seen | null {
     try {
       const v = JSON.parse(raw) as LockInfo;
       if (typeof v.pid === 'number') info = v;
-    } catch { /* corrupt */ }
+    } catch {
+      /* corrupt */
+    }
     return { ino, raw, info };
   } finally {
     closeSync(fd);
@@ -138,7 +160,9 @@ function removeStale(file: string, stale: Seen): void {
 function unlinkIfSame(file: string, ino: number): void {
   try {
     if (lstatSync(file).ino === ino) unlinkSync(file);
-  } catch { /* already gone */ }
+  } catch {
+    /* already gone */
+  }
 }
 
 function lockHandle(file: string, content: string, id: { ino: number; dev: number }): Lock {
@@ -149,7 +173,9 @@ function lockHandle(file: string, content: string, id: { ino: number; dev: numbe
     try {
       st = lstatSync(file);
     } catch (e) {
-      return (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'the lock file was deleted' : `the lock file cannot be checked: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+      return (e as NodeJS.ErrnoException).code === 'ENOENT'
+        ? 'the lock file was deleted'
+        : `the lock file cannot be checked: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
     }
     if (st.ino !== id.ino || st.dev !== id.dev) return 'the lock file was replaced by another one';
     let cur: string;
@@ -174,7 +200,9 @@ function lockHandle(file: string, content: string, id: { ino: number; dev: numbe
       if (lost() === null) {
         try {
           unlinkSync(file);
-        } catch { /* already gone */ }
+        } catch {
+          /* already gone */
+        }
       }
     },
   };

@@ -2,7 +2,17 @@
  * The state file's schema: its version, its shape, the migrations from older versions, and the check
  * a file must pass to be used. Pure: no I/O.
  */
-import { ACTUAL_STATES, DESIRED_STATES, PROVIDERS, REGISTER_TARGETS, TASK_KINDS, TASK_STATES, type AuditEvent, type Cluster, type Task } from '../core/types.js';
+import {
+  ACTUAL_STATES,
+  DESIRED_STATES,
+  PROVIDERS,
+  REGISTER_TARGETS,
+  TASK_KINDS,
+  TASK_STATES,
+  type AuditEvent,
+  type Cluster,
+  type Task,
+} from '../core/types.js';
 
 export const SCHEMA_VERSION = 3;
 
@@ -53,10 +63,10 @@ export const MIGRATIONS: Record<number, (d: Record<string, unknown>) => Record<s
     schemaVersion: 2,
     clusters: Array.isArray(d.clusters)
       ? (d.clusters as Record<string, unknown>[]).map((c) => {
-        if (!c || typeof c !== 'object') return c;
-        const old = (c.options && typeof c.options === 'object' ? c.options : {}) as { route?: unknown; registerPortainer?: unknown };
-        return { ...c, options: { route: old.route !== false, register: old.registerPortainer === true ? ['portainer'] : [] } };
-      })
+          if (!c || typeof c !== 'object') return c;
+          const old = (c.options && typeof c.options === 'object' ? c.options : {}) as { route?: unknown; registerPortainer?: unknown };
+          return { ...c, options: { route: old.route !== false, register: old.registerPortainer === true ? ['portainer'] : [] } };
+        })
       : d.clusters,
   }),
   /**
@@ -81,9 +91,11 @@ export const MIGRATIONS: Record<number, (d: Record<string, unknown>) => Record<s
 /** Applies migrations up to the current version. Throws for a newer version. */
 export function migrate(doc: Record<string, unknown>, file: string): StateData {
   const raw = doc.schemaVersion === undefined ? 0 : doc.schemaVersion;
-  if (typeof raw !== 'number' || !Number.isInteger(raw) || raw < 0) throw new StateFileError(`state file ${file}: schemaVersion must be a whole number (got ${JSON.stringify(raw)})`);
+  if (typeof raw !== 'number' || !Number.isInteger(raw) || raw < 0)
+    throw new StateFileError(`state file ${file}: schemaVersion must be a whole number (got ${JSON.stringify(raw)})`);
   let v: number = raw;
-  if (v > SCHEMA_VERSION) throw new StateFileError(`state file ${file}: schemaVersion ${v} is newer than this kindler understands (${SCHEMA_VERSION}); upgrade kindler`);
+  if (v > SCHEMA_VERSION)
+    throw new StateFileError(`state file ${file}: schemaVersion ${v} is newer than this kindler understands (${SCHEMA_VERSION}); upgrade kindler`);
   let d = doc;
   while (v < SCHEMA_VERSION) {
     const step = MIGRATIONS[v];
@@ -123,7 +135,12 @@ export function stateProblem(d: StateData): string | null {
       const o = c.options as Record<string, unknown>;
       if (!o || typeof o !== 'object' || Array.isArray(o)) return `${at}.options: must be an object`;
       if (o.route !== undefined && typeof o.route !== 'boolean') return `${at}.options.route: must be true or false`;
-      if (o.register !== undefined && (!Array.isArray(o.register) || !o.register.every((r) => (REGISTER_TARGETS as readonly unknown[]).includes(r)) || new Set(o.register).size !== o.register.length)) {
+      if (
+        o.register !== undefined &&
+        (!Array.isArray(o.register) ||
+          !o.register.every((r) => (REGISTER_TARGETS as readonly unknown[]).includes(r)) ||
+          new Set(o.register).size !== o.register.length)
+      ) {
         return `${at}.options.register: must be a list of distinct ${REGISTER_TARGETS.join(', ')}`;
       }
     }
@@ -143,4 +160,3 @@ export function stateProblem(d: StateData): string | null {
   }
   return null;
 }
-

@@ -209,10 +209,14 @@ export class Store {
       const moved = this.taskSeg.has(t);
       if (moved && !this.changedTasks.has(t)) continue;
       // A first move files the task under the day it finished; a re-append goes to today's segment, after its older copy.
-      tasks.push({ day: moved ? dayOf(undefined) : dayOf(t.finishedAt ?? t.createdAt), rec: t, placed: (seg) => {
-        this.taskSeg.set(t, seg);
-        this.changedTasks.delete(t);
-      } });
+      tasks.push({
+        day: moved ? dayOf(undefined) : dayOf(t.finishedAt ?? t.createdAt),
+        rec: t,
+        placed: (seg) => {
+          this.taskSeg.set(t, seg);
+          this.changedTasks.delete(t);
+        },
+      });
     }
     if (tasks.length) await this.journal.append('tasks', tasks, this.guard);
     const events: { day: string; rec: unknown; placed: (seg: Segment) => void }[] = [];
@@ -221,9 +225,13 @@ export class Store {
       const n = this.auditSeq.get(ev);
       if (n === undefined || n > this.persistedUpTo) continue;
       if (n <= this.journaledUpTo) break;
-      events.push({ day: dayOf(ev.at), rec: { n, e: ev }, placed: (seg) => {
-        if (n > (this.segMaxN.get(seg) ?? 0)) this.segMaxN.set(seg, n);
-      } });
+      events.push({
+        day: dayOf(ev.at),
+        rec: { n, e: ev },
+        placed: (seg) => {
+          if (n > (this.segMaxN.get(seg) ?? 0)) this.segMaxN.set(seg, n);
+        },
+      });
     }
     events.reverse();
     if (events.length) {
@@ -277,7 +285,7 @@ export class Store {
   /** Drops the audit segments holding no event still kept (all below the oldest one in memory). Returns how many. */
   dropAuditSegments(): number {
     const first = this.db.data.audit[0];
-    const firstKept = first ? this.auditSeq.get(first) ?? 0 : Infinity;
+    const firstKept = first ? (this.auditSeq.get(first) ?? 0) : Infinity;
     let dropped = 0;
     for (const seg of [...this.journal.segments]) {
       if (seg.kind !== 'audit' || (this.segMaxN.get(seg) ?? 0) >= firstKept) continue;

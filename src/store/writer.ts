@@ -13,7 +13,11 @@ import { LockLostError } from './lock.js';
  * no space left on device)"); the message adds what became of the change it carried.
  */
 export class StateWriteError extends KindlerError {
-  constructor(readonly reason: string, readonly code: string | undefined, readonly lockLost: boolean) {
+  constructor(
+    readonly reason: string,
+    readonly code: string | undefined,
+    readonly lockLost: boolean,
+  ) {
     super('failed', `${reason}; the change is kept in memory and saved once a write succeeds (kindler doctor shows the state of saving)`);
   }
 }
@@ -46,7 +50,10 @@ export class Writer {
   /** Durations of the last writes, in ms (for benchmarks and the doctor). */
   readonly writeTimes: number[] = [];
 
-  constructor(private readonly persist: () => Promise<void>, private readonly retryMs: { first: number; max: number }) {}
+  constructor(
+    private readonly persist: () => Promise<void>,
+    private readonly retryMs: { first: number; max: number },
+  ) {}
 
   /** Whether state is being saved, and if not, why and since when. */
   health(): StoreHealth {
@@ -130,7 +137,9 @@ export class Writer {
   private tell(before: StoreHealth): void {
     try {
       this.onHealth?.(this.health(), before);
-    } catch { /* a broken listener must not break writing */ }
+    } catch {
+      /* a broken listener must not break writing */
+    }
   }
 
   /** Waits until every scheduled change is on disk (rejects with the write's error when it fails). */

@@ -23,7 +23,12 @@ const p95 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.min(xs.length -
 const r1 = (x: number) => Math.round(x * 10) / 10;
 
 // Ports of their own: the 1,000 recorded clusters hold 30000-30999, 40000-40999 and 50000-50999.
-const w = makeWorld({ auditMaxEvents: 0, concurrency: 2, cancelGraceSeconds: 1, ports: { http: { from: 61000, to: 61099 }, https: { from: 62000, to: 62099 }, api: { from: 63000, to: 63099 } } });
+const w = makeWorld({
+  auditMaxEvents: 0,
+  concurrency: 2,
+  cancelGraceSeconds: 1,
+  ports: { http: { from: 61000, to: 61099 }, https: { from: 62000, to: 62099 }, api: { from: 63000, to: 63099 } },
+});
 w.rule('k3d.cluster-create', 'hang');
 writeFileSync(join(w.dataDir, 'state.json'), JSON.stringify(v2State(w.dataDir, { clusters: 1000, tasks: 20000, events: 100000 })));
 let t0 = performance.now();
@@ -56,7 +61,13 @@ for (let i = 0; i < CREATES; i++) {
 }
 await engine.shutdown();
 w.cleanup();
-console.log(JSON.stringify({
-  startMs: starts.map(r1), firstStartMs: r1(firstStart), writeP95Ms: r1(p95(writes)), writeP50Ms: r1([...writes].sort((a, b) => a - b)[Math.floor(writes.length / 2)]!),
-  createP95Ms: r1(p95(creates)), loopDelayMaxMs: r1(h.max / 1e6),
-}));
+console.log(
+  JSON.stringify({
+    startMs: starts.map(r1),
+    firstStartMs: r1(firstStart),
+    writeP95Ms: r1(p95(writes)),
+    writeP50Ms: r1([...writes].sort((a, b) => a - b)[Math.floor(writes.length / 2)]!),
+    createP95Ms: r1(p95(creates)),
+    loopDelayMaxMs: r1(h.max / 1e6),
+  }),
+);

@@ -27,10 +27,14 @@ async function together(w: World, argvs: string[][]): Promise<Answer[]> {
     socks.map((sock, i) => {
       assert.ok(sock, 'the daemon listens');
       const a: Answer = { code: -1, out: '', err: '' };
-      return runRemote(sock, { type: 'run', argv: argvs[i]!, user: `client${i}`, isTTY: false, columns: 120, files: {} }, {
-        out: (s) => (a.out += s),
-        err: (s) => (a.err += s),
-      }).then((code) => ({ ...a, code }));
+      return runRemote(
+        sock,
+        { type: 'run', argv: argvs[i]!, user: `client${i}`, isTTY: false, columns: 120, files: {} },
+        {
+          out: (s) => (a.out += s),
+          err: (s) => (a.err += s),
+        },
+      ).then((code) => ({ ...a, code }));
     }),
   );
 }
@@ -69,7 +73,11 @@ test('100 rounds of two clients creating the same name at once: exactly one task
     assert.equal(lost[0]!.code, 4, `round ${i}: the other is a conflict (exit 4): ${JSON.stringify(lost[0])}`);
     assert.equal(lost[0]!.err.trim().split('\n').length, 1, `round ${i}: one line`);
     const task = JSON.parse(won[0]!.out).task as Task;
-    assert.match(lost[0]!.err, new RegExp(`^error: cluster "${name}" already has create task ${task.id} queued`), `round ${i}: a clear conflict naming the task`);
+    assert.match(
+      lost[0]!.err,
+      new RegExp(`^error: cluster "${name}" already has create task ${task.id} queued`),
+      `round ${i}: a clear conflict naming the task`,
+    );
     const c = await ctl(w, ['cancel', task.id, '--json']);
     assert.equal(c.code, 0, c.err);
   }
@@ -79,7 +87,11 @@ test('100 rounds of two clients creating the same name at once: exactly one task
     assert.equal(st.tasks.find((x) => x.cluster === `race${i}`)!.state, 'cancelled');
   }
   assert.equal(st.tasks.length, ROUNDS + 1);
-  assert.deepEqual(st.clusters.map((c) => c.name), ['blocker'], 'a create cancelled before it started leaves no record');
+  assert.deepEqual(
+    st.clusters.map((c) => c.name),
+    ['blocker'],
+    'a create cancelled before it started leaves no record',
+  );
   t.diagnostic(`${ROUNDS} rounds in ${Date.now() - started} ms`);
 });
 
@@ -100,7 +112,10 @@ test('50 concurrent creates: all succeed or fail truthfully, and no port is hand
   const N = 50;
   // Two in three are kind (one shared docker network): docker has about 31 address pools and every k3d
   // cluster takes a network of its own, so 50 k3d creates would partly fail, truthfully, for that reason.
-  const answers = await together(w, Array.from({ length: N }, (_, i) => ['create', `many${i}`, '--provider', i % 3 ? 'kind' : 'k3d', '--json']));
+  const answers = await together(
+    w,
+    Array.from({ length: N }, (_, i) => ['create', `many${i}`, '--provider', i % 3 ? 'kind' : 'k3d', '--json']),
+  );
   const ids: string[] = [];
   for (const [i, a] of answers.entries()) {
     assert.equal(a.code, 0, `many${i}: ${a.err}`);
@@ -119,7 +134,9 @@ test('50 concurrent creates: all succeed or fail truthfully, and no port is hand
   }
   assert.equal(ports.size, 3 * N);
   // Truthful ends: a success is running at the provider, a failure says why and left nothing behind.
-  const fake = JSON.parse(readFileSync(join(w.fakeDir, 'state.json'), 'utf8')) as { containers: { name: string; labels: Record<string, string>; state: string; bound?: { hostPort: string }[] }[] };
+  const fake = JSON.parse(readFileSync(join(w.fakeDir, 'state.json'), 'utf8')) as {
+    containers: { name: string; labels: Record<string, string>; state: string; bound?: { hostPort: string }[] }[];
+  };
   let failedCount = 0;
   for (const id of ids) {
     const task = st.tasks.find((x) => x.id === id)!;
@@ -148,7 +165,10 @@ test('50 concurrent creates: all succeed or fail truthfully, and no port is hand
   for (const c of st.clusters.filter((x) => x.actual === 'running')) {
     for (const p of [c.httpPort, c.httpsPort, c.apiPort]) assert.equal(bound.get(String(p)), c.name, `${c.name} holds its port ${p} at the provider`);
   }
-  const reasons = ids.map((id) => st.tasks.find((x) => x.id === id)!).filter((x) => x.state !== 'succeeded').map((x) => `${x.cluster}: ${x.error?.reason}`);
+  const reasons = ids
+    .map((id) => st.tasks.find((x) => x.id === id)!)
+    .filter((x) => x.state !== 'succeeded')
+    .map((x) => `${x.cluster}: ${x.error?.reason}`);
   assert.equal(failedCount, 0, `with distinct free ports every create succeeds; failed: ${reasons.join(' | ')}`);
   const ok = await ctl(w, ['list', '--json']);
   assert.equal(JSON.parse(ok.out).clusters.length, N);

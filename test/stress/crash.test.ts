@@ -158,7 +158,8 @@ async function checkJournal(w: World, ops: Op[], cycle: number): Promise<void> {
   const ids = tasks.map((t) => t.id);
   assert.equal(new Set(ids).size, ids.length, `${where}: a task is listed twice`);
   const known = new Set(ids);
-  for (const op of ops) if (op.outcome === 'accepted') assert.ok(known.has(op.taskId!), `${where}: accepted ${op.kind} ${op.name} (${op.taskId}) missing from tasks`);
+  for (const op of ops)
+    if (op.outcome === 'accepted') assert.ok(known.has(op.taskId!), `${where}: accepted ${op.kind} ${op.name} (${op.taskId}) missing from tasks`);
   const ar = await ctl(w, ['audit', '--json', '--limit', '999999']);
   assert.equal(ar.code, 0, `${where}: audit: ${ar.err}`);
   const events = (JSON.parse(ar.out) as { events: AuditEvent[] }).events;
@@ -176,7 +177,9 @@ async function checkJournal(w: World, ops: Op[], cycle: number): Promise<void> {
     assert.deepEqual([e.action, e.target, e.result], [op.kind, op.name, 'ok'], `${where}: the audit event of ${op.taskId}`);
   }
   // Every task made by a create or delete request has its event (also those whose answer was lost).
-  for (const t of tasks) if ((t.kind === 'create' || t.kind === 'delete') && t.user !== 'kindler-reconcile' && t.user !== 'kindler-ttl') assert.ok(seen.has(t.id), `${where}: task ${t.id} (${t.kind} ${t.cluster}) has no audit event`);
+  for (const t of tasks)
+    if ((t.kind === 'create' || t.kind === 'delete') && t.user !== 'kindler-reconcile' && t.user !== 'kindler-ttl')
+      assert.ok(seen.has(t.id), `${where}: task ${t.id} (${t.kind} ${t.cluster}) has no audit event`);
 }
 
 /** After the daemon settled and one reconcile pass ran: state and the provider agree. */
@@ -206,7 +209,9 @@ async function settle(w: World, what: string, d: Daemon): Promise<void> {
   const open = () => {
     const st = readState(w);
     return [
-      ...st.tasks.filter((t) => t.state === 'queued' || t.state === 'running').map((t) => `task ${t.id} ${t.kind} ${t.cluster} ${t.state} (step ${t.step ?? '-'})`),
+      ...st.tasks
+        .filter((t) => t.state === 'queued' || t.state === 'running')
+        .map((t) => `task ${t.id} ${t.kind} ${t.cluster} ${t.state} (step ${t.step ?? '-'})`),
       ...st.clusters.filter((c) => ['creating', 'deleting', 'unknown'].includes(c.actual)).map((c) => `cluster ${c.name} ${c.actual} (${c.lastError ?? ''})`),
     ];
   };
@@ -251,7 +256,11 @@ test(`crash consistency: ${KILLS} SIGKILLs of the daemon during creates and dele
     if (cycle > 0) {
       // Recovery ran before "started": no process of the dead daemon's scripts may still run.
       const strays = strayProcesses(w, [d.proc.pid!, process.pid]);
-      assert.deepEqual(strays.map((p) => `${p.pid} (group ${p.pgid}): ${p.cmd}`), [], `after restart ${cycle}: processes left by the killed daemon`);
+      assert.deepEqual(
+        strays.map((p) => `${p.pid} (group ${p.pgid}): ${p.cmd}`),
+        [],
+        `after restart ${cycle}: processes left by the killed daemon`,
+      );
       checkAfterRestart(w, ops, cycle);
       await checkJournal(w, ops, cycle);
       await settle(w, `the daemon to settle after restart ${cycle}`, d);
@@ -259,7 +268,8 @@ test(`crash consistency: ${KILLS} SIGKILLs of the daemon during creates and dele
       assert.equal(rec.code, 0, `reconcile after restart ${cycle}: ${rec.out}${rec.err}`);
       await settle(w, `the reconcile's tasks after restart ${cycle}`, d);
       checkAgreement(w, cycle);
-      if (process.env.KINDLER_CRASH_DEBUG) process.stderr.write(`${d.output()}cycle ${cycle}: start ${t1 - t0} ms, checks+settle+reconcile ${Date.now() - t1} ms\n`);
+      if (process.env.KINDLER_CRASH_DEBUG)
+        process.stderr.write(`${d.output()}cycle ${cycle}: start ${t1 - t0} ms, checks+settle+reconcile ${Date.now() - t1} ms\n`);
     }
     if (cycle === KILLS) break;
 

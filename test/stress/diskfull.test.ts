@@ -84,7 +84,10 @@ test('ENOSPC at create: every client is told "not done", the daemon serves on, a
   assert.equal(list.code, 0, list.err);
   assert.deepEqual(JSON.parse(list.out).clusters, []);
   const doc = await ctl(w, ['doctor', '--json']);
-  assert.ok(doc.out.trim().startsWith('{'), `doctor --json on a full disk: exit ${doc.code}, stdout ${JSON.stringify(doc.out)}, stderr ${JSON.stringify(doc.err)}`);
+  assert.ok(
+    doc.out.trim().startsWith('{'),
+    `doctor --json on a full disk: exit ${doc.code}, stdout ${JSON.stringify(doc.out)}, stderr ${JSON.stringify(doc.err)}`,
+  );
   assert.equal(JSON.parse(doc.out).state.saving, false);
   await d.waitFor(/error state is not being saved: the state file could not be written \(ENOSPC: no space left on device\); retrying with backoff/);
 
@@ -92,7 +95,10 @@ test('ENOSPC at create: every client is told "not done", the daemon serves on, a
   await d.waitFor(/warn state is saved again/);
   assert.deepEqual(readState(w).tasks, []);
   const saved = await ctl(w, ['doctor', '--json']);
-  assert.ok(saved.out.trim().startsWith('{'), `doctor --json after space returned: exit ${saved.code}, stdout ${JSON.stringify(saved.out)}, stderr ${JSON.stringify(saved.err)}\n${d.output().slice(-2000)}`);
+  assert.ok(
+    saved.out.trim().startsWith('{'),
+    `doctor --json after space returned: exit ${saved.code}, stdout ${JSON.stringify(saved.out)}, stderr ${JSON.stringify(saved.err)}\n${d.output().slice(-2000)}`,
+  );
   assert.equal(JSON.parse(saved.out).state.saving, true);
   // A real create now: it runs, and it is the only create the provider ever saw.
   const ok = await ctl(w, ['create', 'n1', '--wait']);
@@ -113,7 +119,16 @@ test('ENOSPC while tasks end: slots come back, queued work runs, every end is re
   }
   const [a, b, c] = ids as [string, string, string];
   // fa and fb hang inside k3d (both slots taken); fc is queued behind them.
-  await poll(() => [a, b].every((id) => readState(w).tasks.find((x) => x.id === id)?.steps.some((s) => s.key === 'create-cluster')), 60000, 'fa and fb in their create step');
+  await poll(
+    () =>
+      [a, b].every((id) =>
+        readState(w)
+          .tasks.find((x) => x.id === id)
+          ?.steps.some((s) => s.key === 'create-cluster'),
+      ),
+    60000,
+    'fa and fb in their create step',
+  );
   assert.equal(readState(w).tasks.find((x) => x.id === c)!.state, 'queued');
   w.clearRule('k3d.cluster-create');
 
@@ -137,9 +152,16 @@ test('ENOSPC while tasks end: slots come back, queued work runs, every end is re
   free();
   await d.waitFor(/warn state is saved again/, 30000);
   const st = readState(w);
-  assert.deepEqual(st.tasks.map((x) => x.id), [a, b, c], 'no task for the refused create');
+  assert.deepEqual(
+    st.tasks.map((x) => x.id),
+    [a, b, c],
+    'no task for the refused create',
+  );
   for (const x of st.tasks) assert.ok(TERMINAL.includes(x.state), `${x.id} is ${x.state}`);
-  assert.deepEqual(st.tasks.slice(0, 2).map((x) => x.state), ['cancelled', 'cancelled']);
+  assert.deepEqual(
+    st.tasks.slice(0, 2).map((x) => x.state),
+    ['cancelled', 'cancelled'],
+  );
   // No slot was lost: two creates run side by side and finish.
   const [e1, e2] = await Promise.all([ctl(w, ['create', 'fe', '--wait']), ctl(w, ['create', 'ff', '--wait'])]);
   assert.equal(e1.code, 0, e1.err);
@@ -169,7 +191,10 @@ test('ENOSPC in task logs: the task fails with the reason, the daemon lives, and
   assert.ok(existsSync(join(logs, 't-2.log')));
   await stopsCleanly(d);
   const st = readState(w);
-  assert.deepEqual(st.tasks.map((x) => x.state), ['failed', 'succeeded']);
+  assert.deepEqual(
+    st.tasks.map((x) => x.state),
+    ['failed', 'succeeded'],
+  );
 });
 
 test('everything full while tasks run, then space returns: all tasks terminal and recorded, nothing lost or doubled', { skip }, async (t) => {
@@ -191,7 +216,10 @@ test('everything full while tasks run, then space returns: all tasks terminal an
   freeState();
   await d.waitFor(/warn state is saved again/, 30000);
   const st = readState(w);
-  assert.deepEqual(st.tasks.map((x) => x.id), ids);
+  assert.deepEqual(
+    st.tasks.map((x) => x.id),
+    ids,
+  );
   for (const x of st.tasks) assert.ok(TERMINAL.includes(x.state), `${x.id} is ${x.state}`);
   assert.equal(new Set(st.clusters.map((c) => c.name)).size, st.clusters.length, 'no record doubled');
   w.clearRule('k3d.cluster-create');

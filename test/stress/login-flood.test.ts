@@ -33,7 +33,22 @@ const ROUNDS = 31;
 /** The refusal delay for a marked address: the shipped default. LOGIN_FLOOD_DELAY_MS=0 shows the flood without it (for comparison; expected to exceed 1.5x). */
 const DELAY_MS = process.env.LOGIN_FLOOD_DELAY_MS !== undefined ? Number(process.env.LOGIN_FLOOD_DELAY_MS) : DEFAULT_CONFIG.ssh.rateLimit.delaySeconds * 1000;
 const WIDTH = 16;
-const SSH_BASE = ['-F', '/dev/null', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-o', 'LogLevel=ERROR', '-o', 'ConnectTimeout=20'];
+const SSH_BASE = [
+  '-F',
+  '/dev/null',
+  '-o',
+  'StrictHostKeyChecking=no',
+  '-o',
+  'UserKnownHostsFile=/dev/null',
+  '-o',
+  'BatchMode=yes',
+  '-o',
+  'IdentitiesOnly=yes',
+  '-o',
+  'LogLevel=ERROR',
+  '-o',
+  'ConnectTimeout=20',
+];
 const note = (s: string) => process.stdout.write(`# ${s}\n`);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const range = (xs: number[]) => `${Math.min(...xs).toFixed(1)}-${Math.max(...xs).toFixed(1)}`;
@@ -52,7 +67,10 @@ function loginOpenSsh(port: number): Promise<{ code: number | null; ms: number; 
     const started = process.hrtime.bigint();
     const env = { ...process.env };
     delete env.SSH_AUTH_SOCK;
-    const p = spawn('ssh', [...SSH_BASE, '-b', '127.0.0.1', '-p', String(port), '-i', alice.path, 'kindler@127.0.0.1', 'version'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn('ssh', [...SSH_BASE, '-b', '127.0.0.1', '-p', String(port), '-i', alice.path, 'kindler@127.0.0.1', 'version'], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let stderr = '';
     p.stdout.on('data', (d) => (out += d));
@@ -112,7 +130,11 @@ test(`a failed-login flood from 127.0.0.1 (${WIDTH} clients in a loop): alice lo
     },
   });
   const port = ssh.srv.port;
-  const flood = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'test', 'stress', 'login-flood-client.ts'), String(port), stranger.path, String(WIDTH)], { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] });
+  const flood = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(ROOT, 'test', 'stress', 'login-flood-client.ts'), String(port), stranger.path, String(WIDTH)],
+    { cwd: ROOT, stdio: ['pipe', 'pipe', 'inherit'] },
+  );
   let floodOut = '';
   flood.stdout.on('data', (d) => (floodOut += d));
   const floodExited = new Promise<void>((r) => flood.on('exit', () => r()));
@@ -178,12 +200,19 @@ test(`a failed-login flood from 127.0.0.1 (${WIDTH} clients in a loop): alice lo
   assert.equal(ssh.count(/connection dropped/), 0, 'nothing was dropped by address');
   const mu = median(unloaded);
   const mf = median(flooded);
-  note(`OpenSSH client from 127.0.0.1 (process start to exit, bimodal, see loginOpenSsh): unloaded median ${ms1(median(openSshUnloaded))} ms (${range(openSshUnloaded)}), ` +
-    `under the flood median ${ms1(median(openSshFlooded))} ms (${range(openSshFlooded)}), ${openSshFlooded.length} each, all logged in`);
-  note(`login + exec from 127.0.0.1 with an ssh2 client (TCP_NODELAY), ${ROUNDS} each, alternating: ` +
-    `unloaded median ${ms1(mu)} ms (${range(unloaded)}), under the flood median ${ms1(mf)} ms (${range(flooded)}), ratio ${(mf / mu).toFixed(2)}; ` +
-    `${failures} failed logins in all (${measured} while measuring, about ${Math.round((measured / Math.max(1, floodMs + flooded.reduce((x, y) => x + y, 0))) * 1000)}/s while the flood ran: ` +
-    `each refusal from the marked address is answered after ${DELAY_MS} ms), ${Math.min(...floodDuring)}-${Math.max(...floodDuring)} of them during each flooded login`);
+  note(
+    `OpenSSH client from 127.0.0.1 (process start to exit, bimodal, see loginOpenSsh): unloaded median ${ms1(median(openSshUnloaded))} ms (${range(openSshUnloaded)}), ` +
+      `under the flood median ${ms1(median(openSshFlooded))} ms (${range(openSshFlooded)}), ${openSshFlooded.length} each, all logged in`,
+  );
+  note(
+    `login + exec from 127.0.0.1 with an ssh2 client (TCP_NODELAY), ${ROUNDS} each, alternating: ` +
+      `unloaded median ${ms1(mu)} ms (${range(unloaded)}), under the flood median ${ms1(mf)} ms (${range(flooded)}), ratio ${(mf / mu).toFixed(2)}; ` +
+      `${failures} failed logins in all (${measured} while measuring, about ${Math.round((measured / Math.max(1, floodMs + flooded.reduce((x, y) => x + y, 0))) * 1000)}/s while the flood ran: ` +
+      `each refusal from the marked address is answered after ${DELAY_MS} ms), ${Math.min(...floodDuring)}-${Math.max(...floodDuring)} of them during each flooded login`,
+  );
   assert.ok(failures >= s.rateLimit.failures + ROUNDS * WIDTH, `${failures} failed logins in all`);
-  assert.ok(mf <= 1.5 * mu, `median login under the flood ${ms1(mf)} ms > 1.5 x unloaded median ${ms1(mu)} ms (unloaded ${unloaded.map(ms1).join(', ')}; flooded ${flooded.map(ms1).join(', ')})`);
+  assert.ok(
+    mf <= 1.5 * mu,
+    `median login under the flood ${ms1(mf)} ms > 1.5 x unloaded median ${ms1(mu)} ms (unloaded ${unloaded.map(ms1).join(', ')}; flooded ${flooded.map(ms1).join(', ')})`,
+  );
 });

@@ -44,10 +44,12 @@ function memMb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
 /** Rejects after `ms` with `what` (and clears its timer when `p` settles first). */
 function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout;
-  return Promise.race([p, new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(`${what}: no answer within ${ms} ms`)), ms)))]).finally(() => clearTimeout(timer));
+  return Promise.race([p, new Promise<never>((_, rej) => (timer = setTimeout(() => rej(new Error(`${what}: no answer within ${ms} ms`)), ms)))]).finally(() =>
+    clearTimeout(timer),
+  );
 }
 
-test('8 viewers in a resize storm at 1000x1000: the admin\'s `list` stays under 250 ms p95; the daemon goes quiet after it', { timeout: 240_000 }, async (t) => {
+test("8 viewers in a resize storm at 1000x1000: the admin's `list` stays under 250 ms p95; the daemon goes quiet after it", { timeout: 240_000 }, async (t) => {
   const keys = mkdtempSync(join(tmpdir(), 'kindler-storm-keys-'));
   const admin = makeTestKey(keys, 'admin');
   const viewer = makeTestKey(keys, 'viewer');
@@ -79,7 +81,11 @@ test('8 viewers in a resize storm at 1000x1000: the admin\'s `list` stays under 
     c.on('ready', () => resolve(c));
     c.on('error', reject);
     c.connect({
-      host: '127.0.0.1', port, username: 'kindler', privateKey: readFileSync(admin.path), readyTimeout: 20_000,
+      host: '127.0.0.1',
+      port,
+      username: 'kindler',
+      privateKey: readFileSync(admin.path),
+      readyTimeout: 20_000,
       hostVerifier: (raw: Buffer) => `SHA256:${createHash('sha256').update(raw).digest('base64').replace(/=+$/, '')}` === hostFp,
     });
   });
@@ -110,7 +116,10 @@ test('8 viewers in a resize storm at 1000x1000: the admin\'s `list` stays under 
 
   // The viewers: their own process, 8 sessions at 1000x1000.
   storm = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'storm-client.ts')], {
-    env: { ...process.env, STORM: JSON.stringify({ port, hostFp, keyPath: viewer.path, sessions: SESSIONS, cols: 1000, rows: 1000, stormMs: STORM_MS, everyMs: 5, burst: 2 }) },
+    env: {
+      ...process.env,
+      STORM: JSON.stringify({ port, hostFp, keyPath: viewer.path, sessions: SESSIONS, cols: 1000, rows: 1000, stormMs: STORM_MS, everyMs: 5, burst: 2 }),
+    },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let stormOut = '';
@@ -145,10 +154,23 @@ test('8 viewers in a resize storm at 1000x1000: the admin\'s `list` stays under 
       check();
     });
   await stormLine(/^ready$/gm, 90_000);
-  const started = () => d.output().split('\n').filter((l) => /vera from .*: TUI session started/.test(l));
+  const started = () =>
+    d
+      .output()
+      .split('\n')
+      .filter((l) => /vera from .*: TUI session started/.test(l));
   await poll(() => started().length >= SESSIONS, 10_000, `${SESSIONS} TUI sessions to start on the daemon`);
 
-  interface Round { sent: number; overSsh: number[]; overCtl: number[]; cpu: number; settledCpu: number; settleMs: number; rssBefore: number; rssPeak: number }
+  interface Round {
+    sent: number;
+    overSsh: number[];
+    overCtl: number[];
+    cpu: number;
+    settledCpu: number;
+    settleMs: number;
+    rssBefore: number;
+    rssPeak: number;
+  }
   /** One storm: `list` back to back (SSH and control socket by turns) until the client says it ended. */
   const round = async (n: number): Promise<Round> => {
     if (n > 1) storm.stdin!.write('again\n');
@@ -172,8 +194,10 @@ test('8 viewers in a resize storm at 1000x1000: the admin\'s `list` stays under 
         assert.ok(overSsh.length < 10_000, 'bounded loop');
       }
     } catch (e) {
-      note(`failed after ${((performance.now() - w0) / 1000).toFixed(1)} s of storm: lists over SSH so far ${overSsh.map((x) => x.toFixed(0)).join(', ') || 'none'}; ` +
-        `daemon CPU ${(((cpuMs(pid) - cpu0) / (performance.now() - w0)) * 100).toFixed(0)}% of a core, RSS ${memMb(pid, 'VmRSS').toFixed(0)} MB (before ${rssBefore.toFixed(0)} MB, VmHWM ${memMb(pid, 'VmHWM').toFixed(0)} MB)`);
+      note(
+        `failed after ${((performance.now() - w0) / 1000).toFixed(1)} s of storm: lists over SSH so far ${overSsh.map((x) => x.toFixed(0)).join(', ') || 'none'}; ` +
+          `daemon CPU ${(((cpuMs(pid) - cpu0) / (performance.now() - w0)) * 100).toFixed(0)}% of a core, RSS ${memMb(pid, 'VmRSS').toFixed(0)} MB (before ${rssBefore.toFixed(0)} MB, VmHWM ${memMb(pid, 'VmHWM').toFixed(0)} MB)`,
+      );
       throw e;
     }
     const sent = await endedP;
@@ -194,11 +218,13 @@ test('8 viewers in a resize storm at 1000x1000: the admin\'s `list` stays under 
       assert.ok(performance.now() - settleStart < 15_000, `the daemon still used ${(settledCpu * 100).toFixed(0)}% of a core 15 s after the storm`);
     }
     const r = { sent, overSsh, overCtl, cpu, settledCpu, settleMs: performance.now() - settleStart, rssBefore, rssPeak };
-    note(`round ${n}: ${SESSIONS} viewer sessions at 1000x1000 (drawn at 300x120), ${sent} window changes in ${STORM_MS / 1000} s; ` +
-      `list over SSH (exec on an open connection; quiet p50 ${pct(quiet, 50).toFixed(0)} ms) n=${overSsh.length} p50 ${pct(overSsh, 50).toFixed(0)} p95 ${pct(overSsh, 95).toFixed(0)} max ${Math.max(...overSsh).toFixed(0)} ms; ` +
-      `over the control socket p50 ${pct(overCtl, 50).toFixed(0)} p95 ${pct(overCtl, 95).toFixed(0)} max ${Math.max(...overCtl).toFixed(0)} ms; ` +
-      `daemon CPU ${(cpu * 100).toFixed(0)}% of a core, quiet (${(settledCpu * 100).toFixed(0)}%) ${(r.settleMs / 1000).toFixed(1)} s after; ` +
-      `RSS ${rssBefore.toFixed(0)} MB before, peak ${rssPeak.toFixed(0)} MB (VmHWM ${memMb(pid, 'VmHWM').toFixed(0)} MB); load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
+    note(
+      `round ${n}: ${SESSIONS} viewer sessions at 1000x1000 (drawn at 300x120), ${sent} window changes in ${STORM_MS / 1000} s; ` +
+        `list over SSH (exec on an open connection; quiet p50 ${pct(quiet, 50).toFixed(0)} ms) n=${overSsh.length} p50 ${pct(overSsh, 50).toFixed(0)} p95 ${pct(overSsh, 95).toFixed(0)} max ${Math.max(...overSsh).toFixed(0)} ms; ` +
+        `over the control socket p50 ${pct(overCtl, 50).toFixed(0)} p95 ${pct(overCtl, 95).toFixed(0)} max ${Math.max(...overCtl).toFixed(0)} ms; ` +
+        `daemon CPU ${(cpu * 100).toFixed(0)}% of a core, quiet (${(settledCpu * 100).toFixed(0)}%) ${(r.settleMs / 1000).toFixed(1)} s after; ` +
+        `RSS ${rssBefore.toFixed(0)} MB before, peak ${rssPeak.toFixed(0)} MB (VmHWM ${memMb(pid, 'VmHWM').toFixed(0)} MB); load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`,
+    );
     return r;
   };
   const meets = (r: Round) => pct(r.overSsh, 95) < P95_MS && pct(r.overCtl, 95) < P95_MS;
@@ -216,8 +242,15 @@ test('8 viewers in a resize storm at 1000x1000: the admin\'s `list` stays under 
     assert.ok(r.rssPeak - r.rssBefore < 200, `RSS grew by ${(r.rssPeak - r.rssBefore).toFixed(0)} MB during a storm`);
   }
   assert.ok(pct(best.overSsh, 95) < P95_MS, `list over SSH p95 ${pct(best.overSsh, 95).toFixed(0)} ms during the storm (best of ${rounds.length} rounds)`);
-  assert.ok(pct(best.overCtl, 95) < P95_MS, `list over the control socket p95 ${pct(best.overCtl, 95).toFixed(0)} ms during the storm (best of ${rounds.length} rounds)`);
+  assert.ok(
+    pct(best.overCtl, 95) < P95_MS,
+    `list over the control socket p95 ${pct(best.overCtl, 95).toFixed(0)} ms during the storm (best of ${rounds.length} rounds)`,
+  );
   // Drawn at the cap: the daemon says so for each session.
-  assert.equal(started().filter((l) => l.includes('TUI session started (300x120; the terminal is 1000x1000, drawn at the cap)')).length, SESSIONS, started().join('\n'));
+  assert.equal(
+    started().filter((l) => l.includes('TUI session started (300x120; the terminal is 1000x1000, drawn at the cap)')).length,
+    SESSIONS,
+    started().join('\n'),
+  );
   assert.doesNotMatch(d.output(), /session failed and was closed|internal error/);
 });

@@ -111,12 +111,14 @@ function idle(port: number, localAddress: string, banner: boolean) {
 async function inBatches<T>(n: number, width: number, fn: (i: number) => Promise<T>): Promise<T[]> {
   const out: T[] = new Array(n);
   let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < n) {
-      const i = next++;
-      out[i] = await fn(i);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < n) {
+        const i = next++;
+        out[i] = await fn(i);
+      }
+    }),
+  );
   return out;
 }
 
@@ -184,11 +186,16 @@ test('1,000 failed authentications from 127.0.0.1: none logs in, the address is 
   assert.equal(results.filter((r) => r.handshake).length, ATTEMPTS, 'every attempt was answered (refused), none dropped by address');
   assert.equal(h.ssh.count(/127\.0\.0\.1: login refused: unknown key/), ATTEMPTS);
   assert.equal(h.ssh.count(/connection dropped/), 0);
-  assert.ok(duringSame < PROMPT_MS && duringOther < PROMPT_MS, `valid logins during the flood took ${duringSame} ms (127.0.0.1) and ${duringOther} ms (127.0.0.2)`);
+  assert.ok(
+    duringSame < PROMPT_MS && duringOther < PROMPT_MS,
+    `valid logins during the flood took ${duringSame} ms (127.0.0.1) and ${duringOther} ms (127.0.0.2)`,
+  );
   const after = await validLogin(h, '127.0.0.1');
   assert.ok(after < PROMPT_MS, `a valid login from 127.0.0.1 after the flood took ${after} ms`);
-  note(`1,000 failed logins from 127.0.0.1 (${WIDTH} at a time): flood ${floodMs} ms, median ${median(results.map((r) => r.ms))} ms per refused attempt, all refused at the handshake; ` +
-    `valid login from 127.0.0.1 during it ${duringSame} ms, from 127.0.0.2 ${duringOther} ms; from 127.0.0.1 after it ${after} ms`);
+  note(
+    `1,000 failed logins from 127.0.0.1 (${WIDTH} at a time): flood ${floodMs} ms, median ${median(results.map((r) => r.ms))} ms per refused attempt, all refused at the handshake; ` +
+      `valid login from 127.0.0.1 during it ${duringSame} ms, from 127.0.0.2 ${duringOther} ms; from 127.0.0.1 after it ${after} ms`,
+  );
 });
 
 test('500 idle pre-auth connections (room for all): valid users log in promptly; all 500 are closed by the grace timeout', async (t) => {
@@ -208,8 +215,10 @@ test('500 idle pre-auth connections (room for all): valid users log in promptly;
   assert.ok(Math.min(...closedAfter) >= GRACE - 100, `the first idle connection closed after ${Math.min(...closedAfter)} ms`);
   assert.ok(Math.max(...closedAfter) < GRACE + 15_000, `the last idle connection closed after ${Math.max(...closedAfter)} ms`);
   assert.equal(h.ssh.count(new RegExp(`127\\.0\\.0\\.1: not logged in within ${GRACE} ms; closing`)), 500);
-  note(`500 idle pre-auth connections held: RSS +${Math.round((rssHeld - rssBefore) / 1048576)} MB (client and server sockets, one process); ` +
-    `valid logins ${other} ms (127.0.0.2) and ${same} ms (127.0.0.1); closed after ${Math.min(...closedAfter)}-${Math.max(...closedAfter)} ms (grace ${GRACE} ms)`);
+  note(
+    `500 idle pre-auth connections held: RSS +${Math.round((rssHeld - rssBefore) / 1048576)} MB (client and server sockets, one process); ` +
+      `valid logins ${other} ms (127.0.0.2) and ${same} ms (127.0.0.1); closed after ${Math.min(...closedAfter)}-${Math.max(...closedAfter)} ms (grace ${GRACE} ms)`,
+  );
 });
 
 test('500 idle pre-auth connections against the default pre-auth table (32): nobody is turned away, the table stays at 32, valid keys log in from any source', async (t) => {
@@ -250,8 +259,10 @@ test('500 idle pre-auth connections against the default pre-auth table (32): nob
   const timedOut = h.ssh.count(new RegExp(`not logged in within ${GRACE} ms; closing`), from);
   assert.ok(timedOut >= 1 && timedOut <= CAP, `${timedOut} closed by the grace timeout`);
   assert.equal(h.ssh.count(/failed logins within/), 0, 'grace expiries are not failures');
-  note(`table of ${CAP}: one source with 500 idle -> ${held} still open once all were answered, none refused; valid login from another source ${other} ms, ` +
-    `from the flooding source ${same} ms; 500 sources x 1 idle -> least active closed for newcomers, ${timedOut} closed by the grace timeout, valid logins ${spreadOther}/${spreadSame} ms`);
+  note(
+    `table of ${CAP}: one source with 500 idle -> ${held} still open once all were answered, none refused; valid login from another source ${other} ms, ` +
+      `from the flooding source ${same} ms; 500 sources x 1 idle -> least active closed for newcomers, ${timedOut} closed by the grace timeout, valid logins ${spreadOther}/${spreadSame} ms`,
+  );
 });
 
 // ---- a short confirmation of the refusals ------------------------------------------------------

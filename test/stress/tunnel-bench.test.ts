@@ -45,7 +45,9 @@ function pumpOut(s: Socket, chunk: Buffer, bytes: number, done: () => void = () 
 
 function deadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  return Promise.race([p, new Promise<never>((_r, rej) => (timer = setTimeout(() => rej(new Error(`timed out after ${ms} ms: ${what}`)), ms)))]).finally(() => clearTimeout(timer));
+  return Promise.race([p, new Promise<never>((_r, rej) => (timer = setTimeout(() => rej(new Error(`timed out after ${ms} ms: ${what}`)), ms)))]).finally(() =>
+    clearTimeout(timer),
+  );
 }
 
 /** The API stand-in: "E" echoes, "U" counts bytes until end and answers the count, "D<n>\n" sends n bytes. */
@@ -85,7 +87,22 @@ function standIn(port: number): Promise<{ close(): void }> {
   );
 }
 
-const SSH_BASE = ['-F', '/dev/null', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-o', 'ExitOnForwardFailure=yes', '-o', 'ConnectTimeout=20'];
+const SSH_BASE = [
+  '-F',
+  '/dev/null',
+  '-o',
+  'StrictHostKeyChecking=no',
+  '-o',
+  'UserKnownHostsFile=/dev/null',
+  '-o',
+  'BatchMode=yes',
+  '-o',
+  'IdentitiesOnly=yes',
+  '-o',
+  'ExitOnForwardFailure=yes',
+  '-o',
+  'ConnectTimeout=20',
+];
 
 /** Spawns `ssh -v -N -L 127.0.0.1:lp:dest`, resolves with the process once it listens. */
 async function tunnel(key: string, user: string, port: number, dest: string): Promise<{ proc: ChildProcess; lp: number; t0: number }> {
@@ -94,7 +111,10 @@ async function tunnel(key: string, user: string, port: number, dest: string): Pr
     const t0 = performance.now();
     const env = { ...process.env };
     delete env.SSH_AUTH_SOCK;
-    const proc = spawn('ssh', [...SSH_BASE, '-v', '-i', key, '-p', String(port), '-N', '-L', `127.0.0.1:${lp}:${dest}`, `${user}@127.0.0.1`], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = spawn('ssh', [...SSH_BASE, '-v', '-i', key, '-p', String(port), '-N', '-L', `127.0.0.1:${lp}:${dest}`, `${user}@127.0.0.1`], {
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let err = '';
     const ok = await deadline(
       new Promise<boolean>((resolve) => {
@@ -211,23 +231,43 @@ test(`tunnel set-up time and ${MB} MB throughput: kindler's ssh -L vs OpenSSH ss
     execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(sd, 'host')]);
     writeFileSync(join(sd, 'authorized_keys'), `${pub}\n`, { mode: 0o600 });
     sshdPort = await freePort();
-    writeFileSync(join(sd, 'config'), [`Port ${sshdPort}`, 'ListenAddress 127.0.0.1', `HostKey ${join(sd, 'host')}`, `PidFile ${join(sd, 'pid')}`, `AuthorizedKeysFile ${join(sd, 'authorized_keys')}`,
-      'PermitRootLogin prohibit-password', 'PasswordAuthentication no', 'KbdInteractiveAuthentication no', 'UsePAM no', 'StrictModes no', 'AllowTcpForwarding yes', 'LogLevel ERROR', ''].join('\n'));
+    writeFileSync(
+      join(sd, 'config'),
+      [
+        `Port ${sshdPort}`,
+        'ListenAddress 127.0.0.1',
+        `HostKey ${join(sd, 'host')}`,
+        `PidFile ${join(sd, 'pid')}`,
+        `AuthorizedKeysFile ${join(sd, 'authorized_keys')}`,
+        'PermitRootLogin prohibit-password',
+        'PasswordAuthentication no',
+        'KbdInteractiveAuthentication no',
+        'UsePAM no',
+        'StrictModes no',
+        'AllowTcpForwarding yes',
+        'LogLevel ERROR',
+        '',
+      ].join('\n'),
+    );
     sshd = spawn(SSHD, ['-D', '-e', '-f', join(sd, 'config')], { stdio: ['ignore', 'ignore', 'pipe'] });
     t.after(() => sshd?.kill('SIGTERM'));
     // Ready when it accepts a TCP connection and sends its banner.
-    await deadline((async () => {
-      for (;;) {
-        const s = netConnect({ port: sshdPort, host: '127.0.0.1' });
-        const ok = await new Promise<boolean>((r) => {
-          s.once('data', () => r(true));
-          s.once('error', () => r(false));
-        });
-        s.destroy();
-        if (ok) return;
-        await new Promise((r) => setImmediate(r));
-      }
-    })(), 20_000, 'sshd to start');
+    await deadline(
+      (async () => {
+        for (;;) {
+          const s = netConnect({ port: sshdPort, host: '127.0.0.1' });
+          const ok = await new Promise<boolean>((r) => {
+            s.once('data', () => r(true));
+            s.once('error', () => r(false));
+          });
+          s.destroy();
+          if (ok) return;
+          await new Promise((r) => setImmediate(r));
+        }
+      })(),
+      20_000,
+      'sshd to start',
+    );
   } else note(`no ${SSHD}: OpenSSH figures skipped (apt-get install openssh-server)`);
   const user = process.env.USER ?? 'root';
 
@@ -237,7 +277,9 @@ test(`tunnel set-up time and ${MB} MB throughput: kindler's ssh -L vs OpenSSH ss
     setK.push(await setupOnce(key, 'kindler', sshPort, 'dev:6443'));
     if (sshd) setO.push(await setupOnce(key, user, sshdPort, `127.0.0.1:${apiPort}`));
   }
-  note(`set-up (ssh -L spawn -> first byte echoed), ${SETUP_ROUNDS} rounds: kindler median ${median(setK).toFixed(0)} ms (${range(setK)} ms)${sshd ? `; OpenSSH sshd median ${median(setO).toFixed(0)} ms (${range(setO)} ms)` : ''}`);
+  note(
+    `set-up (ssh -L spawn -> first byte echoed), ${SETUP_ROUNDS} rounds: kindler median ${median(setK).toFixed(0)} ms (${range(setK)} ms)${sshd ? `; OpenSSH sshd median ${median(setO).toFixed(0)} ms (${range(setO)} ms)` : ''}`,
+  );
   const upK: number[] = [];
   const downK: number[] = [];
   const upO: number[] = [];
@@ -252,8 +294,13 @@ test(`tunnel set-up time and ${MB} MB throughput: kindler's ssh -L vs OpenSSH ss
       downO.push(o.down);
     }
   }
-  note(`throughput ${MB} MB, ${XFER_ROUNDS} rounds: kindler up median ${median(upK).toFixed(0)} MB/s (${range(upK)}), down ${median(downK).toFixed(0)} MB/s (${range(downK)})`);
-  if (sshd) note(`throughput ${MB} MB, ${XFER_ROUNDS} rounds: OpenSSH up median ${median(upO).toFixed(0)} MB/s (${range(upO)}), down ${median(downO).toFixed(0)} MB/s (${range(downO)})`);
+  note(
+    `throughput ${MB} MB, ${XFER_ROUNDS} rounds: kindler up median ${median(upK).toFixed(0)} MB/s (${range(upK)}), down ${median(downK).toFixed(0)} MB/s (${range(downK)})`,
+  );
+  if (sshd)
+    note(
+      `throughput ${MB} MB, ${XFER_ROUNDS} rounds: OpenSSH up median ${median(upO).toFixed(0)} MB/s (${range(upO)}), down ${median(downO).toFixed(0)} MB/s (${range(downO)})`,
+    );
   const daemonRss = (() => {
     try {
       return /VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${d.proc.pid}/status`, 'utf8'))?.[1];

@@ -20,7 +20,21 @@ export const audit: Verb = {
       ...(p.flags.limit !== undefined ? { limit: p.flags.limit as string } : {}),
     });
     print(ctx, json, { events }, () =>
-      events.length ? table(['TIME', 'USER', 'SOURCE', 'ACTION', 'TARGET', 'RESULT', 'TASK', 'DETAIL'], events.map((e) => [e.at, e.user, `${e.source}${e.fingerprint ? ` ${e.fingerprint.slice(0, 19)}` : ''}`, e.action, e.target, e.result, e.taskId, e.detail])) : 'no audit events\n',
+      events.length
+        ? table(
+            ['TIME', 'USER', 'SOURCE', 'ACTION', 'TARGET', 'RESULT', 'TASK', 'DETAIL'],
+            events.map((e) => [
+              e.at,
+              e.user,
+              `${e.source}${e.fingerprint ? ` ${e.fingerprint.slice(0, 19)}` : ''}`,
+              e.action,
+              e.target,
+              e.result,
+              e.taskId,
+              e.detail,
+            ]),
+          )
+        : 'no audit events\n',
     );
     return EXIT.ok;
   },

@@ -19,8 +19,15 @@ export const create: Verb = {
     subnet: { type: 'string', value: 'CIDR', help: 'k3d only: a dedicated docker network subnet' },
     ttl: { type: 'string', value: 'DURATION', help: 'expire after this long, e.g. 2h or 1d (default from config; a retry keeps the recorded expiry)' },
     'remove-on-failure': { type: 'bool', help: 'drop the record if the create fails (default: keep it as failed)' },
-    'no-route': { type: 'bool', help: 'no HAProxy route NAME.BASE_DOMAIN for this cluster (--no-route=false routes it again on a retry; a retry keeps the recorded choice)' },
-    register: { type: 'string', value: 'LIST', help: 'registration hooks that act for this cluster: portainer,argocd, or none (default none; a retry keeps the recorded list)' },
+    'no-route': {
+      type: 'bool',
+      help: 'no HAProxy route NAME.BASE_DOMAIN for this cluster (--no-route=false routes it again on a retry; a retry keeps the recorded choice)',
+    },
+    register: {
+      type: 'string',
+      value: 'LIST',
+      help: 'registration hooks that act for this cluster: portainer,argocd, or none (default none; a retry keeps the recorded list)',
+    },
     ...WAIT,
   },
   async run(p, ctx, json) {

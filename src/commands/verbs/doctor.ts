@@ -20,12 +20,19 @@ export const doctor: Verb = {
       : `state: NOT BEING SAVED since ${state.since}: ${sanitizeLine(state.problem ?? '')} (${state.failures} failed write${state.failures === 1 ? '' : 's'}; ${state.lockLost ? 'restart kindler' : 'retried with backoff; free the space or fix the file and it resumes by itself'})\n`;
     // Lines of the journal found torn or damaged at start: ignored (a write cut short), said here and in the daemon log.
     const journal = r.journal ?? [];
-    print(ctx, json, r, () =>
-      table(['TOOL', 'FOUND', 'VERSION', 'USABLE', 'NEEDED FOR', 'DETAIL'], tools.map((t) => [t.name, t.found ? 'yes' : 'no', t.version, t.usable ? 'yes' : 'no', t.required, t.detail])) +
-      stateLine +
-      journal.map((j) => `${sanitizeLine(j)}\n`).join('') +
-      (toolsOk ? 'kindler can create clusters on this host\n' : 'kindler cannot create clusters here: docker, kubectl and k3d or kind must be usable\n') +
-      (state.saving ? '' : 'kindler cannot record changes until state is saved again: new tasks are refused\n'),
+    print(
+      ctx,
+      json,
+      r,
+      () =>
+        table(
+          ['TOOL', 'FOUND', 'VERSION', 'USABLE', 'NEEDED FOR', 'DETAIL'],
+          tools.map((t) => [t.name, t.found ? 'yes' : 'no', t.version, t.usable ? 'yes' : 'no', t.required, t.detail]),
+        ) +
+        stateLine +
+        journal.map((j) => `${sanitizeLine(j)}\n`).join('') +
+        (toolsOk ? 'kindler can create clusters on this host\n' : 'kindler cannot create clusters here: docker, kubectl and k3d or kind must be usable\n') +
+        (state.saving ? '' : 'kindler cannot record changes until state is saved again: new tasks are refused\n'),
     );
     return r.ok ? EXIT.ok : EXIT.failed;
   },

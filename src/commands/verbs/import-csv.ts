@@ -21,7 +21,14 @@ export const importCsv: Verb = {
         }
       },
     });
-    print(ctx, json, { rows }, () => (rows.length ? table(['LINE', 'NAME', 'RESULT', 'REASON'], rows.map((r) => [r.line, r.name, r.result, r.reason])) : 'no rows\n'));
+    print(ctx, json, { rows }, () =>
+      rows.length
+        ? table(
+            ['LINE', 'NAME', 'RESULT', 'REASON'],
+            rows.map((r) => [r.line, r.name, r.result, r.reason]),
+          )
+        : 'no rows\n',
+    );
     return rows.some((r) => r.result === 'refused') ? EXIT.failed : EXIT.ok;
   },
 };

@@ -26,4 +26,30 @@ import { completion } from './completion.js';
 import { completeVerb } from './complete.js';
 import { version } from './version.js';
 
-export const VERBS: readonly Verb[] = [list, show, create, deleteVerb, start, stop, sync, importImage, tasks, task, logs, cancel, kubeconfig, doctor, importCsv, extend, audit, reconcile, adopt, routes, whoami, users, completion, completeVerb, version];
+export const VERBS: readonly Verb[] = [
+  list,
+  show,
+  create,
+  deleteVerb,
+  start,
+  stop,
+  sync,
+  importImage,
+  tasks,
+  task,
+  logs,
+  cancel,
+  kubeconfig,
+  doctor,
+  importCsv,
+  extend,
+  audit,
+  reconcile,
+  adopt,
+  routes,
+  whoami,
+  users,
+  completion,
+  completeVerb,
+  version,
+];

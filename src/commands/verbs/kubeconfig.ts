@@ -6,7 +6,8 @@ import { type Verb, apiOf } from './common.js';
 
 export const kubeconfig: Verb = {
   name: 'kubeconfig',
-  summary: "Print a kubeconfig for a cluster (context kindler-NAME): its admin credential for admins and its owner, a read-only token for everyone else. --mode tunnel (default) goes through `ssh -L`; --mode direct needs api.publicAddress.",
+  summary:
+    'Print a kubeconfig for a cluster (context kindler-NAME): its admin credential for admins and its owner, a read-only token for everyone else. --mode tunnel (default) goes through `ssh -L`; --mode direct needs api.publicAddress.',
   args: [{ name: 'name', required: true, help: 'cluster name' }],
   flags: KUBECONFIG_FLAGS,
   async run(p, ctx, json) {

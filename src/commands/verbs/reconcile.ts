@@ -7,7 +7,8 @@ import { type Verb, apiOf } from './common.js';
 
 export const reconcile: Verb = {
   name: 'reconcile',
-  summary: 'Compare state with what the providers have; heal per configured drift kind (admin). --dry-run only reports (exit 10 on drift); --last shows the last pass.',
+  summary:
+    'Compare state with what the providers have; heal per configured drift kind (admin). --dry-run only reports (exit 10 on drift); --last shows the last pass.',
   args: [],
   flags: {
     'dry-run': { type: 'bool', help: 'report drift, change nothing (exit 0 none, 10 drift)' },

@@ -15,10 +15,21 @@ export const routes: Verb = {
       print(ctx, json, st, () => 'routes are off (routes.enabled is false)\n');
       return EXIT.ok;
     }
-    print(ctx, json, st, () =>
-      (st.routes.length ? table(['HOST', 'ALSO', 'BACKEND', 'CLUSTER'], st.routes.map((r) => [r.host, r.wildcard, r.backend, r.cluster])) : 'no routes\n') +
-      st.skipped.map((x) => `not routed: ${x.name}: ${x.reason}\n`).join('') +
-      (st.liveMatches ? `live file ${st.liveFile} matches state\n` : `live file ${st.liveFile} does NOT match state (a route step failed, or the file was edited)\n`),
+    print(
+      ctx,
+      json,
+      st,
+      () =>
+        (st.routes.length
+          ? table(
+              ['HOST', 'ALSO', 'BACKEND', 'CLUSTER'],
+              st.routes.map((r) => [r.host, r.wildcard, r.backend, r.cluster]),
+            )
+          : 'no routes\n') +
+        st.skipped.map((x) => `not routed: ${x.name}: ${x.reason}\n`).join('') +
+        (st.liveMatches
+          ? `live file ${st.liveFile} matches state\n`
+          : `live file ${st.liveFile} does NOT match state (a route step failed, or the file was edited)\n`),
     );
     return st.liveMatches ? EXIT.ok : EXIT.failed;
   },

@@ -10,7 +10,7 @@ export const show: Verb = {
   summary: "Show one cluster: its record, its steps' results and its recent tasks.",
   args: [{ name: 'name', required: true, help: 'cluster name' }],
   flags: {
-    live: { type: 'bool', help: "also ask the provider now: every container of the cluster with its role and docker state" },
+    live: { type: 'bool', help: 'also ask the provider now: every container of the cluster with its role and docker state' },
   },
   async run(p, ctx, json) {
     const r = await apiOf(ctx).show(ctx.actor, { name: p.args.name!, live: Boolean(p.flags.live) });
@@ -20,9 +20,13 @@ export const show: Verb = {
       return EXIT.ok;
     }
     print(ctx, json, r, () => {
-      const head = 'error' in live
-        ? `containers (live): the provider could not be asked: ${shown(live.error, 300)}`
-        : [`containers (live, provider says ${live.state}):`, ...(live.containers.length ? live.containers.map((x) => `  ${shown(x.name, 80)}  ${shown(x.role, 30)}  ${shown(x.state, 30)}`) : ['  (none)'])].join('\n');
+      const head =
+        'error' in live
+          ? `containers (live): the provider could not be asked: ${shown(live.error, 300)}`
+          : [
+              `containers (live, provider says ${live.state}):`,
+              ...(live.containers.length ? live.containers.map((x) => `  ${shown(x.name, 80)}  ${shown(x.role, 30)}  ${shown(x.state, 30)}`) : ['  (none)']),
+            ].join('\n');
       return `${clusterDetails(c, tasks).trimEnd()}\n\n${head}\n`;
     });
     return EXIT.ok;

@@ -46,7 +46,10 @@ export const users: Verb = {
     const readKey = async (): Promise<string> => {
       if (!ctx.io.readStdin) throw usageError('--key: - (standard input) is not available here; give the key line itself', 'key');
       const text = await ctx.io.readStdin();
-      const lines = text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+      const lines = text
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l && !l.startsWith('#'));
       if (lines.length !== 1) throw usageError(`--key: standard input must hold exactly one public key line (got ${lines.length})`, 'key');
       return lines[0]!;
     };
@@ -60,7 +63,12 @@ export const users: Verb = {
     if ('users' in r) {
       const list = r.users;
       print(ctx, json, { users: list }, () =>
-        list.length ? table(['USER', 'ROLE', 'KEYS'], list.map((u) => [u.name, u.role, u.keys.map((k) => `${k.fingerprint}${k.comment ? ` (${k.comment})` : ''}`).join(', ')])) : 'no users\n',
+        list.length
+          ? table(
+              ['USER', 'ROLE', 'KEYS'],
+              list.map((u) => [u.name, u.role, u.keys.map((k) => `${k.fingerprint}${k.comment ? ` (${k.comment})` : ''}`).join(', ')]),
+            )
+          : 'no users\n',
       );
       return EXIT.ok;
     }
