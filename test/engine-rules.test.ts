@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { KindlerError } from '../src/core/errors.js';
 import {
-  applyRecheck, applyScriptOutcome, applyTaskEnd, createCleanup, endQueuedTask, interruptAtStart, runOutcome,
+  applyRecheck, applyScriptOutcome, applyTaskEnd, createCleanup, cutShortCreate, endQueuedTask, interruptAtStart, runOutcome,
   type ProviderStatus, type RunEnd, type RunFacts,
 } from '../src/core/taskrules.js';
 import {
@@ -210,6 +210,25 @@ test('interruptAtStart: unfinished tasks found at start', () => {
     assert.deepEqual(t.steps.map((s) => [s.state, s.finishedAt]), [['succeeded', AT], ['failed', AT]], `${row.name}: steps`);
     if (typeof row.want === 'object') assert.deepEqual(c, rec({ ...row.c, ...row.want, updatedAt: AT }), `${row.name}: record`);
   }
+});
+
+// ---- cutShortCreate: a create a shutdown stopped -> finished at start, or not -----------------------------
+
+test('cutShortCreate: which record\'s last create is finished (cleaned up) at start', () => {
+  const made = [step('create-cluster', 'succeeded'), step('wait-ready', 'failed')];
+  const cut = (over: Partial<Task> = {}) => task({ state: 'interrupted', steps: made, ...over });
+  const rows: { name: string; c: Partial<Cluster>; last?: Task; want: boolean }[] = [
+    { name: 'interrupted after making the cluster, its cleanup failed', c: { actual: 'unknown', lastTaskId: 't-7' }, last: cut({ cleanup: 'failed' }), want: true },
+    { name: 'interrupted after making the cluster, cleanup not known (killed)', c: { actual: 'unknown', lastTaskId: 't-7' }, last: cut(), want: true },
+    { name: 'its own cleanup was done', c: { actual: 'unknown', lastTaskId: 't-7' }, last: cut({ cleanup: 'done' }), want: false },
+    { name: 'stopped before it made the cluster', c: { actual: 'unknown', lastTaskId: 't-7' }, last: cut({ steps: [step('preflight', 'failed')] }), want: false },
+    { name: 'a failed create (not interrupted)', c: { actual: 'unknown', lastTaskId: 't-7' }, last: cut({ state: 'failed', cleanup: 'failed' }), want: false },
+    { name: 'an interrupted start', c: { actual: 'unknown', lastTaskId: 't-7' }, last: cut({ kind: 'start' }), want: false },
+    { name: 'not the record\'s last task', c: { actual: 'unknown', lastTaskId: 't-9' }, last: cut(), want: false },
+    { name: 'the record was re-checked since', c: { actual: 'failed', lastTaskId: 't-7' }, last: cut(), want: false },
+    { name: 'no last task', c: { actual: 'unknown' }, want: false },
+  ];
+  for (const row of rows) assert.equal(cutShortCreate(rec(row.c), row.last), row.want ? row.last : null, row.name);
 });
 
 // ---- applyRecheck: what the provider reported -> the record -------------------------------------------

@@ -195,6 +195,16 @@ export function interruptAtStart(t: Task, c: Cluster | undefined, at: string): {
   return { remove: false };
 }
 
+/**
+ * The create to finish at start for a record no unfinished task names: its last task, when that is a create
+ * that kindler stopped (shutdown) after it had made the cluster and whose cleanup is not known to be done.
+ * Its re-check cleans up what the create made, as for a create a crash cut short; null otherwise.
+ */
+export function cutShortCreate(c: Cluster, last: Task | undefined): Task | null {
+  if (!last || last.id !== c.lastTaskId || last.kind !== 'create' || last.state !== 'interrupted' || c.actual !== 'unknown') return null;
+  return last.cleanup !== 'done' && last.steps.some((st) => st.key === 'create-cluster') ? last : null;
+}
+
 /** What the provider reported for a cluster (cluster.sh status). */
 export interface ProviderStatus {
   state: 'running' | 'stopped' | 'degraded' | 'absent';

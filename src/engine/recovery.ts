@@ -7,9 +7,9 @@
 import { failed } from '../core/errors.js';
 import { OWNER_ENV } from '../core/childenv.js';
 import { parseMarker } from '../core/markers.js';
-import { applyRecheck, interruptAtStart } from '../core/taskrules.js';
+import { applyRecheck, cutShortCreate, interruptAtStart } from '../core/taskrules.js';
 import { cleanLine } from '../core/text.js';
-import { isTerminal, type Task } from '../core/types.js';
+import { isTerminal, type Cluster, type Task } from '../core/types.js';
 import { ownProcessGroup, processesWithEnv, processRunning, processStart } from '../os/process.js';
 import { parseStatus, scriptFor, statusCall, type StatusResult } from '../provision/scripts.js';
 import { now, type EngineContext } from './context.js';
@@ -156,8 +156,10 @@ export class Recovery {
     const d = ctx.store.data;
     const unfinished = d.tasks.filter((t) => !isTerminal(t.state));
     await this.stopOrphans(unfinished);
+    // A create a shutdown stopped after it made the cluster, and that could not clean up, is finished like one a crash stopped.
+    const cutShort = (c: Cluster | undefined) => (c ? cutShortCreate(c, c.lastTaskId ? d.tasks.find((x) => x.id === c.lastTaskId) : undefined) : null);
     if (unfinished.length === 0) {
-      for (const c of d.clusters) if (c.actual === 'creating' || c.actual === 'deleting' || c.actual === 'unknown') this.recheck(c.name, null);
+      for (const c of d.clusters) if (c.actual === 'creating' || c.actual === 'deleting' || c.actual === 'unknown') this.recheck(c.name, cutShort(c));
       return;
     }
     const at = now();
@@ -175,7 +177,8 @@ export class Recovery {
     for (const c of d.clusters) if (c.actual === 'creating' || c.actual === 'deleting' || c.actual === 'unknown') again.add(c.name);
     for (const name of again) {
       const t = unfinished.filter((x) => x.cluster === name).pop();
-      this.recheck(name, t && t.kind === 'create' && t.steps.length > 0 ? t : null);
+      if (t) this.recheck(name, t.kind === 'create' && t.steps.length > 0 ? t : null);
+      else this.recheck(name, cutShort(ctx.cluster(name)));
     }
   }
 }
