@@ -26,6 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { PassThrough } from 'node:stream';
 import { LocalSession } from '../src/commands/session.js';
 import { openTui } from '../src/tui/index.js';
+import { sharedFrames } from '../src/tui/frames.js';
 import { Engine } from '../src/engine/engine.js';
 import { Store, type StateData } from '../src/store/state.js';
 import { makeWorld, scriptEnv } from '../test/helpers.js';
@@ -74,7 +75,7 @@ async function writeSweep(tasks: number) {
  * Frame times of the real TUI over a state: j/k selection frames and full relayouts (resize),
  * each timed from the input to the frame's write on the terminal stream.
  */
-async function tableFrames(state: StateData): Promise<{ key: number[]; full: number[] }> {
+async function tableFrames(state: StateData): Promise<{ key: number[]; full: number[]; lone: number[] }> {
   const w = makeWorld({ checkHostPorts: false, auditMaxEvents: Math.max(5000, AUDIT * 2) });
   const engine = await (async () => {
     writeFileSync(join(w.dataDir, 'state.json'), JSON.stringify(state), { mode: 0o600 });
@@ -99,6 +100,9 @@ async function tableFrames(state: StateData): Promise<{ key: number[]; full: num
     act();
   });
   const session = new LocalSession(engine, { user: 'user0', role: 'admin', source: 'bench' }, 'bench');
+  // One session, the same few screens over and over: frames shared between sessions would let it
+  // replay its own earlier frames without rendering. This times the render, so every frame renders.
+  sharedFrames.enabled = false;
   let exited = false;
   // Keys and resizes go back to back here, so the per-session render budget (which holds a session's
   // frames past 100 ms of drawing a second) is lifted: this measures the cost of one frame.
@@ -113,11 +117,19 @@ async function tableFrames(state: StateData): Promise<{ key: number[]; full: num
     }
     const key: number[] = [];
     const full: number[] = [];
+    const lone: number[] = [];
     for (let i = 0; i < FRAMES; i++) {
       key.push(await frame(() => input.write(i % 2 ? 'k' : 'j')));
       full.push(await frame(() => handle.resize(i % 2 ? 120 : 119, 40)));
     }
-    return { key, full };
+    // A lone resize: the last reflow lies more than the TUI's 16 ms reflow frame gap back, so the
+    // frame is drawn at once and its time is the relayout's own cost (the figure above, resizes
+    // back to back, includes waiting for that gap, which is how a burst of window changes is drawn).
+    for (let i = 0; i < FRAMES; i++) {
+      await new Promise((r) => setTimeout(r, 25));
+      lone.push(await frame(() => handle.resize(i % 2 ? 120 : 119, 40)));
+    }
+    return { key, full, lone };
   } finally {
     handle.close();
     if (!exited) throw new Error('the TUI did not close');
@@ -255,12 +267,14 @@ async function main(): Promise<void> {
         clusters: CLUSTERS,
         frames: FRAMES,
         keyFrameMs: { p50: fmt(pct(frames.many.key, 50)), p95: fmt(pct(frames.many.key, 95)), max: fmt(Math.max(...frames.many.key)) },
-        relayoutMs: { p50: fmt(pct(frames.many.full, 50)), p95: fmt(pct(frames.many.full, 95)) },
+        relayoutMs: { note: 'resizes back to back: each waits for the 16 ms reflow frame gap after the previous one', p50: fmt(pct(frames.many.full, 50)), p95: fmt(pct(frames.many.full, 95)) },
+        loneRelayoutMs: { note: 'a resize more than the frame gap after the last reflow: drawn at once, the relayout itself', p50: fmt(pct(frames.many.lone, 50)), p95: fmt(pct(frames.many.lone, 95)), max: fmt(Math.max(...frames.many.lone)) },
+        baselineTwoClustersLoneRelayoutMs: { p95: fmt(pct(frames.one.lone, 95)) },
         baselineTwoClustersKeyFrameMs: { p50: fmt(pct(frames.one.key, 50)), p95: fmt(pct(frames.one.key, 95)) },
         baselineTwoClustersRelayoutMs: { p95: fmt(pct(frames.one.full, 95)) },
         ratioKeyP95: fmt(pct(frames.many.key, 95) / pct(frames.one.key, 95), 2),
         targetMs: 16,
-        pass: pct(frames.many.key, 95) <= 16 && pct(frames.many.full, 95) <= 16,
+        pass: pct(frames.many.key, 95) <= 16 && pct(frames.many.lone, 95) <= 16,
       },
     };
     process.stdout.write(`${JSON.stringify(result)}\n`);
@@ -274,7 +288,8 @@ async function main(): Promise<void> {
       ['  event-loop delay during writes max / p99 (ms)', `${result.write.loopDelayDuringWrites.maxMs} / ${result.write.loopDelayDuringWrites.p99Ms}`, '', '', '', ''],
       ...sweep.map((r) => [`write p95, ${r.tasks} tasks, ${(r.bytes / 1e6).toFixed(1)} MB (ms)`, r.updateMs.p95, `${r.floorMs.p95} floor`, String(r.ratioP95), '≤ 20', String(r.updateMs.p95 <= 20)]),
       [`table key frame p95, ${CLUSTERS} clusters (ms)`, fmt(pct(frames.many.key, 95)), `${fmt(pct(frames.one.key, 95))} (2 clusters)`, String(result.tableFrame.ratioKeyP95), '≤ 16', String(pct(frames.many.key, 95) <= 16)],
-      [`table relayout p95, ${CLUSTERS} clusters (ms)`, fmt(pct(frames.many.full, 95)), `${fmt(pct(frames.one.full, 95))} (2 clusters)`, fmt(pct(frames.many.full, 95) / pct(frames.one.full, 95), 2), '≤ 16', String(pct(frames.many.full, 95) <= 16)],
+      [`table lone relayout p95, ${CLUSTERS} clusters (ms)`, fmt(pct(frames.many.lone, 95)), `${fmt(pct(frames.one.lone, 95))} (2 clusters)`, fmt(pct(frames.many.lone, 95) / pct(frames.one.lone, 95), 2), '≤ 16', String(pct(frames.many.lone, 95) <= 16)],
+      [`  back-to-back resizes p95 (incl. 16 ms frame gap)`, fmt(pct(frames.many.full, 95)), `${fmt(pct(frames.one.full, 95))} (2 clusters)`, fmt(pct(frames.many.full, 95) / pct(frames.one.full, 95), 2), '-', ''],
     ]));
   } finally {
     w.cleanup();

@@ -54,7 +54,7 @@ case $SUB in
       KUBECONFIG_FILE=${KD_FLAG[kubeconfig]}
     fi
     if kd_has wait-timeout; then
-      kd_check_int wait-timeout "${KD_FLAG[wait-timeout]}" 1 86400
+      kd_check_wait_timeout wait-timeout "${KD_FLAG[wait-timeout]}"
       WAIT=$((10#${KD_FLAG[wait-timeout]}))
     fi
     ;;

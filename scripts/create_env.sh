@@ -30,19 +30,14 @@ NAME=${KD_FLAG[name]}
 SERVERS=${KD_FLAG[servers]:-1}
 AGENTS=${KD_FLAG[agents]:-0}
 WAIT=${KD_FLAG[wait-timeout]:-180}
-kd_check_int servers "$SERVERS" 1 7
-kd_check_int agents "$AGENTS" 0 20
-kd_check_int wait-timeout "$WAIT" 1 86400
+kd_check_count servers "$SERVERS"
+kd_check_count agents "$AGENTS"
+kd_check_wait_timeout wait-timeout "$WAIT"
 SERVERS=$((10#$SERVERS)) AGENTS=$((10#$AGENTS)) WAIT=$((10#$WAIT))
-for f in http-port https-port api-port; do
-  kd_check_port "$f" "${KD_FLAG[$f]}"
-done
+kd_check_cluster_ports http-port="${KD_FLAG[http-port]}" https-port="${KD_FLAG[https-port]}" api-port="${KD_FLAG[api-port]}"
 HTTP_PORT=$((10#${KD_FLAG[http-port]}))
 HTTPS_PORT=$((10#${KD_FLAG[https-port]}))
 API_PORT=$((10#${KD_FLAG[api-port]}))
-((HTTPS_PORT != HTTP_PORT)) || kd_usage_error --https-port "must differ from --http-port (both $HTTP_PORT)"
-((API_PORT != HTTP_PORT)) || kd_usage_error --api-port "must differ from --http-port (both $API_PORT)"
-((API_PORT != HTTPS_PORT)) || kd_usage_error --api-port "must differ from --https-port (both $API_PORT)"
 kd_check_path kubeconfig "${KD_FLAG[kubeconfig]}"
 KUBECONFIG_FILE=${KD_FLAG[kubeconfig]}
 KUBECONFIG_DIR=${KUBECONFIG_FILE%/*}
@@ -54,16 +49,14 @@ if kd_has image; then
 fi
 SUBNET=""
 if kd_has subnet; then
-  [[ $PROVIDER == k3d ]] || kd_usage_error --subnet "only k3d clusters can have their own subnet (kind shares one docker network)"
+  [[ $PROVIDER == k3d ]] || kd_usage_error --subnet "$KD_RULE_SUBNET_KIND_RULE"
   kd_check_subnet subnet "${KD_FLAG[subnet]}"
   SUBNET=${KD_FLAG[subnet]}
 fi
 API_ADDRESS=127.0.0.1
 if kd_has api-address; then
+  kd_check_api_address api-address "${KD_FLAG[api-address]}"
   API_ADDRESS=${KD_FLAG[api-address]}
-  if [[ ! $API_ADDRESS =~ ^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$ || $API_ADDRESS == 0.0.0.0 ]]; then
-    kd_usage_error --api-address "must be an IPv4 address of this host, e.g. 192.168.1.10 (got '$API_ADDRESS')"
-  fi
 fi
 kd_context_for "$PROVIDER" "$NAME"
 CONTEXT=$REPLY

@@ -52,7 +52,7 @@ function store(s: Sandbox): FakeState {
   return existsSync(f) ? JSON.parse(readFileSync(f, 'utf8')) : { containers: [], networks: [] };
 }
 function names(s: Sandbox, label?: string): string[] {
-  return store(s).containers.filter((c) => !label || label.split('=')[0] in c.labels && (!label.includes('=') || c.labels[label.split('=')[0]] === label.split('=')[1])).map((c) => c.name).sort();
+  return store(s).containers.filter((c) => !label || label.split('=')[0]! in c.labels && (!label.includes('=') || c.labels[label.split('=')[0]!] === label.split('=')[1])).map((c) => c.name).sort();
 }
 
 describe('fake provider CLIs', { concurrency: true }, () => {
@@ -88,7 +88,7 @@ describe('fake provider CLIs', { concurrency: true }, () => {
       r = await s.run('docker', ['inspect', '-f', '{{json .NetworkSettings.Ports}}', 'k3d-dev-serverlb']);
       assert.match(r.stdout, /"6443\/tcp":\[\{"HostIp":"0.0.0.0","HostPort":"6550"\}\]/);
       assert.match(r.stdout, /"80\/tcp":\[\{"HostIp":"0.0.0.0","HostPort":"18080"\}/);
-      assert.match(store(s).containers.find((c) => c.name === 'k3d-dev-server-0')!.networks['k3d-dev'].ip, /^172\.18\.0\.\d+$/);
+      assert.match(store(s).containers.find((c) => c.name === 'k3d-dev-server-0')!.networks['k3d-dev']!.ip, /^172\.18\.0\.\d+$/);
 
       r = await s.run('k3d', ['kubeconfig', 'write', 'dev']);
       const kc = r.stdout.trim();
@@ -175,7 +175,7 @@ describe('fake provider CLIs', { concurrency: true }, () => {
       assert.match(r.stdout, /^80\/tcp -> 0\.0\.0\.0:18093$/m);
       assert.match(r.stdout, /^443\/tcp -> 127\.0\.0\.1:18446$/m);
       assert.match(r.stdout, /^6443\/tcp -> 127\.0\.0\.1:\d+$/m);
-      assert.match(store(s).containers.find((c) => c.name === 'dev-a-worker')!.networks.kind.ip, /^172\.18\.0\.\d+$/);
+      assert.match(store(s).containers.find((c) => c.name === 'dev-a-worker')!.networks.kind!.ip, /^172\.18\.0\.\d+$/);
       assert.match(readFileSync(kc, 'utf8'), /current-context: kind-dev-a/);
       r = await s.run('kubectl', ['--kubeconfig', kc, 'wait', '--for=condition=Ready', 'nodes', '--all', '--timeout=60s']);
       assert.equal(r.code, 0, r.stderr);

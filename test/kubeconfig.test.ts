@@ -390,7 +390,7 @@ test('tunnels count against ssh.maxChannelsPerConnection; the daemon survives an
   // With an API listening, 2 channels are allowed and the third is refused.
   await greetingApi(t, c.apiPort);
   const open = async () => {
-    const x = netConnect({ port: lp, host: '127.0.0.1' });
+    const x = netConnect({ port: lp!, host: '127.0.0.1' });
     x.on('error', () => undefined);
     return x;
   };

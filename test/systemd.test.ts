@@ -111,7 +111,7 @@ function unitKeys(text: string): Map<string, string[]> {
   const m = new Map<string, string[]>();
   for (const line of text.split('\n')) {
     const x = /^([A-Za-z]+)=(.*)$/.exec(line);
-    if (x) m.set(x[1], [...(m.get(x[1]) ?? []), x[2]]);
+    if (x) m.set(x[1]!, [...(m.get(x[1]!) ?? []), x[2]!]);
   }
   return m;
 }
@@ -122,7 +122,7 @@ describe('the unit', () => {
     const one = (key: string) => {
       const v = k.get(key);
       assert.ok(v && v.length === 1, `${key}= set exactly once (got ${JSON.stringify(v)})`);
-      return v[0];
+      return v[0]!;
     };
     assert.equal(one('User'), 'kindler');
     assert.equal(one('SupplementaryGroups'), 'docker');
@@ -187,8 +187,8 @@ describe('the unit', () => {
 
     // Each check is a line "MARK NAME DESCRIPTION [EXPOSURE]"; MARK is ✓/✗, or +/- in a non-UTF-8 locale.
     const checks = r.lines.map((l) => /^([✓✗+-]) (\S+)/.exec(l)).filter((x) => x !== null);
-    const open = checks.filter((x) => x[1] === '✗' || x[1] === '-').map((x) => x[2]);
-    const passed = checks.filter((x) => x[1] === '✓' || x[1] === '+').map((x) => x[2]);
+    const open = checks.filter((x) => x[1] === '✗' || x[1] === '-').map((x) => x[2]!);
+    const passed = checks.filter((x) => x[1] === '✓' || x[1] === '+').map((x) => x[2]!);
     assert.ok(passed.length > 40, `the checks were parsed:\n${r.out}`);
     t.diagnostic(`open: ${open.join(' ')}`);
     assert.ok(open.includes('MemoryDenyWriteExecute='), 'MemoryDenyWriteExecute stays off (V8 JIT)');
@@ -415,7 +415,7 @@ describe('install.sh', () => {
     const r = ok(INSTALL, ['install', '--root', root, '--node', NODE]);
     assert.match(r.out, /kindler: installed in /);
     const app = join(root, 'opt/kindler');
-    for (const p of ['dist/cli.js', 'scripts/create_env.sh', 'scripts/lib/common.sh', 'config/users.conf.example', 'node_modules/ssh2/package.json', 'bin/kindler']) {
+    for (const p of ['dist/cli.js', 'scripts/create_env.sh', 'scripts/lib/common.sh', 'scripts/lib/rules.sh', 'config/users.conf.example', 'node_modules/ssh2/package.json', 'bin/kindler']) {
       assert.ok(existsSync(join(app, p)), p);
     }
     // The CLI opens the state even for `version`: keep it in the temp root, never in the host's /var/lib/kindler.

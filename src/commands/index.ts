@@ -13,7 +13,7 @@ import { Engine, type Actor } from '../engine/engine.js';
 import type { LogCursor } from '../engine/logs.js';
 import type { UsersStore } from '../access/users.js';
 import { lastReconcile, runReconcile } from '../cron/jobs.js';
-import { looksLikeName } from '../core/names.js';
+import { assertName } from '../core/names.js';
 import { bar, clusterDetails, clusterTable, table, taskTable } from './format.js';
 import { complete, completionScript, SHELLS, type Shell } from './completion.js';
 import { helpText, parseArgs, twoColumns, wrapWords, type Parsed, type VerbSpec } from './parse.js';
@@ -676,7 +676,9 @@ const VERBS: Verb[] = [
     async run(p, ctx, json) {
       allow(ctx, 'reconcile');
       const provider = parseProvider((p.flags.provider as string | undefined) ?? ctx.engine.cfg.defaults.provider);
-      if (!looksLikeName(p.args.name!)) throw usageError('name: must be a lowercase DNS label', 'name');
+      // The rule for a cluster that exists already, as the scripts hold it: a reserved name may be adopted (it can
+      // never be created, but a cluster made by hand may carry one), and a kind name may be any DNS label.
+      assertName(p.args.name!, provider, 'existing');
       const c = await ctx.engine.adopt(p.args.name!, provider, ctx.actor);
       print(ctx, json, { cluster: c }, () => `adopted ${c.name} (${c.provider}, ${c.actual})\n`);
       return EXIT.ok;

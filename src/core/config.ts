@@ -2,9 +2,10 @@
  * The daemon's configuration: shape, defaults and validation (pure). Loading lives in store/config.ts.
  */
 import type { PortRange } from './ports.js';
-import { validRange } from './ports.js';
+import { MIN_CLUSTER_PORT, PORT_MAX, validRange } from './ports.js';
+import { LIMITS, WAIT_TIMEOUT_SECONDS, waitTimeoutOk } from './spec.js';
 import { PASS_ENV_RE } from './childenv.js';
-import type { Provider, TaskKind } from './types.js';
+import { PROVIDERS, type Provider, type TaskKind } from './types.js';
 
 export interface Config {
   /** Where state.json, logs/, kubeconfig/ and the control socket live. */
@@ -243,14 +244,19 @@ export function configProblems(c: Config): string[] {
   posInt('concurrency', c.concurrency);
   for (const [k, v] of Object.entries(c.timeouts ?? {})) posInt(`timeouts.${k}`, v);
   posInt('cancelGraceSeconds', c.cancelGraceSeconds, 0);
-  posInt('waitTimeoutSeconds', c.waitTimeoutSeconds);
+  // The scripts refuse a --wait-timeout outside this range (every create would fail): refuse it here, at start.
+  if (!waitTimeoutOk(c.waitTimeoutSeconds)) out.push(`waitTimeoutSeconds: must be a whole number ${WAIT_TIMEOUT_SECONDS.min}-${WAIT_TIMEOUT_SECONDS.max}`);
   posInt('logRingLines', c.logRingLines, 10);
   posInt('taskListLimit', c.taskListLimit);
   for (const k of ['http', 'https', 'api'] as const) {
     const r = c.ports?.[k];
-    if (!r || !validRange(r) || r.from < 1024) out.push(`ports.${k}: must be {"from": P, "to": Q} with 1024 <= P <= Q <= 65535 (ports below 1024 are privileged)`);
+    if (!r || !validRange(r) || r.from < MIN_CLUSTER_PORT) out.push(`ports.${k}: must be {"from": P, "to": Q} with ${MIN_CLUSTER_PORT} <= P <= Q <= ${PORT_MAX} (ports below ${MIN_CLUSTER_PORT} are privileged)`);
   }
-  if (!['k3d', 'kind'].includes(c.defaults?.provider)) out.push('defaults.provider: must be k3d or kind');
+  if (!(PROVIDERS as readonly string[]).includes(c.defaults?.provider)) out.push(`defaults.provider: must be ${PROVIDERS.join(' or ')}`);
+  for (const k of ['servers', 'agents'] as const) {
+    const v = c.defaults?.[k];
+    if (!Number.isInteger(v) || v < LIMITS[k].min || v > LIMITS[k].max) out.push(`defaults.${k}: must be a whole number ${LIMITS[k].min}-${LIMITS[k].max}`);
+  }
   if (typeof c.checkHostPorts !== 'boolean') out.push('checkHostPorts: must be true or false');
   const ssh = c.ssh;
   if (typeof ssh?.enabled !== 'boolean') out.push('ssh.enabled: must be true or false');
@@ -267,16 +273,28 @@ export function configProblems(c: Config): string[] {
   if (ssh?.publicHost !== undefined && (typeof ssh.publicHost !== 'string' || !/^[A-Za-z0-9.:_-]{1,253}$/.test(ssh.publicHost))) out.push('ssh.publicHost: must be a host name or address');
   const api = c.api;
   if (!api || typeof api !== 'object') out.push('api: must be an object');
-  else if (api.publicAddress !== undefined && (typeof api.publicAddress !== 'string' || !isPublishableAddress(api.publicAddress))) out.push('api.publicAddress: must be an IPv4 address of this host, e.g. 192.168.1.10 (not 0.0.0.0)');
+  else if (api.publicAddress !== undefined && (typeof api.publicAddress !== 'string' || !isPublishableAddress(api.publicAddress))) out.push(`api.publicAddress: ${API_ADDRESS_RULE}`);
   const acc = c.access;
   for (const k of ['defaultTokenDuration', 'maxTokenDuration'] as const) if (typeof acc?.[k] !== 'string' || !/^(?:[0-9]{1,6}[smhd])+$/.test(acc[k])) out.push(`access.${k}: must be a duration like 8h or 1d`);
   if (ssh && ssh.idleWarnSeconds >= ssh.idleCloseSeconds) out.push('ssh.idleWarnSeconds: must be less than ssh.idleCloseSeconds');
   return out;
 }
 
+/**
+ * A dotted-quad IPv4 address, each octet 0-255 without leading zeros, as a regular expression that means the same
+ * in JavaScript and bash's [[ =~ ]] (create_env.sh checks --api-address with it, from scripts/lib/rules.sh).
+ */
+const OCTET = '(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])';
+export const IPV4_PATTERN = `^${OCTET}(\\.${OCTET}){3}$`;
+const IPV4_RE = new RegExp(IPV4_PATTERN);
+
+/** Addresses that are IPv4 but can never be a host's own address to publish on. */
+export const API_ADDRESS_REFUSED: readonly string[] = ['0.0.0.0', '255.255.255.255'];
+
+/** The rule api.publicAddress (the scripts' --api-address) breaks, for the error line. */
+export const API_ADDRESS_RULE = `must be an IPv4 address of this host, e.g. 192.168.1.10 (not ${API_ADDRESS_REFUSED.join(' or ')})`;
+
 /** An IPv4 address a cluster's API can be published on and named in its certificate. */
 export function isPublishableAddress(a: string): boolean {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(a);
-  if (!m || m.slice(1).some((x) => Number(x) > 255 || (x.length > 1 && x.startsWith('0')))) return false;
-  return a !== '0.0.0.0' && a !== '255.255.255.255';
+  return IPV4_RE.test(a) && !API_ADDRESS_REFUSED.includes(a);
 }

@@ -52,7 +52,7 @@ export function parseEnvironmentsCsv(text: string): CsvRow[] {
       return;
     }
     try {
-      const [env, provider, nodePort, , portainer, route, http, https, subnet] = cells as unknown as string[];
+      const [env, provider, nodePort, , portainer, route, http, https, subnet] = cells;
       const req: CreateRequest = {
         name: env!,
         provider: parseProvider(provider!),

@@ -44,6 +44,7 @@ export function runOutcome(r: RunEnd, f: RunFacts): { state: TaskState; reason?:
   if (r.stopped === 'shutdown') return { state: 'interrupted', reason: 'kindler stopped while the task was running' };
   if (f.abort) return { state: 'failed', reason: f.abort };
   if (r.exitCode === 0 && f.kind === 'sync' && f.result?.state !== 'running') {
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- the script's value as it printed it (the reason's text is unchanged)
     return { state: 'failed', reason: `the provider reports the cluster ${String(f.result?.state ?? 'unknown')}; start it first` };
   }
   if (r.exitCode === 0 && (f.kind !== 'create' || f.result)) return { state: 'succeeded' };

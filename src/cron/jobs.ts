@@ -17,10 +17,10 @@ const running = new WeakMap<Engine, Map<string, Promise<unknown>>>();
 /** Runs `fn` unless a run of the same job on this engine is pending, in which case it waits for that one. */
 function once<T>(engine: Engine, job: string, fn: () => Promise<T>): Promise<T> {
   let m = running.get(engine);
-  if (!m) running.set(engine, (m = new Map()));
+  if (!m) running.set(engine, (m = new Map<string, Promise<unknown>>()));
   const cur = m.get(job) as Promise<T> | undefined;
   if (cur) return cur;
-  const p = fn().finally(() => m!.delete(job));
+  const p = fn().finally(() => m.delete(job));
   m.set(job, p);
   return p;
 }

@@ -6,7 +6,7 @@
 import { parseMarker, progressAt } from '../core/markers.js';
 import { applyScriptOutcome, applyTaskEnd, createCleanup, runOutcome } from '../core/taskrules.js';
 import { cleanLine, sanitizeLine } from '../core/text.js';
-import { isTerminal, type Task } from '../core/types.js';
+import { isTerminal, type Task, type TaskStep } from '../core/types.js';
 import { processStart } from '../os/process.js';
 import { scriptFor } from '../provision/scripts.js';
 import { clone, now, type EngineContext, type Running } from './context.js';
@@ -251,7 +251,7 @@ export class Execution {
       if (!c) break;
       const n = base + i + 1;
       const title = step.title(c, t.kind);
-      const rec = { n, of, key: step.key, title, state: 'running' as 'running' | 'succeeded' | 'failed', startedAt: now() } as Task['steps'][number];
+      const rec: TaskStep = { n, of, key: step.key, title, state: 'running', startedAt: now() };
       t.steps.push(rec);
       t.step = title;
       t.progress = progressAt(n, of);

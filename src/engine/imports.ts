@@ -9,7 +9,7 @@ import { conflict, failed, notFound, usageError } from '../core/errors.js';
 import { buildImportedRecord, subnetClash } from '../core/createrules.js';
 import { countCsvRows, parseEnvironmentsCsv } from '../core/csv.js';
 import { kubeContextFor } from '../core/names.js';
-import type { PortKind } from '../core/ports.js';
+import { PORT_MAX, type PortKind } from '../core/ports.js';
 import { flagOf, MIN_CLUSTER_PORT } from '../core/spec.js';
 import { sanitizeLine } from '../core/text.js';
 import type { Cluster } from '../core/types.js';
@@ -60,7 +60,7 @@ export class Imports {
         };
         const state = found.state;
         if (state !== 'running' && state !== 'stopped' && state !== 'degraded') throw failed(`adopt: cluster.sh adopt gave state ${JSON.stringify(state)}`);
-        const ports = { httpPort: num('httpPort', 1, 65535), httpsPort: num('httpsPort', 1, 65535), apiPort: num('apiPort', 1, 65535) };
+        const ports = { httpPort: num('httpPort', 1, PORT_MAX), httpsPort: num('httpsPort', 1, PORT_MAX), apiPort: num('apiPort', 1, PORT_MAX) };
         const servers = num('servers', 1, 1000);
         const agents = num('agents', 0, 1000);
         const image = typeof found.image === 'string' && found.image ? found.image : undefined;
@@ -68,7 +68,7 @@ export class Imports {
         const own = this.ports.own();
         for (const k of ['httpPort', 'httpsPort', 'apiPort'] as const) {
           const v = ports[k];
-          if (v < MIN_CLUSTER_PORT) throw usageError(`${flagOf(k)}: ${provider} cluster "${name}" publishes it on ${v}; kindler's clusters use ports ${MIN_CLUSTER_PORT}-65535, so it cannot be adopted`, flagOf(k));
+          if (v < MIN_CLUSTER_PORT) throw usageError(`${flagOf(k)}: ${provider} cluster "${name}" publishes it on ${v}; kindler's clusters use ports ${MIN_CLUSTER_PORT}-${PORT_MAX}, so it cannot be adopted`, flagOf(k));
           const key = own.get(v);
           if (key) throw conflict(`${flagOf(k)}: ${provider} cluster "${name}" publishes it on ${v}, the routes frontend's own port (${key}); it cannot be adopted`, flagOf(k));
           const other = ctx.store.data.clusters.find((c) => c.httpPort === v || c.httpsPort === v || c.apiPort === v);

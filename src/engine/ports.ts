@@ -6,7 +6,7 @@
 import type { Config } from '../core/config.js';
 import { conflict, failed, usageError } from '../core/errors.js';
 import { allocatePort, type PortKind } from '../core/ports.js';
-import { flagOf, MIN_CLUSTER_PORT, type CreateRequest } from '../core/spec.js';
+import { assertClusterPort, flagOf, type CreateRequest } from '../core/spec.js';
 import type { Cluster } from '../core/types.js';
 import { dockerPublishers, hostIPv4Addresses, hostPortBusy } from '../provision/hostports.js';
 import type { EngineContext } from './context.js';
@@ -53,7 +53,7 @@ export class Ports {
       const want = req[k] ?? existing?.[k];
       if (want === undefined) continue;
       // Recorded ports are held to the same rules as given ones (a record may predate a rule).
-      if (!Number.isInteger(want) || want < MIN_CLUSTER_PORT || want > 65535) throw usageError(`${field(k)}: must be a port number ${MIN_CLUSTER_PORT}-65535 (got ${want})`, field(k));
+      assertClusterPort(field(k), want);
       const key = own.get(want);
       if (key) throw usageError(`${field(k)}: ${want} is the routes frontend's own port (${key}); choose another`, field(k));
       const owner = taken.get(want);

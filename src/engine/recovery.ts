@@ -159,7 +159,7 @@ export class Recovery {
     // A create a shutdown stopped after it made the cluster, and that could not clean up, is finished like one a crash stopped.
     const cutShort = (c: Cluster | undefined) => (c ? cutShortCreate(c, c.lastTaskId ? d.tasks.find((x) => x.id === c.lastTaskId) : undefined) : null);
     if (unfinished.length === 0) {
-      for (const c of d.clusters) if (c.actual === 'creating' || c.actual === 'deleting' || c.actual === 'unknown') this.recheck(c.name, cutShort(c));
+      for (const c of d.clusters) if (c.actual === 'creating' || c.actual === 'deleting' || c.actual === 'unknown') void this.recheck(c.name, cutShort(c));
       return;
     }
     const at = now();
@@ -177,8 +177,8 @@ export class Recovery {
     for (const c of d.clusters) if (c.actual === 'creating' || c.actual === 'deleting' || c.actual === 'unknown') again.add(c.name);
     for (const name of again) {
       const t = unfinished.filter((x) => x.cluster === name).pop();
-      if (t) this.recheck(name, t.kind === 'create' && t.steps.length > 0 ? t : null);
-      else this.recheck(name, cutShort(ctx.cluster(name)));
+      if (t) void this.recheck(name, t.kind === 'create' && t.steps.length > 0 ? t : null);
+      else void this.recheck(name, cutShort(ctx.cluster(name)));
     }
   }
 }

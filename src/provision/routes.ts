@@ -279,7 +279,7 @@ function checkedArgv(argv: unknown, field: string, needsFile: boolean): string[]
   if (needsFile && !argv.some((a: string) => a.includes('{file}'))) {
     throw usageError(`${field}: must contain "{file}" (where the candidate config's path goes)`, field);
   }
-  return argv as string[];
+  return argv;
 }
 
 const subst = (argv: readonly string[], file: string) => argv.map((a) => a.split('{file}').join(file));

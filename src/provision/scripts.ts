@@ -65,9 +65,14 @@ export function parseStatus(v: Record<string, unknown>): StatusResult | null {
   const containers = Array.isArray(v.containers)
     ? (v.containers as unknown[])
         .filter((x): x is Record<string, unknown> => Boolean(x) && typeof x === 'object')
-        .map((x) => ({ name: String(x.name ?? ''), role: String(x.role ?? ''), state: String(x.state ?? '') }))
+        .map((x) => ({ name: str(x.name), role: str(x.role), state: str(x.state) }))
         .filter((x) => x.name)
         .slice(0, 200)
     : undefined;
   return { state, nodes: Number(v.nodes ?? 0), running: Number(v.running ?? 0), ...(containers ? { containers } : {}) };
+}
+
+/** A field a script printed, as text: a string as it is, a number spelled out, anything else is no name. */
+function str(v: unknown): string {
+  return typeof v === 'string' ? v : typeof v === 'number' ? String(v) : '';
 }

@@ -27,6 +27,7 @@ export function inSession<T>(scope: SessionScope, fn: () => T): T {
 function wrapEmit(): void {
   if (wrapped) return;
   wrapped = true;
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- called below with process as `this`
   const original = process.emit;
   // Installed once for the process; inert while no SSH server runs.
   process.emit = function emit(this: NodeJS.Process, event: string | symbol, ...args: unknown[]): boolean {

@@ -160,7 +160,7 @@ export class PreAuthSlots<T> {
     const evict = this.n >= this.max || (full && this.n > 0) ? this.victim() : undefined;
     const key = addressKey(ip);
     let m = this.bySource.get(key);
-    if (!m) this.bySource.set(key, (m = new Map()));
+    if (!m) this.bySource.set(key, (m = new Map<T, true>()));
     m.set(item, true);
     this.n++;
     return evict === undefined ? {} : { evict };

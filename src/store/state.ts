@@ -14,214 +14,18 @@
  * with backoff, and `health()` says that state is not being saved until a write succeeds again.
  */
 import { constants as fsc, copyFileSync, mkdirSync, rmSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Low, type Adapter } from 'lowdb';
-import { KindlerError } from '../core/errors.js';
-import { errnoText, writeFileAtomic } from '../os/atomic.js';
-import { LockLostError } from './lock.js';
+import { Low } from 'lowdb';
 import { dayOf, Journal, type Segment } from './journal.js';
-import { isTerminal, ACTUAL_STATES, DESIRED_STATES, PROVIDERS, REGISTER_TARGETS, TASK_KINDS, TASK_STATES, type AuditEvent, type Cluster, type StoreHealth, type Task } from '../core/types.js';
+import { isTerminal, type AuditEvent, type StoreHealth, type Task } from '../core/types.js';
 
-export const SCHEMA_VERSION = 3;
+import { byTaskSeq, emptyState, isInt, type AuditSeqs, type StateData } from './schema.js';
+import { AtomicJsonFile } from './file.js';
+import { StateWriteError, Writer, type StoreOptions } from './writer.js';
 
-export interface StateData {
-  schemaVersion: number;
-  nextTaskSeq: number;
-  clusters: Cluster[];
-  tasks: Task[];
-  audit: AuditEvent[];
-}
-
-export const emptyState = (): StateData => ({ schemaVersion: SCHEMA_VERSION, nextTaskSeq: 1, clusters: [], tasks: [], audit: [] });
-
-/**
- * What the version-3 file adds to StateData on disk (kept out of `data`): the next audit sequence number,
- * the lowest one still kept (older ones are pruned), and on each audit event its number `n`.
- */
-export interface AuditSeqs {
-  nextAuditSeq: number;
-  auditFrom: number;
-}
-
-/** A state file that cannot be used; the message names the file and the problem. */
-export class StateFileError extends Error {}
-
-/**
- * Explicit migrations: MIGRATIONS[n] turns a version-n document into version n+1.
- * Version 0 is the pre-release layout: no schemaVersion, no audit list, no task counter.
- */
-export const MIGRATIONS: Record<number, (d: Record<string, unknown>) => Record<string, unknown>> = {
-  0: (d) => {
-    const tasks = Array.isArray(d.tasks) ? (d.tasks as Task[]) : [];
-    const maxSeq = tasks.reduce((m, t) => Math.max(m, Number(/^t-(\d+)$/.exec(String(t.id))?.[1] ?? 0)), 0);
-    return {
-      schemaVersion: 1,
-      nextTaskSeq: maxSeq + 1,
-      clusters: d.clusters ?? [],
-      tasks: tasks.map((t) => ({ ...t, notes: t.notes ?? [], steps: t.steps ?? [], logLines: t.logLines ?? 0 })),
-      audit: [],
-    };
-  },
-  /**
-   * 1 -> 2: per-cluster choices. Version 1 kept only what import-csv set, as options {route, registerPortainer};
-   * version 2 has options {route, register: [...]} on every cluster (route defaults to true, register to none).
-   */
-  1: (d) => ({
-    ...d,
-    schemaVersion: 2,
-    clusters: Array.isArray(d.clusters)
-      ? (d.clusters as Record<string, unknown>[]).map((c) => {
-        if (!c || typeof c !== 'object') return c;
-        const old = (c.options && typeof c.options === 'object' ? c.options : {}) as { route?: unknown; registerPortainer?: unknown };
-        return { ...c, options: { route: old.route !== false, register: old.registerPortainer === true ? ['portainer'] : [] } };
-      })
-      : d.clusters,
-  }),
-  /**
-   * 2 -> 3: the journal. Version 3 keeps in state.json only what is live (clusters, queued and running
-   * tasks, counters) plus records not yet moved to the append-only journals under journal/. Every audit
-   * event becomes {n, e: event} with its sequence number n (1, 2, … in file order); the finished tasks and the numbered events
-   * stay in the document and are moved to the journal by the first write after opening, which
-   * `Store.open` does at once, after copying the version-2 file to state.json.v2.bak.
-   */
-  2: (d) => {
-    const audit = Array.isArray(d.audit) ? (d.audit as Record<string, unknown>[]) : [];
-    return {
-      ...d,
-      schemaVersion: 3,
-      nextAuditSeq: audit.length + 1,
-      auditFrom: 1,
-      audit: audit.map((ev, i) => ({ n: i + 1, e: ev })),
-    };
-  },
-};
-
-/** Applies migrations up to the current version. Throws for a newer version. */
-export function migrate(doc: Record<string, unknown>, file: string): StateData {
-  const raw = doc.schemaVersion === undefined ? 0 : doc.schemaVersion;
-  if (typeof raw !== 'number' || !Number.isInteger(raw) || raw < 0) throw new StateFileError(`state file ${file}: schemaVersion must be a whole number (got ${JSON.stringify(raw)})`);
-  let v: number = raw;
-  if (v > SCHEMA_VERSION) throw new StateFileError(`state file ${file}: schemaVersion ${v} is newer than this kindler understands (${SCHEMA_VERSION}); upgrade kindler`);
-  let d = doc;
-  while (v < SCHEMA_VERSION) {
-    const step = MIGRATIONS[v];
-    if (!step) throw new StateFileError(`state file ${file}: no migration from schemaVersion ${v}`);
-    d = step(d);
-    v = d.schemaVersion as number;
-  }
-  return d as unknown as StateData;
-}
-
-const isStr = (v: unknown) => typeof v === 'string';
-/** Tasks in the order they were created (t-1, t-2, …). */
-const byTaskSeq = (a: Task, b: Task) => {
-  const x = Number(/^t-(\d+)$/.exec(a.id)?.[1] ?? NaN);
-  const y = Number(/^t-(\d+)$/.exec(b.id)?.[1] ?? NaN);
-  return Number.isNaN(x) || Number.isNaN(y) ? a.id.localeCompare(b.id) : x - y;
-};
-const isInt = (v: unknown) => Number.isInteger(v);
-
-/** Validates a migrated document; returns the first problem as "path: rule", or null. */
-export function stateProblem(d: StateData): string | null {
-  if (!isInt(d.nextTaskSeq) || d.nextTaskSeq < 1) return 'nextTaskSeq: must be a whole number >= 1';
-  for (const key of ['clusters', 'tasks', 'audit'] as const) if (!Array.isArray(d[key])) return `${key}: must be a list`;
-  const names = new Set<string>();
-  for (const [i, c] of d.clusters.entries()) {
-    const at = `clusters[${i}]`;
-    if (!c || typeof c !== 'object') return `${at}: must be an object`;
-    if (!isStr(c.name) || !c.name) return `${at}.name: must be a non-empty string`;
-    if (names.has(c.name)) return `${at}.name: "${c.name}" appears twice`;
-    names.add(c.name);
-    if (!PROVIDERS.includes(c.provider)) return `${at}.provider: must be one of ${PROVIDERS.join(', ')}`;
-    if (!DESIRED_STATES.includes(c.desired)) return `${at}.desired: must be one of ${DESIRED_STATES.join(', ')}`;
-    if (!ACTUAL_STATES.includes(c.actual)) return `${at}.actual: must be one of ${ACTUAL_STATES.join(', ')}`;
-    for (const p of ['httpPort', 'httpsPort', 'apiPort', 'servers', 'agents'] as const) if (!isInt(c[p])) return `${at}.${p}: must be a whole number`;
-    for (const s of ['owner', 'createdAt', 'kubeContext', 'kubeconfig'] as const) if (!isStr(c[s])) return `${at}.${s}: must be a string`;
-    if (c.options !== undefined) {
-      const o = c.options as Record<string, unknown>;
-      if (!o || typeof o !== 'object' || Array.isArray(o)) return `${at}.options: must be an object`;
-      if (o.route !== undefined && typeof o.route !== 'boolean') return `${at}.options.route: must be true or false`;
-      if (o.register !== undefined && (!Array.isArray(o.register) || !o.register.every((r) => (REGISTER_TARGETS as readonly unknown[]).includes(r)) || new Set(o.register).size !== o.register.length)) {
-        return `${at}.options.register: must be a list of distinct ${REGISTER_TARGETS.join(', ')}`;
-      }
-    }
-  }
-  const ids = new Set<string>();
-  for (const [i, t] of d.tasks.entries()) {
-    const at = `tasks[${i}]`;
-    if (!t || typeof t !== 'object') return `${at}: must be an object`;
-    if (!isStr(t.id) || !t.id) return `${at}.id: must be a non-empty string`;
-    if (ids.has(t.id)) return `${at}.id: "${t.id}" appears twice`;
-    ids.add(t.id);
-    if (!TASK_KINDS.includes(t.kind)) return `${at}.kind: must be one of ${TASK_KINDS.join(', ')}`;
-    if (!TASK_STATES.includes(t.state)) return `${at}.state: must be one of ${TASK_STATES.join(', ')}`;
-    if (!isStr(t.cluster) || !isStr(t.user) || !isStr(t.createdAt)) return `${at}: cluster, user and createdAt must be strings`;
-    if (typeof t.progress !== 'number' || t.progress < 0 || t.progress > 100) return `${at}.progress: must be 0-100`;
-    if (!Array.isArray(t.steps) || !Array.isArray(t.notes)) return `${at}: steps and notes must be lists`;
-  }
-  return null;
-}
-
-/** lowdb adapter: validated read, atomic durable write. */
-export class AtomicJsonFile implements Adapter<StateData> {
-  /** The schemaVersion the file had when read (before migrations), or null for no file. */
-  readVersion: number | null = null;
-  constructor(readonly file: string) {}
-
-  async read(): Promise<StateData | null> {
-    let text: string;
-    try {
-      text = await readFile(this.file, 'utf8');
-    } catch (e) {
-      const err = e as NodeJS.ErrnoException;
-      if (err.code === 'ENOENT') return null;
-      throw new StateFileError(`state file ${this.file}: cannot be read (${err.code ?? err.message})`);
-    }
-    let doc: unknown;
-    try {
-      doc = JSON.parse(text);
-    } catch (e) {
-      throw new StateFileError(`state file ${this.file}: is not valid JSON (${(e as Error).message}); it was left untouched`);
-    }
-    if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw new StateFileError(`state file ${this.file}: must hold a JSON object; it was left untouched`);
-    const raw = (doc as Record<string, unknown>).schemaVersion;
-    this.readVersion = typeof raw === 'number' ? raw : 0;
-    const data = migrate(doc as Record<string, unknown>, this.file);
-    const problem = stateProblem(data);
-    if (problem) throw new StateFileError(`state file ${this.file}: ${problem}; it was left untouched`);
-    return data;
-  }
-
-  write(data: StateData | Record<string, unknown>): Promise<void> {
-    // The document is serialized now, synchronously: later changes in memory go into the next write.
-    return writeFileAtomic(this.file, Buffer.from(JSON.stringify(data)), 0o600);
-  }
-}
-
-/**
- * A state write failed. `reason` says why in one line ("the state file could not be written (ENOSPC:
- * no space left on device)"); the message adds what became of the change it carried.
- */
-export class StateWriteError extends KindlerError {
-  constructor(readonly reason: string, readonly code: string | undefined, readonly lockLost: boolean) {
-    super('failed', `${reason}; the change is kept in memory and saved once a write succeeds (kindler doctor shows the state of saving)`);
-  }
-}
-
-export interface StoreOptions {
-  /** Called before every write; throws (LockLostError) when this process may not write any more. */
-  guard?: () => void;
-  /** Backoff of the retries of a failed write: first delay and cap, in ms (250 and 5000 by default). */
-  retryMs?: { first: number; max: number };
-}
-
-function writeError(e: unknown): StateWriteError {
-  if (e instanceof StateWriteError) return e;
-  if (e instanceof LockLostError) return new StateWriteError(`the state file was not written: ${e.message}`, 'ELOCKLOST', true);
-  const code = (e as NodeJS.ErrnoException)?.code;
-  return new StateWriteError(`the state file could not be written (${errnoText(e)})`, code, false);
-}
+export { emptyState, migrate, MIGRATIONS, SCHEMA_VERSION, StateFileError, stateProblem, type AuditSeqs, type StateData } from './schema.js';
+export { AtomicJsonFile } from './file.js';
+export { StateWriteError, type StoreOptions } from './writer.js';
 
 /**
  * The single writer. Mutations go through `update`, which applies the change in memory at once and
@@ -230,20 +34,9 @@ function writeError(e: unknown): StateWriteError {
 export class Store {
   readonly db: Low<StateData>;
   readonly file: string;
-  private writing: Promise<void> | null = null;
-  private pending: { resolve: () => void; reject: (e: Error) => void }[] = [];
-  private scheduled = false;
-  /** Bumped for every change scheduled; `saved` is the last one known to be on disk. */
-  private gen = 0;
-  private saved = 0;
-  private failure: { error: StateWriteError; since: string; count: number } | null = null;
-  private retryTimer: NodeJS.Timeout | null = null;
   private readonly guard: (() => void) | undefined;
-  private readonly retryMs: { first: number; max: number };
-  /** Told when saving stops, changes its reason, or resumes. */
-  onHealth: ((h: StoreHealth, previous: StoreHealth) => void) | null = null;
-  /** Durations of the last writes, in ms (for benchmarks and the doctor). */
-  readonly writeTimes: number[] = [];
+  /** Schedules, coalesces and retries the writes (writer.ts). */
+  private readonly writer: Writer;
   /** The append-only journals of finished tasks and audit events. */
   readonly journal: Journal;
   /** Finished tasks whose latest copy is in the journal (so not in state.json), with the segment holding it. */
@@ -276,7 +69,7 @@ export class Store {
     this.file = file;
     this.journal = journal;
     this.guard = opts.guard;
-    this.retryMs = opts.retryMs ?? { first: 250, max: 5000 };
+    this.writer = new Writer(() => this.persist(), opts.retryMs ?? { first: 250, max: 5000 });
   }
 
   /**
@@ -538,16 +331,27 @@ export class Store {
     return this.db.data;
   }
 
+  /** Told when saving stops, changes its reason, or resumes. */
+  get onHealth(): ((h: StoreHealth, previous: StoreHealth) => void) | null {
+    return this.writer.onHealth;
+  }
+  set onHealth(f: ((h: StoreHealth, previous: StoreHealth) => void) | null) {
+    this.writer.onHealth = f;
+  }
+
+  /** Durations of the last writes, in ms (for benchmarks and the doctor). */
+  get writeTimes(): number[] {
+    return this.writer.writeTimes;
+  }
+
   /** Whether state is being saved, and if not, why and since when. */
   health(): StoreHealth {
-    const f = this.failure;
-    if (!f) return { saving: true };
-    return { saving: false, problem: f.error.reason, since: f.since, failures: f.count, ...(f.error.lockLost ? { lockLost: true } : {}) };
+    return this.writer.health();
   }
 
   /** True while some change in memory is not on disk yet. */
   get unsaved(): boolean {
-    return this.gen > this.saved;
+    return this.writer.unsaved;
   }
 
   /**
@@ -557,107 +361,26 @@ export class Store {
    */
   update<T>(fn: (d: StateData) => T): Promise<T> {
     const result = fn(this.db.data);
-    return this.flushSoon().then(() => result);
+    return this.writer.flushSoon().then(() => result);
   }
 
   /** Schedules a write of the current data (coalesced per tick). */
   flushSoon(): Promise<void> {
-    this.gen++;
-    return new Promise<void>((resolve, reject) => {
-      this.pending.push({ resolve, reject });
-      this.schedule();
-    });
-  }
-
-  private schedule(): void {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    setImmediate(() => void this.drain());
-  }
-
-  private async drain(): Promise<void> {
-    if (this.writing) await this.writing.catch(() => undefined);
-    this.scheduled = false;
-    const waiters = this.pending.splice(0);
-    if (waiters.length === 0 && !this.unsaved) return;
-    if (this.retryTimer) {
-      clearTimeout(this.retryTimer);
-      this.retryTimer = null;
-    }
-    const gen = this.gen;
-    const t0 = performance.now();
-    try {
-      this.writing = this.persist();
-      await this.writing;
-      this.saved = Math.max(this.saved, gen);
-      this.writeTimes.push(performance.now() - t0);
-      if (this.writeTimes.length > 1000) this.writeTimes.splice(0, this.writeTimes.length - 1000);
-      if (this.failure) {
-        const before = this.health();
-        this.failure = null;
-        this.tell(before);
-      }
-      for (const w of waiters) w.resolve();
-    } catch (e) {
-      const err = writeError(e);
-      const before = this.health();
-      if (this.failure && this.failure.error.reason === err.reason) {
-        this.failure.count++;
-      } else {
-        this.failure = { error: err, since: this.failure?.since ?? new Date().toISOString(), count: (this.failure?.count ?? 0) + 1 };
-        this.tell(before);
-      }
-      for (const w of waiters) w.reject(err);
-      this.retryLater();
-    } finally {
-      this.writing = null;
-    }
-  }
-
-  /** Retries the write of what is still unsaved, with a growing delay (macrotask: undo handlers run first). */
-  private retryLater(): void {
-    // A lost lock does not come back: only a restart (which takes the lock again) resumes writing.
-    if (this.retryTimer || !this.failure || this.failure.error.lockLost) return;
-    const n = Math.min(this.failure.count, 16);
-    const delay = Math.min(this.retryMs.max, this.retryMs.first * 2 ** (n - 1));
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = null;
-      if (this.unsaved || this.failure) this.schedule();
-    }, delay);
-    this.retryTimer.unref();
-  }
-
-  private tell(before: StoreHealth): void {
-    try {
-      this.onHealth?.(this.health(), before);
-    } catch { /* a broken listener must not break writing */ }
+    return this.writer.flushSoon();
   }
 
   /** Waits until every scheduled change is on disk (rejects with the write's error when it fails). */
-  async flush(): Promise<void> {
-    await this.flushSoon();
+  flush(): Promise<void> {
+    return this.writer.flush();
   }
 
-  /**
-   * For shutdown: flushes, retrying failed writes until `ms` have passed. Rejects with the last
-   * error if state could still not be saved (a lost lock is not retried).
-   */
-  async flushWithin(ms: number): Promise<void> {
-    const end = Date.now() + ms;
-    for (let delay = 100; ; delay = Math.min(delay * 2, 2000)) {
-      try {
-        await this.flush();
-        return;
-      } catch (e) {
-        if ((e as StateWriteError).lockLost || Date.now() + delay > end) throw e;
-        await new Promise((r) => setTimeout(r, delay));
-      }
-    }
+  /** For shutdown: flushes, retrying failed writes until `ms` have passed (see Writer.flushWithin). */
+  flushWithin(ms: number): Promise<void> {
+    return this.writer.flushWithin(ms);
   }
 
   /** Stops retrying (the process is going away). */
   close(): void {
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.retryTimer = null;
+    this.writer.close();
   }
 }

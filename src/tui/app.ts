@@ -13,19 +13,21 @@ import { cancelTarget, openDetails, toggleFor, type Dialog } from './actions.js'
 import { onKey } from './controls.js';
 import { verbError, type LineInput } from './forms.js';
 import { commandNames, fitHints, helpLines, helpWidth, mainHints, type Focus, type HelpFlags, type KeyEvent } from './keys.js';
+import { dropGrids, frameKey, restoreGrids, sharedFrames, snapshotGrids, VERIFY_FRAMES, type FrameState, type GridSnapshot } from './frames.js';
 import { capSize, computeLayout, MAX_SIZE, tooSmallText, type Layout, type TermSize } from './layout.js';
 import { LogBuffer } from './logbuffer.js';
 import { LogPane } from './logpane.js';
 import { bannerLines, canExtend, expiringSoon } from './ops.js';
-import { hasTimedCells, presence, SORT_KEYS, storageNotice, TuiModel, type SortKey } from './model.js';
+import { presence, SORT_KEYS, storageNotice, TuiModel, type SortKey } from './model.js';
 import { Overlay } from './overlay.js';
-import { IdleWatch, RENDER_BUDGET, RenderScheduler, Ticker } from './scheduler.js';
+import { IdleWatch, RENDER_BUDGET, RenderScheduler, Wakeup } from './scheduler.js';
 import { ClusterTable } from './table.js';
 import { TasksPanel } from './tasks.js';
-import { clean, escapeTags, plain, truncate } from './text.js';
+import { clean, countdownChangesAt, escapeTags, plain, sinceChangesAt, truncate, untilChangesAt } from './text.js';
+import { TTL_WARN_MS } from '../core/expiry.js';
 import type { TuiInput, TuiOptions, TuiViewState } from './index.js';
-import { shareTerminfo } from './terminfo.js';
-import { line, place, setText } from './widgets.js';
+import { shareTerminfo, slimPut } from './terminfo.js';
+import { applyPending, line, place, setText } from './widgets.js';
 
 shareTerminfo();
 
@@ -123,7 +125,8 @@ export class TuiApp {
   readonly log: LogPane;
   readonly overlay: Overlay;
   readonly scheduler: RenderScheduler;
-  readonly ticker: Ticker;
+  /** When a time on screen next changes by itself (shared clock). */
+  readonly wake: Wakeup;
   readonly idle: IdleWatch | null;
   /** Listeners blessed attached to the streams (its keypress decoder's stays on the input after destroy). */
   readonly blessedOnInput: Listeners;
@@ -166,6 +169,11 @@ export class TuiApp {
   fetching: string | null = null;
   /** A frame waits for the output to drain (see flush). */
   awaitingDrain = false;
+  /** The screen the terminal shows (see frames.ts), and its key. */
+  drawnState: FrameState | null = null;
+  drawnKey = '';
+  /** After a shared frame: the grids of the screen shown, to copy back before blessed renders here again. */
+  staleGrids: GridSnapshot | null = null;
   readonly logCache = new Map<string, LogBuffer>();
   /** How the user runs a verb from their shell (`ssh HOST`, or `kindler` locally). */
   get cli(): string {
@@ -197,7 +205,7 @@ export class TuiApp {
       50,
       o.renderBudget ?? RENDER_BUDGET,
     );
-    this.ticker = new Ticker(this.guard(() => this.scheduler.now()));
+    this.wake = new Wakeup(this.guard(() => this.scheduler.now()));
 
     // Everything from here to the last widget attached is synchronous: no other session's screen can
     // become blessed's "current" one while these widgets attach.
@@ -212,6 +220,7 @@ export class TuiApp {
       autoPadding: true,
       sendFocus: false,
     } as unknown as Widgets.IScreenOptions);
+    slimPut(this.screen.program);
     if (o.noColor) dropColours(this.screen);
     this.blessedOnInput = addedSince(input, inputBefore);
     this.blessedOnOutput = addedSince(o.output, outputBefore);
@@ -398,6 +407,7 @@ export class TuiApp {
     Object.assign(this.o.output, { columns: size.cols, rows: size.rows });
     this.reflows++;
     regrid(this.screen, size.cols, size.rows);
+    this.cleared();
     // What blessed's own resize does after its reallocation, minus its extra render: elements re-wrap.
     const emit = (el: Widgets.Node) => {
       el.emit('resize');
@@ -417,7 +427,7 @@ export class TuiApp {
     this.remember();
     this.closed = true;
     this.scheduler.stop();
-    this.ticker.stop();
+    this.wake.stop();
     this.idle?.stop();
     this.log?.stop();
     try {
@@ -674,6 +684,7 @@ export class TuiApp {
   repaint(): void {
     const program = this.screen.program as unknown as { cols: number; rows: number };
     regrid(this.screen, program.cols, program.rows);
+    this.cleared();
     this.layoutKey = '';
     this.draw();
   }
@@ -748,7 +759,7 @@ export class TuiApp {
     }
     if (layout.tooSmall) {
       changed = setText(this.small, tooSmallText(cols, rows)) || changed;
-      this.ticker.set(false);
+      this.wake.stop();
       if (changed) this.draw();
       return;
     }
@@ -817,11 +828,32 @@ export class TuiApp {
     } else changed = this.overlay.hide() || changed;
 
     if (changed) this.draw();
-    // The 1 s tick runs only while a time on screen changes by itself: a running task's elapsed time,
-    // an expiry ahead (table cell or warning; any cluster's, so one entering the warning window is seen
-    // in every view). Nothing ticks once no expiry lies ahead and no task runs.
-    const timed = soon.length > 0 || hasTimedCells(this.model.clusters.values(), now) || (!this.fullLog && active.some((t) => t.state === 'running'));
-    this.ticker.set(timed);
+    this.wake.at(this.nextTimeChange(now, clusters, active, layout));
+  }
+
+  /**
+   * When a time on screen next reads differently by itself: an EXPIRES cell of a row on screen, a
+   * running task's elapsed time in the tasks panel, a warning's countdown, or any cluster entering
+   * or leaving the warning window (seen in every view). Infinity: nothing on screen changes with the
+   * clock. The frame comes then, and only then (not every second).
+   */
+  nextTimeChange(now: number, clusters: Cluster[], active: Task[], layout: Layout): number {
+    let next = Infinity;
+    if (layout.table.height > 0) {
+      const [first, end] = this.table.visible;
+      for (let i = first; i < end && i < clusters.length; i++) next = Math.min(next, untilChangesAt(clusters[i]!.expiresAt, now));
+    }
+    if (layout.tasks.height > 0) for (const t of active) if (t.state === 'running') next = Math.min(next, sinceChangesAt(t.startedAt ?? t.createdAt, now));
+    for (const at of this.model.expiries()) {
+      if (at <= now) continue;
+      if (at - now > TTL_WARN_MS) {
+        // Sorted: every later one enters the window later still.
+        next = Math.min(next, at - TTL_WARN_MS);
+        break;
+      }
+      next = Math.min(next, countdownChangesAt(at, now));
+    }
+    return next;
   }
 
   /**
@@ -830,8 +862,57 @@ export class TuiApp {
    * every session had rendered. Flushing here sends each frame as soon as it is drawn.
    */
   draw(): void {
+    const program = this.screen.program as unknown as { cols: number; rows: number; flush(): void; _buf?: string };
+    if (!this.drawnState) this.cleared();
+    const key = frameKey(this.screen, this.o.noColor ? 'mono' : 'colour');
+    if (key === this.drawnKey) return;
+    const to = sharedFrames.state(key);
+    const from = this.drawnState!;
+    const shared = to.snap && sharedFrames.enabled ? sharedFrames.frame(from.id, to.id) : undefined;
+    if (shared !== undefined && !VERIFY_FRAMES) {
+      // Another session drew this very step: its bytes, without rendering here.
+      sharedFrames.stats.hits++;
+      program.flush();
+      if ((this.o.output as { writable?: boolean }).writable !== false) this.o.output.write(shared);
+      if (!this.staleGrids) dropGrids(this.screen);
+      this.staleGrids = to.snap;
+      this.drawnState = to;
+      this.drawnKey = key;
+      return;
+    }
+    sharedFrames.stats.misses++;
+    // Checking: render from what a session that took the last frame shared would hold.
+    if (VERIFY_FRAMES && shared !== undefined && from.snap && !this.staleGrids) {
+      dropGrids(this.screen);
+      this.staleGrids = from.snap;
+    }
+    if (this.staleGrids) restoreGrids(this.screen, this.staleGrids);
+    this.staleGrids = null;
+    applyPending(this.screen);
+    // Whatever blessed had queued goes first, so that the frame's bytes are the frame alone.
+    program.flush();
     this.screen.render();
-    (this.screen.program as unknown as { flush?: () => void }).flush?.();
+    const bytes = program._buf ?? '';
+    program.flush();
+    if (shared !== undefined) {
+      sharedFrames.stats.verified++;
+      if (shared !== bytes) throw new Error('a shared frame differs from the rendered one');
+    }
+    sharedFrames.put(from.id, to.id, bytes);
+    if (!to.snap) sharedFrames.keep(key, to, snapshotGrids(this.screen, program.cols, program.rows));
+    this.drawnState = to;
+    this.drawnKey = key;
+  }
+
+  /** The terminal was cleared with blessed's grids (a new session, a reflow, Ctrl-L): blank cells at this size. */
+  cleared(): void {
+    const program = this.screen.program as unknown as { cols: number; rows: number };
+    const key = `\x00blank ${program.cols}x${program.rows}`;
+    const st = sharedFrames.state(key);
+    this.staleGrids = null;
+    if (!st.snap) sharedFrames.keep(key, st, snapshotGrids(this.screen, program.cols, program.rows));
+    this.drawnState = st;
+    this.drawnKey = key;
   }
 
   /** The status line: idle warning, input line, or the last message. */

@@ -5,7 +5,7 @@
 import { parseDuration } from '../core/duration.js';
 import { nameProblem } from '../core/names.js';
 import { parsePort } from '../core/ports.js';
-import { checkImage, checkSubnet, MIN_CLUSTER_PORT, parseCount } from '../core/spec.js';
+import { checkImage, checkSubnet, MIN_CLUSTER_PORT, parseCount, SUBNET_KIND_RULE } from '../core/spec.js';
 import type { Provider } from '../core/types.js';
 import { typedChar, type KeyEvent } from './keys.js';
 import { escapeTags, fit, plain, truncate } from './text.js';
@@ -102,7 +102,7 @@ export function createProblems(values: Record<string, string>, provider: string)
   for (const k of ['servers', 'agents'] as const) if (values[k]) put(k, problem(() => parseCount(k, values[k]!)));
   if (values.image) put('image', problem(() => checkImage(values.image!)));
   for (const k of ['http-port', 'https-port', 'api-port']) if (values[k]) put(k, problem(() => parsePort(k, values[k]!, MIN_CLUSTER_PORT)));
-  if (values.subnet) put('subnet', provider === 'kind' ? 'subnet: only k3d clusters can have their own subnet (kind shares one network)' : problem(() => checkSubnet(values.subnet!)));
+  if (values.subnet) put('subnet', provider === 'kind' ? `subnet: ${SUBNET_KIND_RULE}` : problem(() => checkSubnet(values.subnet!)));
   if (values.ttl) put('ttl', problem(() => parseDuration('ttl', values.ttl!)));
   return out;
 }

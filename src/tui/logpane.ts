@@ -17,11 +17,13 @@ import { escapeTags, plain, truncate, wrapText } from './text.js';
 import { panel, setFocusStyle, setLabel, setText } from './widgets.js';
 
 /** Longest a redraw for new lines waits while lines keep coming (ms). */
-export const LOG_FRAME_MS = 200;
+export const LOG_FRAME_MS = 50;
 /** Lines that stop coming for this long are drawn without waiting out LOG_FRAME_MS (ms). */
 export const LOG_QUIET_MS = 25;
 /** Least time between two redraws caused only by new lines (ms). */
-export const LOG_MIN_FRAME_MS = 80;
+export const LOG_MIN_FRAME_MS = 40;
+/** Held-back redraws fall on multiples of this (ms of the clock). */
+export const LOG_ALIGN_MS = 25;
 
 /** A line's level mark: red (error, fatal, ✗), yellow (warning), bold (a `==>` step line), or none. */
 export function lineLevel(line: string): 'error' | 'warn' | 'step' | undefined {
@@ -254,7 +256,10 @@ export class LogPane {
 
   /** When held-back new lines are to be drawn: the end of the window, or sooner once they pause. */
   private redrawDue(): number {
-    return Math.min(this.drawnAt + LOG_FRAME_MS, Math.max(this.changedAt + LOG_QUIET_MS, this.drawnAt + LOG_MIN_FRAME_MS));
+    const due = Math.min(this.drawnAt + LOG_FRAME_MS, Math.max(this.changedAt + LOG_QUIET_MS, this.drawnAt + LOG_MIN_FRAME_MS));
+    // On a LOG_ALIGN_MS grid of the clock: sessions following the same log redraw in the same turn,
+    // with the same lines, so they share one frame (frames.ts) instead of rendering one each.
+    return Math.ceil(due / LOG_ALIGN_MS) * LOG_ALIGN_MS;
   }
 
   /** A timer for the held-back redraw; while lines keep coming it moves on without asking for a frame. */

@@ -43,6 +43,23 @@ function byTaskId(a: Task, b: Task): number {
   return taskNumber(a.id) - taskNumber(b.id) || a.id.localeCompare(b.id);
 }
 
+/**
+ * Snapshot records by content, shared by every session of this process. Each session's snapshot
+ * holds its own copies of the clusters; the rows drawn for a record are cached per record object
+ * (cachedClusterRow), so with copies every session made every row itself (again whenever a
+ * countdown in it changed). Events already bring every session the same record.
+ */
+const interned = new Map<string, WeakRef<Cluster>>();
+
+function internCluster(c: Cluster): Cluster {
+  const key = JSON.stringify(c);
+  const hit = interned.get(key)?.deref();
+  if (hit) return hit;
+  if (interned.size >= 20_000) interned.clear();
+  interned.set(key, new WeakRef(c));
+  return c;
+}
+
 /** Clusters, tasks and sessions as the engine last reported them. */
 export class TuiModel {
   readonly clusters = new Map<string, Cluster>();
@@ -58,6 +75,22 @@ export class TuiModel {
   private clustersVersion = 0;
   private lastView: { version: number; key: string; list: Cluster[] } | null = null;
 
+  private lastExpiries: { version: number; list: number[] } | null = null;
+
+  /** The expiry times (ms) of the clusters that warn (not being deleted), soonest first; kept per change. */
+  expiries(): number[] {
+    const v = this.lastExpiries;
+    if (v && v.version === this.clustersVersion) return v.list;
+    const list: number[] = [];
+    for (const c of this.clusters.values()) {
+      const at = c.expiresAt && c.desired !== 'absent' ? Date.parse(c.expiresAt) : NaN;
+      if (Number.isFinite(at)) list.push(at);
+    }
+    list.sort((a, b) => a - b);
+    this.lastExpiries = { version: this.clustersVersion, list };
+    return list;
+  }
+
   /** Whether the snapshot has been loaded. */
   get loaded(): boolean {
     return this.seq >= 0;
@@ -69,7 +102,7 @@ export class TuiModel {
     this.logged.clear();
     this.clustersVersion++;
     this.tasks.clear();
-    for (const c of s.clusters) this.clusters.set(c.name, c);
+    for (const c of s.clusters) this.clusters.set(c.name, internCluster(c));
     for (const t of s.tasks) this.tasks.set(t.id, t);
     this.sessions = [...s.sessions];
     this.storage = s.storage ?? { saving: true };

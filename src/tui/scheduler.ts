@@ -1,6 +1,6 @@
 /**
- * The TUI's only timers: a coalescing, budgeted render scheduler, a 1 s tick that runs only while something
- * time-based is on screen, and the idle watch. Each is stopped by `stop()`; nothing else schedules.
+ * The TUI's only timers: a coalescing, budgeted render scheduler, a wake-up (one timer shared by all
+ * sessions) for when a time on screen next changes, and the idle watch. Each is stopped by `stop()`; nothing else schedules.
  */
 
 /**
@@ -193,6 +193,90 @@ export class Ticker {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+  }
+}
+
+/**
+ * Sessions' wake-ups, on one timer: each session says when a time it shows next reads differently
+ * (a countdown, an elapsed time); the timer fires a little after the soonest of them, for every
+ * session due by then. Sessions showing the same clusters wake together, and a session wakes only
+ * when its screen changes, not every second.
+ */
+class SharedClock {
+  private readonly due = new Map<Wakeup, number>();
+  private timer: NodeJS.Timeout | null = null;
+  /** When the timer fires (Date.now() time). */
+  private at = Infinity;
+
+  set(w: Wakeup, when: number): void {
+    if (when < Infinity) this.due.set(w, when);
+    else this.due.delete(w);
+    this.arm();
+  }
+
+  private arm(): void {
+    let min = Infinity;
+    for (const t of this.due.values()) if (t < min) min = t;
+    if (min === Infinity) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = null;
+      this.at = Infinity;
+      return;
+    }
+    const fireAt = min + WAKE_COALESCE_MS;
+    // An earlier timer stays (it finds nothing due and re-arms): no churn while sessions re-arm.
+    if (this.timer && this.at <= fireAt) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.at = fireAt;
+    this.timer = setTimeout(() => this.fire(), Math.min(2 ** 31 - 1, Math.max(0, fireAt - Date.now())));
+  }
+
+  private fire(): void {
+    this.timer = null;
+    this.at = Infinity;
+    const now = Date.now();
+    const run: Wakeup[] = [];
+    for (const [w, t] of this.due) {
+      if (t > now) continue;
+      this.due.delete(w);
+      run.push(w);
+    }
+    for (const w of run) w.fire();
+    this.arm();
+  }
+}
+
+/** How late a wake-up may come, to wake the sessions due about together at once (ms). */
+export const WAKE_COALESCE_MS = 30;
+const clock = new SharedClock();
+
+/** One session's wake-up on the shared clock: `at(t)` (Infinity: none) replaces the previous one. */
+export class Wakeup {
+  private when = Infinity;
+
+  constructor(private readonly onWake: () => void) {}
+
+  /** Wakes at `when` (Date.now() time; a little after it), or never (Infinity). */
+  at(when: number): void {
+    if (when === this.when) return;
+    this.when = when;
+    clock.set(this, when);
+  }
+
+  /** Whether a wake-up is set. */
+  get running(): boolean {
+    return this.when < Infinity;
+  }
+
+  /** @internal Called by the clock. */
+  fire(): void {
+    this.when = Infinity;
+    this.onWake();
+  }
+
+  /** Cancels the wake-up. */
+  stop(): void {
+    this.at(Infinity);
   }
 }
 

@@ -4,7 +4,7 @@
  */
 import type { Widgets } from 'blessed';
 import type { Cluster } from '../core/types.js';
-import { cachedClusterRow, clusterColumns, columnsKey, headerRow, type SortKey } from './model.js';
+import { cachedClusterRow, clusterColumns, columnsKey, headerRow, type Column, type SortKey } from './model.js';
 import { panel, RowList, setFocusStyle, setLabel } from './widgets.js';
 
 /** What the table shows in one frame. */
@@ -30,14 +30,28 @@ export class ClusterTable {
     this.rows = new RowList(this.frame, true, onPick, onAction);
   }
 
+  /** The columns, their key and the header for the last width and sort (the same frame after frame). */
+  private layout: { width: number; sort: string; cols: Column[]; key: string; head: string } | null = null;
+
   /** Draws the header and the rows; returns whether anything on screen changed. */
   update(v: TableView): boolean {
-    const cols = clusterColumns(Math.max(10, v.width - 2));
-    const key = columnsKey(cols);
+    const sort = v.sort ? `${v.sort.key}${v.sort.desc ? '-' : '+'}` : '';
+    let l = this.layout;
+    if (!l || l.width !== v.width || l.sort !== sort) {
+      const cols = clusterColumns(Math.max(10, v.width - 2));
+      l = this.layout = { width: v.width, sort, cols, key: columnsKey(cols), head: headerRow(cols, v.sort) };
+    }
+    const { cols, key } = l;
     let changed = setLabel(this.frame, v.label);
     changed = setFocusStyle(this.frame, v.focused) || changed;
-    changed = this.rows.sync(v.clusters.map((c) => cachedClusterRow(c, cols, v.nowMs, key)), v.emptyText, v.selected, headerRow(cols, v.sort)) || changed;
+    // Only the rows that fit are made (1,000 clusters, 30 on screen).
+    changed = this.rows.syncRows(v.clusters.length, (i) => cachedClusterRow(v.clusters[i]!, cols, v.nowMs, key), v.emptyText, v.selected, l.head) || changed;
     return changed;
+  }
+
+  /** The rows on screen as of the last update: [first, end) indices into its clusters. */
+  get visible(): [number, number] {
+    return this.rows.visible;
   }
 
   /** Rows that fit on screen at once (for page up/down). */

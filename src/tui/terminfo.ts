@@ -25,6 +25,22 @@ interface Compiled {
   error: Error | null;
 }
 
+interface InfoLike {
+  methods?: Record<string, unknown>;
+  all: unknown;
+  bools: unknown;
+  numbers: unknown;
+  strings: unknown;
+  names: string[];
+  name: string;
+  features: Record<string, unknown>;
+}
+
+/** The capability wrappers shared by every Tput of one compiled terminfo (by its methods object). */
+const wrappers = new WeakMap<object, Record<string, unknown>>();
+/** Program.put's capability methods, shared by every Program of one compiled terminfo. */
+const puts = new WeakMap<object, object>();
+
 let installed = false;
 const cache = new Map<string, Compiled>();
 
@@ -40,6 +56,42 @@ export function shareTerminfo(): void {
   const proto = (blessed as unknown as { Tput?: { prototype: TputLike } }).Tput?.prototype;
   if (!proto || typeof proto.setup !== 'function' || typeof proto.inject !== 'function') return;
   installed = true;
+  // Every Tput got its own wrapper closure per capability (~500), every screen's Program another
+  // (`put`, see slimPut): ~1,700 closures and their contexts per session, which a full garbage
+  // collection has to walk for every session (with 100 sessions, most of the daemon's heap). The
+  // compiled capabilities do not use `this`, so one set of wrappers per compiled terminfo serves
+  // every Tput.
+  const tput = proto as unknown as TputLike & Record<string, unknown>;
+  tput.inject = function (this: TputLike & Record<string, unknown>, info: unknown): void {
+    const i = info as InfoLike;
+    const methods = (i.methods ?? i) as Record<string, unknown>;
+    let shared = wrappers.get(methods);
+    if (!shared) {
+      shared = {};
+      for (const key of Object.keys(methods)) {
+        const m = methods[key];
+        shared[key] = typeof m === 'function' ? (...args: unknown[]) => (m as (a: unknown[]) => unknown).call(null, args) : m;
+      }
+      wrappers.set(methods, shared);
+    }
+    Object.assign(this, shared);
+    // The rest is blessed's Tput.inject as it is.
+    this.info = i;
+    this.all = i.all;
+    this.methods = i.methods;
+    this.bools = i.bools;
+    this.numbers = i.numbers;
+    this.strings = i.strings;
+    if (!i.names.includes(this.terminal)) this.terminal = i.name;
+    this.features = i.features;
+    for (const key of Object.keys(i.features)) {
+      if (key === 'padding') {
+        if (!i.features.padding && this.options.padding !== true) this.padding = false;
+        continue;
+      }
+      this[key] = i.features[key];
+    }
+  };
   const setup = proto.setup;
   proto.setup = function (this: TputLike): void {
     const key = keyOf(this);
@@ -57,4 +109,44 @@ export function shareTerminfo(): void {
 /** Compiled terminfos held (for tests). */
 export function sharedTerminfoCount(): number {
   return cache.size;
+}
+
+interface ProgramLike {
+  tput: TputLike & { padding?: unknown; methods?: object; _print(code: string, write: (s: string) => unknown): unknown } & Record<string, unknown>;
+  put: unknown;
+  _write(s: string): unknown;
+}
+
+/**
+ * Replaces a Program's `put` (a function with one closure per capability, made for every screen)
+ * by one whose capability methods are shared by every Program of the same compiled terminfo: each
+ * finds its Program through the `put` it is called on.
+ */
+export function slimPut(program: unknown): void {
+  const p = program as ProgramLike;
+  const tput = p.tput;
+  const methods = tput?.methods;
+  if (!methods || tput.padding) return;
+  let proto = puts.get(methods) as Record<string, unknown> | undefined;
+  if (!proto) {
+    proto = Object.create(Function.prototype) as Record<string, unknown>;
+    for (const key of Object.keys(tput)) {
+      const v = tput[key];
+      if (typeof v !== 'function') proto[key] = v;
+      else
+        proto[key] = function (this: { program: ProgramLike }, ...args: unknown[]) {
+          const prog = this.program;
+          return prog._write((prog.tput[key] as (...a: unknown[]) => string).apply(prog.tput, args));
+        };
+    }
+    puts.set(methods, proto);
+  }
+  const put = function (cap: string, ...args: unknown[]) {
+    const f = p.tput[cap];
+    if (typeof f === 'function') return p._write((f as (...a: unknown[]) => string).apply(p.tput, args));
+    return undefined;
+  };
+  Object.setPrototypeOf(put, proto);
+  (put as unknown as { program: ProgramLike }).program = p;
+  p.put = put;
 }

@@ -127,6 +127,38 @@ export function until(iso: string | undefined, nowMs: number): string {
   return left <= 0 ? 'expired' : formatDuration(left);
 }
 
+/** The step (s) in which formatDuration shows `s` seconds: hours past a day, minutes past an hour, else seconds. */
+function shownStep(s: number): number {
+  return s >= 86_400 ? 3600 : s >= 3600 ? 60 : 1;
+}
+
+/** When `until(iso, …)` next reads differently after `nowMs` (Infinity: never; it stays `expired` or `-`). */
+export function untilChangesAt(iso: string | undefined, nowMs: number): number {
+  if (!iso) return Infinity;
+  const t = Date.parse(iso);
+  return Number.isFinite(t) ? countdownChangesAt(t, nowMs) : Infinity;
+}
+
+/** When formatDuration(t - nowMs) (`expired` once past) next reads differently after `nowMs`. */
+export function countdownChangesAt(t: number, nowMs: number): number {
+  const left = t - nowMs;
+  if (left <= 0) return Infinity;
+  const s = Math.floor(left / 1000);
+  const step = shownStep(s);
+  // The text holds while left >= the last step boundary at or below it; it changes just after.
+  return t - Math.floor(s / step) * step * 1000 + 1;
+}
+
+/** When `since(iso, …)` next reads differently after `nowMs` (Infinity: never). */
+export function sinceChangesAt(iso: string | undefined, nowMs: number): number {
+  if (!iso) return Infinity;
+  const t = Date.parse(iso);
+  if (!Number.isFinite(t)) return Infinity;
+  const s = Math.floor(Math.max(0, nowMs - t) / 1000);
+  const step = shownStep(s);
+  return t + (Math.floor(s / step) + 1) * step * 1000;
+}
+
 /** Splits a string into rows of at most `w` columns (by grapheme, as `truncate` measures); at least one row. */
 export function wrapText(s: string, w: number): string[] {
   if (w <= 0) return [''];

@@ -79,21 +79,73 @@ export function setFocusStyle(box: Widgets.BoxElement, focused: boolean): boolea
   return true;
 }
 
+/**
+ * What a widget is to show and blessed does not know yet. blessed parses content (tags, widths) as
+ * soon as it is set; a frame another session has already drawn (frames.ts) never renders here, so
+ * that work waits until this screen renders by itself (`applyPending`) or something reads it.
+ */
+interface Pending {
+  _kContent?: string;
+  _kLabel?: string;
+  /** Content not handed to blessed yet. */
+  _kPending?: string;
+  /** A label not handed to blessed yet. */
+  _kPendingLabel?: string;
+  _kGetContent?: () => string;
+}
+
+/** Content as it will be drawn: the pending text, else what blessed holds. */
+export function contentOf(el: Widgets.Node): string {
+  const p = el as unknown as Pending & { content?: string };
+  return p._kPending ?? p.content ?? '';
+}
+
+/** Hands pending content and labels of `el` and its children to blessed (before it renders). */
+export function applyPending(el: Widgets.Node): void {
+  const p = el as unknown as Pending & Widgets.BoxElement;
+  if (p._kPending !== undefined) {
+    const text = p._kPending;
+    p._kPending = undefined;
+    p.setContent(text);
+  }
+  if (p._kPendingLabel !== undefined) {
+    const label = p._kPendingLabel;
+    p._kPendingLabel = undefined;
+    p.setLabel(label);
+    unhookLabel(p);
+  }
+  for (const c of el.children) applyPending(c);
+}
+
+function defer(el: Widgets.BlessedElement): Pending {
+  const p = el as unknown as Pending & Widgets.BlessedElement;
+  if (!p._kGetContent) {
+    // Whoever reads the content gets what is to be shown.
+    const get = el.getContent.bind(el);
+    p._kGetContent = get;
+    el.getContent = () => {
+      applyPending(el);
+      return get();
+    };
+  }
+  return p;
+}
+
 /** Sets content only when it differs; returns whether it changed. */
 export function setText(el: Widgets.BlessedElement, text: string): boolean {
-  if ((el as unknown as { _kContent?: string })._kContent === text) return false;
-  (el as unknown as { _kContent?: string })._kContent = text;
-  el.setContent(text);
+  const p = el as unknown as Pending;
+  if (p._kContent === text) return false;
+  p._kContent = text;
+  defer(el)._kPending = text;
   return true;
 }
 
 /** Sets a panel label only when it differs; returns whether it changed. */
 export function setLabel(el: Widgets.BoxElement, label: string): boolean {
-  const k = el as unknown as { _kLabel?: string };
+  const k = el as unknown as Pending;
   if (k._kLabel === label) return false;
   k._kLabel = label;
-  el.setLabel(label);
-  unhookLabel(el);
+  defer(el)._kPendingLabel = label;
   return true;
 }
 
@@ -109,6 +161,19 @@ const INVERSE_OFF = '\x1b[27m';
 const BOLD = '\x1b[1m';
 const BOLD_OFF = '\x1b[22m';
 
+/** Widths of rows lately selected (the same rows are selected in many sessions, frame after frame). */
+const rowWidths = new Map<string, number>();
+
+/** displayWidth of a row, remembered. */
+function rowWidth(r: string): number {
+  let w = rowWidths.get(r);
+  if (w === undefined) {
+    if (rowWidths.size >= 512) rowWidths.clear();
+    rowWidths.set(r, (w = displayWidth(r)));
+  }
+  return w;
+}
+
 /** A progress bar inside a selected (reverse video) row is drawn without reverse video: reversed, █ became a gap and ░ the fill. */
 function keepBars(row: string): string {
   return row.replace(/[█░]+/g, (bar) => `${INVERSE_OFF}${bar}${INVERSE}`);
@@ -123,7 +188,8 @@ function keepBars(row: string): string {
  * keys are handled by the TUI itself. `sync` says whether anything on screen changed.
  */
 export class RowList {
-  private items: string[] = [];
+  /** Rows (1 while empty: the empty text). */
+  private count = 0;
   private selected = -1;
   /** Index of the first visible row. */
   private top = 0;
@@ -136,15 +202,20 @@ export class RowList {
     box.on('click', (data: MouseData) => {
       if (this.empty) return;
       const i = this.top + (data.y - (box.atop as number) - (box.itop as number) - (headed ? 1 : 0));
-      if (i < this.top || i >= this.items.length || i >= this.top + this.height) return;
+      if (i < this.top || i >= this.count || i >= this.top + this.height) return;
       if (i === this.selected) onAction();
       else onPick(i);
     });
     const wheel = (delta: number) => () => {
-      if (!this.empty) onPick(Math.max(0, Math.min(this.items.length - 1, this.selected + delta)));
+      if (!this.empty) onPick(Math.max(0, Math.min(this.count - 1, this.selected + delta)));
     };
     box.on('wheeldown', wheel(2));
     box.on('wheelup', wheel(-2));
+  }
+
+  /** The rows on screen: [first, end). */
+  get visible(): [number, number] {
+    return this.empty ? [0, 0] : [this.top, Math.min(this.count, this.top + this.height)];
   }
 
   /** Rows visible at once. */
@@ -154,26 +225,33 @@ export class RowList {
 
   /** Shows `head` (when headed), then `rows` (or `emptyText` alone, not selectable) with `selected` highlighted. */
   sync(rows: string[], emptyText: string, selected: number, head = ''): boolean {
-    const empty = rows.length === 0;
+    return this.syncRows(rows.length, (i) => rows[i]!, emptyText, selected, head);
+  }
+
+  /** sync for `count` rows made by `rowAt` only for the rows that fit on screen. */
+  syncRows(count: number, rowAt: (i: number) => string, emptyText: string, selected: number, head = ''): boolean {
+    const empty = count === 0;
     this.empty = empty;
-    this.items = empty ? [emptyText] : rows;
-    this.selected = empty ? -1 : Math.max(0, Math.min(selected, rows.length - 1));
+    this.count = empty ? 1 : count;
+    this.selected = empty ? -1 : Math.max(0, Math.min(selected, count - 1));
     // Scroll as little as possible to keep the selection in view.
     const h = this.height;
-    this.top = Math.max(0, Math.min(this.top, this.items.length - h));
+    this.top = Math.max(0, Math.min(this.top, this.count - h));
     if (this.selected >= 0) {
       if (this.selected < this.top) this.top = this.selected;
       else if (this.selected >= this.top + h) this.top = this.selected - h + 1;
     }
     const width = Math.max(1, (this.box.width as number) - (this.box.iwidth as number));
-    const lines = this.items
-      .slice(this.top, this.top + h)
-      .map((r, k) => (this.top + k === this.selected ? `${INVERSE}${keepBars(r)}${' '.repeat(Math.max(0, width - displayWidth(r)))}${INVERSE_OFF}` : r));
+    const lines: string[] = [];
+    for (let i = this.top; i < Math.min(this.count, this.top + h); i++) {
+      const r = empty ? emptyText : rowAt(i);
+      lines.push(i === this.selected ? `${INVERSE}${keepBars(r)}${' '.repeat(Math.max(0, width - rowWidth(r)))}${INVERSE_OFF}` : r);
+    }
     if (this.headed) lines.unshift(`${BOLD}${head}${BOLD_OFF}`);
     const text = lines.join('\n');
     if (text === this.shown) return false;
     this.shown = text;
-    this.box.setContent(text);
+    defer(this.box)._kPending = text;
     return true;
   }
 }
