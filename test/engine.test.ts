@@ -23,7 +23,10 @@ for (const provider of ['k3d', 'kind'] as const) {
     assert.equal(task.state, 'succeeded');
     assert.equal(task.progress, 100);
     // kind gets the shipped ingress controller installed (step 5 of 6).
-    assert.deepEqual(task.steps.map((s: { key: string }) => s.key), ['preflight', 'create-cluster', 'kubeconfig', 'wait-ready', ...(provider === 'kind' ? ['ingress'] : []), 'node-address']);
+    assert.deepEqual(
+      task.steps.map((s: { key: string }) => s.key),
+      ['preflight', 'create-cluster', 'kubeconfig', 'wait-ready', ...(provider === 'kind' ? ['ingress'] : []), 'node-address'],
+    );
     assert.ok(task.steps.every((s: { state: string }) => s.state === 'succeeded'));
 
     const c = engine.getCluster('alpha')!;
@@ -40,9 +43,17 @@ for (const provider of ['k3d', 'kind'] as const) {
     // Progress came from real steps, in order, and the log is complete on disk.
     const progress = events.filter((e) => e.type === 'task' && e.task.id === task.id).map((e) => (e as { task: { progress: number } }).task.progress);
     assert.ok(progress.length >= 6);
-    assert.deepEqual([...progress].sort((a, b) => a - b), progress, 'progress never goes back');
+    assert.deepEqual(
+      [...progress].sort((a, b) => a - b),
+      progress,
+      'progress never goes back',
+    );
     const seqs = events.map((e) => e.seq);
-    assert.deepEqual(seqs, seqs.map((_, i) => seqs[0]! + i), 'events arrive in order without gaps');
+    assert.deepEqual(
+      seqs,
+      seqs.map((_, i) => seqs[0]! + i),
+      'events arrive in order without gaps',
+    );
     const log = readFileSync(join(w.dataDir, 'logs', `${task.id}.log`), 'utf8');
     assert.match(log, provider === 'kind' ? /==> \[2\/6\]/ : /==> \[2\/5\]/);
     assert.doesNotMatch(log, /\x1b/, 'colours are stripped');
@@ -184,7 +195,10 @@ test('cancel a queued task: it never runs and its new record goes', async (t) =>
 test('a task that runs past its timeout fails, is stopped and cleaned up', async (t) => {
   // 8 s leaves a loaded machine time to reach the hanging wait (the create itself takes ~1.5 s idle),
   // so the timeout always strikes after the cluster exists and cleanup has something to remove.
-  const { w, engine } = await withEngine(t, { timeouts: { create: 8, delete: 60, start: 60, stop: 60, 'import-image': 60, status: 20 }, cancelGraceSeconds: 2 });
+  const { w, engine } = await withEngine(t, {
+    timeouts: { create: 8, delete: 60, start: 60, stop: 60, 'import-image': 60, status: 20 },
+    cancelGraceSeconds: 2,
+  });
   w.rule('kubectl.wait', 'hang');
   const r = await verb(engine, ['create', 'late', '--wait', '--json']);
   assert.equal(r.code, 1);
@@ -210,7 +224,9 @@ test('two simultaneous creates of one name: exactly one task', async (t) => {
 
 test('20 concurrent creates get distinct ports', async (t) => {
   const { w, engine } = await withEngine(t, { concurrency: 4 });
-  const tasks = await Promise.all(Array.from({ length: 20 }, (_, i) => engine.create({ name: `c${i}`, provider: i % 2 ? 'kind' : 'k3d', servers: 1, agents: 0 }, ALICE)));
+  const tasks = await Promise.all(
+    Array.from({ length: 20 }, (_, i) => engine.create({ name: `c${i}`, provider: i % 2 ? 'kind' : 'k3d', servers: 1, agents: 0 }, ALICE)),
+  );
   assert.equal(new Set(tasks.map((x) => x.id)).size, 20);
   const ports = engine.listClusters().flatMap((c) => [c.httpPort, c.httpsPort, c.apiPort]);
   assert.equal(ports.length, 60);
@@ -246,7 +262,10 @@ test('delete is idempotent: a cluster already gone from the provider is removed 
   const r = await verb(engine, ['delete', 'vanish', '--wait', '--json']);
   assert.equal(r.code, 0, r.err);
   const task = JSON.parse(r.out).task;
-  assert.ok(task.notes.some((n: string) => /already absent/.test(n)), JSON.stringify(task.notes));
+  assert.ok(
+    task.notes.some((n: string) => /already absent/.test(n)),
+    JSON.stringify(task.notes),
+  );
   assert.equal(engine.getCluster('vanish'), undefined);
 });
 
@@ -304,17 +323,23 @@ test('import-csv: once, on request, each row imported or refused', async (t) => 
   const { writeFileSync } = await import('node:fs');
   const file = join(w.dir, 'environments.csv');
   const base = w.cfg.ports.http.from;
-  writeFileSync(file, [
-    '# env,provider,node_port,pf_port,register_portainer,haproxy_route,http_port,https_port,cluster_subnet',
-    `devops,k3d,30080,19000,true,true,${base + 10},${base + 40},10.100.0.0/16`,
-    `dev,k3d,30080,19001,true,true,${base + 11},${base + 41},10.101.0.0/16`,
-    `dev-a,kind,30081,19011,true,false,${base + 12},${base + 42},`,
-    `dup,k3d,30082,19012,yes,no,${base + 11},${base + 43},`,
-  ].join('\n'));
+  writeFileSync(
+    file,
+    [
+      '# env,provider,node_port,pf_port,register_portainer,haproxy_route,http_port,https_port,cluster_subnet',
+      `devops,k3d,30080,19000,true,true,${base + 10},${base + 40},10.100.0.0/16`,
+      `dev,k3d,30080,19001,true,true,${base + 11},${base + 41},10.101.0.0/16`,
+      `dev-a,kind,30081,19011,true,false,${base + 12},${base + 42},`,
+      `dup,k3d,30082,19012,yes,no,${base + 11},${base + 43},`,
+    ].join('\n'),
+  );
   const r = await verb(engine, ['import-csv', file, '--json']);
   assert.equal(r.code, 1, 'some rows were refused');
   const rows = JSON.parse(r.out).rows;
-  assert.deepEqual(rows.map((x: { result: string }) => x.result), ['refused', 'imported', 'imported', 'refused']);
+  assert.deepEqual(
+    rows.map((x: { result: string }) => x.result),
+    ['refused', 'imported', 'imported', 'refused'],
+  );
   assert.match(rows[0].reason, /reserved/);
   assert.match(rows[3].reason, /already used by cluster "dev"/);
   const dev = engine.getCluster('dev')!;
@@ -357,7 +382,10 @@ test('hooks run after create and delete with the cluster facts; a failing hook f
     writeFileSync(file, `#!/usr/bin/env bash\nset -euo pipefail\n${body}\n`);
     chmodSync(file, 0o755);
   };
-  hook(join(hooksDir, 'post-create.d', '10-record'), `echo "create $KINDLER_CLUSTER_NAME $KINDLER_CLUSTER_PROVIDER $KINDLER_CLUSTER_KUBE_CONTEXT $KINDLER_TASK_ID" >> ${out}; echo hello from the hook`);
+  hook(
+    join(hooksDir, 'post-create.d', '10-record'),
+    `echo "create $KINDLER_CLUSTER_NAME $KINDLER_CLUSTER_PROVIDER $KINDLER_CLUSTER_KUBE_CONTEXT $KINDLER_TASK_ID" >> ${out}; echo hello from the hook`,
+  );
   hook(join(hooksDir, 'post-delete.d', '10-record'), `echo "delete $KINDLER_CLUSTER_NAME" >> ${out}`);
   writeFileSync(join(hooksDir, 'post-create.d', '20-disabled'), '#!/bin/sh\nexit 1\n'); // not executable: off
   const { engine } = await withEngine(t, { hooksDir });
@@ -409,7 +437,7 @@ test('quota, extend and audit', async (t) => {
   assert.ok(onlyVic.length >= 1 && onlyVic.every((x: { user: string }) => x.user === 'vic'));
 });
 
-test('TTL: an expired cluster is deleted as kindler-ttl; retention prunes old finished tasks but keeps each cluster\'s latest', async (t) => {
+test("TTL: an expired cluster is deleted as kindler-ttl; retention prunes old finished tasks but keeps each cluster's latest", async (t) => {
   const { runTtl, runRetention } = await import('../src/cron/jobs.js');
   const { w, engine } = await withEngine(t, { retentionDays: 1 });
   void w;
@@ -444,7 +472,14 @@ test('TTL: an expired cluster is deleted as kindler-ttl; retention prunes old fi
 test('an empty argument is refused by every verb, never read as "any" or "the latest"', async (t) => {
   const { engine } = await withEngine(t);
   assert.equal((await verb(engine, ['create', 'solo', '--wait'])).code, 0);
-  for (const argv of [['logs', '--', ''], ['task', ''], ['show', ''], ['delete', ''], ['stop', ''], ['cancel', '']]) {
+  for (const argv of [
+    ['logs', '--', ''],
+    ['task', ''],
+    ['show', ''],
+    ['delete', ''],
+    ['stop', ''],
+    ['cancel', ''],
+  ]) {
     const r = await verb(engine, argv);
     assert.equal(r.code, 2, `${JSON.stringify(argv)}: ${r.out}${r.err}`);
     assert.equal(r.out, '', JSON.stringify(argv));

@@ -11,7 +11,11 @@ import { flagOf, parseSubnet, subnetsOverlap, type CreateInput, type CreateReque
 import { registerOf, wantsRoute, type Cluster, type ClusterOptions, type Provider } from './types.js';
 
 /** The request a create runs with: a setting not given is the recorded one (a retry), else the default. */
-export function resolveCreateRequest(input: CreateInput, existing: Cluster | undefined, d: { provider: Provider; servers: number; agents: number }): CreateRequest {
+export function resolveCreateRequest(
+  input: CreateInput,
+  existing: Cluster | undefined,
+  d: { provider: Provider; servers: number; agents: number },
+): CreateRequest {
   return {
     ...input,
     provider: input.provider ?? existing?.provider ?? d.provider,
@@ -29,7 +33,10 @@ export function retryChanges(input: CreateInput, req: CreateRequest, existing: C
     throw conflict(`name: cluster "${req.name}" already exists (${existing.actual})`, 'name');
   }
   if (existing.provider !== req.provider) {
-    throw conflict(`provider: cluster "${req.name}" is recorded as ${existing.provider}; a retry keeps its provider (omit --provider, or delete it first to change provider)`, 'provider');
+    throw conflict(
+      `provider: cluster "${req.name}" is recorded as ${existing.provider}; a retry keeps its provider (omit --provider, or delete it first to change provider)`,
+      'provider',
+    );
   }
   const changes: string[] = [];
   if (input.servers !== undefined && input.servers !== existing.servers) changes.push('servers');
@@ -47,7 +54,12 @@ export function retryChanges(input: CreateInput, req: CreateRequest, existing: C
  * When the cluster expires: `ttlMs` from now when given (`defaultTtlMs` for a new record given none), else a
  * retry keeps its recorded expiry, and a recorded expiry already past is refused. Undefined: never.
  */
-export function createExpiry(req: Pick<CreateRequest, 'name' | 'ttlMs'>, existing: Cluster | undefined, defaultTtlMs: () => number | undefined, nowMs: number): string | undefined {
+export function createExpiry(
+  req: Pick<CreateRequest, 'name' | 'ttlMs'>,
+  existing: Cluster | undefined,
+  defaultTtlMs: () => number | undefined,
+  nowMs: number,
+): string | undefined {
   let expiresAt: string | undefined;
   let ttlMs = req.ttlMs;
   if (existing) {
@@ -161,10 +173,18 @@ export function retryLine(c: Cluster, was: Cluster): string {
 /** The record an import-csv row becomes: `unknown` until the provider is asked, routed unless the row says not. */
 export function buildImportedRecord(req: CreateRequest, ports: Record<PortKind, number>, owner: string, kubeconfig: string, at: string): Cluster {
   return {
-    name: req.name, provider: req.provider, servers: 1, agents: 0, ...ports,
+    name: req.name,
+    provider: req.provider,
+    servers: 1,
+    agents: 0,
+    ...ports,
     ...(req.subnet ? { subnet: req.subnet } : {}),
-    owner, createdAt: at, desired: 'present', actual: 'unknown',
-    kubeContext: kubeContextFor(req.provider, req.name), kubeconfig,
+    owner,
+    createdAt: at,
+    desired: 'present',
+    actual: 'unknown',
+    kubeContext: kubeContextFor(req.provider, req.name),
+    kubeconfig,
     ...(req.ingressNodePort ? { ingressNodePort: req.ingressNodePort } : {}),
     options: { route: req.options?.route ?? true, register: req.options?.register ?? [] },
     updatedAt: at,

@@ -38,7 +38,10 @@ export interface RunFacts {
 export function runOutcome(r: RunEnd, f: RunFacts): { state: TaskState; reason?: string } {
   if (r.spawnError) return { state: 'failed', reason: `the script could not run: ${r.spawnError}` };
   if (r.stopped === 'cancel') {
-    return { state: 'cancelled', reason: f.notes.find((n) => n.startsWith('cancel requested by'))?.replace('cancel requested by', 'cancelled by') ?? 'cancelled' };
+    return {
+      state: 'cancelled',
+      reason: f.notes.find((n) => n.startsWith('cancel requested by'))?.replace('cancel requested by', 'cancelled by') ?? 'cancelled',
+    };
   }
   if (r.stopped === 'timeout') return { state: 'failed', reason: `timed out after ${f.timeoutSeconds}s${f.errorText ? ` (${f.errorText})` : ''}` };
   if (r.stopped === 'shutdown') return { state: 'interrupted', reason: 'kindler stopped while the task was running' };
@@ -53,7 +56,9 @@ export function runOutcome(r: RunEnd, f: RunFacts): { state: TaskState; reason?:
   const lastErr = pickErrorLine([...f.stderrTail]);
   return {
     state: 'failed',
-    reason: f.errorText ?? `${r.signal ? `the script was killed by ${r.signal}` : `the script exited with code ${r.exitCode}`}${lastErr ? `: ${cleanLine(lastErr, 300)}` : ''}`,
+    reason:
+      f.errorText ??
+      `${r.signal ? `the script was killed by ${r.signal}` : `the script exited with code ${r.exitCode}`}${lastErr ? `: ${cleanLine(lastErr, 300)}` : ''}`,
   };
 }
 
@@ -62,7 +67,11 @@ export function runOutcome(r: RunEnd, f: RunFacts): { state: TaskState; reason?:
  * idempotent delete script itself (the script reached the cluster's creation and did not clean up). Null
  * for a create that succeeded (nothing to clean up); undefined: not known (an interrupted create).
  */
-export function createCleanup(state: TaskState, scriptCleanup: 'begin' | 'done' | 'failed' | undefined, reachedCreate: boolean): Task['cleanup'] | 'run' | null {
+export function createCleanup(
+  state: TaskState,
+  scriptCleanup: 'begin' | 'done' | 'failed' | undefined,
+  reachedCreate: boolean,
+): Task['cleanup'] | 'run' | null {
   if (state === 'succeeded') return null;
   if (scriptCleanup === 'done') return 'done';
   if (!reachedCreate) return 'not-needed';
@@ -106,7 +115,14 @@ export function applyTaskEnd(c: Cluster, e: TaskEnd): { remove: boolean; recheck
   c.updatedAt = e.at;
   if (state === 'succeeded') delete c.lastError;
   else c.lastError = reason;
-  c.steps = t.steps.map((st) => ({ key: st.key, title: st.title, state: st.state, at: st.finishedAt ?? st.startedAt, taskId: t.id, ...(st.state === 'failed' ? { error: st.error ?? reason } : {}) }));
+  c.steps = t.steps.map((st) => ({
+    key: st.key,
+    title: st.title,
+    state: st.state,
+    at: st.finishedAt ?? st.startedAt,
+    taskId: t.id,
+    ...(st.state === 'failed' ? { error: st.error ?? reason } : {}),
+  }));
   const done = { remove: false, recheck: false };
   if (e.postFailed) {
     // The provider work is done and stays; only a later step failed (a retry can finish it).

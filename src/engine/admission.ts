@@ -28,7 +28,10 @@ export class Admission {
   /** Admission is serialized: one verb's checks and record change at a time. */
   private readonly admitting = new Serial();
 
-  constructor(private readonly ctx: EngineContext, private readonly ports: Ports) {}
+  constructor(
+    private readonly ctx: EngineContext,
+    private readonly ports: Ports,
+  ) {}
 
   /** Runs `fn` alone among admissions (port allocation and the per-cluster lock hold under concurrency), once kindler is not stopping. */
   admit<T>(fn: () => Promise<T>): Promise<T> {
@@ -42,14 +45,24 @@ export class Admission {
     const id = this.ctx.active.get(name);
     if (!id) return;
     const t = this.ctx.store.data.tasks.find((x) => x.id === id);
-    throw conflict(`cluster "${name}" already has ${t?.kind ?? 'a'} task ${id} ${t?.state ?? 'active'}; wait for it or cancel it (kindler cancel ${id})`, 'name');
+    throw conflict(
+      `cluster "${name}" already has ${t?.kind ?? 'a'} task ${id} ${t?.state ?? 'active'}; wait for it or cancel it (kindler cancel ${id})`,
+      'name',
+    );
   }
 
   /**
    * The path of every verb on an existing cluster: its record, the per-cluster lock, the verb's `check`, then
    * the task with its `params` and the record's `change` (desired state), written together.
    */
-  private admitTask(kind: TaskKind, name: string, actor: Actor, check: (c: Cluster) => void, params: (c: Cluster) => Params, change?: (r: Cluster) => void): Promise<Task> {
+  private admitTask(
+    kind: TaskKind,
+    name: string,
+    actor: Actor,
+    check: (c: Cluster) => void,
+    params: (c: Cluster) => Params,
+    change?: (r: Cluster) => void,
+  ): Promise<Task> {
     return this.admit(async () => {
       const c = this.ctx.record(name);
       this.assertIdle(name);
@@ -109,9 +122,16 @@ export class Admission {
   }
 
   delete(name: string, actor: Actor): Promise<Task> {
-    return this.admitTask('delete', name, actor, () => undefined, (c) => ({ prevDesired: c.desired, prevActual: c.actual }), (r) => {
-      r.desired = 'absent';
-    });
+    return this.admitTask(
+      'delete',
+      name,
+      actor,
+      () => undefined,
+      (c) => ({ prevDesired: c.desired, prevActual: c.actual }),
+      (r) => {
+        r.desired = 'absent';
+      },
+    );
   }
 
   /** Starts or stops a cluster that is there and meant to stay. */
@@ -121,9 +141,16 @@ export class Admission {
         throw conflict(`cluster "${name}" is ${c.actual === 'absent' ? 'absent' : c.actual}; it cannot be ${kind === 'start' ? 'started' : 'stopped'}`);
       }
     };
-    return this.admitTask(kind, name, actor, check, (c) => ({ prevDesired: c.desired }), (r) => {
-      r.desired = kind === 'start' ? 'present' : 'stopped';
-    });
+    return this.admitTask(
+      kind,
+      name,
+      actor,
+      check,
+      (c) => ({ prevDesired: c.desired }),
+      (r) => {
+        r.desired = kind === 'start' ? 'present' : 'stopped';
+      },
+    );
   }
 
   /** Re-runs the route and GitOps steps for a running cluster (finishes what a failed step left). */

@@ -19,7 +19,16 @@ export class Audit {
       (s) => {
         const detail = `${s.count} more refusal${s.count === 1 ? '' : 's'} suppressed (over ${s.limit} per minute, ${s.from} to ${s.to})`;
         ctx.log('warn', `audit: ${s.user}: ${detail}`);
-        this.write({ at: now(), user: s.user, ...(s.fingerprint ? { fingerprint: s.fingerprint } : {}), source: s.source, action: 'refusals-suppressed', target: s.user, result: 'refused', detail });
+        this.write({
+          at: now(),
+          user: s.user,
+          ...(s.fingerprint ? { fingerprint: s.fingerprint } : {}),
+          source: s.source,
+          action: 'refusals-suppressed',
+          target: s.user,
+          result: 'refused',
+          detail,
+        });
       },
     );
   }
@@ -27,13 +36,20 @@ export class Audit {
   /** See Engine.recordAudit. */
   record(actor: Actor, action: string, target: string, result: AuditEvent['result'], detail?: string): void {
     if (result === 'refused' && !this.refusals.admit(actor)) return;
-    this.write({ at: now(), user: actor.user, ...(actor.fingerprint ? { fingerprint: actor.fingerprint } : {}), source: actor.source, action, target, result, ...(detail ? { detail } : {}) });
+    this.write({
+      at: now(),
+      user: actor.user,
+      ...(actor.fingerprint ? { fingerprint: actor.fingerprint } : {}),
+      source: actor.source,
+      action,
+      target,
+      result,
+      ...(detail ? { detail } : {}),
+    });
   }
 
   private write(ev: AuditEvent): void {
-    void this.ctx.store
-      .update((d) => this.ctx.pushAudit(d, ev))
-      .catch((e: Error) => this.ctx.log('error', `state write failed: ${e.message}`));
+    void this.ctx.store.update((d) => this.ctx.pushAudit(d, ev)).catch((e: Error) => this.ctx.log('error', `state write failed: ${e.message}`));
   }
 
   /** Summarizes the refusals counted so far at once instead of at the end of their minute (shutdown, tests). */
@@ -67,10 +83,12 @@ export class Audit {
 
   /** Removes finished tasks (never an active one) and their log files. */
   async pruneTasks(ids: string[]): Promise<number> {
-    const drop = new Set(ids.filter((id) => {
-      const t = this.ctx.store.data.tasks.find((x) => x.id === id);
-      return t && isTerminal(t.state);
-    }));
+    const drop = new Set(
+      ids.filter((id) => {
+        const t = this.ctx.store.data.tasks.find((x) => x.id === id);
+        return t && isTerminal(t.state);
+      }),
+    );
     if (drop.size === 0) return 0;
     // The tasks leave memory and the journal by whole segments (what else a segment holds is appended again).
     await this.ctx.store.removeTasks(drop);

@@ -79,7 +79,11 @@ export class EngineContext {
   /** Re-checks a cluster with the provider in the background (set by the engine to the recovery part's). */
   recheck: (name: string, interruptedCreate: Task | null) => Promise<void> = () => Promise.resolve();
 
-  constructor(readonly cfg: Config, readonly store: Store, readonly opts: EngineOptions) {
+  constructor(
+    readonly cfg: Config,
+    readonly store: Store,
+    readonly opts: EngineOptions,
+  ) {
     this.logDir = join(cfg.dataDir, 'logs');
     this.kubeDir = join(cfg.dataDir, 'kubeconfig');
     mkdirSync(this.logDir, { recursive: true, mode: 0o750 });
@@ -151,7 +155,16 @@ export class EngineContext {
   }
 
   audit(d: StateData, actor: Actor, action: string, target: string, result: AuditEvent['result'], taskId?: string): void {
-    this.pushAudit(d, { at: now(), user: actor.user, ...(actor.fingerprint ? { fingerprint: actor.fingerprint } : {}), source: actor.source, action, target, result, ...(taskId ? { taskId } : {}) });
+    this.pushAudit(d, {
+      at: now(),
+      user: actor.user,
+      ...(actor.fingerprint ? { fingerprint: actor.fingerprint } : {}),
+      source: actor.source,
+      action,
+      target,
+      result,
+      ...(taskId ? { taskId } : {}),
+    });
   }
 
   /** Appends one event, dropping the oldest beyond `auditMaxEvents`: the log never outgrows its bound. */

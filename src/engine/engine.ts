@@ -3,20 +3,8 @@
  * per-cluster lock), queues tasks under a global concurrency limit, runs the scripts, records every
  * outcome truthfully, and publishes a snapshot-and-events feed for every face.
  *
- * `Engine` is the facade every caller uses; the work is done by its parts, which share one EngineContext
- * (config, store, feed, queue, running tasks, the per-cluster lock, task logs, save/emit/audit helpers):
- *
- *   context.ts    EngineContext: the shared state and the helpers every part records changes with
- *   admission.ts  Admission: one path for every verb (refuse when stopping → checks → record change and task
- *                 written together → queue); cancel, extend
- *   ports.ts      Ports: given ports honoured or refused, omitted ones allocated, host checks, the routes
- *                 frontend's own ports, api.publicAddress on the host
- *   imports.ts    Imports: adopt and import-csv (records from outside, no task)
- *   execution.ts  Execution: the queue under the concurrency limit, running a task's script and its post
- *                 steps, recording its end
- *   recovery.ts   Recovery: status checks, background re-checks, a create's fallback cleanup, crash recovery
- *   reads.ts      Reads: copies of state, the snapshot and feed, presence (sessions), task logs, waiting
- *   audit.ts      Audit: non-task audit events (refusals rate limited), listing; pruning events and tasks
+ * `Engine` is the facade every caller uses; its parts (admission, ports, imports, execution, recovery,
+ * reads, audit) share one EngineContext (context.ts). docs/ARCHITECTURE.md lists what each part owns.
  *
  * The rules that need no I/O are in core: what a run's end does to its task and cluster record
  * (core/taskrules.ts) and how a create's record is built and checked (core/createrules.ts).
@@ -68,7 +56,12 @@ export class Engine {
   private readonly recovery: Recovery;
   private readonly auditLog: Audit;
 
-  private constructor(readonly cfg: Config, readonly store: Store, private readonly lock: Lock, opts: EngineOptions) {
+  private constructor(
+    readonly cfg: Config,
+    readonly store: Store,
+    private readonly lock: Lock,
+    opts: EngineOptions,
+  ) {
     const ctx = (this.ctx = new EngineContext(cfg, store, opts));
     this.feed = ctx.feed;
     this.logDir = ctx.logDir;
@@ -85,7 +78,9 @@ export class Engine {
   }
 
   /** The running tasks: the parts' own map (a test counts its reads). */
-  private get running(): Map<string, Running> { return this.ctx.running; }
+  private get running(): Map<string, Running> {
+    return this.ctx.running;
+  }
 
   /** Torn or damaged journal lines ignored at start (for doctor). */
   journalProblems(): string[] {
@@ -381,7 +376,10 @@ export class Engine {
     } catch (e) {
       if (!(e instanceof StateWriteError)) throw e;
       lost = e;
-      ctx.log('error', `state could not be saved at shutdown: ${e.reason}; the changes since the last successful write are lost (the next start recovers from the state file as it is)`);
+      ctx.log(
+        'error',
+        `state could not be saved at shutdown: ${e.reason}; the changes since the last successful write are lost (the next start recovers from the state file as it is)`,
+      );
     } finally {
       this.store.close();
       this.lock.release();

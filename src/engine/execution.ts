@@ -234,7 +234,10 @@ export class Execution {
       recheck = done.recheck;
     });
     ctx.running.delete(t.id);
-    ctx.log(state === 'succeeded' ? 'info' : 'warn', `task ${t.id} ${state}: ${t.kind} ${t.cluster}${reason ? ` (${reason})` : ''}${saved ? '' : ' [not saved yet]'}`);
+    ctx.log(
+      state === 'succeeded' ? 'info' : 'warn',
+      `task ${t.id} ${state}: ${t.kind} ${t.cluster}${reason ? ` (${reason})` : ''}${saved ? '' : ' [not saved yet]'}`,
+    );
     ctx.emitCluster(t.cluster);
     if (recheck && !ctx.stopping) void ctx.recheck(t.cluster, t.kind === 'create' ? t : null);
   }
@@ -258,7 +261,13 @@ export class Execution {
       s.log.add(`==> [${n}/${of}] ${title}`);
       ctx.persist(t);
       try {
-        await step.run({ kind: t.kind, taskId: t.id, cluster: clone(c), clusters: () => ctx.store.data.clusters.map(clone), log: (l) => s.log.add(cleanLine(l)) });
+        await step.run({
+          kind: t.kind,
+          taskId: t.id,
+          cluster: clone(c),
+          clusters: () => ctx.store.data.clusters.map(clone),
+          log: (l) => s.log.add(cleanLine(l)),
+        });
         rec.state = 'succeeded';
       } catch (e) {
         const msg = sanitizeLine((e as Error).message).slice(0, 2000);

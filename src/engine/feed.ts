@@ -2,7 +2,7 @@
  * The engine's snapshot-and-events feed: a subscriber gets the current snapshot, then every change
  * in order (each event carries a sequence number one higher than the last).
  */
-import type { EngineEvent, EngineEventInput, Listener } from '../core/feed.js';
+import type { EngineEventInput, Listener } from '../core/feed.js';
 
 export class Feed {
   private seq = 0;
@@ -13,7 +13,7 @@ export class Feed {
   }
 
   emit(e: EngineEventInput): void {
-    const ev = { ...e, seq: ++this.seq } as EngineEvent;
+    const ev = { ...e, seq: ++this.seq };
     for (const l of this.listeners) {
       try {
         l(ev);

@@ -3,7 +3,12 @@
  */
 import { runScript } from './runner.js';
 
-export interface HookOutcome { hook: string; ok: boolean; exitCode: number | null; reason?: string }
+export interface HookOutcome {
+  hook: string;
+  ok: boolean;
+  exitCode: number | null;
+  reason?: string;
+}
 
 /** Runs every hook of a phase; stops at the first failure. Output lines go to `onLine`. */
 export async function runHooks(
@@ -27,7 +32,7 @@ export async function runHooks(
     });
     const r = await run.done;
     const ok = r.exitCode === 0 && !r.stopped && !r.spawnError;
-    const reason = ok ? undefined : r.spawnError ?? (r.stopped === 'timeout' ? `timed out after ${o.timeoutMs / 1000}s` : `exited ${r.exitCode ?? r.signal}`);
+    const reason = ok ? undefined : (r.spawnError ?? (r.stopped === 'timeout' ? `timed out after ${o.timeoutMs / 1000}s` : `exited ${r.exitCode ?? r.signal}`));
     o.onLine(`hook ${name}: ${ok ? 'ok' : `failed (${reason})`}`);
     out.push({ hook: name, ok, exitCode: r.exitCode, ...(reason ? { reason } : {}) });
     if (!ok) break;

@@ -20,7 +20,12 @@ import type { Ports } from './ports.js';
 import type { Recovery } from './recovery.js';
 import { queryScript } from './runner.js';
 
-export interface ImportRow { line: number; name: string; result: 'imported' | 'refused'; reason?: string }
+export interface ImportRow {
+  line: number;
+  name: string;
+  result: 'imported' | 'refused';
+  reason?: string;
+}
 
 /** A port's column in the older tool's CSV (import-csv names it in refusals); the API port has none: its flag. */
 const csvField = (k: PortKind): string => (k === 'httpPort' ? 'http_port' : k === 'httpsPort' ? 'https_port' : flagOf(k));
@@ -49,13 +54,19 @@ export class Imports {
       try {
         let found: Record<string, unknown>;
         try {
-          found = await queryScript({ ...adoptCall(cfg, name, provider, staged), cwd: cfg.scriptsDir, ...(ctx.opts.scriptEnv ? { env: ctx.opts.scriptEnv } : {}), timeoutMs: cfg.timeouts.status * 1000 });
+          found = await queryScript({
+            ...adoptCall(cfg, name, provider, staged),
+            cwd: cfg.scriptsDir,
+            ...(ctx.opts.scriptEnv ? { env: ctx.opts.scriptEnv } : {}),
+            timeoutMs: cfg.timeouts.status * 1000,
+          });
         } catch (e) {
           throw failed(`adopt: cannot read ${provider} cluster "${name}" from docker: ${(e as Error).message}`);
         }
         const num = (k: string, min: number, max: number): number => {
           const v = found[k];
-          if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) throw failed(`adopt: cluster.sh adopt gave ${k} ${JSON.stringify(v)}, not a whole number ${min}-${max}`);
+          if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
+            throw failed(`adopt: cluster.sh adopt gave ${k} ${JSON.stringify(v)}, not a whole number ${min}-${max}`);
           return v;
         };
         const state = found.state;
@@ -68,11 +79,23 @@ export class Imports {
         const own = this.ports.own();
         for (const k of ['httpPort', 'httpsPort', 'apiPort'] as const) {
           const v = ports[k];
-          if (v < MIN_CLUSTER_PORT) throw usageError(`${flagOf(k)}: ${provider} cluster "${name}" publishes it on ${v}; kindler's clusters use ports ${MIN_CLUSTER_PORT}-${PORT_MAX}, so it cannot be adopted`, flagOf(k));
+          if (v < MIN_CLUSTER_PORT)
+            throw usageError(
+              `${flagOf(k)}: ${provider} cluster "${name}" publishes it on ${v}; kindler's clusters use ports ${MIN_CLUSTER_PORT}-${PORT_MAX}, so it cannot be adopted`,
+              flagOf(k),
+            );
           const key = own.get(v);
-          if (key) throw conflict(`${flagOf(k)}: ${provider} cluster "${name}" publishes it on ${v}, the routes frontend's own port (${key}); it cannot be adopted`, flagOf(k));
+          if (key)
+            throw conflict(
+              `${flagOf(k)}: ${provider} cluster "${name}" publishes it on ${v}, the routes frontend's own port (${key}); it cannot be adopted`,
+              flagOf(k),
+            );
           const other = ctx.store.data.clusters.find((c) => c.httpPort === v || c.httpsPort === v || c.apiPort === v);
-          if (other) throw conflict(`${flagOf(k)}: ${provider} cluster "${name}" publishes it on ${v}, which cluster "${other.name}" has recorded; it cannot be adopted`, flagOf(k));
+          if (other)
+            throw conflict(
+              `${flagOf(k)}: ${provider} cluster "${name}" publishes it on ${v}, which cluster "${other.name}" has recorded; it cannot be adopted`,
+              flagOf(k),
+            );
         }
         try {
           await rename(staged, kubeconfig);
@@ -81,9 +104,18 @@ export class Imports {
         }
         const at = now();
         const c: Cluster = {
-          name, provider, servers, agents, ...(image ? { image } : {}), ...ports, owner: actor.user, createdAt: at,
-          desired: state === 'stopped' ? 'stopped' : 'present', actual: state === 'degraded' ? 'unknown' : state,
-          kubeContext: kubeContextFor(provider, name), kubeconfig,
+          name,
+          provider,
+          servers,
+          agents,
+          ...(image ? { image } : {}),
+          ...ports,
+          owner: actor.user,
+          createdAt: at,
+          desired: state === 'stopped' ? 'stopped' : 'present',
+          actual: state === 'degraded' ? 'unknown' : state,
+          kubeContext: kubeContextFor(provider, name),
+          kubeconfig,
           ...(state === 'degraded' ? { lastError: `degraded: ${String(found.running)} of ${String(found.nodes)} nodes running` } : {}),
           ...(cfg.routes.enabled ? { domain: `${name}.${cfg.routes.baseDomain}` } : {}),
           options: { route: true, register: [] },

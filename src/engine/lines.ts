@@ -26,7 +26,10 @@ export interface Bulk {
 /** Splits a byte stream into lines, handling \n, \r\n and bare \r; caps a pending line at 1 MiB. */
 export class LineSplitter {
   private buf = '';
-  constructor(private readonly emit: (line: string) => void, private readonly maxPending = 1 << 20) {}
+  constructor(
+    private readonly emit: (line: string) => void,
+    private readonly maxPending = 1 << 20,
+  ) {}
   /** Whether part of a line (or a trailing \r) is waiting for the rest of it. */
   get pending(): boolean {
     return this.buf.length > 0;

@@ -139,7 +139,7 @@ export class TaskLog {
         if (!this.fh) this.fh = await open(this.file, APPEND_NOFOLLOW, 0o640);
         const parts = this.out.splice(0);
         const buf = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
-        for (let off = 0; off < buf.length; ) off += (await this.fh.write(buf, off, buf.length - off, null)).bytesWritten;
+        for (let off = 0; off < buf.length;) off += (await this.fh.write(buf, off, buf.length - off, null)).bytesWritten;
       }
     } catch (e) {
       this.fail(e);
@@ -153,7 +153,9 @@ export class TaskLog {
     this.error = `the task log ${this.file} could not be written (${errnoText(e)})`;
     try {
       this.onError?.(this.error);
-    } catch { /* the listener's trouble is not the log's */ }
+    } catch {
+      /* the listener's trouble is not the log's */
+    }
   }
 
   /** Resolves once every line added so far is in the file, or could not be (see `error`). */
@@ -250,7 +252,7 @@ export async function readLogTail(dir: string, taskId: string, n: number): Promi
     const lines = end > cut ? text.split('\n') : [''];
     // Count the lines before the cut (each ends with a line break).
     let before = 0;
-    for (let at = 0; at < cut; ) {
+    for (let at = 0; at < cut;) {
       const len = Math.min(TAIL_CHUNK, cut - at);
       const buf = Buffer.alloc(len);
       await readFully(fh, buf, at);
@@ -264,7 +266,7 @@ export async function readLogTail(dir: string, taskId: string, n: number): Promi
 }
 
 async function readFully(fh: FileHandle, buf: Buffer, at: number): Promise<void> {
-  for (let off = 0; off < buf.length; ) {
+  for (let off = 0; off < buf.length;) {
     const { bytesRead } = await fh.read(buf, off, buf.length - off, at + off);
     if (bytesRead === 0) throw new Error('log file shrank while being read');
     off += bytesRead;
@@ -279,7 +281,10 @@ async function readFully(fh: FileHandle, buf: Buffer, at: number): Promise<void>
 export class LogCursor {
   private fh: FileHandle | null = null;
 
-  constructor(readonly file: string, public offset = 0) {}
+  constructor(
+    readonly file: string,
+    public offset = 0,
+  ) {}
 
   /**
    * The next whole lines, about `max` bytes of them; [] when no whole line is there yet. With

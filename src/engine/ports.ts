@@ -62,7 +62,9 @@ export class Ports {
         const busy = await (o.givenBusy ?? ((p: number) => this.hostBusy(p)))(want);
         if (busy) {
           const holders = await dockerPublishers(want, this.ctx.opts.scriptEnv);
-          const who = holders.length ? `docker container${holders.length > 1 ? 's' : ''} ${holders.map((h) => `"${h}"`).join(', ')} publish${holders.length > 1 ? '' : 'es'} it` : busy;
+          const who = holders.length
+            ? `docker container${holders.length > 1 ? 's' : ''} ${holders.map((h) => `"${h}"`).join(', ')} publish${holders.length > 1 ? '' : 'es'} it`
+            : busy;
           throw conflict(`${field(k)}: ${want} is not available: ${who}`, field(k));
         }
       }
@@ -94,6 +96,8 @@ export class Ports {
   assertApiAddressOnHost(): void {
     const addr = this.ctx.cfg.api.publicAddress;
     if (addr === undefined || hostIPv4Addresses().includes(addr)) return;
-    throw failed(`api.publicAddress: ${addr} is not an address of this host (it has ${hostIPv4Addresses().join(', ') || 'no IPv4 address'}), so docker cannot publish a cluster's API on it; add the address to an interface or change api.publicAddress`);
+    throw failed(
+      `api.publicAddress: ${addr} is not an address of this host (it has ${hostIPv4Addresses().join(', ') || 'no IPv4 address'}), so docker cannot publish a cluster's API on it; add the address to an interface or change api.publicAddress`,
+    );
   }
 }

@@ -52,7 +52,14 @@ export class Recovery {
     const call = statusCall(cfg, name, provider);
     let status: StatusResult | null;
     try {
-      status = parseStatus(await queryScript({ ...call, cwd: cfg.scriptsDir, ...(this.ctx.opts.scriptEnv ? { env: this.ctx.opts.scriptEnv } : {}), timeoutMs: cfg.timeouts.status * 1000 }));
+      status = parseStatus(
+        await queryScript({
+          ...call,
+          cwd: cfg.scriptsDir,
+          ...(this.ctx.opts.scriptEnv ? { env: this.ctx.opts.scriptEnv } : {}),
+          timeoutMs: cfg.timeouts.status * 1000,
+        }),
+      );
     } catch (e) {
       throw failed(`status check of "${name}" failed: ${(e as Error).message}`);
     }
@@ -128,12 +135,18 @@ export class Recovery {
     const groups = new Map<number, string>();
     for (const t of unfinished) {
       const pid = Number(t.params?.pid ?? 0);
-      if (t.state === 'running' && pid > 0 && processStart(pid) === t.params?.pidStart) groups.set(pid, `task ${t.id}: stopping its orphaned script (process group ${pid})`);
+      if (t.state === 'running' && pid > 0 && processStart(pid) === t.params?.pidStart)
+        groups.set(pid, `task ${t.id}: stopping its orphaned script (process group ${pid})`);
     }
     for (const p of found()) {
       if (groups.has(p.pgid)) continue;
       const t = unfinished.find((x) => Number(x.params?.pid ?? 0) === p.pgid);
-      groups.set(p.pgid, t ? `task ${t.id}: stopping its orphaned script (process group ${p.pgid})` : `stopping process group ${p.pgid} left running by the previous kindler (a script whose task never recorded it, a status check or a cleanup)`);
+      groups.set(
+        p.pgid,
+        t
+          ? `task ${t.id}: stopping its orphaned script (process group ${p.pgid})`
+          : `stopping process group ${p.pgid} left running by the previous kindler (a script whose task never recorded it, a status check or a cleanup)`,
+      );
     }
     if (groups.size === 0) return;
     for (const [pgid, msg] of groups) {
@@ -147,7 +160,13 @@ export class Recovery {
     for (const pgid of groups.keys()) signalGroup(pgid, 'SIGKILL');
     const killDeadline = Date.now() + 3000;
     while (left() && Date.now() < killDeadline) await new Promise((r) => setTimeout(r, 10));
-    if (left()) ctx.log('error', `processes left by the previous kindler survived SIGKILL: ${found().map((p) => p.pid).join(', ')}`);
+    if (left())
+      ctx.log(
+        'error',
+        `processes left by the previous kindler survived SIGKILL: ${found()
+          .map((p) => p.pid)
+          .join(', ')}`,
+      );
   }
 
   /** After a crash: stop orphaned scripts, mark unfinished tasks interrupted, re-check their clusters. */

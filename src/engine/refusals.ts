@@ -85,7 +85,12 @@ export class RefusalLimiter {
     if (w.suppressed === 0) return;
     const end = Math.min(this.now(), w.start + REFUSAL_WINDOW_MS);
     const s: Suppressed = {
-      user, source: w.source, count: w.suppressed, limit: this.limit(), from: new Date(w.start).toISOString(), to: new Date(end).toISOString(),
+      user,
+      source: w.source,
+      count: w.suppressed,
+      limit: this.limit(),
+      from: new Date(w.start).toISOString(),
+      to: new Date(end).toISOString(),
       ...(w.fingerprint ? { fingerprint: w.fingerprint } : {}),
     };
     w.suppressed = 0;

@@ -90,7 +90,10 @@ export class SpoolReader {
   /** The first read error, if any (the rest of the output is then lost: reported by the runner). */
   error: Error | null = null;
 
-  constructor(private readonly fd: number, private readonly onBytes: (chunk: Buffer) => void) {
+  constructor(
+    private readonly fd: number,
+    private readonly onBytes: (chunk: Buffer) => void,
+  ) {
     this.schedule(0);
   }
 
@@ -279,7 +282,13 @@ export function runScript(o: RunOptions): Run {
  * Runs a script that answers with one `::kindler:result` line (status, list). Resolves with the
  * result, or rejects with the script's error marker, its last stderr line, or how it ended.
  */
-export async function queryScript(o: { script: string; args: string[]; cwd: string; env?: Record<string, string>; timeoutMs: number }): Promise<Record<string, unknown>> {
+export async function queryScript(o: {
+  script: string;
+  args: string[];
+  cwd: string;
+  env?: Record<string, string>;
+  timeoutMs: number;
+}): Promise<Record<string, unknown>> {
   let result: Record<string, unknown> | undefined;
   let error: string | undefined;
   let lastStderr: string | undefined;

@@ -52,7 +52,9 @@ export function routeStep(cfg: Config): PostStep {
     title: (c, kind) =>
       !wantsRoute(c)
         ? `Render routes without ${c.name} (--no-route)`
-        : kind === 'create' || kind === 'start' || kind === 'sync' ? `Route ${c.name}.${cfg.routes.baseDomain}` : `Remove the route of ${c.name}`,
+        : kind === 'create' || kind === 'start' || kind === 'sync'
+          ? `Route ${c.name}.${cfg.routes.baseDomain}`
+          : `Remove the route of ${c.name}`,
     // Runs for a --no-route cluster too: the file is rendered whole, so a route it had before (a retry that
     // switched routing off) is removed, and the cluster never gets one.
     applies: (kind) => cfg.routes.enabled && kind !== 'import-image',
@@ -65,7 +67,9 @@ export function routeStep(cfg: Config): PostStep {
         throw new Error(`no route for ${ctx.cluster.name}: ${why}`);
       }
       const { changed } = await applyRoutes(rendered.text, cfg.routes, ctx.log);
-      ctx.log(mine ? `route ${mine.host} -> ${mine.backend}${changed ? '' : ' (already live)'}` : `no route for ${ctx.cluster.name}${changed ? ' (removed)' : ''}`);
+      ctx.log(
+        mine ? `route ${mine.host} -> ${mine.backend}${changed ? '' : ' (already live)'}` : `no route for ${ctx.cluster.name}${changed ? ' (removed)' : ''}`,
+      );
     },
   };
 }
@@ -103,7 +107,11 @@ export function gitopsStep(cfg: Config): PostStep {
     key: 'git-branch',
     title: (c, kind) => (kind === 'delete' ? `Archive and remove GitOps branch ${c.name}` : `Push GitOps branch ${c.name}`),
     applies: (kind) => cfg.gitops.enabled && (kind === 'create' || kind === 'delete' || kind === 'sync'),
-    branchStatus: (names) => serial(() => undefined, (g) => g.status(names)),
+    branchStatus: (names) =>
+      serial(
+        () => undefined,
+        (g) => g.status(names),
+      ),
     run: async (ctx) => {
       if (ctx.kind !== 'delete') {
         const r = await serial(ctx.log, (g) => g.createBranch(ctx.cluster, domainOf(cfg, ctx.cluster) ?? `${ctx.cluster.name}.${cfg.routes.baseDomain}`));
