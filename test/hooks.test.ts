@@ -9,7 +9,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cli, makeWorld, ROOT, startDaemon } from './helpers.js';
-import { runScript } from '../src/engine/runner.js';
+import { runScript } from '../src/os/runner.js';
 import { childEnv, setPassEnv } from '../src/core/childenv.js';
 
 const AVAILABLE = join(ROOT, 'scripts', 'hooks.d', 'available');

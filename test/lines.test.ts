@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { parseMarker } from '../src/core/markers.js';
 import { cleanLine } from '../src/core/text.js';
-import { ByteLines, countPlainLines, LineSplitter, type Bulk } from '../src/engine/lines.js';
+import { ByteLines, countPlainLines, LineSplitter, type Bulk } from '../src/os/lines.js';
 import { TaskLog } from '../src/engine/logs.js';
 import { LogBuffer } from '../src/tui/logbuffer.js';
 

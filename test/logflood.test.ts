@@ -12,7 +12,7 @@ import { startControlServer } from '../src/control/server.js';
 import { Service } from '../src/commands/service.js';
 import { Engine } from '../src/engine/engine.js';
 import type { EngineEvent } from '../src/core/feed.js';
-import { LineSplitter } from '../src/engine/lines.js';
+import { LineSplitter } from '../src/os/lines.js';
 import { LogBuffer } from '../src/tui/logbuffer.js';
 import { ALICE, makeTestKey, makeWorld, scriptEnv, startTestSsh } from './helpers.js';
 import { spawn } from 'node:child_process';

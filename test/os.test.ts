@@ -126,11 +126,7 @@ test('every child process starts in src/os: no other source file imports child_p
   for (const f of files) {
     const rel = f.slice(root.length + 1);
     const text = readFileSync(f, 'utf8');
-    if (
-      /from ['"](node:)?child_process['"]|from ['"]execa['"]|require\(['"](node:)?child_process['"]\)/.test(text) &&
-      !rel.startsWith('os/') &&
-      rel !== 'engine/runner.ts'
-    )
+    if (/from ['"](node:)?child_process['"]|from ['"]execa['"]|require\(['"](node:)?child_process['"]\)/.test(text) && !rel.startsWith('os/'))
       spawners.push(rel);
     if (/from ['"]simple-git['"]/.test(text) && rel !== 'provision/gitops.ts') git.push(rel);
   }

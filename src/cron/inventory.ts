@@ -7,7 +7,7 @@ import type { Config } from '../core/config.js';
 import { failed } from '../core/errors.js';
 import { cleanLine } from '../core/text.js';
 import { PROVIDERS, type Provider } from '../core/types.js';
-import { queryScript } from '../engine/runner.js';
+import { queryScript } from '../os/runner.js';
 import type { ProviderState } from '../provision/scripts.js';
 
 /** One cluster as the provider sees it (a row of `cluster.sh list`). */

@@ -14,7 +14,7 @@ import { StateWriteError, type StateData, type Store } from '../store/state.js';
 import { Feed } from './feed.js';
 import { TaskLog } from './logs.js';
 import type { PostStep } from './poststeps.js';
-import type { Run } from './runner.js';
+import type { Run } from '../os/runner.js';
 
 /** Who acts, and through which face. */
 export interface Actor {

@@ -11,7 +11,7 @@ import { processStart } from '../os/process.js';
 import { scriptFor } from '../provision/scripts.js';
 import { clone, now, type EngineContext, type Running } from './context.js';
 import { cleanupCreate } from './recovery.js';
-import { runScript, type Run, type RunResult } from './runner.js';
+import { runScript, type Run, type RunResult } from '../os/runner.js';
 
 const STDERR_TAIL = 10;
 

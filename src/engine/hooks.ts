@@ -1,7 +1,7 @@
 /**
  * Runs registration hooks (listed by provision/hooks.ts) through the same process-group runner as scripts.
  */
-import { runScript } from './runner.js';
+import { runScript } from '../os/runner.js';
 
 export interface HookOutcome {
   hook: string;

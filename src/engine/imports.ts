@@ -18,7 +18,7 @@ import type { Admission } from './admission.js';
 import { clone, now, type Actor, type EngineContext } from './context.js';
 import type { Ports } from './ports.js';
 import type { Recovery } from './recovery.js';
-import { queryScript } from './runner.js';
+import { queryScript } from '../os/runner.js';
 
 export interface ImportRow {
   line: number;

@@ -10,7 +10,7 @@
 import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { APPEND_NOFOLLOW, errnoText, READ_NOFOLLOW } from '../os/atomic.js';
-import type { Bulk } from './lines.js';
+import type { Bulk } from '../os/lines.js';
 
 /** Lines longer than this are copied on the way in (see `add`). */
 const LONG_LINE = 1024;

@@ -14,7 +14,7 @@ import { ownProcessGroup, processesWithEnv, processRunning, processStart } from 
 import { parseStatus, scriptFor, statusCall, type StatusResult } from '../provision/scripts.js';
 import { now, type EngineContext } from './context.js';
 import type { TaskLog } from './logs.js';
-import { queryScript, runScript, signalGroup } from './runner.js';
+import { queryScript, runScript, signalGroup } from '../os/runner.js';
 
 /** Removes what an unfinished create made, with the idempotent delete script; logs into the task's log. */
 export async function cleanupCreate(ctx: EngineContext, t: Task, log: TaskLog): Promise<'done' | 'failed'> {

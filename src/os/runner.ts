@@ -18,7 +18,7 @@ import { childEnv } from '../core/childenv.js';
 import { parseMarker } from '../core/markers.js';
 import { cleanLine } from '../core/text.js';
 import { ByteLines, LineSplitter, type Bulk } from './lines.js';
-import { groupGone, signalGroup } from '../os/process.js';
+import { groupGone, signalGroup } from './process.js';
 
 /** `failed`: kindler stopped it because the task cannot go on (its log cannot be written). */
 export type StopReason = 'cancel' | 'timeout' | 'shutdown' | 'failed';
@@ -63,7 +63,7 @@ export interface Run {
   done: Promise<RunResult>;
 }
 
-export { groupGone, signalGroup } from '../os/process.js';
+export { groupGone, signalGroup } from './process.js';
 
 /** Polling intervals of a SpoolReader: right after data, and the longest wait while the file is idle. */
 export const SPOOL_FAST_MS = 8;
