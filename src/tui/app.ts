@@ -9,9 +9,9 @@ import { formatDuration } from '../core/duration.js';
 import { isTerminal, type Cluster, type Task } from '../core/types.js';
 import { sessionApi, type SessionBackend } from '../commands/session.js';
 import type { EngineEvent, Snapshot } from '../core/feed.js';
-import { cancelTarget, openDetails, toggleFor, type Dialog } from './actions.js';
+import { cancelTarget, openDetails, toggleFor } from './actions.js';
 import { onKey } from './controls.js';
-import { errorOf, type LineInput } from './forms.js';
+import { errorOf } from './forms.js';
 import { commandNames, fitHints, helpLines, helpWidth, mainHints, type Focus, type HelpFlags, type KeyEvent } from './keys.js';
 import { dropGrids, frameKey, restoreGrids, sharedFrames, snapshotGrids, VERIFY_FRAMES, type FrameState, type GridSnapshot } from './frames.js';
 import { capSize, computeLayout, MAX_SIZE, tooSmallText, type Layout, type TermSize } from './layout.js';
@@ -25,7 +25,8 @@ import { ClusterTable } from './table.js';
 import { TasksPanel } from './tasks.js';
 import { clean, countdownChangesAt, escapeTags, plain, sinceChangesAt, truncate, untilChangesAt } from './text.js';
 import { TTL_WARN_MS } from '../core/expiry.js';
-import type { TuiInput, TuiOptions, TuiViewState } from './index.js';
+import type { TuiInput, TuiOptions, TuiViewState } from './options.js';
+import type { Dialog, InputLine, TuiPort } from './port.js';
 import { shareTerminfo, slimPut } from './terminfo.js';
 import { applyPending, line, place, setText } from './widgets.js';
 
@@ -110,7 +111,7 @@ const LOG_CACHE = 4;
 export const OUTPUT_BACKLOG = 64 * 1024;
 
 /** One open TUI: its screen, widgets, state and timers. Internal: callers use openTui's handle. */
-export class TuiApp {
+export class TuiApp implements TuiPort {
   readonly backend: SessionBackend;
   readonly screen: Widgets.Screen;
   readonly model = new TuiModel();
@@ -161,7 +162,7 @@ export class TuiApp {
   /** The task whose log is shown when the user picked one in the tasks panel. */
   pinnedTask: string | undefined;
   dialog: Dialog | null = null;
-  input: { kind: 'filter' | 'search' | 'command'; editor: LineInput; before: string; error?: string } | null = null;
+  input: InputLine | null = null;
   /** The reconcile dialog whose pass is still running (one pass at a time). */
   reconciling: Dialog | null = null;
   message: { text: string; error: boolean } | null = null;
