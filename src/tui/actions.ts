@@ -7,21 +7,13 @@ import type { ShowResult } from '../commands/api.js';
 import { sessionApi, type SessionApi } from '../commands/session.js';
 import { clusterDetails } from '../commands/format.js';
 import type { Cluster, Task } from '../core/types.js';
-import type { TuiApp } from './app.js';
+import type { Dialog, TuiPort } from './port.js';
 import { errorOf, type CreateForm, type DeletePrompt } from './forms.js';
 import { escapeTags, plain } from './text.js';
 import { stateSymbol } from './model.js';
 
 /** The open dialog, if any. */
-export type Dialog =
-  | { kind: 'help' }
-  | { kind: 'details'; name: string; lines: string[] }
-  | { kind: 'create'; form: CreateForm }
-  | { kind: 'delete'; prompt: DeletePrompt }
-  | { kind: 'reconcile'; lines: string[] }
-  | { kind: 'audit'; head: string[]; lines: string[] }
-  /** A yes/no question naming what `run` would do (y or enter runs it; n or esc closes). */
-  | { kind: 'confirm'; title: string; lines: string[]; run: () => void };
+export type { Dialog } from './port.js';
 
 /** The task a mutating verb answered with, when it is one. */
 function taskOf(t: Task | undefined): Task | undefined {
@@ -29,7 +21,7 @@ function taskOf(t: Task | undefined): Task | undefined {
 }
 
 /** Runs a typed verb and reports its task (or its one-line error) on the status line. */
-export function act(app: TuiApp, what: string, call: (api: SessionApi) => Promise<Task>): void {
+export function act(app: TuiPort, what: string, call: (api: SessionApi) => Promise<Task>): void {
   app.say(`${what}…`);
   call(sessionApi(app.backend)).then(
     app.guard((r: Task | undefined) => {
@@ -41,14 +33,14 @@ export function act(app: TuiApp, what: string, call: (api: SessionApi) => Promis
 }
 
 /** The start/stop toggle for a cluster by its state, when this user may do it. */
-export function toggleFor(app: TuiApp, c: Cluster | undefined): 'start' | 'stop' | undefined {
+export function toggleFor(app: TuiPort, c: Cluster | undefined): 'start' | 'stop' | undefined {
   if (!c) return undefined;
   const a = c.actual === 'running' ? 'stop' : c.actual === 'stopped' ? 'start' : c.desired === 'stopped' ? 'start' : c.desired === 'present' ? 'stop' : undefined;
   return a && app.backend.may(a, c.owner) ? a : undefined;
 }
 
 /** The task `x` would cancel: the picked task (tasks panel) or the selected cluster's active task. */
-export function cancelTarget(app: TuiApp): Task | undefined {
+export function cancelTarget(app: TuiPort): Task | undefined {
   const t = app.focus === 'tasks' ? app.selectedTask() : (() => {
     const c = app.selected();
     return c ? app.model.activeTaskFor(c.name) : undefined;
@@ -124,7 +116,7 @@ export function clusterViewLines(c: Cluster, tasks: Task[], cli: string, noColor
 }
 
 /** Opens the cluster view: `show NAME --live` rendered (nodes, ports, kubeconfig command, record, steps, recent tasks). */
-export function openDetails(app: TuiApp): void {
+export function openDetails(app: TuiPort): void {
   const c = app.focus === 'tasks' ? app.model.clusters.get(app.selectedTask()?.cluster ?? '') : app.selected();
   if (!c) return;
   const name = c.name;
@@ -148,7 +140,7 @@ export function openDetails(app: TuiApp): void {
 }
 
 /** Runs the create form; a failure stays in the form as one inline line. */
-export function submitCreate(app: TuiApp, form: CreateForm): void {
+export function submitCreate(app: TuiPort, form: CreateForm): void {
   form.busy = true;
   form.error = undefined;
   form.errorField = undefined;
@@ -174,7 +166,7 @@ export function submitCreate(app: TuiApp, form: CreateForm): void {
 }
 
 /** Runs `delete NAME` once the name was typed; a failure stays in the prompt. */
-export function submitDelete(app: TuiApp, p: DeletePrompt): void {
+export function submitDelete(app: TuiPort, p: DeletePrompt): void {
   p.busy = true;
   sessionApi(app.backend).delete({ name: p.name }).then(
     app.guard((r: Task | undefined) => {
@@ -191,7 +183,7 @@ export function submitDelete(app: TuiApp, p: DeletePrompt): void {
 }
 
 /** Asks before `run`: a yes/no dialog whose lines name the target. */
-export function confirm(app: TuiApp, title: string, question: string[], run: () => void): void {
+export function confirm(app: TuiPort, title: string, question: string[], run: () => void): void {
   app.dialog = { kind: 'confirm', title, lines: [...question, '', '{bold}y{/bold} yes  {bold}n{/bold}/{bold}esc{/bold} no'], run };
   app.overlay.reset();
 }

@@ -1,116 +1,47 @@
 /**
- * The TUI application object: builds the screen synchronously, follows the feed, keeps the
- * selection and the log target, and draws every panel on a coalesced render. Keys live in
- * controls.ts, verb actions in actions.ts, reconcile/audit/extend/TTL warnings in ops.ts.
+ * The TUI application object: builds the screen synchronously, joins the feed, owns the session's
+ * state, timers and lifecycle, and implements AppState (state.ts) for its parts: drawing in
+ * paint.ts, selection and the log target in selection.ts, the feed in feed.ts, the remembered view
+ * in view.ts, sizes in screen.ts. Helpers see only TuiPort (port.ts): keys live in controls.ts,
+ * verb actions in actions.ts, reconcile/audit/extend/TTL warnings in ops.ts.
  */
 import blessed from 'blessed';
 import type { Widgets } from 'blessed';
 import { formatDuration } from '../core/duration.js';
-import { isTerminal, type Cluster, type Task } from '../core/types.js';
-import { sessionApi, type SessionBackend } from '../commands/session.js';
+import type { Cluster, Task } from '../core/types.js';
+import type { SessionBackend } from '../commands/session.js';
 import type { EngineEvent, Snapshot } from '../core/feed.js';
-import { cancelTarget, openDetails, toggleFor, type Dialog } from './actions.js';
+import { openDetails } from './actions.js';
 import { onKey } from './controls.js';
-import { errorOf, type LineInput } from './forms.js';
-import { commandNames, fitHints, helpLines, helpWidth, mainHints, type Focus, type HelpFlags, type KeyEvent } from './keys.js';
-import { dropGrids, frameKey, restoreGrids, sharedFrames, snapshotGrids, VERIFY_FRAMES, type FrameState, type GridSnapshot } from './frames.js';
-import { capSize, computeLayout, MAX_SIZE, tooSmallText, type Layout, type TermSize } from './layout.js';
-import { LogBuffer } from './logbuffer.js';
+import * as feed from './feed.js';
+import type { Focus, HelpFlags, KeyEvent } from './keys.js';
+import type { FrameState, GridSnapshot } from './frames.js';
+import { capSize, computeLayout, MAX_SIZE, type Layout, type TermSize } from './layout.js';
+import type { LogBuffer } from './logbuffer.js';
 import { LogPane } from './logpane.js';
-import { bannerLines, canExtend, expiringSoon } from './ops.js';
-import { presence, SORT_KEYS, storageNotice, TuiModel, type SortKey } from './model.js';
+import { TuiModel } from './model.js';
+import type { TuiInput, TuiOptions, TuiViewState } from './options.js';
 import { Overlay } from './overlay.js';
+import * as paint from './paint.js';
+import type { Dialog, InputLine } from './port.js';
 import { IdleWatch, RENDER_BUDGET, RenderScheduler, Wakeup } from './scheduler.js';
+import * as sizing from './screen.js';
+import { addedSince, dropColours, listenersOf, regrid, removeListeners, type Listeners } from './screen.js';
+import * as selection from './selection.js';
+import type { AppState } from './state.js';
 import { ClusterTable } from './table.js';
 import { TasksPanel } from './tasks.js';
-import { clean, countdownChangesAt, escapeTags, plain, sinceChangesAt, truncate, untilChangesAt } from './text.js';
-import { TTL_WARN_MS } from '../core/expiry.js';
-import type { TuiInput, TuiOptions, TuiViewState } from './index.js';
+import { plain } from './text.js';
 import { shareTerminfo, slimPut } from './terminfo.js';
-import { applyPending, line, place, setText } from './widgets.js';
+import * as views from './view.js';
+import { line } from './widgets.js';
 
 shareTerminfo();
 
-type Listeners = [string | symbol, (...a: unknown[]) => void][];
-
-function listenersOf(e: NodeJS.EventEmitter): Listeners {
-  return e.eventNames().flatMap((n) => e.listeners(n).map((l) => [n, l as (...a: unknown[]) => void] as Listeners[number]));
-}
-
-/** The listeners on `e` that are not in `before` (what blessed's screen constructor attached). */
-function addedSince(e: NodeJS.EventEmitter, before: Listeners): Listeners {
-  return listenersOf(e).filter(([n, l]) => !before.some(([bn, bl]) => bn === n && bl === l));
-}
-
-/** Removes exactly these listeners, if still attached (never anyone else's). */
-function removeListeners(e: NodeJS.EventEmitter, added: Listeners): void {
-  for (const [n, l] of added) e.removeListener(n, l);
-}
-
-type Cell = [number, string];
-type Grid = (Cell[] & { dirty?: boolean })[];
-
-/**
- * blessed's screen.alloc() for a new size, without its garbage: alloc() makes two new arrays per
- * cell (72,000 at 300x120) on every reflow; this blanks the cells already there in place, adds or
- * drops only the difference, then clears the terminal as alloc() does.
- */
-function regrid(screen: Widgets.Screen, cols: number, rows: number): void {
-  const s = screen as unknown as { lines: Grid; olines: Grid; dattr: number; program: { clear(): void } };
-  const blank = s.dattr;
-  for (const grid of [s.lines, s.olines]) {
-    if (grid.length > rows) grid.length = rows;
-    for (let y = 0; y < rows; y++) {
-      const line = grid[y] ?? (grid[y] = []);
-      if (line.length > cols) line.length = cols;
-      for (let x = 0; x < cols; x++) {
-        const c = line[x];
-        if (c) {
-          c[0] = blank;
-          c[1] = ' ';
-        } else line[x] = [blank, ' '];
-      }
-      line.dirty = false;
-    }
-  }
-  s.program.clear();
-}
-
-/** blessed's default fg/bg in a cell's attribute (bits 9-17 and 0-8); attribute flags sit above bit 18. */
-const DEFAULT_COLOURS = (0x1ff << 9) | 0x1ff;
-
-/**
- * NO_COLOR: every cell is drawn with the terminal's default colours; bold, underline and reverse
- * video (the selection) stay. Done on the cell grid just before blessed compares and writes it, so
- * no colour of any widget, tag or style can reach the terminal.
- */
-function dropColours(screen: Widgets.Screen): void {
-  const s = screen as unknown as { lines: Grid; draw(start: number, end: number): void };
-  const draw = s.draw.bind(screen);
-  s.draw = (start: number, end: number) => {
-    for (let y = start; y <= end; y++) {
-      const line = s.lines[y];
-      if (!line) continue;
-      for (const c of line) c[0] = (c[0] & ~0x3ffff) | DEFAULT_COLOURS;
-    }
-    draw(start, end);
-  };
-}
-
-/** A resize this soon after the last reflow (one 60 Hz frame) waits for the next one, with any that follow it. */
-const REFLOW_GAP_MS = 16;
-
-/** The create form's width (it never changes while typing). */
-const CREATE_WIDTH = 78;
-
-/** Finished tasks' logs kept in memory for quick reselection. */
-const LOG_CACHE = 4;
-
-/** Bytes of frames the terminal may have outstanding before the next frame waits for 'drain'. */
-export const OUTPUT_BACKLOG = 64 * 1024;
+export { OUTPUT_BACKLOG } from './paint.js';
 
 /** One open TUI: its screen, widgets, state and timers. Internal: callers use openTui's handle. */
-export class TuiApp {
+export class TuiApp implements AppState {
   readonly backend: SessionBackend;
   readonly screen: Widgets.Screen;
   readonly model = new TuiModel();
@@ -161,7 +92,7 @@ export class TuiApp {
   /** The task whose log is shown when the user picked one in the tasks panel. */
   pinnedTask: string | undefined;
   dialog: Dialog | null = null;
-  input: { kind: 'filter' | 'search' | 'command'; editor: LineInput; before: string; error?: string } | null = null;
+  input: InputLine | null = null;
   /** The reconcile dialog whose pass is still running (one pass at a time). */
   reconciling: Dialog | null = null;
   message: { text: string; error: boolean } | null = null;
@@ -182,7 +113,7 @@ export class TuiApp {
   /** The view a previous session left (its log position is applied once that log is shown). */
   restored: TuiViewState | undefined;
 
-  constructor(private readonly o: TuiOptions) {
+  constructor(readonly o: TuiOptions) {
     this.backend = o.backend;
     const input = o.input as TuiInput & { _keypressDecoder?: unknown };
     const inputBefore = listenersOf(input);
@@ -285,78 +216,11 @@ export class TuiApp {
     );
   }
 
-  /** The snapshot arrived: load it, then the events that came before it. */
-  loaded(snapshot: Snapshot): void {
-    this.model.load(snapshot);
-    for (const e of this.early.splice(0)) this.apply(e);
-    this.syncLog();
-    if (this.restored) {
-      this.log.restore(this.restored.log);
-      this.say('your last view is back (cluster, filter, sort, focus, log position); :reset for the default one');
-    }
-    this.scheduler.now();
-  }
-
-  /** Takes over a previous session's view (sort, filters, focus, selection, log toggles); returns it if usable. */
-  restoreView(v: TuiViewState | undefined): TuiViewState | undefined {
-    if (!v || typeof v !== 'object') return undefined;
-    const sort = SORT_KEYS.indexOf(v.sort as SortKey);
-    if (sort >= 0) this.sortIdx = sort;
-    this.sortDesc = v.desc === true;
-    this.mine = v.mine === true;
-    if (typeof v.filter === 'string') this.filter = v.filter.slice(0, 64);
-    if (v.focus === 'table' || v.focus === 'tasks' || v.focus === 'log') this.focus = v.focus;
-    this.fullLog = v.fullLog === true;
-    if (typeof v.cluster === 'string') this.selName = v.cluster;
-    if (typeof v.task === 'string') this.pinnedTask = v.task;
-    this.log.wrap = v.wrap === true;
-    this.log.times = v.times !== false;
-    return v;
-  }
-
-  /** `:reset`: the view a first session opens on (the next session of this key opens on it too). */
-  resetView(): void {
-    this.restored = undefined;
-    this.sortIdx = 0;
-    this.sortDesc = false;
-    this.mine = false;
-    this.filter = '';
-    this.focus = 'table';
-    this.fullLog = false;
-    this.pinnedTask = undefined;
-    this.selIdx = 0;
-    this.selName = undefined;
-    this.log.wrap = false;
-    this.log.times = true;
-    this.log.search('');
-    this.syncLog();
-    this.log.end();
-    this.remember();
-  }
-
-  /** Keeps this session's view for the next session of the same key (once the snapshot is in). */
-  remember(): void {
-    const mem = this.o.viewMemory;
-    if (!mem || !this.model.loaded) return;
-    const log = this.log.position();
-    try {
-      mem.set({
-        ...(this.selName !== undefined ? { cluster: this.selName } : {}),
-        ...(this.pinnedTask !== undefined ? { task: this.pinnedTask } : {}),
-        focus: this.focus,
-        fullLog: this.fullLog,
-        filter: this.filter,
-        sort: SORT_KEYS[this.sortIdx]!,
-        desc: this.sortDesc,
-        mine: this.mine,
-        ...(log ? { log } : {}),
-        wrap: this.log.wrap,
-        times: this.log.times,
-      });
-    } catch {
-      /* the keeper's problem */
-    }
-  }
+  /** The snapshot arrived (feed.ts); the view a previous session left, and this one's kept (view.ts). */
+  loaded(snapshot: Snapshot): void { feed.loaded(this, snapshot); }
+  restoreView(v: TuiViewState | undefined): TuiViewState | undefined { return views.restoreView(this, v); }
+  resetView(): void { views.resetView(this); }
+  remember(): void { views.remember(this); }
 
   /** Wraps a callback so one bad event or key can never become an uncaught exception (blessed would kill every session). */
   guard<A extends unknown[], R>(fn: (...a: A) => R): (...a: A) => R | undefined {
@@ -379,42 +243,9 @@ export class TuiApp {
 
   // ---- lifecycle ------------------------------------------------------------------------
 
-  /**
-   * The terminal's new size, capped at maxSize. A lone resize is drawn at once; one within 16 ms of
-   * the last reflow waits for the frame 16 ms after it, and any number of calls before that frame
-   * make one reflow, to the last size: a burst of window changes is at most two reflows (its first
-   * and its last), a continuous storm at most 60 a second, all within the render budget.
-   */
-  resize(cols: number, rows: number): void {
-    if (this.closed || !(cols > 0 && rows > 0)) return;
-    const size = capSize(cols, rows, this.maxSize);
-    const program = this.screen.program as unknown as { cols: number; rows: number };
-    // Back to the size on screen (or still over the cap): nothing to draw, and a pending size is void.
-    this.pendingSize = program.cols === size.cols && program.rows === size.rows ? null : size;
-    if (!this.pendingSize) return;
-    if (Date.now() - this.lastReflowAt >= REFLOW_GAP_MS) this.scheduler.now();
-    else this.scheduler.request(this.lastReflowAt + REFLOW_GAP_MS - Date.now());
-  }
-
-  /** Applies the pending size: a new cell grid (blessed clears the terminal), drawn by the frame that called it. */
-  reflow(): void {
-    const size = this.pendingSize;
-    this.pendingSize = null;
-    const program = this.screen.program as unknown as { cols: number; rows: number };
-    if (!size || (program.cols === size.cols && program.rows === size.rows)) return;
-    program.cols = size.cols;
-    program.rows = size.rows;
-    Object.assign(this.o.output, { columns: size.cols, rows: size.rows });
-    this.reflows++;
-    regrid(this.screen, size.cols, size.rows);
-    this.cleared();
-    // What blessed's own resize does after its reallocation, minus its extra render: elements re-wrap.
-    const emit = (el: Widgets.Node) => {
-      el.emit('resize');
-      el.children.forEach(emit);
-    };
-    this.screen.children.forEach(emit);
-  }
+  /** The terminal's new size (capped, coalesced into a frame) and its reflow: screen.ts. */
+  resize(cols: number, rows: number): void { sizing.resize(this, cols, rows); }
+  reflow(): void { sizing.reflow(this); }
 
   /** Tears down with onExit(0, 'closed'), then prints `message` on the normal screen. */
   close(message?: string): void {
@@ -468,197 +299,29 @@ export class TuiApp {
     if (!(this.o.output as { _blessedOutput?: number })._blessedOutput) removeListeners(this.o.output, this.blessedOnOutput);
   }
 
-  // ---- feed --------------------------------------------------------------------------------
+  // ---- feed (feed.ts) ----------------------------------------------------------------------
 
-  /** A feed event: held until the snapshot is in, then applied. */
-  onEvent(e: EngineEvent): void {
-    if (!this.model.loaded) {
-      this.early.push(e);
-      return;
-    }
-    this.apply(e);
-  }
+  onEvent(e: EngineEvent): void { feed.onEvent(this, e); }
+  apply(e: EngineEvent): void { feed.apply(this, e); }
+  taskEnded(t: Task): void { feed.taskEnded(this, t); }
 
-  /** Applies an event to the model (and the shown log), then asks for a frame. */
-  apply(e: EngineEvent): void {
-    const before = e.type === 'task' ? this.model.tasks.get(e.task.id)?.state : undefined;
-    const change = this.model.apply(e);
-    if (!change) return;
-    if (e.type === 'task' && change === 'tasks' && isTerminal(e.task.state) && before !== e.task.state) this.taskEnded(e.task);
-    if (change === 'log') {
-      if (e.type !== 'log') return;
-      const buf = this.log.buffer;
-      if (!buf || buf.taskId !== e.taskId || !Array.isArray(e.lines) || typeof e.from !== 'number') return;
-      const skipped = typeof e.skipped === 'number' && e.skipped > 0 ? e.skipped : 0;
-      const r = buf.live(e.from, e.lines, skipped);
-      if (!r.ok) {
-        // A gap in the live feed: start over from the verb's full copy.
-        const fresh = new LogBuffer(buf.taskId);
-        fresh.live(e.from, e.lines, skipped);
-        this.log.show(fresh, this.log.title);
-        this.fetchLog();
-      }
-      this.log.changed();
-    } else {
-      this.syncLog();
-    }
-    this.scheduler.request();
-  }
+  // ---- selection and log target (selection.ts) --------------------------------------------
 
-  /**
-   * A task ended: its outcome replaces the status line when it is this user's task, or one on the
-   * cluster selected (or task picked) here; it stays until the next message or key supersedes it.
-   */
-  taskEnded(t: Task): void {
-    const mine = t.user === this.backend.principal.user;
-    const looking = this.selected()?.name === t.cluster || this.pinnedTask === t.id || this.log.buffer?.taskId === t.id;
-    if (!mine && !looking) return;
-    const what = `${t.kind} ${clean(t.cluster, 60)}: task ${clean(t.id, 20)}`;
-    const by = mine ? '' : ` (started by ${clean(t.user, 40)})`;
-    if (t.state === 'succeeded') this.say(`✓ ${what} succeeded${by}`);
-    else if (t.state === 'failed') this.say(`✗ ${what} failed${by}: ${plain(t.error?.reason ?? 'see its log', 200)}`, true);
-    else this.say(`${what} ${t.state}${by}`, t.state !== 'cancelled');
-  }
-
-  // ---- selection and log target --------------------------------------------------------
-
-  /** The visible clusters (sorted, filtered) and the selected row, keeping the selection by name. */
-  rows(): { rows: Cluster[]; idx: number } {
-    const rows = this.model.view(SORT_KEYS[this.sortIdx]!, this.filter, { desc: this.sortDesc, ...(this.mine ? { owner: this.backend.principal.user } : {}) });
-    let idx = this.selName === undefined ? -1 : rows.findIndex((c) => c.name === this.selName);
-    if (idx < 0) {
-      idx = Math.max(0, Math.min(this.selIdx, rows.length - 1));
-      this.selName = rows[idx]?.name;
-    }
-    this.selIdx = idx;
-    return { rows, idx };
-  }
-
-  /** The selected cluster. */
-  selected(): Cluster | undefined {
-    const { rows, idx } = this.rows();
-    return rows[idx];
-  }
-
-  /** Queued and running tasks, in panel order. */
-  activeTasks(): Task[] {
-    return this.model.activeTasks();
-  }
-
-  /** The selected task in the tasks panel (the picked one when it is still active). */
-  selectedTask(): Task | undefined {
-    const list = this.activeTasks();
-    if (!list.length) return undefined;
-    const pinned = this.pinnedTask ? list.findIndex((t) => t.id === this.pinnedTask) : -1;
-    if (pinned >= 0) this.taskIdx = pinned;
-    this.taskIdx = Math.max(0, Math.min(this.taskIdx, list.length - 1));
-    return list[this.taskIdx];
-  }
-
-  /** Selects a table row (keys or mouse). */
-  pickCluster(i: number, byMouse = false): void {
-    const { rows } = this.rows();
-    if (!rows.length) return;
-    this.selIdx = Math.max(0, Math.min(i, rows.length - 1));
-    this.selName = rows[this.selIdx]!.name;
-    this.pinnedTask = undefined;
-    if (byMouse) {
-      this.focus = 'table';
-      this.activity();
-    }
-    this.syncLog();
-    this.scheduler.now();
-  }
-
-  /** Selects a task in the tasks panel (keys or mouse); its log is shown. */
-  pickTask(i: number, byMouse = false): void {
-    const list = this.activeTasks();
-    if (!list.length) return;
-    this.taskIdx = Math.max(0, Math.min(i, list.length - 1));
-    this.pinnedTask = list[this.taskIdx]!.id;
-    if (byMouse) {
-      this.focus = 'tasks';
-      this.activity();
-    }
-    this.syncLog();
-    this.scheduler.now();
-  }
-
-  /** Which task's log to show: the picked task, else the selected cluster's latest task. */
-  logTarget(): string | undefined {
-    if (this.pinnedTask) return this.pinnedTask;
-    const c = this.selected();
-    return c ? this.model.latestTaskIdFor(c.name) : undefined;
-  }
-
-  /** Points the log pane at the current target, fetching its history the first time. */
-  syncLog(): void {
-    const id = this.logTarget();
-    const cur = this.log.buffer;
-    if ((cur?.taskId ?? undefined) === id) return;
-    if (cur && cur.loaded && !cur.error && isTerminal(this.model.tasks.get(cur.taskId)?.state ?? 'running')) {
-      this.logCache.delete(cur.taskId);
-      this.logCache.set(cur.taskId, cur);
-      while (this.logCache.size > LOG_CACHE) this.logCache.delete(this.logCache.keys().next().value!);
-    }
-    if (!id) {
-      this.log.show(null, '');
-      return;
-    }
-    const buf = this.logCache.get(id) ?? new LogBuffer(id);
-    // A task seen from before its first line has no history to fetch: its lines all come live
-    // (a fresh create shows its log at once, without a round trip while it floods).
-    if (!buf.loaded && this.model.loaded && this.model.logStillEmpty(id)) buf.history([], undefined, 0);
-    this.log.show(buf, '');
-    if (!buf.loaded) this.fetchLog();
-  }
-
-  /** Fetches the end of the shown buffer's history, the session's `logs` of its last CAP lines (one request in flight). */
-  fetchLog(): void {
-    const buf = this.log.buffer;
-    if (this.fetching || !buf || buf.loaded) return;
-    const id = buf.taskId;
-    this.fetching = id;
-    const done = this.guard((j: { lines?: unknown; from?: unknown } | null, err?: unknown) => {
-      this.fetching = null;
-      if (this.log.buffer === buf && !buf.loaded) {
-        let lines: string[] | null = null;
-        let from = 0;
-        let why: string | undefined;
-        if (j) {
-          if (Array.isArray(j.lines) && Number.isSafeInteger(j.from) && (j.from as number) >= 0) {
-            lines = j.lines.map((l) => String(l));
-            from = j.from as number;
-          } else why = 'log unavailable: unexpected reply';
-        } else why = `log unavailable: ${errorOf(err).message}`;
-        const res = buf.history(lines, why, from);
-        if (!res.ok) {
-          const fresh = new LogBuffer(id);
-          this.log.show(fresh, this.log.title);
-        }
-        this.log.changed();
-        this.scheduler.request();
-      }
-      this.fetchLog();
-    });
-    sessionApi(this.backend).logs({ ref: id, tail: buf.cap }).then(
-      (r) => done(r),
-      (e) => done(null, e),
-    );
-  }
-
+  rows(): { rows: Cluster[]; idx: number } { return selection.rows(this); }
+  selected(): Cluster | undefined { return selection.selected(this); }
+  activeTasks(): Task[] { return selection.activeTasks(this); }
+  selectedTask(): Task | undefined { return selection.selectedTask(this); }
+  pickCluster(i: number, byMouse = false): void { selection.pickCluster(this, i, byMouse); }
+  pickTask(i: number, byMouse = false): void { selection.pickTask(this, i, byMouse); }
+  logTarget(): string | undefined { return selection.logTarget(this); }
+  syncLog(): void { selection.syncLog(this); }
+  fetchLog(): void { selection.fetchLog(this); }
 
   /** Shows a one-line message on the status line (until the next key). */
   say(text: string, error = false): void {
     this.message = { text: plain(text, 400), error };
     this.scheduler.request();
   }
-
-
-
-
-
-
 
   // ---- input -----------------------------------------------------------------------------------
 
@@ -684,9 +347,6 @@ export class TuiApp {
     this.draw();
   }
 
-
-
-
   /** What the help screen (and the `:` prompt) may mention for this user. */
   helpFlags(): HelpFlags {
     const me = this.backend.principal.user;
@@ -700,260 +360,12 @@ export class TuiApp {
     };
   }
 
+  // ---- drawing (paint.ts) ------------------------------------------------------------------
 
-
-  // ---- drawing -------------------------------------------------------------------------------
-
-  /**
-   * Draws one frame: each panel is updated only if its text changed; renders only on change.
-   * While the terminal has not taken the last frames (a slow or frozen client), no frame is drawn:
-   * the next one comes when the output drains, so a client never makes the daemon buffer more than
-   * OUTPUT_BACKLOG bytes of frames for it (and frames in between are skipped, not queued).
-   */
-  flush(): void {
-    if (this.closed) return;
-    const out = this.o.output as TuiOptions['output'] & { writableLength?: number };
-    if ((out.writableLength ?? 0) > OUTPUT_BACKLOG) {
-      if (!this.awaitingDrain) {
-        this.awaitingDrain = true;
-        out.once('drain', this.guard(() => {
-          this.awaitingDrain = false;
-          this.scheduler.request();
-        }));
-      }
-      return;
-    }
-    if (this.pendingSize) this.reflow();
-    const cols = this.screen.width as number;
-    const rows = this.screen.height as number;
-    const active = this.activeTasks();
-    const now = Date.now();
-    // Every session warns about clusters about to expire, whatever the filter or view.
-    const soon = this.model.loaded ? expiringSoon(this.model.clusters.values(), now) : [];
-    const warnings = bannerLines(soon, now, cols - 2, (c) => canExtend(this, c));
-    const layout = computeLayout(cols, rows, { fullLog: this.fullLog, activeTasks: active.length, banner: warnings.length });
-    const key = JSON.stringify(layout);
-    let changed = false;
-    if (key !== this.layoutKey) {
-      this.layoutKey = key;
-      this.layout = layout;
-      changed = true;
-      const main = !layout.tooSmall;
-      place(this.header, layout.header, cols, main);
-      place(this.table.frame, layout.table, cols, main);
-      place(this.tasks.frame, layout.tasks, cols, main);
-      place(this.log.frame, layout.log, cols, main);
-      place(this.banner, layout.banner, cols, main);
-      place(this.status, layout.status, cols, main);
-      place(this.footer, layout.footer, cols, main);
-      if (layout.tooSmall) {
-        this.overlay.hide();
-        this.small.show();
-        this.small.setFront();
-      } else this.small.hide();
-    }
-    if (layout.tooSmall) {
-      changed = setText(this.small, tooSmallText(cols, rows)) || changed;
-      this.wake.stop();
-      if (changed) this.draw();
-      return;
-    }
-    const { rows: clusters, idx } = this.rows();
-    const me = this.backend.principal;
-    const notSaved = this.model.loaded ? storageNotice(this.model.storage) : '';
-    const hdr = [
-      '{bold}kindler{/bold}',
-      // Second, so that a narrow terminal still shows it.
-      ...(notSaved ? [`{red-bg}{bold}${escapeTags(notSaved)}{/bold}{/red-bg}`] : []),
-      escapeTags(clean(this.backend.host, 60)),
-      `${escapeTags(clean(me.user, 40))} (${escapeTags(clean(me.role, 20))})`,
-      this.model.loaded ? escapeTags(presence(this.model.sessions, me.user)) : 'connecting…',
-    ].join(' │ ');
-    changed = setText(this.header, ` ${hdr}`) || changed;
-
-    const sortKey = SORT_KEYS[this.sortIdx]!;
-    const total = this.model.clusters.size;
-    const narrowed = Boolean(this.filter) || this.mine;
-    const label = ` clusters ${narrowed ? `${clusters.length}/${total}` : `(${total})`}${this.mine ? ' · mine' : ''} · sort: ${sortKey}${this.sortDesc ? '↓' : '↑'}${this.filter ? ` · filter: ${truncate(plain(this.filter), 20)}` : ''} `;
-    const emptyText = !this.model.loaded
-      ? 'loading…'
-      : total === 0
-        ? `no clusters${this.backend.may('create') ? ' (press c to create one)' : ''}`
-        : this.mine && !this.filter
-          ? 'you own no cluster (m shows all)'
-          : `no cluster matches the filter (${this.mine ? 'm shows all, ' : ''}esc clears it)`;
-    if (layout.table.height > 0) {
-      changed = this.table.update({ clusters, selected: idx, label, emptyText, focused: this.focus === 'table', width: cols, nowMs: now, sort: { key: sortKey, desc: this.sortDesc } }) || changed;
-      this.selectedTask();
-      changed = this.tasks.update({ tasks: active, selected: this.taskIdx, focused: this.focus === 'tasks', width: cols, nowMs: now }) || changed;
-    }
-
-    const shown = this.log.buffer ? this.model.tasks.get(this.log.buffer.taskId) : undefined;
-    if (!this.log.buffer) {
-      this.log.placeholder = !this.model.loaded ? 'connecting…' : this.selected() ? 'no tasks for this cluster yet' : 'no cluster selected';
-    } else if (!this.log.buffer.loaded) this.log.placeholder = `loading the log of ${clean(this.log.buffer.taskId, 20)}…`;
-    this.log.title = this.log.buffer
-      ? shown
-        ? `${clean(shown.id, 20)} ${shown.kind} ${clean(shown.cluster, 40)} · ${shown.state}${shown.state === 'running' ? ` ${Math.round(Number(shown.progress) || 0)}%` : ''}`
-        : clean(this.log.buffer.taskId, 20)
-      : '';
-    changed = this.log.update({ focused: this.focus === 'log' || this.fullLog, width: cols }) || changed;
-
-    if (layout.banner.height > 0) changed = setText(this.banner, warnings.map((l) => ` ${l}`).join('\n')) || changed;
-    changed = setText(this.status, this.statusText(cols)) || changed;
-    changed = setText(this.footer, ` ${this.footerText(cols - 2)}`) || changed;
-
-    const d = this.dialog;
-    if (d) {
-      const view =
-        d.kind === 'help'
-          ? { title: 'keys', lines: helpLines(this.helpFlags(), helpWidth(cols)), size: 'dialog' as const }
-          : d.kind === 'details'
-            ? { title: `cluster ${clean(d.name, 60)}`, lines: d.lines, size: 'large' as const }
-            : d.kind === 'reconcile'
-              ? { title: 'reconcile', lines: d.lines, size: 'dialog' as const }
-              : d.kind === 'audit'
-                ? { title: 'audit (newest last)', head: d.head, lines: d.lines, size: 'large' as const }
-                : d.kind === 'create'
-                  ? { title: 'create a cluster', lines: d.form.lines(Math.min(cols - 4, CREATE_WIDTH) - 2), size: 'dialog' as const, width: CREATE_WIDTH }
-                  : d.kind === 'confirm'
-                    ? { title: d.title, lines: d.lines, size: 'dialog' as const }
-                    : { title: 'delete a cluster', lines: d.prompt.lines(), size: 'dialog' as const };
-      changed = this.overlay.update({ ...view, cols, rows }) || changed;
-    } else changed = this.overlay.hide() || changed;
-
-    if (changed) this.draw();
-    this.wake.at(this.nextTimeChange(now, clusters, active, layout));
-  }
-
-  /**
-   * When a time on screen next reads differently by itself: an EXPIRES cell of a row on screen, a
-   * running task's elapsed time in the tasks panel, a warning's countdown, or any cluster entering
-   * or leaving the warning window (seen in every view). Infinity: nothing on screen changes with the
-   * clock. The frame comes then, and only then (not every second).
-   */
-  nextTimeChange(now: number, clusters: Cluster[], active: Task[], layout: Layout): number {
-    let next = Infinity;
-    if (layout.table.height > 0) {
-      const [first, end] = this.table.visible;
-      for (let i = first; i < end && i < clusters.length; i++) next = Math.min(next, untilChangesAt(clusters[i]!.expiresAt, now));
-    }
-    if (layout.tasks.height > 0) for (const t of active) if (t.state === 'running') next = Math.min(next, sinceChangesAt(t.startedAt ?? t.createdAt, now));
-    for (const at of this.model.expiries()) {
-      if (at <= now) continue;
-      if (at - now > TTL_WARN_MS) {
-        // Sorted: every later one enters the window later still.
-        next = Math.min(next, at - TTL_WARN_MS);
-        break;
-      }
-      next = Math.min(next, countdownChangesAt(at, now));
-    }
-    return next;
-  }
-
-  /**
-   * Renders and sends the frame at once. blessed queues a frame's bytes until setImmediate: with
-   * many sessions redrawn for one event (timers that fire together), no session got a byte until
-   * every session had rendered. Flushing here sends each frame as soon as it is drawn.
-   */
-  draw(): void {
-    const program = this.screen.program as unknown as { cols: number; rows: number; flush(): void; _buf?: string };
-    if (!this.drawnState) this.cleared();
-    const key = frameKey(this.screen, this.o.noColor ? 'mono' : 'colour');
-    if (key === this.drawnKey) return;
-    const to = sharedFrames.state(key);
-    const from = this.drawnState!;
-    const shared = to.snap && sharedFrames.enabled ? sharedFrames.frame(from.id, to.id) : undefined;
-    if (shared !== undefined && !VERIFY_FRAMES) {
-      // Another session drew this very step: its bytes, without rendering here.
-      sharedFrames.stats.hits++;
-      program.flush();
-      if ((this.o.output as { writable?: boolean }).writable !== false) this.o.output.write(shared);
-      if (!this.staleGrids) dropGrids(this.screen);
-      this.staleGrids = to.snap;
-      this.drawnState = to;
-      this.drawnKey = key;
-      return;
-    }
-    sharedFrames.stats.misses++;
-    // Checking: render from what a session that took the last frame shared would hold.
-    if (VERIFY_FRAMES && shared !== undefined && from.snap && !this.staleGrids) {
-      dropGrids(this.screen);
-      this.staleGrids = from.snap;
-    }
-    if (this.staleGrids) restoreGrids(this.screen, this.staleGrids);
-    this.staleGrids = null;
-    applyPending(this.screen);
-    // Whatever blessed had queued goes first, so that the frame's bytes are the frame alone.
-    program.flush();
-    this.screen.render();
-    const bytes = program._buf ?? '';
-    program.flush();
-    if (shared !== undefined) {
-      sharedFrames.stats.verified++;
-      if (shared !== bytes) throw new Error('a shared frame differs from the rendered one');
-    }
-    sharedFrames.put(from.id, to.id, bytes);
-    if (!to.snap) sharedFrames.keep(key, to, snapshotGrids(this.screen, program.cols, program.rows));
-    this.drawnState = to;
-    this.drawnKey = key;
-  }
-
-  /** The terminal was cleared with blessed's grids (a new session, a reflow, Ctrl-L): blank cells at this size. */
-  cleared(): void {
-    const program = this.screen.program as unknown as { cols: number; rows: number };
-    const key = `\x00blank ${program.cols}x${program.rows}`;
-    const st = sharedFrames.state(key);
-    this.staleGrids = null;
-    if (!st.snap) sharedFrames.keep(key, st, snapshotGrids(this.screen, program.cols, program.rows));
-    this.drawnState = st;
-    this.drawnKey = key;
-  }
-
-  /** The status line: idle warning, input line, or the last message. */
-  statusText(cols: number): string {
-    let s: string;
-    if (this.idleText) s = `{yellow-fg}{bold}${escapeTags(truncate(this.idleText, cols - 2))}{/bold}{/yellow-fg}`;
-    else if (this.input) {
-      const p = this.input.kind === 'filter' ? 'filter clusters: ' : this.input.kind === 'search' ? 'search the log: ' : ':';
-      s = `{bold}${p}{/bold}${this.input.editor.show(true)}`;
-      if (this.input.error) s += `  {red-fg}✗ ${escapeTags(truncate(this.input.error, Math.max(10, cols - 8 - this.input.editor.value.length)))}{/red-fg}`;
-    } else if (this.message) {
-      const t = escapeTags(truncate(this.message.text, cols - 2));
-      s = this.message.error ? `{red-fg}${t}{/red-fg}` : t;
-    } else {
-      // A failed cluster's last error, while it is selected and nothing else is said.
-      const c = this.layout.table.height > 0 && !this.dialog ? this.selected() : undefined;
-      s = c?.actual === 'failed' ? `{red-fg}✗ ${escapeTags(truncate(`${clean(c.name, 60)} last error: ${clean(c.lastError ?? 'see its last task log')}`, cols - 4))}{/red-fg}` : '';
-    }
-    return ` ${s}`;
-  }
-
-  /** The key hints valid right now, for this user. */
-  footerText(width: number): string {
-    const d = this.dialog;
-    if (d?.kind === 'create' || d?.kind === 'delete') return '{bold}enter{/bold} confirm  {bold}esc{/bold} cancel  {bold}Ctrl-C{/bold} quit';
-    if (d?.kind === 'confirm') return '{bold}y{/bold} yes  {bold}n/esc{/bold} no';
-    if (d) return '{bold}↑↓{/bold} scroll  {bold}q/esc{/bold} close';
-    if (this.input?.kind === 'command') return `{bold}enter{/bold} run  {bold}esc{/bold} cancel  ${escapeTags(commandNames(this.helpFlags()).join(' '))}`;
-    if (this.input) return '{bold}enter{/bold} apply  {bold}esc{/bold} cancel';
-    const c = this.selected();
-    const canCancel = !this.fullLog && this.focus !== 'log' && Boolean(cancelTarget(this));
-    return fitHints(
-      mainHints({
-        focus: this.focus,
-        fullLog: this.fullLog,
-        hasCluster: Boolean(c) || (this.focus === 'tasks' && Boolean(this.selectedTask())),
-        canCreate: this.backend.may('create'),
-        canDelete: Boolean(c && this.backend.may('delete', c.owner)),
-        ...(toggleFor(this, c) ? { toggle: toggleFor(this, c)! } : {}),
-        canCancel,
-        canExtend: canExtend(this, c),
-        canReconcile: this.backend.may('reconcile'),
-        following: this.log.follow,
-        searching: Boolean(this.log.query),
-      }),
-      width,
-    );
-  }
+  flush(): void { paint.flush(this); }
+  nextTimeChange(now: number, clusters: Cluster[], active: Task[], layout: Layout): number { return paint.nextTimeChange(this, now, clusters, active, layout); }
+  draw(): void { paint.draw(this); }
+  cleared(): void { paint.cleared(this); }
+  statusText(cols: number): string { return paint.statusText(this, cols); }
+  footerText(width: number): string { return paint.footerText(this, width); }
 }

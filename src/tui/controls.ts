@@ -2,7 +2,7 @@
  * Keyboard handling: Ctrl-C always quits; an open dialog or input line gets keys first; then the
  * focused panel's keys. Keys for actions this user may not do are ignored (and never shown).
  */
-import type { TuiApp } from './app.js';
+import type { TuiPort } from './port.js';
 import { act, cancelTarget, confirm, openDetails, submitCreate, submitDelete, toggleFor } from './actions.js';
 import { CreateForm, DeletePrompt, LineInput } from './forms.js';
 import { helpLines, helpWidth, keyId, type Focus, type KeyEvent } from './keys.js';
@@ -12,7 +12,7 @@ import { openKubeconfig } from './kubeconfig.js';
 import { clean, escapeTags } from './text.js';
 
 /** Handles one keypress: Ctrl-C always quits; then the dialog, the input line or the main view gets it. */
-export function onKey(app: TuiApp, ch: string | undefined, key: KeyEvent | undefined): void {
+export function onKey(app: TuiPort, ch: string | undefined, key: KeyEvent | undefined): void {
   const id = keyId(ch, key);
   if (id === null) return;
   app.activity();
@@ -36,7 +36,7 @@ export function onKey(app: TuiApp, ch: string | undefined, key: KeyEvent | undef
 }
 
 /** Quits, asking first when a form has input (Ctrl-C; `q` types into a form). */
-function askQuit(app: TuiApp): void {
+function askQuit(app: TuiPort): void {
   const d = app.dialog;
   const typed = d?.kind === 'create' ? d.form.inputs.some((i) => i.value !== '') : d?.kind === 'delete' ? d.prompt.input.value !== '' : false;
   if (!typed || d?.kind === 'confirm') return app.quit();
@@ -50,10 +50,10 @@ function askQuit(app: TuiApp): void {
   (app.dialog as { back?: typeof back }).back = back;
 }
 
-function dialogKey(app: TuiApp, id: string, ch: string | undefined, key: KeyEvent | undefined): void {
+function dialogKey(app: TuiPort, id: string, ch: string | undefined, key: KeyEvent | undefined): void {
   const d = app.dialog!;
   if (d.kind === 'confirm') {
-    const back = (d as { back?: TuiApp['dialog'] }).back ?? null;
+    const back = (d as { back?: TuiPort['dialog'] }).back ?? null;
     if (id === 'y' || id === 'Y' || id === 'enter') {
       app.dialog = null;
       d.run();
@@ -101,7 +101,7 @@ function dialogKey(app: TuiApp, id: string, ch: string | undefined, key: KeyEven
   }
 }
 
-function inputKey(app: TuiApp, id: string, ch: string | undefined, key: KeyEvent | undefined): void {
+function inputKey(app: TuiPort, id: string, ch: string | undefined, key: KeyEvent | undefined): void {
   const inp = app.input!;
   if (id === 'escape') {
     if (inp.kind === 'filter') app.filter = inp.before;
@@ -133,13 +133,13 @@ function inputKey(app: TuiApp, id: string, ch: string | undefined, key: KeyEvent
   }
 }
 
-function moveSelection(app: TuiApp, delta: number): void {
+function moveSelection(app: TuiPort, delta: number): void {
   if (app.focus === 'tasks') return app.pickTask(app.taskIdx + delta);
   const { rows, idx } = app.rows();
   if (rows.length) app.pickCluster(Math.max(0, Math.min(rows.length - 1, idx + delta)));
 }
 
-function mainKey(app: TuiApp, id: string): void {
+function mainKey(app: TuiPort, id: string): void {
   const logKeys = app.fullLog || app.focus === 'log';
   if (logKeys) {
     switch (id) {

@@ -4,8 +4,7 @@
  */
 import type { KubeconfigResult } from '../commands/kubeconfig.js';
 import { sessionApi } from '../commands/session.js';
-import type { Dialog } from './actions.js';
-import type { TuiApp } from './app.js';
+import type { Dialog, TuiPort } from './port.js';
 import { errorOf } from './forms.js';
 import { escapeTags, plain } from './text.js';
 
@@ -25,7 +24,7 @@ export function kubeconfigLines(r: KubeconfigResult): string[] {
 }
 
 /** Opens the kubeconfig overlay for the selected cluster (the details dialog, titled by the cluster). */
-export function openKubeconfig(app: TuiApp): void {
+export function openKubeconfig(app: TuiPort): void {
   const c = app.selected();
   if (!c) return;
   const d: Dialog = { kind: 'details', name: `${c.name} — kubeconfig`, lines: ['{gray-fg}making the kubeconfig…{/gray-fg}'] };

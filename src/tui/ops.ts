@@ -9,8 +9,7 @@ import { sessionApi } from '../commands/session.js';
 import { formatDuration } from '../core/duration.js';
 import type { AuditEvent, Cluster } from '../core/types.js';
 import { TTL_WARN_MS, expiring, expiryOf } from '../core/expiry.js';
-import type { Dialog } from './actions.js';
-import type { TuiApp } from './app.js';
+import type { Dialog, TuiPort } from './port.js';
 import { errorOf } from './forms.js';
 import { commandNames } from './keys.js';
 import { MAX_BANNER } from './layout.js';
@@ -49,7 +48,7 @@ export function reconcileLines(r: ReconcileResult | Error): string[] {
 }
 
 /** `r`: runs a reconcile pass (admin) and shows the result in a dialog; one pass at a time. */
-export function openReconcile(app: TuiApp): void {
+export function openReconcile(app: TuiPort): void {
   if (!app.backend.may('reconcile')) return;
   if (app.reconciling) {
     app.dialog = app.reconciling;
@@ -115,7 +114,7 @@ export function auditLines(events: unknown[]): string[] {
 }
 
 /** `:audit`: the last AUDIT_LIMIT audit events in a scrollable view, scrolled to the newest (admin). */
-export function openAudit(app: TuiApp): void {
+export function openAudit(app: TuiPort): void {
   if (!app.backend.may('audit')) return;
   const d: Dialog = { kind: 'audit', head: [AUDIT_HEAD], lines: ['{gray-fg}loading…{/gray-fg}'] };
   app.dialog = d;
@@ -134,7 +133,7 @@ export function openAudit(app: TuiApp): void {
 // ---- the `:` prompt ---------------------------------------------------------------------------
 
 /** Runs a `:` command line; returns an inline error to keep the prompt open with, or null when done. */
-export function runCommandLine(app: TuiApp, line: string): string | null {
+export function runCommandLine(app: TuiPort, line: string): string | null {
   const cmd = line.trim().replace(/^:+/, '').trim();
   const flags = app.helpFlags();
   switch (cmd) {
@@ -170,12 +169,12 @@ export function runCommandLine(app: TuiApp, line: string): string | null {
 // ---- expiry -------------------------------------------------------------------------------------
 
 /** Whether `e` applies to this cluster: it has an expiry, is not being deleted, and this user may extend it. */
-export function canExtend(app: TuiApp, c: Cluster | undefined): c is Cluster {
+export function canExtend(app: TuiPort, c: Cluster | undefined): c is Cluster {
   return Boolean(c && c.expiresAt && c.desired !== 'absent' && app.backend.may('extend', c.owner));
 }
 
 /** `e`: extends the selected cluster by 1h; the outcome goes to the status line. */
-export function extendSelected(app: TuiApp, c: Cluster): void {
+export function extendSelected(app: TuiPort, c: Cluster): void {
   const what = `extend ${clean(c.name, 60)} by ${EXTEND_BY}`;
   app.say(`${what}…`);
   sessionApi(app.backend).extend({ name: c.name, duration: EXTEND_BY }).then(
