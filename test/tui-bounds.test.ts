@@ -16,9 +16,20 @@ import { RENDER_BUDGET, RenderScheduler } from '../src/tui/scheduler.js';
 
 function cluster(name: string): Cluster {
   return {
-    name, provider: 'k3d', servers: 1, agents: 0, httpPort: 8080, httpsPort: 8443, apiPort: 6443, owner: 'alice',
-    createdAt: '2026-01-01T00:00:00.000Z', desired: 'present', actual: 'running', kubeContext: `k3d-${name}`,
-    kubeconfig: `/tmp/${name}.yaml`, updatedAt: '2026-01-01T00:00:00.000Z',
+    name,
+    provider: 'k3d',
+    servers: 1,
+    agents: 0,
+    httpPort: 8080,
+    httpsPort: 8443,
+    apiPort: 6443,
+    owner: 'alice',
+    createdAt: '2026-01-01T00:00:00.000Z',
+    desired: 'present',
+    actual: 'running',
+    kubeContext: `k3d-${name}`,
+    kubeconfig: `/tmp/${name}.yaml`,
+    updatedAt: '2026-01-01T00:00:00.000Z',
   };
 }
 
@@ -117,10 +128,17 @@ test('render budget: costly frames are put off to stay within budget; cheap key 
     let clock = 0;
     let cost = 30;
     let frames = 0;
-    const r = new RenderScheduler(() => {
-      frames++;
-      clock += cost; // the frame "takes" `cost` ms
-    }, 50, { ms: 100, perMs: 1000 }, () => clock, () => clock, Infinity);
+    const r = new RenderScheduler(
+      () => {
+        frames++;
+        clock += cost; // the frame "takes" `cost` ms
+      },
+      50,
+      { ms: 100, perMs: 1000 },
+      () => clock,
+      () => clock,
+      Infinity,
+    );
     const advance = (ms: number) => {
       for (let i = 0; i < ms; i++) {
         clock++;

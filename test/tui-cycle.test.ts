@@ -43,10 +43,11 @@ export function findCycle(graph: Map<string, string[]>): string[] | null {
     state.set(n, 'done');
     return null;
   };
-  for (const n of [...graph.keys()].sort()) if (!state.has(n)) {
-    const c = visit(n);
-    if (c) return c;
-  }
+  for (const n of [...graph.keys()].sort())
+    if (!state.has(n)) {
+      const c = visit(n);
+      if (c) return c;
+    }
   return null;
 }
 
@@ -64,15 +65,33 @@ test('the import parser sees value, type-only, re-export and side-effect imports
     "export * from './e.js';",
     "import './f.js';",
     "import x from '../core/x.js';",
-    '// import { g } from \'./g.js\';',
+    "// import { g } from './g.js';",
     "/* import { h } from './h.js'; */",
   ].join('\n');
   assert.deepEqual(localImports(src).sort(), ['a.ts', 'b.ts', 'c.ts', 'd.ts', 'e.ts', 'f.ts']);
 });
 
 test('the cycle finder finds a cycle and passes a DAG', () => {
-  assert.deepEqual(findCycle(new Map([['a', ['b']], ['b', ['c']], ['c', ['a']]])), ['a', 'b', 'c', 'a']);
-  assert.equal(findCycle(new Map([['a', ['b', 'c']], ['b', ['c']], ['c', []]])), null);
+  assert.deepEqual(
+    findCycle(
+      new Map([
+        ['a', ['b']],
+        ['b', ['c']],
+        ['c', ['a']],
+      ]),
+    ),
+    ['a', 'b', 'c', 'a'],
+  );
+  assert.equal(
+    findCycle(
+      new Map([
+        ['a', ['b', 'c']],
+        ['b', ['c']],
+        ['c', []],
+      ]),
+    ),
+    null,
+  );
 });
 
 test('no import cycle under src/tui (type-only imports included)', () => {

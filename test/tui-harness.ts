@@ -23,7 +23,7 @@ const { Unicode11Addon } = unicode11;
 export type Key = { path: string; pub: string; priv: Buffer };
 
 /** A directory for test keys (the caller removes `dir` after its tests) and a maker of ed25519 keys in it. */
-export function makeKeys(): { dir: string; key(name: string): Key } {
+export function makeKeys(): { dir: string; key: (name: string) => Key } {
   const dir = mkdtempSync(join(tmpdir(), 'kindler-ssh-tui-keys-'));
   return {
     dir,
@@ -102,8 +102,8 @@ export function sshHarness(opts: SshHarnessOptions) {
       conn.on('ready', () =>
         conn.exec(argv.join(' '), (e, ch) => {
           if (e) return reject(e);
-          ch.on('data', (b: Buffer) => (stdout += b));
-          ch.stderr.on('data', (b: Buffer) => (stderr += b));
+          ch.on('data', (b: Buffer) => (stdout += b.toString()));
+          ch.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
           ch.on('exit', (c: number | null) => (code = c));
           ch.on('close', () => {
             clearTimeout(timer);
@@ -135,10 +135,12 @@ export function sshHarness(opts: SshHarnessOptions) {
       let connClosed = false;
       let onClosed!: (v: { code: number | null }) => void;
       const closed = new Promise<{ code: number | null }>((r) => (onClosed = r));
-      const connGone = new Promise<void>((r) => conn.once('close', () => {
-        connClosed = true;
-        r();
-      }));
+      const connGone = new Promise<void>((r) =>
+        conn.once('close', () => {
+          connClosed = true;
+          r();
+        }),
+      );
       let disposed = false;
       let clears = 0;
       let tail = '';
@@ -192,7 +194,14 @@ export function sshHarness(opts: SshHarnessOptions) {
           const b = term.buffer.active;
           const c = b.getLine(b.viewportY + y)?.getCell(x);
           if (!c) return undefined;
-          return { chars: c.getChars(), width: c.getWidth(), inverse: c.isInverse() !== 0, coloured: !c.isFgDefault() || !c.isBgDefault(), bold: c.isBold() !== 0, fg: c.isFgDefault() ? -1 : c.getFgColor() };
+          return {
+            chars: c.getChars(),
+            width: c.getWidth(),
+            inverse: c.isInverse() !== 0,
+            coloured: !c.isFgDefault() || !c.isBgDefault(),
+            bold: c.isBold() !== 0,
+            fg: c.isFgDefault() ? -1 : c.getFgColor(),
+          };
         },
         closed,
         close: async () => {
@@ -275,7 +284,10 @@ export function sshTuiSuite(o: { unicode11?: boolean; daemonLog?: boolean; ready
     await d.waitFor(/ssh listening on 127\.0\.0\.1:\d+/);
     port = Number(/ssh listening on 127\.0\.0\.1:(\d+)/.exec(d.output())![1]);
     hostFp = /ssh host key .*: (SHA256:[A-Za-z0-9+/]{43})/.exec(d.output())![1]!;
-    for (const [name, role, k] of [['olga', 'operator', suite.oper], ['vera', 'viewer', suite.view]] as const) {
+    for (const [name, role, k] of [
+      ['olga', 'operator', suite.oper],
+      ['vera', 'viewer', suite.view],
+    ] as const) {
       const r = await harness.exec(suite.admin, ['users', 'add', name, '--role', role, '--key', `"${k.pub}"`]);
       assert.equal(r.code, 0, r.stderr);
     }

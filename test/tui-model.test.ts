@@ -21,12 +21,37 @@ import { wrapText } from '../src/tui/text.js';
 
 function cluster(name: string, over: Partial<Cluster> = {}): Cluster {
   return {
-    name, provider: 'k3d', servers: 1, agents: 2, httpPort: 8080, httpsPort: 8443, apiPort: 6443, owner: 'alice',
-    createdAt: '2026-01-01T00:00:00Z', desired: 'present', actual: 'running', kubeContext: 'k', kubeconfig: 'f', updatedAt: '2026-01-01T00:00:00Z', ...over,
+    name,
+    provider: 'k3d',
+    servers: 1,
+    agents: 2,
+    httpPort: 8080,
+    httpsPort: 8443,
+    apiPort: 6443,
+    owner: 'alice',
+    createdAt: '2026-01-01T00:00:00Z',
+    desired: 'present',
+    actual: 'running',
+    kubeContext: 'k',
+    kubeconfig: 'f',
+    updatedAt: '2026-01-01T00:00:00Z',
+    ...over,
   };
 }
 function task(id: string, c: string, over: Partial<Task> = {}): Task {
-  return { id, kind: 'create', cluster: c, user: 'alice', state: 'running', progress: 0, steps: [], createdAt: '2026-01-01T00:00:00Z', notes: [], logLines: 0, ...over };
+  return {
+    id,
+    kind: 'create',
+    cluster: c,
+    user: 'alice',
+    state: 'running',
+    progress: 0,
+    steps: [],
+    createdAt: '2026-01-01T00:00:00Z',
+    notes: [],
+    logLines: 0,
+    ...over,
+  };
 }
 const ev = (seq: number, e: object) => ({ seq, ...e }) as EngineEvent;
 
@@ -38,9 +63,18 @@ test('model: snapshot, then events newer than it; stale events are ignored', () 
   assert.equal(m.apply(ev(6, { type: 'cluster', cluster: cluster('c', { owner: 'bob' }) })), 'clusters');
   assert.equal(m.apply(ev(7, { type: 'task', task: task('t-2', 'a') })), 'tasks');
   assert.equal(m.apply(ev(8, { type: 'cluster-removed', name: 'b' })), 'clusters');
-  assert.deepEqual(m.view('name', '').map((c) => c.name), ['a', 'c']);
-  assert.deepEqual(m.view('owner', '').map((c) => c.name), ['a', 'c']);
-  assert.deepEqual(m.view('name', 'BOB').map((c) => c.name), ['c']);
+  assert.deepEqual(
+    m.view('name', '').map((c) => c.name),
+    ['a', 'c'],
+  );
+  assert.deepEqual(
+    m.view('owner', '').map((c) => c.name),
+    ['a', 'c'],
+  );
+  assert.deepEqual(
+    m.view('name', 'BOB').map((c) => c.name),
+    ['c'],
+  );
   assert.equal(m.activeTaskFor('a')?.id, 't-2');
   assert.equal(m.latestTaskIdFor('a'), 't-2');
   assert.equal(m.latestTaskIdFor('c'), undefined);
@@ -55,7 +89,10 @@ test('model: active tasks are running first, then queued; finished tasks are pru
   m.apply(ev(++seq, { type: 'task', task: task('t-3', 'x', { state: 'queued' }) }));
   m.apply(ev(++seq, { type: 'task', task: task('t-10', 'y') }));
   m.apply(ev(++seq, { type: 'task', task: task('t-2', 'z') }));
-  assert.deepEqual(m.activeTasks().map((t) => t.id), ['t-2', 't-10', 't-3']);
+  assert.deepEqual(
+    m.activeTasks().map((t) => t.id),
+    ['t-2', 't-10', 't-3'],
+  );
   for (let i = 100; i < 1000; i++) m.apply(ev(++seq, { type: 'task', task: task(`t-${i}`, 'q', { state: 'succeeded' }) }));
   assert.ok(m.tasks.size <= 360, `kept ${m.tasks.size}`);
   assert.ok(m.tasks.has('t-999') && m.tasks.has('t-3'));
@@ -66,8 +103,15 @@ test('table columns fit the width; the domain column is dropped when narrow', ()
   assert.ok(wide.some((c) => c.title === 'DOMAIN'));
   const narrow = clusterColumns(78);
   assert.ok(!narrow.some((c) => c.title === 'DOMAIN'));
-  for (const [w, cols] of [[118, wide], [78, narrow]] as const) {
-    const row = clusterRow(cluster('a-very-long-cluster-name-that-will-not-fit-anywhere', { expiresAt: '2026-01-01T02:00:00Z' }), cols, Date.parse('2026-01-01T00:00:00Z'));
+  for (const [w, cols] of [
+    [118, wide],
+    [78, narrow],
+  ] as const) {
+    const row = clusterRow(
+      cluster('a-very-long-cluster-name-that-will-not-fit-anywhere', { expiresAt: '2026-01-01T02:00:00Z' }),
+      cols,
+      Date.parse('2026-01-01T00:00:00Z'),
+    );
     assert.ok(displayWidth(row) <= w, `${row.length} > ${w}`);
     assert.ok(displayWidth(headerRow(cols)) <= w);
     assert.match(row, /…/);
@@ -132,7 +176,11 @@ test('log buffer: bounded, counting the lines not in memory; lines are sanitized
 });
 
 test('layout: bands fill the terminal; too small below 80x24', () => {
-  for (const [c, r, n] of [[80, 24, 0], [80, 24, 9], [200, 60, 3]] as const) {
+  for (const [c, r, n] of [
+    [80, 24, 0],
+    [80, 24, 9],
+    [200, 60, 3],
+  ] as const) {
     const l = computeLayout(c, r, { fullLog: false, activeTasks: n });
     assert.equal(l.tooSmall, false);
     assert.equal(l.header.height + l.table.height + l.tasks.height + l.log.height + 2, r);
@@ -151,7 +199,16 @@ test('keys: ids, and hints only for what the user may do', () => {
   assert.equal(keyId('S', { name: 's', shift: true }), 'S');
   assert.equal(keyId(undefined, { name: 'tab', shift: true }), 'S-tab');
   assert.equal(keyId('/', undefined), '/');
-  const base: HintContext = { focus: 'table', fullLog: false, hasCluster: true, canCreate: false, canDelete: false, canCancel: false, following: true, searching: false };
+  const base: HintContext = {
+    focus: 'table',
+    fullLog: false,
+    hasCluster: true,
+    canCreate: false,
+    canDelete: false,
+    canCancel: false,
+    following: true,
+    searching: false,
+  };
   const none = fitHints(mainHints(base), 200);
   assert.ok(!/create|delete|stop|start|cancel/.test(none), none);
   const all = fitHints(mainHints({ ...base, canCreate: true, canDelete: true, toggle: 'start', canCancel: true }), 200);
@@ -272,7 +329,12 @@ test('idle watch: warns, a key resets, then closes', () => {
   mock.timers.enable({ apis: ['setTimeout', 'Date'] });
   try {
     const log: string[] = [];
-    const w = new IdleWatch(1000, 3000, (left) => log.push(`warn ${left}`), () => log.push('close'));
+    const w = new IdleWatch(
+      1000,
+      3000,
+      (left) => log.push(`warn ${left}`),
+      () => log.push('close'),
+    );
     mock.timers.tick(999);
     assert.deepEqual(log, []);
     mock.timers.tick(1);
@@ -296,14 +358,21 @@ test('idle watch: warns, a key resets, then closes', () => {
 
 test('log buffer: live lines held while the history loads are bounded too', () => {
   const b = new LogBuffer('t-1', 100);
-  for (let i = 50; i < 1050; i += 10) b.live(i, Array.from({ length: 10 }, (_, j) => `l${i + j}`));
+  for (let i = 50; i < 1050; i += 10)
+    b.live(
+      i,
+      Array.from({ length: 10 }, (_, j) => `l${i + j}`),
+    );
   assert.deepEqual(b.history(Array.from({ length: 50 }, (_, i) => `l${i}`)), { ok: true, trimmed: 0 });
   assert.equal(b.lines.at(-1), 'l1049');
   assert.equal(b.dropped + b.lines.length, 1050);
   assert.ok(b.lines.length >= 100 && b.lines.length <= 110);
   // A single huge batch before the history.
   const c = new LogBuffer('t-2', 100);
-  c.live(0, Array.from({ length: 1000 }, (_, i) => `m${i}`));
+  c.live(
+    0,
+    Array.from({ length: 1000 }, (_, i) => `m${i}`),
+  );
   c.history(['m0']);
   assert.equal(c.lines.at(-1), 'm999');
   assert.equal(c.dropped + c.lines.length, 1000);
@@ -329,7 +398,10 @@ test('expiry: warnings only within 10 minutes, at most 3 lines; only future expi
     cluster('d', { expiresAt: at(-1000) }),
     cluster('e', { expiresAt: at(30_000), desired: 'absent' }),
   ];
-  assert.deepEqual(expiringSoon(cs, now).map((c) => c.name), ['b', 'a']);
+  assert.deepEqual(
+    expiringSoon(cs, now).map((c) => c.name),
+    ['b', 'a'],
+  );
   const lines = bannerLines(expiringSoon(cs, now), now, 200, (c) => c.name === 'a');
   assert.equal(lines.length, 2);
   assert.match(lines[0]!, /⚠ b expires in 1m — kindler extend b 2h\{/);
@@ -344,7 +416,7 @@ test('expiry: warnings only within 10 minutes, at most 3 lines; only future expi
 });
 
 test('reconcile and audit replies as dialog lines', () => {
-  const none = reconcileLines({ at: 'x', dryRun: false, drift: [], healed: [], skipped: [], errors: [] } as unknown as Parameters<typeof reconcileLines>[0]);
+  const none = reconcileLines({ at: 'x', dryRun: false, drift: [], healed: [], skipped: [], errors: [] });
   assert.ok(none.some((l) => l.includes('no drift')));
   const bad = reconcileLines(new KindlerError('refused', 'reconcile needs the admin role'));
   assert.deepEqual(bad, ['{red-fg}reconcile needs the admin role{/red-fg}']);
@@ -356,20 +428,19 @@ test('reconcile and audit replies as dialog lines', () => {
 
 test('a form field keeps every character as typed: a combining mark or an emoji is never dropped (so "é" never becomes the valid name "e")', () => {
   const i = new LineInput(20);
-  for (const ch of ['e', '\u0301']) i.edit(null, ch, { name: undefined, full: ch } as never);
+  for (const ch of ['e', '\u0301']) i.edit(null, ch, { name: undefined, full: ch });
   assert.equal(i.value, 'e\u0301');
   assert.match(i.show(false), /é/, 'shown composed');
   const j = new LineInput(20);
-  for (const ch of ['a', '🙂', '\u200b', 'b']) j.edit(null, ch, { name: undefined, full: ch } as never);
+  for (const ch of ['a', '🙂', '\u200b', 'b']) j.edit(null, ch, { name: undefined, full: ch });
   assert.equal(j.value, 'a🙂\u200bb');
   // Control characters still never reach the value.
   const k = new LineInput(20);
-  for (const ch of ['x', '\x1b', '\x07', '\x9b']) k.edit(null, ch, { name: undefined, full: ch } as never);
+  for (const ch of ['x', '\x1b', '\x07', '\x9b']) k.edit(null, ch, { name: undefined, full: ch });
   assert.equal(k.value, 'x');
 });
 
 // ---- issue 18: view keeper, mouse report split, log levels and stamps, sort/mine view ----------
-
 
 test('ViewKeeper: at most max entries (least recently used dropped first), each forgotten after the TTL', () => {
   let now = 0;
@@ -396,7 +467,7 @@ test('splitMouseReports: each mouse report starts a chunk; other bytes stay in o
   assert.deepEqual(parts('\x1b[A\x1b[B'), ['\x1b[A\x1b[B']);
 });
 
-test('log lines: level marks and the tools\' time stamps', () => {
+test("log lines: level marks and the tools' time stamps", () => {
   assert.equal(lineLevel('ERRO[0001] boom'), 'error');
   assert.equal(lineLevel('time="x" level=error msg=boom'), 'error');
   assert.equal(lineLevel('FATA[0000] no'), 'error');
@@ -413,12 +484,19 @@ test('log lines: level marks and the tools\' time stamps', () => {
   assert.deepEqual(wrapText('日本語です', 4), ['日本', '語で', 'す']);
 });
 
-test('view: mine keeps only the owner\'s clusters; desc reverses; the header marks the sorted column', () => {
+test("view: mine keeps only the owner's clusters; desc reverses; the header marks the sorted column", () => {
   const m = new TuiModel();
-  const c = (name: string, owner: string) => ({ name, owner, provider: 'k3d', desired: 'present', actual: 'running', servers: 1, agents: 0, createdAt: '2026-01-01T00:00:00Z' }) as unknown as Cluster;
-  m.load({ seq: 1, clusters: [c('a', 'me'), c('b', 'you'), c('c', 'me')], tasks: [], sessions: [] } as never);
-  assert.deepEqual(m.view('name', '', { owner: 'me' }).map((x) => x.name), ['a', 'c']);
-  assert.deepEqual(m.view('name', '', { desc: true }).map((x) => x.name), ['c', 'b', 'a']);
+  const c = (name: string, owner: string) =>
+    ({ name, owner, provider: 'k3d', desired: 'present', actual: 'running', servers: 1, agents: 0, createdAt: '2026-01-01T00:00:00Z' }) as unknown as Cluster;
+  m.load({ seq: 1, clusters: [c('a', 'me'), c('b', 'you'), c('c', 'me')], tasks: [], sessions: [] });
+  assert.deepEqual(
+    m.view('name', '', { owner: 'me' }).map((x) => x.name),
+    ['a', 'c'],
+  );
+  assert.deepEqual(
+    m.view('name', '', { desc: true }).map((x) => x.name),
+    ['c', 'b', 'a'],
+  );
   const cols = clusterColumns(120);
   assert.match(headerRow(cols, { key: 'owner', desc: true }), /OWNER↓/);
   assert.match(headerRow(cols, { key: 'provider', desc: false }), /PRO↑/);

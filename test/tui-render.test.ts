@@ -17,9 +17,21 @@ import { sharedTerminfoCount } from '../src/tui/terminfo.js';
 
 function cluster(name: string, over: Partial<Cluster> = {}): Cluster {
   return {
-    name, provider: 'k3d', servers: 1, agents: 0, httpPort: 8080, httpsPort: 8443, apiPort: 6443, owner: 'alice',
-    createdAt: '2026-01-01T00:00:00.000Z', desired: 'present', actual: 'running', kubeContext: `k3d-${name}`,
-    kubeconfig: `/tmp/${name}.yaml`, updatedAt: '2026-01-01T00:00:00.000Z', ...over,
+    name,
+    provider: 'k3d',
+    servers: 1,
+    agents: 0,
+    httpPort: 8080,
+    httpsPort: 8443,
+    apiPort: 6443,
+    owner: 'alice',
+    createdAt: '2026-01-01T00:00:00.000Z',
+    desired: 'present',
+    actual: 'running',
+    kubeContext: `k3d-${name}`,
+    kubeconfig: `/tmp/${name}.yaml`,
+    updatedAt: '2026-01-01T00:00:00.000Z',
+    ...over,
   };
 }
 
@@ -48,7 +60,7 @@ class Backend implements SessionBackend {
   }
   close(): void {}
   push(e: EngineEventInput): void {
-    const ev = { ...e, seq: ++this.seq } as EngineEvent;
+    const ev = { ...e, seq: ++this.seq };
     for (const l of [...this.listeners]) l(ev);
   }
 }
@@ -124,7 +136,10 @@ test('a frame is written to the terminal when flush returns (not on a later setI
   s.backend.push({ type: 'cluster', cluster: cluster('gamma') });
   const before = s.writes.length;
   s.app.flush();
-  assert.ok(s.writes.slice(before).some((w) => w.includes('gamma')), 'the new row was not written synchronously');
+  assert.ok(
+    s.writes.slice(before).some((w) => w.includes('gamma')),
+    'the new row was not written synchronously',
+  );
 });
 
 test('a layout change draws the screen once (labelled panels do not re-render it on resize)', async (t) => {
@@ -157,7 +172,11 @@ test('every screen shares one compiled terminfo', async (t) => {
 
 test('the table keeps the selected row in view and draws only the rows that fit', async (t) => {
   const names = Array.from({ length: 40 }, (_, i) => `c${String(i).padStart(2, '0')}`);
-  const s = open(names.map((n) => cluster(n)), 80, 24);
+  const s = open(
+    names.map((n) => cluster(n)),
+    80,
+    24,
+  );
   t.after(() => s.close());
   await turn();
   // A pick draws at once, unless the session is over its render budget (a loaded machine): then the

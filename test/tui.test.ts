@@ -101,7 +101,7 @@ class FakeBackend implements SessionBackend {
 
   /** Delivers an event to every subscriber. */
   push(e: EngineEventInput): void {
-    const ev = { ...e, seq: ++this.seq } as EngineEvent;
+    const ev = { ...e, seq: ++this.seq };
     for (const l of [...this.listeners]) l(ev);
   }
 }
@@ -239,7 +239,10 @@ const count = (hay: string, needle: string) => hay.split(needle).length - 1;
 
 test('the table shows the snapshot clusters with their columns', async (t) => {
   const b = new FakeBackend('admin', 'alice', {
-    clusters: [cluster('alpha'), cluster('beta', { provider: 'kind', owner: 'bob', agents: 0, httpPort: 9080, httpsPort: 9443, apiPort: 7443, desired: 'stopped', actual: 'stopped' })],
+    clusters: [
+      cluster('alpha'),
+      cluster('beta', { provider: 'kind', owner: 'bob', agents: 0, httpPort: 9080, httpsPort: 9443, apiPort: 7443, desired: 'stopped', actual: 'stopped' }),
+    ],
   });
   const s = start(t, b);
   const screen = await s.waitFor('beta');
@@ -270,12 +273,20 @@ test('who else is online comes from the snapshot and presence events', async (t)
 
 test('the header says when state is not being saved, from the snapshot and from storage events', async (t) => {
   const b = new FakeBackend();
-  b.snapshot.storage = { saving: false, problem: 'the state file could not be written (ENOSPC: no space left on device)', since: '2026-01-01T10:11:12.000Z', failures: 3 };
+  b.snapshot.storage = {
+    saving: false,
+    problem: 'the state file could not be written (ENOSPC: no space left on device)',
+    since: '2026-01-01T10:11:12.000Z',
+    failures: 3,
+  };
   const s = start(t, b);
   await s.waitFor('STATE NOT BEING SAVED since 10:11:12Z: the state file could not be written (ENOSPC');
   b.push({ type: 'storage', storage: { saving: true } });
   await s.waitFor((x) => x.includes('kindler') && !x.includes('NOT BEING SAVED'));
-  b.push({ type: 'storage', storage: { saving: false, problem: 'the state file could not be written (EPERM: operation not permitted)', since: '2026-01-01T10:20:00.000Z', failures: 1 } });
+  b.push({
+    type: 'storage',
+    storage: { saving: false, problem: 'the state file could not be written (EPERM: operation not permitted)', since: '2026-01-01T10:20:00.000Z', failures: 1 },
+  });
   await s.waitFor('STATE NOT BEING SAVED since 10:20:00Z: the state file could not be written (EPERM');
 });
 
@@ -315,7 +326,10 @@ test('log: history from `logs ID --tail CAP --json`, then live lines joined by `
 });
 
 test('a task seen from before its first line shows its live lines at once, with no history fetch', async (t) => {
-  const b = new FakeBackend('admin', 'alice', { clusters: [cluster('alpha', { lastTaskId: 't-1' })], tasks: [task('t-1', 'alpha', { state: 'queued', startedAt: undefined })] });
+  const b = new FakeBackend('admin', 'alice', {
+    clusters: [cluster('alpha', { lastTaskId: 't-1' })],
+    tasks: [task('t-1', 'alpha', { state: 'queued', startedAt: undefined })],
+  });
   b.handler = (argv) => (argv[0] === 'logs' ? logsReply(['from the history']) : ok({}));
   const s = start(t, b);
   await s.waitFor(/log t-1 create alpha/);
@@ -325,12 +339,20 @@ test('a task seen from before its first line shows its live lines at once, with 
   const screen = await s.waitFor('third line');
   assert.ok(screen.indexOf('first line') < screen.indexOf('third line'));
   assert.ok(!screen.includes('from the history'));
-  assert.deepEqual(b.runs.filter((r) => r[0] === 'logs'), [], 'no `logs` request');
+  assert.deepEqual(
+    b.runs.filter((r) => r[0] === 'logs'),
+    [],
+    'no `logs` request',
+  );
   // A flood's skipped middle starts the window over at the event's lines.
   b.push({ type: 'log', taskId: 't-1', from: 9000, skipped: 8997, lines: ['after the skip'] });
   const later = await s.waitFor('after the skip');
   assert.match(later, /9000 earlier lines not in memory/);
-  assert.deepEqual(b.runs.filter((r) => r[0] === 'logs'), [], 'still no `logs` request');
+  assert.deepEqual(
+    b.runs.filter((r) => r[0] === 'logs'),
+    [],
+    'still no `logs` request',
+  );
 });
 
 test('a long history is bounded and says how many earlier lines are not in memory', async (t) => {
@@ -347,7 +369,11 @@ test('the create form runs `create … --json` and shows the CLI error inline', 
   const b = new FakeBackend('operator', 'alice', { clusters: [cluster('alpha')] });
   b.handler = (argv) =>
     argv[0] === 'create'
-      ? { code: 5, out: `${JSON.stringify({ error: { kind: 'conflict', message: 'http-port: port 30080 is in use', exitCode: 5, field: 'http-port' } })}\n`, err: 'error: http-port: port 30080 is in use\n' }
+      ? {
+          code: 5,
+          out: `${JSON.stringify({ error: { kind: 'conflict', message: 'http-port: port 30080 is in use', exitCode: 5, field: 'http-port' } })}\n`,
+          err: 'error: http-port: port 30080 is in use\n',
+        }
       : ok({ task: null, from: 0, lines: [] });
   const s = start(t, b);
   await s.waitFor('alpha');
@@ -403,10 +429,13 @@ test('a viewer sees no c/d/s keys and pressing them does nothing', async (t) => 
   const help = await s.waitFor('this help');
   assert.ok(!help.includes('create a cluster'));
   assert.ok(!help.includes('delete the selected'));
-  assert.deepEqual(b.runs.filter((r) => r[0] !== 'logs'), []);
+  assert.deepEqual(
+    b.runs.filter((r) => r[0] !== 'logs'),
+    [],
+  );
 });
 
-test("an operator gets d/s/x only on clusters it owns", async (t) => {
+test('an operator gets d/s/x only on clusters it owns', async (t) => {
   const b = new FakeBackend('operator', 'alice', {
     clusters: [cluster('alpha'), cluster('beta', { owner: 'bob', lastTaskId: 't-2' })],
     tasks: [task('t-2', 'beta', { user: 'bob' })],
@@ -422,7 +451,10 @@ test("an operator gets d/s/x only on clusters it owns", async (t) => {
   s.send('x');
   s.send('?');
   await s.waitFor('this help');
-  assert.deepEqual(b.runs.filter((r) => r[0] !== 'logs'), []);
+  assert.deepEqual(
+    b.runs.filter((r) => r[0] !== 'logs'),
+    [],
+  );
 });
 
 test('delete asks for the exact name before running `delete NAME --json`', async (t) => {
@@ -438,7 +470,10 @@ test('delete asks for the exact name before running `delete NAME --json`', async
   await s.waitFor((x) => x.includes('alphx') && x.includes('does not match'));
   s.send('\x7fa\r'); // fix it to "alpha"
   await s.waitFor('delete alpha: task t-99 queued');
-  assert.deepEqual(b.runs.filter((r) => r[0] === 'delete'), [['delete', 'alpha', '--json']]);
+  assert.deepEqual(
+    b.runs.filter((r) => r[0] === 'delete'),
+    [['delete', 'alpha', '--json']],
+  );
 });
 
 test('s toggles start/stop by state and x cancels the active task', async (t) => {
@@ -453,7 +488,10 @@ test('s toggles start/stop by state and x cancels the active task', async (t) =>
   await s.waitFor('Stop cluster alpha (k3d, owner alice)?');
   s.send('n');
   await s.waitFor((x) => !x.includes('Stop cluster alpha'));
-  assert.deepEqual(b.runs.filter((r) => r[0] !== 'logs'), []);
+  assert.deepEqual(
+    b.runs.filter((r) => r[0] !== 'logs'),
+    [],
+  );
   s.send('s');
   await s.waitFor('Stop cluster alpha');
   s.send('y');
@@ -464,13 +502,18 @@ test('s toggles start/stop by state and x cancels the active task', async (t) =>
   await s.waitFor('Start cluster beta');
   s.send('y');
   await s.waitFor('start beta: task t-99 queued');
-  b.handler = (argv) => (argv[0] === 'cancel' ? { code: 4, out: '', err: 'error: cancel: task t-5 already finished\n' } : ok({ task: null, from: 0, lines: [] }));
+  b.handler = (argv) =>
+    argv[0] === 'cancel' ? { code: 4, out: '', err: 'error: cancel: task t-5 already finished\n' } : ok({ task: null, from: 0, lines: [] });
   s.send('x');
   await s.waitFor('Cancel task t-5: start of cluster beta (queued');
   s.send('y');
   await s.waitFor('failed: cancel: task t-5 already finished');
   const acts = b.runs.filter((r) => r[0] !== 'logs');
-  assert.deepEqual(acts, [['stop', 'alpha', '--json'], ['start', 'beta', '--json'], ['cancel', 't-5', '--json']]);
+  assert.deepEqual(acts, [
+    ['stop', 'alpha', '--json'],
+    ['start', 'beta', '--json'],
+    ['cancel', 't-5', '--json'],
+  ]);
 });
 
 test('enter shows `show NAME --json --live` rendered, including steps', async (t) => {
@@ -486,7 +529,10 @@ test('enter shows `show NAME --json --live` rendered, including steps', async (t
   const screen = await s.waitFor('Create the k3d cluster');
   assert.match(screen, /last error\s+kubeconfig step failed/);
   assert.match(screen, /domain\s+-/);
-  assert.deepEqual(b.runs.find((r) => r[0] === 'show'), ['show', 'alpha', '--json', '--live']);
+  assert.deepEqual(
+    b.runs.find((r) => r[0] === 'show'),
+    ['show', 'alpha', '--json', '--live'],
+  );
   s.send('\x1b');
   await s.waitFor((x) => !x.includes('Create the k3d cluster'));
 });
@@ -609,8 +655,7 @@ test('escape sequences in log lines and cluster fields never reach the terminal'
   const evil = 'x\x1b]0;pwned\x07y \x1b[2J z \x9b2J';
   const c = cluster('alpha', { lastTaskId: 't-1', owner: `ow\x1b[2Jner`, lastError: `boom ${evil}` });
   const b = new FakeBackend('admin', 'alice', { clusters: [cluster('beta')], tasks: [task('t-1', 'alpha', { step: `step ${evil}`, logLines: 1 })] });
-  b.handler = (argv) =>
-    argv[0] === 'logs' ? logsReply([`history ${evil}`]) : argv[0] === 'show' ? ok({ cluster: c, tasks: [] }) : ok({});
+  b.handler = (argv) => (argv[0] === 'logs' ? logsReply([`history ${evil}`]) : argv[0] === 'show' ? ok({ cluster: c, tasks: [] }) : ok({}));
   const s = start(t, b);
   await s.waitFor('beta');
   const before = s.raw().length;
@@ -729,7 +774,10 @@ test('admin: r runs `reconcile --json` and shows drift, healed task ids and erro
   assert.match(screen, /drift\s+unmanaged stray: the provider has it/);
   assert.match(screen, /error\s+beta: k3d: boom/);
   assert.ok(!s.raw().slice(before).includes('\x1b[2J') && !s.raw().includes('pwned'), 'drift text is sanitized');
-  assert.deepEqual(b.runs.filter((r) => r[0] !== 'logs'), [['reconcile', '--json']]);
+  assert.deepEqual(
+    b.runs.filter((r) => r[0] !== 'logs'),
+    [['reconcile', '--json']],
+  );
   s.send('\x1b');
   await s.waitFor((x) => !x.includes('t-42'));
   b.handler = () => ok({ at: '2026-01-01T11:00:00.000Z', dryRun: false, drift: [], healed: [], skipped: [], errors: [] });
@@ -749,12 +797,23 @@ test("a viewer's footer has no r, r does nothing, and help does not mention reco
   s.send('?');
   const help = await s.waitFor('this help');
   assert.ok(!help.includes('reconcile') && !help.includes(':audit') && !help.includes('extend the selected'), help);
-  assert.deepEqual(b.runs.filter((r) => r[0] !== 'logs'), []);
+  assert.deepEqual(
+    b.runs.filter((r) => r[0] !== 'logs'),
+    [],
+  );
 });
 
 test(':audit shows the audit log for an admin, newest last and scrollable; unknown commands error inline; :q quits', async (t) => {
   const at = (i: number) => new Date(Date.UTC(2026, 0, 1, 0, i)).toISOString();
-  const events = Array.from({ length: 60 }, (_, i) => ({ at: at(i), user: `u${i}`, source: 'ssh', action: 'create', target: `c${i}`, result: 'ok' as 'ok' | 'refused', taskId: `t-${i}` as string | undefined }));
+  const events = Array.from({ length: 60 }, (_, i) => ({
+    at: at(i),
+    user: `u${i}`,
+    source: 'ssh',
+    action: 'create',
+    target: `c${i}`,
+    result: 'ok',
+    taskId: `t-${i}` as string | undefined,
+  }));
   events.push({ at: at(61), user: 'mallory', source: 'ssh', action: 'delete', target: 'prod\x1b[2J', result: 'refused', taskId: undefined });
   const shuffled = [events[60]!, ...events.slice(0, 60).reverse()]; // out of order on purpose
   const b = new FakeBackend('admin', 'alice', { clusters: [cluster('alpha')] });
@@ -769,7 +828,10 @@ test(':audit shows the audit log for an admin, newest last and scrollable; unkno
   await s.waitFor((x) => !x.includes('unknown command'));
   s.send(':audit\r');
   let screen = await s.waitFor(/mallory\s+ssh\s+delete\s+prod\s+refused/);
-  assert.deepEqual(b.runs.find((r) => r[0] === 'audit'), ['audit', '--json', '--limit', '500']);
+  assert.deepEqual(
+    b.runs.find((r) => r[0] === 'audit'),
+    ['audit', '--json', '--limit', '500'],
+  );
   assert.match(screen, /audit \(newest last\)/);
   assert.ok(screen.indexOf('u59 ') < screen.indexOf('mallory'), 'newest last');
   assert.ok(!screen.includes('u0 '), 'opened at the newest page');
@@ -800,7 +862,10 @@ test(':audit and :reconcile are refused (and not offered) for an operator', asyn
   s.send('r');
   await s.waitFor((x) => !x.includes('not allowed'));
   assert.ok(!s.screen().includes('audit (newest last)'));
-  assert.deepEqual(b.runs.filter((r) => r[0] !== 'logs'), []);
+  assert.deepEqual(
+    b.runs.filter((r) => r[0] !== 'logs'),
+    [],
+  );
 });
 
 test('a cluster expiring in 5 minutes shows a warning in every open session; e extends it by 1h', async (t) => {
@@ -822,8 +887,14 @@ test('a cluster expiring in 5 minutes shows a warning in every open session; e e
   v.send('e');
   a.send('e');
   await a.waitFor('extend dev by 1h: dev now expires at 2026-01-01T11:05:00.000Z');
-  assert.deepEqual(ba.runs.filter((r) => r[0] !== 'logs'), [['extend', 'dev', '1h', '--json']]);
-  assert.deepEqual(bv.runs.filter((r) => r[0] !== 'logs'), []);
+  assert.deepEqual(
+    ba.runs.filter((r) => r[0] !== 'logs'),
+    [['extend', 'dev', '1h', '--json']],
+  );
+  assert.deepEqual(
+    bv.runs.filter((r) => r[0] !== 'logs'),
+    [],
+  );
   // Not offered on a cluster this operator may not extend.
   a.send('j');
   sa = await a.waitFor((x) => !footer(x).includes('e extend'));
@@ -925,7 +996,11 @@ test("a local tty's own 'resize' events reach the screen only through resize(): 
   });
   const clears = () => s.raw().split('\x1b[2J').length - 1;
   const before = clears();
-  for (const [c, r] of [[90, 28], [2000, 1000], [84, 26]] as const) {
+  for (const [c, r] of [
+    [90, 28],
+    [2000, 1000],
+    [84, 26],
+  ] as const) {
     Object.assign(s.output, { columns: c, rows: r });
     s.output.emit('resize');
   }
@@ -967,7 +1042,12 @@ test('K shows a kubeconfig for the selected cluster with the tunnel and save com
   const dev = cluster('dev', { owner: 'bob' });
   const b = new FakeBackend('viewer', 'vic', { clusters: [dev] });
   const reply = {
-    cluster: 'dev', context: 'kindler-dev', mode: 'tunnel', server: 'https://127.0.0.1:16443', credential: 'read-only', expiresAt: '2026-01-01T18:00:00.000Z',
+    cluster: 'dev',
+    context: 'kindler-dev',
+    mode: 'tunnel',
+    server: 'https://127.0.0.1:16443',
+    credential: 'read-only',
+    expiresAt: '2026-01-01T18:00:00.000Z',
     kubeconfig: '# a comment line\napiVersion: v1\nkind: Config\ncurrent-context: "kindler-dev"\n',
     tunnel: { command: 'ssh -N -L 16443:dev:6443 kindler@devbox -p 2222', localPort: 16443, destination: 'dev:6443' },
     save: 'ssh kindler@devbox -p 2222 kubeconfig dev > kindler-dev.yaml',
@@ -982,5 +1062,8 @@ test('K shows a kubeconfig for the selected cluster with the tunnel and save com
   assert.match(screen, /ssh kindler@devbox -p 2222 kubeconfig dev > kindler-dev\.yaml/);
   assert.match(screen, /current-context: "kindler-dev"/);
   assert.ok(!screen.includes('a comment line'));
-  assert.deepEqual(b.runs.filter((r) => r[0] === 'kubeconfig'), [['kubeconfig', 'dev', '--json']]);
+  assert.deepEqual(
+    b.runs.filter((r) => r[0] === 'kubeconfig'),
+    [['kubeconfig', 'dev', '--json']],
+  );
 });

@@ -35,16 +35,20 @@ export function act(app: TuiPort, what: string, call: (api: SessionApi) => Promi
 /** The start/stop toggle for a cluster by its state, when this user may do it. */
 export function toggleFor(app: TuiPort, c: Cluster | undefined): 'start' | 'stop' | undefined {
   if (!c) return undefined;
-  const a = c.actual === 'running' ? 'stop' : c.actual === 'stopped' ? 'start' : c.desired === 'stopped' ? 'start' : c.desired === 'present' ? 'stop' : undefined;
+  const a =
+    c.actual === 'running' ? 'stop' : c.actual === 'stopped' ? 'start' : c.desired === 'stopped' ? 'start' : c.desired === 'present' ? 'stop' : undefined;
   return a && app.backend.may(a, c.owner) ? a : undefined;
 }
 
 /** The task `x` would cancel: the picked task (tasks panel) or the selected cluster's active task. */
 export function cancelTarget(app: TuiPort): Task | undefined {
-  const t = app.focus === 'tasks' ? app.selectedTask() : (() => {
-    const c = app.selected();
-    return c ? app.model.activeTaskFor(c.name) : undefined;
-  })();
+  const t =
+    app.focus === 'tasks'
+      ? app.selectedTask()
+      : (() => {
+          const c = app.selected();
+          return c ? app.model.activeTaskFor(c.name) : undefined;
+        })();
   if (!t) return undefined;
   const owner = app.model.clusters.get(t.cluster)?.owner;
   return app.backend.may('cancel', owner, t.user) ? t : undefined;
@@ -56,7 +60,8 @@ export function clusterNodes(c: Cluster): { name: string; role: string }[] {
   const agents = Math.max(0, Math.min(50, Number(c.agents) || 0));
   const out: { name: string; role: string }[] = [];
   const kind = c.provider === 'kind';
-  for (let i = 0; i < servers; i++) out.push({ name: kind ? `${c.name}-control-plane${i ? i + 1 : ''}` : `k3d-${c.name}-server-${i}`, role: kind ? 'control-plane' : 'server' });
+  for (let i = 0; i < servers; i++)
+    out.push({ name: kind ? `${c.name}-control-plane${i ? i + 1 : ''}` : `k3d-${c.name}-server-${i}`, role: kind ? 'control-plane' : 'server' });
   for (let i = 0; i < agents; i++) out.push({ name: kind ? `${c.name}-worker${i ? i + 1 : ''}` : `k3d-${c.name}-agent-${i}`, role: kind ? 'worker' : 'agent' });
   if (!kind && servers > 0) out.push({ name: `k3d-${c.name}-serverlb`, role: 'loadbalancer' });
   return out;
@@ -70,7 +75,17 @@ export function clusterViewLines(c: Cluster, tasks: Task[], cli: string, noColor
   const t = (v: unknown) => escapeTags(plain(v, 400));
   const state = String(c.actual);
   const paint = (s: string) => {
-    const sgr = noColor ? undefined : state === 'running' ? 'green' : state === 'failed' ? 'red' : state === 'stopped' ? 'gray' : state === 'creating' || state === 'deleting' ? 'yellow' : undefined;
+    const sgr = noColor
+      ? undefined
+      : state === 'running'
+        ? 'green'
+        : state === 'failed'
+          ? 'red'
+          : state === 'stopped'
+            ? 'gray'
+            : state === 'creating' || state === 'deleting'
+              ? 'yellow'
+              : undefined;
     return sgr ? `{${sgr}-fg}${s}{/${sgr}-fg}` : s;
   };
   const nodes = clusterNodes(c);
@@ -82,7 +97,15 @@ export function clusterViewLines(c: Cluster, tasks: Task[], cli: string, noColor
   // Each container's own docker state when the provider answered (docker's words: running, exited,
   // paused, …); the recorded cluster state otherwise, labelled as such.
   const dockerPaint = (s: string, text: string) => {
-    const sgr = noColor ? undefined : s === 'running' ? 'green' : s === 'exited' || s === 'dead' ? 'red' : s === 'created' || s === 'paused' || s === 'restarting' ? 'yellow' : undefined;
+    const sgr = noColor
+      ? undefined
+      : s === 'running'
+        ? 'green'
+        : s === 'exited' || s === 'dead'
+          ? 'red'
+          : s === 'created' || s === 'paused' || s === 'restarting'
+            ? 'yellow'
+            : undefined;
     return sgr ? `{${sgr}-fg}${text}{/${sgr}-fg}` : text;
   };
   const nodeLines = (): string[] => {
@@ -91,13 +114,18 @@ export function clusterViewLines(c: Cluster, tasks: Task[], cli: string, noColor
       return [
         `{bold}nodes{/bold} (${live.containers.length} containers, as docker reports them now; the provider says ${t(live.state)})`,
         ...(live.containers.length
-          ? live.containers.map((x) => `  ${dockerPaint(x.state, x.state === 'running' ? '●' : '○')} ${t(plain(x.name, 80).padEnd(lw))}  ${t(plain(x.role, 20).padEnd(13))} ${dockerPaint(x.state, t(x.state))}`)
+          ? live.containers.map(
+              (x) =>
+                `  ${dockerPaint(x.state, x.state === 'running' ? '●' : '○')} ${t(plain(x.name, 80).padEnd(lw))}  ${t(plain(x.role, 20).padEnd(13))} ${dockerPaint(x.state, t(x.state))}`,
+            )
           : ['  (no containers)']),
       ];
     }
     return [
       `{bold}nodes{/bold} (${nodes.length}; their state as recorded${live ? ` — the provider could not be asked: ${t(live.error)}` : ''})`,
-      ...(nodes.length ? nodes.map((n) => `  ${paint(stateSymbol(state))} ${t(n.name.padEnd(w))}  ${n.role.padEnd(13)} ${paint(t(state))}`) : ['  (none recorded)']),
+      ...(nodes.length
+        ? nodes.map((n) => `  ${paint(stateSymbol(state))} ${t(n.name.padEnd(w))}  ${n.role.padEnd(13)} ${paint(t(state))}`)
+        : ['  (none recorded)']),
     ];
   };
   return [
@@ -123,20 +151,22 @@ export function openDetails(app: TuiPort): void {
   const d: Dialog = { kind: 'details', name, lines: ['{gray-fg}loading…{/gray-fg}'] };
   app.dialog = d;
   app.overlay.reset();
-  sessionApi(app.backend).show({ name, live: true }).then(
-    app.guard((j: ShowResult) => {
-      try {
-        d.lines = clusterViewLines(j.cluster, j.tasks ?? [], app.cli, app.log.noColor, j.live);
-      } catch {
-        d.lines = ['{red-fg}unreadable reply from show{/red-fg}'];
-      }
-      app.scheduler.request();
-    }),
-    app.guard((e: unknown) => {
-      d.lines = [`{red-fg}${escapeTags(errorOf(e).message)}{/red-fg}`];
-      app.scheduler.request();
-    }),
-  );
+  sessionApi(app.backend)
+    .show({ name, live: true })
+    .then(
+      app.guard((j: ShowResult) => {
+        try {
+          d.lines = clusterViewLines(j.cluster, j.tasks ?? [], app.cli, app.log.noColor, j.live);
+        } catch {
+          d.lines = ['{red-fg}unreadable reply from show{/red-fg}'];
+        }
+        app.scheduler.request();
+      }),
+      app.guard((e: unknown) => {
+        d.lines = [`{red-fg}${escapeTags(errorOf(e).message)}{/red-fg}`];
+        app.scheduler.request();
+      }),
+    );
 }
 
 /** Runs the create form; a failure stays in the form as one inline line. */
@@ -146,40 +176,44 @@ export function submitCreate(app: TuiPort, form: CreateForm): void {
   form.errorField = undefined;
   const args = form.args();
   const name = args.name;
-  sessionApi(app.backend).create(args).then(
-    app.guard((r: Task | undefined) => {
-      const t = taskOf(r);
-      if (app.dialog?.kind === 'create' && app.dialog.form === form) app.dialog = null;
-      app.selName = name || app.selName;
-      app.pinnedTask = undefined;
-      app.focus = 'table';
-      app.say(`create ${name}: task ${t?.id ?? '?'} ${t?.state ?? 'queued'}`);
-      app.syncLog();
-      app.scheduler.request();
-    }),
-    app.guard((e: unknown) => {
-      const x = errorOf(e);
-      form.fail(x.message, x.field);
-      app.scheduler.request();
-    }),
-  );
+  sessionApi(app.backend)
+    .create(args)
+    .then(
+      app.guard((r: Task | undefined) => {
+        const t = taskOf(r);
+        if (app.dialog?.kind === 'create' && app.dialog.form === form) app.dialog = null;
+        app.selName = name || app.selName;
+        app.pinnedTask = undefined;
+        app.focus = 'table';
+        app.say(`create ${name}: task ${t?.id ?? '?'} ${t?.state ?? 'queued'}`);
+        app.syncLog();
+        app.scheduler.request();
+      }),
+      app.guard((e: unknown) => {
+        const x = errorOf(e);
+        form.fail(x.message, x.field);
+        app.scheduler.request();
+      }),
+    );
 }
 
 /** Runs `delete NAME` once the name was typed; a failure stays in the prompt. */
 export function submitDelete(app: TuiPort, p: DeletePrompt): void {
   p.busy = true;
-  sessionApi(app.backend).delete({ name: p.name }).then(
-    app.guard((r: Task | undefined) => {
-      const t = taskOf(r);
-      if (app.dialog?.kind === 'delete' && app.dialog.prompt === p) app.dialog = null;
-      app.say(`delete ${p.name}: task ${t?.id ?? '?'} ${t?.state ?? 'queued'}`);
-      app.scheduler.request();
-    }),
-    app.guard((e: unknown) => {
-      p.fail(errorOf(e).message);
-      app.scheduler.request();
-    }),
-  );
+  sessionApi(app.backend)
+    .delete({ name: p.name })
+    .then(
+      app.guard((r: Task | undefined) => {
+        const t = taskOf(r);
+        if (app.dialog?.kind === 'delete' && app.dialog.prompt === p) app.dialog = null;
+        app.say(`delete ${p.name}: task ${t?.id ?? '?'} ${t?.state ?? 'queued'}`);
+        app.scheduler.request();
+      }),
+      app.guard((e: unknown) => {
+        p.fail(errorOf(e).message);
+        app.scheduler.request();
+      }),
+    );
 }
 
 /** Asks before `run`: a yes/no dialog whose lines name the target. */

@@ -162,8 +162,15 @@ export class TuiApp implements AppState {
     if (onResize) o.output.removeListener('resize', onResize);
     try {
       this.header = line(this.screen, { bg: 'blue', fg: 'white' });
-      this.table = new ClusterTable(this.screen, this.guard((i: number) => this.pickCluster(i, true)), this.guard(() => openDetails(this)));
-      this.tasks = new TasksPanel(this.screen, this.guard((i: number) => this.pickTask(i, true)));
+      this.table = new ClusterTable(
+        this.screen,
+        this.guard((i: number) => this.pickCluster(i, true)),
+        this.guard(() => openDetails(this)),
+      );
+      this.tasks = new TasksPanel(
+        this.screen,
+        this.guard((i: number) => this.pickTask(i, true)),
+      );
       this.log = new LogPane(this.screen);
       this.log.noColor = Boolean(o.noColor);
       this.log.wholeLog = `${this.cli} logs ID > file`;
@@ -171,10 +178,26 @@ export class TuiApp implements AppState {
       this.banner = line(this.screen);
       this.status = line(this.screen);
       this.footer = line(this.screen, { fg: 'white', bg: 'black' });
-      this.small = blessed.box({ parent: this.screen, hidden: true, left: 0, top: 0, width: '100%', height: '100%', tags: false, align: 'center', valign: 'middle' });
+      this.small = blessed.box({
+        parent: this.screen,
+        hidden: true,
+        left: 0,
+        top: 0,
+        width: '100%',
+        height: '100%',
+        tags: false,
+        align: 'center',
+        valign: 'middle',
+      });
       this.overlay = new Overlay(this.screen);
-      this.screen.on('keypress', this.guard((ch: string | undefined, key: KeyEvent | undefined) => onKey(this, ch, key)));
-      this.screen.on('mouse', this.guard(() => this.activity()));
+      this.screen.on(
+        'keypress',
+        this.guard((ch: string | undefined, key: KeyEvent | undefined) => onKey(this, ch, key)),
+      );
+      this.screen.on(
+        'mouse',
+        this.guard(() => this.activity()),
+      );
     } catch (e) {
       // Never leave a half-built screen behind (it would hold the terminal and blessed's process hooks).
       this.closed = true;
@@ -204,7 +227,7 @@ export class TuiApp implements AppState {
     try {
       joined = this.backend.subscribe(this.guard((e: EngineEvent) => this.onEvent(e)));
     } catch (e) {
-      joined = Promise.reject(e);
+      joined = Promise.reject(e instanceof Error ? e : new Error(String(e)));
     }
     joined.then(
       ({ snapshot, unsubscribe }) => {
@@ -217,10 +240,10 @@ export class TuiApp implements AppState {
   }
 
   /** The snapshot arrived (feed.ts); the view a previous session left, and this one's kept (view.ts). */
-  loaded(snapshot: Snapshot): void { feed.loaded(this, snapshot); }
-  restoreView(v: TuiViewState | undefined): TuiViewState | undefined { return views.restoreView(this, v); }
-  resetView(): void { views.resetView(this); }
-  remember(): void { views.remember(this); }
+  loaded = (snapshot: Snapshot): void => feed.loaded(this, snapshot);
+  restoreView = (v: TuiViewState | undefined): TuiViewState | undefined => views.restoreView(this, v);
+  resetView = (): void => views.resetView(this);
+  remember = (): void => views.remember(this);
 
   /** Wraps a callback so one bad event or key can never become an uncaught exception (blessed would kill every session). */
   guard<A extends unknown[], R>(fn: (...a: A) => R): (...a: A) => R | undefined {
@@ -244,8 +267,8 @@ export class TuiApp implements AppState {
   // ---- lifecycle ------------------------------------------------------------------------
 
   /** The terminal's new size (capped, coalesced into a frame) and its reflow: screen.ts. */
-  resize(cols: number, rows: number): void { sizing.resize(this, cols, rows); }
-  reflow(): void { sizing.reflow(this); }
+  resize = (cols: number, rows: number): void => sizing.resize(this, cols, rows);
+  reflow = (): void => sizing.reflow(this);
 
   /** Tears down with onExit(0, 'closed'), then prints `message` on the normal screen. */
   close(message?: string): void {
@@ -301,21 +324,23 @@ export class TuiApp implements AppState {
 
   // ---- feed (feed.ts) ----------------------------------------------------------------------
 
-  onEvent(e: EngineEvent): void { feed.onEvent(this, e); }
-  apply(e: EngineEvent): void { feed.apply(this, e); }
-  taskEnded(t: Task): void { feed.taskEnded(this, t); }
+  onEvent = (e: EngineEvent): void => feed.onEvent(this, e);
+  apply = (e: EngineEvent): void => feed.apply(this, e);
+  taskEnded = (t: Task): void => feed.taskEnded(this, t);
 
   // ---- selection and log target (selection.ts) --------------------------------------------
 
-  rows(): { rows: Cluster[]; idx: number } { return selection.rows(this); }
-  selected(): Cluster | undefined { return selection.selected(this); }
-  activeTasks(): Task[] { return selection.activeTasks(this); }
-  selectedTask(): Task | undefined { return selection.selectedTask(this); }
-  pickCluster(i: number, byMouse = false): void { selection.pickCluster(this, i, byMouse); }
-  pickTask(i: number, byMouse = false): void { selection.pickTask(this, i, byMouse); }
-  logTarget(): string | undefined { return selection.logTarget(this); }
-  syncLog(): void { selection.syncLog(this); }
-  fetchLog(): void { selection.fetchLog(this); }
+  rows(): { rows: Cluster[]; idx: number } {
+    return selection.rows(this);
+  }
+  selected = (): Cluster | undefined => selection.selected(this);
+  activeTasks = (): Task[] => selection.activeTasks(this);
+  selectedTask = (): Task | undefined => selection.selectedTask(this);
+  pickCluster = (i: number, byMouse = false): void => selection.pickCluster(this, i, byMouse);
+  pickTask = (i: number, byMouse = false): void => selection.pickTask(this, i, byMouse);
+  logTarget = (): string | undefined => selection.logTarget(this);
+  syncLog = (): void => selection.syncLog(this);
+  fetchLog = (): void => selection.fetchLog(this);
 
   /** Shows a one-line message on the status line (until the next key). */
   say(text: string, error = false): void {
@@ -362,10 +387,10 @@ export class TuiApp implements AppState {
 
   // ---- drawing (paint.ts) ------------------------------------------------------------------
 
-  flush(): void { paint.flush(this); }
-  nextTimeChange(now: number, clusters: Cluster[], active: Task[], layout: Layout): number { return paint.nextTimeChange(this, now, clusters, active, layout); }
-  draw(): void { paint.draw(this); }
-  cleared(): void { paint.cleared(this); }
-  statusText(cols: number): string { return paint.statusText(this, cols); }
-  footerText(width: number): string { return paint.footerText(this, width); }
+  flush = (): void => paint.flush(this);
+  nextTimeChange = (now: number, clusters: Cluster[], active: Task[], layout: Layout): number => paint.nextTimeChange(this, now, clusters, active, layout);
+  draw = (): void => paint.draw(this);
+  cleared = (): void => paint.cleared(this);
+  statusText = (cols: number): string => paint.statusText(this, cols);
+  footerText = (width: number): string => paint.footerText(this, width);
 }

@@ -286,7 +286,11 @@ function mainKey(app: TuiPort, id: string): void {
       if (app.focus === 'table' && !app.fullLog && c && app.backend.may('delete', c.owner)) {
         const busy = app.model.activeTaskFor(c.name);
         // Refused before any typing: the delete would only queue behind (or fight) the running task.
-        if (busy) app.say(`cannot delete ${clean(c.name, 60)}: task ${clean(busy.id, 20)} (${busy.kind}, ${busy.state}) is still active; press x to cancel it first, or wait for it`, true);
+        if (busy)
+          app.say(
+            `cannot delete ${clean(c.name, 60)}: task ${clean(busy.id, 20)} (${busy.kind}, ${busy.state}) is still active; press x to cancel it first, or wait for it`,
+            true,
+          );
         else app.dialog = { kind: 'delete', prompt: new DeletePrompt(c.name) };
       }
       return;
@@ -294,7 +298,14 @@ function mainKey(app: TuiPort, id: string): void {
       const a = app.focus === 'table' && !app.fullLog ? toggleFor(app, c) : undefined;
       if (a && c) {
         const n = clean(c.name, 60);
-        confirm(app, `${a} a cluster`, [`${a === 'stop' ? 'Stop' : 'Start'} cluster {bold}${escapeTags(n)}{/bold} (${escapeTags(clean(c.provider, 10))}, owner ${escapeTags(clean(c.owner, 40))})?`], () => act(app, `${a} ${n}`, (api) => api[a]({ name: c.name })));
+        confirm(
+          app,
+          `${a} a cluster`,
+          [
+            `${a === 'stop' ? 'Stop' : 'Start'} cluster {bold}${escapeTags(n)}{/bold} (${escapeTags(clean(c.provider, 10))}, owner ${escapeTags(clean(c.owner, 40))})?`,
+          ],
+          () => act(app, `${a} ${n}`, (api) => api[a]({ name: c.name })),
+        );
       }
       return;
     }
@@ -303,7 +314,14 @@ function mainKey(app: TuiPort, id: string): void {
       if (t) {
         const what = `cancel ${clean(t.id, 20)} (${t.kind} ${clean(t.cluster, 60)})`;
         const other = t.user !== app.backend.principal.user ? `, started by {bold}${escapeTags(clean(t.user, 40))}{/bold}` : '';
-        confirm(app, 'cancel a task', [`Cancel task {bold}${escapeTags(clean(t.id, 20))}{/bold}: ${t.kind} of cluster {bold}${escapeTags(clean(t.cluster, 60))}{/bold} (${t.state}${other})?`], () => act(app, what, (api) => api.cancel({ id: t.id })));
+        confirm(
+          app,
+          'cancel a task',
+          [
+            `Cancel task {bold}${escapeTags(clean(t.id, 20))}{/bold}: ${t.kind} of cluster {bold}${escapeTags(clean(t.cluster, 60))}{/bold} (${t.state}${other})?`,
+          ],
+          () => act(app, what, (api) => api.cancel({ id: t.id })),
+        );
       }
       return;
     }

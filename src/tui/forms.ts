@@ -101,11 +101,29 @@ export function createProblems(values: Record<string, string>, provider: string)
   const put = (k: string, p: string | null) => p && out.set(k, p);
   const prov = (provider === 'default' ? 'k3d' : provider) as Provider;
   put('name', nameProblem(values.name ?? '', prov));
-  for (const k of ['servers', 'agents'] as const) if (values[k]) put(k, problem(() => parseCount(k, values[k]!)));
-  if (values.image) put('image', problem(() => checkImage(values.image!)));
-  for (const k of ['http-port', 'https-port', 'api-port']) if (values[k]) put(k, problem(() => parsePort(k, values[k]!, MIN_CLUSTER_PORT)));
+  for (const k of ['servers', 'agents'] as const)
+    if (values[k])
+      put(
+        k,
+        problem(() => parseCount(k, values[k]!)),
+      );
+  if (values.image)
+    put(
+      'image',
+      problem(() => checkImage(values.image!)),
+    );
+  for (const k of ['http-port', 'https-port', 'api-port'])
+    if (values[k])
+      put(
+        k,
+        problem(() => parsePort(k, values[k]!, MIN_CLUSTER_PORT)),
+      );
   if (values.subnet) put('subnet', provider === 'kind' ? `subnet: ${SUBNET_KIND_RULE}` : problem(() => checkSubnet(values.subnet!)));
-  if (values.ttl) put('ttl', problem(() => parseDuration('ttl', values.ttl!)));
+  if (values.ttl)
+    put(
+      'ttl',
+      problem(() => parseDuration('ttl', values.ttl!)),
+    );
   return out;
 }
 

@@ -86,7 +86,10 @@ export function dropGrids(screen: Widgets.Screen): void {
 export function restoreGrids(screen: Widgets.Screen, snap: GridSnapshot): void {
   const s = screen as unknown as ScreenGrids;
   const { cols, rows } = snap;
-  for (const [grid, attrs, chars] of [[s.lines, snap.attrs, snap.chars], [s.olines, snap.oattrs, snap.ochars]] as const) {
+  for (const [grid, attrs, chars] of [
+    [s.lines, snap.attrs, snap.chars],
+    [s.olines, snap.oattrs, snap.ochars],
+  ] as const) {
     grid.length = rows;
     for (let y = 0; y < rows; y++) {
       const line = grid[y] ?? (grid[y] = []);
@@ -114,7 +117,7 @@ function styleKey(st: StyleLike | undefined, depth = 0): string {
   for (const name of Object.keys(st)) {
     const v = st[name];
     if (v === undefined || typeof v === 'function') continue;
-    k += typeof v === 'object' && v !== null ? `${name}{${styleKey(v as StyleLike, depth + 1)}}` : `${name}=${String(v)};`;
+    k += typeof v === 'object' && v !== null ? `${name}{${styleKey(v as StyleLike, depth + 1)}}` : `${name}=${String(v)};`; // eslint-disable-line @typescript-eslint/no-base-to-string -- objects took the branch above
   }
   return k;
 }

@@ -3,7 +3,6 @@
  * here, for this user: actions the role may not do are neither shown nor handled.
  */
 
-
 /** The parts of a blessed key event the TUI reads. */
 export interface KeyEvent {
   name?: string;
@@ -76,7 +75,12 @@ export function mainHints(c: HintContext): Hint[] {
   if (c.focus === 'log' || c.fullLog) {
     h.push({ key: '/', label: 'search' });
     if (c.searching) h.push({ key: 'n/N', label: 'next/prev' });
-    h.push({ key: 'f', label: c.following ? 'unfollow' : 'follow' }, { key: 'l', label: c.fullLog ? 'panels' : 'full log' }, { key: 'w', label: 'wrap' }, { key: 't', label: 'stamps' });
+    h.push(
+      { key: 'f', label: c.following ? 'unfollow' : 'follow' },
+      { key: 'l', label: c.fullLog ? 'panels' : 'full log' },
+      { key: 'w', label: 'wrap' },
+      { key: 't', label: 'stamps' },
+    );
     if (c.fullLog) h.push({ key: 'esc', label: 'back' });
     else h.push({ key: 'tab', label: 'focus' });
     h.push({ key: '↑↓', label: 'scroll' });
@@ -90,14 +94,23 @@ export function mainHints(c: HintContext): Hint[] {
     if (c.hasCluster) h.push({ key: 'enter', label: 'details' });
     if (c.focus === 'table' && c.hasCluster) h.push({ key: 'K', label: 'kubeconfig' });
     if (c.focus === 'table') h.push({ key: '/', label: 'filter' }, { key: 'm', label: 'mine' }, { key: 'N/A/O/E/P', label: 'sort' });
-    h.push({ key: 'l', label: 'full log' }, { key: 'f', label: c.following ? 'unfollow' : 'follow' }, { key: 'tab', label: 'focus' }, { key: '↑↓', label: 'select' });
+    h.push(
+      { key: 'l', label: 'full log' },
+      { key: 'f', label: c.following ? 'unfollow' : 'follow' },
+      { key: 'tab', label: 'focus' },
+      { key: '↑↓', label: 'select' },
+    );
   }
   return h;
 }
 
 /** Renders hints into one line of at most `width` columns; `:` command, `?` help and `q` quit are always kept. */
 export function fitHints(hints: Hint[], width: number): string {
-  const tail: Hint[] = [{ key: ':', label: 'cmd' }, { key: '?', label: 'help' }, { key: 'q', label: 'quit' }];
+  const tail: Hint[] = [
+    { key: ':', label: 'cmd' },
+    { key: '?', label: 'help' },
+    { key: 'q', label: 'quit' },
+  ];
   const item = (x: Hint) => `{bold}${x.key}{/bold} ${x.label}`;
   const len = (x: Hint) => [...x.key].length + 1 + x.label.length;
   let used = tail.reduce((n, x) => n + len(x) + 2, 0);
@@ -139,13 +152,19 @@ export function wrapWords(text: string, w: number): string[] {
   let cur = '';
   for (let word of text.split(' ')) {
     while (word.length > w) {
-      if (cur) out.push(cur), (cur = '');
+      if (cur) {
+        out.push(cur);
+        cur = '';
+      }
       out.push(`${word.slice(0, w - 1)}…`);
       word = word.slice(w - 1);
     }
     if (!cur) cur = word;
     else if (cur.length + 1 + word.length <= w) cur += ` ${word}`;
-    else out.push(cur), (cur = word);
+    else {
+      out.push(cur);
+      cur = word;
+    }
   }
   if (cur || !out.length) out.push(cur);
   return out;
@@ -159,12 +178,20 @@ export function helpRows(o: HelpFlags): [string, string][] {
     ['g/G Home/End', 'first / last row; in the log: oldest line / newest line (and follow)'],
     ['enter', 'the cluster view: nodes, ports, kubeconfig command, steps, tasks (esc back)'],
     ...(o.canCreate ? ([['c', 'create a cluster (a form: tab/↑↓ moves between fields, ←/→ picks the provider, enter creates)']] as [string, string][]) : []),
-    ...(o.canAct ? ([['d', 'delete the selected cluster (type its name to confirm; refused while a task of it is active)'], ['s', 'start or stop the selected cluster (asks first)']] as [string, string][]) : []),
+    ...(o.canAct
+      ? ([
+          ['d', 'delete the selected cluster (type its name to confirm; refused while a task of it is active)'],
+          ['s', 'start or stop the selected cluster (asks first)'],
+        ] as [string, string][])
+      : []),
     ['K', 'a kubeconfig for the selected cluster, with the ssh -L tunnel command (read-only unless you own it or are admin)'],
     ...(o.canExtend ? ([['e', "extend the selected cluster's expiry by 1h"]] as [string, string][]) : []),
     ...(o.canCancel ? ([['x', "cancel the selected cluster's (or the picked task's) active task (asks first)"]] as [string, string][]) : []),
     ...(o.canReconcile ? ([['r', 'reconcile now: compare with the providers, heal drift, show the result']] as [string, string][]) : []),
-    [':', `command prompt: ${[...(o.canAudit ? [':audit (the audit log)'] : []), ...(o.canReconcile ? [':reconcile'] : []), ':reset (the default view)', ':help', ':q (quit)'].join(', ')}`],
+    [
+      ':',
+      `command prompt: ${[...(o.canAudit ? [':audit (the audit log)'] : []), ...(o.canReconcile ? [':reconcile'] : []), ':reset (the default view)', ':help', ':q (quit)'].join(', ')}`,
+    ],
     ['/', 'filter clusters (table) or search the log (log pane); esc clears'],
     ['n / N', 'next / previous search match in the log'],
     ['S', 'cycle the sort column'],
@@ -177,10 +204,13 @@ export function helpRows(o: HelpFlags): [string, string][] {
     ['esc, q', 'close a dialog, the help or the full-screen log; esc also clears a filter or search'],
     ['Ctrl-L', 'redraw the whole screen'],
     ['q, Ctrl-C', 'quit (from the main view; Ctrl-C asks first when a form has input)'],
-    ['N A O E P C', 'sort the table (it has focus) by name, actual state, owner, expiry, provider, creation; the same key again flips the direction (↑/↓ in the header)'],
+    [
+      'N A O E P C',
+      'sort the table (it has focus) by name, actual state, owner, expiry, provider, creation; the same key again flips the direction (↑/↓ in the header)',
+    ],
     ['m', 'mine: only the clusters you own, on/off (the table title says "mine")'],
     ['w', 'log: wrap long lines on/off'],
-    ['t', "log: the tools' own time stamps on/off (time=\"…\", INFO[0003], a leading ISO time)"],
+    ['t', 'log: the tools\' own time stamps on/off (time="…", INFO[0003], a leading ISO time)'],
   ];
 }
 
@@ -188,6 +218,8 @@ export function helpRows(o: HelpFlags): [string, string][] {
 export function helpLines(o: HelpFlags, width = 76): string[] {
   const descW = Math.max(10, width - HELP_KEY_W - 1);
   return helpRows(o).flatMap(([k, d]) =>
-    wrapWords(d, descW).map((part, i) => `{bold}${(i === 0 ? k : '').padEnd(HELP_KEY_W)}{/bold} ${part.replace(/[{}]/g, (c) => (c === '{' ? '{open}' : '{close}'))}`),
+    wrapWords(d, descW).map(
+      (part, i) => `{bold}${(i === 0 ? k : '').padEnd(HELP_KEY_W)}{/bold} ${part.replace(/[{}]/g, (c) => (c === '{' ? '{open}' : '{close}'))}`,
+    ),
   );
 }

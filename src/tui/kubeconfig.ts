@@ -15,12 +15,20 @@ export function kubeconfigLines(r: KubeconfigResult): string[] {
   const head = [
     `{bold}${t(r.context)}{/bold}: ${cred}, ${t(r.mode)} mode, server ${t(r.server)}`,
     '',
-    ...(r.tunnel ? ['{bold}1. open the tunnel{/bold} (leave it running):', `   ${t(r.tunnel.command)}`, '{bold}2. save the kubeconfig{/bold}:', `   ${t(r.save)}`] : ['{bold}save the kubeconfig{/bold}:', `   ${t(r.save)}`]),
+    ...(r.tunnel
+      ? ['{bold}1. open the tunnel{/bold} (leave it running):', `   ${t(r.tunnel.command)}`, '{bold}2. save the kubeconfig{/bold}:', `   ${t(r.save)}`]
+      : ['{bold}save the kubeconfig{/bold}:', `   ${t(r.save)}`]),
     `{bold}${r.tunnel ? '3' : 'then'}.{/bold} kubectl --kubeconfig kindler-${t(r.cluster)}.yaml get nodes`,
     '',
     '{gray-fg}the kubeconfig:{/gray-fg}',
   ];
-  return [...head, ...r.kubeconfig.split('\n').filter((l) => !l.startsWith('#')).map(t)];
+  return [
+    ...head,
+    ...r.kubeconfig
+      .split('\n')
+      .filter((l) => !l.startsWith('#'))
+      .map(t),
+  ];
 }
 
 /** Opens the kubeconfig overlay for the selected cluster (the details dialog, titled by the cluster). */
@@ -30,18 +38,20 @@ export function openKubeconfig(app: TuiPort): void {
   const d: Dialog = { kind: 'details', name: `${c.name} — kubeconfig`, lines: ['{gray-fg}making the kubeconfig…{/gray-fg}'] };
   app.dialog = d;
   app.overlay.reset();
-  sessionApi(app.backend).kubeconfig({ name: c.name }).then(
-    app.guard((r: KubeconfigResult) => {
-      try {
-        d.lines = kubeconfigLines(r);
-      } catch {
-        d.lines = ['{red-fg}unreadable reply from kubeconfig{/red-fg}'];
-      }
-      app.scheduler.request();
-    }),
-    app.guard((e: unknown) => {
-      d.lines = [`{red-fg}${escapeTags(errorOf(e).message)}{/red-fg}`];
-      app.scheduler.request();
-    }),
-  );
+  sessionApi(app.backend)
+    .kubeconfig({ name: c.name })
+    .then(
+      app.guard((r: KubeconfigResult) => {
+        try {
+          d.lines = kubeconfigLines(r);
+        } catch {
+          d.lines = ['{red-fg}unreadable reply from kubeconfig{/red-fg}'];
+        }
+        app.scheduler.request();
+      }),
+      app.guard((e: unknown) => {
+        d.lines = [`{red-fg}${escapeTags(errorOf(e).message)}{/red-fg}`];
+        app.scheduler.request();
+      }),
+    );
 }

@@ -38,7 +38,10 @@ export class LogBuffer {
   private held = 0;
   private heldTrimmed = false;
 
-  constructor(readonly taskId: string, readonly cap = LOG_CAP) {
+  constructor(
+    readonly taskId: string,
+    readonly cap = LOG_CAP,
+  ) {
     this.slack = Math.min(500, Math.ceil(cap / 10));
   }
 
@@ -119,7 +122,7 @@ export class LogBuffer {
     this.buf = keep.map(String);
     this.first = all ? from + all.length - keep.length : 0;
     this.loaded = true;
-    this.error = all ? undefined : error ?? 'log unavailable';
+    this.error = all ? undefined : (error ?? 'log unavailable');
     let trimmed = 0;
     const pending = this.pending.splice(0);
     if (this.heldTrimmed && pending.length && pending[0]!.from > this.end) {

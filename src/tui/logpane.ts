@@ -182,7 +182,13 @@ export class LogPane {
     const parts = this.wrap ? wrapText(text, w) : [truncate(text, w)];
     const level = lineLevel(text);
     const [open, close] =
-      level === 'step' ? ['{bold}', '{/bold}'] : this.noColor || !level ? ['', ''] : level === 'error' ? ['{red-fg}', '{/red-fg}'] : ['{yellow-fg}', '{/yellow-fg}'];
+      level === 'step'
+        ? ['{bold}', '{/bold}']
+        : this.noColor || !level
+          ? ['', '']
+          : level === 'error'
+            ? ['{red-fg}', '{/red-fg}']
+            : ['{yellow-fg}', '{/yellow-fg}'];
     return parts.map((p) => open + this.highlight(p, abs) + close);
   }
 
@@ -237,7 +243,12 @@ export class LogPane {
     let out = '';
     let at = 0;
     // Without colour (NO_COLOR) the other matches are underlined instead of yellow.
-    const [open, close] = abs === this.current ? ['{inverse}', '{/inverse}'] : this.noColor ? ['{underline}', '{/underline}'] : ['{black-fg}{yellow-bg}', '{/yellow-bg}{/black-fg}'];
+    const [open, close] =
+      abs === this.current
+        ? ['{inverse}', '{/inverse}']
+        : this.noColor
+          ? ['{underline}', '{/underline}']
+          : ['{black-fg}{yellow-bg}', '{/yellow-bg}{/black-fg}'];
     for (let i = low.indexOf(q); i >= 0 && q; i = low.indexOf(q, at)) {
       out += escapeTags(text.slice(at, i)) + open + escapeTags(text.slice(i, i + q.length)) + close;
       at = i + q.length;
@@ -304,7 +315,8 @@ export class LogPane {
       this.refreshMatches();
       const top = this.visibleTop();
       const rows: string[] = [];
-      if (b.dropped > 0) rows.push(`{gray-fg}${escapeTags(truncate(`… ${b.dropped} earlier lines not in memory (kindler logs ${b.taskId} prints them all)`, w))}{/gray-fg}`);
+      if (b.dropped > 0)
+        rows.push(`{gray-fg}${escapeTags(truncate(`… ${b.dropped} earlier lines not in memory (kindler logs ${b.taskId} prints them all)`, w))}{/gray-fg}`);
       if (b.error) rows.push(`{red-fg}${escapeTags(truncate(b.error, w))}{/red-fg}`);
       const end = b.dropped + b.size;
       if (this.wrap && this.follow) {

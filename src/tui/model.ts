@@ -197,7 +197,9 @@ export class TuiModel {
   private computeView(sort: SortKey, filter: string, o: ViewOptions): Cluster[] {
     const f = filter.trim().toLowerCase();
     const list = [...this.clusters.values()].filter(
-      (c) => (o.owner === undefined || c.owner === o.owner) && (!f || [c.name, c.owner, c.provider, c.desired, c.actual].some((v) => String(v).toLowerCase().includes(f))),
+      (c) =>
+        (o.owner === undefined || c.owner === o.owner) &&
+        (!f || [c.name, c.owner, c.provider, c.desired, c.actual].some((v) => String(v).toLowerCase().includes(f))),
     );
     const dir = o.desc ? -1 : 1;
     return list.sort((a, b) => dir * (compareClusters(a, b, sort) || a.name.localeCompare(b.name)));
@@ -231,9 +233,9 @@ export interface Column {
   right?: boolean;
   /** The cell changes with the clock (not only with the record). */
   timed?: boolean;
-  cell(c: Cluster, nowMs: number): string;
+  cell: (c: Cluster, nowMs: number) => string;
   /** The SGR colour (e.g. '32') the cell is drawn in, if any (NO_COLOR drops it; the symbol column stays). */
-  paint?(c: Cluster): string | undefined;
+  paint?: (c: Cluster) => string | undefined;
 }
 
 /** A cluster state's symbol: its shape tells the state apart without colour. */
@@ -276,7 +278,14 @@ export function clusterColumns(width: number): Column[] {
     if (width - fixed(cols) < drop.dropBelow!) cols = cols.filter((c) => c !== drop);
   }
   const nameW = Math.max(4, Math.min(40, width - fixed(cols)));
-  return cols.map((c) => ({ title: c.title, width: c.flex ? nameW : c.width, ...(c.right ? { right: true } : {}), ...(c.timed ? { timed: true } : {}), cell: c.cell, ...(c.paint ? { paint: c.paint } : {}) }));
+  return cols.map((c) => ({
+    title: c.title,
+    width: c.flex ? nameW : c.width,
+    ...(c.right ? { right: true } : {}),
+    ...(c.timed ? { timed: true } : {}),
+    cell: c.cell,
+    ...(c.paint ? { paint: c.paint } : {}),
+  }));
 }
 
 /** The header line of the cluster table; the sorted column's title ends with ↑ (ascending) or ↓. */
@@ -326,7 +335,7 @@ export function cachedClusterRow(c: Cluster, cols: Column[], nowMs: number, cols
   const hit = rows?.get(key);
   if (hit !== undefined) return hit;
   const row = clusterRow(c, cols, nowMs);
-  if (!rows) rowCache.set(c, (rows = new Map()));
+  if (!rows) rowCache.set(c, (rows = new Map<string, string>()));
   else if (rows.size >= ROW_CACHE_KEYS) rows.clear();
   rows.set(key, row);
   return row;

@@ -30,7 +30,7 @@ export function reconcileLines(r: ReconcileResult | Error): string[] {
   if (r instanceof Error) return [red(escapeTags(errorOf(r).message))];
   const j = r && typeof r === 'object' && Array.isArray((r as { drift?: unknown }).drift) ? (r as unknown as Record<string, unknown>) : null;
   if (!j) return [red('unreadable reply from reconcile')];
-  const list = (k: string) => (Array.isArray(j![k]) ? (j![k] as Record<string, unknown>[]).filter((x) => x && typeof x === 'object') : []);
+  const list = (k: string) => (Array.isArray(j[k]) ? (j[k] as Record<string, unknown>[]).filter((x) => x && typeof x === 'object') : []);
   const drift = list('drift');
   const healed = list('healed');
   const skipped = list('skipped');
@@ -39,7 +39,9 @@ export function reconcileLines(r: ReconcileResult | Error): string[] {
   if (!drift.length && !errors.length) out.push('{green-fg}no drift{/green-fg}');
   for (const d of drift) {
     const heal = plain(d.heal, 20);
-    out.push(`{yellow-fg}drift  {/yellow-fg} ${esc(fit(plain(d.kind, 12), 9))} ${esc(d.cluster, 60)}: ${esc(d.detail)}${heal && heal !== 'report' ? ` (heal: ${escapeTags(heal)})` : ''}`);
+    out.push(
+      `{yellow-fg}drift  {/yellow-fg} ${esc(fit(plain(d.kind, 12), 9))} ${esc(d.cluster, 60)}: ${esc(d.detail)}${heal && heal !== 'report' ? ` (heal: ${escapeTags(heal)})` : ''}`,
+    );
   }
   for (const h of healed) out.push(`{green-fg}healed {/green-fg} ${esc(h.cluster, 60)}: ${esc(h.kind, 20)} → task ${esc(h.taskId, 20)}`);
   for (const s of skipped) out.push(`{gray-fg}skipped ${esc(s.cluster, 60)}: ${esc(s.reason)}{/gray-fg}`);
@@ -66,20 +68,24 @@ export function openReconcile(app: TuiPort): void {
     if (app.dialog !== d) app.say(summary, error);
     app.scheduler.request();
   };
-  sessionApi(app.backend).reconcile().then(
-    app.guard((r: ReconcileResult) => {
-      const lines = reconcileLines(r);
-      const n = (v: unknown) => (Array.isArray(v) ? v.length : 0);
-      const whole = Array.isArray(r?.drift);
-      const summary = whole ? `reconcile: ${n(r.drift)} drift, ${n(r.healed)} healed, ${n(r.errors)} errors` : 'reconcile failed: unreadable reply from reconcile';
-      // A pass that could not ask the provider (or a cluster) failed, as its exit code says.
-      done(lines, summary, !whole || n(r.errors) > 0);
-    }),
-    app.guard((e: unknown) => {
-      const m = errorOf(e).message;
-      done([red(escapeTags(m))], `reconcile failed: ${m}`, true);
-    }),
-  );
+  sessionApi(app.backend)
+    .reconcile()
+    .then(
+      app.guard((r: ReconcileResult) => {
+        const lines = reconcileLines(r);
+        const n = (v: unknown) => (Array.isArray(v) ? v.length : 0);
+        const whole = Array.isArray(r?.drift);
+        const summary = whole
+          ? `reconcile: ${n(r.drift)} drift, ${n(r.healed)} healed, ${n(r.errors)} errors`
+          : 'reconcile failed: unreadable reply from reconcile';
+        // A pass that could not ask the provider (or a cluster) failed, as its exit code says.
+        done(lines, summary, !whole || n(r.errors) > 0);
+      }),
+      app.guard((e: unknown) => {
+        const m = errorOf(e).message;
+        done([red(escapeTags(m))], `reconcile failed: ${m}`, true);
+      }),
+    );
 }
 
 // ---- audit --------------------------------------------------------------------------------------
@@ -124,10 +130,12 @@ export function openAudit(app: TuiPort): void {
     if (app.dialog === d) app.overlay.end();
     app.scheduler.request();
   };
-  sessionApi(app.backend).audit({ limit: AUDIT_LIMIT }).then(
-    app.guard((j: { events?: unknown }) => show(Array.isArray(j?.events) ? auditLines(j.events) : [red('unexpected reply from audit')])),
-    app.guard((e: unknown) => show([red(escapeTags(errorOf(e).message))])),
-  );
+  sessionApi(app.backend)
+    .audit({ limit: AUDIT_LIMIT })
+    .then(
+      app.guard((j: { events?: unknown }) => show(Array.isArray(j?.events) ? auditLines(j.events) : [red('unexpected reply from audit')])),
+      app.guard((e: unknown) => show([red(escapeTags(errorOf(e).message))])),
+    );
 }
 
 // ---- the `:` prompt ---------------------------------------------------------------------------
@@ -177,11 +185,13 @@ export function canExtend(app: TuiPort, c: Cluster | undefined): c is Cluster {
 export function extendSelected(app: TuiPort, c: Cluster): void {
   const what = `extend ${clean(c.name, 60)} by ${EXTEND_BY}`;
   app.say(`${what}…`);
-  sessionApi(app.backend).extend({ name: c.name, duration: EXTEND_BY }).then(
-    // What `extend` prints: NAME now expires at TIME.
-    app.guard((x: Cluster | undefined) => app.say(x && x.name ? `${what}: ${plain(`${x.name} now expires at ${x.expiresAt}`, 200)}` : `${what}: done`)),
-    app.guard((e: unknown) => app.say(`${what} failed: ${errorOf(e).message}`, true)),
-  );
+  sessionApi(app.backend)
+    .extend({ name: c.name, duration: EXTEND_BY })
+    .then(
+      // What `extend` prints: NAME now expires at TIME.
+      app.guard((x: Cluster | undefined) => app.say(x && x.name ? `${what}: ${plain(`${x.name} now expires at ${x.expiresAt}`, 200)}` : `${what}: done`)),
+      app.guard((e: unknown) => app.say(`${what} failed: ${errorOf(e).message}`, true)),
+    );
 }
 
 /** Clusters within TTL_WARN_MS of their expiry, soonest first. */

@@ -34,10 +34,13 @@ export function flush(app: AppState): void {
   if ((out.writableLength ?? 0) > OUTPUT_BACKLOG) {
     if (!app.awaitingDrain) {
       app.awaitingDrain = true;
-      out.once('drain', app.guard(() => {
-        app.awaitingDrain = false;
-        app.scheduler.request();
-      }));
+      out.once(
+        'drain',
+        app.guard(() => {
+          app.awaitingDrain = false;
+          app.scheduler.request();
+        }),
+      );
     }
     return;
   }
@@ -101,7 +104,17 @@ export function flush(app: AppState): void {
         ? 'you own no cluster (m shows all)'
         : `no cluster matches the filter (${app.mine ? 'm shows all, ' : ''}esc clears it)`;
   if (layout.table.height > 0) {
-    changed = app.table.update({ clusters, selected: idx, label, emptyText, focused: app.focus === 'table', width: cols, nowMs: now, sort: { key: sortKey, desc: app.sortDesc } }) || changed;
+    changed =
+      app.table.update({
+        clusters,
+        selected: idx,
+        label,
+        emptyText,
+        focused: app.focus === 'table',
+        width: cols,
+        nowMs: now,
+        sort: { key: sortKey, desc: app.sortDesc },
+      }) || changed;
     app.selectedTask();
     changed = app.tasks.update({ tasks: active, selected: app.taskIdx, focused: app.focus === 'tasks', width: cols, nowMs: now }) || changed;
   }
@@ -242,7 +255,10 @@ export function statusText(app: AppState, cols: number): string {
   } else {
     // A failed cluster's last error, while it is selected and nothing else is said.
     const c = app.layout.table.height > 0 && !app.dialog ? app.selected() : undefined;
-    s = c?.actual === 'failed' ? `{red-fg}✗ ${escapeTags(truncate(`${clean(c.name, 60)} last error: ${clean(c.lastError ?? 'see its last task log')}`, cols - 4))}{/red-fg}` : '';
+    s =
+      c?.actual === 'failed'
+        ? `{red-fg}✗ ${escapeTags(truncate(`${clean(c.name, 60)} last error: ${clean(c.lastError ?? 'see its last task log')}`, cols - 4))}{/red-fg}`
+        : '';
   }
   return ` ${s}`;
 }

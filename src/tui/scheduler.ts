@@ -176,7 +176,10 @@ export class RenderScheduler {
 export class Ticker {
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly onTick: () => void, private readonly everyMs = 1000) {}
+  constructor(
+    private readonly onTick: () => void,
+    private readonly everyMs = 1000,
+  ) {}
 
   /** Starts or stops the interval. */
   set(on: boolean): void {

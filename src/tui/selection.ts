@@ -132,8 +132,10 @@ export function fetchLog(app: AppState): void {
     }
     app.fetchLog();
   });
-  sessionApi(app.backend).logs({ ref: id, tail: buf.cap }).then(
-    (r) => done(r),
-    (e) => done(null, e),
-  );
+  sessionApi(app.backend)
+    .logs({ ref: id, tail: buf.cap })
+    .then(
+      (r) => done(r),
+      (e) => done(null, e),
+    );
 }

@@ -30,7 +30,12 @@ export class TasksPanel {
   update(v: TasksView): boolean {
     let changed = setLabel(this.frame, v.tasks.length ? ` tasks (${v.tasks.length} active) ` : ' tasks ');
     changed = setFocusStyle(this.frame, v.focused) || changed;
-    changed = this.rows.sync(v.tasks.map((t) => taskRow(t, Math.max(10, v.width - 2), v.nowMs)), 'no queued or running tasks', v.selected) || changed;
+    changed =
+      this.rows.sync(
+        v.tasks.map((t) => taskRow(t, Math.max(10, v.width - 2), v.nowMs)),
+        'no queued or running tasks',
+        v.selected,
+      ) || changed;
     return changed;
   }
 }

@@ -47,7 +47,16 @@ const cache = new Map<string, Compiled>();
 /** What a Tput's compiled result depends on (the environment is the process's own, fixed). */
 function keyOf(t: TputLike): string {
   const o = t.options ?? {};
-  return JSON.stringify([t.terminal, Boolean(t.termcap), o.extended ?? null, o.padding ?? null, o.forceUnicode ?? null, o.terminfoFile ?? null, o.termcapFile ?? null, o.terminfoPrefix ?? null]);
+  return JSON.stringify([
+    t.terminal,
+    Boolean(t.termcap),
+    o.extended ?? null,
+    o.padding ?? null,
+    o.forceUnicode ?? null,
+    o.terminfoFile ?? null,
+    o.termcapFile ?? null,
+    o.terminfoPrefix ?? null,
+  ]);
 }
 
 /** Installs the shared terminfo once per process (idempotent). */
@@ -92,6 +101,7 @@ export function shareTerminfo(): void {
       this[key] = i.features[key];
     }
   };
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- called below with the tput as this
   const setup = proto.setup;
   proto.setup = function (this: TputLike): void {
     const key = keyOf(this);

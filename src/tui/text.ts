@@ -18,14 +18,14 @@ export function clean(v: unknown, max = MAX_TEXT): string {
 
 /** Sanitizes any value for display, keeping empty strings empty. */
 export function plain(v: unknown, max = MAX_TEXT): string {
-  const s = terminalSafe(sanitizeLine(String(v ?? '')));
+  const s = terminalSafe(sanitizeLine(typeof v === 'string' ? v : String(v ?? ''))); // eslint-disable-line @typescript-eslint/no-base-to-string -- any value is shown as text on purpose
   // No surrogate pairs are left, so cutting by UTF-16 units cannot split a character.
   return s.length > max ? `${s.slice(0, max)}…` : s;
 }
 
 const require = createRequire(import.meta.url);
 /** blessed's own width of one character (what it places: its tables predate most emoji). */
-const blessedWidth = (require('blessed/lib/unicode.js') as { charWidth(s: string, i?: number): number }).charWidth;
+const blessedWidth = (require('blessed/lib/unicode.js') as { charWidth: (s: string, i?: number) => number }).charWidth;
 
 /** Printable ASCII only: one column per character, nothing to normalise. */
 const SIMPLE = /^[\x20-\x7e]*$/;

@@ -197,7 +197,12 @@ export class RowList {
   empty = true;
 
   /** `box` should be created with tags off (rows are drawn as they are). */
-  constructor(readonly box: Widgets.BoxElement, private readonly headed: boolean, onPick: (index: number) => void, onAction: () => void = () => undefined) {
+  constructor(
+    readonly box: Widgets.BoxElement,
+    private readonly headed: boolean,
+    onPick: (index: number) => void,
+    onAction: () => void = () => undefined,
+  ) {
     box.enableMouse();
     box.on('click', (data: MouseData) => {
       if (this.empty) return;
