@@ -314,6 +314,7 @@ engineTest(
           'IdentitiesOnly=yes',
           '-o',
           'ExitOnForwardFailure=yes',
+          '-v',
           '-N',
           '-L',
           `${lp}:${name}:6443`,
@@ -326,7 +327,23 @@ engineTest(
         { env, stdio: ['ignore', 'ignore', 'pipe'] },
       );
       t.after(() => proc.kill('SIGKILL'));
-      // The ssh client listens locally once it is logged in; a connect before that is refused: retry to a deadline.
+      // The client says (with -v) when its local listener is up: wait for that, not for time.
+      let said = '';
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`ssh -L ${lp}:${name}:6443 never listened:\n${said}`)), 30_000);
+        proc.stderr.on('data', (d: Buffer) => {
+          said += d.toString();
+          if (said.includes(`Local forwarding listening on`) && said.includes(`port ${lp}`)) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+        proc.on('exit', (code) => {
+          clearTimeout(timer);
+          reject(new Error(`ssh -L exited ${code} before listening:\n${said}`));
+        });
+      });
+      // It announces the listener just before it accepts: a refused connect in that gap is retried, to a deadline.
       const payload = `bytes for ${name} through the tunnel ${process.pid}\n`;
       const deadline = Date.now() + 20_000;
       let echoed = '';
@@ -353,7 +370,7 @@ engineTest(
           });
         });
         if (echoed) break;
-        await new Promise((r) => setTimeout(r, 100)); // the next connect attempt, not a synchronisation
+        await new Promise((r) => setImmediate(r));
       }
       assert.equal(echoed, payload, `${name}: the echo listener on 6443 inside the node sent the bytes back`);
       await ssh.waitLog(new RegExp(`bob from 127\\.0\\.0\\.1: tunnel to ${name} \\(127\\.0\\.0\\.1:\\d+\\) open`));
