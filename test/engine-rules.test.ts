@@ -598,6 +598,15 @@ test("applyRecheck: the provider's answer (or none) against the record", () => {
     { name: 'running', c: { actual: 'unknown', lastError: 'x' }, status: st('running'), want: { actual: 'running', lastError: 'x' } },
     { name: 'stopped', status: st('stopped'), want: { actual: 'stopped' } },
     { name: 'degraded', status: st('degraded', 3, 1), want: { actual: 'unknown', lastError: 'degraded: 1 of 3 nodes running' } },
+    {
+      name: 'degraded, meant absent (a delete cut short)',
+      c: { desired: 'absent', actual: 'unknown' },
+      status: st('degraded', 1, 1),
+      want: {
+        actual: 'failed',
+        lastError: 'a delete did not finish; the provider reports the cluster degraded, 1 of 1 nodes running (kindler delete dev removes it)',
+      },
+    },
     { name: 'absent, meant absent: removed', c: { desired: 'absent', actual: 'deleting' }, status: st('absent'), want: 'removed' },
     { name: 'absent, meant present', c: { actual: 'unknown' }, status: st('absent'), want: { actual: 'absent' } },
     {

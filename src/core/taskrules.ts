@@ -256,6 +256,12 @@ export function applyRecheck(
     r.lastError = `create task ${interruptedCreate.id} was interrupted; the provider reports the cluster ${status.state} (kindler delete ${r.name} removes it)`;
     return { remove: false };
   }
+  if (status.state === 'degraded' && r.desired === 'absent') {
+    // A delete that did not finish left part of the cluster: a settled, visible failure, never a lasting "unknown".
+    r.actual = 'failed';
+    r.lastError = `a delete did not finish; the provider reports the cluster degraded, ${status.running} of ${status.nodes} nodes running (kindler delete ${r.name} removes it)`;
+    return { remove: false };
+  }
   r.actual = status.state === 'degraded' ? 'unknown' : status.state;
   if (status.state === 'degraded') r.lastError = `degraded: ${status.running} of ${status.nodes} nodes running`;
   return { remove: false };
