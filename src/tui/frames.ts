@@ -10,7 +10,8 @@
  * the screen it now shows (a snapshot, shared too) and copies them back before it next renders by
  * itself. Snapshots and frame bytes are bounded (least recently used go first).
  * KINDLER_TUI_VERIFY_FRAMES=1 renders every shared frame anyway and fails the session if the bytes
- * differ (the tests run with it).
+ * differ (npm test runs with it; test/tui-frames.test.ts checks the shared path itself against
+ * sessions that render alone).
  */
 import type { Widgets } from 'blessed';
 import { contentOf } from './widgets.js';
@@ -49,6 +50,42 @@ const MAX_KEY_CHARS = 8_000_000;
 /** Characters of frame bytes kept. */
 const MAX_FRAME_CHARS = 4_000_000;
 
+/**
+ * Cells let go of (a dropped grid, the part of a line or grid cut off at a smaller size), for the
+ * next grid that needs cells to take instead of making new ones. Without it, every window change of a
+ * session on shared frames made 72,000 small arrays at 300x120 (its grids were dropped, so regrid had
+ * none to reuse): a resize storm of 8 such sessions made ~600 MB of garbage a second and grew the
+ * daemon by 200+ MB before a full collection. Bounded: at most two screens at the size cap (~6 MB).
+ */
+const spare: Cell[] = [];
+const MAX_SPARE_CELLS = 2 * 2 * 300 * 120;
+
+/** A cell holding (attr, ch): a spare one if any. */
+export function takeCell(attr: number, ch: string): Cell {
+  const c = spare.pop();
+  if (!c) return [attr, ch];
+  c[0] = attr;
+  c[1] = ch;
+  return c;
+}
+
+/** Sets an array of cells (a line) to `n` cells, keeping the ones it cuts off as spares. */
+export function cutLine(line: Cell[], n: number): void {
+  for (let i = n; i < line.length && spare.length < MAX_SPARE_CELLS; i++) spare.push(line[i]!);
+  if (line.length > n) line.length = n;
+}
+
+/** Sets a grid to `rows` lines, keeping the cells of the lines it cuts off as spares. */
+export function cutGrid(grid: Cell[][], rows: number): void {
+  for (let y = rows; y < grid.length; y++) cutLine(grid[y]!, 0);
+  if (grid.length > rows) grid.length = rows;
+}
+
+/** How many spare cells there are (tests). */
+export function spareCells(): number {
+  return spare.length;
+}
+
 /** Copies both grids of a screen. */
 export function snapshotGrids(screen: Widgets.Screen, cols: number, rows: number): GridSnapshot {
   const s = screen as unknown as ScreenGrids;
@@ -78,6 +115,8 @@ export function snapshotGrids(screen: Widgets.Screen, cols: number, rows: number
  */
 export function dropGrids(screen: Widgets.Screen): void {
   const s = screen as unknown as ScreenGrids;
+  cutGrid(s.lines, 0);
+  cutGrid(s.olines, 0);
   s.lines = [];
   s.olines = [];
 }
@@ -90,17 +129,17 @@ export function restoreGrids(screen: Widgets.Screen, snap: GridSnapshot): void {
     [s.lines, snap.attrs, snap.chars],
     [s.olines, snap.oattrs, snap.ochars],
   ] as const) {
-    grid.length = rows;
+    cutGrid(grid, rows);
     for (let y = 0; y < rows; y++) {
       const line = grid[y] ?? (grid[y] = []);
-      line.length = cols;
+      cutLine(line, cols);
       for (let x = 0; x < cols; x++) {
         const i = y * cols + x;
         const c = line[x];
         if (c) {
           c[0] = attrs[i]!;
           c[1] = chars[i]!;
-        } else line[x] = [attrs[i] as number, chars[i] as string];
+        } else line[x] = takeCell(attrs[i]!, chars[i]!);
       }
       line.dirty = false;
     }
@@ -170,6 +209,14 @@ export class FrameCache {
   readonly stats = { hits: 0, misses: 0, verified: 0 };
   /** Off: every frame is rendered (a benchmark timing the render itself turns it off). */
   enabled = true;
+
+  /** Forgets every screen and frame (tests: a run that must not find another run's frames). */
+  clear(): void {
+    this.states.clear();
+    this.snapOwners.clear();
+    this.frames.clear();
+    this.keyChars = this.snapCells = this.frameChars = 0;
+  }
 
   /** The state for a screen key (made on first sight). */
   state(key: string): FrameState {

@@ -235,8 +235,11 @@ export function cleared(app: AppState): void {
   const program = app.screen.program as unknown as { cols: number; rows: number };
   const key = `\x00blank ${program.cols}x${program.rows}`;
   const st = sharedFrames.state(key);
-  app.staleGrids = null;
-  if (!st.snap) sharedFrames.keep(key, st, snapshotGrids(app.screen, program.cols, program.rows));
+  // (Grids that were let go of read as blank cells.)
+  const snap = st.snap ?? snapshotGrids(app.screen, program.cols, program.rows);
+  sharedFrames.keep(key, st, snap);
+  // Grids let go of stay so until a frame renders here (reflow() did not make them again).
+  app.staleGrids = app.staleGrids ? snap : null;
   app.drawnState = st;
   app.drawnKey = key;
 }

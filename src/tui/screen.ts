@@ -4,6 +4,7 @@
  * changes, reflow() applies the last one in the next frame; regrid() is blessed's alloc() without garbage).
  */
 import type { Widgets } from 'blessed';
+import { cutGrid, cutLine, takeCell } from './frames.js';
 import { capSize } from './layout.js';
 import type { AppState } from './state.js';
 
@@ -28,23 +29,23 @@ type Grid = (Cell[] & { dirty?: boolean })[];
 
 /**
  * blessed's screen.alloc() for a new size, without its garbage: alloc() makes two new arrays per
- * cell (72,000 at 300x120) on every reflow; this blanks the cells already there in place, adds or
- * drops only the difference, then clears the terminal as alloc() does.
+ * cell (72,000 at 300x120) on every reflow; this blanks the cells already there in place, takes the
+ * difference from the spare cells (frames.ts) or gives it to them, then clears the terminal as alloc() does.
  */
 export function regrid(screen: Widgets.Screen, cols: number, rows: number): void {
   const s = screen as unknown as { lines: Grid; olines: Grid; dattr: number; program: { clear(): void } };
   const blank = s.dattr;
   for (const grid of [s.lines, s.olines]) {
-    if (grid.length > rows) grid.length = rows;
+    cutGrid(grid, rows);
     for (let y = 0; y < rows; y++) {
       const line = grid[y] ?? (grid[y] = []);
-      if (line.length > cols) line.length = cols;
+      cutLine(line, cols);
       for (let x = 0; x < cols; x++) {
         const c = line[x];
         if (c) {
           c[0] = blank;
           c[1] = ' ';
-        } else line[x] = [blank, ' '];
+        } else line[x] = takeCell(blank, ' ');
       }
       line.dirty = false;
     }
@@ -103,7 +104,10 @@ export function reflow(app: AppState): void {
   program.rows = size.rows;
   Object.assign(app.o.output, { columns: size.cols, rows: size.rows });
   app.reflows++;
-  regrid(app.screen, size.cols, size.rows);
+  // Grids let go of for shared frames stay so: the blank screen's snapshot stands for them (cleared()),
+  // and the frame either takes shared bytes or restores it; making blank grids here would be garbage.
+  if (app.staleGrids) (app.screen.program as unknown as { clear(): void }).clear();
+  else regrid(app.screen, size.cols, size.rows);
   app.cleared();
   // What blessed's own resize does after its reallocation, minus its extra render: elements re-wrap.
   const emit = (el: Widgets.Node) => {
