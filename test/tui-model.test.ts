@@ -10,6 +10,7 @@ import { CreateForm, DeletePrompt, LineInput, verbError } from '../src/tui/forms
 import { fitHints, keyId, mainHints, type HintContext } from '../src/tui/keys.js';
 import { computeLayout, tooSmallText } from '../src/tui/layout.js';
 import { LogBuffer } from '../src/tui/logbuffer.js';
+import { LOG_FRAME_MS, logRedrawDue } from '../src/tui/logpane.js';
 import { clusterColumns, clusterRow, hasTimedCells, headerRow, presence, taskRow, TuiModel } from '../src/tui/model.js';
 import { auditLines, bannerLines, expiringSoon, reconcileLines } from '../src/tui/ops.js';
 import { IdleWatch, RenderScheduler, Ticker } from '../src/tui/scheduler.js';
@@ -501,4 +502,26 @@ test("view: mine keeps only the owner's clusters; desc reverses; the header mark
   assert.match(headerRow(cols, { key: 'owner', desc: true }), /OWNER↓/);
   assert.match(headerRow(cols, { key: 'provider', desc: false }), /PRO↑/);
   assert.doesNotMatch(headerRow(cols), /[↑↓]/);
+});
+
+test('log redraws while lines keep coming: every LOG_FRAME_MS on the clock grid, however late each one ran', () => {
+  assert.equal(LOG_FRAME_MS, 50);
+  const rows: [drawnAt: number, changedAt: number, due: number, why: string][] = [
+    [1000, 1049, 1050, 'drawn on the grid, lines keep coming: one frame period later'],
+    [1003.7, 1049, 1050, 'drawn a little after its grid point (timer, render): still one period after that point'],
+    [1024.9, 1060, 1050, 'drawn late in its slot: the next slot a period on, not a grid step later'],
+    [1000, 1001, 1050, 'lines paused right after a redraw: not before the least gap (40 ms, rounded up to the grid)'],
+    [1000, 1010, 1050, 'paused 25 ms after 1010 is 1035: the least gap still holds it to 1050'],
+    [1000, 1030, 1050, 'paused: 1055 is past the period, so the period wins'],
+  ];
+  for (const [drawnAt, changedAt, due, why] of rows) assert.equal(logRedrawDue(drawnAt, changedAt), due, why);
+  // A steady stream with redraws each running 2-9 ms after they were due: still 50 ms apart.
+  let at = 1000;
+  const times: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    const due = logRedrawDue(at, at + 49);
+    at = due + 2 + (i % 8);
+    times.push(due);
+  }
+  for (let i = 1; i < times.length; i++) assert.equal(times[i]! - times[i - 1]!, 50, `redraw ${i}`);
 });

@@ -174,7 +174,9 @@ export class TuiApp implements AppState {
       this.log = new LogPane(this.screen);
       this.log.noColor = Boolean(o.noColor);
       this.log.wholeLog = `${this.cli} logs ID > file`;
-      this.log.onLater = this.guard(() => this.scheduler.request());
+      // The pane paces its own redraws (LOG_FRAME_MS, on a clock grid shared by sessions): its held-back
+      // redraw runs when due, not another frame gap after whatever frame came last (that made it ~100 ms).
+      this.log.onLater = this.guard(() => this.scheduler.request(0));
       this.banner = line(this.screen);
       this.status = line(this.screen);
       this.footer = line(this.screen, { fg: 'white', bg: 'black' });

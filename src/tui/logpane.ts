@@ -6,7 +6,7 @@
  * printing thousands of lines a second would otherwise have every session redraw (and send) a full
  * frame 20 times a second for text nobody can read at that speed. Once they pause for
  * LOG_QUIET_MS (the end of a burst, or of the task), the newest lines are drawn without waiting out
- * the rest of that window, though never sooner than LOG_MIN_FRAME_MS after the last redraw.
+ * the rest of that window, though not before the grid slot LOG_MIN_FRAME_MS after the last one (logRedrawDue).
  * Anything the user does redraws at once; a deferred redraw is asked for with `onLater` when its
  * time comes.
  */
@@ -24,6 +24,19 @@ export const LOG_QUIET_MS = 25;
 export const LOG_MIN_FRAME_MS = 40;
 /** Held-back redraws fall on multiples of this (ms of the clock). */
 export const LOG_ALIGN_MS = 25;
+
+/**
+ * When new lines held back since a redraw at `drawnAt` are drawn, given the newest came at `changedAt`
+ * (clock ms). On a LOG_ALIGN_MS grid of the clock: sessions following the same log redraw in the same
+ * turn, with the same lines, so they share one frame (frames.ts) instead of rendering one each.
+ * Counted from the grid point the last redraw was due at (it runs a little after it), so that a
+ * steady stream is drawn every LOG_FRAME_MS, not a grid step later each time.
+ */
+export function logRedrawDue(drawnAt: number, changedAt: number): number {
+  const slot = Math.floor(drawnAt / LOG_ALIGN_MS) * LOG_ALIGN_MS;
+  const due = Math.min(slot + LOG_FRAME_MS, Math.max(changedAt + LOG_QUIET_MS, slot + LOG_MIN_FRAME_MS));
+  return Math.ceil(due / LOG_ALIGN_MS) * LOG_ALIGN_MS;
+}
 
 /** A line's level mark: red (error, fatal, ✗), yellow (warning), bold (a `==>` step line), or none. */
 export function lineLevel(line: string): 'error' | 'warn' | 'step' | undefined {
@@ -267,10 +280,7 @@ export class LogPane {
 
   /** When held-back new lines are to be drawn: the end of the window, or sooner once they pause. */
   private redrawDue(): number {
-    const due = Math.min(this.drawnAt + LOG_FRAME_MS, Math.max(this.changedAt + LOG_QUIET_MS, this.drawnAt + LOG_MIN_FRAME_MS));
-    // On a LOG_ALIGN_MS grid of the clock: sessions following the same log redraw in the same turn,
-    // with the same lines, so they share one frame (frames.ts) instead of rendering one each.
-    return Math.ceil(due / LOG_ALIGN_MS) * LOG_ALIGN_MS;
+    return logRedrawDue(this.drawnAt, this.changedAt);
   }
 
   /** A timer for the held-back redraw; while lines keep coming it moves on without asking for a frame. */
