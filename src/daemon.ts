@@ -103,6 +103,7 @@ export async function runDaemon(cfg: Config): Promise<number> {
         port: s.port,
         log: daemonLog,
         hostName: hostname(),
+        keepalive: { intervalMs: s.keepaliveSeconds * 1000, countMax: s.keepaliveCountMax },
         limits: {
           maxUnauthenticated: s.maxUnauthenticated,
           maxConnections: s.maxConnections,

@@ -81,7 +81,7 @@ export interface SshServerOptions {
   hostName: string;
   /** The TUI entry point; default: `openTui` from src/tui/index.js, loaded on the first shell. */
   openTui?: OpenTui;
-  /** Keepalive probes after login (ssh2 defaults: every 15 s, 3 missed → closed). */
+  /** Keepalive probes after login (the daemon passes ssh.keepaliveSeconds/CountMax; unset: ssh2's 15 s, 3 missed → closed). */
   keepalive?: { intervalMs: number; countMax: number };
 }
 
