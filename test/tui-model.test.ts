@@ -14,7 +14,7 @@ import { LOG_FRAME_MS, logRedrawDue } from '../src/tui/logpane.js';
 import { clusterColumns, clusterRow, hasTimedCells, headerRow, presence, taskRow, TuiModel } from '../src/tui/model.js';
 import { auditLines, bannerLines, expiringSoon, reconcileLines } from '../src/tui/ops.js';
 import { IdleWatch, RenderScheduler, Ticker } from '../src/tui/scheduler.js';
-import { clean, displayWidth, fit, textBar, truncate } from '../src/tui/text.js';
+import { clean, displayWidth, fit, memoSize, textBar, truncate } from '../src/tui/text.js';
 import { ViewKeeper } from '../src/ssh/views.js';
 import { splitMouseReports } from '../src/ssh/mouse.js';
 import { lineLevel, stripStamp } from '../src/tui/logpane.js';
@@ -524,4 +524,23 @@ test('log redraws while lines keep coming: every LOG_FRAME_MS on the clock grid,
     times.push(due);
   }
   for (let i = 1; i < times.length; i++) assert.equal(times[i]! - times[i - 1]!, 50, `redraw ${i}`);
+});
+
+test('widths and cuts of non-ASCII text are remembered: the same answers every time, within a bound', () => {
+  const texts = [
+    'log t-1 create dev · running 40% · following · whole log: kindler logs t-1 > file',
+    'dev ████████░░░░ 40% 2m3s',
+    '日本語のクラスタ名 · 長い',
+    'e\u0301t\u00e9 ✓ ✗ →',
+  ];
+  for (const s of texts)
+    for (const w of [1, 2, 5, 10, 20, 200]) {
+      const first = [displayWidth(s), truncate(s, w)];
+      assert.deepEqual([displayWidth(s), truncate(s, w)], first, `${s} at ${w}`);
+      assert.ok(displayWidth(truncate(s, w)) <= w, `${s} cut to ${w}`);
+    }
+  assert.equal(displayWidth('日本'), 4);
+  assert.equal(truncate('日本語', 5), '日本…');
+  for (let i = 0; i < 10_000; i++) displayWidth(`· ${i}`);
+  assert.ok(memoSize() <= 4096, `memo holds ${memoSize()} entries`);
 });

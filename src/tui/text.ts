@@ -70,9 +70,33 @@ export function terminalSafe(s: string): string {
   return out;
 }
 
+/**
+ * Widths and cuts of text that is not plain ASCII, remembered: every session measures the same labels,
+ * task rows (their bars) and header on every frame, and string-width walks graphemes each time (it was
+ * ~9 % of the daemon's CPU while ten sessions followed a log flood). Bounded: cleared when full, and
+ * only strings up to MEMO_MAX_LEN are kept.
+ */
+const memo = new Map<string, number | string>();
+const MEMO_MAX = 4096;
+const MEMO_MAX_LEN = 512;
+
+function remember<T extends number | string>(key: string, value: T): T {
+  if (key.length > MEMO_MAX_LEN) return value;
+  if (memo.size >= MEMO_MAX) memo.clear();
+  memo.set(key, value);
+  return value;
+}
+
+/** Entries remembered (tests: the bound holds). */
+export function memoSize(): number {
+  return memo.size;
+}
+
 /** Terminal columns a string occupies (after `terminalSafe`, as the terminal and blessed both count it). */
 export function displayWidth(s: string): number {
-  return SIMPLE.test(s) ? s.length : stringWidth(s);
+  if (SIMPLE.test(s)) return s.length;
+  const known = memo.get(s);
+  return typeof known === 'number' ? known : remember(s, stringWidth(s));
 }
 
 /** Cuts a string to at most `w` columns, ending with `…` when something was cut. */
@@ -80,6 +104,13 @@ export function truncate(s: string, w: number): string {
   if (w <= 0) return '';
   if (s.length <= w && displayWidth(s) <= w) return s;
   if (SIMPLE.test(s)) return `${s.slice(0, w - 1)}…`;
+  const key = `\u0000${w}\u0000${s}`;
+  const known = memo.get(key);
+  return typeof known === 'string' ? known : remember(key, cut(s, w));
+}
+
+/** truncate() for text that is not plain ASCII: grapheme by grapheme. */
+function cut(s: string, w: number): string {
   let out = '';
   let used = 0;
   for (const { segment } of graphemes.segment(s)) {
