@@ -182,6 +182,8 @@ async function main(): Promise<void> {
       maxUnauthenticated: SESSIONS + 10,
       maxConnectionsPerUser: SESSIONS + 10,
       maxConnections: SESSIONS + 50,
+      // The bare connections sit without a channel through their 60 s baseline window: not closed for it.
+      noChannelTimeoutSeconds: 600,
     },
     checkHostPorts: false,
     // The TTL sweep at its default (every minute), since some clusters have TTLs; the others quiet.
@@ -296,7 +298,8 @@ async function main(): Promise<void> {
         cpuMs: fmt(idle.cpuMs),
         bytesToClients: idle.bytes,
         firstScreenWrites: idle.firstScreenWrites,
-        baselineSeconds: IDLE_BASE_S,
+        baselineNoSessionSeconds: IDLE_BASE_S,
+        baselineBareConnectionsSeconds: IDLE_S,
         baselineNoSessionCpuPct: fmt(idle0.cpuPct, 2),
         baselineBareConnectionsCpuPct: fmt(idleConns.cpuPct, 2),
         ttlClusters: Math.ceil(CLUSTERS / Math.max(1, TTL_EVERY)) * (TTL_EVERY > 0 ? 1 : 0),
