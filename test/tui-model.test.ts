@@ -14,7 +14,7 @@ import { LOG_FRAME_MS, logRedrawDue } from '../src/tui/logpane.js';
 import { clusterColumns, clusterRow, hasTimedCells, headerRow, presence, taskRow, TuiModel } from '../src/tui/model.js';
 import { auditLines, bannerLines, expiringSoon, reconcileLines } from '../src/tui/ops.js';
 import { IdleWatch, RenderScheduler, Ticker } from '../src/tui/scheduler.js';
-import { clean, displayWidth, fit, memoSize, textBar, truncate } from '../src/tui/text.js';
+import { clean, countdownChangesAt, displayWidth, fit, memoSize, textBar, truncate, until, untilChangesAt } from '../src/tui/text.js';
 import { ViewKeeper } from '../src/ssh/views.js';
 import { splitMouseReports } from '../src/ssh/mouse.js';
 import { lineLevel, stripStamp } from '../src/tui/logpane.js';
@@ -543,4 +543,34 @@ test('widths and cuts of non-ASCII text are remembered: the same answers every t
   assert.equal(truncate('日本語', 5), '日本…');
   for (let i = 0; i < 10_000; i++) displayWidth(`· ${i}`);
   assert.ok(memoSize() <= 4096, `memo holds ${memoSize()} entries`);
+});
+
+test('EXPIRES: whole minutes until the last 10 minutes, then seconds; the next change is exactly when the text changes', () => {
+  const t = Date.parse('2026-01-01T12:00:00.000Z');
+  const iso = new Date(t).toISOString();
+  const left = (ms: number) => until(iso, t - ms);
+  assert.equal(left(2 * 86_400_000 + 3 * 3_600_000 + 5000), '2d3h');
+  assert.equal(left(2 * 3_600_000 + 5 * 60_000 + 7000), '2h5m');
+  assert.equal(left(42 * 60_000 + 13_000), '42m');
+  assert.equal(left(10 * 60_000 + 59_000), '10m');
+  assert.equal(left(9 * 60_000 + 59_000), '9m59s');
+  assert.equal(left(5000), '5s');
+  assert.equal(left(0), 'expired');
+  // From many points, stepping by 250 ms: the text holds until untilChangesAt and changes right at it.
+  for (const start of [3 * 3_600_000 + 1234, 3_600_000 + 30_500, 59 * 60_000 + 999, 11 * 60_000 + 17, 10 * 60_000 + 400, 9 * 60_000 + 30_001, 61_000]) {
+    let now = t - start;
+    for (let n = 0; n < 40 && now < t; n++) {
+      const at = untilChangesAt(iso, now);
+      assert.ok(at > now, `${start}: the change is ahead`);
+      const text = until(iso, now);
+      for (let x = now; x < at; x += 250) assert.equal(until(iso, x), text, `${start}: changed before ${at - t}`);
+      assert.equal(until(iso, at - 1), text, `${start}: changed before ${at - t}`);
+      assert.notEqual(until(iso, at), text, `${start}: no change at ${at - t}`);
+      now = at;
+    }
+  }
+  // Under an hour but over ten minutes: one wake-up a minute, not one a second.
+  const now = t - (42 * 60_000 + 13_000);
+  assert.equal(untilChangesAt(iso, now) - now, 13_001);
+  assert.equal(countdownChangesAt(t, now) - now, 1);
 });

@@ -3,6 +3,7 @@
  * Every untrusted string goes through `clean` before it is measured or drawn.
  */
 import { formatDuration } from '../core/duration.js';
+import { TTL_WARN_MS } from '../core/expiry.js';
 import { createRequire } from 'node:module';
 import stringWidth from 'string-width';
 import { sanitizeLine } from '../core/text.js';
@@ -149,13 +150,19 @@ export function since(iso: string | undefined, nowMs: number): string {
   return formatDuration(Math.max(0, nowMs - t));
 }
 
-/** Time until an ISO timestamp (`expired` once past, `-` when none). */
+/**
+ * Time until an ISO timestamp (`expired` once past, `-` when none): the table's EXPIRES cell. Seconds
+ * show only in the last TTL_WARN_MS (10 minutes), where the warning banner counts down too; before
+ * that whole minutes ("42m", not "42m13s"), so a cluster with under an hour left does not make every
+ * session redraw every second.
+ */
 export function until(iso: string | undefined, nowMs: number): string {
   if (!iso) return '-';
   const t = Date.parse(iso);
   if (!Number.isFinite(t)) return '-';
   const left = t - nowMs;
-  return left <= 0 ? 'expired' : formatDuration(left);
+  if (left <= 0) return 'expired';
+  return formatDuration(left >= TTL_WARN_MS ? Math.floor(left / 60_000) * 60_000 : left);
 }
 
 /** The step (s) in which formatDuration shows `s` seconds: hours past a day, minutes past an hour, else seconds. */
@@ -167,15 +174,22 @@ function shownStep(s: number): number {
 export function untilChangesAt(iso: string | undefined, nowMs: number): number {
   if (!iso) return Infinity;
   const t = Date.parse(iso);
-  return Number.isFinite(t) ? countdownChangesAt(t, nowMs) : Infinity;
+  if (!Number.isFinite(t)) return Infinity;
+  // Whole minutes down to the warning window (see until), then as the countdown.
+  return t - nowMs >= TTL_WARN_MS ? changesAt(t, nowMs, (s) => Math.max(60, shownStep(s))) : countdownChangesAt(t, nowMs);
 }
 
 /** When formatDuration(t - nowMs) (`expired` once past) next reads differently after `nowMs`. */
 export function countdownChangesAt(t: number, nowMs: number): number {
+  return changesAt(t, nowMs, shownStep);
+}
+
+/** When a countdown to `t` shown in steps of `stepOf(seconds left)` seconds next reads differently. */
+function changesAt(t: number, nowMs: number, stepOf: (s: number) => number): number {
   const left = t - nowMs;
   if (left <= 0) return Infinity;
   const s = Math.floor(left / 1000);
-  const step = shownStep(s);
+  const step = stepOf(s);
   // The text holds while left >= the last step boundary at or below it; it changes just after.
   return t - Math.floor(s / step) * step * 1000 + 1;
 }
