@@ -6,47 +6,10 @@
 import assert from 'node:assert/strict';
 import { mock, test } from 'node:test';
 import { PassThrough } from 'node:stream';
-import type { Principal } from '../src/commands/index.js';
-import type { SessionBackend, VerbResult } from '../src/commands/session.js';
-import type { Cluster } from '../src/core/types.js';
-import type { Snapshot } from '../src/core/feed.js';
 import { TuiApp } from '../src/tui/app.js';
 import { capSize, MAX_SIZE } from '../src/tui/layout.js';
 import { RENDER_BUDGET, RenderScheduler } from '../src/tui/scheduler.js';
-
-function cluster(name: string): Cluster {
-  return {
-    name,
-    provider: 'k3d',
-    servers: 1,
-    agents: 0,
-    httpPort: 8080,
-    httpsPort: 8443,
-    apiPort: 6443,
-    owner: 'alice',
-    createdAt: '2026-01-01T00:00:00.000Z',
-    desired: 'present',
-    actual: 'running',
-    kubeContext: `k3d-${name}`,
-    kubeconfig: `/tmp/${name}.yaml`,
-    updatedAt: '2026-01-01T00:00:00.000Z',
-  };
-}
-
-class Backend implements SessionBackend {
-  readonly principal: Principal = { user: 'alice', role: 'admin', source: 'test' };
-  readonly host = 'devbox';
-  async subscribe(): Promise<{ snapshot: Snapshot; unsubscribe: () => void }> {
-    return { snapshot: { seq: 1, clusters: [cluster('alpha'), cluster('beta')], tasks: [], sessions: [] }, unsubscribe: () => undefined };
-  }
-  async run(): Promise<VerbResult> {
-    return { code: 0, out: '{"lines":[]}\n', err: '' };
-  }
-  may(): boolean {
-    return true;
-  }
-  close(): void {}
-}
+import { cluster, FakeBackend } from './tui-fakes.js';
 
 /** A TuiApp on a stream pair; `clears` counts the terminal clears blessed sends on a reflow. */
 function open(t: { after(fn: () => void): void }, cols: number, rows: number, extra: Partial<ConstructorParameters<typeof TuiApp>[0]> = {}) {
@@ -54,7 +17,15 @@ function open(t: { after(fn: () => void): void }, cols: number, rows: number, ex
   const output = Object.assign(new PassThrough(), { isTTY: true, columns: cols, rows });
   let bytes = '';
   output.on('data', (d: Buffer) => (bytes += d.toString('latin1')));
-  const app = new TuiApp({ input: input as never, output: output as never, columns: cols, rows, backend: new Backend(), onExit: () => undefined, ...extra });
+  const app = new TuiApp({
+    input: input as never,
+    output: output as never,
+    columns: cols,
+    rows,
+    backend: new FakeBackend([cluster('alpha'), cluster('beta')]),
+    onExit: () => undefined,
+    ...extra,
+  });
   t.after(() => app.close());
   return { app, output, clears: () => bytes.split('\x1b[2J').length - 1 };
 }

@@ -9,10 +9,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { PassThrough } from 'node:stream';
 import xterm from '@xterm/headless';
-import type { Principal } from '../src/commands/index.js';
-import type { SessionBackend, VerbResult } from '../src/commands/session.js';
-import type { Cluster, Task } from '../src/core/types.js';
-import type { EngineEvent, EngineEventInput, Snapshot } from '../src/core/feed.js';
+import type { Task } from '../src/core/types.js';
+import { cluster, FakeBackend as Backend } from './tui-fakes.js';
 
 // This test is the check of the shared path itself: rendering every shared frame again (the
 // verification mode npm test turns on for the other suites) would never let a session go without its grids.
@@ -21,26 +19,6 @@ const { TuiApp } = await import('../src/tui/app.js');
 const { sharedFrames, spareCells } = await import('../src/tui/frames.js');
 
 const { Terminal } = xterm;
-
-function cluster(name: string, over: Partial<Cluster> = {}): Cluster {
-  return {
-    name,
-    provider: 'k3d',
-    servers: 1,
-    agents: 0,
-    httpPort: 8080,
-    httpsPort: 8443,
-    apiPort: 6443,
-    owner: 'alice',
-    createdAt: '2026-01-01T00:00:00.000Z',
-    desired: 'present',
-    actual: 'running',
-    kubeContext: `k3d-${name}`,
-    kubeconfig: `/tmp/${name}.yaml`,
-    updatedAt: '2026-01-01T00:00:00.000Z',
-    ...over,
-  };
-}
 
 function queued(id: string, name: string): Task {
   return {
@@ -55,29 +33,6 @@ function queued(id: string, name: string): Task {
     notes: [],
     logLines: 0,
   };
-}
-
-class Backend implements SessionBackend {
-  readonly principal: Principal = { user: 'alice', role: 'admin', source: 'test' };
-  readonly host = 'devbox';
-  readonly listeners = new Set<(e: EngineEvent) => void>();
-  seq = 5;
-  constructor(private readonly clusters: Cluster[]) {}
-  async subscribe(l: (e: EngineEvent) => void): Promise<{ snapshot: Snapshot; unsubscribe: () => void }> {
-    this.listeners.add(l);
-    return { snapshot: { seq: this.seq, clusters: structuredClone(this.clusters), tasks: [], sessions: [] }, unsubscribe: () => void this.listeners.delete(l) };
-  }
-  async run(): Promise<VerbResult> {
-    return { code: 0, out: '{"lines":[]}\n', err: '' };
-  }
-  may(): boolean {
-    return true;
-  }
-  close(): void {}
-  push(e: EngineEventInput): void {
-    const ev = { ...e, seq: ++this.seq };
-    for (const l of [...this.listeners]) l(ev);
-  }
 }
 
 /** One session: a TuiApp whose output feeds a headless terminal. */

@@ -7,62 +7,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { PassThrough } from 'node:stream';
-import type { Principal } from '../src/commands/index.js';
-import type { SessionBackend, VerbResult } from '../src/commands/session.js';
 import type { Cluster, Task } from '../src/core/types.js';
-import type { EngineEvent, EngineEventInput, Snapshot } from '../src/core/feed.js';
 import { TuiApp } from '../src/tui/app.js';
 import { cachedClusterRow, clusterColumns, clusterRow } from '../src/tui/model.js';
 import { sharedTerminfoCount } from '../src/tui/terminfo.js';
-
-function cluster(name: string, over: Partial<Cluster> = {}): Cluster {
-  return {
-    name,
-    provider: 'k3d',
-    servers: 1,
-    agents: 0,
-    httpPort: 8080,
-    httpsPort: 8443,
-    apiPort: 6443,
-    owner: 'alice',
-    createdAt: '2026-01-01T00:00:00.000Z',
-    desired: 'present',
-    actual: 'running',
-    kubeContext: `k3d-${name}`,
-    kubeconfig: `/tmp/${name}.yaml`,
-    updatedAt: '2026-01-01T00:00:00.000Z',
-    ...over,
-  };
-}
+import { cluster, FakeBackend as Backend } from './tui-fakes.js';
 
 function running(id: string, name: string): Task {
   const at = new Date().toISOString();
   return { id, kind: 'create', cluster: name, user: 'alice', state: 'running', progress: 10, steps: [], createdAt: at, startedAt: at, notes: [], logLines: 0 };
-}
-
-/** A backend whose snapshot is ready at once (like a LocalSession in the daemon). */
-class Backend implements SessionBackend {
-  readonly principal: Principal = { user: 'alice', role: 'admin', source: 'test' };
-  readonly host = 'devbox';
-  readonly listeners = new Set<(e: EngineEvent) => void>();
-  seq = 5;
-  constructor(private readonly clusters: Cluster[]) {}
-  async subscribe(l: (e: EngineEvent) => void): Promise<{ snapshot: Snapshot; unsubscribe: () => void }> {
-    this.listeners.add(l);
-    const snapshot: Snapshot = { seq: this.seq, clusters: structuredClone(this.clusters), tasks: [], sessions: [] };
-    return { snapshot, unsubscribe: () => void this.listeners.delete(l) };
-  }
-  async run(): Promise<VerbResult> {
-    return { code: 0, out: '{"lines":[]}\n', err: '' };
-  }
-  may(): boolean {
-    return true;
-  }
-  close(): void {}
-  push(e: EngineEventInput): void {
-    const ev = { ...e, seq: ++this.seq };
-    for (const l of [...this.listeners]) l(ev);
-  }
 }
 
 interface Opened {
