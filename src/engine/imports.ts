@@ -12,7 +12,8 @@ import { kubeContextFor } from '../core/names.js';
 import { PORT_MAX, type PortKind } from '../core/ports.js';
 import { flagOf, MIN_CLUSTER_PORT } from '../core/spec.js';
 import { sanitizeLine } from '../core/text.js';
-import type { Cluster } from '../core/types.js';
+import type { AuditEvent, Cluster } from '../core/types.js';
+import { StateWriteError, type StateData } from '../store/state.js';
 import { adoptCall } from '../provision/scripts.js';
 import type { Admission } from './admission.js';
 import { clone, now, type Actor, type EngineContext } from './context.js';
@@ -32,6 +33,32 @@ const csvField = (k: PortKind): string => (k === 'httpPort' ? 'http_port' : k ==
 
 /** Work an import does between two yields to the event loop, so other requests are served meanwhile. */
 const IMPORT_SLICE_MS = 10;
+
+/**
+ * Records new clusters and their audit event in one write. When the write fails they are taken out of
+ * memory again before the store retries it (the retry must not save what the caller is told failed),
+ * and the caller gets "not done" with the reason.
+ */
+async function recordAdded(ctx: EngineContext, added: Cluster[], audit: (d: StateData) => void): Promise<void> {
+  let event: AuditEvent | undefined;
+  try {
+    await ctx.store.update((d) => {
+      d.clusters.push(...added);
+      audit(d);
+      event = d.audit[d.audit.length - 1];
+    });
+  } catch (e) {
+    const d = ctx.store.data;
+    for (const c of added) {
+      const i = d.clusters.indexOf(c);
+      if (i >= 0) d.clusters.splice(i, 1);
+    }
+    const ai = event ? d.audit.lastIndexOf(event) : -1;
+    if (ai >= 0) d.audit.splice(ai, 1);
+    const why = e instanceof StateWriteError ? e.reason : (e as Error).message;
+    throw failed(`${added.map((c) => c.name).join(', ')}: not done: ${why}`);
+  }
+}
 
 export class Imports {
   constructor(
@@ -121,10 +148,12 @@ export class Imports {
           options: { route: true, register: [] },
           updatedAt: at,
         };
-        await ctx.store.update((d) => {
-          d.clusters.push(c);
-          ctx.audit(d, actor, 'adopt', name, 'ok');
-        });
+        try {
+          await recordAdded(ctx, [c], (d) => ctx.audit(d, actor, 'adopt', name, 'ok'));
+        } catch (e) {
+          await rm(kubeconfig, { force: true });
+          throw e;
+        }
         ctx.emitCluster(name);
         return clone(c);
       } finally {
@@ -196,10 +225,7 @@ export class Imports {
         }
       }
       if (added.length) {
-        await ctx.store.update((d) => {
-          d.clusters.push(...added);
-          ctx.audit(d, actor, 'import-csv', added.map((c) => c.name).join(','), 'ok');
-        });
+        await recordAdded(ctx, added, (d) => ctx.audit(d, actor, 'import-csv', added.map((c) => c.name).join(','), 'ok'));
         for (const c of added) ctx.feed.emit({ type: 'cluster', cluster: clone(c) });
         this.recovery.recheckAll(added.map((c) => c.name));
       }

@@ -113,7 +113,7 @@ export class Recovery {
     const ctx = this.ctx;
     const todo = names.slice();
     const worker = async () => {
-      for (let name = todo.shift(); name !== undefined && !ctx.stopping; name = todo.shift()) await this.recheck(name, null).catch(() => undefined);
+      for (let name = todo.shift(); name !== undefined && !ctx.stopping; name = todo.shift()) await this.recheck(name, null);
     };
     const all = Promise.all(Array.from({ length: Math.min(ctx.cfg.concurrency, todo.length) }, worker)).then(() => undefined);
     // Counted as a re-check, so idle() and shutdown wait for the whole batch.
