@@ -32,8 +32,10 @@ export interface FrameState {
   snap: GridSnapshot | null;
 }
 
-type Cell = [number, string];
-type Grid = (Cell[] & { dirty?: boolean })[];
+/** One cell of blessed's grids: attribute and character. */
+export type Cell = [number, string];
+/** One of blessed's cell grids (`lines`, `olines`), lines flagged dirty. */
+export type Grid = (Cell[] & { dirty?: boolean })[];
 interface ScreenGrids {
   lines: Grid;
   olines: Grid;
@@ -61,7 +63,7 @@ const spare: Cell[] = [];
 const MAX_SPARE_CELLS = 2 * 2 * 300 * 120;
 
 /** A cell holding (attr, ch): a spare one if any. */
-export function takeCell(attr: number, ch: string): Cell {
+function takeCell(attr: number, ch: string): Cell {
   const c = spare.pop();
   if (!c) return [attr, ch];
   c[0] = attr;
@@ -70,13 +72,13 @@ export function takeCell(attr: number, ch: string): Cell {
 }
 
 /** Sets an array of cells (a line) to `n` cells, keeping the ones it cuts off as spares. */
-export function cutLine(line: Cell[], n: number): void {
+function cutLine(line: Cell[], n: number): void {
   for (let i = n; i < line.length && spare.length < MAX_SPARE_CELLS; i++) spare.push(line[i]!);
   if (line.length > n) line.length = n;
 }
 
 /** Sets a grid to `rows` lines, keeping the cells of the lines it cuts off as spares. */
-export function cutGrid(grid: Cell[][], rows: number): void {
+function cutGrid(grid: Cell[][], rows: number): void {
   for (let y = rows; y < grid.length; y++) cutLine(grid[y]!, 0);
   if (grid.length > rows) grid.length = rows;
 }
@@ -123,11 +125,19 @@ export function dropGrids(screen: Widgets.Screen): void {
 
 /** Puts a snapshot back into a screen's grids (same size), every line clean, as right after a frame. */
 export function restoreGrids(screen: Widgets.Screen, snap: GridSnapshot): void {
+  fillGrids(screen, snap.cols, snap.rows, snap);
+}
+
+/**
+ * Sets both grids of a screen to `cols` x `rows`, every line clean: each cell from `snap` (same
+ * size), or blank without one. Cells already there are reused; the difference is taken from the
+ * spare cells or given to them.
+ */
+export function fillGrids(screen: Widgets.Screen, cols: number, rows: number, snap: GridSnapshot | null): void {
   const s = screen as unknown as ScreenGrids;
-  const { cols, rows } = snap;
   for (const [grid, attrs, chars] of [
-    [s.lines, snap.attrs, snap.chars],
-    [s.olines, snap.oattrs, snap.ochars],
+    [s.lines, snap?.attrs, snap?.chars],
+    [s.olines, snap?.oattrs, snap?.ochars],
   ] as const) {
     cutGrid(grid, rows);
     for (let y = 0; y < rows; y++) {
@@ -135,11 +145,13 @@ export function restoreGrids(screen: Widgets.Screen, snap: GridSnapshot): void {
       cutLine(line, cols);
       for (let x = 0; x < cols; x++) {
         const i = y * cols + x;
+        const a = attrs ? attrs[i]! : s.dattr;
+        const ch = chars ? chars[i]! : ' ';
         const c = line[x];
         if (c) {
-          c[0] = attrs[i]!;
-          c[1] = chars[i]!;
-        } else line[x] = takeCell(attrs[i]!, chars[i]!);
+          c[0] = a;
+          c[1] = ch;
+        } else line[x] = takeCell(a, ch);
       }
       line.dirty = false;
     }

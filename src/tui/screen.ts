@@ -4,7 +4,7 @@
  * changes, reflow() applies the last one in the next frame; regrid() is blessed's alloc() without garbage).
  */
 import type { Widgets } from 'blessed';
-import { cutGrid, cutLine, takeCell } from './frames.js';
+import { fillGrids, type Grid } from './frames.js';
 import { capSize } from './layout.js';
 import type { AppState } from './state.js';
 
@@ -24,33 +24,14 @@ export function removeListeners(e: NodeJS.EventEmitter, added: Listeners): void 
   for (const [n, l] of added) e.removeListener(n, l);
 }
 
-type Cell = [number, string];
-type Grid = (Cell[] & { dirty?: boolean })[];
-
 /**
  * blessed's screen.alloc() for a new size, without its garbage: alloc() makes two new arrays per
- * cell (72,000 at 300x120) on every reflow; this blanks the cells already there in place, takes the
- * difference from the spare cells (frames.ts) or gives it to them, then clears the terminal as alloc() does.
+ * cell (72,000 at 300x120) on every reflow; this blanks the cells already there in place (fillGrids:
+ * the difference comes from the spare cells or goes to them), then clears the terminal as alloc() does.
  */
 export function regrid(screen: Widgets.Screen, cols: number, rows: number): void {
-  const s = screen as unknown as { lines: Grid; olines: Grid; dattr: number; program: { clear(): void } };
-  const blank = s.dattr;
-  for (const grid of [s.lines, s.olines]) {
-    cutGrid(grid, rows);
-    for (let y = 0; y < rows; y++) {
-      const line = grid[y] ?? (grid[y] = []);
-      cutLine(line, cols);
-      for (let x = 0; x < cols; x++) {
-        const c = line[x];
-        if (c) {
-          c[0] = blank;
-          c[1] = ' ';
-        } else line[x] = takeCell(blank, ' ');
-      }
-      line.dirty = false;
-    }
-  }
-  s.program.clear();
+  fillGrids(screen, cols, rows, null);
+  (screen.program as unknown as { clear(): void }).clear();
 }
 
 /** blessed's default fg/bg in a cell's attribute (bits 9-17 and 0-8); attribute flags sit above bit 18. */
