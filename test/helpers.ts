@@ -404,6 +404,27 @@ export async function startTestSsh(w: World, engine: Engine, o: { users: string[
   };
 }
 
+/**
+ * The OpenSSH client options the tests start from: no config file or known-hosts file, never a
+ * prompt, only the key given with -i, and a connect timeout; callers append their own.
+ */
+export function sshClientOpts(connectTimeoutS = 10): string[] {
+  return [
+    '-F',
+    '/dev/null',
+    '-o',
+    'StrictHostKeyChecking=no',
+    '-o',
+    'UserKnownHostsFile=/dev/null',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'IdentitiesOnly=yes',
+    '-o',
+    `ConnectTimeout=${connectTimeoutS}`,
+  ];
+}
+
 /** Connects an ssh2 client; rejects with the client's error (or a close before ready). */
 export function sshConnect(port: number, cfg: Partial<ConnectConfig>): Promise<InstanceType<typeof ssh2.Client>> {
   return new Promise((resolvePromise, reject) => {

@@ -19,7 +19,7 @@ import type { Engine } from '../src/engine/engine.js';
 import type { Principal } from '../src/commands/index.js';
 import { viewerAccount, viewerManifest } from '../src/provision/access.js';
 import { Service } from '../src/commands/service.js';
-import { cli, freePort, makeWorld, startDaemon, startEngine, verb, type World } from './helpers.js';
+import { cli, freePort, makeWorld, sshClientOpts, startDaemon, startEngine, verb, type World } from './helpers.js';
 
 // ---- keys, users, certificate ----------------------------------------------------------------------
 
@@ -88,20 +88,7 @@ function selfSigned(): { key: string; cert: string } {
 
 // ---- harness ---------------------------------------------------------------------------------------
 
-const SSH_BASE = [
-  '-F',
-  '/dev/null',
-  '-o',
-  'StrictHostKeyChecking=no',
-  '-o',
-  'UserKnownHostsFile=/dev/null',
-  '-o',
-  'BatchMode=yes',
-  '-o',
-  'IdentitiesOnly=yes',
-  '-o',
-  'ConnectTimeout=10',
-];
+const SSH_BASE = sshClientOpts(10);
 
 interface Proc {
   code: number | null;

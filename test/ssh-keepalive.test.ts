@@ -9,7 +9,7 @@ import { rmSync } from 'node:fs';
 import { test } from 'node:test';
 import { configProblems, DEFAULT_CONFIG } from '../src/core/config.js';
 import { makeKeys } from './tui-harness.js';
-import { makeWorld, startDaemon } from './helpers.js';
+import { makeWorld, sshClientOpts, startDaemon } from './helpers.js';
 
 test('ssh.keepaliveSeconds and ssh.keepaliveCountMax: whole numbers >= 1', () => {
   const base = { ...DEFAULT_CONFIG, dataDir: '/d', scriptsDir: '/s', hooksDir: '/h' };
@@ -39,28 +39,9 @@ test('a frozen OpenSSH client is closed after the configured keepalive probes, a
   });
   await d.waitFor(/ssh listening on 127\.0\.0\.1:\d+/);
   const port = /ssh listening on 127\.0\.0\.1:(\d+)/.exec(d.output())![1]!;
-  const ssh = spawn(
-    'ssh',
-    [
-      '-tt',
-      '-i',
-      admin.path,
-      '-p',
-      port,
-      '-o',
-      'StrictHostKeyChecking=no',
-      '-o',
-      'UserKnownHostsFile=/dev/null',
-      '-o',
-      'IdentitiesOnly=yes',
-      '-o',
-      'BatchMode=yes',
-      '-o',
-      'ServerAliveInterval=0',
-      'kindler@127.0.0.1',
-    ],
-    { stdio: ['pipe', 'pipe', 'pipe'] },
-  );
+  const ssh = spawn('ssh', ['-tt', '-i', admin.path, '-p', port, ...sshClientOpts(10), '-o', 'ServerAliveInterval=0', 'kindler@127.0.0.1'], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   t.after(() => ssh.kill('SIGKILL'));
   await d.waitFor(/TUI session started/, 15_000);
   const frozenAt = Date.now();

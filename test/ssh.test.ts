@@ -20,7 +20,7 @@ import { FailureLimiter } from '../src/ssh/ratelimit.js';
 import { KindlerError } from '../src/core/errors.js';
 import type { Engine } from '../src/engine/engine.js';
 import { Service } from '../src/commands/service.js';
-import { makeWorld, startEngine, TwoFacedAgent, until, type World } from './helpers.js';
+import { makeWorld, sshClientOpts, startEngine, TwoFacedAgent, until, type World } from './helpers.js';
 
 const { Client, utils } = ssh2;
 
@@ -188,22 +188,7 @@ function emitterOf() {
   };
 }
 
-const SSH_BASE = [
-  '-F',
-  '/dev/null',
-  '-o',
-  'StrictHostKeyChecking=no',
-  '-o',
-  'UserKnownHostsFile=/dev/null',
-  '-o',
-  'BatchMode=yes',
-  '-o',
-  'IdentitiesOnly=yes',
-  '-o',
-  'LogLevel=ERROR',
-  '-o',
-  'ConnectTimeout=10',
-];
+const SSH_BASE = [...sshClientOpts(10), '-o', 'LogLevel=ERROR'];
 
 async function setup(
   t: import('node:test').TestContext,

@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_CONFIG } from '../../src/core/config.js';
 import { DEFAULT_SSH_LIMITS } from '../../src/ssh/server.js';
-import { makeTestKey, makeWorld, ROOT, sshConnect, sshExec, startEngine, startTestSsh, type TestSsh } from '../helpers.js';
+import { makeTestKey, makeWorld, ROOT, sshClientOpts, sshConnect, sshExec, startEngine, startTestSsh, type TestSsh } from '../helpers.js';
 
 const KEYS = mkdtempSync(join(tmpdir(), 'kindler-flood-keys-'));
 process.on('exit', () => rmSync(KEYS, { recursive: true, force: true }));
@@ -33,22 +33,7 @@ const ROUNDS = 31;
 /** The refusal delay for a marked address: the shipped default. LOGIN_FLOOD_DELAY_MS=0 shows the flood without it (for comparison; expected to exceed 1.5x). */
 const DELAY_MS = process.env.LOGIN_FLOOD_DELAY_MS !== undefined ? Number(process.env.LOGIN_FLOOD_DELAY_MS) : DEFAULT_CONFIG.ssh.rateLimit.delaySeconds * 1000;
 const WIDTH = 16;
-const SSH_BASE = [
-  '-F',
-  '/dev/null',
-  '-o',
-  'StrictHostKeyChecking=no',
-  '-o',
-  'UserKnownHostsFile=/dev/null',
-  '-o',
-  'BatchMode=yes',
-  '-o',
-  'IdentitiesOnly=yes',
-  '-o',
-  'LogLevel=ERROR',
-  '-o',
-  'ConnectTimeout=20',
-];
+const SSH_BASE = [...sshClientOpts(20), '-o', 'LogLevel=ERROR'];
 const note = (s: string) => process.stdout.write(`# ${s}\n`);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const range = (xs: number[]) => `${Math.min(...xs).toFixed(1)}-${Math.max(...xs).toFixed(1)}`;

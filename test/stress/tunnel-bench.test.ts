@@ -18,7 +18,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { connect as netConnect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cli, freePort, makeWorld, startDaemon } from '../helpers.js';
+import { cli, freePort, makeWorld, sshClientOpts, startDaemon } from '../helpers.js';
 
 const MB = Number(process.env.TUNNEL_BENCH_MB ?? 100);
 const SETUP_ROUNDS = Number(process.env.TUNNEL_BENCH_SETUPS ?? 10);
@@ -87,22 +87,7 @@ function standIn(port: number): Promise<{ close(): void }> {
   );
 }
 
-const SSH_BASE = [
-  '-F',
-  '/dev/null',
-  '-o',
-  'StrictHostKeyChecking=no',
-  '-o',
-  'UserKnownHostsFile=/dev/null',
-  '-o',
-  'BatchMode=yes',
-  '-o',
-  'IdentitiesOnly=yes',
-  '-o',
-  'ExitOnForwardFailure=yes',
-  '-o',
-  'ConnectTimeout=20',
-];
+const SSH_BASE = [...sshClientOpts(20), '-o', 'ExitOnForwardFailure=yes'];
 
 /** Spawns `ssh -v -N -L 127.0.0.1:lp:dest`, resolves with the process once it listens. */
 async function tunnel(key: string, user: string, port: number, dest: string): Promise<{ proc: ChildProcess; lp: number; t0: number }> {
