@@ -25,7 +25,8 @@ import { LocalSession } from '../src/commands/session.js';
 import { RESERVED_NAMES } from '../src/core/names.js';
 import type { Engine } from '../src/engine/engine.js';
 import { keyId } from '../src/tui/keys.js';
-import { CREATE_FIELDS, CreateForm, verbError } from '../src/tui/forms.js';
+import { verbErrorOf } from '../src/commands/argv-api.js';
+import { CREATE_FIELDS, CreateForm, errorOf } from '../src/tui/forms.js';
 import { openTui } from '../src/tui/index.js';
 import { ALICE, makeTestKey, makeWorld, sshConnect, sshExec, startEngine, startTestSsh, type World } from './helpers.js';
 
@@ -552,7 +553,7 @@ test(`${FORM_N} key sequences through the create form: fields hold printable tex
     }
     const problem = judge({ argv, invalid: true }, res.code, res.out, res.err);
     if (problem) assert.fail(`seed ${SEED}, form #${i}: ${problem}\nargv: ${show(JSON.stringify(argv))}\nstderr: ${show(res.err)}`);
-    const e = verbError(res.out, res.err);
+    const e = errorOf(verbErrorOf(res));
     form.fail(e.message, e.field);
     const lines = form.lines().join('\n');
     const bad = controlIn(lines, '\n');

@@ -6,7 +6,8 @@ import { mock, test } from 'node:test';
 import { KindlerError } from '../src/core/errors.js';
 import type { Cluster, Task } from '../src/core/types.js';
 import type { EngineEvent } from '../src/core/feed.js';
-import { CreateForm, DeletePrompt, LineInput, verbError } from '../src/tui/forms.js';
+import { verbErrorOf } from '../src/commands/argv-api.js';
+import { CreateForm, DeletePrompt, errorOf, LineInput } from '../src/tui/forms.js';
 import { fitHints, keyId, mainHints, type HintContext } from '../src/tui/keys.js';
 import { computeLayout, tooSmallText } from '../src/tui/layout.js';
 import { LogBuffer } from '../src/tui/logbuffer.js';
@@ -286,6 +287,7 @@ test('line input ignores control characters; verbError prefers the JSON error', 
   i.edit('{', '{', undefined);
   assert.equal(i.value, 'a{');
   assert.equal(i.show(false), 'a{open}');
+  const verbError = (out: string, err: string) => errorOf(verbErrorOf({ code: 1, out, err }));
   assert.deepEqual(verbError('{"error":{"message":"x: bad","field":"x"}}\n', 'error: other\n'), { message: 'x: bad', field: 'x' });
   assert.deepEqual(verbError('', 'error: name: required\n'), { message: 'name: required' });
 });

@@ -127,22 +127,6 @@ export function createProblems(values: Record<string, string>, provider: string)
   return out;
 }
 
-/** Pulls the one-line reason out of a failed verb's output (`--json` error object, else stderr). */
-export function verbError(out: string, err: string): { message: string; field?: string } {
-  for (const line of out.split('\n')) {
-    try {
-      const j = JSON.parse(line) as { error?: { message?: unknown; field?: unknown } };
-      if (j && j.error && typeof j.error.message === 'string') {
-        return { message: plain(j.error.message, 300), ...(typeof j.error.field === 'string' ? { field: j.error.field } : {}) };
-      }
-    } catch {
-      /* not JSON */
-    }
-  }
-  const first = err.split('\n').find((l) => l.trim() !== '') ?? 'failed';
-  return { message: plain(first.replace(/^error:\s*/, ''), 300) };
-}
-
 /** The one-line reason of a failed call (a KindlerError's message, and its field when it names one). */
 export function errorOf(e: unknown): { message: string; field?: string } {
   if (e instanceof KindlerError) return { message: plain(e.message, 300), ...(e.field ? { field: e.field } : {}) };
