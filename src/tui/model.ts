@@ -341,15 +341,6 @@ export function cachedClusterRow(c: Cluster, cols: Column[], nowMs: number, cols
   return row;
 }
 
-/** Whether any of these clusters shows a time that changes by itself (an expiry still ahead; `expired` stays put). */
-export function hasTimedCells(clusters: Iterable<Cluster>, nowMs = Date.now()): boolean {
-  for (const c of clusters) {
-    const at = c.expiresAt ? Date.parse(c.expiresAt) : NaN;
-    if (Number.isFinite(at) && at > nowMs) return true;
-  }
-  return false;
-}
-
 const KIND_SHORT: Record<string, string> = { 'import-image': 'import' };
 
 /** One active task as a line: id, kind, cluster, bar, percent, elapsed, who, step. */
