@@ -587,6 +587,7 @@ test("applyRecheck: the provider's answer (or none) against the record", () => {
     status: ProviderStatus | null;
     problem?: string;
     create?: Pick<Task, 'id' | 'cleanup'>;
+    interrupted?: Pick<Task, 'id' | 'kind'>;
     want: Partial<Cluster> | 'removed';
   }[] = [
     {
@@ -606,6 +607,24 @@ test("applyRecheck: the provider's answer (or none) against the record", () => {
         actual: 'failed',
         lastError: 'a delete did not finish; the provider reports the cluster degraded, 1 of 1 nodes running (kindler delete dev removes it)',
       },
+    },
+    {
+      name: 'degraded after a task was cut short (a queued delete put desired back)',
+      c: { actual: 'unknown' },
+      status: st('degraded', 1, 1),
+      interrupted: { id: 't-9', kind: 'delete' },
+      want: {
+        actual: 'failed',
+        lastError:
+          'delete task t-9 was interrupted; the provider reports the cluster degraded, 1 of 1 nodes running (kindler start dev or a reconcile brings it up; kindler delete dev removes it)',
+      },
+    },
+    {
+      name: 'running after a task was cut short',
+      c: { actual: 'unknown', lastError: 'x' },
+      status: st('running'),
+      interrupted: { id: 't-9', kind: 'stop' },
+      want: { actual: 'running', lastError: 'x' },
     },
     { name: 'absent, meant absent: removed', c: { desired: 'absent', actual: 'deleting' }, status: st('absent'), want: 'removed' },
     { name: 'absent, meant present', c: { actual: 'unknown' }, status: st('absent'), want: { actual: 'absent' } },
@@ -634,7 +653,7 @@ test("applyRecheck: the provider's answer (or none) against the record", () => {
   ];
   for (const row of rows) {
     const c = rec(row.c);
-    const got = applyRecheck(c, row.status, row.problem, row.create ?? null, AT);
+    const got = applyRecheck(c, row.status, row.problem, row.create ?? null, AT, row.interrupted ?? null);
     assert.equal(got.remove, row.want === 'removed', row.name);
     if (row.want !== 'removed') assert.deepEqual(c, rec({ ...row.c, ...row.want, updatedAt: AT }), row.name);
   }

@@ -239,6 +239,8 @@ export function applyRecheck(
   problem: string | undefined,
   interruptedCreate: Pick<Task, 'id' | 'cleanup'> | null,
   at: string,
+  /** The task a crash or shutdown cut short on this cluster, if any (of any kind). */
+  interrupted: Pick<Task, 'id' | 'kind'> | null = null,
 ): { remove: boolean } {
   r.updatedAt = at;
   if (!status) {
@@ -256,10 +258,15 @@ export function applyRecheck(
     r.lastError = `create task ${interruptedCreate.id} was interrupted; the provider reports the cluster ${status.state} (kindler delete ${r.name} removes it)`;
     return { remove: false };
   }
-  if (status.state === 'degraded' && r.desired === 'absent') {
-    // A delete that did not finish left part of the cluster: a settled, visible failure, never a lasting "unknown".
+  if (status.state === 'degraded' && (r.desired === 'absent' || interrupted)) {
+    // A task cut short (or a delete that did not finish) left part of the cluster: a settled, visible
+    // failure, never a lasting "unknown".
     r.actual = 'failed';
-    r.lastError = `a delete did not finish; the provider reports the cluster degraded, ${status.running} of ${status.nodes} nodes running (kindler delete ${r.name} removes it)`;
+    const report = `the provider reports the cluster degraded, ${status.running} of ${status.nodes} nodes running`;
+    r.lastError =
+      r.desired === 'absent'
+        ? `a delete did not finish; ${report} (kindler delete ${r.name} removes it)`
+        : `${interrupted!.kind} task ${interrupted!.id} was interrupted; ${report} (kindler start ${r.name} or a reconcile brings it up; kindler delete ${r.name} removes it)`;
     return { remove: false };
   }
   r.actual = status.state === 'degraded' ? 'unknown' : status.state;

@@ -67,8 +67,11 @@ export class Recovery {
     return status;
   }
 
-  /** Re-checks a cluster's actual state in the background; `interruptedCreate` marks a half-done create. */
-  recheck(name: string, interruptedCreate: Task | null): Promise<void> {
+  /**
+   * Re-checks a cluster's actual state in the background; `interruptedCreate` marks a half-done create,
+   * `interrupted` the task (of any kind) a crash or shutdown cut short on it.
+   */
+  recheck(name: string, interruptedCreate: Task | null, interrupted: Task | null = null): Promise<void> {
     const ctx = this.ctx;
     const c = ctx.cluster(name);
     if (!c) return Promise.resolve();
@@ -99,7 +102,7 @@ export class Recovery {
       await ctx.save(`re-check of cluster ${name}`, (d) => {
         const r = d.clusters.find((x) => x.name === name);
         if (!r || ctx.active.has(name)) return;
-        if (applyRecheck(r, status, problem, interruptedCreate, now()).remove) d.clusters.splice(d.clusters.indexOf(r), 1);
+        if (applyRecheck(r, status, problem, interruptedCreate, now(), interrupted).remove) d.clusters.splice(d.clusters.indexOf(r), 1);
       });
       ctx.emitCluster(name);
     })().catch((e: Error) => ctx.log('error', `re-check of cluster ${name} failed: ${e.stack ?? e.message}`));
@@ -196,7 +199,7 @@ export class Recovery {
     for (const c of d.clusters) if (c.actual === 'creating' || c.actual === 'deleting' || c.actual === 'unknown') again.add(c.name);
     for (const name of again) {
       const t = unfinished.filter((x) => x.cluster === name).pop();
-      if (t) void this.recheck(name, t.kind === 'create' && t.steps.length > 0 ? t : null);
+      if (t) void this.recheck(name, t.kind === 'create' && t.steps.length > 0 ? t : null, t);
       else void this.recheck(name, cutShort(ctx.cluster(name)));
     }
   }
